@@ -1,0 +1,163 @@
+import { DurableExecutionError } from './durable-execution.error.js';
+
+/** What ended a run, as stored and as shown by `describe()`. */
+export interface RunErrorInfo {
+  name: string;
+  message: string;
+  step?: string;
+  phase?: 'step' | 'compensation';
+}
+
+/** A workflow class or step is declared wrongly. Thrown at bootstrap, or when a run reaches a step that no longer exists. */
+export class WorkflowDefinitionError extends DurableExecutionError {
+  readonly code = 'CAIRN_WORKFLOW_DEFINITION' as const;
+}
+
+/** `start()` named a workflow that no `@Workflow` class registers. */
+export class UnknownWorkflowError extends DurableExecutionError {
+  readonly code = 'CAIRN_UNKNOWN_WORKFLOW' as const;
+  constructor(readonly workflow: string, known: string[]) {
+    super(
+      `Unknown workflow "${workflow}". Registered workflows: ${known.length ? known.map((k) => `"${k}"`).join(', ') : '(none)'}. ` +
+        'Decorate the class with @Workflow() and list it in a module\'s providers.',
+    );
+  }
+}
+
+/** No run has this id. */
+export class RunNotFoundError extends DurableExecutionError {
+  readonly code = 'CAIRN_RUN_NOT_FOUND' as const;
+  constructor(readonly runId: string) {
+    super(`Run "${runId}" not found.`);
+  }
+}
+
+/** `start()` with `conflictPolicy: 'fail'` and an id that already exists. */
+export class RunAlreadyExistsError extends DurableExecutionError {
+  readonly code = 'CAIRN_RUN_ALREADY_EXISTS' as const;
+  constructor(readonly runId: string) {
+    super(
+      `Run "${runId}" already exists. Use conflictPolicy 'use-existing' to get its handle, or 'terminate-existing' to replace it.`,
+    );
+  }
+}
+
+/** A run ended `failed` or `compensated`; `cause` is the run's error. */
+export class WorkflowFailedError extends DurableExecutionError {
+  readonly code = 'CAIRN_WORKFLOW_FAILED' as const;
+  readonly step?: string;
+  override readonly cause: RunErrorInfo;
+  constructor(readonly runId: string, error: RunErrorInfo, readonly status: 'failed' | 'compensated' = 'failed') {
+    super(
+      `Run "${runId}" ${status === 'compensated' ? 'failed and was compensated' : 'failed'}` +
+        `${error.step ? ` at step "${error.step}"${error.phase === 'compensation' ? ' (compensation)' : ''}` : ''}: ${error.name}: ${error.message}`,
+    );
+    this.step = error.step;
+    this.cause = error;
+  }
+}
+
+/** A run was cancelled. */
+export class WorkflowCancelledError extends DurableExecutionError {
+  readonly code = 'CAIRN_WORKFLOW_CANCELLED' as const;
+  constructor(readonly runId: string) {
+    super(`Run "${runId}" was cancelled.`);
+  }
+}
+
+/** An attempt of a step ran past the step's `timeout`. */
+export class StepTimeoutError extends DurableExecutionError {
+  readonly code = 'CAIRN_STEP_TIMEOUT' as const;
+  constructor(readonly step: string, readonly timeoutMs: number) {
+    super(`Step "${step}" timed out after ${timeoutMs} ms.`);
+  }
+}
+
+/** A `Flow.waitForSignal` passed its timeout without the signal. */
+export class SignalTimeoutError extends DurableExecutionError {
+  readonly code = 'CAIRN_SIGNAL_TIMEOUT' as const;
+  constructor(readonly step: string, readonly signal: string) {
+    super(`Step "${step}" waited for signal "${signal}" past its timeout.`);
+  }
+}
+
+/** Throw from a step to fail it at once, without the remaining retry attempts. */
+export class NonRetryableError extends DurableExecutionError {
+  readonly code = 'CAIRN_NON_RETRYABLE' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The run has ended; it cannot be signalled, paused, resumed or cancelled. */
+export class RunNotActiveError extends DurableExecutionError {
+  readonly code = 'CAIRN_RUN_NOT_ACTIVE' as const;
+  constructor(readonly runId: string, readonly status: string, action: string) {
+    super(`Cannot ${action} run "${runId}": it has ended (status "${status}").`);
+  }
+}
+
+/** The run is not in a state that allows the request (e.g. `retry` of a run that is not `failed`). */
+export class InvalidRunStateError extends DurableExecutionError {
+  readonly code = 'CAIRN_INVALID_RUN_STATE' as const;
+  constructor(readonly runId: string, readonly status: string, message: string) {
+    super(message);
+  }
+}
+
+/** An argument is malformed (run id, list limit, cursor, duration …). */
+export class InvalidArgumentError extends DurableExecutionError {
+  readonly code = 'CAIRN_INVALID_ARGUMENT' as const;
+}
+
+/** `handle.result({ timeout })` passed its timeout; the run goes on. */
+export class ResultTimeoutError extends DurableExecutionError {
+  readonly code = 'CAIRN_RESULT_TIMEOUT' as const;
+  constructor(readonly runId: string, readonly timeoutMs: number) {
+    super(`Run "${runId}" did not finish within ${timeoutMs} ms (it goes on).`);
+  }
+}
+
+/** A value could not be stored: it holds something that cannot be serialized and restored. */
+export class SerializationError extends DurableExecutionError {
+  readonly code = 'CAIRN_SERIALIZATION' as const;
+  constructor(message: string, readonly step?: string) {
+    super(message);
+  }
+}
+
+/** A serialized input, output or signal payload is larger than `maxPayloadBytes`. */
+export class PayloadTooLargeError extends DurableExecutionError {
+  readonly code = 'CAIRN_PAYLOAD_TOO_LARGE' as const;
+  constructor(readonly what: string, readonly bytes: number, readonly maxBytes: number) {
+    super(`${what} is ${bytes} bytes serialized, over maxPayloadBytes (${maxBytes}). Store large data elsewhere and pass a reference.`);
+  }
+}
+
+/** A run made more step transitions (e.g. through a `Flow.goto` loop) than `maxTransitions` allows. */
+export class MaxTransitionsExceededError extends DurableExecutionError {
+  readonly code = 'CAIRN_MAX_TRANSITIONS' as const;
+}
+
+/** A run kept being recovered after crashes without making progress. */
+export class RecoveryLimitError extends DurableExecutionError {
+  readonly code = 'CAIRN_RECOVERY_LIMIT' as const;
+}
+
+/** This instance lost the lease of a run (another instance took it over); its writes are rejected. */
+export class LeaseLostError extends DurableExecutionError {
+  readonly code = 'CAIRN_LEASE_LOST' as const;
+  constructor(readonly runId: string) {
+    super(`Lease of run "${runId}" was lost: another instance owns it now.`);
+  }
+}
+
+/** A store cannot be reached or refused an operation. */
+export class StoreError extends DurableExecutionError {
+  readonly code = 'CAIRN_STORE' as const;
+}
+
+/** The module's options are invalid. */
+export class ConfigurationError extends DurableExecutionError {
+  readonly code = 'CAIRN_CONFIGURATION' as const;
+}

@@ -1,0 +1,2 @@
+export * from './durable-execution.error.js';
+export * from './errors.js';

@@ -1,0 +1,379 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  ClaimedRun,
+  CommitResult,
+  ControlRequest,
+  ControlResult,
+  CreateRunOptions,
+  CreateRunResult,
+  LeaseRequest,
+  ListRunsQuery,
+  NewRun,
+  RenewResult,
+  RunPatch,
+  RunStatus,
+  StoreEvent,
+  StoredRun,
+  StoredStep,
+  TakeSignalResult,
+  WorkflowStore,
+} from '../workflow-store.interface.js';
+import { isTerminal } from '../workflow-store.interface.js';
+
+const CLAIMABLE: ReadonlySet<RunStatus> = new Set(['pending', 'running', 'sleeping', 'waiting', 'compensating']);
+
+function copyStep(step: StoredStep): StoredStep {
+  return { ...step };
+}
+
+function copyRun(run: StoredRun): StoredRun {
+  return {
+    ...run,
+    steps: run.steps.map(copyStep),
+    error: run.error ? { ...run.error } : undefined,
+    cancelRequested: run.cancelRequested ? { ...run.cancelRequested } : undefined,
+  };
+}
+
+/**
+ * In-process store for tests and development. Not durable: everything is lost when the process exits.
+ *
+ * It follows the same rules as the durable stores and keeps values as the serialized strings the engine produces,
+ * so a value that production would reject is rejected here too.
+ */
+export class MemoryStore implements WorkflowStore {
+  readonly name = 'memory';
+  private readonly runs = new Map<string, StoredRun>();
+  private readonly signals = new Map<string, Map<string, string[]>>();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+
+  async init(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+
+  private now(): number {
+    return Date.now();
+  }
+
+  private emit(event: StoreEvent): void {
+    if (this.listeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener(event);
+    });
+  }
+
+  async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
+    const existing = this.runs.get(input.runId);
+    if (existing && options.onConflict === 'keep') return { created: false, run: copyRun(existing) };
+    if (existing) this.signals.delete(input.runId);
+    const now = new Date(this.now());
+    const run: StoredRun = {
+      runId: input.runId,
+      workflow: input.workflow,
+      version: input.version,
+      status: options.lease ? 'running' : 'pending',
+      input: input.input,
+      state: input.state,
+      currentStep: input.currentStep,
+      steps: (input.steps ?? []).map(copyStep),
+      pauseRequested: false,
+      dueAt: now,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (options.lease) {
+      run.leaseOwner = options.lease.owner;
+      run.leaseToken = randomUUID();
+      run.leaseExpiresAt = new Date(now.getTime() + options.lease.leaseMs);
+    }
+    this.runs.set(run.runId, run);
+    if (existing) this.emit({ type: 'control', runId: run.runId });
+    if (!options.lease) this.emit({ type: 'ready', runId: run.runId });
+    return { created: true, run: copyRun(run) };
+  }
+
+  async getRun(runId: string): Promise<StoredRun | undefined> {
+    const run = this.runs.get(runId);
+    return run ? copyRun(run) : undefined;
+  }
+
+  async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
+    const statuses = query.statuses ? new Set(query.statuses) : undefined;
+    const after = query.after;
+    const matches = [...this.runs.values()].filter((run) => {
+      if (query.workflow !== undefined && run.workflow !== query.workflow) return false;
+      if (statuses && !statuses.has(run.status)) return false;
+      if (after) {
+        const t = run.createdAt.getTime();
+        const at = after.createdAt.getTime();
+        if (t > at) return false;
+        if (t === at && !(run.runId < after.runId)) return false;
+      }
+      return true;
+    });
+    matches.sort((a, b) => {
+      const d = b.createdAt.getTime() - a.createdAt.getTime();
+      if (d !== 0) return d;
+      return a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0;
+    });
+    return matches.slice(0, query.limit).map(copyRun);
+  }
+
+  private isClaimable(run: StoredRun, now: number): boolean {
+    return (
+      CLAIMABLE.has(run.status) &&
+      run.dueAt !== undefined &&
+      run.dueAt.getTime() <= now &&
+      (run.leaseExpiresAt === undefined || run.leaseExpiresAt.getTime() <= now)
+    );
+  }
+
+  private claim(run: StoredRun, lease: LeaseRequest, now: number): ClaimedRun {
+    const recovered = run.leaseToken !== undefined;
+    run.leaseOwner = lease.owner;
+    run.leaseToken = randomUUID();
+    run.leaseExpiresAt = new Date(now + lease.leaseMs);
+    if (run.status === 'pending' || run.status === 'sleeping') run.status = 'running';
+    run.updatedAt = new Date(now);
+    return { ...copyRun(run), leaseToken: run.leaseToken, recovered };
+  }
+
+  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+    if (limit <= 0) return [];
+    const now = this.now();
+    const names = workflows ? new Set(workflows) : undefined;
+    const due = [...this.runs.values()]
+      .filter((run) => this.isClaimable(run, now) && (!names || names.has(run.workflow)))
+      .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime())
+      .slice(0, limit);
+    return due.map((run) => this.claim(run, lease, now));
+  }
+
+  async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+    const run = this.runs.get(runId);
+    const now = this.now();
+    if (!run || !this.isClaimable(run, now)) return undefined;
+    return this.claim(run, lease, now);
+  }
+
+  private leased(runId: string, token: string): StoredRun | undefined {
+    const run = this.runs.get(runId);
+    return run && run.leaseToken === token ? run : undefined;
+  }
+
+  async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
+    const run = this.leased(runId, token);
+    if (!run) return { ok: false };
+    run.leaseExpiresAt = new Date(this.now() + leaseMs);
+    return {
+      ok: true,
+      cancel: run.cancelRequested ? { ...run.cancelRequested } : undefined,
+      pauseRequested: run.pauseRequested,
+    };
+  }
+
+  async releaseLease(runId: string, token: string): Promise<void> {
+    const run = this.leased(runId, token);
+    if (!run) return;
+    const now = this.now();
+    clearLease(run);
+    if (!isTerminal(run.status) && run.status !== 'paused' && run.status !== 'waiting' && run.status !== 'sleeping') {
+      run.dueAt = new Date(now);
+    }
+    run.updatedAt = new Date(now);
+    this.emit({ type: 'ready', runId });
+  }
+
+  async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    const run = this.leased(runId, token);
+    if (!run) return { ok: false };
+    const now = this.now();
+    let release = patch.release === true;
+    let consumedSignal: { payload: string } | undefined;
+
+    if (patch.status !== undefined) run.status = patch.status;
+    if (patch.state !== undefined) run.state = patch.state;
+    if (patch.currentStep !== undefined) run.currentStep = patch.currentStep ?? undefined;
+    if (patch.output !== undefined) run.output = patch.output ?? undefined;
+    if (patch.error !== undefined) run.error = patch.error ? { ...patch.error } : undefined;
+    for (const { index, step } of patch.steps ?? []) run.steps[index] = copyStep(step);
+    if (patch.due !== undefined) run.dueAt = patch.due ? new Date(now + patch.due.delayMs) : undefined;
+    run.nextInput = undefined;
+    run.waitSignal = undefined;
+    run.waitUntil = undefined;
+
+    if (patch.wait) {
+      const payload = this.popSignal(runId, patch.wait.signal);
+      if (payload !== undefined) {
+        run.status = 'running';
+        run.nextInput = payload;
+        consumedSignal = { payload };
+      } else {
+        run.status = 'waiting';
+        run.waitSignal = patch.wait.signal;
+        run.waitUntil = patch.wait.timeoutMs !== undefined ? new Date(now + patch.wait.timeoutMs) : undefined;
+        run.dueAt = run.waitUntil;
+        release = true;
+      }
+    }
+
+    let paused = false;
+    if (isTerminal(run.status)) {
+      run.dueAt = undefined;
+      run.pauseRequested = false;
+      run.cancelRequested = undefined;
+      run.resumeStatus = undefined;
+      run.finishedAt = new Date(now);
+      release = true;
+    } else if (run.pauseRequested && !run.cancelRequested && run.status !== 'paused') {
+      if (!release || run.dueAt === undefined) {
+        if (run.status !== 'waiting') run.dueAt = new Date(now);
+      }
+      run.resumeStatus = run.status;
+      run.status = 'paused';
+      run.pauseRequested = false;
+      paused = true;
+      release = true;
+    }
+
+    if (patch.clearCancel) run.cancelRequested = undefined;
+    const cancel = run.cancelRequested && !isTerminal(run.status) ? { ...run.cancelRequested } : undefined;
+    if (cancel) run.dueAt = new Date(now);
+
+    if (release) clearLease(run);
+    else run.leaseExpiresAt = new Date(now + patch.leaseMs);
+    run.updatedAt = new Date(now);
+
+    if (isTerminal(run.status)) this.emit({ type: 'finished', runId });
+    else if (release && run.dueAt && run.dueAt.getTime() <= now && run.status !== 'paused') {
+      this.emit({ type: 'ready', runId });
+    }
+    return { ok: true, paused: paused || undefined, cancel, consumedSignal };
+  }
+
+  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+    const run = this.leased(runId, token);
+    if (!run) return { ok: false };
+    const now = this.now();
+    const payload = this.popSignal(runId, name);
+    if (payload !== undefined) {
+      run.status = 'running';
+      run.nextInput = payload;
+      run.waitSignal = undefined;
+      run.waitUntil = undefined;
+      run.updatedAt = new Date(now);
+      return { ok: true, payload, timedOut: false };
+    }
+    return { ok: true, timedOut: run.waitUntil !== undefined && run.waitUntil.getTime() <= now };
+  }
+
+  private popSignal(runId: string, name: string): string | undefined {
+    const queue = this.signals.get(runId)?.get(name);
+    if (!queue || queue.length === 0) return undefined;
+    return queue.shift();
+  }
+
+  async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+    const run = this.runs.get(runId);
+    if (!run) return { outcome: 'not-found' };
+    if (isTerminal(run.status)) return { outcome: 'not-active', status: run.status };
+    let byName = this.signals.get(runId);
+    if (!byName) this.signals.set(runId, (byName = new Map()));
+    let queue = byName.get(name);
+    if (!queue) byName.set(name, (queue = []));
+    queue.push(payload);
+    if (run.waitSignal === name) {
+      run.dueAt = new Date(this.now());
+      if (run.status === 'waiting') this.emit({ type: 'ready', runId });
+    }
+    return { outcome: 'ok', status: run.status };
+  }
+
+  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+    const run = this.runs.get(runId);
+    if (!run) return { outcome: 'not-found' };
+    const status = run.status;
+    const now = this.now();
+    const liveLease = run.leaseExpiresAt !== undefined && run.leaseExpiresAt.getTime() > now;
+    switch (request.action) {
+      case 'pause': {
+        if (isTerminal(status)) return { outcome: 'not-active', status };
+        if (status === 'paused' || run.pauseRequested) return { outcome: 'noop', status };
+        if (liveLease) {
+          run.pauseRequested = true;
+          this.emit({ type: 'control', runId });
+        } else {
+          run.resumeStatus = status;
+          run.status = 'paused';
+          clearLease(run);
+          if (status !== 'waiting' && status !== 'sleeping') run.dueAt = new Date(now);
+        }
+        break;
+      }
+      case 'resume': {
+        if (isTerminal(status)) return { outcome: 'not-active', status };
+        if (status === 'paused') {
+          run.status = run.resumeStatus ?? 'pending';
+          run.resumeStatus = undefined;
+          this.emit({ type: 'ready', runId });
+        } else if (run.pauseRequested) {
+          run.pauseRequested = false;
+        } else return { outcome: 'noop', status };
+        break;
+      }
+      case 'cancel': {
+        if (status === 'cancelled' || status === 'compensating' || run.cancelRequested) return { outcome: 'noop', status };
+        if (isTerminal(status)) return { outcome: 'not-active', status };
+        run.cancelRequested = { compensate: request.compensate };
+        run.pauseRequested = false;
+        if (status === 'paused') {
+          run.status = run.resumeStatus ?? 'pending';
+          run.resumeStatus = undefined;
+        }
+        run.dueAt = new Date(now);
+        this.emit({ type: liveLease ? 'control' : 'ready', runId });
+        break;
+      }
+      case 'retry': {
+        if (status !== 'failed') return { outcome: 'invalid-state', status };
+        run.status = 'pending';
+        run.error = undefined;
+        run.finishedAt = undefined;
+        run.dueAt = new Date(now);
+        this.emit({ type: 'ready', runId });
+        break;
+      }
+    }
+    run.updatedAt = new Date(now);
+    return { outcome: 'ok', status };
+  }
+
+  async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
+    const cutoff = this.now() - olderThanMs;
+    const wanted = new Set(statuses);
+    let count = 0;
+    for (const [runId, run] of this.runs) {
+      if (isTerminal(run.status) && wanted.has(run.status) && run.finishedAt && run.finishedAt.getTime() < cutoff) {
+        this.runs.delete(runId);
+        this.signals.delete(runId);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  async subscribe(listener: (event: StoreEvent) => void): Promise<() => Promise<void>> {
+    this.listeners.add(listener);
+    return async () => {
+      this.listeners.delete(listener);
+    };
+  }
+}
+
+function clearLease(run: StoredRun): void {
+  run.leaseOwner = undefined;
+  run.leaseToken = undefined;
+  run.leaseExpiresAt = undefined;
+}

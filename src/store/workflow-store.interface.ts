@@ -1,0 +1,293 @@
+import type { RunErrorInfo } from '../errors/errors.js';
+
+/** Status of a run. See DESIGN §2 for the status machine. */
+export type RunStatus =
+  | 'pending'
+  | 'running'
+  | 'sleeping'
+  | 'waiting'
+  | 'paused'
+  | 'compensating'
+  | 'completed'
+  | 'compensated'
+  | 'failed'
+  | 'cancelled';
+
+/** Statuses a run never leaves (except `failed`, through `retry`). */
+export const TERMINAL_STATUSES: readonly RunStatus[] = ['completed', 'compensated', 'failed', 'cancelled'];
+
+/** Whether a status is terminal. */
+export function isTerminal(status: RunStatus): boolean {
+  return status === 'completed' || status === 'compensated' || status === 'failed' || status === 'cancelled';
+}
+
+/** Status of one step visit. */
+export type StepStatus = 'running' | 'completed' | 'failed' | 'compensated';
+
+/** One step visit as stored. Values are serialized strings; the store never parses them. */
+export interface StoredStep {
+  name: string;
+  status: StepStatus;
+  /** Attempts whose outcome was recorded. */
+  attempts: number;
+  /** Serialized output (the engine's serializer). */
+  output?: string;
+  startedAt?: Date;
+  finishedAt?: Date;
+  error?: string;
+}
+
+/**
+ * A run as stored. Everything the engine needs to resume a run lives here.
+ *
+ * The store understands `status`, `dueAt`, the lease, `waitSignal`/`waitUntil`, `nextInput` and the
+ * control flags; `state` is the engine's own JSON and is stored verbatim.
+ */
+export interface StoredRun {
+  runId: string;
+  workflow: string;
+  version: number;
+  status: RunStatus;
+  /** Serialized input. */
+  input: string;
+  /** Serialized output, once completed. */
+  output?: string;
+  error?: RunErrorInfo;
+  currentStep?: string;
+  /** Step visits in execution order. */
+  steps: StoredStep[];
+  /** The engine's private state (JSON text), stored verbatim. */
+  state: string;
+  /** Input of the next step, set by the store when it hands a queued signal's payload to the run. */
+  nextInput?: string;
+  /** Signal the run waits for (status `waiting`, or `paused` from `waiting`). */
+  waitSignal?: string;
+  /** When the signal wait times out, if it has a timeout. */
+  waitUntil?: Date;
+  /** Status to go back to on `resume` (only while `paused`). */
+  resumeStatus?: RunStatus;
+  /** A cancel was requested and not handled yet. */
+  cancelRequested?: { compensate: boolean };
+  /** A pause was requested while the run was leased; applied at the next commit. */
+  pauseRequested: boolean;
+  /** From when the run may be claimed (null: not due). */
+  dueAt?: Date;
+  leaseOwner?: string;
+  leaseToken?: string;
+  leaseExpiresAt?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt?: Date;
+}
+
+/** A run handed to a worker by a claim. */
+export interface ClaimedRun extends StoredRun {
+  leaseToken: string;
+  /** True when the claim took over an expired lease (the previous owner died or stalled). */
+  recovered: boolean;
+}
+
+/** Who claims, and for how long. */
+export interface LeaseRequest {
+  /** Identifies the claiming instance (for operators; fencing uses the token). */
+  owner: string;
+  leaseMs: number;
+}
+
+/** A new run. */
+export interface NewRun {
+  runId: string;
+  workflow: string;
+  version: number;
+  input: string;
+  state: string;
+  /** Step entries to create with the run (e.g. the first step as `running` when claimed at once). */
+  steps?: StoredStep[];
+  currentStep?: string;
+}
+
+/** How `createRun` treats an existing run with the same id. */
+export type CreateConflict = 'keep' | 'replace';
+
+export interface CreateRunOptions {
+  /** `keep`: leave the existing run and return it. `replace`: delete it (steps, signals, lease) and create the new one. */
+  onConflict: CreateConflict;
+  /** Claim the new run at once for this instance: status `running`, leased. Otherwise status `pending`, due now. */
+  lease?: LeaseRequest;
+  /**
+   * The caller's transaction (for the Postgres store, a TypeORM `EntityManager`): the run is written through it and
+   * exists only if that transaction commits. Stores that cannot use it throw `InvalidArgumentError`.
+   */
+  transaction?: unknown;
+}
+
+export interface CreateRunResult {
+  created: boolean;
+  /** The created run (with its lease token when claimed), or the existing one when `created` is false. */
+  run: StoredRun;
+}
+
+/** When a run becomes due: in `delayMs` from the store's clock, or never (`null`). */
+export type DueSpec = { delayMs: number } | null;
+
+/**
+ * One atomic, fenced change of a run by its lease holder: a step checkpoint, a status change, the end of a run.
+ *
+ * Rules the store applies, in this order:
+ * 1. Fencing: rejected (`{ ok: false }`, nothing written) unless the run exists and its `leaseToken` equals the token.
+ * 2. The fields given are written; `steps` entries are upserted by index (`index === steps.length` appends).
+ *    `nextInput`, `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them.
+ * 3. `wait`: if a signal named `wait.signal` is queued, the first one is removed, its payload becomes `nextInput`,
+ *    status becomes `running` (the lease is kept) and `consumedSignal` is returned. Otherwise status becomes `waiting`,
+ *    `waitSignal` is set, `waitUntil`/`dueAt` are now + `timeoutMs` (or null) and the lease is released.
+ * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields;
+ *    `finishedAt` is set to now.
+ * 5. If `pauseRequested` is set, no cancel is pending and the resulting status is live (not terminal, not paused):
+ *    status becomes `paused`, `resumeStatus` the status it would have had, `pauseRequested` false, the lease released,
+ *    and `dueAt` = now if it was null or the run was to keep running. `paused: true` is returned.
+ * 6. `clearCancel` clears `cancelRequested`. If a cancel is (still) pending on a live run, `dueAt` becomes now and
+ *    `cancel` is returned so the lease holder (or whoever claims it next) handles it.
+ * 7. `release` (or rule 3/5) clears the lease owner, token and expiry. Otherwise the lease is extended to now + `leaseMs`.
+ * `updatedAt` = now.
+ */
+export interface RunPatch {
+  status?: RunStatus;
+  state?: string;
+  currentStep?: string | null;
+  output?: string | null;
+  error?: RunErrorInfo | null;
+  steps?: { index: number; step: StoredStep }[];
+  due?: DueSpec;
+  wait?: { signal: string; timeoutMs?: number };
+  release?: boolean;
+  clearCancel?: boolean;
+  /** Lease extension when not releasing. */
+  leaseMs: number;
+}
+
+export type CommitResult =
+  | { ok: false }
+  | {
+      ok: true;
+      /** The run was paused by a pending pause request; the lease is released. */
+      paused?: boolean;
+      /** A cancel is pending. */
+      cancel?: { compensate: boolean };
+      /** Payload of the signal consumed by `wait`. */
+      consumedSignal?: { payload: string };
+    };
+
+export type RenewResult = { ok: false } | { ok: true; cancel?: { compensate: boolean }; pauseRequested: boolean };
+
+/** Result of `takeSignal` by the lease holder of a waiting run. */
+export type TakeSignalResult =
+  | { ok: false }
+  | {
+      ok: true;
+      /** The first queued signal of that name; it is removed, becomes `nextInput` and the status becomes `running`. */
+      payload?: string;
+      /** No signal and `waitUntil` has passed. */
+      timedOut: boolean;
+    };
+
+/** Outcome of a client's control request. */
+export type ControlOutcome =
+  | 'ok' // recorded
+  | 'noop' // already in the requested state
+  | 'not-found'
+  | 'not-active' // the run has ended
+  | 'invalid-state'; // e.g. retry of a run that is not failed
+
+export interface ControlResult {
+  outcome: ControlOutcome;
+  /** Status of the run before the request (absent when not found). */
+  status?: RunStatus;
+}
+
+export type ControlRequest = { action: 'pause' } | { action: 'resume' } | { action: 'cancel'; compensate: boolean } | { action: 'retry' };
+
+/** Filter and page of `listRuns`. */
+export interface ListRunsQuery {
+  workflow?: string;
+  statuses?: RunStatus[];
+  limit: number;
+  /** Return runs strictly after this one in the order (createdAt desc, runId desc). */
+  after?: { createdAt: Date; runId: string };
+}
+
+/** Something other instances may want to react to at once. */
+export type StoreEvent =
+  | { type: 'ready'; runId: string } // a run became claimable (created, signalled, resumed, cancelled, retried)
+  | { type: 'control'; runId: string } // a control request for a run that may be leased (cancel, pause)
+  | { type: 'finished'; runId: string }; // a run reached a terminal status
+
+/**
+ * The persistence port of nestjs-cairn. The engine talks to storage only through this interface, and every store
+ * (memory, PostgreSQL, PGlite, Redis, custom) must pass the shared conformance suite (`test/conformance`).
+ *
+ * Rules for every store:
+ * - Every method is atomic: concurrent calls from any number of processes never lose or duplicate a write.
+ * - Time (`now`) is the store's clock; durations are relative to it.
+ * - A run is *claimable* when its status is `pending`, `running`, `sleeping`, `waiting` or `compensating`,
+ *   `dueAt <= now`, and it has no lease or its lease expired.
+ * - Serialized values (`input`, `output`, `state`, payloads) are opaque strings, stored and returned verbatim.
+ * - Run ids and every other value are data: never spliced into SQL, key names or scripts unescaped.
+ *
+ * @remarks Exported for custom stores; may still change between minor versions.
+ */
+export interface WorkflowStore {
+  /** Short name for logs, e.g. `postgres`. */
+  readonly name: string;
+  /** Connect and create the schema (idempotent). */
+  init(): Promise<void>;
+  /** Disconnect (only what the store opened itself). */
+  close(): Promise<void>;
+
+  /** Create a run, or apply the conflict rule when the id exists. A new run is due now. */
+  createRun(run: NewRun, options: CreateRunOptions): Promise<CreateRunResult>;
+  /** A run with its steps, or undefined. */
+  getRun(runId: string): Promise<StoredRun | undefined>;
+  /** Runs newest first (createdAt desc, then runId desc), with their steps. */
+  listRuns(query: ListRunsQuery): Promise<StoredRun[]>;
+
+  /**
+   * Claim up to `limit` claimable runs, earliest `dueAt` first, each with a fresh lease token. No run is handed to two
+   * claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
+   */
+  claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
+  /** Claim one run if it is claimable now (same rules as `claimRuns`). */
+  claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined>;
+  /** Extend a lease; reports pending control requests. Rejected when the token is not the run's. */
+  renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult>;
+  /** Give a lease up (e.g. on shutdown). A live run becomes due now. No-op when the token is not the run's. */
+  releaseLease(runId: string, token: string): Promise<void>;
+  /** Fenced atomic change of a run: see {@link RunPatch}. */
+  commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult>;
+  /** Fenced: hand the first queued signal named `name` to a waiting run (see {@link TakeSignalResult}). */
+  takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult>;
+
+  /**
+   * Queue a signal (FIFO per run and name). On a run that waits for that name (status `waiting`, or `paused` with
+   * `waitSignal` set) `dueAt` becomes now. `not-found` / `not-active` (terminal) store nothing.
+   */
+  sendSignal(runId: string, name: string, payload: string): Promise<ControlResult>;
+  /**
+   * Record a control request:
+   * - `pause`: terminal → not-active; paused → noop; leased (live lease) → `pauseRequested` (ok); otherwise status
+   *   `paused`, `resumeStatus` = the status, the (expired) lease cleared (ok).
+   * - `resume`: terminal → not-active; paused → status `resumeStatus` (ok); `pauseRequested` → cleared (ok); else noop.
+   * - `cancel`: cancelled or compensating, or already requested → noop; other terminal → not-active; otherwise
+   *   `cancelRequested` set, a paused run goes back to its `resumeStatus`, `dueAt` = now (ok).
+   * - `retry`: only `failed` → status `pending`, `error`/`finishedAt` cleared, due now (ok); else invalid-state.
+   */
+  control(runId: string, request: ControlRequest): Promise<ControlResult>;
+
+  /** Delete terminal runs with one of `statuses` finished more than `olderThanMs` ago (steps and signals too). */
+  purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number>;
+
+  /**
+   * Receive events published by any instance sharing the store (optional: without it, other instances find work by
+   * polling). Resolves to an unsubscribe function.
+   */
+  subscribe?(listener: (event: StoreEvent) => void): Promise<() => Promise<void>>;
+}

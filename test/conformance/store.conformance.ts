@@ -1,0 +1,661 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import type {
+  ClaimedRun,
+  LeaseRequest,
+  NewRun,
+  RunPatch,
+  StoreEvent,
+  StoredRun,
+  WorkflowStore,
+} from '../../src/store/workflow-store.interface.js';
+
+/** How a store under test is made and torn down. Each call must give an empty store. */
+export interface ConformanceTarget {
+  create(): Promise<WorkflowStore>;
+  destroy?(store: WorkflowStore): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const LEASE: LeaseRequest = { owner: 'conformance-a', leaseMs: 30_000 };
+const OTHER: LeaseRequest = { owner: 'conformance-b', leaseMs: 30_000 };
+
+/**
+ * The store contract, run unchanged against every store. See `WorkflowStore` for the rules it checks.
+ */
+export function describeStoreConformance(storeName: string, target: ConformanceTarget): void {
+  describe(`WorkflowStore conformance: ${storeName}`, () => {
+    let store: WorkflowStore;
+    let prefix: string;
+
+    beforeAll(async () => {
+      store = await target.create();
+      await store.init();
+    });
+    afterAll(async () => {
+      await store.close();
+      await target.destroy?.(store);
+    });
+
+    // Every test uses its own workflow name and run ids, so tests never see each other's runs.
+    let seq = 0;
+    const wf = () => `wf_${(prefix = randomUUID().slice(0, 8))}`;
+    const newRun = (workflow: string, over: Partial<NewRun> = {}): NewRun => ({
+      runId: `${workflow}-${++seq}-${randomUUID().slice(0, 6)}`,
+      workflow,
+      version: 1,
+      input: JSON.stringify({ n: seq }),
+      state: JSON.stringify({ s: 1 }),
+      ...over,
+    });
+    const patch = (over: Partial<RunPatch> = {}): RunPatch => ({ leaseMs: 30_000, ...over });
+    async function createClaimed(workflow: string, over: Partial<NewRun> = {}): Promise<StoredRun & { leaseToken: string }> {
+      const res = await store.createRun(newRun(workflow, over), { onConflict: 'keep', lease: LEASE });
+      expect(res.created).toBe(true);
+      expect(res.run.leaseToken).toBeDefined();
+      return res.run as StoredRun & { leaseToken: string };
+    }
+    async function finish(runId: string, token: string, status: 'completed' | 'failed' | 'cancelled' | 'compensated') {
+      const res = await store.commit(runId, token, patch({ status }));
+      expect(res.ok).toBe(true);
+    }
+
+    describe('createRun', () => {
+      it('creates a pending run that is due now, storing every value verbatim', async () => {
+        const workflow = wf();
+        const hostile = `'; DROP TABLE runs;-- "quoted" {tag} \\ ünï©ødé 🚀 ${prefix}`;
+        const input = JSON.stringify({ text: hostile, nested: { a: [1, 2, null] } });
+        const res = await store.createRun(newRun(workflow, { runId: hostile, input, state: '{"x":"ÿ"}' }), { onConflict: 'keep' });
+        expect(res.created).toBe(true);
+        const run = (await store.getRun(hostile))!;
+        expect(run).toBeDefined();
+        expect(run.runId).toBe(hostile);
+        expect(run.workflow).toBe(workflow);
+        expect(run.version).toBe(1);
+        expect(run.status).toBe('pending');
+        expect(run.input).toBe(input);
+        expect(run.state).toBe('{"x":"ÿ"}');
+        expect(run.steps).toEqual([]);
+        expect(run.leaseToken).toBeUndefined();
+        expect(run.createdAt).toBeInstanceOf(Date);
+        expect(run.updatedAt).toBeInstanceOf(Date);
+        expect(run.finishedAt).toBeUndefined();
+        expect(run.pauseRequested).toBe(false);
+        expect(run.dueAt).toBeInstanceOf(Date);
+        const claimed = await store.claimRun(hostile, LEASE);
+        expect(claimed?.runId).toBe(hostile);
+      });
+
+      it('accepts a 255-character id', async () => {
+        const runId = 'x'.repeat(250) + randomUUID().slice(0, 5);
+        const res = await store.createRun(newRun(wf(), { runId }), { onConflict: 'keep' });
+        expect(res.created).toBe(true);
+        expect((await store.getRun(runId))?.runId).toBe(runId);
+      });
+
+      it('claims the new run at once when asked: running, leased, with its first step entry', async () => {
+        const startedAt = new Date();
+        const run = await createClaimed(wf(), {
+          steps: [{ name: 'first', status: 'running', attempts: 0, startedAt }],
+          currentStep: 'first',
+        });
+        expect(run.status).toBe('running');
+        expect(run.leaseOwner).toBe(LEASE.owner);
+        expect(run.leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.steps).toHaveLength(1);
+        expect(stored.steps[0]).toMatchObject({ name: 'first', status: 'running', attempts: 0 });
+        expect(stored.steps[0].startedAt?.getTime()).toBe(startedAt.getTime());
+        expect(stored.currentStep).toBe('first');
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+      });
+
+      it('keeps the existing run on conflict "keep"', async () => {
+        const workflow = wf();
+        const first = newRun(workflow);
+        await store.createRun(first, { onConflict: 'keep' });
+        const res = await store.createRun({ ...first, input: '"other"' }, { onConflict: 'keep', lease: LEASE });
+        expect(res.created).toBe(false);
+        expect(res.run.input).toBe(first.input);
+        expect(res.run.leaseToken).toBeUndefined();
+      });
+
+      it('is idempotent under concurrent creates of one id', async () => {
+        const run = newRun(wf());
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.createRun({ ...run, input: `"${i}"` }, { onConflict: 'keep' })),
+        );
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        const winner = results.find((r) => r.created)!.run.input;
+        for (const r of results) expect(r.run.input).toBe(winner);
+      });
+
+      it('replaces a run on conflict "replace": new state, old lease fenced, old signals gone', async () => {
+        const workflow = wf();
+        const old = await createClaimed(workflow);
+        await store.sendSignal(old.runId, 'go', '"old"');
+        const res = await store.createRun({ ...newRun(workflow), runId: old.runId, input: '"new"' }, { onConflict: 'replace' });
+        expect(res.created).toBe(true);
+        const stored = (await store.getRun(old.runId))!;
+        expect(stored.input).toBe('"new"');
+        expect(stored.status).toBe('pending');
+        expect(stored.steps).toEqual([]);
+        expect((await store.commit(old.runId, old.leaseToken, patch({ status: 'completed' }))).ok).toBe(false);
+        const claimed = (await store.claimRun(old.runId, LEASE))!;
+        expect(claimed.recovered).toBe(false);
+        const take = await store.commit(old.runId, claimed.leaseToken, patch({ wait: { signal: 'go' } }));
+        expect(take).toMatchObject({ ok: true });
+        expect(take.ok && take.consumedSignal).toBeFalsy();
+      });
+    });
+
+    describe('claims and leases', () => {
+      it('hands each due run to exactly one of many concurrent claimers', async () => {
+        const workflow = wf();
+        const ids = new Set<string>();
+        for (let i = 0; i < 30; i++) {
+          const r = newRun(workflow);
+          ids.add(r.runId);
+          await store.createRun(r, { onConflict: 'keep' });
+        }
+        const batches = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => store.claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 10, [workflow])),
+        );
+        const claimed = batches.flat().map((r) => r.runId);
+        expect(claimed.length).toBe(30);
+        expect(new Set(claimed).size).toBe(30);
+        for (const id of claimed) expect(ids.has(id)).toBe(true);
+        const tokens = batches.flat().map((r) => r.leaseToken);
+        expect(new Set(tokens).size).toBe(30);
+        for (const r of batches.flat()) {
+          expect(r.status).toBe('running');
+          expect(r.recovered).toBe(false);
+        }
+        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+      });
+
+      it('gives one run to exactly one of many concurrent claimRun calls', async () => {
+        const r = newRun(wf());
+        await store.createRun(r, { onConflict: 'keep' });
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.claimRun(r.runId, { owner: `w${i}`, leaseMs: 30_000 })));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('claims earliest due first, honours limit and the workflow filter', async () => {
+        const workflow = wf();
+        const other = wf();
+        const late = await createClaimed(workflow);
+        const early = await createClaimed(workflow);
+        const none = await createClaimed(workflow);
+        await store.commit(late.runId, late.leaseToken, patch({ status: 'sleeping', due: { delayMs: 250 }, release: true }));
+        await store.commit(early.runId, early.leaseToken, patch({ status: 'sleeping', due: { delayMs: 100 }, release: true }));
+        await store.commit(none.runId, none.leaseToken, patch({ status: 'waiting', due: null, release: true }));
+        await store.createRun(newRun(other), { onConflict: 'keep' });
+        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+        await sleep(400);
+        const first = await store.claimRuns(OTHER, 1, [workflow]);
+        expect(first.map((r) => r.runId)).toEqual([early.runId]);
+        expect(first[0].status).toBe('running');
+        const second = await store.claimRuns(OTHER, 10, [workflow]);
+        expect(second.map((r) => r.runId)).toEqual([late.runId]);
+        const others = await store.claimRuns(OTHER, 10, [other]);
+        expect(others).toHaveLength(1);
+      });
+
+      it('lets another claimer take over an expired lease and fences the old token', async () => {
+        const workflow = wf();
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        const [first] = await store.claimRuns({ owner: 'a', leaseMs: 150 }, 1, [workflow]);
+        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+        await sleep(300);
+        const [second] = await store.claimRuns(OTHER, 1, [workflow]);
+        expect(second.runId).toBe(first.runId);
+        expect(second.recovered).toBe(true);
+        expect(second.leaseToken).not.toBe(first.leaseToken);
+
+        const before = (await store.getRun(first.runId))!;
+        const stale = await store.commit(first.runId, first.leaseToken, patch({
+          status: 'completed', state: '"stale"', output: '"stale"',
+          steps: [{ index: 0, step: { name: 's', status: 'completed', attempts: 1, output: '"stale"' } }],
+        }));
+        expect(stale.ok).toBe(false);
+        expect((await store.renewLease(first.runId, first.leaseToken, 30_000)).ok).toBe(false);
+        expect((await store.takeSignal(first.runId, first.leaseToken, 'x')).ok).toBe(false);
+        await store.releaseLease(first.runId, first.leaseToken);
+        const after = (await store.getRun(first.runId))!;
+        expect(after.state).toBe(before.state);
+        expect(after.output).toBeUndefined();
+        expect(after.steps).toEqual([]);
+        expect(after.status).toBe('running');
+        expect(after.leaseToken).toBe(second.leaseToken);
+        expect((await store.commit(second.runId, second.leaseToken, patch({ status: 'completed' }))).ok).toBe(true);
+      });
+
+      it('renews a lease so it does not expire', async () => {
+        const workflow = wf();
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [workflow]);
+        await sleep(120);
+        expect(await store.renewLease(run.runId, run.leaseToken, 1_000)).toEqual({ ok: true, pauseRequested: false });
+        await sleep(150);
+        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+      });
+
+      it('makes a released run due at once for anyone, not as a recovery', async () => {
+        const run = await createClaimed(wf());
+        await store.releaseLease(run.runId, run.leaseToken);
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.leaseToken).toBeUndefined();
+        const again = (await store.claimRun(run.runId, OTHER))!;
+        expect(again).toBeDefined();
+        expect(again.recovered).toBe(false);
+      });
+
+      it('extends the lease on every commit that does not release', async () => {
+        const workflow = wf();
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [workflow]);
+        await sleep(120);
+        expect((await store.commit(run.runId, run.leaseToken, patch({ state: '"s2"', leaseMs: 1_000 }))).ok).toBe(true);
+        await sleep(150);
+        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+      });
+    });
+
+    describe('commit', () => {
+      it('writes a step completion and the advance to the next step in one call', async () => {
+        const t0 = new Date(Date.now() - 5);
+        const run = await createClaimed(wf(), { steps: [{ name: 'a', status: 'running', attempts: 0, startedAt: t0 }] });
+        const t1 = new Date();
+        const res = await store.commit(run.runId, run.leaseToken, patch({
+          state: '{"cursor":"b"}',
+          currentStep: 'b',
+          steps: [
+            { index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '{"a":1}', startedAt: t0, finishedAt: t1 } },
+            { index: 1, step: { name: 'b', status: 'running', attempts: 0, startedAt: t1 } },
+          ],
+        }));
+        expect(res).toEqual({ ok: true });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.state).toBe('{"cursor":"b"}');
+        expect(stored.currentStep).toBe('b');
+        expect(stored.status).toBe('running');
+        expect(stored.steps).toHaveLength(2);
+        expect(stored.steps[0]).toEqual({ name: 'a', status: 'completed', attempts: 1, output: '{"a":1}', startedAt: t0, finishedAt: t1 });
+        expect(stored.steps[1]).toEqual({ name: 'b', status: 'running', attempts: 0, startedAt: t1 });
+        expect(stored.leaseToken).toBe(run.leaseToken);
+      });
+
+      it('updates a step entry in place and records errors', async () => {
+        const run = await createClaimed(wf(), { steps: [{ name: 'a', status: 'running', attempts: 0 }] });
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 0, step: { name: 'a', status: 'running', attempts: 1, error: 'boom' } }] }));
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 0, step: { name: 'a', status: 'failed', attempts: 2, error: 'boom again' } }] }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.steps).toEqual([{ name: 'a', status: 'failed', attempts: 2, error: 'boom again' }]);
+      });
+
+      it('keeps steps in index order past ten entries', async () => {
+        const run = await createClaimed(wf());
+        for (let i = 0; i < 12; i++) {
+          await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: i, step: { name: `s${i}`, status: 'completed', attempts: 1 } }] }));
+        }
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.steps.map((s) => s.name)).toEqual(Array.from({ length: 12 }, (_, i) => `s${i}`));
+      });
+
+      it('ends a run: terminal status, output, error, finishedAt; no lease, not due', async () => {
+        const run = await createClaimed(wf());
+        const res = await store.commit(run.runId, run.leaseToken, patch({
+          status: 'failed', output: '"out"', error: { name: 'Boom', message: 'it broke', step: 'a', phase: 'step' },
+        }));
+        expect(res).toEqual({ ok: true });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('failed');
+        expect(stored.output).toBe('"out"');
+        expect(stored.error).toEqual({ name: 'Boom', message: 'it broke', step: 'a', phase: 'step' });
+        expect(stored.finishedAt).toBeInstanceOf(Date);
+        expect(stored.leaseToken).toBeUndefined();
+        expect(stored.dueAt).toBeUndefined();
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        expect((await store.commit(run.runId, run.leaseToken, patch({ status: 'running' }))).ok).toBe(false);
+      });
+
+      it('clears output and error when asked', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ output: '"x"', error: { name: 'E', message: 'm' } }));
+        await store.commit(run.runId, run.leaseToken, patch({ output: null, error: null, currentStep: null }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.output).toBeUndefined();
+        expect(stored.error).toBeUndefined();
+        expect(stored.currentStep).toBeUndefined();
+      });
+
+      it('releases with a wake-up time: durable sleep', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'sleeping', due: { delayMs: 200 }, release: true }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('sleeping');
+        expect(stored.leaseToken).toBeUndefined();
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        await sleep(300);
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke.status).toBe('running');
+        expect(woke.recovered).toBe(false);
+      });
+    });
+
+    describe('signals', () => {
+      it('rejects signals to unknown and ended runs, storing nothing', async () => {
+        expect((await store.sendSignal(`missing-${randomUUID()}`, 'go', '1')).outcome).toBe('not-found');
+        const run = await createClaimed(wf());
+        await finish(run.runId, run.leaseToken, 'completed');
+        expect(await store.sendSignal(run.runId, 'go', '1')).toEqual({ outcome: 'not-active', status: 'completed' });
+      });
+
+      it('buffers signals sent before the wait and hands them over first in, first out', async () => {
+        const run = await createClaimed(wf());
+        expect((await store.sendSignal(run.runId, 'go', '"p1"')).outcome).toBe('ok');
+        await store.sendSignal(run.runId, 'other', '"o1"');
+        await store.sendSignal(run.runId, 'go', '"p2"');
+        const first = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go', timeoutMs: 60_000 } }));
+        expect(first).toMatchObject({ ok: true, consumedSignal: { payload: '"p1"' } });
+        let stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.nextInput).toBe('"p1"');
+        expect(stored.leaseToken).toBe(run.leaseToken);
+        const second = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        expect(second).toMatchObject({ ok: true, consumedSignal: { payload: '"p2"' } });
+        const third = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        expect(third.ok && third.consumedSignal).toBeFalsy();
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('waiting');
+        expect(stored.waitSignal).toBe('go');
+        expect(stored.nextInput).toBeUndefined();
+        expect(stored.leaseToken).toBeUndefined();
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+
+        await store.sendSignal(run.runId, 'go', '"p3"');
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke).toBeDefined();
+        expect(woke.status).toBe('waiting');
+        expect(woke.waitSignal).toBe('go');
+        const take = await store.takeSignal(run.runId, woke.leaseToken, 'go');
+        expect(take).toEqual({ ok: true, payload: '"p3"', timedOut: false });
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.nextInput).toBe('"p3"');
+        expect(stored.waitSignal).toBeUndefined();
+        expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, timedOut: false });
+        const other = await store.commit(run.runId, woke.leaseToken, patch({ wait: { signal: 'other' } }));
+        expect(other).toMatchObject({ ok: true, consumedSignal: { payload: '"o1"' } });
+        // any later commit clears nextInput
+        await store.commit(run.runId, woke.leaseToken, patch({}));
+        expect((await store.getRun(run.runId))!.nextInput).toBeUndefined();
+      });
+
+      it('keeps many signals in order', async () => {
+        const run = await createClaimed(wf());
+        await Promise.all(Array.from({ length: 5 }, (_, i) => store.sendSignal(run.runId, 'n', `${i}`)));
+        for (let i = 5; i < 15; i++) await store.sendSignal(run.runId, 'n', `${i}`);
+        const got: string[] = [];
+        for (let i = 0; i < 15; i++) {
+          const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'n' } }));
+          if (res.ok && res.consumedSignal) got.push(res.consumedSignal.payload);
+        }
+        expect(got.slice(5)).toEqual(Array.from({ length: 10 }, (_, i) => `${i + 5}`));
+        expect(new Set(got.slice(0, 5))).toEqual(new Set(['0', '1', '2', '3', '4']));
+      });
+
+      it('times a wait out durably', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go', timeoutMs: 150 } }));
+        const waiting = (await store.getRun(run.runId))!;
+        expect(waiting.waitUntil).toBeInstanceOf(Date);
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        await sleep(250);
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke.status).toBe('waiting');
+        expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, timedOut: true });
+      });
+    });
+
+    describe('control requests', () => {
+      it('pauses a run that is not leased at once, and resumes it where it was', async () => {
+        const r = newRun(wf());
+        await store.createRun(r, { onConflict: 'keep' });
+        expect(await store.control(r.runId, { action: 'pause' })).toEqual({ outcome: 'ok', status: 'pending' });
+        let stored = (await store.getRun(r.runId))!;
+        expect(stored.status).toBe('paused');
+        expect(stored.resumeStatus).toBe('pending');
+        expect(await store.claimRun(r.runId, OTHER)).toBeUndefined();
+        expect((await store.control(r.runId, { action: 'pause' })).outcome).toBe('noop');
+        expect(await store.control(r.runId, { action: 'resume' })).toEqual({ outcome: 'ok', status: 'paused' });
+        stored = (await store.getRun(r.runId))!;
+        expect(stored.status).toBe('pending');
+        expect(stored.resumeStatus).toBeUndefined();
+        expect((await store.control(r.runId, { action: 'resume' })).outcome).toBe('noop');
+        expect(await store.claimRun(r.runId, OTHER)).toBeDefined();
+      });
+
+      it('keeps a signal sent to a paused waiting run and wakes it on resume', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        await store.control(run.runId, { action: 'pause' });
+        expect((await store.getRun(run.runId))!.status).toBe('paused');
+        expect((await store.sendSignal(run.runId, 'go', '"late"')).outcome).toBe('ok');
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        await store.control(run.runId, { action: 'resume' });
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke.status).toBe('waiting');
+        expect((await store.takeSignal(run.runId, woke.leaseToken, 'go'))).toMatchObject({ payload: '"late"' });
+      });
+
+      it('pauses a leased run at its next commit', async () => {
+        const run = await createClaimed(wf());
+        expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+        let stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.pauseRequested).toBe(true);
+        expect(await store.renewLease(run.runId, run.leaseToken, 30_000)).toEqual({ ok: true, pauseRequested: true });
+        const res = await store.commit(run.runId, run.leaseToken, patch({ state: '"after-step"' }));
+        expect(res).toEqual({ ok: true, paused: true });
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('paused');
+        expect(stored.resumeStatus).toBe('running');
+        expect(stored.state).toBe('"after-step"');
+        expect(stored.leaseToken).toBeUndefined();
+        expect(stored.pauseRequested).toBe(false);
+        await store.control(run.runId, { action: 'resume' });
+        const again = (await store.claimRun(run.runId, OTHER))!;
+        expect(again.status).toBe('running');
+      });
+
+      it('pauses a leased run going to sleep, keeping its wake-up time', async () => {
+        const run = await createClaimed(wf());
+        await store.control(run.runId, { action: 'pause' });
+        const res = await store.commit(run.runId, run.leaseToken, patch({ status: 'sleeping', due: { delayMs: 60_000 }, release: true }));
+        expect(res).toMatchObject({ ok: true, paused: true });
+        await store.control(run.runId, { action: 'resume' });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('sleeping');
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+      });
+
+      it('withdraws a pending pause request on resume', async () => {
+        const run = await createClaimed(wf());
+        await store.control(run.runId, { action: 'pause' });
+        expect((await store.control(run.runId, { action: 'resume' })).outcome).toBe('ok');
+        const res = await store.commit(run.runId, run.leaseToken, patch({}));
+        expect(res).toEqual({ ok: true });
+        expect((await store.getRun(run.runId))!.status).toBe('running');
+      });
+
+      it('records a cancel on a leased run and reports it to the lease holder', async () => {
+        const run = await createClaimed(wf());
+        expect(await store.control(run.runId, { action: 'cancel', compensate: true })).toEqual({ outcome: 'ok', status: 'running' });
+        expect((await store.control(run.runId, { action: 'cancel', compensate: false })).outcome).toBe('noop');
+        expect(await store.renewLease(run.runId, run.leaseToken, 30_000)).toEqual({ ok: true, cancel: { compensate: true }, pauseRequested: false });
+        const res = await store.commit(run.runId, run.leaseToken, patch({ status: 'compensating' }));
+        expect(res).toEqual({ ok: true, cancel: { compensate: true } });
+        expect((await store.control(run.runId, { action: 'cancel', compensate: true })).outcome).toBe('noop');
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'cancelled', clearCancel: true }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('cancelled');
+        expect(stored.cancelRequested).toBeUndefined();
+        expect((await store.control(run.runId, { action: 'cancel', compensate: true })).outcome).toBe('noop');
+        expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('not-active');
+        expect((await store.control(run.runId, { action: 'resume' })).outcome).toBe('not-active');
+      });
+
+      it('makes a sleeping, waiting or paused run due at once when cancelled', async () => {
+        const workflow = wf();
+        const sleeping = await createClaimed(workflow);
+        await store.commit(sleeping.runId, sleeping.leaseToken, patch({ status: 'sleeping', due: { delayMs: 60_000 }, release: true }));
+        const waiting = await createClaimed(workflow);
+        await store.commit(waiting.runId, waiting.leaseToken, patch({ wait: { signal: 'never' } }));
+        const paused = newRun(workflow);
+        await store.createRun(paused, { onConflict: 'keep' });
+        await store.control(paused.runId, { action: 'pause' });
+        for (const id of [sleeping.runId, waiting.runId, paused.runId]) {
+          expect((await store.control(id, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+        }
+        expect((await store.getRun(paused.runId))!.status).toBe('pending');
+        const claimed = await store.claimRuns(OTHER, 10, [workflow]);
+        expect(claimed.map((r) => r.runId).sort()).toEqual([sleeping.runId, waiting.runId, paused.runId].sort());
+        for (const r of claimed) expect(r.cancelRequested).toEqual({ compensate: false });
+      });
+
+      it('keeps a cancelled run due when the lease holder commits without handling it', async () => {
+        const run = await createClaimed(wf());
+        await store.control(run.runId, { action: 'cancel', compensate: false });
+        const res = await store.commit(run.runId, run.leaseToken, patch({ status: 'sleeping', due: { delayMs: 60_000 }, release: true }));
+        expect(res).toEqual({ ok: true, cancel: { compensate: false } });
+        expect(await store.claimRun(run.runId, OTHER)).toBeDefined();
+      });
+
+      it('answers not-found and not-active', async () => {
+        const missing = `missing-${randomUUID()}`;
+        for (const request of [{ action: 'pause' }, { action: 'resume' }, { action: 'cancel', compensate: true }, { action: 'retry' }] as const) {
+          expect((await store.control(missing, request)).outcome).toBe('not-found');
+        }
+        const run = await createClaimed(wf());
+        await finish(run.runId, run.leaseToken, 'completed');
+        expect(await store.control(run.runId, { action: 'cancel', compensate: true })).toEqual({ outcome: 'not-active', status: 'completed' });
+        expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('not-active');
+      });
+
+      it('retries only a failed run: back to pending, error cleared, due now', async () => {
+        const run = await createClaimed(wf());
+        expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('invalid-state');
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'failed', error: { name: 'E', message: 'm', step: 's', phase: 'step' } }));
+        expect(await store.control(run.runId, { action: 'retry' })).toEqual({ outcome: 'ok', status: 'failed' });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('pending');
+        expect(stored.error).toBeUndefined();
+        expect(stored.finishedAt).toBeUndefined();
+        const again = (await store.claimRun(run.runId, OTHER))!;
+        expect(again.status).toBe('running');
+        await finish(run.runId, again.leaseToken, 'completed');
+        expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('invalid-state');
+      });
+    });
+
+    describe('listRuns', () => {
+      it('pages newest first without duplicates or gaps, with filters', async () => {
+        const workflow = wf();
+        const other = wf();
+        const ids: string[] = [];
+        for (let i = 0; i < 23; i++) {
+          const r = newRun(i % 5 === 0 ? other : workflow);
+          await store.createRun(r, { onConflict: 'keep' });
+          if (i % 5 !== 0) ids.push(r.runId);
+          if (i % 4 === 0) await sleep(2);
+        }
+        const seen: StoredRun[] = [];
+        let after: { createdAt: Date; runId: string } | undefined;
+        for (let page = 0; page < 10; page++) {
+          const runs = await store.listRuns({ workflow, limit: 5, after });
+          seen.push(...runs);
+          if (runs.length < 5) break;
+          const last = runs[runs.length - 1];
+          after = { createdAt: last.createdAt, runId: last.runId };
+        }
+        expect(seen.map((r) => r.runId).sort()).toEqual([...ids].sort());
+        expect(new Set(seen.map((r) => r.runId)).size).toBe(ids.length);
+        for (let i = 1; i < seen.length; i++) {
+          const a = seen[i - 1];
+          const b = seen[i];
+          const ordered = a.createdAt.getTime() > b.createdAt.getTime() || (a.createdAt.getTime() === b.createdAt.getTime() && a.runId > b.runId);
+          expect(ordered).toBe(true);
+        }
+        const claimed = (await store.claimRun(ids[0], LEASE))!;
+        await finish(ids[0], claimed.leaseToken, 'completed');
+        const completed = await store.listRuns({ workflow, statuses: ['completed'], limit: 50 });
+        expect(completed.map((r) => r.runId)).toEqual([ids[0]]);
+        const mixed = await store.listRuns({ workflow, statuses: ['completed', 'pending'], limit: 50 });
+        expect(mixed).toHaveLength(ids.length);
+        expect(await store.listRuns({ workflow: `none-${randomUUID()}`, limit: 50 })).toEqual([]);
+      });
+
+      it('includes each run\'s steps', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow, { steps: [{ name: 'a', status: 'running', attempts: 0 }] });
+        const [listed] = await store.listRuns({ workflow, limit: 1 });
+        expect(listed.runId).toBe(run.runId);
+        expect(listed.steps).toEqual([{ name: 'a', status: 'running', attempts: 0 }]);
+      });
+    });
+
+    describe('purge', () => {
+      it('deletes only terminal runs of the given statuses finished long enough ago', async () => {
+        const workflow = wf();
+        const done = await createClaimed(workflow);
+        await store.sendSignal(done.runId, 'x', '1');
+        await finish(done.runId, done.leaseToken, 'completed');
+        const failed = await createClaimed(workflow);
+        await finish(failed.runId, failed.leaseToken, 'failed');
+        const live = await createClaimed(workflow);
+        const pending = newRun(workflow);
+        await store.createRun(pending, { onConflict: 'keep' });
+        await sleep(150);
+        const fresh = await createClaimed(workflow);
+        await finish(fresh.runId, fresh.leaseToken, 'completed');
+
+        expect(await store.purge(['completed'], 100)).toBeGreaterThanOrEqual(1);
+        expect(await store.getRun(done.runId)).toBeUndefined();
+        expect(await store.getRun(fresh.runId)).toBeDefined();
+        expect(await store.getRun(failed.runId)).toBeDefined();
+        expect(await store.getRun(live.runId)).toBeDefined();
+        expect(await store.getRun(pending.runId)).toBeDefined();
+        await store.purge(['failed', 'compensated', 'cancelled'], 100);
+        expect(await store.getRun(failed.runId)).toBeUndefined();
+        expect(await store.getRun(live.runId)).toBeDefined();
+        // a purged id can be used again, with no leftover signals
+        const reused = await store.createRun({ ...newRun(workflow), runId: done.runId }, { onConflict: 'keep', lease: LEASE });
+        expect(reused.created).toBe(true);
+        const res = await store.commit(done.runId, reused.run.leaseToken!, patch({ wait: { signal: 'x' } }));
+        expect(res.ok && res.consumedSignal).toBeFalsy();
+      });
+    });
+
+    describe('events', () => {
+      it('publishes ready and finished events to subscribers, when it supports them', async () => {
+        if (!store.subscribe) return;
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => events.push(e));
+        try {
+          const r = newRun(wf());
+          await store.createRun(r, { onConflict: 'keep' });
+          const claimed = (await store.claimRun(r.runId, LEASE)) as ClaimedRun;
+          await store.commit(r.runId, claimed.leaseToken, patch({ status: 'completed' }));
+          const deadline = Date.now() + 3_000;
+          while (Date.now() < deadline && !events.some((e) => e.type === 'finished' && e.runId === r.runId)) await sleep(10);
+          expect(events).toContainEqual({ type: 'ready', runId: r.runId });
+          expect(events).toContainEqual({ type: 'finished', runId: r.runId });
+        } finally {
+          await unsubscribe();
+        }
+      });
+    });
+  });
+}
