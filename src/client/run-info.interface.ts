@@ -1,0 +1,64 @@
+import type { RunErrorInfo } from '../errors/errors.js';
+import type { RunStatus, StepStatus } from '../store/workflow-store.interface.js';
+
+/** One step visit of a run, as `describe()` shows it. */
+export interface StepInfo {
+  name: string;
+  status: StepStatus;
+  /** Attempts whose outcome was recorded. */
+  attempts: number;
+  output?: unknown;
+  startedAt?: Date;
+  finishedAt?: Date;
+  error?: string;
+}
+
+/** A run, as `describe()` and `list()` show it. */
+export interface RunInfo {
+  runId: string;
+  workflow: string;
+  version: number;
+  status: RunStatus;
+  input: unknown;
+  output?: unknown;
+  /** What ended the run. */
+  error?: RunErrorInfo;
+  currentStep?: string;
+  /** One entry per step visit, in execution order; steps not reached yet are not listed. */
+  steps: StepInfo[];
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt?: Date;
+}
+
+/** Options of `start()`. */
+export interface StartOptions {
+  /** Run id (idempotency key of the start). @default a new UUID */
+  id?: string;
+  /** What to do when a run with `id` exists. @default 'use-existing' */
+  conflictPolicy?: 'use-existing' | 'fail' | 'terminate-existing';
+  /** Postgres store: a TypeORM `EntityManager`; the run is created inside the caller's transaction. */
+  transaction?: unknown;
+}
+
+/** Filter and page of `list()`. */
+export interface ListRunsFilter {
+  workflow?: string;
+  status?: RunStatus | RunStatus[];
+  /** @default 50 (1–1000) */
+  limit?: number;
+  /** The `cursor` of the previous page. */
+  cursor?: string;
+}
+
+/** A reference to a run. */
+export interface WorkflowHandle<Output = unknown> {
+  runId: string;
+  /**
+   * The run's output once it ends. Rejects `WorkflowFailedError` (failed or compensated), `WorkflowCancelledError`, or
+   * `ResultTimeoutError` when `timeout` passes (the run goes on).
+   */
+  result(options?: { timeout?: number | string }): Promise<Output>;
+  /** @throws RunNotFoundError */
+  describe(): Promise<RunInfo>;
+}

@@ -1,0 +1,218 @@
+import type { Type } from '@nestjs/common';
+import {
+  InvalidArgumentError,
+  InvalidRunStateError,
+  ResultTimeoutError,
+  RunNotActiveError,
+  RunNotFoundError,
+  WorkflowCancelledError,
+  WorkflowFailedError,
+} from '../errors/errors.js';
+import { parseDuration } from '../definition/duration.js';
+import type { WorkflowRegistry } from '../definition/workflow.registry.js';
+import { assertRunId, type WorkflowEngine } from '../engine/workflow-engine.js';
+import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
+import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
+
+const STATUSES: ReadonlySet<string> = new Set([
+  'pending', 'running', 'sleeping', 'waiting', 'paused', 'compensating', 'completed', 'compensated', 'failed', 'cancelled',
+]);
+const CURSOR_VERSION = 'c1';
+
+function timeoutMs(value: number | string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`${what} must be ms or a duration string such as '30s' (got ${JSON.stringify(value)}).`);
+  return ms;
+}
+
+/**
+ * Starts and controls workflow runs. Inject it anywhere (`constructor(private readonly workflows: WorkflowClient)`).
+ */
+export class WorkflowClient {
+  constructor(
+    private readonly engine: WorkflowEngine,
+    private readonly registry: WorkflowRegistry,
+  ) {}
+
+  /**
+   * Starts a run of a workflow (its class or name). With an `id` that exists, `conflictPolicy` decides:
+   * `use-existing` (default) returns its handle, `fail` throws RunAlreadyExistsError, `terminate-existing` cancels it
+   * (no compensation) and starts anew under that id.
+   */
+  async start<Output = unknown>(workflow: Type | string, input?: unknown, options: StartOptions = {}): Promise<WorkflowHandle<Output>> {
+    const def = this.registry.resolve(workflow);
+    const { runId } = await this.engine.startRun(def, input, options);
+    return this.getHandle<Output>(runId);
+  }
+
+  /** Starts a run and waits for its output (`timeout`: ResultTimeoutError, the run goes on). */
+  async execute<Output = unknown>(
+    workflow: Type | string,
+    input?: unknown,
+    options: StartOptions & { timeout?: number | string } = {},
+  ): Promise<Output> {
+    const { timeout, ...startOptions } = options;
+    const ms = timeoutMs(timeout, 'timeout');
+    const handle = await this.start<Output>(workflow, input, startOptions);
+    return handle.result({ timeout: ms });
+  }
+
+  /** A handle to a run (not checked until used). */
+  getHandle<Output = unknown>(runId: string): WorkflowHandle<Output> {
+    assertRunId(runId);
+    return {
+      runId,
+      result: (options) => this.result<Output>(runId, options?.timeout),
+      describe: async () => {
+        const info = await this.describe(runId);
+        if (!info) throw new RunNotFoundError(runId);
+        return info;
+      },
+    };
+  }
+
+  /** A run's state, or undefined when no run has this id. */
+  async describe(runId: string): Promise<RunInfo | undefined> {
+    assertRunId(runId);
+    const run = await this.engine.store.getRun(runId);
+    return run ? this.toRunInfo(run) : undefined;
+  }
+
+  /** Sends a durable signal; queued per run and name, first in first out. */
+  async signal(runId: string, name: string, payload?: unknown): Promise<void> {
+    assertRunId(runId);
+    if (typeof name !== 'string' || name.length === 0 || name.length > 255) {
+      throw new InvalidArgumentError('A signal name must be a non-empty string of at most 255 characters.');
+    }
+    const serialized = this.engine.serializer.serialize(payload, `payload of signal "${name}"`);
+    const res = await this.engine.store.sendSignal(runId, name, serialized);
+    this.check(runId, res, 'signal');
+    if (res.status === 'waiting') void this.engine.kick(runId);
+  }
+
+  /** Cancels a run: aborts its running step, compensates completed steps (unless `compensate: false`), ends `cancelled`. */
+  async cancel(runId: string, options: { compensate?: boolean } = {}): Promise<void> {
+    assertRunId(runId);
+    const res = await this.engine.store.control(runId, { action: 'cancel', compensate: options.compensate ?? true });
+    this.check(runId, res, 'cancel');
+    if (res.outcome === 'ok') void this.engine.notifyControl(runId);
+  }
+
+  /** Pauses a run at its next step boundary (at once when it is not in a step). */
+  async pause(runId: string): Promise<void> {
+    assertRunId(runId);
+    this.check(runId, await this.engine.store.control(runId, { action: 'pause' }), 'pause');
+  }
+
+  /** Resumes a paused run where it was. */
+  async resume(runId: string): Promise<void> {
+    assertRunId(runId);
+    const res = await this.engine.store.control(runId, { action: 'resume' });
+    this.check(runId, res, 'resume');
+    if (res.outcome === 'ok') void this.engine.kick(runId);
+  }
+
+  /** Re-runs a failed run's failed step (or failed compensation) with a fresh attempt budget, and goes on. */
+  async retry(runId: string): Promise<void> {
+    assertRunId(runId);
+    const res = await this.engine.store.control(runId, { action: 'retry' });
+    if (res.outcome === 'invalid-state') {
+      throw new InvalidRunStateError(runId, res.status!, `Cannot retry run "${runId}": only failed runs can be retried (status "${res.status}").`);
+    }
+    this.check(runId, res, 'retry');
+    void this.engine.kick(runId);
+  }
+
+  /** Runs newest first (createdAt desc, then runId desc), a page at a time. */
+  async list(filter: ListRunsFilter = {}): Promise<{ runs: RunInfo[]; cursor?: string }> {
+    const limit = filter.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new InvalidArgumentError(`list limit must be an integer from 1 to 1000 (got ${String(filter.limit)}).`);
+    }
+    let statuses: RunStatus[] | undefined;
+    if (filter.status !== undefined) {
+      statuses = Array.isArray(filter.status) ? filter.status : [filter.status];
+      for (const s of statuses) {
+        if (!STATUSES.has(s)) throw new InvalidArgumentError(`Unknown run status ${JSON.stringify(s)} in list filter.`);
+      }
+    }
+    if (filter.workflow !== undefined && typeof filter.workflow !== 'string') {
+      throw new InvalidArgumentError('list filter workflow must be a workflow name (string).');
+    }
+    const after = filter.cursor !== undefined ? decodeCursor(filter.cursor) : undefined;
+    const runs = await this.engine.store.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after });
+    const page = runs.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      runs: page.map((r) => this.toRunInfo(r)),
+      cursor: runs.length > limit && last ? encodeCursor(last) : undefined,
+    };
+  }
+
+  private async result<Output>(runId: string, timeout?: number | string): Promise<Output> {
+    const ms = timeoutMs(timeout, 'result timeout');
+    const res = await this.engine.waitForEnd(runId, ms);
+    if (res.timedOut) throw new ResultTimeoutError(runId, ms ?? 0);
+    const status = res.run?.status ?? res.finished!.status;
+    const error = res.run?.error ?? res.finished?.error;
+    const output = res.run ? res.run.output : res.finished?.output;
+    switch (status) {
+      case 'completed':
+        return this.engine.serializer.deserialize<Output>(output);
+      case 'cancelled':
+        throw new WorkflowCancelledError(runId);
+      default:
+        throw new WorkflowFailedError(runId, error ?? { name: 'Error', message: 'unknown error' }, status === 'compensated' ? 'compensated' : 'failed');
+    }
+  }
+
+  private check(runId: string, res: ControlResult, action: string): void {
+    if (res.outcome === 'not-found') throw new RunNotFoundError(runId);
+    if (res.outcome === 'not-active') throw new RunNotActiveError(runId, res.status ?? 'ended', action);
+  }
+
+  private toRunInfo(run: StoredRun): RunInfo {
+    const s = this.engine.serializer;
+    const info: RunInfo = {
+      runId: run.runId,
+      workflow: run.workflow,
+      version: run.version,
+      status: run.status,
+      input: s.deserialize(run.input),
+      steps: run.steps.map((step) => {
+        const out: RunInfo['steps'][number] = { name: step.name, status: step.status, attempts: step.attempts };
+        if (step.output !== undefined) out.output = s.deserialize(step.output);
+        if (step.startedAt) out.startedAt = step.startedAt;
+        if (step.finishedAt) out.finishedAt = step.finishedAt;
+        if (step.error !== undefined) out.error = step.error;
+        return out;
+      }),
+      createdAt: run.createdAt,
+      updatedAt: run.updatedAt,
+    };
+    if (run.output !== undefined) info.output = s.deserialize(run.output);
+    if (run.error) info.error = run.error;
+    if (run.currentStep !== undefined) info.currentStep = run.currentStep;
+    if (run.finishedAt) info.finishedAt = run.finishedAt;
+    return info;
+  }
+}
+
+function encodeCursor(run: StoredRun): string {
+  return Buffer.from(JSON.stringify([CURSOR_VERSION, run.createdAt.getTime(), run.runId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; runId: string } {
+  const invalid = () => new InvalidArgumentError('Invalid list cursor: pass the cursor returned by the previous list() call unchanged.');
+  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 2048) throw invalid();
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (!Array.isArray(parsed) || parsed.length !== 3 || parsed[0] !== CURSOR_VERSION) throw invalid();
+    const [, t, runId] = parsed as [string, unknown, unknown];
+    if (typeof t !== 'number' || !Number.isFinite(t) || typeof runId !== 'string' || runId.length === 0 || runId.length > 255) throw invalid();
+    return { createdAt: new Date(t), runId };
+  } catch {
+    throw invalid();
+  }
+}

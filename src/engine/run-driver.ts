@@ -1,0 +1,798 @@
+import {
+  InvalidArgumentError,
+  MaxTransitionsExceededError,
+  NonRetryableError,
+  PayloadTooLargeError,
+  RecoveryLimitError,
+  SerializationError,
+  SignalTimeoutError,
+  StepTimeoutError,
+  WorkflowCancelledError,
+  WorkflowDefinitionError,
+  type RunErrorInfo,
+} from '../errors/errors.js';
+import { parseDuration } from '../definition/duration.js';
+import { retryDelay, type ResolvedRetry } from '../definition/retry-policy.js';
+import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
+import type { ClaimedRun, CommitResult, RunPatch, RunStatus, StoredStep } from '../store/workflow-store.interface.js';
+import { decodeState, encodeState, type CompensationState, type EngineState } from './engine-state.js';
+import { isFlowDirective, type FlowDirective } from './flow.js';
+import type { Serializer } from './serializer.js';
+import type { CompensationContext, StepContext, StepLogger } from './step-context.interface.js';
+import type { WorkflowStore } from '../store/workflow-store.interface.js';
+
+/** What a driver needs from the engine that owns it. */
+export interface DriverHost {
+  readonly store: WorkflowStore;
+  readonly serializer: Serializer;
+  readonly logger: StepLogger;
+  readonly leaseMs: number;
+  readonly maxTransitions: number;
+  readonly maxRecoveries: number;
+  /** Retry delays up to this long are waited in-process, holding the lease; longer ones release the run. */
+  readonly inProcessDelayMs: number;
+  isDraining(): boolean;
+  /** Wake this run locally after `delayMs` (the wake-up time is stored too). */
+  scheduleWake(runId: string, delayMs: number): void;
+  /** The run reached a terminal status. */
+  onFinished(runId: string, snapshot: FinishedRun): void;
+}
+
+/** A run's end, as seen by the instance that ended it. */
+export interface FinishedRun {
+  status: RunStatus;
+  output?: string;
+  error?: RunErrorInfo;
+}
+
+/** Why an attempt was cut short. */
+class Interrupt extends Error {
+  constructor(readonly kind: 'cancel' | 'lost' | 'shutdown') {
+    super(kind);
+  }
+}
+
+type AttemptOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function errorName(error: unknown): string {
+  if (error instanceof Error) return error.name || 'Error';
+  return typeof error;
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}
+
+function describeError(error: unknown): string {
+  return `${errorName(error)}: ${errorMessage(error)}`;
+}
+
+/** Errors that end a step at once, whatever its retry policy. */
+function isFinalError(error: unknown): boolean {
+  return (
+    error instanceof NonRetryableError ||
+    error instanceof SerializationError ||
+    error instanceof PayloadTooLargeError ||
+    error instanceof WorkflowDefinitionError ||
+    error instanceof MaxTransitionsExceededError ||
+    error instanceof RecoveryLimitError ||
+    error instanceof InvalidArgumentError
+  );
+}
+
+function restoreError(info: RunErrorInfo): Error {
+  const error = new Error(info.message);
+  error.name = info.name;
+  return error;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * Executes one claimed run on this instance, step after step, until it ends, sleeps, waits, is paused, or this
+ * instance loses it. Every change goes through one fenced `commit`.
+ */
+export class RunDriver {
+  readonly runId: string;
+  private token: string;
+  private state: EngineState;
+  private steps: StoredStep[];
+  /** Aborts whatever the run is doing (cancel, lease loss, shutdown). */
+  private abort = new AbortController();
+  /** The run left this instance (finished, slept, waits, paused, released). */
+  private done = false;
+  private interrupt?: Interrupt;
+  private cancel?: { compensate: boolean };
+  private lastWrite = Date.now();
+  /** Outputs of completed steps by name (latest visit). */
+  private readonly results: Record<string, unknown> = {};
+  private readonly visits = new Map<string, number>();
+  private input: unknown;
+  private runInput: unknown;
+  /** The error being compensated, as thrown (when it happened on this instance). */
+  private compensatedError?: unknown;
+
+  constructor(
+    private readonly host: DriverHost,
+    private readonly def: WorkflowDefinition,
+    private readonly claimed: ClaimedRun,
+  ) {
+    this.runId = claimed.runId;
+    this.token = claimed.leaseToken;
+    this.state = decodeState(claimed.state);
+    this.steps = claimed.steps;
+    this.cancel = claimed.cancelRequested;
+  }
+
+  /** True once the run should stop on this instance (lease lost, shutdown, replaced). */
+  get stopped(): boolean {
+    return this.interrupt !== undefined && this.interrupt.kind !== 'cancel';
+  }
+
+  /** Milliseconds since this driver last extended its lease. */
+  sinceLastWrite(): number {
+    return Date.now() - this.lastWrite;
+  }
+
+  /** The lease was renewed by the engine. */
+  touched(): void {
+    this.lastWrite = Date.now();
+  }
+
+  /** Cancel requested while running: abort the current attempt. */
+  requestCancel(cancel: { compensate: boolean }): void {
+    if (this.state.comp) return;
+    this.cancel = cancel;
+    this.stop(new Interrupt('cancel'));
+  }
+
+  /** Lease lost or run replaced: stop without writing anything. */
+  lose(): void {
+    this.stop(new Interrupt('lost'));
+  }
+
+  /** Shutdown grace has passed: stop now; the run is released and resumed elsewhere. */
+  shutdown(): void {
+    this.stop(new Interrupt('shutdown'));
+  }
+
+  get leaseToken(): string {
+    return this.token;
+  }
+
+  private stop(interrupt: Interrupt): void {
+    if (this.interrupt && this.interrupt.kind !== 'cancel') return;
+    this.interrupt = interrupt;
+    this.abort.abort(interrupt);
+  }
+
+  /** Drives the run until it leaves this instance. Never throws. */
+  async drive(): Promise<void> {
+    try {
+      if (!(await this.prepare())) return;
+      while (!this.stopped && !this.done) {
+        if (this.cancel && !this.state.comp) {
+          await this.handleCancel(this.cancel);
+          return;
+        }
+        if (this.state.comp) {
+          await this.compensate();
+          return;
+        }
+        if (this.host.isDraining()) {
+          await this.release();
+          return;
+        }
+        const proceed = await this.runCursorStep();
+        if (!proceed) return;
+      }
+    } catch (error) {
+      if (error instanceof Interrupt) return;
+      this.host.logger.error(`Run "${this.runId}" (${this.def.name}) stopped on this instance: ${describeError(error)}`, (error as Error)?.stack);
+    } finally {
+      if (this.interrupt?.kind === 'shutdown') await this.release().catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Setup
+
+  /** Returns false when the run already left this instance. */
+  private async prepare(): Promise<boolean> {
+    const { serializer } = this.host;
+    this.runInput = serializer.deserialize(this.claimed.input);
+    let lastOutput: string | undefined;
+    let hasLast = false;
+    for (let i = 0; i < this.steps.length; i++) {
+      const entry = this.steps[i];
+      this.visits.set(entry.name, (this.visits.get(entry.name) ?? 0) + 1);
+      if (entry.status === 'completed' || entry.status === 'compensated') {
+        this.results[entry.name] = serializer.deserialize(entry.output);
+        if (i < this.state.entry) {
+          lastOutput = entry.output;
+          hasLast = true;
+        }
+      }
+    }
+    // The cursor step's input: a signal payload handed over by the store, else the previous step's output.
+    if (this.claimed.nextInput !== undefined) this.input = serializer.deserialize(this.claimed.nextInput);
+    else this.input = hasLast ? serializer.deserialize(lastOutput) : this.runInput;
+
+    if (this.claimed.recovered) {
+      this.state.rec += 1;
+      if (this.state.rec > this.host.maxRecoveries && !this.state.comp) {
+        const step = this.state.cursor ?? this.def.steps[0].name;
+        const error = new RecoveryLimitError(
+          `Run "${this.runId}" was recovered ${this.state.rec - 1} times at step "${step}" without progress ` +
+            `(the step may be crashing its process). Fix the cause, then call retry("${this.runId}").`,
+        );
+        this.state.rec = 0;
+        const entry = this.entryFor(step);
+        await this.failStep(step, entry.index, entry.attempts, error);
+        return false;
+      }
+      await this.write({ state: encodeState(this.state) });
+    }
+
+    if (this.state.failed) await this.resumeAfterRetry();
+    if (this.claimed.status === 'waiting' && !this.cancel) return this.wakeFromWait();
+    return true;
+  }
+
+  /** A `retry` of a failed run: a fresh attempt budget at the failed step or compensation. */
+  private async resumeAfterRetry(): Promise<void> {
+    const failed = this.state.failed;
+    this.state.failed = undefined;
+    this.state.rec = 0;
+    if (failed === 'compensation' && this.state.comp) {
+      this.state.comp.base = this.state.comp.attempts;
+      const idx = this.state.comp.queue[0];
+      const entry = this.steps[idx];
+      await this.write({
+        status: 'compensating',
+        state: encodeState(this.state),
+        steps: entry ? [{ index: idx, step: { ...entry, error: undefined } }] : undefined,
+      });
+      return;
+    }
+    const entry = this.steps[this.state.entry];
+    this.state.base = entry?.attempts ?? 0;
+    const patch: Partial<RunPatch> = { state: encodeState(this.state), currentStep: this.state.cursor };
+    if (entry) {
+      const restarted: StoredStep = { ...entry, status: 'running', finishedAt: undefined };
+      patch.steps = [{ index: this.state.entry, step: restarted }];
+    }
+    await this.write(patch);
+  }
+
+  /** Claimed while waiting: take a queued signal, fail on timeout, or wait again. */
+  private async wakeFromWait(): Promise<boolean> {
+    const wait = this.state.wait;
+    if (!wait) return true;
+    const taken = await this.host.store.takeSignal(this.runId, this.token, wait.signal);
+    if (!taken.ok) throw this.lost();
+    this.lastWrite = Date.now();
+    if (taken.payload !== undefined) {
+      this.input = this.host.serializer.deserialize(taken.payload);
+      return true;
+    }
+    const waitStep = this.steps[wait.entry]?.name ?? String(this.state.cursor);
+    if (taken.timedOut) {
+      // NOTE: a retry of the failed run re-runs the waiting step (its entry stays completed so it is compensated).
+      this.state.cursor = waitStep;
+      this.state.entry = wait.entry;
+      this.state.wait = undefined;
+      const error = new SignalTimeoutError(waitStep, wait.signal);
+      await this.startCompensation('failure', { name: error.name, message: error.message, step: waitStep, phase: 'step' }, error, []);
+      return false;
+    }
+    // Woken for another reason (e.g. resumed): wait again for the rest of the timeout.
+    const remaining = this.claimed.waitUntil ? Math.max(0, this.claimed.waitUntil.getTime() - Date.now()) : undefined;
+    const res = await this.write({ wait: { signal: wait.signal, timeoutMs: remaining }, state: encodeState(this.state), currentStep: waitStep });
+    if (res.consumedSignal && !res.paused) {
+      this.input = this.host.serializer.deserialize(res.consumedSignal.payload);
+      return true;
+    }
+    if (remaining !== undefined && !res.paused) this.host.scheduleWake(this.runId, remaining);
+    return false;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Forward path
+
+  private entryFor(stepName: string): { index: number; attempts: number; startedAt?: Date } {
+    const index = this.state.entry;
+    const existing = this.steps[index];
+    if (existing && existing.name === stepName) return { index, attempts: existing.attempts, startedAt: existing.startedAt };
+    return { index, attempts: 0 };
+  }
+
+  private visitKey(index: number): string {
+    const name = this.steps[index]?.name;
+    let n = 0;
+    for (let i = 0; i <= index; i++) if (this.steps[i]?.name === name) n++;
+    return n <= 1 ? `${this.runId}:${name}` : `${this.runId}:${name}#${n}`;
+  }
+
+  private keyForNewVisit(stepName: string): { key: string; visit: number } {
+    const visit = (this.visits.get(stepName) ?? 0) + 1;
+    return { key: visit === 1 ? `${this.runId}:${stepName}` : `${this.runId}:${stepName}#${visit}`, visit };
+  }
+
+  /** Runs the step at the cursor (with in-process retries). Returns false when the run left this instance. */
+  private async runCursorStep(): Promise<boolean> {
+    const cursor = this.state.cursor;
+    if (cursor === null) {
+      // The last step slept or waited: the run's output is that value or the signal's payload.
+      await this.finish('completed', this.host.serializer.serialize(this.input, 'run output'));
+      return false;
+    }
+    const step = this.def.stepsByName.get(cursor);
+    if (!step) {
+      const error = new WorkflowDefinitionError(
+        `Run "${this.runId}" of workflow "${this.def.name}" is at step "${cursor}", which the deployed ${this.def.className} no longer has ` +
+          `(steps: ${this.def.steps.map((s) => s.name).join(', ')}). Restore the step or cancel the run.`,
+      );
+      const entry = this.entryFor(cursor);
+      await this.failStep(cursor, entry.index, entry.attempts, error);
+      return false;
+    }
+    const entry = this.entryFor(step.name);
+    const existing = this.steps[entry.index];
+    const isNewVisit = !existing || existing.name !== step.name;
+    const { key, visit } = isNewVisit
+      ? this.keyForNewVisit(step.name)
+      : { key: this.visitKey(entry.index), visit: this.visits.get(step.name) ?? 1 };
+    if (isNewVisit) {
+      this.visits.set(step.name, visit);
+      this.steps[entry.index] = { name: step.name, status: 'running', attempts: 0, startedAt: new Date() };
+    }
+    const startedAt = this.steps[entry.index].startedAt ?? new Date();
+    let attempts = entry.attempts;
+
+    for (;;) {
+      const attempt = attempts + 1;
+      const ctx: StepContext = {
+        runId: this.runId,
+        workflow: this.def.name,
+        step: step.name,
+        attempt,
+        input: this.runInput,
+        results: this.results,
+        signal: this.abort.signal,
+        idempotencyKey: key,
+        logger: this.host.logger,
+      };
+      const outcome = await this.invoke(step, this.def.instance, step.methodName, [this.input, ctx]);
+      if (this.interrupt) {
+        if (this.interrupt.kind === 'cancel') return true; // handled by the loop
+        return false;
+      }
+      if (outcome.ok) return this.completeStep(step, entry.index, attempt, startedAt, outcome.value);
+
+      const error = outcome.error;
+      attempts = attempt;
+      if (this.isRetryable(step.retry, error, attempt - this.state.base)) {
+        const delay = retryDelay(step.retry, attempt - this.state.base);
+        const keep = delay <= this.host.inProcessDelayMs;
+        const failedEntry: StoredStep = { name: step.name, status: 'running', attempts: attempt, startedAt, error: describeError(error) };
+        this.steps[entry.index] = failedEntry;
+        this.host.logger.warn(`Run "${this.runId}" step "${step.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
+        const res = await this.write({
+          steps: [{ index: entry.index, step: failedEntry }],
+          currentStep: step.name,
+          due: { delayMs: delay },
+          release: !keep,
+        });
+        if (res.paused) return false;
+        if (res.cancel) return true;
+        if (!keep) {
+          this.host.scheduleWake(this.runId, delay);
+          return false;
+        }
+        await sleep(delay, this.abort.signal);
+        const interrupt = this.interrupt as Interrupt | undefined;
+        if (interrupt) return interrupt.kind === 'cancel';
+        if (this.host.isDraining()) {
+          await this.release();
+          return false;
+        }
+        continue;
+      }
+      await this.failStep(step.name, entry.index, attempt, error, startedAt);
+      return false;
+    }
+  }
+
+  private isRetryable(policy: ResolvedRetry, error: unknown, attemptInBudget: number): boolean {
+    if (isFinalError(error) || error instanceof Interrupt) return false;
+    if (attemptInBudget >= policy.maxAttempts) return false;
+    if (policy.retryIf) {
+      try {
+        return policy.retryIf(error) !== false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Runs one attempt of a step or compensation with its timeout, racing cancel/lease loss/shutdown. */
+  private invoke(step: StepDefinition, instance: object, method: string, args: unknown[]): Promise<AttemptOutcome> {
+    const fn = (instance as Record<string, (...a: unknown[]) => unknown>)[method];
+    return new Promise<AttemptOutcome>((resolve) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const signal = this.abort.signal;
+      const settle = (outcome: AttemptOutcome) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const onAbort = () => settle({ ok: false, error: signal.reason });
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (step.timeoutMs !== undefined) {
+        timer = setTimeout(() => settle({ ok: false, error: new StepTimeoutError(step.name, step.timeoutMs!) }), step.timeoutMs);
+      }
+      try {
+        const result = fn.apply(instance, args);
+        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(
+            (value) => settle({ ok: true, value }),
+            (error: unknown) => settle({ ok: false, error }),
+          );
+        } else settle({ ok: true, value: result });
+      } catch (error) {
+        settle({ ok: false, error });
+      }
+    });
+  }
+
+  /** A step attempt returned: checkpoint it and move on. Returns whether to keep driving. */
+  private async completeStep(step: StepDefinition, index: number, attempt: number, startedAt: Date, returned: unknown): Promise<boolean> {
+    const directive: FlowDirective | undefined = isFlowDirective(returned) ? returned : undefined;
+    const value = directive ? directive.value : returned;
+    let output: string;
+    let next: StepDefinition | undefined;
+    let delayMs: number | undefined;
+    let waitTimeoutMs: number | undefined;
+    try {
+      output = this.host.serializer.serialize(value, `output of step "${step.name}"`, step.name);
+      if (!directive || directive.kind === 'wait' || directive.kind === 'sleep') next = this.def.steps[step.index + 1];
+      if (directive?.kind === 'goto') {
+        next = this.def.stepsByName.get(directive.step);
+        if (!next) {
+          throw new WorkflowDefinitionError(
+            `Step "${step.name}" of workflow "${this.def.name}" returned Flow.goto("${directive.step}"), but there is no such step ` +
+              `(steps: ${this.def.steps.map((s) => s.name).join(', ')}).`,
+          );
+        }
+      }
+      if (next) {
+        if (this.state.tr + 1 > this.host.maxTransitions) {
+          throw new MaxTransitionsExceededError(
+            `Run "${this.runId}" exceeded ${this.host.maxTransitions} step transitions at step "${step.name}" (a Flow.goto loop that does not end?). ` +
+              'Raise the maxTransitions option if the loop is intended.',
+          );
+        }
+      }
+      if (directive?.kind === 'sleep') delayMs = this.sleepDelay(directive.duration, step.name);
+      if (directive?.kind === 'wait') {
+        if (typeof directive.signal !== 'string' || directive.signal === '') {
+          throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an empty signal name.`);
+        }
+        if (directive.timeout !== undefined) {
+          waitTimeoutMs = parseDuration(directive.timeout);
+          if (waitTimeoutMs === undefined) {
+            throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an invalid timeout ${JSON.stringify(directive.timeout)}.`);
+          }
+        }
+      }
+    } catch (error) {
+      await this.failStep(step.name, index, attempt, error, startedAt);
+      return false;
+    }
+
+    const now = new Date();
+    const done: StoredStep = { name: step.name, status: 'completed', attempts: attempt, output, startedAt, finishedAt: now };
+    this.steps[index] = done;
+    this.results[step.name] = value;
+    const state = this.state;
+    state.rec = 0;
+    state.base = 0;
+    state.wait = undefined;
+    const nextEntry = index + 1;
+
+    if (!next || directive?.kind === 'complete') {
+      if (directive?.kind !== 'sleep' && directive?.kind !== 'wait') {
+        await this.finish('completed', output, [{ index, step: done }]);
+        return false;
+      }
+    }
+    if (next) state.tr += 1;
+    state.cursor = next ? next.name : null;
+    state.entry = nextEntry;
+
+    if (directive?.kind === 'sleep') {
+      const res = await this.write({
+        status: 'sleeping',
+        steps: [{ index, step: done }],
+        state: encodeState(state),
+        currentStep: step.name,
+        due: { delayMs: delayMs! },
+        release: true,
+      });
+      if (!res.paused && !res.cancel) this.host.scheduleWake(this.runId, delayMs!);
+      return false;
+    }
+    if (directive?.kind === 'wait') {
+      state.wait = { entry: index, signal: directive.signal };
+      const res = await this.write({
+        steps: [{ index, step: done }],
+        state: encodeState(state),
+        currentStep: step.name,
+        wait: { signal: directive.signal, timeoutMs: waitTimeoutMs },
+      });
+      if (res.consumedSignal && !res.paused) {
+        this.input = this.host.serializer.deserialize(res.consumedSignal.payload);
+        return true;
+      }
+      if (!res.consumedSignal && waitTimeoutMs !== undefined && !res.paused) this.host.scheduleWake(this.runId, waitTimeoutMs);
+      return false;
+    }
+
+    // Plain value or goto: complete this step and start the next in one write.
+    const nextStep = next!;
+    const running: StoredStep = { name: nextStep.name, status: 'running', attempts: 0, startedAt: now };
+    this.steps[nextEntry] = running;
+    this.visits.set(nextStep.name, (this.visits.get(nextStep.name) ?? 0) + 1);
+    const res = await this.write({
+      steps: [
+        { index, step: done },
+        { index: nextEntry, step: running },
+      ],
+      state: encodeState(state),
+      currentStep: nextStep.name,
+    });
+    if (res.paused) return false;
+    this.input = value;
+    return true;
+  }
+
+  private sleepDelay(duration: number | string | Date, stepName: string): number {
+    if (duration instanceof Date) {
+      const t = duration.getTime();
+      if (Number.isNaN(t)) throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid Date.`);
+      return Math.max(0, t - Date.now());
+    }
+    const ms = parseDuration(duration);
+    if (ms === undefined) {
+      throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid duration ${JSON.stringify(duration)} (use ms, '5s', '2m', '1h' or a Date).`);
+    }
+    return ms;
+  }
+
+  /** A step failed for good: record it, then compensate or fail the run. */
+  private async failStep(stepName: string, index: number, attempts: number, error: unknown, startedAt?: Date): Promise<void> {
+    const failed: StoredStep = {
+      name: stepName,
+      status: 'failed',
+      attempts,
+      startedAt: startedAt ?? this.steps[index]?.startedAt,
+      finishedAt: new Date(),
+      error: describeError(error),
+    };
+    this.steps[index] = failed;
+    this.host.logger.warn(`Run "${this.runId}" step "${stepName}" failed for good: ${describeError(error)}`);
+    await this.startCompensation('failure', { name: errorName(error), message: errorMessage(error), step: stepName, phase: 'step' }, error, [
+      { index, step: failed },
+    ]);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Cancel and compensation
+
+  private async handleCancel(cancel: { compensate: boolean }): Promise<void> {
+    const cancelled = new WorkflowCancelledError(this.runId);
+    const patches: { index: number; step: StoredStep }[] = [];
+    const current = this.steps[this.state.entry];
+    if (current && current.status === 'running') {
+      const failed: StoredStep = { ...current, status: 'failed', finishedAt: new Date(), error: describeError(cancelled) };
+      this.steps[this.state.entry] = failed;
+      patches.push({ index: this.state.entry, step: failed });
+    }
+    this.interrupt = undefined;
+    this.abort = new AbortController();
+    if (!cancel.compensate) {
+      await this.finish('cancelled', undefined, patches, undefined, true);
+      return;
+    }
+    await this.startCompensation('cancel', { name: cancelled.name, message: cancelled.message }, cancelled, patches);
+  }
+
+  private async startCompensation(
+    reason: 'failure' | 'cancel',
+    error: RunErrorInfo,
+    thrown: unknown,
+    patches: { index: number; step: StoredStep }[],
+  ): Promise<void> {
+    const queue: number[] = [];
+    for (let i = this.steps.length - 1; i >= 0; i--) {
+      const entry = this.steps[i];
+      if (entry.status === 'completed' && this.def.stepsByName.get(entry.name)?.compensate) queue.push(i);
+    }
+    this.compensatedError = thrown;
+    if (queue.length === 0) {
+      if (reason === 'cancel') await this.finish('cancelled', undefined, patches, undefined, true);
+      else {
+        this.state.failed = 'step';
+        await this.finish('failed', undefined, patches, error);
+      }
+      return;
+    }
+    this.state.comp = { queue, reason, error, attempts: 0, base: 0 };
+    const res = await this.write({
+      status: 'compensating',
+      steps: patches,
+      state: encodeState(this.state),
+      // NOTE: a cancel requested while a failure is being compensated changes nothing (DESIGN: cancel of a compensating run).
+      clearCancel: true,
+    });
+    this.cancel = undefined;
+    if (res.paused) return;
+    await this.compensate();
+  }
+
+  /** Runs the queued compensations, latest step first, each checkpointed. */
+  private async compensate(): Promise<void> {
+    const comp = this.state.comp as CompensationState;
+    if (this.cancel) {
+      // NOTE: a cancel that arrived before compensation started is already being honoured by it.
+      this.cancel = undefined;
+      await this.write({ clearCancel: true });
+    }
+    const thrown = this.compensatedError ?? restoreError(comp.error);
+    while (comp.queue.length > 0) {
+      if (this.stopped) return;
+      if (this.host.isDraining()) {
+        await this.release();
+        return;
+      }
+      const index = comp.queue[0];
+      const entry = this.steps[index];
+      const stepDef = this.def.stepsByName.get(entry.name);
+      const method = stepDef?.compensate;
+      if (!stepDef || !method) {
+        comp.queue.shift();
+        continue;
+      }
+      const attempt = comp.attempts + 1;
+      const ctx: CompensationContext = {
+        runId: this.runId,
+        workflow: this.def.name,
+        step: entry.name,
+        attempt,
+        input: this.runInput,
+        results: this.results,
+        signal: this.abort.signal,
+        idempotencyKey: `${this.visitKey(index)}:compensate`,
+        logger: this.host.logger,
+        error: thrown,
+      };
+      const output = this.host.serializer.deserialize(entry.output);
+      const outcome = await this.invoke(stepDef, this.def.instance, method, [output, ctx]);
+      if (this.stopped) return;
+      if (outcome.ok) {
+        comp.queue.shift();
+        comp.attempts = 0;
+        comp.base = 0;
+        const undone: StoredStep = { ...entry, status: 'compensated' };
+        this.steps[index] = undone;
+        if (comp.queue.length === 0) {
+          const status = comp.reason === 'cancel' ? 'cancelled' : 'compensated';
+          this.state.comp = undefined;
+          await this.finish(status, undefined, [{ index, step: undone }], comp.reason === 'cancel' ? undefined : comp.error);
+          return;
+        }
+        const res = await this.write({ steps: [{ index, step: undone }], state: encodeState(this.state) });
+        if (res.paused) return;
+        continue;
+      }
+      comp.attempts = attempt;
+      const error = outcome.error;
+      if (this.isRetryable(stepDef.retry, error, attempt - comp.base)) {
+        const delay = retryDelay(stepDef.retry, attempt - comp.base);
+        const keep = delay <= this.host.inProcessDelayMs;
+        this.host.logger.warn(`Run "${this.runId}" compensation of "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
+        const res = await this.write({ state: encodeState(this.state), due: { delayMs: delay }, release: !keep });
+        if (res.paused) return;
+        if (!keep) {
+          this.host.scheduleWake(this.runId, delay);
+          return;
+        }
+        await sleep(delay, this.abort.signal);
+        continue;
+      }
+      const withError: StoredStep = { ...entry, error: `Compensation failed: ${describeError(error)}` };
+      this.steps[index] = withError;
+      this.state.failed = 'compensation';
+      this.host.logger.error(`Run "${this.runId}" compensation of step "${entry.name}" failed for good: ${describeError(error)}`);
+      await this.finish('failed', undefined, [{ index, step: withError }], {
+        name: errorName(error),
+        message: errorMessage(error),
+        step: entry.name,
+        phase: 'compensation',
+      });
+      return;
+    }
+    // Nothing left to compensate (e.g. the definition lost its compensation methods).
+    const status = comp.reason === 'cancel' ? 'cancelled' : 'compensated';
+    this.state.comp = undefined;
+    await this.finish(status, undefined, [], comp.reason === 'cancel' ? undefined : comp.error);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Writes
+
+  private async finish(
+    status: RunStatus,
+    output: string | undefined,
+    steps: { index: number; step: StoredStep }[] = [],
+    error?: RunErrorInfo,
+    clearCancel?: boolean,
+  ): Promise<void> {
+    if (status !== 'failed') this.state.failed = undefined;
+    const res = await this.write({
+      status,
+      output: output ?? null,
+      error: error ?? null,
+      steps,
+      state: encodeState(this.state),
+      currentStep: status === 'failed' ? error?.step ?? null : null,
+      clearCancel,
+    });
+    void res;
+    this.done = true;
+    this.host.onFinished(this.runId, { status, output, error });
+  }
+
+  private async release(): Promise<void> {
+    await this.host.store.releaseLease(this.runId, this.token);
+  }
+
+  private lost(): Interrupt {
+    const interrupt = new Interrupt('lost');
+    this.stop(interrupt);
+    return interrupt;
+  }
+
+  /** One fenced commit. Throws Interrupt when the lease is gone. Records a pending cancel. */
+  private async write(patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
+    const res = await this.host.store.commit(this.runId, this.token, { ...patch, leaseMs: this.host.leaseMs });
+    if (!res.ok) {
+      this.host.logger.warn(`Run "${this.runId}": lease lost to another instance; dropping the run here`);
+      throw this.lost();
+    }
+    this.lastWrite = Date.now();
+    if (res.cancel && !this.state.comp) this.cancel = res.cancel;
+    return res;
+  }
+}

@@ -1,0 +1,35 @@
+/** The logger a step receives (Nest's `LoggerService` fits). */
+export interface StepLogger {
+  log(message: unknown, ...optionalParams: unknown[]): unknown;
+  error(message: unknown, ...optionalParams: unknown[]): unknown;
+  warn(message: unknown, ...optionalParams: unknown[]): unknown;
+  debug?(message: unknown, ...optionalParams: unknown[]): unknown;
+  verbose?(message: unknown, ...optionalParams: unknown[]): unknown;
+}
+
+/** What a step method receives as its second argument. */
+export interface StepContext<Input = unknown> {
+  runId: string;
+  workflow: string;
+  step: string;
+  /** 1-based attempt number. */
+  attempt: number;
+  /** The run's input. */
+  input: Input;
+  /** Outputs of the steps completed so far, by step name (the latest visit wins). */
+  results: Record<string, unknown>;
+  /** Aborted on timeout, cancel, lease loss or shutdown. */
+  signal: AbortSignal;
+  /**
+   * `${runId}:${step}` on the step's first visit, `${runId}:${step}#${n}` on its n-th visit through Flow.goto; the same
+   * across retries and recoveries of a visit. Pass it to external systems to make side effects idempotent.
+   */
+  idempotencyKey: string;
+  logger: StepLogger;
+}
+
+/** What a compensation method receives as its second argument. */
+export interface CompensationContext<Input = unknown> extends StepContext<Input> {
+  /** The failure being undone (a `WorkflowCancelledError` when the run is cancelled). */
+  error: unknown;
+}

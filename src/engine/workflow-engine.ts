@@ -1,0 +1,405 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { InvalidArgumentError, RunAlreadyExistsError, RunNotFoundError } from '../errors/errors.js';
+import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
+import type { WorkflowRegistry } from '../definition/workflow.registry.js';
+import type { ClaimedRun, LeaseRequest, RunStatus, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
+import { isTerminal } from '../store/workflow-store.interface.js';
+import { encodeState, initialState } from './engine-state.js';
+import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
+import { Serializer } from './serializer.js';
+import type { StepLogger } from './step-context.interface.js';
+
+/** Settings of the engine (resolved from the module options). */
+export interface EngineOptions {
+  workerEnabled: boolean;
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  shutdownGraceMs: number;
+  maxPayloadBytes: number;
+  maxTransitions: number;
+  maxRecoveries: number;
+  /** Purge terminal runs older than these ages (ms). */
+  retention?: { completedMs?: number; failedMs?: number };
+  instanceId?: string;
+}
+
+export type ConflictPolicy = 'use-existing' | 'fail' | 'terminate-existing';
+
+export interface StartRunOptions {
+  id?: string;
+  conflictPolicy?: ConflictPolicy;
+  transaction?: unknown;
+}
+
+const MAX_TIMER_MS = 2_147_000_000;
+
+/** Checks a run id (DESIGN: a non-empty string of at most 255 characters). */
+export function assertRunId(runId: unknown): asserts runId is string {
+  if (typeof runId !== 'string' || runId.length === 0 || runId.length > 255) {
+    throw new InvalidArgumentError(
+      `A run id must be a non-empty string of at most 255 characters (got ${typeof runId === 'string' ? `a string of ${runId.length} characters` : typeof runId}).`,
+    );
+  }
+}
+
+type Waiter = (finished: FinishedRun | undefined) => void;
+
+/**
+ * The framework-free runtime: starts runs, claims work (its own at once, others' by polling and store events),
+ * drives each claimed run with a {@link RunDriver}, renews leases, and drains on shutdown.
+ */
+export class WorkflowEngine implements DriverHost {
+  readonly serializer: Serializer;
+  readonly leaseMs: number;
+  readonly maxTransitions: number;
+  readonly maxRecoveries: number;
+  readonly inProcessDelayMs: number;
+  readonly instanceId: string;
+  private readonly lease: LeaseRequest;
+  private readonly active = new Map<string, RunDriver>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly wakeTimers = new Map<string, NodeJS.Timeout>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private pollTimer?: NodeJS.Timeout;
+  private renewTimer?: NodeJS.Timeout;
+  private retentionTimer?: NodeJS.Timeout;
+  private unsubscribe?: () => Promise<void>;
+  private started = false;
+  private draining = false;
+  private polling = false;
+  private backlog = false;
+
+  constructor(
+    readonly store: WorkflowStore,
+    private readonly registry: WorkflowRegistry,
+    private readonly options: EngineOptions,
+    readonly logger: StepLogger,
+  ) {
+    this.serializer = new Serializer(options.maxPayloadBytes);
+    this.leaseMs = options.leaseMs;
+    this.maxTransitions = options.maxTransitions;
+    this.maxRecoveries = options.maxRecoveries;
+    this.inProcessDelayMs = Math.min(5_000, Math.floor(options.leaseMs / 3));
+    this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.lease = { owner: this.instanceId, leaseMs: options.leaseMs };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /** Subscribes to store events and, when the worker is enabled, starts polling for work. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.store.subscribe) this.unsubscribe = await this.store.subscribe((event) => this.onEvent(event));
+    if (this.options.workerEnabled) {
+      this.schedulePoll(0);
+      const every = Math.max(50, Math.floor(this.leaseMs / 3));
+      this.renewTimer = setInterval(() => void this.renewLeases(), Math.min(every, 10_000));
+      this.renewTimer.unref();
+    }
+    const retention = this.options.retention;
+    if (retention && (retention.completedMs !== undefined || retention.failedMs !== undefined)) {
+      const shortest = Math.min(retention.completedMs ?? Infinity, retention.failedMs ?? Infinity);
+      const every = Math.max(1_000, Math.min(60 * 60_000, Math.floor(shortest / 10)));
+      void this.purge();
+      this.retentionTimer = setInterval(() => void this.purge(), every);
+      this.retentionTimer.unref();
+    }
+  }
+
+  /**
+   * Stops taking work, lets in-flight runs reach their next step boundary for up to `shutdownGraceMs`, then interrupts
+   * the rest; every lease held is released so other instances resume the runs at once.
+   */
+  async stop(): Promise<void> {
+    if (!this.started || this.draining) return;
+    this.draining = true;
+    clearTimeout(this.pollTimer);
+    clearInterval(this.retentionTimer);
+    for (const timer of this.wakeTimers.values()) clearTimeout(timer);
+    this.wakeTimers.clear();
+    if (this.running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.shutdownGraceMs)));
+      await Promise.race([Promise.allSettled([...this.running]), grace]);
+      clearTimeout(timer);
+      if (this.running.size > 0) {
+        this.logger.warn(`Shutdown grace of ${this.options.shutdownGraceMs} ms passed with ${this.running.size} run(s) in a step; releasing them`);
+        for (const driver of this.active.values()) driver.shutdown();
+        await Promise.allSettled([...this.running]);
+      }
+    }
+    clearInterval(this.renewTimer);
+    await this.unsubscribe?.().catch(() => undefined);
+    for (const [runId, set] of this.waiters) {
+      for (const waiter of set) waiter(undefined);
+      this.waiters.delete(runId);
+    }
+  }
+
+  get isWorker(): boolean {
+    return this.options.workerEnabled;
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Starting runs
+
+  /**
+   * Creates a run; when this instance has capacity it claims it in the same store call and runs it at once.
+   * @returns the run id and whether a new run was created
+   */
+  async startRun(def: WorkflowDefinition, input: unknown, options: StartRunOptions = {}): Promise<{ runId: string; created: boolean }> {
+    if (options.id !== undefined) assertRunId(options.id);
+    const policy = options.conflictPolicy ?? 'use-existing';
+    if (policy !== 'use-existing' && policy !== 'fail' && policy !== 'terminate-existing') {
+      throw new InvalidArgumentError(`conflictPolicy must be 'use-existing', 'fail' or 'terminate-existing' (got ${JSON.stringify(policy)}).`);
+    }
+    const serialized = this.serializer.serialize(input, `input of workflow "${def.name}"`);
+    const runId = options.id ?? randomUUID();
+    const claimNow = this.hasCapacity() && options.transaction === undefined;
+    const first = def.steps[0];
+    const result = await this.store.createRun(
+      {
+        runId,
+        workflow: def.name,
+        version: def.version,
+        input: serialized,
+        state: encodeState(initialState(first.name)),
+        steps: claimNow ? [{ name: first.name, status: 'running', attempts: 0, startedAt: new Date() }] : undefined,
+        currentStep: first.name,
+      },
+      {
+        onConflict: policy === 'terminate-existing' ? 'replace' : 'keep',
+        lease: claimNow ? this.lease : undefined,
+        transaction: options.transaction,
+      },
+    );
+    if (!result.created) {
+      if (policy === 'fail') throw new RunAlreadyExistsError(runId);
+      return { runId, created: false };
+    }
+    if (policy === 'terminate-existing') this.active.get(runId)?.lose();
+    const run = result.run;
+    if (claimNow && run.leaseToken) this.launch({ ...run, leaseToken: run.leaseToken, recovered: false });
+    else if (!claimNow && options.transaction === undefined) this.backlog = true;
+    return { runId, created: true };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Results
+
+  /** Whether this instance is executing the run now. */
+  isLocal(runId: string): boolean {
+    return this.active.has(runId);
+  }
+
+  /**
+   * Waits for a run to end. Runs executing here resolve from memory; others on store events or a backed-off poll.
+   * @returns the ended run
+   */
+  async waitForEnd(runId: string, timeoutMs?: number): Promise<{ run?: StoredRun; finished?: FinishedRun; timedOut: boolean }> {
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    let backoff = 25;
+    let first = true;
+    for (;;) {
+      let resolveWaiter!: Waiter;
+      const signal = new Promise<FinishedRun | undefined>((resolve) => (resolveWaiter = resolve));
+      const set = this.waiters.get(runId) ?? new Set<Waiter>();
+      set.add(resolveWaiter);
+      this.waiters.set(runId, set);
+      try {
+        if (!this.active.has(runId) || !first) {
+          const run = await this.store.getRun(runId);
+          if (!run) throw new RunNotFoundError(runId);
+          if (isTerminal(run.status)) return { run, timedOut: false };
+        }
+        first = false;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return { timedOut: true };
+        const local = this.active.has(runId);
+        const wait = local ? remaining : Math.min(remaining, backoff);
+        backoff = Math.min(backoff * 2, 1_000);
+        let timer: NodeJS.Timeout | undefined;
+        const finished = await Promise.race([
+          signal,
+          new Promise<undefined>((resolve) => {
+            if (wait !== Infinity) timer = setTimeout(() => resolve(undefined), Math.min(wait, MAX_TIMER_MS));
+          }),
+        ]);
+        clearTimeout(timer);
+        if (finished) return { finished, timedOut: false };
+      } finally {
+        set.delete(resolveWaiter);
+        if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
+      }
+    }
+  }
+
+  onFinished(runId: string, finished: FinishedRun): void {
+    const set = this.waiters.get(runId);
+    if (!set) return;
+    for (const waiter of [...set]) waiter(finished);
+  }
+
+  private wakeWaiters(runId: string): void {
+    const set = this.waiters.get(runId);
+    if (!set) return;
+    for (const waiter of [...set]) waiter(undefined);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Claiming and driving
+
+  private hasCapacity(): boolean {
+    return this.options.workerEnabled && this.started && !this.draining && this.active.size < this.options.concurrency;
+  }
+
+  /** Try to claim one run here now (after a control call, a store event or a local timer). */
+  async kick(runId: string): Promise<void> {
+    if (this.active.has(runId)) return;
+    if (!this.hasCapacity()) {
+      this.backlog = true;
+      return;
+    }
+    try {
+      const claimed = await this.store.claimRun(runId, this.lease);
+      if (claimed) this.accept(claimed);
+    } catch (error) {
+      this.logger.error(`Could not claim run "${runId}": ${(error as Error).message}`);
+    }
+  }
+
+  /** A control request was recorded for a run: if it runs here, look at it now (cancel aborts the step). */
+  async notifyControl(runId: string): Promise<void> {
+    const driver = this.active.get(runId);
+    if (!driver) return void this.kick(runId);
+    await this.renewOne(driver);
+  }
+
+  scheduleWake(runId: string, delayMs: number): void {
+    if (this.draining || !this.options.workerEnabled || delayMs > MAX_TIMER_MS) return;
+    clearTimeout(this.wakeTimers.get(runId));
+    const timer = setTimeout(() => {
+      this.wakeTimers.delete(runId);
+      void this.kick(runId);
+    }, delayMs + 1);
+    timer.unref();
+    this.wakeTimers.set(runId, timer);
+  }
+
+  private accept(claimed: ClaimedRun): void {
+    if (this.draining || this.active.has(claimed.runId)) {
+      void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
+      return;
+    }
+    this.launch(claimed);
+  }
+
+  private launch(claimed: ClaimedRun): void {
+    const def = this.registry.get(claimed.workflow);
+    if (!def) {
+      void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
+      return;
+    }
+    const driver = new RunDriver(this, def, claimed);
+    this.active.set(claimed.runId, driver);
+    const done = driver.drive().finally(() => {
+      if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
+      this.running.delete(done);
+      this.wakeWaiters(claimed.runId);
+      if (this.backlog && !this.draining) this.schedulePoll(0);
+    });
+    this.running.add(done);
+  }
+
+  private schedulePoll(delayMs: number): void {
+    if (this.draining || !this.options.workerEnabled) return;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => void this.poll(), delayMs);
+    this.pollTimer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.draining) return;
+    this.polling = true;
+    let again = false;
+    try {
+      const free = this.options.concurrency - this.active.size;
+      this.backlog = false;
+      if (free > 0) {
+        const claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
+        for (const run of claimed) this.accept(run);
+        again = claimed.length === free;
+      } else this.backlog = true;
+    } catch (error) {
+      this.logger.error(`Polling the ${this.store.name} store failed: ${(error as Error).message}`);
+    } finally {
+      this.polling = false;
+      this.schedulePoll(again ? 0 : this.options.pollIntervalMs);
+    }
+  }
+
+  private onEvent(event: StoreEvent): void {
+    switch (event.type) {
+      case 'ready':
+        if (this.registry.names().length > 0) void this.kick(event.runId);
+        break;
+      case 'control':
+        if (this.active.has(event.runId)) void this.notifyControl(event.runId);
+        break;
+      case 'finished':
+        this.wakeWaiters(event.runId);
+        break;
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    const threshold = this.leaseMs / 3;
+    await Promise.all([...this.active.values()].filter((d) => d.sinceLastWrite() >= threshold).map((d) => this.renewOne(d)));
+  }
+
+  private async renewOne(driver: RunDriver): Promise<void> {
+    try {
+      const res = await this.store.renewLease(driver.runId, driver.leaseToken, this.leaseMs);
+      if (!res.ok) {
+        this.logger.warn(`Run "${driver.runId}": lease lost to another instance; interrupting it here`);
+        driver.lose();
+        return;
+      }
+      driver.touched();
+      if (res.cancel) driver.requestCancel(res.cancel);
+    } catch (error) {
+      this.logger.error(`Renewing the lease of run "${driver.runId}" failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async purge(): Promise<void> {
+    const retention = this.options.retention;
+    if (!retention) return;
+    try {
+      let purged = 0;
+      if (retention.completedMs !== undefined) purged += await this.store.purge(['completed'], retention.completedMs);
+      if (retention.failedMs !== undefined) purged += await this.store.purge(['failed', 'compensated', 'cancelled'], retention.failedMs);
+      if (purged > 0) this.logger.log(`Retention: purged ${purged} ended run(s)`);
+    } catch (error) {
+      this.logger.error(`Retention purge failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** For tests and diagnostics: run ids executing on this instance. */
+  activeRunIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Terminal status check exposed for the client. */
+  static isTerminal(status: RunStatus): boolean {
+    return isTerminal(status);
+  }
+}

@@ -1,0 +1,34 @@
+export { DurableExecutionModule } from './nest/durable-execution.module.js';
+export type { DurableExecutionOptions, StoreOptions } from './nest/durable-execution-options.interface.js';
+export { WORKFLOW_STORE, WORKFLOW_ENGINE } from './nest/durable-execution.constants.js';
+export { Workflow, type WorkflowOptions } from './decorators/workflow.decorator.js';
+export { Step, type StepOptions } from './decorators/step.decorator.js';
+export { RetryPolicy, type RetryOptions } from './definition/retry-policy.js';
+export { Flow, type FlowDirective } from './engine/flow.js';
+export type { StepContext, CompensationContext, StepLogger } from './engine/step-context.interface.js';
+export { WorkflowClient } from './client/workflow-client.js';
+export type { RunInfo, StepInfo, StartOptions, ListRunsFilter, WorkflowHandle } from './client/run-info.interface.js';
+export * from './errors/index.js';
+export type {
+  WorkflowStore,
+  RunStatus,
+  StepStatus,
+  StoredRun,
+  StoredStep,
+  ClaimedRun,
+  NewRun,
+  RunPatch,
+  CommitResult,
+  RenewResult,
+  TakeSignalResult,
+  ControlRequest,
+  ControlResult,
+  ControlOutcome,
+  CreateRunOptions,
+  CreateRunResult,
+  LeaseRequest,
+  ListRunsQuery,
+  StoreEvent,
+  DueSpec,
+} from './store/workflow-store.interface.js';
+export { MemoryStore } from './store/memory/memory.store.js';

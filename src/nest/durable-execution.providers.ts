@@ -1,0 +1,36 @@
+import { Logger, type Provider } from '@nestjs/common';
+import { WorkflowClient } from '../client/workflow-client.js';
+import { WorkflowRegistry } from '../definition/workflow.registry.js';
+import { WorkflowEngine } from '../engine/workflow-engine.js';
+import { createStore } from '../store/create-store.js';
+import type { WorkflowStore } from '../store/workflow-store.interface.js';
+import type { DurableExecutionOptions } from './durable-execution-options.interface.js';
+import { resolveEngineOptions } from './durable-execution.options.js';
+import { WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.js';
+import { DURABLE_EXECUTION_OPTIONS } from './durable-execution.module-definition.js';
+
+/** The store, connected and with its schema in place before anything can use it. */
+export const storeProvider: Provider = {
+  provide: WORKFLOW_STORE,
+  inject: [DURABLE_EXECUTION_OPTIONS],
+  useFactory: async (options: DurableExecutionOptions): Promise<WorkflowStore> => {
+    resolveEngineOptions(options);
+    const logger = new Logger('DurableExecution');
+    const store = await createStore(options.store as never, logger);
+    await store.init();
+    return store;
+  },
+};
+
+export const engineProvider: Provider = {
+  provide: WORKFLOW_ENGINE,
+  inject: [WORKFLOW_STORE, WorkflowRegistry, DURABLE_EXECUTION_OPTIONS],
+  useFactory: (store: WorkflowStore, registry: WorkflowRegistry, options: DurableExecutionOptions) =>
+    new WorkflowEngine(store, registry, resolveEngineOptions(options), new Logger('DurableExecution')),
+};
+
+export const clientProvider: Provider = {
+  provide: WorkflowClient,
+  inject: [WORKFLOW_ENGINE, WorkflowRegistry],
+  useFactory: (engine: WorkflowEngine, registry: WorkflowRegistry) => new WorkflowClient(engine, registry),
+};
