@@ -34,6 +34,8 @@ export interface StartRunOptions {
 }
 
 const MAX_TIMER_MS = 2_147_000_000;
+const RECENT_MS = 1_000;
+const RECENT_MAX = 10_000;
 
 /** Checks a run id (DESIGN: a non-empty string of at most 255 characters). */
 export function assertRunId(runId: unknown): asserts runId is string {
@@ -62,6 +64,8 @@ export class WorkflowEngine implements DriverHost {
   private readonly running = new Set<Promise<void>>();
   private readonly wakeTimers = new Map<string, NodeJS.Timeout>();
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Runs that ended here moments ago, so `result()` right after needs no store read. */
+  private readonly recentlyFinished = new Map<string, { finished: FinishedRun; at: number }>();
   private pollTimer?: NodeJS.Timeout;
   private renewTimer?: NodeJS.Timeout;
   private retentionTimer?: NodeJS.Timeout;
@@ -185,6 +189,7 @@ export class WorkflowEngine implements DriverHost {
       if (policy === 'fail') throw new RunAlreadyExistsError(runId);
       return { runId, created: false };
     }
+    this.recentlyFinished.delete(runId);
     if (policy === 'terminate-existing') this.active.get(runId)?.lose();
     const run = result.run;
     if (claimNow && run.leaseToken) this.launch({ ...run, leaseToken: run.leaseToken, recovered: false });
@@ -208,6 +213,8 @@ export class WorkflowEngine implements DriverHost {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let backoff = 25;
     let first = true;
+    const recent = this.recentlyFinished.get(runId);
+    if (recent && Date.now() - recent.at < RECENT_MS) return { finished: recent.finished, timedOut: false };
     for (;;) {
       let resolveWaiter!: Waiter;
       const signal = new Promise<FinishedRun | undefined>((resolve) => (resolveWaiter = resolve));
@@ -243,6 +250,14 @@ export class WorkflowEngine implements DriverHost {
   }
 
   onFinished(runId: string, finished: FinishedRun): void {
+    this.recentlyFinished.delete(runId);
+    this.recentlyFinished.set(runId, { finished, at: Date.now() });
+    if (this.recentlyFinished.size > RECENT_MAX) {
+      for (const key of this.recentlyFinished.keys()) {
+        this.recentlyFinished.delete(key);
+        if (this.recentlyFinished.size <= RECENT_MAX / 2) break;
+      }
+    }
     const set = this.waiters.get(runId);
     if (!set) return;
     for (const waiter of [...set]) waiter(finished);
@@ -263,6 +278,7 @@ export class WorkflowEngine implements DriverHost {
 
   /** Try to claim one run here now (after a control call, a store event or a local timer). */
   async kick(runId: string): Promise<void> {
+    this.recentlyFinished.delete(runId);
     if (this.active.has(runId)) return;
     if (!this.hasCapacity()) {
       this.backlog = true;
@@ -355,7 +371,8 @@ export class WorkflowEngine implements DriverHost {
         if (this.active.has(event.runId)) void this.notifyControl(event.runId);
         break;
       case 'finished':
-        this.wakeWaiters(event.runId);
+        // NOTE: a run ending here resolves its waiters itself, with the outcome, without a store read.
+        if (!this.active.has(event.runId)) this.wakeWaiters(event.runId);
         break;
     }
   }
