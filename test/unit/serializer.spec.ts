@@ -1,0 +1,73 @@
+import { describe, expect, it } from '@jest/globals';
+import { PayloadTooLargeError, SerializationError } from '../../src/index.js';
+import { Serializer } from '../../src/engine/serializer.js';
+
+const s = new Serializer(1024);
+const roundTrip = (v: unknown) => s.deserialize(s.serialize(v, 'value'));
+
+describe('Serializer', () => {
+  it('stores plain values as plain JSON', () => {
+    expect(s.serialize({ a: [1, 'x', null, true] }, 'v')).toBe('{"a":[1,"x",null,true]}');
+    expect(roundTrip('text')).toBe('text');
+    expect(roundTrip(null)).toBeNull();
+  });
+
+  it('round-trips Date, BigInt, Map, Set, undefined, NaN, -0 and nested values', () => {
+    const value = {
+      when: new Date('2026-01-02T03:04:05.678Z'),
+      big: 12345678901234567890n,
+      map: new Map<unknown, unknown>([['k', { d: new Date(0) }], [1, new Set([1, 2])]]),
+      set: new Set(['a']),
+      missing: undefined,
+      list: [undefined, 1],
+      nan: NaN,
+      neg: -0,
+    };
+    const back = roundTrip(value) as typeof value;
+    expect(back.when).toEqual(value.when);
+    expect(back.big).toBe(value.big);
+    expect(back.map).toEqual(value.map);
+    expect(back.set).toEqual(value.set);
+    expect('missing' in back).toBe(true);
+    expect(back.missing).toBeUndefined();
+    expect(back.list).toEqual([undefined, 1]);
+    expect(back.nan).toBeNaN();
+    expect(Object.is(back.neg, -0)).toBe(true);
+    expect(roundTrip(undefined)).toBeUndefined();
+  });
+
+  it('restores circular and shared references', () => {
+    const shared = { v: 1 };
+    const circ: Record<string, unknown> = { shared, again: shared };
+    circ.self = circ;
+    const back = roundTrip(circ) as typeof circ;
+    expect(back.self).toBe(back);
+    expect(back.shared).toBe(back.again);
+  });
+
+  it('does not confuse a user object that looks like the envelope', () => {
+    expect(roundTrip({ __superjson: { json: 1 } })).toEqual({ __superjson: { json: 1 } });
+  });
+
+  it.each([
+    ['a function', { save() {} }, /"save" is a function/],
+    ['a symbol', { s: Symbol('x') }, /"s" is a symbol/],
+    ['a class instance', { c: new (class Customer { x = 1 })() }, /"c" is an instance of class Customer/],
+    ['a nested function in a Map', new Map([['k', () => 1]]), /is a function/],
+  ])('rejects %s naming the path', (_what, value, message) => {
+    expect(() => s.serialize(value, 'output of step "x"', 'x')).toThrow(SerializationError);
+    expect(() => s.serialize(value, 'output of step "x"', 'x')).toThrow(message);
+    try {
+      s.serialize(value, 'output of step "x"', 'x');
+    } catch (error) {
+      expect((error as SerializationError).step).toBe('x');
+      expect((error as SerializationError).message).toContain('output of step "x"');
+    }
+  });
+
+  it('enforces maxPayloadBytes in bytes, not characters', () => {
+    expect(() => s.serialize('x'.repeat(2000), 'input')).toThrow(PayloadTooLargeError);
+    expect(() => s.serialize('é'.repeat(600), 'input')).toThrow(PayloadTooLargeError);
+    expect(s.serialize('x'.repeat(900), 'input').length).toBe(902);
+  });
+});
