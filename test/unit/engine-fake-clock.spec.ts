@@ -24,8 +24,12 @@ function makeEngine(store: MemoryStore, types: Function[], instances: object[]) 
 }
 
 describe('engine on a fake clock', () => {
-  beforeEach(() => jest.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z') }));
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers({ now: new Date("2026-01-01T00:00:00Z") });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('stores long retry delays as wake-up times and retries when they pass', async () => {
     const attempts: { attempt: number; at: number; key: string }[] = [];
