@@ -118,3 +118,29 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Helpers for tests that share one server: each suite works in a schema of its own.
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** A fresh schema name, unique per call (parallel Jest workers never collide). */
+export function randomSchemaName(prefix = 'cairn_t'): string {
+  return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** Runs statements on a short-lived connection of its own. */
+export async function withPgClient<T>(url: string, fn: (query: (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>) => Promise<T>): Promise<T> {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(async (sql, params) => (await client.query(sql, params)).rows);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops a schema and everything in it. */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  await withPgClient(url, (query) => query(`DROP SCHEMA IF EXISTS "${schema.replace(/"/g, '""')}" CASCADE`));
+}

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import { ConfigurationError, StoreError } from '../../errors/errors.js';
+
+/**
+ * Version of the tables this release reads and writes. Bump it with every change of the DDL below and add the step
+ * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
+ * release must not write into tables it does not understand.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const DEFAULT_SCHEMA = 'public';
+export const DEFAULT_TABLE_PREFIX = 'cairn_';
+
+/** Statuses a run can be claimed in (see `WorkflowStore`). Kept in one place: the claim index predicate must match. */
+export const CLAIMABLE_STATUSES = ['pending', 'running', 'sleeping', 'waiting', 'compensating'] as const;
+export const TERMINAL_STATUSES_SQL = `('completed','compensated','failed','cancelled')`;
+export const CLAIMABLE_STATUSES_SQL = `('pending','running','sleeping','waiting','compensating')`;
+
+const MAX_IDENTIFIER_BYTES = 63;
+
+/** Quotes an SQL identifier (`"` doubled), so any schema or prefix is data, never SQL. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Quotes an SQL string literal (for constants derived from configuration, never for user values). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Fully qualified, quoted names of everything the store creates. */
+export interface SchemaNames {
+  schema: string;
+  prefix: string;
+  /** Quoted schema name. */
+  qSchema: string;
+  runs: string;
+  steps: string;
+  signals: string;
+  meta: string;
+  /** Unqualified table names (for catalog lookups). */
+  tables: { runs: string; steps: string; signals: string; meta: string };
+  /** Quoted index names (unqualified: an index lives in its table's schema). */
+  indexes: {
+    claim: string;
+    list: string;
+    workflowList: string;
+    statusList: string;
+    purge: string;
+    signalsQueue: string;
+  };
+  /** NOTIFY channel (a plain lower-case identifier, at most 63 bytes). */
+  channel: string;
+  /** Key of the advisory lock that serializes schema creation. */
+  lockKey: string;
+}
+
+function checkIdentifier(kind: string, name: string): void {
+  if (name.includes('\0')) throw new ConfigurationError(`The Postgres ${kind} must not contain NUL characters.`);
+  if (Buffer.byteLength(name, 'utf8') > MAX_IDENTIFIER_BYTES) {
+    throw new ConfigurationError(
+      `The Postgres ${kind} "${name}" is longer than ${MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it. Use a shorter schema or tablePrefix.`,
+    );
+  }
+}
+
+/** Channel name for LISTEN/NOTIFY: readable when schema and prefix are plain, a hash otherwise. */
+function channelName(schema: string, prefix: string): string {
+  const plain = `${schema}_${prefix}events`;
+  if (/^[a-z_][a-z0-9_]*$/.test(plain) && plain.length <= MAX_IDENTIFIER_BYTES) return plain;
+  const hash = createHash('sha256').update(`${schema}\0${prefix}`).digest('hex').slice(0, 24);
+  return `cairn_events_${hash}`;
+}
+
+export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREFIX): SchemaNames {
+  if (schema.length === 0) throw new ConfigurationError('The Postgres schema must not be empty.');
+  checkIdentifier('schema', schema);
+  const tables = {
+    runs: `${prefix}runs`,
+    steps: `${prefix}steps`,
+    signals: `${prefix}signals`,
+    meta: `${prefix}schema_version`,
+  };
+  const indexNames = {
+    claim: `${prefix}runs_claim_idx`,
+    list: `${prefix}runs_list_idx`,
+    workflowList: `${prefix}runs_workflow_list_idx`,
+    statusList: `${prefix}runs_status_list_idx`,
+    purge: `${prefix}runs_purge_idx`,
+    signalsQueue: `${prefix}signals_queue_idx`,
+  };
+  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`]) {
+    checkIdentifier('table/index name (from tablePrefix)', name);
+  }
+  const qSchema = quoteIdent(schema);
+  const q = (table: string) => `${qSchema}.${quoteIdent(table)}`;
+  return {
+    schema,
+    prefix,
+    qSchema,
+    runs: q(tables.runs),
+    steps: q(tables.steps),
+    signals: q(tables.signals),
+    meta: q(tables.meta),
+    tables,
+    indexes: {
+      claim: quoteIdent(indexNames.claim),
+      list: quoteIdent(indexNames.list),
+      workflowList: quoteIdent(indexNames.workflowList),
+      statusList: quoteIdent(indexNames.statusList),
+      purge: quoteIdent(indexNames.purge),
+      signalsQueue: quoteIdent(indexNames.signalsQueue),
+    },
+    channel: channelName(schema, prefix),
+    lockKey: `nestjs-cairn:schema:${schema}`,
+  };
+}
+
+/**
+ * DDL of schema version 1, every statement idempotent (`IF NOT EXISTS`).
+ *
+ * - `runs`: one row per run. `run_id` uses the "C" collation so ordering (list pages, cursors) is by code point,
+ *   as in the other stores, whatever the database's default collation. `signal_seq` counts queued signals; a commit
+ *   compares it with its snapshot to notice a signal that raced with it (see the commit statement).
+ * - `steps`: one row per step visit, so a checkpoint writes only the step rows it changes (not every previous output).
+ * - `signals`: FIFO per run and name by `id`.
+ */
+export function schemaStatements(n: SchemaNames): string[] {
+  const i = n.indexes;
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${n.qSchema}`,
+    `CREATE TABLE IF NOT EXISTS ${n.meta} (
+      id integer PRIMARY KEY CHECK (id = 1),
+      version integer NOT NULL,
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`,
+    `CREATE TABLE IF NOT EXISTS ${n.runs} (
+      run_id text COLLATE "C" PRIMARY KEY,
+      workflow text COLLATE "C" NOT NULL,
+      version integer NOT NULL,
+      status text COLLATE "C" NOT NULL CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled')),
+      input text NOT NULL,
+      output text,
+      error jsonb,
+      current_step text,
+      state text NOT NULL,
+      next_input text,
+      wait_signal text,
+      wait_until timestamptz,
+      resume_status text,
+      cancel_compensate boolean,
+      pause_requested boolean NOT NULL DEFAULT false,
+      due_at timestamptz,
+      lease_owner text,
+      lease_token text,
+      lease_expires_at timestamptz,
+      signal_seq bigint NOT NULL DEFAULT 0,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      finished_at timestamptz
+    ) WITH (fillfactor = 85)`,
+    `CREATE TABLE IF NOT EXISTS ${n.steps} (
+      run_id text COLLATE "C" NOT NULL REFERENCES ${n.runs} (run_id) ON DELETE CASCADE,
+      idx integer NOT NULL,
+      name text NOT NULL,
+      status text NOT NULL,
+      attempts integer NOT NULL,
+      output text,
+      started_at timestamptz,
+      finished_at timestamptz,
+      error text,
+      PRIMARY KEY (run_id, idx)
+    )`,
+    `CREATE TABLE IF NOT EXISTS ${n.signals} (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      run_id text COLLATE "C" NOT NULL REFERENCES ${n.runs} (run_id) ON DELETE CASCADE,
+      name text NOT NULL,
+      payload text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    )`,
+    // The claim: earliest due first among claimable statuses.
+    `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
+      WHERE status IN ${CLAIMABLE_STATUSES_SQL} AND due_at IS NOT NULL`,
+    // list(): newest first, optionally by workflow or status.
+    `CREATE INDEX IF NOT EXISTS ${i.list} ON ${n.runs} (created_at DESC, run_id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${i.workflowList} ON ${n.runs} (workflow, created_at DESC, run_id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${i.statusList} ON ${n.runs} (status, created_at DESC, run_id DESC)`,
+    // purge(): terminal runs by status and age.
+    `CREATE INDEX IF NOT EXISTS ${i.purge} ON ${n.runs} (status, finished_at) WHERE finished_at IS NOT NULL`,
+    // Signal queues: FIFO per run and name.
+    `CREATE INDEX IF NOT EXISTS ${i.signalsQueue} ON ${n.signals} (run_id, name, id)`,
+  ];
+}
+
+/** Steps from version `from` to `from + 1`. Empty while there is only version 1. */
+export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {};
+
+/** DDL that removes everything the store created (tables and indexes, not the schema). */
+export function dropStatements(n: SchemaNames): string[] {
+  return [
+    `DROP TABLE IF EXISTS ${n.signals}`,
+    `DROP TABLE IF EXISTS ${n.steps}`,
+    `DROP TABLE IF EXISTS ${n.runs}`,
+    `DROP TABLE IF EXISTS ${n.meta}`,
+  ];
+}
+
+/** Runs one SQL statement with parameters and returns its rows. */
+export type SqlQuery = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+
+function newerSchemaError(n: SchemaNames, found: number): StoreError {
+  return new StoreError(
+    `The nestjs-cairn tables in schema "${n.schema}" (prefix "${n.prefix}") have schema version ${found}, newer than ` +
+      `version ${SCHEMA_VERSION} that this release of nestjs-cairn supports. Upgrade nestjs-cairn on this instance, ` +
+      'or point it at another schema or tablePrefix.',
+  );
+}
+
+/**
+ * Reads the schema version without taking locks or creating anything: `undefined` when the tables do not exist.
+ * Lets an instance whose database role may not create tables start when the schema is already there.
+ */
+export async function readSchemaVersion(query: SqlQuery, n: SchemaNames): Promise<number | undefined> {
+  const [row] = await query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${n.qSchema}.${quoteIdent(n.tables.meta)}`]);
+  if (!row || !(row.present === true || row.present === 't')) return undefined;
+  const [version] = await query(`SELECT version FROM ${n.meta} WHERE id = 1`);
+  return version ? Number(version.version) : undefined;
+}
+
+/**
+ * Creates or upgrades the schema inside the caller's transaction (`query` runs in it). Takes a transaction-level
+ * advisory lock first, so instances starting at once do not race. Throws `StoreError` on a newer schema.
+ */
+export async function ensureSchemaInTransaction(query: SqlQuery, n: SchemaNames): Promise<void> {
+  await query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [n.lockKey]);
+  const current = await readSchemaVersion(query, n);
+  if (current !== undefined && current > SCHEMA_VERSION) throw newerSchemaError(n, current);
+  if (current === SCHEMA_VERSION) return;
+  if (current === undefined) {
+    for (const statement of schemaStatements(n)) await query(statement);
+  } else {
+    for (let v = current; v < SCHEMA_VERSION; v++) {
+      for (const statement of MIGRATIONS[v]?.(n) ?? []) await query(statement);
+    }
+  }
+  await query(
+    `INSERT INTO ${n.meta} (id, version, updated_at) VALUES (1, $1, now())
+     ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()`,
+    [SCHEMA_VERSION],
+  );
+}
+
+/** Fast path of `init()`: true when the schema is current, throws on a newer one, false when work is needed. */
+export async function isSchemaCurrent(query: SqlQuery, n: SchemaNames): Promise<boolean> {
+  const current = await readSchemaVersion(query, n);
+  if (current !== undefined && current > SCHEMA_VERSION) throw newerSchemaError(n, current);
+  return current === SCHEMA_VERSION;
+}

@@ -1,0 +1,375 @@
+import { CLAIMABLE_STATUSES_SQL, quoteLiteral, type SchemaNames, TERMINAL_STATUSES_SQL } from './postgres.schema.js';
+
+/**
+ * Every statement of the store, built once per store from its (quoted) table names. User values are always `$n`
+ * parameters with explicit casts; only configuration-derived names and constants are part of the text.
+ *
+ * Conventions:
+ * - Each statement is a single SQL statement (usually a CTE ending in SELECT): one round trip.
+ * - Timestamps are read as epoch milliseconds (float8), so neither `pg` nor PGlite type parsing (nor an app's custom
+ *   type parsers on a shared DataSource) matters; durations come in as milliseconds and are added to the DB clock.
+ * - Events are sent with `pg_notify` in the same statement as the change, so they are delivered only if it commits.
+ *   Each statement also returns the event it sent (`evt`), for stores that publish in-process.
+ */
+export interface Statements {
+  createRun: string;
+  deleteForReplace: string;
+  getRun: string;
+  claimRuns: string;
+  claimRunsForWorkflows: string;
+  claimRun: string;
+  renewLease: string;
+  releaseLease: string;
+  commit: string;
+  takeSignal: string;
+  sendSignal: string;
+  pause: string;
+  resume: string;
+  cancel: string;
+  retry: string;
+  purge: string;
+  list(filter: { workflow: boolean; statuses: boolean; after: boolean }): string;
+}
+
+const ms = (expr: string) => `(extract(epoch FROM ${expr}) * 1000)::float8`;
+const addMs = (base: string, param: string) => `(${base} + ${param}::float8 * interval '1 millisecond')`;
+const fromMs = (expr: string) => `(timestamptz 'epoch' + ${expr} * interval '1 millisecond')`;
+
+export function buildStatements(n: SchemaNames): Statements {
+  const channel = quoteLiteral(n.channel);
+  const notify = (type: string, runId: string) => `pg_notify(${channel}, json_build_object('type', ${type}, 'runId', ${runId})::text)`;
+
+  const stepsOf = (runIdExpr: string) => `(
+    SELECT json_agg(json_build_object(
+      'name', s.name, 'status', s.status, 'attempts', s.attempts, 'output', s.output,
+      'startedAt', ${ms('s.started_at')}, 'finishedAt', ${ms('s.finished_at')}, 'error', s.error
+    ) ORDER BY s.idx)::text
+    FROM ${n.steps} s WHERE s.run_id = ${runIdExpr})`;
+
+  /** Columns of a run as `mapRun` reads them (without steps). */
+  const runColumns = (r: string) => `
+    ${r}.run_id, ${r}.workflow, ${r}.version, ${r}.status, ${r}.input, ${r}.output, ${r}.error::text AS error,
+    ${r}.current_step, ${r}.state, ${r}.next_input, ${r}.wait_signal, ${ms(`${r}.wait_until`)} AS wait_until,
+    ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
+    ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
+    ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at`;
+
+  /** Upsert of step rows from a JSON array parameter, joined to `source` (a CTE yielding `run_id` when allowed). */
+  const upsertSteps = (source: string, param: string) => `
+    INSERT INTO ${n.steps} AS s (run_id, idx, name, status, attempts, output, started_at, finished_at, error)
+    SELECT ${source}.run_id, x.i, x.name, x.status, x.attempts, x.output, ${fromMs('x.st')}, ${fromMs('x.ft')}, x.error
+    FROM ${source} CROSS JOIN json_to_recordset(${param}::json)
+      AS x(i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text)
+    ON CONFLICT (run_id, idx) DO UPDATE SET
+      name = EXCLUDED.name, status = EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output,
+      started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error`;
+
+  const claimable = (r: string) => `${r}.status IN ${CLAIMABLE_STATUSES_SQL} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
+      AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
+
+  /** Claim of the rows selected (and locked) by CTE `c`; `$1` owner, `$2` lease ms. */
+  const claimTail = `,
+    u AS (
+      UPDATE ${n.runs} r SET
+        lease_owner = $1::text,
+        lease_token = gen_random_uuid()::text,
+        lease_expires_at = ${addMs('now()', '$2')},
+        status = CASE WHEN r.status IN ('pending', 'sleeping') THEN 'running' ELSE r.status END,
+        updated_at = now()
+      FROM c WHERE r.run_id = c.run_id
+      RETURNING ${runColumns('r')}, c.prev_token
+    )
+    SELECT u.*, ${stepsOf('u.run_id')} AS steps FROM u ORDER BY u.due_at`;
+
+  const claimSelect = (where: string, limit: string) => `
+    WITH c AS (
+      SELECT r.run_id, r.lease_token AS prev_token FROM ${n.runs} r
+      WHERE ${claimable('r')} ${where}
+      ORDER BY r.due_at ${limit}
+      FOR NO KEY UPDATE SKIP LOCKED
+    )${claimTail}`;
+
+  /** Signal pop: the first queued signal `name` of the run locked by CTE `cur` (FIFO by id). */
+  const popSignal = (nameParam: string) => `
+    DELETE FROM ${n.signals} g WHERE g.id = (
+      SELECT q.id FROM ${n.signals} q
+      WHERE q.run_id = $1::text AND q.name = ${nameParam}::text AND EXISTS (SELECT 1 FROM cur)
+      ORDER BY q.id LIMIT 1
+    ) RETURNING g.payload`;
+
+  /** A control request: `cur` locks the run, `d` decides the outcome, `upd` applies it when ok. */
+  const control = (outcome: string, set: string, evt: string) => `
+    WITH cur AS MATERIALIZED (
+      SELECT r.run_id, r.status, r.pause_requested, r.cancel_compensate, r.resume_status,
+        (r.lease_expires_at IS NOT NULL AND r.lease_expires_at > now()) AS live
+      FROM ${n.runs} r WHERE r.run_id = $1::text
+      FOR NO KEY UPDATE
+    ),
+    d AS MATERIALIZED (SELECT cur.*, ${outcome} AS outcome FROM cur),
+    upd AS (
+      UPDATE ${n.runs} r SET ${set}, updated_at = now()
+      FROM d WHERE r.run_id = d.run_id AND d.outcome = 'ok'
+      RETURNING r.run_id
+    ),
+    e AS (SELECT d.*, CASE WHEN d.outcome = 'ok' THEN ${evt} END AS evt FROM d)
+    SELECT e.status, e.outcome, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+    FROM e`;
+
+  return {
+    // $1 run_id, $2 workflow, $3 version, $4 status, $5 input, $6 state, $7 current_step, $8 lease owner,
+    // $9 lease token, $10 lease ms, $11 steps (json), $12 notify 'ready' (bool)
+    createRun: `
+      WITH t AS (SELECT date_trunc('milliseconds', clock_timestamp()) AS ts),
+      ins AS (
+        INSERT INTO ${n.runs} (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
+                               lease_owner, lease_token, lease_expires_at, created_at, updated_at)
+        SELECT $1::text, $2::text, $3::integer, $4::text, $5::text, $6::text, $7::text, false, t.ts,
+               $8::text, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE ${addMs('t.ts', '$10')} END, t.ts, t.ts
+        FROM t
+        ON CONFLICT (run_id) DO NOTHING
+        RETURNING run_id, created_at, lease_expires_at
+      ),
+      st AS (${upsertSteps('ins', '$11')})
+      SELECT ${ms('ins.created_at')} AS created_at, ${ms('ins.lease_expires_at')} AS lease_expires_at,
+        CASE WHEN $12::boolean THEN 'ready' END AS evt,
+        CASE WHEN $12::boolean THEN ${notify(`'ready'`, 'ins.run_id')} END AS notified
+      FROM ins`,
+
+    // Replace: the old run goes (steps and signals by cascade) and its lease holder is told. $1 run_id
+    deleteForReplace: `
+      WITH d AS (DELETE FROM ${n.runs} WHERE run_id = $1::text RETURNING run_id)
+      SELECT 'control' AS evt, ${notify(`'control'`, 'd.run_id')} AS notified FROM d`,
+
+    getRun: `SELECT ${runColumns('r')}, ${stepsOf('r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
+
+    // $1 owner, $2 lease ms, $3 limit
+    claimRuns: claimSelect('', 'LIMIT $3::integer'),
+    // $1 owner, $2 lease ms, $3 limit, $4 workflows (text[])
+    claimRunsForWorkflows: claimSelect('AND r.workflow = ANY($4::text[])', 'LIMIT $3::integer'),
+    // $1 owner, $2 lease ms, $3 run_id
+    claimRun: claimSelect('AND r.run_id = $3::text', ''),
+
+    // $1 run_id, $2 token, $3 lease ms
+    renewLease: `
+      WITH u AS (
+        UPDATE ${n.runs} r SET lease_expires_at = ${addMs('now()', '$3')}
+        WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        RETURNING r.cancel_compensate, r.pause_requested
+      )
+      SELECT * FROM u`,
+
+    // $1 run_id, $2 token
+    releaseLease: `
+      WITH u AS (
+        UPDATE ${n.runs} r SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+          due_at = CASE WHEN r.status IN ('pending', 'running', 'compensating') THEN now() ELSE r.due_at END,
+          updated_at = now()
+        WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        RETURNING r.run_id
+      )
+      SELECT 'ready' AS evt, ${notify(`'ready'`, 'u.run_id')} AS notified FROM u`,
+
+    /*
+     * The checkpoint: ONE statement applying rules 1–7 of RunPatch.
+     *   $1 run_id, $2 token, $3 status|null, $4 state|null, $5 set current_step, $6 current_step,
+     *   $7 set output, $8 output, $9 set error, $10 error (json text), $11 steps (json array|null),
+     *   $12 set due, $13 due ms|null (null: never), $14 wait signal|null, $15 wait timeout ms|null,
+     *   $16 release, $17 clear cancel, $18 lease ms
+     * `cur` fences (token) and locks the run; `sig` pops the first queued signal for `wait`; c1..f compute the new
+     * row; `upd` writes it, `st` upserts the step rows (only when `upd` did); the SELECT returns the flags and
+     * notifies. `raced`: a signal committed after this statement's snapshot but before it locked the run (the
+     * sender bumps `signal_seq` under the row lock) is invisible to `sig`; going to `waiting` then makes the run due
+     * now, so whoever claims it takes the signal.
+     */
+    commit: `
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
+               r.signal_seq, now() AS ts
+        FROM ${n.runs} r WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        FOR NO KEY UPDATE
+      ),
+      snap AS MATERIALIZED (SELECT r.signal_seq AS seq0 FROM ${n.runs} r WHERE r.run_id = $1::text),
+      sig AS (${popSignal('$14')}),
+      c1 AS (
+        SELECT cur.*, (SELECT payload FROM sig) AS consumed,
+          cur.signal_seq IS DISTINCT FROM (SELECT seq0 FROM snap) AS raced,
+          COALESCE($3::text, cur.status) AS status0,
+          CASE WHEN $12::boolean THEN ${addMs('cur.ts', '$13')} ELSE cur.due_at END AS due0
+        FROM cur
+      ),
+      c2 AS (
+        SELECT c1.*,
+          ($14::text IS NOT NULL AND c1.consumed IS NULL) AS waits,
+          CASE WHEN $14::text IS NULL THEN c1.status0 WHEN c1.consumed IS NOT NULL THEN 'running' ELSE 'waiting' END AS status1
+        FROM c1
+      ),
+      c3 AS (
+        SELECT c2.*,
+          CASE WHEN c2.waits THEN $14::text END AS new_wait_signal,
+          CASE WHEN c2.waits THEN ${addMs('c2.ts', '$15')} END AS new_wait_until,
+          CASE WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${addMs('c2.ts', '$15')} END) ELSE c2.due0 END AS due1,
+          ($16::boolean OR c2.waits) AS rel1,
+          c2.status1 IN ${TERMINAL_STATUSES_SQL} AS term
+        FROM c2
+      ),
+      c4 AS (
+        SELECT c3.*,
+          (NOT c3.term AND c3.pause_requested AND c3.cancel_compensate IS NULL AND c3.status1 <> 'paused') AS do_pause,
+          CASE WHEN c3.term OR $17::boolean THEN NULL ELSE c3.cancel_compensate END AS cancel_after
+        FROM c3
+      ),
+      f AS (
+        SELECT c4.run_id, c4.ts, c4.consumed, c4.term, c4.do_pause, c4.new_wait_signal, c4.new_wait_until,
+          c4.cancel_after,
+          CASE WHEN c4.do_pause THEN 'paused' ELSE c4.status1 END AS status,
+          CASE WHEN c4.term THEN NULL WHEN c4.do_pause THEN c4.status1 ELSE c4.resume_status END AS resume_status,
+          CASE WHEN c4.term OR c4.do_pause THEN false ELSE c4.pause_requested END AS pause_requested,
+          CASE WHEN c4.term THEN c4.ts ELSE c4.finished_at END AS finished_at,
+          (c4.rel1 OR c4.term OR c4.do_pause) AS rel,
+          CASE WHEN c4.term THEN NULL
+               WHEN c4.cancel_after IS NOT NULL THEN c4.ts
+               WHEN c4.do_pause AND (NOT c4.rel1 OR c4.due1 IS NULL) AND c4.status1 <> 'waiting' THEN c4.ts
+               ELSE c4.due1 END AS due_at
+        FROM c4
+      ),
+      upd AS (
+        UPDATE ${n.runs} r SET
+          status = f.status,
+          state = COALESCE($4::text, r.state),
+          current_step = CASE WHEN $5::boolean THEN $6::text ELSE r.current_step END,
+          output = CASE WHEN $7::boolean THEN $8::text ELSE r.output END,
+          error = CASE WHEN $9::boolean THEN $10::jsonb ELSE r.error END,
+          next_input = f.consumed,
+          wait_signal = f.new_wait_signal,
+          wait_until = f.new_wait_until,
+          resume_status = f.resume_status,
+          pause_requested = f.pause_requested,
+          cancel_compensate = f.cancel_after,
+          due_at = f.due_at,
+          lease_owner = CASE WHEN f.rel THEN NULL ELSE r.lease_owner END,
+          lease_token = CASE WHEN f.rel THEN NULL ELSE r.lease_token END,
+          lease_expires_at = CASE WHEN f.rel THEN NULL ELSE ${addMs('f.ts', '$18')} END,
+          updated_at = f.ts,
+          finished_at = f.finished_at
+        FROM f WHERE r.run_id = f.run_id
+        RETURNING r.run_id
+      ),
+      st AS (${upsertSteps('upd', '$11')}),
+      e AS (
+        SELECT f.*, CASE WHEN f.term THEN 'finished'
+                         WHEN f.rel AND f.due_at IS NOT NULL AND f.due_at <= f.ts AND f.status <> 'paused' THEN 'ready'
+                    END AS evt
+        FROM f
+      )
+      SELECT e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
+        CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+      FROM e`,
+
+    // $1 run_id, $2 token, $3 signal name
+    takeSignal: `
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, r.wait_until, now() AS ts FROM ${n.runs} r
+        WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        FOR NO KEY UPDATE
+      ),
+      sig AS (${popSignal('$3')}),
+      upd AS (
+        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, wait_signal = NULL, wait_until = NULL,
+          updated_at = cur.ts
+        FROM cur, sig WHERE r.run_id = cur.run_id
+        RETURNING r.run_id
+      )
+      SELECT (SELECT payload FROM sig) AS payload, (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
+      FROM cur`,
+
+    // $1 run_id, $2 name, $3 payload
+    sendSignal: `
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, r.status, r.wait_signal FROM ${n.runs} r WHERE r.run_id = $1::text
+        FOR NO KEY UPDATE
+      ),
+      ins AS (
+        INSERT INTO ${n.signals} (run_id, name, payload)
+        SELECT cur.run_id, $2::text, $3::text FROM cur WHERE cur.status NOT IN ${TERMINAL_STATUSES_SQL}
+        RETURNING id
+      ),
+      upd AS (
+        UPDATE ${n.runs} r SET signal_seq = r.signal_seq + 1,
+          due_at = CASE WHEN cur.wait_signal = $2::text THEN now() ELSE r.due_at END
+        FROM cur WHERE r.run_id = cur.run_id AND cur.status NOT IN ${TERMINAL_STATUSES_SQL}
+        RETURNING r.run_id
+      ),
+      e AS (SELECT cur.*, CASE WHEN cur.status = 'waiting' AND cur.wait_signal = $2::text THEN 'ready' END AS evt FROM cur)
+      SELECT e.status, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified FROM e`,
+
+    // $1 run_id
+    pause: control(
+      `CASE WHEN cur.status IN ${TERMINAL_STATUSES_SQL} THEN 'not-active'
+            WHEN cur.status = 'paused' OR cur.pause_requested THEN 'noop' ELSE 'ok' END`,
+      `pause_requested = CASE WHEN d.live THEN true ELSE r.pause_requested END,
+       status = CASE WHEN d.live THEN r.status ELSE 'paused' END,
+       resume_status = CASE WHEN d.live THEN r.resume_status ELSE r.status END,
+       lease_owner = CASE WHEN d.live THEN r.lease_owner END,
+       lease_token = CASE WHEN d.live THEN r.lease_token END,
+       lease_expires_at = CASE WHEN d.live THEN r.lease_expires_at END,
+       due_at = CASE WHEN NOT d.live AND r.status NOT IN ('waiting', 'sleeping') THEN now() ELSE r.due_at END`,
+      `CASE WHEN d.live THEN 'control' END`,
+    ),
+    // $1 run_id
+    resume: control(
+      `CASE WHEN cur.status IN ${TERMINAL_STATUSES_SQL} THEN 'not-active'
+            WHEN cur.status = 'paused' OR cur.pause_requested THEN 'ok' ELSE 'noop' END`,
+      `status = CASE WHEN d.status = 'paused' THEN COALESCE(r.resume_status, 'pending') ELSE r.status END,
+       resume_status = CASE WHEN d.status = 'paused' THEN NULL ELSE r.resume_status END,
+       pause_requested = CASE WHEN d.status = 'paused' THEN r.pause_requested ELSE false END`,
+      `CASE WHEN d.status = 'paused' THEN 'ready' END`,
+    ),
+    // $1 run_id, $2 compensate
+    cancel: control(
+      `CASE WHEN cur.status IN ('cancelled', 'compensating') OR cur.cancel_compensate IS NOT NULL THEN 'noop'
+            WHEN cur.status IN ${TERMINAL_STATUSES_SQL} THEN 'not-active' ELSE 'ok' END`,
+      `cancel_compensate = $2::boolean,
+       pause_requested = false,
+       status = CASE WHEN r.status = 'paused' THEN COALESCE(r.resume_status, 'pending') ELSE r.status END,
+       resume_status = CASE WHEN r.status = 'paused' THEN NULL ELSE r.resume_status END,
+       due_at = now()`,
+      `CASE WHEN d.live THEN 'control' ELSE 'ready' END`,
+    ),
+    // $1 run_id
+    retry: control(
+      `CASE WHEN cur.status = 'failed' THEN 'ok' ELSE 'invalid-state' END`,
+      `status = 'pending', error = NULL, finished_at = NULL, due_at = now()`,
+      `'ready'`,
+    ),
+
+    // $1 statuses (text[]), $2 older than ms, $3 batch size
+    purge: `
+      WITH c AS (
+        SELECT r.run_id FROM ${n.runs} r
+        WHERE r.status = ANY($1::text[]) AND r.status IN ${TERMINAL_STATUSES_SQL}
+          AND r.finished_at < now() - $2::float8 * interval '1 millisecond'
+        LIMIT $3::integer
+        FOR UPDATE SKIP LOCKED
+      ),
+      d AS (DELETE FROM ${n.runs} r USING c WHERE r.run_id = c.run_id RETURNING 1)
+      SELECT count(*)::integer AS deleted FROM d`,
+
+    list({ workflow, statuses, after }) {
+      const where: string[] = [];
+      const params: string[] = [];
+      const next = () => `$${params.push('x')}`;
+      if (workflow) where.push(`r.workflow = ${next()}::text`);
+      if (statuses) where.push(`r.status = ANY(${next()}::text[])`);
+      if (after) {
+        const at = next();
+        const id = next();
+        where.push(`(r.created_at, r.run_id) < (${fromMs(`${at}::float8`)}, ${id}::text)`);
+      }
+      const limit = next();
+      return `SELECT ${runColumns('r')}, ${stepsOf('r.run_id')} AS steps FROM ${n.runs} r
+        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY r.created_at DESC, r.run_id DESC
+        LIMIT ${limit}::integer`;
+    },
+  };
+}

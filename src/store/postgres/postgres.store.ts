@@ -1,0 +1,639 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource, EntityManager } from 'typeorm';
+import { DurableExecutionError } from '../../errors/durable-execution.error.js';
+import { InvalidArgumentError, StoreError, type RunErrorInfo } from '../../errors/errors.js';
+import type {
+  ClaimedRun,
+  CommitResult,
+  ControlRequest,
+  ControlResult,
+  CreateRunOptions,
+  CreateRunResult,
+  LeaseRequest,
+  ListRunsQuery,
+  NewRun,
+  RenewResult,
+  RunPatch,
+  RunStatus,
+  StoreEvent,
+  StoredRun,
+  StoredStep,
+  TakeSignalResult,
+  WorkflowStore,
+} from '../workflow-store.interface.js';
+import { isTerminal } from '../workflow-store.interface.js';
+import { managerQuery, type Row, type SqlClient, type StoreLogger, TypeOrmSqlClient } from './postgres.client.js';
+import {
+  DEFAULT_SCHEMA,
+  DEFAULT_TABLE_PREFIX,
+  ensureSchemaInTransaction,
+  isSchemaCurrent,
+  type SchemaNames,
+  schemaNames,
+  type SqlQuery,
+} from './postgres.schema.js';
+import { buildStatements, type Statements } from './postgres.sql.js';
+
+export interface PostgresStoreOptions {
+  /** Connection URL. Defaults to `DATABASE_URL` when neither `url` nor `dataSource` is given. */
+  url?: string;
+  /** The app's own TypeORM DataSource (e.g. from `@nestjs/typeorm`); left open by `close()`. */
+  dataSource?: DataSource;
+  /** Schema of the tables, created when missing. Default `public`. */
+  schema?: string;
+  /** Prefix of table and index names. Default `cairn_`. */
+  tablePrefix?: string;
+  logger?: StoreLogger;
+  /** Pool size of the DataSource the store creates from `url`. Default 10. */
+  poolSize?: number;
+  /**
+   * Advanced: run the store's SQL on another connection (the PGlite store uses it). Called once by `init()`; the
+   * client is closed by `close()`.
+   */
+  sqlClient?: () => Promise<SqlClient>;
+  /** Name for logs; default `postgres`. */
+  name?: string;
+}
+
+const defaultLogger: StoreLogger = {
+  log: () => undefined,
+  warn: (message) => console.warn(`[nestjs-cairn] ${message}`),
+  error: (message) => console.error(`[nestjs-cairn] ${message}`),
+};
+
+/** How many times an operation racing with concurrent creates/deletes of the same id is retried. */
+const CONFLICT_RETRIES = 5;
+const PURGE_BATCH = 1_000;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Row mapping: the only place that knows how drivers hand values back (pg: strings for int8, PGlite: numbers or
+// BigInt; booleans as booleans, or 't'/'f' from some drivers). Timestamps are read as epoch milliseconds.
+// ---------------------------------------------------------------------------------------------------------------
+
+function num(value: unknown): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (value instanceof Date) return value.getTime();
+  const n = Number(value);
+  return Number.isNaN(n) ? undefined : n;
+}
+
+function date(value: unknown): Date | undefined {
+  const ms = num(value);
+  return ms === undefined ? undefined : new Date(Math.floor(ms));
+}
+
+function str(value: unknown): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  return typeof value === 'string' ? value : String(value);
+}
+
+function bool(value: unknown): boolean {
+  return value === true || value === 't' || value === 'true' || value === 1 || value === '1';
+}
+
+function jsonText<T>(value: unknown): T | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === 'string') return JSON.parse(value) as T;
+  return value as T; // a driver that already parsed json
+}
+
+interface StepJson {
+  name: string;
+  status: StoredStep['status'];
+  attempts: number | string;
+  output: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+}
+
+function mapStep(s: StepJson): StoredStep {
+  const step: StoredStep = { name: s.name, status: s.status, attempts: Number(s.attempts) };
+  if (s.output !== null && s.output !== undefined) step.output = s.output;
+  const startedAt = date(s.startedAt);
+  if (startedAt) step.startedAt = startedAt;
+  const finishedAt = date(s.finishedAt);
+  if (finishedAt) step.finishedAt = finishedAt;
+  if (s.error !== null && s.error !== undefined) step.error = s.error;
+  return step;
+}
+
+/** A stored run from a row of `runColumns` (+ `steps`). Optional fields are left out when null. */
+export function mapRun(row: Row): StoredRun {
+  const run: StoredRun = {
+    runId: String(row.run_id),
+    workflow: String(row.workflow),
+    version: num(row.version) ?? 1,
+    status: row.status as RunStatus,
+    input: String(row.input),
+    steps: (jsonText<StepJson[]>(row.steps) ?? []).map(mapStep),
+    state: String(row.state),
+    pauseRequested: bool(row.pause_requested),
+    createdAt: date(row.created_at)!,
+    updatedAt: date(row.updated_at)!,
+  };
+  const optional: Partial<StoredRun> = {
+    output: str(row.output),
+    error: jsonText<RunErrorInfo>(row.error),
+    currentStep: str(row.current_step),
+    nextInput: str(row.next_input),
+    waitSignal: str(row.wait_signal),
+    waitUntil: date(row.wait_until),
+    resumeStatus: str(row.resume_status) as RunStatus | undefined,
+    cancelRequested:
+      row.cancel_compensate === null || row.cancel_compensate === undefined
+        ? undefined
+        : { compensate: bool(row.cancel_compensate) },
+    dueAt: date(row.due_at),
+    leaseOwner: str(row.lease_owner),
+    leaseToken: str(row.lease_token),
+    leaseExpiresAt: date(row.lease_expires_at),
+    finishedAt: date(row.finished_at),
+  };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== undefined) (run as unknown as Record<string, unknown>)[key] = value;
+  }
+  return run;
+}
+
+function stepsParam(entries: { index: number; step: StoredStep }[] | undefined): string | null {
+  if (!entries || entries.length === 0) return null;
+  // Last write wins per index (one row may be upserted only once per statement).
+  const byIndex = new Map<number, StoredStep>();
+  for (const { index, step } of entries) {
+    if (!Number.isInteger(index) || index < 0) throw new InvalidArgumentError(`Step index must be a non-negative integer (got ${index}).`);
+    byIndex.set(index, step);
+  }
+  return JSON.stringify(
+    [...byIndex].map(([i, s]) => ({
+      i,
+      name: s.name,
+      status: s.status,
+      attempts: s.attempts,
+      output: s.output ?? null,
+      st: s.startedAt ? s.startedAt.getTime() : null,
+      ft: s.finishedAt ? s.finishedAt.getTime() : null,
+      error: s.error ?? null,
+    })),
+  );
+}
+
+function copyStep(step: StoredStep): StoredStep {
+  return { ...step };
+}
+
+function isEntityManager(value: unknown): value is EntityManager {
+  return typeof value === 'object' && value !== null && typeof (value as { query?: unknown }).query === 'function';
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The PostgreSQL store: runs, steps and signals in three tables, every operation one parameterized SQL statement
+ * (a step checkpoint is one round trip), claims with `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY.
+ * The same SQL runs on PGlite (see `createPgliteStore`).
+ */
+export class PostgresStore implements WorkflowStore {
+  readonly name: string;
+  readonly names: SchemaNames;
+  private readonly sql: Statements;
+  private readonly logger: StoreLogger;
+  private client?: SqlClient;
+  private initPromise?: Promise<void>;
+  private closed = false;
+
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  /** Serializes starting/stopping the LISTEN connection. */
+  private listenChain: Promise<void> = Promise.resolve();
+  private unlisten?: () => Promise<void>;
+  /** True when events are published in-process only (no LISTEN available). */
+  private localEvents = false;
+
+  constructor(private readonly options: PostgresStoreOptions = {}) {
+    this.name = options.name ?? 'postgres';
+    this.logger = options.logger ?? defaultLogger;
+    this.names = schemaNames(options.schema ?? DEFAULT_SCHEMA, options.tablePrefix ?? DEFAULT_TABLE_PREFIX);
+    this.sql = buildStatements(this.names);
+  }
+
+  /** The DataSource the store runs on (undefined on PGlite or before `init()`). */
+  get dataSource(): DataSource | undefined {
+    return this.client instanceof TypeOrmSqlClient ? this.client.dataSource : undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Lifecycle
+  // -------------------------------------------------------------------------------------------------------------
+
+  init(): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreError(`The ${this.name} store is closed.`));
+    this.initPromise ??= this.doInit().catch((error) => {
+      this.initPromise = undefined;
+      throw error;
+    });
+    return this.initPromise;
+  }
+
+  private async doInit(): Promise<void> {
+    const client = this.options.sqlClient
+      ? await this.options.sqlClient()
+      : await TypeOrmSqlClient.connect({
+          url: this.options.url ?? (this.options.dataSource ? undefined : process.env.DATABASE_URL),
+          dataSource: this.options.dataSource,
+          poolSize: this.options.poolSize,
+          logger: this.logger,
+        });
+    try {
+      if (!(await isSchemaCurrent(client.query, this.names))) {
+        await client.transaction((query) => ensureSchemaInTransaction(query, this.names));
+      }
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      if (error instanceof DurableExecutionError) throw error;
+      throw new StoreError(
+        `Cannot create the nestjs-cairn tables in schema "${this.names.schema}": ${message(error)}`,
+        { cause: error },
+      );
+    }
+    if (this.closed) {
+      await client.close().catch(() => undefined);
+      throw new StoreError(`The ${this.name} store was closed during init().`);
+    }
+    this.client = client;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.initPromise?.catch(() => undefined);
+    this.listeners.clear();
+    await this.stopListening();
+    const client = this.client;
+    this.client = undefined;
+    await client?.close();
+  }
+
+  private db(): SqlClient {
+    if (this.client) return this.client;
+    throw new StoreError(
+      this.closed ? `The ${this.name} store is closed.` : `The ${this.name} store is not initialized: call init() first.`,
+    );
+  }
+
+  /** Runs an operation, turning driver errors into `StoreError`. */
+  private async op<T>(what: string, fn: (db: SqlClient) => Promise<T>): Promise<T> {
+    const db = this.db();
+    try {
+      return await fn(db);
+    } catch (error) {
+      if (error instanceof DurableExecutionError) throw error;
+      throw new StoreError(`${this.name} store: ${what} failed: ${message(error)}`, { cause: error });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Runs
+  // -------------------------------------------------------------------------------------------------------------
+
+  async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
+    return this.op('createRun', async (db) => {
+      let query: SqlQuery = db.query;
+      let manager: EntityManager | undefined;
+      if (options.transaction !== undefined && options.transaction !== null) {
+        if (db.kind !== 'postgres') {
+          throw new InvalidArgumentError(`The ${this.name} store cannot write a run through a caller's transaction.`);
+        }
+        if (!isEntityManager(options.transaction)) {
+          throw new InvalidArgumentError('`transaction` must be a TypeORM EntityManager (e.g. the one given to dataSource.transaction()).');
+        }
+        manager = options.transaction;
+        query = managerQuery(manager);
+      }
+      const lease = options.lease;
+      for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
+        const token = lease ? randomUUID() : null;
+        const params = [
+          input.runId,
+          input.workflow,
+          input.version,
+          lease ? 'running' : 'pending',
+          input.input,
+          input.state,
+          input.currentStep ?? null,
+          lease ? lease.owner : null,
+          token,
+          lease ? lease.leaseMs : null,
+          stepsParam(input.steps?.map((step, index) => ({ index, step }))),
+          !lease,
+        ];
+        let rows: Row[];
+        let replaced = false;
+        if (options.onConflict === 'replace') {
+          const replace = async (q: SqlQuery) => {
+            const deleted = await q(this.sql.deleteForReplace, [input.runId]);
+            replaced = deleted.length > 0;
+            return q(this.sql.createRun, params);
+          };
+          if (manager) {
+            rows = manager.queryRunner?.isTransactionActive
+              ? await replace(query)
+              : await manager.transaction((m) => replace(managerQuery(m)));
+          } else {
+            rows = await db.transaction(replace);
+          }
+        } else {
+          rows = await query(this.sql.createRun, params);
+        }
+        const row = rows[0];
+        if (row) {
+          if (replaced) this.emitLocal('control', input.runId);
+          if (!lease) this.emitLocal('ready', input.runId);
+          const createdAt = new Date(Math.floor(Number(row.created_at)));
+          const run: StoredRun = {
+            runId: input.runId,
+            workflow: input.workflow,
+            version: input.version,
+            status: lease ? 'running' : 'pending',
+            input: input.input,
+            state: input.state,
+            steps: (input.steps ?? []).map(copyStep),
+            pauseRequested: false,
+            dueAt: createdAt,
+            createdAt,
+            updatedAt: createdAt,
+          };
+          if (input.currentStep !== undefined) run.currentStep = input.currentStep;
+          if (lease && token) {
+            run.leaseOwner = lease.owner;
+            run.leaseToken = token;
+            run.leaseExpiresAt = new Date(Math.floor(Number(row.lease_expires_at)));
+          }
+          return { created: true, run };
+        }
+        if (options.onConflict === 'keep') {
+          const existing = await this.readRun(query, input.runId);
+          if (existing) return { created: false, run: existing };
+        }
+        // The id was deleted (keep) or created (replace) concurrently: try again with a fresh snapshot.
+      }
+      throw new StoreError(`createRun("${input.runId}") kept racing with concurrent changes of the same id; try again.`);
+    });
+  }
+
+  private async readRun(query: SqlQuery, runId: string): Promise<StoredRun | undefined> {
+    const [row] = await query(this.sql.getRun, [runId]);
+    return row ? mapRun(row) : undefined;
+  }
+
+  async getRun(runId: string): Promise<StoredRun | undefined> {
+    return this.op('getRun', (db) => this.readRun(db.query, runId));
+  }
+
+  async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
+    if (!Number.isInteger(query.limit) || query.limit < 0) {
+      throw new InvalidArgumentError(`listRuns limit must be a non-negative integer (got ${query.limit}).`);
+    }
+    if (query.limit === 0) return [];
+    if (query.statuses && query.statuses.length === 0) return [];
+    return this.op('listRuns', async (db) => {
+      const params: unknown[] = [];
+      if (query.workflow !== undefined) params.push(query.workflow);
+      if (query.statuses) params.push([...query.statuses]);
+      if (query.after) params.push(query.after.createdAt.getTime(), query.after.runId);
+      params.push(query.limit);
+      const sql = this.sql.list({
+        workflow: query.workflow !== undefined,
+        statuses: query.statuses !== undefined,
+        after: query.after !== undefined,
+      });
+      return (await db.query(sql, params)).map(mapRun);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Claims and leases
+  // -------------------------------------------------------------------------------------------------------------
+
+  private mapClaimed(rows: Row[]): ClaimedRun[] {
+    return rows.map((row) => ({ ...mapRun(row), leaseToken: String(row.lease_token), recovered: row.prev_token != null }));
+  }
+
+  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+    if (!(limit > 0)) return [];
+    if (workflows && workflows.length === 0) return [];
+    return this.op('claimRuns', async (db) => {
+      const rows = workflows
+        ? await db.query(this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, Math.floor(limit), [...workflows]])
+        : await db.query(this.sql.claimRuns, [lease.owner, lease.leaseMs, Math.floor(limit)]);
+      return this.mapClaimed(rows);
+    });
+  }
+
+  async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+    return this.op('claimRun', async (db) => {
+      const [claimed] = this.mapClaimed(await db.query(this.sql.claimRun, [lease.owner, lease.leaseMs, runId]));
+      return claimed;
+    });
+  }
+
+  async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
+    return this.op('renewLease', async (db) => {
+      const [row] = await db.query(this.sql.renewLease, [runId, token, leaseMs]);
+      if (!row) return { ok: false };
+      const result: RenewResult = { ok: true, pauseRequested: bool(row.pause_requested) };
+      if (row.cancel_compensate !== null && row.cancel_compensate !== undefined) {
+        result.cancel = { compensate: bool(row.cancel_compensate) };
+      }
+      return result;
+    });
+  }
+
+  async releaseLease(runId: string, token: string): Promise<void> {
+    await this.op('releaseLease', async (db) => {
+      const [row] = await db.query(this.sql.releaseLease, [runId, token]);
+      if (row) this.emitLocal(row.evt, runId);
+    });
+  }
+
+  async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    const params = [
+      runId,
+      token,
+      patch.status ?? null,
+      patch.state ?? null,
+      patch.currentStep !== undefined,
+      patch.currentStep ?? null,
+      patch.output !== undefined,
+      patch.output ?? null,
+      patch.error !== undefined,
+      patch.error ? JSON.stringify(patch.error) : null,
+      stepsParam(patch.steps),
+      patch.due !== undefined,
+      patch.due ? patch.due.delayMs : null,
+      patch.wait ? patch.wait.signal : null,
+      patch.wait?.timeoutMs ?? null,
+      patch.release === true,
+      patch.clearCancel === true,
+      patch.leaseMs,
+    ];
+    return this.op('commit', async (db) => {
+      const [row] = await db.query(this.sql.commit, params);
+      if (!row) return { ok: false };
+      this.emitLocal(row.evt, runId);
+      const result: CommitResult & { ok: true } = { ok: true };
+      if (bool(row.paused)) result.paused = true;
+      if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };
+      if (row.consumed !== null && row.consumed !== undefined) result.consumedSignal = { payload: String(row.consumed) };
+      return result;
+    });
+  }
+
+  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+    return this.op('takeSignal', async (db) => {
+      const [row] = await db.query(this.sql.takeSignal, [runId, token, name]);
+      if (!row) return { ok: false };
+      if (row.payload !== null && row.payload !== undefined) return { ok: true, payload: String(row.payload), timedOut: false };
+      return { ok: true, timedOut: bool(row.timed_out) };
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Signals and control requests
+  // -------------------------------------------------------------------------------------------------------------
+
+  async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+    return this.op('sendSignal', async (db) => {
+      const [row] = await db.query(this.sql.sendSignal, [runId, name, payload]);
+      if (!row) return { outcome: 'not-found' };
+      const status = row.status as RunStatus;
+      if (isTerminal(status)) return { outcome: 'not-active', status };
+      this.emitLocal(row.evt, runId);
+      return { outcome: 'ok', status };
+    });
+  }
+
+  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+    return this.op(`control(${request.action})`, async (db) => {
+      let rows: Row[];
+      switch (request.action) {
+        case 'pause':
+          rows = await db.query(this.sql.pause, [runId]);
+          break;
+        case 'resume':
+          rows = await db.query(this.sql.resume, [runId]);
+          break;
+        case 'cancel':
+          rows = await db.query(this.sql.cancel, [runId, request.compensate !== false]);
+          break;
+        case 'retry':
+          rows = await db.query(this.sql.retry, [runId]);
+          break;
+        default:
+          throw new InvalidArgumentError(`Unknown control action "${(request as { action: unknown }).action}".`);
+      }
+      const [row] = rows;
+      if (!row) return { outcome: 'not-found' };
+      this.emitLocal(row.evt, runId);
+      return { outcome: row.outcome as ControlResult['outcome'], status: row.status as RunStatus };
+    });
+  }
+
+  async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
+    const wanted = statuses.filter(isTerminal);
+    if (wanted.length === 0) return 0;
+    return this.op('purge', async (db) => {
+      let total = 0;
+      for (;;) {
+        const [row] = await db.query(this.sql.purge, [wanted, Math.max(0, olderThanMs), PURGE_BATCH]);
+        const deleted = num(row?.deleted) ?? 0;
+        total += deleted;
+        if (deleted < PURGE_BATCH) return total;
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Events
+  // -------------------------------------------------------------------------------------------------------------
+
+  async subscribe(listener: (event: StoreEvent) => void): Promise<() => Promise<void>> {
+    this.db();
+    this.listeners.add(listener);
+    await this.serialize(() => this.startListening());
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) await this.stopListening();
+    };
+  }
+
+  private serialize(fn: () => Promise<void>): Promise<void> {
+    const next = this.listenChain.then(fn);
+    this.listenChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async startListening(): Promise<void> {
+    if (this.unlisten || this.localEvents || this.listeners.size === 0) return;
+    const db = this.client;
+    if (!db) return;
+    const canListen = db.listen !== undefined && (!(db instanceof TypeOrmSqlClient) || db.canListen);
+    if (!canListen) {
+      this.localEvents = true;
+      this.logger.warn(`${this.name} store: this connection cannot LISTEN; events are published to this instance only.`);
+      return;
+    }
+    try {
+      this.unlisten = await db.listen!(this.names.channel, (payload) => this.onNotification(payload));
+    } catch (error) {
+      this.localEvents = true;
+      this.logger.warn(
+        `${this.name} store: cannot LISTEN (${message(error)}); events are published to this instance only, other instances' work is found by polling.`,
+      );
+    }
+  }
+
+  private stopListening(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.listeners.size > 0) return;
+      this.localEvents = false;
+      const unlisten = this.unlisten;
+      this.unlisten = undefined;
+      await unlisten?.().catch(() => undefined);
+    });
+  }
+
+  private onNotification(payload: string): void {
+    let event: StoreEvent;
+    try {
+      const parsed = JSON.parse(payload) as { type?: unknown; runId?: unknown };
+      if ((parsed.type !== 'ready' && parsed.type !== 'control' && parsed.type !== 'finished') || typeof parsed.runId !== 'string') return;
+      event = { type: parsed.type, runId: parsed.runId };
+    } catch {
+      return;
+    }
+    this.dispatch(event);
+  }
+
+  private emitLocal(type: unknown, runId: string): void {
+    if (!this.localEvents || (type !== 'ready' && type !== 'control' && type !== 'finished')) return;
+    const event: StoreEvent = { type, runId };
+    queueMicrotask(() => this.dispatch(event));
+  }
+
+  private dispatch(event: StoreEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error(`${this.name} store: an event listener threw: ${message(error)}`);
+      }
+    }
+  }
+}
