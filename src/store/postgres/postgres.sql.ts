@@ -351,7 +351,7 @@ export function buildStatements(n: SchemaNames): Statements {
         LIMIT $3::integer
         FOR UPDATE SKIP LOCKED
       ),
-      d AS (DELETE FROM ${n.runs} r USING c WHERE r.run_id = c.run_id RETURNING 1)
+      d AS (DELETE FROM ${n.runs} r WHERE r.run_id = ANY (ARRAY(SELECT c.run_id FROM c)) RETURNING 1)
       SELECT count(*)::integer AS deleted FROM d`,
 
     list({ workflow, statuses, after }) {

@@ -188,6 +188,24 @@ function isEntityManager(value: unknown): value is EntityManager {
   return typeof value === 'object' && value !== null && typeof (value as { query?: unknown }).query === 'function';
 }
 
+/**
+ * PostgreSQL text cannot hold NUL, and an unpaired UTF-16 surrogate would be stored as U+FFFD (so the id read back
+ * would differ). Ids and names with either are refused (on writes) or cannot exist (on reads).
+ */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function storable(value: string): boolean {
+  return !UNSTORABLE.test(value);
+}
+
+function checkStorable(what: string, value: string | undefined): void {
+  if (value !== undefined && !storable(value)) {
+    throw new InvalidArgumentError(
+      `${what} contains a NUL character or an unpaired UTF-16 surrogate, which PostgreSQL text cannot store.`,
+    );
+  }
+}
+
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -300,6 +318,10 @@ export class PostgresStore implements WorkflowStore {
   // -------------------------------------------------------------------------------------------------------------
 
   async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
+    checkStorable('The run id', input.runId);
+    checkStorable('The workflow name', input.workflow);
+    checkStorable('The current step name', input.currentStep);
+    for (const step of input.steps ?? []) checkStorable('A step name', step.name);
     return this.op('createRun', async (db) => {
       let query: SqlQuery = db.query;
       let manager: EntityManager | undefined;
@@ -390,6 +412,7 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async getRun(runId: string): Promise<StoredRun | undefined> {
+    if (!storable(runId)) return undefined;
     return this.op('getRun', (db) => this.readRun(db.query, runId));
   }
 
@@ -399,6 +422,7 @@ export class PostgresStore implements WorkflowStore {
     }
     if (query.limit === 0) return [];
     if (query.statuses && query.statuses.length === 0) return [];
+    if (query.workflow !== undefined && !storable(query.workflow)) return [];
     return this.op('listRuns', async (db) => {
       const params: unknown[] = [];
       if (query.workflow !== undefined) params.push(query.workflow);
@@ -424,7 +448,10 @@ export class PostgresStore implements WorkflowStore {
 
   async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
     if (!(limit > 0)) return [];
-    if (workflows && workflows.length === 0) return [];
+    if (workflows) {
+      workflows = workflows.filter(storable);
+      if (workflows.length === 0) return [];
+    }
     return this.op('claimRuns', async (db) => {
       const rows = workflows
         ? await db.query(this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, Math.floor(limit), [...workflows]])
@@ -434,6 +461,7 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+    if (!storable(runId)) return undefined;
     return this.op('claimRun', async (db) => {
       const [claimed] = this.mapClaimed(await db.query(this.sql.claimRun, [lease.owner, lease.leaseMs, runId]));
       return claimed;
@@ -441,6 +469,7 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
+    if (!storable(runId) || !storable(token)) return { ok: false };
     return this.op('renewLease', async (db) => {
       const [row] = await db.query(this.sql.renewLease, [runId, token, leaseMs]);
       if (!row) return { ok: false };
@@ -453,6 +482,7 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async releaseLease(runId: string, token: string): Promise<void> {
+    if (!storable(runId) || !storable(token)) return;
     await this.op('releaseLease', async (db) => {
       const [row] = await db.query(this.sql.releaseLease, [runId, token]);
       if (row) this.emitLocal(row.evt, runId);
@@ -460,6 +490,10 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    if (!storable(runId) || !storable(token)) return { ok: false };
+    checkStorable('The signal name', patch.wait?.signal);
+    checkStorable('The current step name', patch.currentStep ?? undefined);
+    for (const entry of patch.steps ?? []) checkStorable('A step name', entry.step.name);
     const params = [
       runId,
       token,
@@ -493,6 +527,8 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+    if (!storable(runId) || !storable(token)) return { ok: false };
+    checkStorable('The signal name', name);
     return this.op('takeSignal', async (db) => {
       const [row] = await db.query(this.sql.takeSignal, [runId, token, name]);
       if (!row) return { ok: false };
@@ -506,6 +542,8 @@ export class PostgresStore implements WorkflowStore {
   // -------------------------------------------------------------------------------------------------------------
 
   async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+    if (!storable(runId)) return { outcome: 'not-found' };
+    checkStorable('The signal name', name);
     return this.op('sendSignal', async (db) => {
       const [row] = await db.query(this.sql.sendSignal, [runId, name, payload]);
       if (!row) return { outcome: 'not-found' };
@@ -517,6 +555,7 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+    if (!storable(runId)) return { outcome: 'not-found' };
     return this.op(`control(${request.action})`, async (db) => {
       let rows: Row[];
       switch (request.action) {

@@ -1,0 +1,478 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
+import { createCairnSchemaMigration } from '../../src/store/postgres/postgres.migration.js';
+import { SCHEMA_VERSION } from '../../src/store/postgres/postgres.schema.js';
+import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
+import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
+import type { LeaseRequest, NewRun, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
+import { dropSchema, randomSchemaName, withPgClient } from '../setup/postgres-server.js';
+
+const url = process.env.DATABASE_URL;
+const describePg = url ? describe : describe.skip;
+const LEASE: LeaseRequest = { owner: 'spec', leaseMs: 30_000 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const newRun = (over: Partial<NewRun> = {}): NewRun => ({
+  runId: `run-${randomUUID()}`,
+  workflow: 'wf',
+  version: 1,
+  input: '{"n":1}',
+  state: '{}',
+  ...over,
+});
+
+const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
+
+function collectingLogger() {
+  const lines: string[] = [];
+  return {
+    lines,
+    logger: {
+      log: (m: string) => void lines.push(`log: ${m}`),
+      warn: (m: string) => void lines.push(`warn: ${m}`),
+      error: (m: string) => void lines.push(`error: ${m}`),
+    },
+  };
+}
+
+/** A TypeORM logger that counts the statements sent (each `dataSource.query` is one round trip). */
+class CountingLogger implements TypeOrmLogger {
+  queries: string[] = [];
+  logQuery(query: string): void {
+    this.queries.push(query);
+  }
+  logQueryError(): void {}
+  logQuerySlow(): void {}
+  logSchemaBuild(): void {}
+  logMigration(): void {}
+  log(): void {}
+}
+
+async function newDataSource(extra: Partial<{ logger: TypeOrmLogger }> = {}): Promise<DataSource> {
+  const ds = new DataSource({ type: 'postgres', url, logging: extra.logger !== undefined, ...extra });
+  await ds.initialize();
+  return ds;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+describePg('PostgresStore', () => {
+  const schemas: string[] = [];
+  const schema = () => {
+    const name = randomSchemaName();
+    schemas.push(name);
+    return name;
+  };
+  afterAll(async () => {
+    for (const name of schemas) await dropSchema(url!, name);
+  });
+
+  describe('run ids and names are data', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    const hostile = [
+      `'; DROP TABLE cairn_runs;--`,
+      `"; DROP SCHEMA public CASCADE;--`,
+      `it's "quoted" \\ back\\slash $1 %s ? :name`,
+      'ünïcødé ☃ 日本語 🚀 é (combining)',
+      'x'.repeat(255),
+      '🚀'.repeat(127),
+      ' leading and trailing spaces ',
+      'line\nbreak\ttab\r',
+    ];
+
+    it.each(hostile.map((id) => [id.slice(0, 40), id]))('stores and finds %j verbatim', async (_label, runId) => {
+      const created = await store.createRun(newRun({ runId, workflow: runId, currentStep: runId }), { onConflict: 'keep', lease: LEASE });
+      expect(created.created).toBe(true);
+      const run = (await store.getRun(runId))!;
+      expect(run.runId).toBe(runId);
+      expect(run.workflow).toBe(runId);
+      expect(run.currentStep).toBe(runId);
+      expect((await store.sendSignal(runId, runId, runId)).outcome).toBe('ok');
+      const res = await store.commit(runId, created.run.leaseToken!, { leaseMs: 30_000, wait: { signal: runId } });
+      expect(res).toMatchObject({ ok: true, consumedSignal: { payload: runId } });
+      expect((await store.listRuns({ workflow: runId, limit: 5 })).map((r) => r.runId)).toEqual([runId]);
+      expect((await store.control(runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+    });
+
+    it('still has its tables after the hostile ids', async () => {
+      await withPgClient(url!, async (query) => {
+        const rows = await query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [store.names.schema]);
+        expect(rows[0].n).toBe(4);
+      });
+    });
+
+    it('refuses ids PostgreSQL text cannot hold, and never finds them', async () => {
+      for (const runId of ['nul\u0000byte', 'lone\uD800surrogate']) {
+        await expect(store.createRun(newRun({ runId }), { onConflict: 'keep' })).rejects.toBeInstanceOf(InvalidArgumentError);
+        expect(await store.getRun(runId)).toBeUndefined();
+        expect((await store.sendSignal(runId, 'x', '1')).outcome).toBe('not-found');
+        expect((await store.control(runId, { action: 'pause' })).outcome).toBe('not-found');
+      }
+    });
+  });
+
+  describe('connections', () => {
+    it('leaves a borrowed DataSource open on close', async () => {
+      const ds = await newDataSource();
+      try {
+        const store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent });
+        await store.init();
+        await store.createRun(newRun(), { onConflict: 'keep' });
+        await store.close();
+        expect(ds.isInitialized).toBe(true);
+        expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      } finally {
+        await ds.destroy();
+      }
+    });
+
+    it('destroys the DataSource it created from a URL on close', async () => {
+      const store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+      const ds = store.dataSource!;
+      expect(ds.isInitialized).toBe(true);
+      await store.close();
+      expect(ds.isInitialized).toBe(false);
+      await expect(store.getRun('x')).rejects.toBeInstanceOf(StoreError);
+    });
+
+    it('fails with a StoreError naming host:port (not the password) when the server refuses connections', async () => {
+      const port = await freePort();
+      const { lines, logger } = collectingLogger();
+      const store = new PostgresStore({ url: `postgres://cairn:s3cr3t-pw@127.0.0.1:${port}/db`, logger });
+      const started = Date.now();
+      const error = await store.init().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const elapsed = Date.now() - started;
+      expect(error).toBeInstanceOf(StoreError);
+      const text = (error as Error).message;
+      expect(text).toContain(`127.0.0.1:${port}`);
+      expect(text).not.toContain('s3cr3t-pw');
+      expect(elapsed).toBeLessThan(10_000);
+      expect(elapsed).toBeGreaterThan(2_000); // it did retry
+      const retries = lines.filter((l) => l.startsWith('warn:'));
+      expect(retries.length).toBe(4);
+      for (const line of retries) expect(line).not.toContain('s3cr3t-pw');
+    }, 15_000);
+  });
+
+  describe('schema', () => {
+    it('honours schema and tablePrefix (quoted safely) for tables and indexes', async () => {
+      const name = `${schema()}_Mixed "Case"`;
+      schemas.push(name);
+      const store = new PostgresStore({ url, schema: name, tablePrefix: 'My-App.', logger: silent });
+      await store.init();
+      try {
+        const run = newRun();
+        await store.createRun(run, { onConflict: 'keep' });
+        expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+        await withPgClient(url!, async (query) => {
+          const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [name]);
+          expect(tables.map((t) => t.table_name)).toEqual(['My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
+          const indexes = await query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [name]);
+          for (const index of indexes) expect(String(index.indexname).startsWith('My-App.')).toBe(true);
+          expect(indexes.map((i) => i.indexname)).toEqual(
+            expect.arrayContaining(['My-App.runs_claim_idx', 'My-App.runs_list_idx', 'My-App.runs_workflow_list_idx', 'My-App.runs_purge_idx']),
+          );
+          const elsewhere = await query(`SELECT table_schema FROM information_schema.tables WHERE table_name = 'My-App.runs' AND table_schema <> $1`, [name]);
+          expect(elsewhere).toEqual([]);
+        });
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('lets several instances initialize an empty schema at once', async () => {
+      const name = schema();
+      const stores = Array.from({ length: 4 }, () => new PostgresStore({ url, schema: name, logger: silent }));
+      try {
+        await Promise.all(stores.map((s) => s.init()));
+        const run = newRun();
+        await stores[0].createRun(run, { onConflict: 'keep' });
+        expect((await stores[3].getRun(run.runId))?.runId).toBe(run.runId);
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+      }
+    });
+
+    it('refuses a schema created by a newer version', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      await first.close();
+      await withPgClient(url!, (query) => query(`UPDATE "${name}".cairn_schema_version SET version = $1`, [SCHEMA_VERSION + 1]));
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      const error = await second.init().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as Error).message).toMatch(new RegExp(`schema version ${SCHEMA_VERSION + 1}.*newer`));
+      await second.close();
+    });
+
+    it('is created by the TypeORM migration too, after which the store creates nothing', async () => {
+      const name = schema();
+      const ds = new DataSource({ type: 'postgres', url, migrations: [createCairnSchemaMigration({ schema: name })], logging: false });
+      await ds.initialize();
+      try {
+        await ds.runMigrations();
+        const logger = new CountingLogger();
+        const borrowed = await newDataSource({ logger });
+        try {
+          const store = new PostgresStore({ dataSource: borrowed, schema: name, logger: silent });
+          await store.init();
+          expect(logger.queries.some((q) => /CREATE /i.test(q))).toBe(false);
+          const run = newRun();
+          await store.createRun(run, { onConflict: 'keep' });
+          expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+          await store.close();
+        } finally {
+          await borrowed.destroy();
+        }
+        await ds.undoLastMigration();
+        const rows = await ds.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [name]);
+        expect(rows[0].n).toBe(0);
+      } finally {
+        await ds.destroy();
+      }
+    });
+  });
+
+  describe('transactions and round trips', () => {
+    let ds: DataSource;
+    let logger: CountingLogger;
+    let store: PostgresStore;
+    beforeAll(async () => {
+      logger = new CountingLogger();
+      ds = await newDataSource({ logger });
+      store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(async () => {
+      await store.close();
+      await ds.destroy();
+    });
+
+    it('creates a run inside the caller\'s transaction: gone on rollback, there on commit', async () => {
+      const rolledBack = newRun();
+      await expect(
+        ds.transaction(async (manager) => {
+          const res = await store.createRun(rolledBack, { onConflict: 'keep', transaction: manager });
+          expect(res.created).toBe(true);
+          // visible inside the transaction
+          expect(await manager.query('SELECT 1 FROM ' + store.names.runs + ' WHERE run_id = $1', [rolledBack.runId])).toHaveLength(1);
+          throw new Error('rollback');
+        }),
+      ).rejects.toThrow('rollback');
+      expect(await store.getRun(rolledBack.runId)).toBeUndefined();
+
+      const committed = newRun();
+      await ds.transaction(async (manager) => {
+        await store.createRun(committed, { onConflict: 'keep', transaction: manager });
+      });
+      expect((await store.getRun(committed.runId))?.status).toBe('pending');
+    });
+
+    it('replaces a run inside the caller\'s transaction', async () => {
+      const run = newRun();
+      await store.createRun(run, { onConflict: 'keep' });
+      await expect(
+        ds.transaction(async (manager) => {
+          await store.createRun({ ...run, input: '"new"' }, { onConflict: 'replace', transaction: manager });
+          throw new Error('rollback');
+        }),
+      ).rejects.toThrow('rollback');
+      expect((await store.getRun(run.runId))?.input).toBe(run.input);
+      await ds.transaction(async (manager) => {
+        await store.createRun({ ...run, input: '"new"' }, { onConflict: 'replace', transaction: manager });
+      });
+      expect((await store.getRun(run.runId))?.input).toBe('"new"');
+    });
+
+    it('refuses a transaction that is not an EntityManager', async () => {
+      await expect(store.createRun(newRun(), { onConflict: 'keep', transaction: {} })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    async function count<T>(fn: () => Promise<T>): Promise<{ result: T; queries: string[] }> {
+      const before = logger.queries.length;
+      const result = await fn();
+      return { result, queries: logger.queries.slice(before) };
+    }
+
+    it('commits a step checkpoint in exactly one round trip', async () => {
+      const t0 = new Date();
+      const { result: created, queries: createQueries } = await count(() =>
+        store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0, startedAt: t0 }], currentStep: 'a' }), {
+          onConflict: 'keep',
+          lease: LEASE,
+        }),
+      );
+      expect(createQueries).toHaveLength(1);
+      const run = created.run as StoredRun & { leaseToken: string };
+      await store.sendSignal(run.runId, 'go', '"payload"');
+
+      const { result, queries } = await count(() =>
+        store.commit(run.runId, run.leaseToken, {
+          leaseMs: 30_000,
+          state: '{"next":"b"}',
+          currentStep: 'b',
+          steps: [
+            { index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1', startedAt: t0, finishedAt: new Date() } },
+            { index: 1, step: { name: 'b', status: 'running', attempts: 0, startedAt: new Date() } },
+          ],
+          wait: { signal: 'go', timeoutMs: 1_000 },
+        }),
+      );
+      expect(result).toMatchObject({ ok: true, consumedSignal: { payload: '"payload"' } });
+      expect(queries).toHaveLength(1);
+
+      const { queries: endQueries } = await count(() => store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2' }));
+      expect(endQueries).toHaveLength(1);
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored.status).toBe('completed');
+      expect(stored.steps.map((s) => s.name)).toEqual(['a', 'b']);
+    });
+
+    it('claims, renews, signals and controls in one round trip each', async () => {
+      const workflow = `wf-${randomUUID()}`;
+      await store.createRun(newRun({ workflow }), { onConflict: 'keep' });
+      const { result: claimed, queries: claimQueries } = await count(() => store.claimRuns(LEASE, 10, [workflow]));
+      expect(claimed).toHaveLength(1);
+      expect(claimQueries).toHaveLength(1);
+      const runId = claimed[0].runId;
+      expect((await count(() => store.renewLease(runId, claimed[0].leaseToken, 30_000))).queries).toHaveLength(1);
+      expect((await count(() => store.sendSignal(runId, 's', '1'))).queries).toHaveLength(1);
+      expect((await count(() => store.control(runId, { action: 'pause' }))).queries).toHaveLength(1);
+      expect((await count(() => store.takeSignal(runId, claimed[0].leaseToken, 's'))).queries).toHaveLength(1);
+    });
+  });
+
+  describe('concurrency', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    it('does not lose a signal that commits while a commit is going to wait for it', async () => {
+      const created = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      const run = created.run as StoredRun & { leaseToken: string };
+      const sql = buildStatements(store.names);
+      await withPgClient(url!, async (query) => {
+        // A sender holds the run row: its signal is not visible to the commit's snapshot.
+        await query('BEGIN');
+        await query(sql.sendSignal, [run.runId, 'go', '"raced"']);
+        const commit = store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, wait: { signal: 'go' } });
+        await sleep(200); // the commit has taken its snapshot and waits for the row lock
+        await query('COMMIT');
+        const res = await commit;
+        expect(res.ok).toBe(true);
+        const stored = (await store.getRun(run.runId))!;
+        if (res.ok && res.consumedSignal) {
+          expect(res.consumedSignal.payload).toBe('"raced"');
+        } else {
+          // Not consumed by the commit: the run must be due now so a claimer takes the signal at once.
+          expect(stored.status).toBe('waiting');
+          const woke = (await store.claimRun(run.runId, LEASE))!;
+          expect(woke).toBeDefined();
+          expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, payload: '"raced"', timedOut: false });
+        }
+      });
+    });
+
+    it('creates each of many concurrent runs once, and claims each once across instances', async () => {
+      const other = new PostgresStore({ url, schema: store.names.schema, logger: silent });
+      await other.init();
+      try {
+        const workflow = `wf-${randomUUID()}`;
+        const runs = Array.from({ length: 40 }, () => newRun({ workflow }));
+        await Promise.all(runs.flatMap((r) => [store.createRun(r, { onConflict: 'keep' }), other.createRun(r, { onConflict: 'keep' })]));
+        const claims = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 ? store : other).claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 7, [workflow])),
+        );
+        const ids = claims.flat().map((r) => r.runId);
+        expect(ids).toHaveLength(40);
+        expect(new Set(ids).size).toBe(40);
+      } finally {
+        await other.close();
+      }
+    });
+  });
+
+  describe('events', () => {
+    it('delivers events from one instance to another over LISTEN/NOTIFY, and reconnects', async () => {
+      const name = schema();
+      const a = new PostgresStore({ url, schema: name, logger: silent });
+      const b = new PostgresStore({ url, schema: name, logger: silent });
+      await Promise.all([a.init(), b.init()]);
+      const events: StoreEvent[] = [];
+      const unsubscribe = await b.subscribe((e) => events.push(e));
+      try {
+        const run = newRun();
+        await a.createRun(run, { onConflict: 'keep' });
+        await waitFor(() => events.some((e) => e.type === 'ready' && e.runId === run.runId));
+        const claimed = (await a.claimRun(run.runId, LEASE))!;
+        await a.control(run.runId, { action: 'pause' });
+        await waitFor(() => events.some((e) => e.type === 'control' && e.runId === run.runId));
+
+        // Rolled back changes send nothing.
+        const ds = a.dataSource!;
+        const ghost = newRun();
+        await ds
+          .transaction(async (manager) => {
+            await a.createRun(ghost, { onConflict: 'keep', transaction: manager });
+            throw new Error('rollback');
+          })
+          .catch(() => undefined);
+
+        // Kill the LISTEN connection: the store reconnects and events flow again.
+        const listeners = (sql: string) =>
+          withPgClient(url!, (query) =>
+            query(`${sql} FROM pg_stat_activity WHERE application_name = 'nestjs-cairn-listener' AND query ILIKE $1`, [`%${b.names.channel}%`]),
+          );
+        expect(await listeners('SELECT pg_terminate_backend(pid)')).toHaveLength(1);
+        const deadline = Date.now() + 5_000;
+        while ((await listeners('SELECT pid')).length === 0) {
+          if (Date.now() > deadline) throw new Error('the LISTEN connection did not come back');
+          await sleep(50);
+        }
+        await a.commit(run.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed' });
+        await waitFor(() => events.some((e) => e.type === 'finished' && e.runId === run.runId));
+        expect(events.some((e) => e.runId === ghost.runId)).toBe(false);
+      } finally {
+        await unsubscribe();
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  });
+});
