@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
+import { createPgliteStore, PGLITE_LOCK_FILE } from '../../src/store/postgres/pglite.js';
+import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
+import type { NewRun } from '../../src/store/workflow-store.interface.js';
+
+const newRun = (over: Partial<NewRun> = {}): NewRun => ({
+  runId: `run-${randomUUID()}`,
+  workflow: 'wf',
+  version: 1,
+  input: '{"n":1}',
+  state: '{}',
+  ...over,
+});
+
+async function initError(store: PostgresStore): Promise<unknown> {
+  return store.init().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done();
+    else child.once('exit', () => done());
+  });
+}
+
+describe('PGlite store: one app per data folder', () => {
+  let root: string;
+  let dataDir: string;
+  const lockFile = () => join(dataDir, PGLITE_LOCK_FILE);
+  const runId = `kept-${randomUUID()}`;
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'cairn-pglite-lock-'));
+    dataDir = join(root, 'data dir with spaces');
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('refuses a second open of the same folder (same process), naming it; reopens after close with the data kept', async () => {
+    const first = createPgliteStore({ dataDir });
+    await first.init();
+    expect(first.name).toBe('pglite');
+    expect(readFileSync(lockFile(), 'utf8').split('\n')[0]).toBe(String(process.pid));
+    await first.createRun(newRun({ runId }), { onConflict: 'keep' });
+
+    const second = createPgliteStore({ dataDir });
+    const error = await initError(second);
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as Error).message).toContain(resolve(dataDir));
+
+    await first.close();
+    expect(existsSync(lockFile())).toBe(false);
+    await second.init();
+    expect((await second.getRun(runId))?.runId).toBe(runId);
+    await second.close();
+  }, 30_000);
+
+  it('refuses a folder held by another live process, and takes over the lock once that process is gone', async () => {
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(lockFile(), `${holder.pid}\n${hostname()}\n`);
+      const blocked = createPgliteStore({ dataDir });
+      const error = await initError(blocked);
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as Error).message).toContain(resolve(dataDir));
+      expect((error as Error).message).toContain(String(holder.pid));
+    } finally {
+      holder.kill('SIGKILL');
+      await waitExit(holder);
+    }
+    const store = createPgliteStore({ dataDir });
+    await store.init();
+    expect((await store.getRun(runId))?.runId).toBe(runId);
+    await store.close();
+  }, 30_000);
+
+  it('opens a folder whose previous app was killed (stale lock, crash recovery)', async () => {
+    const pgliteEntry = pathToFileURL(join(process.cwd(), 'node_modules/@electric-sql/pglite/dist/index.js')).href;
+    const script = join(root, 'crash-child.mjs');
+    writeFileSync(
+      script,
+      `import { writeFileSync } from 'node:fs';
+       import { hostname } from 'node:os';
+       const { PGlite } = await import(${JSON.stringify(pgliteEntry)});
+       const [dir, runId, lock] = process.argv.slice(2);
+       writeFileSync(lock, process.pid + '\\n' + hostname() + '\\n', { flag: 'wx' });
+       const db = await PGlite.create({ dataDir: dir });
+       await db.query("INSERT INTO cairn_runs (run_id, workflow, version, status, input, state, due_at, created_at, updated_at) VALUES ($1, 'wf', 1, 'pending', '1', '{}', now(), now(), now())", [runId]);
+       process.stdout.write('ready\\n');
+       setInterval(() => db.query('SELECT 1'), 5);`,
+    );
+    const crashedRunId = `crashed-${randomUUID()}`;
+    const child = spawn(process.execPath, [script, dataDir, crashedRunId, lockFile()], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((ready, failed) => {
+        child.stdout!.on('data', (chunk) => String(chunk).includes('ready') && ready());
+        child.once('exit', (code) => failed(new Error(`child exited early (${code})`)));
+      });
+    } finally {
+      child.kill('SIGKILL');
+      await waitExit(child);
+    }
+    expect(existsSync(lockFile())).toBe(true);
+    const store = createPgliteStore({ dataDir });
+    await store.init();
+    try {
+      expect((await store.getRun(crashedRunId))?.runId).toBe(crashedRunId);
+      expect(readFileSync(lockFile(), 'utf8').split('\n')[0]).toBe(String(process.pid));
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('refuses a caller transaction (there is no shared DataSource to write through)', async () => {
+    const store = createPgliteStore({ dataDir });
+    await store.init();
+    try {
+      await expect(store.createRun(newRun(), { onConflict: 'keep', transaction: { query: async () => [] } })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+});
