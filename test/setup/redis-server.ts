@@ -17,6 +17,8 @@ export interface RedisServer {
 export interface StartRedisOptions {
   /** `everysec` (default) may lose about one second of acknowledged writes on a machine crash; `always` loses none. */
   appendfsync?: 'always' | 'everysec';
+  /** More `redis-server` arguments, e.g. `['--cluster-enabled', 'yes']`. */
+  extraArgs?: string[];
 }
 
 function findRedisServer(): string {
@@ -120,6 +122,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       '--daemonize', 'no',
       '--protected-mode', 'no',
       '--maxmemory-policy', 'noeviction',
+      ...(options.extraArgs ?? []),
     ];
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-4000)));

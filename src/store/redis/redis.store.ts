@@ -57,6 +57,11 @@ export interface RedisStoreOptions {
   logger?: RedisStoreLogger;
   /** How long `init()` keeps trying to reach the server at `url`. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * How long after it is first seen a write-ahead index mark (left by an instance that died mid-operation) is taken
+   * as abandoned and repaired by claimers. Default 5000 ms; lower only in tests.
+   */
+  indexRepairGraceMs?: number;
 }
 
 type Client = Redis | Cluster;
@@ -567,7 +572,7 @@ export class RedisStore implements WorkflowStore {
         const [candidates, orphans] = await this.run<[string[], string[]]>({
           script: CLAIM_CANDIDATES,
           keys: [this.keys.kicks, ...dueKeys],
-          args: [want, KICK_GRACE_MS, KICK_BATCH],
+          args: [want, this.options.indexRepairGraceMs ?? KICK_GRACE_MS, KICK_BATCH],
         });
         if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
         const fresh = candidates.filter((id) => !tried.has(id));

@@ -1,0 +1,377 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Redis, type Command } from 'ioredis';
+import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
+import { RedisKeys } from '../../src/store/redis/redis.keys.js';
+import { ALL_SCRIPTS, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scripts.js';
+import { RedisStore, type RedisStoreLogger } from '../../src/store/redis/redis.store.js';
+import type { StoreEvent } from '../../src/store/workflow-store.interface.js';
+import { startRedis, type RedisServer } from '../setup/redis-server.js';
+
+const url = () => {
+  const value = process.env.REDIS_URL;
+  if (!value) throw new Error('REDIS_URL is not set: run the tests through jest (its global setup starts redis-server).');
+  return value;
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const LEASE = { owner: 'behaviour', leaseMs: 30_000 };
+
+class CapturingLogger implements RedisStoreLogger {
+  readonly logs: string[] = [];
+  readonly warnings: string[] = [];
+  readonly errors: string[] = [];
+  log(message: string) {
+    this.logs.push(message);
+  }
+  warn(message: string) {
+    this.warnings.push(message);
+  }
+  error(message: string) {
+    this.errors.push(message);
+  }
+}
+
+/** Records every command a client sends (pipelines included); `fail` makes matching commands fail. */
+function recordCommands(client: Redis, fail?: (name: string) => Error | undefined) {
+  const commands: { name: string; args: string[] }[] = [];
+  const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
+  client.sendCommand = ((command: Command, stream?: unknown) => {
+    commands.push({ name: command.name, args: command.args.map(String) });
+    const error = fail?.(command.name);
+    if (error) {
+      command.reject(error);
+      return command.promise;
+    }
+    return original(command, stream);
+  }) as typeof client.sendCommand;
+  return commands;
+}
+
+const scriptName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
+function scriptCalls(commands: { name: string; args: string[] }[]): string[] {
+  return commands
+    .filter((c) => c.name === 'evalsha' || c.name === 'eval')
+    .map((c) => (c.name === 'evalsha' ? scriptName.get(c.args[0]) ?? c.args[0] : ALL_SCRIPTS.find((s) => s.lua === c.args[0])?.name ?? 'eval'));
+}
+
+async function deletePrefix(client: Redis, prefix: string) {
+  const keys = await client.keys(`${prefix}*`);
+  if (keys.length) await client.del(...keys);
+}
+
+describe('RedisStore on a shared server', () => {
+  let admin: Redis;
+  const prefixes: string[] = [];
+  const stores: RedisStore[] = [];
+  const newPrefix = () => {
+    const prefix = `cairn-test-b-${randomUUID().slice(0, 8)}:`;
+    prefixes.push(prefix);
+    return prefix;
+  };
+  const open = async (options: ConstructorParameters<typeof RedisStore>[0] = {}) => {
+    const store = new RedisStore({ url: url(), keyPrefix: newPrefix(), logger: new CapturingLogger(), ...options });
+    stores.push(store);
+    await store.init();
+    return store;
+  };
+
+  beforeAll(() => {
+    admin = new Redis(url());
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+  afterAll(async () => {
+    for (const prefix of prefixes) await deletePrefix(admin, prefix);
+    await admin.quit();
+  });
+
+  it('commits a step checkpoint with exactly one script call (one round trip)', async () => {
+    const client = new Redis(url());
+    try {
+      const commands = recordCommands(client);
+      const store = await open({ client });
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      await sleep(20); // let the create's index update go out
+      commands.length = 0;
+      const res = await store.commit(run.runId, run.leaseToken!, {
+        leaseMs: 30_000,
+        state: '{"at":"b"}',
+        currentStep: 'b',
+        steps: [
+          { index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1' } },
+          { index: 1, step: { name: 'b', status: 'running', attempts: 0 } },
+        ],
+      });
+      expect(res).toEqual({ ok: true });
+      await sleep(20);
+      expect(commands.map((c) => c.name)).toEqual(['evalsha']);
+      expect(scriptCalls(commands)).toEqual(['commit']);
+
+      // a commit that changes the status is still one script call for the run; the global indexes follow with one
+      // (batched) index update
+      commands.length = 0;
+      await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'sleeping', due: { delayMs: 60_000 }, release: true });
+      await sleep(20);
+      expect(scriptCalls(commands)).toEqual(['commit', 'applyIndex']);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('leaves a borrowed client open on close, but closes the subscriber it duplicated', async () => {
+    const name = `borrowed-${randomUUID().slice(0, 8)}`;
+    const client = new Redis(url(), { connectionName: name });
+    try {
+      const store = await open({ client });
+      const unsubscribe = await store.subscribe(() => {});
+      const count = async () => ((await admin.client('LIST')) as string).split('\n').filter((line) => line.includes(` name=${name} `)).length;
+      expect(await count()).toBe(2);
+      void unsubscribe;
+      await store.close();
+      await sleep(50);
+      expect(client.status).toBe('ready');
+      expect(await client.ping()).toBe('PONG');
+      expect(await count()).toBe(1);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('closes the client it created itself', async () => {
+    const store = await open();
+    const client = store.client;
+    await store.subscribe(() => {});
+    await store.close();
+    await sleep(50);
+    expect(['end', 'close']).toContain(client.status);
+  });
+
+  it('recovers from NOSCRIPT (SCRIPT FLUSH) on single and pipelined script calls', async () => {
+    const store = await open();
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const run = (await store.createRun({ runId: randomUUID(), workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    for (let i = 0; i < 3; i++) await store.createRun({ runId: randomUUID(), workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+    await admin.script('FLUSH');
+    expect((await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, state: '"after-flush"' })).ok).toBe(true);
+    expect((await store.getRun(run.runId))!.state).toBe('"after-flush"');
+    await admin.script('FLUSH');
+    expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(3);
+    await admin.script('FLUSH');
+    expect(await store.listRuns({ workflow, limit: 10 })).toHaveLength(4);
+  });
+
+  it('rejects a caller transaction and ill-formed ids with InvalidArgumentError', async () => {
+    const store = await open();
+    await expect(
+      store.createRun({ runId: 'x', workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', transaction: {} }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(store.getRun('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(store.getRun('\uDC00')).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('pages runs created in the same millisecond in exact (createdAt desc, runId desc) order, JS string order for ties', async () => {
+    const store = await open();
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    // ids whose UTF-8 byte order differs from JS (UTF-16) order: U+FFFD sorts after an emoji in bytes, before it in JS
+    const ids = ['\uFFFD', '😀', 'a', 'b', 'B', '', 'é', 'e\u0301', 'z{', '{z', ...Array.from({ length: 40 }, (_, i) => `r${i}`)].filter(Boolean);
+    await Promise.all(ids.map((runId) => store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' })));
+    const stored = await Promise.all(ids.map(async (id) => (await store.getRun(id))!));
+    const expected = stored
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0))
+      .map((r) => r.runId);
+    expect(new Set(stored.map((r) => r.createdAt.getTime())).size).toBeLessThan(ids.length); // ties exist
+    const seen: string[] = [];
+    let after: { createdAt: Date; runId: string } | undefined;
+    for (let page = 0; page < 20; page++) {
+      const runs = await store.listRuns({ workflow, limit: 7, after });
+      seen.push(...runs.map((r) => r.runId));
+      if (runs.length < 7) break;
+      after = { createdAt: runs[6].createdAt, runId: runs[6].runId };
+    }
+    expect(seen).toEqual(expected);
+    expect(await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 1000 })).toHaveLength(ids.length);
+  });
+
+  it('publishes control and ready events where the memory store does', async () => {
+    const store = await open();
+    const events: StoreEvent[] = [];
+    const unsubscribe = await store.subscribe((e) => events.push(e));
+    const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    await store.control(run.runId, { action: 'pause' });
+    await store.control(run.runId, { action: 'resume' });
+    await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+    await store.sendSignal(run.runId, 'go', '1');
+    await store.createRun({ runId: run.runId, workflow: 'wf', version: 1, input: '2', state: '{}' }, { onConflict: 'replace', lease: LEASE });
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline && events.length < 3) await sleep(10);
+    await unsubscribe();
+    expect(events).toEqual([
+      { type: 'control', runId: run.runId }, // pause of a leased run
+      { type: 'ready', runId: run.runId }, // the signal the run waits for
+      { type: 'control', runId: run.runId }, // replaced
+    ]);
+  });
+
+  describe('index repair', () => {
+    it('repairs the index of a run whose writer died between the run script and the index update (kick)', async () => {
+      const store = await open({ indexRepairGraceMs: 100 });
+      const keys = new RedisKeys(store.keys.prefix);
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const runId = `orphan-${randomUUID()}`;
+      const runKeys = keys.run(runId);
+      // what createRun sends, without the index update that follows it
+      await admin.zadd(keys.kicks, 0, `0123456789abcdef${runId}`);
+      await admin.eval(CREATE_RUN.lua, 3, runKeys.run, runKeys.steps, runKeys.signals,
+        runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel);
+      expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
+      expect(await store.claimRuns(LEASE, 10, [workflow])).toEqual([]); // first sight of the kick
+      await sleep(150);
+      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+      const again = claimed.length ? claimed : await store.claimRuns(LEASE, 10, [workflow]);
+      expect(again.map((r) => r.runId)).toEqual([runId]);
+      expect(await admin.zcard(keys.kicks)).toBe(0);
+      expect((await store.listRuns({ workflow, limit: 10 })).map((r) => r.runId)).toEqual([runId]);
+    });
+
+    it('finds a released run at the old lease expiry when the lease holder died before updating the index', async () => {
+      const store = await open();
+      const keys = new RedisKeys(store.keys.prefix);
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      await store.createRun({ runId: randomUUID(), workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      const [run] = await store.claimRuns({ owner: 'a', leaseMs: 300 }, 1, [workflow]);
+      const runKeys = keys.run(run.runId);
+      // the holder's commit (sleep 0 ms, release) without its index update
+      await admin.eval(COMMIT.lua, 3, runKeys.run, runKeys.steps, runKeys.signals,
+        run.runId, run.leaseToken, '30000', keys.channel, 'st', 'sleeping', 'due', '0', 'rel');
+      expect(await store.claimRuns(LEASE, 1, [workflow])).toEqual([]); // the index still says: leased until expiry
+      await sleep(350);
+      const [again] = await store.claimRuns(LEASE, 1, [workflow]);
+      expect(again.runId).toBe(run.runId);
+      expect(again.recovered).toBe(false);
+    });
+
+    it('drops index entries of runs deleted behind its back', async () => {
+      const store = await open();
+      const keys = new RedisKeys(store.keys.prefix);
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const ids = [randomUUID(), randomUUID(), randomUUID()];
+      for (const runId of ids) await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      const gone = keys.run(ids[1]);
+      await admin.del(gone.run, gone.steps, gone.signals);
+      expect((await store.listRuns({ workflow, limit: 2 })).map((r) => r.runId).sort()).toEqual([ids[0], ids[2]].sort());
+      await sleep(20);
+      expect(await admin.zscore(keys.byWorkflow(workflow), ids[1])).toBeNull();
+      expect(await admin.zscore(keys.created, ids[1])).toBeNull();
+      expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(2);
+    });
+  });
+});
+
+describe('RedisStore on its own server', () => {
+  let server: RedisServer;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    server = await startRedis({ appendfsync: 'always' });
+    admin = new Redis(server.url);
+  });
+  afterAll(async () => {
+    admin.disconnect();
+    await server.stop();
+  });
+
+  it('warns when AOF is off or keys may be evicted, and says nothing on a safe configuration', async () => {
+    const safe = new CapturingLogger();
+    const store = new RedisStore({ url: server.url, logger: safe });
+    await store.init();
+    await store.close();
+    expect(safe.warnings).toEqual([]);
+
+    await admin.config('SET', 'appendonly', 'no');
+    await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    try {
+      const logger = new CapturingLogger();
+      const unsafe = new RedisStore({ url: server.url, logger });
+      await unsafe.init();
+      await unsafe.close();
+      expect(logger.warnings).toHaveLength(2);
+      expect(logger.warnings[0]).toMatch(/appendonly is "no".*loses every run/);
+      expect(logger.warnings[1]).toMatch(/maxmemory-policy is "allkeys-lru".*evict/);
+    } finally {
+      await admin.config('SET', 'appendonly', 'yes');
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      // AOF switched on at runtime protects writes only once its first rewrite has finished
+      for (let i = 0; i < 200; i++) {
+        const info = await admin.info('persistence');
+        if (/aof_enabled:1/.test(info) && /aof_rewrite_in_progress:0/.test(info) && /aof_rewrite_scheduled:0/.test(info)) break;
+        await sleep(25);
+      }
+    }
+  });
+
+  it('tolerates a server where CONFIG is disabled', async () => {
+    const client = new Redis(server.url);
+    recordCommands(client, (name) => (name.toLowerCase() === 'config' ? new Error("ERR unknown command 'CONFIG'") : undefined));
+    const logger = new CapturingLogger();
+    const store = new RedisStore({ client, logger });
+    try {
+      await store.init();
+      expect(logger.logs.join('\n')).toMatch(/could not read the server configuration.*skipping/);
+      expect(logger.warnings).toEqual([]);
+      await store.createRun({ runId: 'config-disabled', workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+
+  it('keeps runs through a kill -9 of Redis (appendfsync always) and re-loads its scripts after the restart', async () => {
+    const store = new RedisStore({ url: server.url, keyPrefix: 'crash:', logger: new CapturingLogger() });
+    await store.init();
+    try {
+      const run = (await store.createRun({ runId: 'survivor', workflow: 'wf', version: 1, input: '"in"', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      await store.commit(run.runId, run.leaseToken!, {
+        leaseMs: 30_000,
+        steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '"out-a"' } }],
+      });
+      await server.kill9AndRestart();
+      expect(await admin.call('SCRIPT', 'EXISTS', COMMIT.sha)).toEqual([0]);
+      // the store's client reconnects by itself; the first script call meets NOSCRIPT and re-sends the script
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '"done"' });
+      expect(res).toEqual({ ok: true });
+      const stored = (await store.getRun('survivor'))!;
+      expect(stored.status).toBe('completed');
+      expect(stored.steps).toEqual([{ name: 'a', status: 'completed', attempts: 1, output: '"out-a"' }]);
+      expect((await store.listRuns({ workflow: 'wf', statuses: ['completed'], limit: 5 })).map((r) => r.runId)).toEqual(['survivor']);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('RedisStore connection failures', () => {
+  it('fails init with StoreError naming host:port when the URL refuses connections (bounded retry)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 1));
+      });
+    });
+    const store = new RedisStore({ url: `redis://user:secret@127.0.0.1:${port}/0`, logger: new CapturingLogger() });
+    const started = Date.now();
+    const error = await store.init().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as Error).message).toContain(`127.0.0.1:${port}`);
+    expect((error as Error).message).not.toContain('secret');
+    expect(elapsed).toBeGreaterThanOrEqual(4_500);
+    expect(elapsed).toBeLessThan(9_000);
+    await store.close();
+  }, 15_000);
+});

@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Redis, type Command } from 'ioredis';
+import { InvalidArgumentError } from '../../src/errors/errors.js';
+import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
+import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
+import { RedisStore } from '../../src/store/redis/redis.store.js';
+
+const url = () => {
+  const value = process.env.REDIS_URL;
+  if (!value) throw new Error('REDIS_URL is not set: run the tests through jest (its global setup starts redis-server).');
+  return value;
+};
+const quiet = { log() {}, warn() {}, error() {} };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Ids that try to break key names, hash tags, Lua and JSON. */
+const HOSTILE_IDS = [
+  '{tag}',
+  '}{',
+  '{}',
+  'a}b{c',
+  'run:{1}:r',
+  '"quoted" \'single\' `back`',
+  'with spaces and\nnewline\tand\u0000nul',
+  'ünï©ødé 🚀 漢字 \uFFFD',
+  "]] redis.call('FLUSHALL') --[[",
+  '%s %d \\ / ..',
+  'x'.repeat(255),
+  '{'.repeat(255),
+];
+
+const SLOT_OF_RUN_SCRIPTS = new Set(ALL_SCRIPTS.map((s) => s.name));
+for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
+
+describe('Redis store keys', () => {
+  it('computes Cluster key slots like Redis (cross-checked with cluster-key-slot)', () => {
+    const require = createRequire(import.meta.url);
+    const calculateSlot = require('cluster-key-slot') as (key: string) => number;
+    const keys = new RedisKeys('cairn:');
+    const samples = ['foo', '{user1000}.following', 'foo{{bar}}zap', 'foo{bar}{zap}', keys.due, keys.created];
+    for (const id of HOSTILE_IDS) samples.push(...Object.values(keys.run(id)));
+    for (const key of samples) expect(keySlot(key)).toBe(calculateSlot(key));
+    expect(keySlot('123456789')).toBe(12739); // CRC16/XMODEM check value 0x31C3 % 16384
+    // An empty first tag hashes the whole key (Redis answers CLUSTER KEYSLOT foo{}{bar} = 8363; cluster-key-slot 1.1
+    // says 4015). The store never makes such keys: a run id is never empty, so its tag never is.
+    expect(keySlot('foo{}{bar}')).toBe(8363);
+  });
+
+  it('encodes every id into one brace-free hash tag, without collisions', () => {
+    const keys = new RedisKeys('cairn:');
+    const seen = new Set<string>();
+    for (const id of [...HOSTILE_IDS, 'a', 'b', 'A', 'a ', ' a', '\u00e9', 'e\u0301']) {
+      const runKeys = keys.run(id);
+      expect(runKeys.run).toMatch(/^cairn:\{[A-Za-z0-9_-]+\}:r$/);
+      expect(runKeys.steps).toBe(runKeys.run.replace(/:r$/, ':s'));
+      expect(runKeys.signals).toBe(runKeys.run.replace(/:r$/, ':q'));
+      const slots = new Set(Object.values(runKeys).map(keySlot));
+      expect(slots.size).toBe(1);
+      expect(seen.has(runKeys.run)).toBe(false);
+      seen.add(runKeys.run);
+    }
+    expect(() => keys.run('')).toThrow(InvalidArgumentError);
+    expect(() => keys.run('lone \uD800 surrogate')).toThrow(InvalidArgumentError);
+    // every global index key shares one slot
+    const global = [...keys.applyBase(), ...keys.workflowGroup('wf {x}'), keys.kicks];
+    expect(new Set(global.map(keySlot)).size).toBe(1);
+  });
+
+  describe('script keys on a live server', () => {
+    const prefix = `cairn-test-slots-${randomUUID().slice(0, 8)}:`;
+    let client: Redis;
+    let store: RedisStore;
+    const calls: { name: string; args: unknown[] }[] = [];
+
+    beforeAll(async () => {
+      client = new Redis(url());
+      const original = client.sendCommand.bind(client);
+      client.sendCommand = ((command: Command, stream?: unknown) => {
+        calls.push({ name: command.name, args: [...command.args] });
+        return (original as (c: Command, s?: unknown) => unknown)(command, stream);
+      }) as typeof client.sendCommand;
+      store = new RedisStore({ client, keyPrefix: prefix, logger: quiet });
+      await store.init();
+    });
+    afterAll(async () => {
+      await store.close();
+      const keys = await client.keys(`${prefix}*`);
+      if (keys.length) await client.del(...keys);
+      await client.quit();
+    });
+
+    it('runs every script with all its KEYS in one slot, for hostile ids, and stores them as data', async () => {
+      const lease = { owner: 'slots', leaseMs: 30_000 };
+      const workflow = `wf {${randomUUID().slice(0, 6)}}:"x"`;
+      const payload = "]] redis.call('FLUSHALL') --[[ \"{p}\" ünï 🚀";
+      for (const runId of HOSTILE_IDS) {
+        const created = await store.createRun(
+          { runId, workflow, version: 2, input: payload, state: runId },
+          { onConflict: 'keep' },
+        );
+        expect(created.created).toBe(true);
+        expect((await store.getRun(runId))).toMatchObject({ runId, workflow, input: payload, state: runId });
+      }
+      const claimed = await store.claimRuns(lease, 100, [workflow]);
+      expect(claimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
+      for (const run of claimed) {
+        const { runId, leaseToken: token } = run;
+        const signal = `sig:{${runId}}:1`;
+        expect((await store.renewLease(runId, token, 30_000)).ok).toBe(true);
+        expect((await store.sendSignal(runId, signal, payload)).outcome).toBe('ok');
+        const consumed = await store.commit(runId, token, {
+          leaseMs: 30_000,
+          steps: [{ index: 0, step: { name: runId, status: 'completed', attempts: 1, output: payload } }],
+          wait: { signal },
+        });
+        expect(consumed).toEqual({ ok: true, consumedSignal: { payload } });
+        expect((await store.commit(runId, token, { leaseMs: 30_000, wait: { signal: `${signal}x` } })).ok).toBe(true);
+        await store.sendSignal(runId, `${signal}x`, runId);
+        const again = (await store.claimRun(runId, lease))!;
+        expect(await store.takeSignal(runId, again.leaseToken, `${signal}x`)).toEqual({ ok: true, payload: runId, timedOut: false });
+        await store.releaseLease(runId, again.leaseToken);
+        expect((await store.control(runId, { action: 'pause' })).outcome).toBe('ok');
+        expect((await store.control(runId, { action: 'resume' })).outcome).toBe('ok');
+        expect((await store.control(runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+        const last = (await store.claimRun(runId, lease))!;
+        expect((await store.commit(runId, last.leaseToken, { leaseMs: 30_000, status: 'cancelled', clearCancel: true })).ok).toBe(true);
+        const stored = (await store.getRun(runId))!;
+        expect(stored.steps).toEqual([{ name: runId, status: 'completed', attempts: 1, output: payload }]);
+        expect(stored.status).toBe('cancelled');
+      }
+      const listed = await store.listRuns({ workflow, statuses: ['cancelled'], limit: 100 });
+      expect(listed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
+      await sleep(5);
+      expect(await store.purge(['cancelled'], 0)).toBe(HOSTILE_IDS.length);
+      for (const runId of HOSTILE_IDS) expect(await store.getRun(runId)).toBeUndefined();
+      expect(await store.listRuns({ workflow, limit: 100 })).toEqual([]);
+
+      // every script ran, and each call's KEYS hash to one slot
+      const byName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
+      const seen = new Set<string>();
+      const index = new RedisKeys(prefix);
+      const indexSlot = keySlot(index.due);
+      for (const call of calls) {
+        if (call.name !== 'evalsha' && call.name !== 'eval') continue;
+        const name = byName.get(String(call.args[0]))!;
+        const numKeys = Number(call.args[1]);
+        const keys = call.args.slice(2, 2 + numKeys).map(String);
+        seen.add(name);
+        expect(keys.length).toBeGreaterThan(0);
+        const slots = new Set(keys.map(keySlot));
+        expect({ name, slots: slots.size }).toEqual({ name, slots: 1 });
+        if (SLOT_OF_RUN_SCRIPTS.has(name)) {
+          // a run's keys are in its own slot: the run's hash tag
+          expect(keys[0].startsWith(`${prefix}{`) && keys[0].endsWith('}:r')).toBe(true);
+          if (name !== 'renewLease') expect(keys[0]).toBe(index.run(String(call.args[2 + numKeys])).run);
+        } else {
+          expect([...slots][0]).toBe(indexSlot);
+        }
+      }
+      expect([...seen].sort()).toEqual(ALL_SCRIPTS.map((s) => s.name).sort());
+    });
+  });
+});
