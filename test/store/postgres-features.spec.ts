@@ -8,7 +8,7 @@ import { SCHEMA_VERSION } from '../../src/store/postgres/postgres.schema.js';
 import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import type { LeaseRequest, NewRun, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
-import { dropSchema, randomSchemaName, withPgClient } from '../setup/postgres-server.js';
+import { dropSchema, randomSchemaName, startPostgres, withPgClient } from '../setup/postgres-server.js';
 
 const url = process.env.DATABASE_URL;
 const describePg = url ? describe : describe.skip;
@@ -138,12 +138,17 @@ describePg('PostgresStore', () => {
   });
 
   describe('connections', () => {
-    it('leaves a borrowed DataSource open on close', async () => {
+    it('uses a borrowed DataSource (LISTEN included) and leaves it open on close', async () => {
       const ds = await newDataSource();
       try {
         const store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent });
         await store.init();
-        await store.createRun(newRun(), { onConflict: 'keep' });
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => events.push(e));
+        const run = newRun();
+        await store.createRun(run, { onConflict: 'keep' });
+        await waitFor(() => events.some((e) => e.type === 'ready' && e.runId === run.runId));
+        await unsubscribe();
         await store.close();
         expect(ds.isInitialized).toBe(true);
         expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
@@ -161,6 +166,46 @@ describePg('PostgresStore', () => {
       expect(ds.isInitialized).toBe(false);
       await expect(store.getRun('x')).rejects.toBeInstanceOf(StoreError);
     });
+
+    it('keeps working across a server crash and restart (pool and LISTEN reconnect)', async () => {
+      const server = await startPostgres();
+      const { lines, logger } = collectingLogger();
+      const store = new PostgresStore({ url: server.url, logger });
+      try {
+        await store.init();
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => events.push(e));
+        const before = newRun();
+        await store.createRun(before, { onConflict: 'keep' });
+        await server.restart();
+        // The first statements may hit connections the crash killed; the pool replaces them.
+        const after = newRun();
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          try {
+            await store.createRun(after, { onConflict: 'keep' });
+            break;
+          } catch (error) {
+            expect(error).toBeInstanceOf(StoreError);
+            if (Date.now() > deadline) throw error;
+            await sleep(100);
+          }
+        }
+        expect((await store.getRun(before.runId))?.runId).toBe(before.runId);
+        // LISTEN came back: a later change is heard.
+        const probe = newRun();
+        const heardDeadline = Date.now() + 10_000;
+        while (!events.some((e) => e.runId === probe.runId)) {
+          if (Date.now() > heardDeadline) throw new Error(`no event after restart; log: ${lines.join(' | ')}`);
+          await store.createRun({ ...probe, runId: probe.runId }, { onConflict: 'replace' });
+          await sleep(200);
+        }
+        await unsubscribe();
+      } finally {
+        await store.close();
+        await server.stop();
+      }
+    }, 30_000);
 
     it('fails with a StoreError naming host:port (not the password) when the server refuses connections', async () => {
       const port = await freePort();
