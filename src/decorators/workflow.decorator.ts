@@ -18,8 +18,16 @@ const WorkflowDiscoverable = DiscoveryService.createDecorator<WorkflowOptions>()
  */
 export function Workflow(nameOrOptions?: string | WorkflowOptions): ClassDecorator {
   const options: WorkflowOptions = typeof nameOrOptions === 'string' ? { name: nameOrOptions } : { ...(nameOrOptions ?? {}) };
-  return applyDecorators(Injectable(), SetMetadata(WORKFLOW_METADATA, options), WorkflowDiscoverable(options));
+  const record = applyDecorators(SetMetadata(WORKFLOW_METADATA, options), WorkflowDiscoverable(options));
+  return (target) => {
+    // NOTE: keep an @Injectable() applied below this decorator (its scope must reach bootstrap validation).
+    if (!Reflect.hasOwnMetadata(INJECTABLE_WATERMARK, target)) Injectable()(target);
+    record(target);
+  };
 }
+
+/** Set by Nest's `@Injectable()` (its `INJECTABLE_WATERMARK`). */
+const INJECTABLE_WATERMARK = '__injectable__';
 
 /** Discovery key of `@Workflow` classes (`discovery.getProviders({ metadataKey: Workflow.KEY })`). */
 Workflow.KEY = WorkflowDiscoverable.KEY;

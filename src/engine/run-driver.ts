@@ -367,18 +367,21 @@ export class RunDriver {
 
     for (;;) {
       const attempt = attempts + 1;
-      const ctx: StepContext = {
-        runId: this.runId,
-        workflow: this.def.name,
-        step: step.name,
-        attempt,
-        input: this.runInput,
-        results: this.results,
-        signal: this.abort.signal,
-        idempotencyKey: key,
-        logger: this.host.logger,
-      };
-      const outcome = await this.invoke(step, this.def.instance, step.methodName, [this.input, ctx]);
+      const input = this.input;
+      const outcome = await this.invoke(step, this.def.instance, step.methodName, (signal) => {
+        const ctx: StepContext = {
+          runId: this.runId,
+          workflow: this.def.name,
+          step: step.name,
+          attempt,
+          input: this.runInput,
+          results: this.results,
+          signal,
+          idempotencyKey: key,
+          logger: this.host.logger,
+        };
+        return [input, ctx];
+      });
       if (this.interrupt) {
         if (this.interrupt.kind === 'cancel') return true; // handled by the loop
         return false;
@@ -433,27 +436,36 @@ export class RunDriver {
   }
 
   /** Runs one attempt of a step or compensation with its timeout, racing cancel/lease loss/shutdown. */
-  private invoke(step: StepDefinition, instance: object, method: string, args: unknown[]): Promise<AttemptOutcome> {
+  private invoke(step: StepDefinition, instance: object, method: string, makeArgs: (signal: AbortSignal) => unknown[]): Promise<AttemptOutcome> {
     const fn = (instance as Record<string, (...a: unknown[]) => unknown>)[method];
     return new Promise<AttemptOutcome>((resolve) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
-      const signal = this.abort.signal;
+      const runSignal = this.abort.signal;
+      // NOTE: each attempt has its own signal: aborted on its timeout, and whenever the run's signal aborts.
+      const attempt = new AbortController();
       const settle = (outcome: AttemptOutcome) => {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        runSignal.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
-      const onAbort = () => settle({ ok: false, error: signal.reason });
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
+      const onAbort = () => {
+        attempt.abort(runSignal.reason);
+        settle({ ok: false, error: runSignal.reason });
+      };
+      if (runSignal.aborted) return onAbort();
+      runSignal.addEventListener('abort', onAbort, { once: true });
       if (step.timeoutMs !== undefined) {
-        timer = setTimeout(() => settle({ ok: false, error: new StepTimeoutError(step.name, step.timeoutMs!) }), step.timeoutMs);
+        timer = setTimeout(() => {
+          const error = new StepTimeoutError(step.name, step.timeoutMs!);
+          attempt.abort(error);
+          settle({ ok: false, error });
+        }, step.timeoutMs);
       }
       try {
-        const result = fn.apply(instance, args);
+        const result = fn.apply(instance, makeArgs(attempt.signal));
         if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
           (result as Promise<unknown>).then(
             (value) => settle({ ok: true, value }),
@@ -685,20 +697,22 @@ export class RunDriver {
         continue;
       }
       const attempt = comp.attempts + 1;
-      const ctx: CompensationContext = {
-        runId: this.runId,
-        workflow: this.def.name,
-        step: entry.name,
-        attempt,
-        input: this.runInput,
-        results: this.results,
-        signal: this.abort.signal,
-        idempotencyKey: `${this.visitKey(index)}:compensate`,
-        logger: this.host.logger,
-        error: thrown,
-      };
       const output = this.host.serializer.deserialize(entry.output);
-      const outcome = await this.invoke(stepDef, this.def.instance, method, [output, ctx]);
+      const outcome = await this.invoke(stepDef, this.def.instance, method, (signal) => {
+        const ctx: CompensationContext = {
+          runId: this.runId,
+          workflow: this.def.name,
+          step: entry.name,
+          attempt,
+          input: this.runInput,
+          results: this.results,
+          signal,
+          idempotencyKey: `${this.visitKey(index)}:compensate`,
+          logger: this.host.logger,
+          error: thrown,
+        };
+        return [output, ctx];
+      });
       if (this.stopped) return;
       if (outcome.ok) {
         comp.queue.shift();

@@ -74,6 +74,8 @@ export class WorkflowEngine implements DriverHost {
   private draining = false;
   private polling = false;
   private backlog = false;
+  /** Slots promised to claims in flight (so concurrent starts and claims never exceed `concurrency`). */
+  private reserved = 0;
 
   constructor(
     readonly store: WorkflowStore,
@@ -167,9 +169,12 @@ export class WorkflowEngine implements DriverHost {
     }
     const serialized = this.serializer.serialize(input, `input of workflow "${def.name}"`);
     const runId = options.id ?? randomUUID();
-    const claimNow = this.hasCapacity() && options.transaction === undefined;
+    const claimNow = options.transaction === undefined && this.hasCapacity();
+    if (claimNow) this.reserved++;
     const first = def.steps[0];
-    const result = await this.store.createRun(
+    let result;
+    try {
+      result = await this.store.createRun(
       {
         runId,
         workflow: def.name,
@@ -184,7 +189,10 @@ export class WorkflowEngine implements DriverHost {
         lease: claimNow ? this.lease : undefined,
         transaction: options.transaction,
       },
-    );
+      );
+    } finally {
+      if (claimNow) this.reserved--;
+    }
     if (!result.created) {
       if (policy === 'fail') throw new RunAlreadyExistsError(runId);
       return { runId, created: false };
@@ -273,7 +281,7 @@ export class WorkflowEngine implements DriverHost {
   // Claiming and driving
 
   private hasCapacity(): boolean {
-    return this.options.workerEnabled && this.started && !this.draining && this.active.size < this.options.concurrency;
+    return this.options.workerEnabled && this.started && !this.draining && this.active.size + this.reserved < this.options.concurrency;
   }
 
   /** Try to claim one run here now (after a control call, a store event or a local timer). */
@@ -284,12 +292,16 @@ export class WorkflowEngine implements DriverHost {
       this.backlog = true;
       return;
     }
+    this.reserved++;
+    let claimed: ClaimedRun | undefined;
     try {
-      const claimed = await this.store.claimRun(runId, this.lease);
-      if (claimed) this.accept(claimed);
+      claimed = await this.store.claimRun(runId, this.lease);
     } catch (error) {
       this.logger.error(`Could not claim run "${runId}": ${(error as Error).message}`);
+    } finally {
+      this.reserved--;
     }
+    if (claimed) this.accept(claimed);
   }
 
   /** A control request was recorded for a run: if it runs here, look at it now (cancel aborts the step). */
@@ -347,10 +359,16 @@ export class WorkflowEngine implements DriverHost {
     this.polling = true;
     let again = false;
     try {
-      const free = this.options.concurrency - this.active.size;
+      const free = this.options.concurrency - this.active.size - this.reserved;
       this.backlog = false;
       if (free > 0) {
-        const claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
+        this.reserved += free;
+        let claimed: ClaimedRun[];
+        try {
+          claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
+        } finally {
+          this.reserved -= free;
+        }
         for (const run of claimed) this.accept(run);
         again = claimed.length === free;
       } else this.backlog = true;
