@@ -207,6 +207,25 @@ describePg('PostgresStore', () => {
       }
     }, 30_000);
 
+    it('falls back to unnamed statements when the connection loses its prepared statements (poolers)', async () => {
+      const { lines, logger } = collectingLogger();
+      const store = new PostgresStore({ url, schema: schema(), logger, poolSize: 1 });
+      await store.init();
+      try {
+        const run = newRun();
+        await store.createRun(run, { onConflict: 'keep' });
+        expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+        // What a transaction-mode pooler does: the next statement lands on a backend that never saw the Parse.
+        await store.dataSource!.query('DEALLOCATE ALL');
+        expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+        expect(lines.filter((l) => l.includes('prepared statements'))).toHaveLength(1);
+        expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+        expect(lines.filter((l) => l.includes('prepared statements'))).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('fails with a StoreError naming host:port (not the password) when the server refuses connections', async () => {
       const port = await freePort();
       const { lines, logger } = collectingLogger();
@@ -312,14 +331,25 @@ describePg('PostgresStore', () => {
     });
   });
 
-  describe('transactions and round trips', () => {
+  describe.each([
+    ['named prepared statements', true],
+    ['unnamed statements', false],
+  ])('transactions and round trips (%s)', (_label, preparedStatements) => {
     let ds: DataSource;
     let logger: CountingLogger;
     let store: PostgresStore;
+    /** Statements sent straight through the DataSource's pg pool (the prepared-statement path). */
+    const poolQueries: unknown[] = [];
     beforeAll(async () => {
       logger = new CountingLogger();
       ds = await newDataSource({ logger });
-      store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent });
+      const pool = (ds.driver as unknown as { master: { query: (...args: unknown[]) => unknown } }).master;
+      const original = pool.query.bind(pool);
+      pool.query = (...args: unknown[]) => {
+        poolQueries.push(args[0]);
+        return original(...args);
+      };
+      store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent, preparedStatements });
       await store.init();
     });
     afterAll(async () => {
@@ -367,10 +397,13 @@ describePg('PostgresStore', () => {
       await expect(store.createRun(newRun(), { onConflict: 'keep', transaction: {} })).rejects.toBeInstanceOf(InvalidArgumentError);
     });
 
-    async function count<T>(fn: () => Promise<T>): Promise<{ result: T; queries: string[] }> {
+    async function count<T>(fn: () => Promise<T>): Promise<{ result: T; queries: unknown[] }> {
       const before = logger.queries.length;
+      const beforePool = poolQueries.length;
       const result = await fn();
-      return { result, queries: logger.queries.slice(before) };
+      const viaPool = poolQueries.slice(beforePool);
+      expect(viaPool.length > 0).toBe(preparedStatements);
+      return { result, queries: [...logger.queries.slice(before), ...viaPool] };
     }
 
     it('commits a step checkpoint in exactly one round trip', async () => {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { DurableExecutionError } from '../../errors/durable-execution.error.js';
 import { InvalidArgumentError, StoreError, type RunErrorInfo } from '../../errors/errors.js';
@@ -53,6 +53,12 @@ export interface PostgresStoreOptions {
   sqlClient?: () => Promise<SqlClient>;
   /** Name for logs; default `postgres`. */
   name?: string;
+  /**
+   * Send hot statements as named prepared statements (parsed and planned once per connection). Default true;
+   * switched off automatically (with a warning) when the connection cannot keep them, e.g. PgBouncer < 1.21 in
+   * transaction mode. Set false to never use them.
+   */
+  preparedStatements?: boolean;
 }
 
 const defaultLogger: StoreLogger = {
@@ -230,6 +236,7 @@ export class PostgresStore implements WorkflowStore {
   private unlisten?: () => Promise<void>;
   /** True when events are published in-process only (no LISTEN available). */
   private localEvents = false;
+  private readonly statementNames = new Map<string, string>();
 
   constructor(private readonly options: PostgresStoreOptions = {}) {
     this.name = options.name ?? 'postgres';
@@ -264,6 +271,7 @@ export class PostgresStore implements WorkflowStore {
           dataSource: this.options.dataSource,
           poolSize: this.options.poolSize,
           logger: this.logger,
+          preparedStatements: this.options.preparedStatements,
         });
     try {
       if (!(await isSchemaCurrent(client.query, this.names))) {
@@ -302,6 +310,17 @@ export class PostgresStore implements WorkflowStore {
     );
   }
 
+  /** Runs a hot statement: as a named prepared statement where the client supports it. */
+  private hot(db: SqlClient, sql: string, params: unknown[]): Promise<Row[]> {
+    if (!db.prepared) return db.query(sql, params);
+    let name = this.statementNames.get(sql);
+    if (!name) {
+      name = `cairn_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+      this.statementNames.set(sql, name);
+    }
+    return db.prepared(name, sql, params);
+  }
+
   /** Runs an operation, turning driver errors into `StoreError`. */
   private async op<T>(what: string, fn: (db: SqlClient) => Promise<T>): Promise<T> {
     const db = this.db();
@@ -323,7 +342,7 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The current step name', input.currentStep);
     for (const step of input.steps ?? []) checkStorable('A step name', step.name);
     return this.op('createRun', async (db) => {
-      let query: SqlQuery = db.query;
+      let query: SqlQuery = (sql, params) => this.hot(db, sql, params ?? []);
       let manager: EntityManager | undefined;
       if (options.transaction !== undefined && options.transaction !== null) {
         if (db.kind !== 'postgres') {
@@ -413,7 +432,7 @@ export class PostgresStore implements WorkflowStore {
 
   async getRun(runId: string): Promise<StoredRun | undefined> {
     if (!storable(runId)) return undefined;
-    return this.op('getRun', (db) => this.readRun(db.query, runId));
+    return this.op('getRun', (db) => this.readRun((sql, params) => this.hot(db, sql, params ?? []), runId));
   }
 
   async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
@@ -454,8 +473,8 @@ export class PostgresStore implements WorkflowStore {
     }
     return this.op('claimRuns', async (db) => {
       const rows = workflows
-        ? await db.query(this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, Math.floor(limit), [...workflows]])
-        : await db.query(this.sql.claimRuns, [lease.owner, lease.leaseMs, Math.floor(limit)]);
+        ? await this.hot(db, this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, Math.floor(limit), [...workflows]])
+        : await this.hot(db, this.sql.claimRuns, [lease.owner, lease.leaseMs, Math.floor(limit)]);
       return this.mapClaimed(rows);
     });
   }
@@ -463,7 +482,7 @@ export class PostgresStore implements WorkflowStore {
   async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
     if (!storable(runId)) return undefined;
     return this.op('claimRun', async (db) => {
-      const [claimed] = this.mapClaimed(await db.query(this.sql.claimRun, [lease.owner, lease.leaseMs, runId]));
+      const [claimed] = this.mapClaimed(await this.hot(db, this.sql.claimRun, [lease.owner, lease.leaseMs, runId]));
       return claimed;
     });
   }
@@ -471,7 +490,7 @@ export class PostgresStore implements WorkflowStore {
   async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
     if (!storable(runId) || !storable(token)) return { ok: false };
     return this.op('renewLease', async (db) => {
-      const [row] = await db.query(this.sql.renewLease, [runId, token, leaseMs]);
+      const [row] = await this.hot(db, this.sql.renewLease, [runId, token, leaseMs]);
       if (!row) return { ok: false };
       const result: RenewResult = { ok: true, pauseRequested: bool(row.pause_requested) };
       if (row.cancel_compensate !== null && row.cancel_compensate !== undefined) {
@@ -484,7 +503,7 @@ export class PostgresStore implements WorkflowStore {
   async releaseLease(runId: string, token: string): Promise<void> {
     if (!storable(runId) || !storable(token)) return;
     await this.op('releaseLease', async (db) => {
-      const [row] = await db.query(this.sql.releaseLease, [runId, token]);
+      const [row] = await this.hot(db, this.sql.releaseLease, [runId, token]);
       if (row) this.emitLocal(row.evt, runId);
     });
   }
@@ -515,7 +534,7 @@ export class PostgresStore implements WorkflowStore {
       patch.leaseMs,
     ];
     return this.op('commit', async (db) => {
-      const [row] = await db.query(this.sql.commit, params);
+      const [row] = await this.hot(db, this.sql.commit, params);
       if (!row) return { ok: false };
       this.emitLocal(row.evt, runId);
       const result: CommitResult & { ok: true } = { ok: true };
@@ -530,7 +549,7 @@ export class PostgresStore implements WorkflowStore {
     if (!storable(runId) || !storable(token)) return { ok: false };
     checkStorable('The signal name', name);
     return this.op('takeSignal', async (db) => {
-      const [row] = await db.query(this.sql.takeSignal, [runId, token, name]);
+      const [row] = await this.hot(db, this.sql.takeSignal, [runId, token, name]);
       if (!row) return { ok: false };
       if (row.payload !== null && row.payload !== undefined) return { ok: true, payload: String(row.payload), timedOut: false };
       return { ok: true, timedOut: bool(row.timed_out) };
@@ -545,7 +564,7 @@ export class PostgresStore implements WorkflowStore {
     if (!storable(runId)) return { outcome: 'not-found' };
     checkStorable('The signal name', name);
     return this.op('sendSignal', async (db) => {
-      const [row] = await db.query(this.sql.sendSignal, [runId, name, payload]);
+      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload]);
       if (!row) return { outcome: 'not-found' };
       const status = row.status as RunStatus;
       if (isTerminal(status)) return { outcome: 'not-active', status };
@@ -560,16 +579,16 @@ export class PostgresStore implements WorkflowStore {
       let rows: Row[];
       switch (request.action) {
         case 'pause':
-          rows = await db.query(this.sql.pause, [runId]);
+          rows = await this.hot(db, this.sql.pause, [runId]);
           break;
         case 'resume':
-          rows = await db.query(this.sql.resume, [runId]);
+          rows = await this.hot(db, this.sql.resume, [runId]);
           break;
         case 'cancel':
-          rows = await db.query(this.sql.cancel, [runId, request.compensate !== false]);
+          rows = await this.hot(db, this.sql.cancel, [runId, request.compensate !== false]);
           break;
         case 'retry':
-          rows = await db.query(this.sql.retry, [runId]);
+          rows = await this.hot(db, this.sql.retry, [runId]);
           break;
         default:
           throw new InvalidArgumentError(`Unknown control action "${(request as { action: unknown }).action}".`);
