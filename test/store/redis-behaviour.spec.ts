@@ -260,11 +260,32 @@ describe('RedisStore on a shared server', () => {
       for (const runId of ids) await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
       const gone = keys.run(ids[1]);
       await admin.del(gone.run, gone.steps, gone.signals);
-      expect((await store.listRuns({ workflow, limit: 2 })).map((r) => r.runId).sort()).toEqual([ids[0], ids[2]].sort());
+      expect((await store.listRuns({ workflow, limit: 3 })).map((r) => r.runId).sort()).toEqual([ids[0], ids[2]].sort());
       await sleep(20);
       expect(await admin.zscore(keys.byWorkflow(workflow), ids[1])).toBeNull();
       expect(await admin.zscore(keys.created, ids[1])).toBeNull();
       expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(2);
+    });
+
+    it('rebuilds lost indexes from the runs with reindex()', async () => {
+      const store = await open();
+      const keys = new RedisKeys(store.keys.prefix);
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const ids = Array.from({ length: 5 }, (_, i) => `re-${i}-{${randomUUID()}}`);
+      for (const runId of ids) await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      const done = (await store.claimRun(ids[0], LEASE))!;
+      await store.commit(ids[0], done.leaseToken, { leaseMs: 30_000, status: 'completed' });
+      await sleep(20);
+      const indexKeys = await admin.keys(`${keys.index}*`);
+      expect(indexKeys.length).toBeGreaterThan(0);
+      await admin.del(...indexKeys);
+      await admin.zadd(keys.created, 1, 'ghost-run');
+      expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
+      expect(await store.reindex()).toBe(5);
+      expect(await admin.zscore(keys.created, 'ghost-run')).toBeNull();
+      expect((await store.listRuns({ workflow, limit: 10 })).map((r) => r.runId).sort()).toEqual([...ids].sort());
+      expect((await store.listRuns({ workflow, statuses: ['completed'], limit: 10 })).map((r) => r.runId)).toEqual([ids[0]]);
+      expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(4);
     });
   });
 });

@@ -753,7 +753,7 @@ export class RedisStore implements WorkflowStore {
   async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
     const terminal = [...new Set(statuses)].filter((s) => TERMINAL.includes(s));
     if (terminal.length === 0) return 0;
-    const older = String(Math.max(0, Math.round(olderThanMs)));
+    const older = String(Math.round(olderThanMs));
     return this.guard('purge', async () => {
       await this.flushIndex();
       const seen = new Set<string>();
@@ -779,6 +779,70 @@ export class RedisStore implements WorkflowStore {
         });
         await this.flushIndex();
       }
+      return count;
+    });
+  }
+
+  /**
+   * Rebuilds the global index entries (list, claims, purge) from the runs themselves: every run hash of this prefix
+   * is read (SCAN, on every master of a Cluster) and its index record applied, and index entries of runs that no
+   * longer exist are dropped. Not needed in normal operation (the indexes repair themselves as runs are seen); for
+   * operators after an unclean restart of the Redis node that holds the indexes, or after editing keys by hand.
+   * Returns the number of runs indexed.
+   */
+  async reindex(): Promise<number> {
+    return this.guard('reindex', async () => {
+      await this.flushIndex();
+      const client = this.client;
+      const masters: Redis[] = this.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+      const pattern = `${this.keys.prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}:r`;
+      let count = 0;
+      const readAll = async (ids: string[]) => {
+        const reads = await this.runMany<[Snapshot, IndexRecord]>(
+          ids.map((id) => {
+            const keys = this.keys.run(id);
+            return { script: READ_RUN, keys: [keys.run, keys.steps], args: [id] };
+          }),
+        );
+        reads.forEach(([, record]) => {
+          if (record[1] === '1') count++;
+          this.enqueue(record);
+        });
+        await this.flushIndex();
+      };
+      for (const node of masters) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+          cursor = next;
+          const runKeys = keys.filter((key) => key.startsWith(this.keys.prefix) && !key.startsWith(this.keys.index));
+          if (runKeys.length === 0) continue;
+          const pipeline = node.pipeline();
+          for (const key of runKeys) pipeline.hget(key, 'id');
+          const ids = ((await pipeline.exec()) ?? []).map(([, id]) => id).filter((id): id is string => typeof id === 'string');
+          await readAll(ids);
+        } while (cursor !== '0');
+      }
+      // index entries whose run is gone
+      let cursor = '0';
+      const seen = new Set<string>();
+      do {
+        const [next, flat] = await client.zscan(this.keys.created, cursor, 'COUNT', 500);
+        cursor = next;
+        const ids = flat.filter((_, i) => i % 2 === 0).filter((id) => !seen.has(id));
+        ids.forEach((id) => seen.add(id));
+        if (ids.length === 0) continue;
+        const reads = await this.runMany<[Snapshot, IndexRecord]>(
+          ids.map((id) => {
+            const keys = this.keys.run(id);
+            return { script: READ_RUN, keys: [keys.run, keys.steps], args: [id] };
+          }),
+        );
+        reads.forEach(([, record]) => {
+          if (record[1] !== '1') this.enqueue(record);
+        });
+        await this.flushIndex();
+      } while (cursor !== '0');
       return count;
     });
   }

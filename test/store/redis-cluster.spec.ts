@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
+import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
+import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { describeStoreConformance } from '../conformance/store.conformance.js';
+import { startRedis, type RedisServer } from '../setup/redis-server.js';
+
+/**
+ * The store on a real three-master Redis Cluster: every script must keep to one slot (the cluster refuses
+ * cross-slot scripts), runs spread over the masters, and the conformance suite must pass unchanged.
+ */
+const haveRedisCli = spawnSync('sh', ['-c', 'command -v redis-cli'], { encoding: 'utf8' }).status === 0;
+const run = promisify(execFile);
+const quiet = { log() {}, warn() {}, error() {} };
+const nodes: RedisServer[] = [];
+let ready: Promise<void> | undefined;
+
+async function startCluster(): Promise<void> {
+  for (let i = 0; i < 3; i++) nodes.push(await startRedis({ extraArgs: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'] }));
+  await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    timeout: 20_000,
+  });
+  for (let i = 0; i < 200; i++) {
+    const states = await Promise.all(
+      nodes.map(async (n) => (await run('redis-cli', ['-p', String(n.port), 'cluster', 'info'])).stdout.includes('cluster_state:ok')),
+    );
+    if (states.every(Boolean)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('the test cluster did not reach cluster_state:ok');
+}
+
+function cluster(): Cluster {
+  return new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
+}
+
+const describeCluster = haveRedisCli ? describe : describe.skip;
+
+describeCluster('RedisStore on Redis Cluster', () => {
+  beforeAll(async () => {
+    ready ??= startCluster();
+    await ready;
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  });
+
+  const clients = new WeakMap<object, Cluster>();
+  describeStoreConformance('redis cluster', {
+    create: async () => {
+      ready ??= startCluster();
+      await ready;
+      const client = cluster();
+      const store = new RedisStore({ client, keyPrefix: `cairn-cluster-${randomUUID().slice(0, 8)}:`, logger: quiet });
+      clients.set(store, client);
+      return store;
+    },
+    destroy: async (store) => {
+      await clients.get(store)?.quit();
+    },
+  });
+
+  it('spreads runs over the masters and keeps each run\'s keys on one of them', async () => {
+    const client = cluster();
+    const store = new RedisStore({ client, keyPrefix: `cairn-spread-${randomUUID().slice(0, 8)}:`, logger: quiet });
+    try {
+      await store.init();
+      const keys = new RedisKeys(store.keys.prefix);
+      const ids = Array.from({ length: 30 }, (_, i) => `spread-{${i}}-${randomUUID()}`);
+      for (const runId of ids) await store.createRun({ runId, workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      const perNode = await Promise.all(
+        nodes.map(async (n) => {
+          const direct = new Redis({ port: n.port, host: '127.0.0.1' });
+          try {
+            const found = await direct.keys(`${store.keys.prefix}{*}:r`);
+            return found.filter((key) => !key.includes('{~'));
+          } finally {
+            direct.disconnect();
+          }
+        }),
+      );
+      expect(perNode.filter((found) => found.length > 0).length).toBeGreaterThan(1);
+      expect(perNode.flat()).toHaveLength(ids.length);
+      expect(new Set(ids.map((id) => keySlot(keys.run(id).run))).size).toBeGreaterThan(1);
+      const claimed = await store.claimRuns({ owner: 'c', leaseMs: 30_000 }, 100, ['wf']);
+      expect(claimed.map((r) => r.runId).sort()).toEqual([...ids].sort());
+      expect((await store.listRuns({ workflow: 'wf', statuses: ['running'], limit: 100 })).length).toBe(ids.length);
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+});
