@@ -21,6 +21,20 @@ export interface StartRedisOptions {
   extraArgs?: string[];
 }
 
+/** Servers still running when this process exits are killed, so an aborted test run leaves no redis-server behind. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const proc of running) proc.kill('SIGKILL');
+    });
+  }
+}
+
 function findRedisServer(): string {
   const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const path = found.status === 0 ? found.stdout.trim() : '';
@@ -131,6 +145,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     (proc.stdout as unknown as { unref?: () => void } | null)?.unref?.();
     (proc.stderr as unknown as { unref?: () => void } | null)?.unref?.();
     child = proc;
+    track(proc);
     await waitForPing(port, proc, () => output);
   };
 
