@@ -164,7 +164,9 @@ export class RedisStore implements WorkflowStore {
   async init(): Promise<void> {
     this.closed = false;
     if (!this.clientRef) this.clientRef = await this.connectOwnClient();
-    else if ((this.clientRef.status as string) === 'wait') await this.clientRef.connect();
+    else if ((this.clientRef.status as string) === 'wait') {
+      await this.guard('connect', () => this.clientRef!.connect());
+    }
     await this.checkDurability();
     await this.loadScripts();
   }
