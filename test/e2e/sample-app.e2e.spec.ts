@@ -16,7 +16,7 @@ describe.each(e2eStores())('sample app on the %s store', (store: E2eStore) => {
     config = e2eConfig(store);
     app = await createApp(config);
     server = app.getHttpServer();
-  }, 30_000);
+  }, 90_000); // PGlite's first open of a folder: ~5 s idle, much longer on a busy machine
 
   afterAll(async () => {
     await app?.close();
