@@ -174,13 +174,19 @@ export class WorkflowClient {
 
   private toRunInfo(run: StoredRun): RunInfo {
     const s = this.engine.serializer;
+    let steps = run.steps;
+    const last = steps[steps.length - 1];
+    // NOTE: a run paused at a step boundary has its next step written as running, but not started: not reached yet.
+    if (run.status === 'paused' && last && last.status === 'running' && last.attempts === 0 && last.error === undefined) {
+      steps = steps.slice(0, -1);
+    }
     const info: RunInfo = {
       runId: run.runId,
       workflow: run.workflow,
       version: run.version,
       status: run.status,
       input: s.deserialize(run.input),
-      steps: run.steps.map((step) => {
+      steps: steps.map((step) => {
         const out: RunInfo['steps'][number] = { name: step.name, status: step.status, attempts: step.attempts };
         if (step.output !== undefined) out.output = s.deserialize(step.output);
         if (step.startedAt) out.startedAt = step.startedAt;

@@ -36,6 +36,7 @@ export interface StartRunOptions {
 const MAX_TIMER_MS = 2_147_000_000;
 const RECENT_MS = 1_000;
 const RECENT_MAX = 10_000;
+const FOREIGN_MS = 60_000;
 
 /** Checks a run id (DESIGN: a non-empty string of at most 255 characters). */
 export function assertRunId(runId: unknown): asserts runId is string {
@@ -76,6 +77,8 @@ export class WorkflowEngine implements DriverHost {
   private backlog = false;
   /** Slots promised to claims in flight (so concurrent starts and claims never exceed `concurrency`). */
   private reserved = 0;
+  /** Runs of workflows this instance does not register, recently seen: not claimed again for a while. */
+  private readonly foreign = new Map<string, number>();
 
   constructor(
     readonly store: WorkflowStore,
@@ -288,6 +291,8 @@ export class WorkflowEngine implements DriverHost {
   async kick(runId: string): Promise<void> {
     this.recentlyFinished.delete(runId);
     if (this.active.has(runId)) return;
+    const seen = this.foreign.get(runId);
+    if (seen !== undefined && Date.now() - seen < FOREIGN_MS) return;
     if (!this.hasCapacity()) {
       this.backlog = true;
       return;
@@ -333,6 +338,9 @@ export class WorkflowEngine implements DriverHost {
   private launch(claimed: ClaimedRun): void {
     const def = this.registry.get(claimed.workflow);
     if (!def) {
+      // NOTE: another deployment registers this workflow; leave the run to it (no claim/release loop on its events).
+      if (this.foreign.size >= RECENT_MAX) this.foreign.clear();
+      this.foreign.set(claimed.runId, Date.now());
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
       return;
     }

@@ -19,6 +19,7 @@ import type {
   WorkflowStore,
 } from '../workflow-store.interface.js';
 import { isTerminal } from '../workflow-store.interface.js';
+import { InvalidArgumentError } from '../../errors/errors.js';
 
 const CLAIMABLE: ReadonlySet<RunStatus> = new Set(['pending', 'running', 'sleeping', 'waiting', 'compensating']);
 
@@ -65,6 +66,9 @@ export class MemoryStore implements WorkflowStore {
   }
 
   async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
+    if (options.transaction !== undefined) {
+      throw new InvalidArgumentError('The memory store cannot join a caller\'s transaction: start({ transaction }) needs the postgres store.');
+    }
     const existing = this.runs.get(input.runId);
     if (existing && options.onConflict === 'keep') return { created: false, run: copyRun(existing) };
     if (existing) this.signals.delete(input.runId);
