@@ -393,6 +393,14 @@ describePg('PostgresStore', () => {
       expect((await store.getRun(run.runId))?.input).toBe('"new"');
     });
 
+    it('reports an SQL error as a StoreError and goes on', async () => {
+      const created = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      const bogus = store.commit(created.run.runId, created.run.leaseToken!, { leaseMs: 30_000, status: 'bogus' as never });
+      await expect(bogus).rejects.toBeInstanceOf(StoreError);
+      await expect(bogus).rejects.toThrow(/check constraint/i);
+      expect(await store.commit(created.run.runId, created.run.leaseToken!, { leaseMs: 30_000, status: 'completed' })).toEqual({ ok: true });
+    });
+
     it('refuses a transaction that is not an EntityManager', async () => {
       await expect(store.createRun(newRun(), { onConflict: 'keep', transaction: {} })).rejects.toBeInstanceOf(InvalidArgumentError);
     });

