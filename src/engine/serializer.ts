@@ -1,17 +1,28 @@
+import { types } from 'node:util';
 import SuperJSON from 'superjson';
 import { PayloadTooLargeError, SerializationError } from '../errors/errors.js';
 
 const ENVELOPE = '__superjson';
-const RICH_PROTOTYPES: ReadonlySet<object> = new Set([
-  Date.prototype,
-  Map.prototype,
-  Set.prototype,
-  RegExp.prototype,
-  Error.prototype,
-  URL.prototype,
-]);
+/** A plain object's prototype, also from another realm (a `vm` context, Jest's test sandbox, `structuredClone`). */
+function isPlainPrototype(proto: object | null): boolean {
+  if (proto === null || proto === Object.prototype) return true;
+  if (Object.getPrototypeOf(proto) !== null) return false;
+  const ctor = (proto as { constructor?: unknown }).constructor;
+  return typeof ctor === 'function' && ctor.name === 'Object';
+}
+
+/** Built-in types superjson restores, recognised across realms. */
+function isRichBuiltin(obj: object): boolean {
+  return types.isDate(obj) || types.isMap(obj) || types.isSet(obj) || types.isRegExp(obj) || types.isNativeError(obj) || obj instanceof Error || obj instanceof URL;
+}
 
 type Shape = 'plain' | 'rich';
+
+interface Walk {
+  seen: Set<object>;
+  /** Found objects of another realm, which superjson would not recognise. */
+  foreign: boolean;
+}
 
 function describePath(path: string): string {
   return path === '' ? 'the value' : `"${path}"`;
@@ -21,7 +32,8 @@ function describePath(path: string): string {
  * Walks a value once: throws SerializationError for what cannot be restored (functions, symbols, class instances)
  * and tells whether plain JSON can carry it exactly (the fast path) or superjson is needed.
  */
-function inspect(value: unknown, path: string, seen: Set<object>): Shape {
+function inspect(value: unknown, path: string, walk: Walk): Shape {
+  const seen = walk.seen;
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -43,29 +55,34 @@ function inspect(value: unknown, path: string, seen: Set<object>): Shape {
   let shape: Shape = 'plain';
   const at = (key: string | number) => (path === '' ? String(key) : `${path}.${key}`);
   if (Array.isArray(obj)) {
+    if (!(obj instanceof Array)) walk.foreign = true;
     for (let i = 0; i < obj.length; i++) {
       if (!(i in obj)) shape = 'rich';
-      else if (inspect(obj[i], at(i), seen) === 'rich') shape = 'rich';
+      else if (inspect(obj[i], at(i), walk) === 'rich') shape = 'rich';
     }
   } else {
-    const proto = Object.getPrototypeOf(obj);
-    if (proto === Object.prototype || proto === null) {
+    const proto = Object.getPrototypeOf(obj) as object | null;
+    if (isPlainPrototype(proto)) {
+      if (proto !== null && proto !== Object.prototype) walk.foreign = true;
       for (const key of Object.keys(obj)) {
         const v = (obj as Record<string, unknown>)[key];
-        if (v === undefined || inspect(v, at(key), seen) === 'rich') shape = 'rich';
+        if (v === undefined || inspect(v, at(key), walk) === 'rich') shape = 'rich';
       }
       if (path === '' && Object.prototype.hasOwnProperty.call(obj, ENVELOPE)) shape = 'rich';
-    } else if (RICH_PROTOTYPES.has(proto) || obj instanceof Error) {
+    } else if (isRichBuiltin(obj)) {
       shape = 'rich';
-      if (obj instanceof Map) {
+      if (!(obj instanceof Date || obj instanceof Map || obj instanceof Set || obj instanceof RegExp || obj instanceof Error || obj instanceof URL)) {
+        walk.foreign = true;
+      }
+      if (types.isMap(obj)) {
         let i = 0;
-        for (const [k, v] of obj) {
-          inspect(k, at(`<key ${i}>`), seen);
-          inspect(v, at(`<value ${i++}>`), seen);
+        for (const [k, v] of obj as Map<unknown, unknown>) {
+          inspect(k, at(`<key ${i}>`), walk);
+          inspect(v, at(`<value ${i++}>`), walk);
         }
-      } else if (obj instanceof Set) {
+      } else if (types.isSet(obj)) {
         let i = 0;
-        for (const v of obj) inspect(v, at(`<item ${i++}>`), seen);
+        for (const v of obj as Set<unknown>) inspect(v, at(`<item ${i++}>`), walk);
       }
     } else {
       const name = (proto?.constructor as { name?: string } | undefined)?.name ?? 'unknown';
@@ -76,6 +93,45 @@ function inspect(value: unknown, path: string, seen: Set<object>): Shape {
   }
   seen.delete(obj);
   return shape;
+}
+
+/** Rebuilds values of another realm with this realm's built-ins (keeping shared and circular references). */
+function toThisRealm(value: unknown, memo: Map<object, unknown>): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const obj = value as object;
+  if (memo.has(obj)) return memo.get(obj);
+  if (Array.isArray(obj)) {
+    const out: unknown[] = new Array(obj.length);
+    memo.set(obj, out);
+    for (let i = 0; i < obj.length; i++) if (i in obj) out[i] = toThisRealm(obj[i], memo);
+    return out;
+  }
+  if (types.isDate(obj)) return new Date((obj as Date).getTime());
+  if (types.isRegExp(obj)) return new RegExp((obj as RegExp).source, (obj as RegExp).flags);
+  if (types.isMap(obj)) {
+    const out = new Map<unknown, unknown>();
+    memo.set(obj, out);
+    for (const [k, v] of obj as Map<unknown, unknown>) out.set(toThisRealm(k, memo), toThisRealm(v, memo));
+    return out;
+  }
+  if (types.isSet(obj)) {
+    const out = new Set<unknown>();
+    memo.set(obj, out);
+    for (const v of obj as Set<unknown>) out.add(toThisRealm(v, memo));
+    return out;
+  }
+  if (obj instanceof URL) return obj;
+  if (types.isNativeError(obj) && !(obj instanceof Error)) {
+    const e = obj as Error;
+    const out = new Error(e.message);
+    out.name = e.name;
+    return out;
+  }
+  if (obj instanceof Error) return obj;
+  const out: Record<string, unknown> = Object.getPrototypeOf(obj) === null ? Object.create(null) : {};
+  memo.set(obj, out);
+  for (const key of Object.keys(obj)) out[key] = toThisRealm((obj as Record<string, unknown>)[key], memo);
+  return out;
 }
 
 /**
@@ -92,8 +148,13 @@ export class Serializer {
   serialize(value: unknown, what: string, step?: string): string {
     let text: string;
     try {
-      const shape = inspect(value, '', new Set());
-      text = shape === 'plain' ? JSON.stringify(value) : `{"${ENVELOPE}":${SuperJSON.stringify(value)}}`;
+      const walk: Walk = { seen: new Set(), foreign: false };
+      const shape = inspect(value, '', walk);
+      if (shape === 'plain') text = JSON.stringify(value);
+      else {
+        const local = walk.foreign ? toThisRealm(value, new Map()) : value;
+        text = `{"${ENVELOPE}":${SuperJSON.stringify(local)}}`;
+      }
     } catch (error) {
       if (error instanceof SerializationError) {
         throw new SerializationError(`Cannot serialize ${what}: ${error.message}.`, step);

@@ -71,3 +71,19 @@ describe('Serializer', () => {
     expect(s.serialize('x'.repeat(900), 'input').length).toBe(902);
   });
 });
+
+describe('Serializer across realms', () => {
+  it('accepts plain objects and arrays from another realm (vm context, structuredClone under Jest)', async () => {
+    const vm = await import('node:vm');
+    const foreign = vm.runInNewContext('({ a: 1, nested: { list: [1, 2] } })') as object;
+    expect(Object.getPrototypeOf(foreign)).not.toBe(Object.prototype);
+    expect(roundTrip(foreign)).toEqual({ a: 1, nested: { list: [1, 2] } });
+    expect(roundTrip(structuredClone({ b: [new Date(0)] }))).toEqual({ b: [new Date(0)] });
+  });
+
+  it('still rejects foreign class instances', async () => {
+    const vm = await import('node:vm');
+    const foreign = vm.runInNewContext('new (class Thing { constructor() { this.x = 1 } })()') as object;
+    expect(() => s.serialize(foreign, 'value')).toThrow(/instance of class Thing/);
+  });
+});
