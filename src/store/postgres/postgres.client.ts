@@ -197,7 +197,7 @@ export class TypeOrmSqlClient implements SqlClient {
         driver: pg,
         applicationName: 'nestjs-cairn',
         poolSize: options.poolSize ?? 10,
-        connectTimeoutMS: 2_000,
+        connectTimeoutMS: 5_000,
         synchronize: false,
         logging: false,
         entities: [],
@@ -321,13 +321,16 @@ class PgChannelListener {
     const client = this.factory();
     this.client = client;
     let failed = false;
-    const onFailure = (error?: Error) => {
-      if (failed || this.stopped || this.client !== client) return;
+    const discard = () => {
       failed = true;
       client.removeAllListeners();
       client.on('error', () => undefined);
       client.end().catch(() => undefined);
-      this.client = undefined;
+      if (this.client === client) this.client = undefined;
+    };
+    const onFailure = (error?: Error) => {
+      if (failed || this.stopped || this.client !== client) return;
+      discard();
       this.scheduleReconnect(error);
     };
     client.on('error', onFailure);
@@ -341,16 +344,10 @@ class PgChannelListener {
       if (this.failures > 0) this.logger.log(`Store events: LISTEN connection restored.`);
       this.failures = 0;
     } catch (error) {
-      if (this.client === client && !failed) {
-        failed = true;
-        client.removeAllListeners();
-        client.on('error', () => undefined);
-        client.end().catch(() => undefined);
-        this.client = undefined;
-      }
+      if (!failed) discard();
+      if (this.stopped) return;
       if (this.failures === 0 && !this.retryTimer) {
-        // First connection: report it to the caller; the store falls back to polling.
-        if (this.stopped) return;
+        // The first connection: report it to the caller (the store then publishes in-process only and polls).
         throw new StoreError(`Cannot open the LISTEN connection: ${errorMessage(error)}`, { cause: error });
       }
       this.scheduleReconnect(error as Error);

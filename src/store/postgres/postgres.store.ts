@@ -70,6 +70,8 @@ const defaultLogger: StoreLogger = {
 /** How many times an operation racing with concurrent creates/deletes of the same id is retried. */
 const CONFLICT_RETRIES = 5;
 const PURGE_BATCH = 1_000;
+/** Most runs handed out by one claim (a bound for `limit`, e.g. when a caller passes Infinity). */
+const MAX_CLAIM = 10_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Row mapping: the only place that knows how drivers hand values back (pg: strings for int8, PGlite: numbers or
@@ -471,10 +473,11 @@ export class PostgresStore implements WorkflowStore {
       workflows = workflows.filter(storable);
       if (workflows.length === 0) return [];
     }
+    const n = Math.max(1, Math.min(Math.floor(limit), MAX_CLAIM));
     return this.op('claimRuns', async (db) => {
       const rows = workflows
-        ? await this.hot(db, this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, Math.floor(limit), [...workflows]])
-        : await this.hot(db, this.sql.claimRuns, [lease.owner, lease.leaseMs, Math.floor(limit)]);
+        ? await this.hot(db, this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, n, [...workflows]])
+        : await this.hot(db, this.sql.claimRuns, [lease.owner, lease.leaseMs, n]);
       return this.mapClaimed(rows);
     });
   }
