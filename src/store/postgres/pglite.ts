@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { ConfigurationError, StoreError } from '../../errors/errors.js';
-import type { Row, SqlClient, StoreLogger } from './postgres.client.js';
+import { isModuleNotFound, type Row, type SqlClient, type StoreLogger } from './postgres.client.js';
 import type { SqlQuery } from './postgres.schema.js';
 import { PostgresStore } from './postgres.store.js';
 
@@ -126,8 +126,7 @@ async function loadPglite(): Promise<PgliteModule> {
   try {
     return (await import('@electric-sql/pglite')) as PgliteModule;
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+    if (isModuleNotFound(error)) {
       throw new ConfigurationError(
         'The pglite store needs the optional package "@electric-sql/pglite". Run: npm install @electric-sql/pglite',
         { cause: error },

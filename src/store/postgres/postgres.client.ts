@@ -123,13 +123,19 @@ interface PgClientLike {
   removeAllListeners(): void;
 }
 
+/** A dynamic `import()` failed because the package is not installed. */
+export function isModuleNotFound(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
+  return /Cannot find (package|module)/i.test(errorMessage(error));
+}
+
 async function loadModule<T>(name: string): Promise<T> {
   try {
     const mod = (await import(name)) as { default?: T } & T;
     return (mod.default ?? mod) as T;
   } catch (error) {
-    const code = errorCode(error);
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+    if (isModuleNotFound(error)) {
       throw new ConfigurationError(
         `The postgres store needs the optional packages "typeorm" and "pg" (missing: "${name}"). Run: npm install typeorm pg`,
         { cause: error },
