@@ -220,8 +220,9 @@ function message(error: unknown): string {
 
 /**
  * The PostgreSQL store: runs, steps and signals in three tables, every operation one parameterized SQL statement
- * (a step checkpoint is one round trip), claims with `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY.
- * The same SQL runs on PGlite (see `createPgliteStore`).
+ * (a step checkpoint is one round trip), claims with `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY sent
+ * in the same statement as the change. Hot statements go out as named prepared statements (planned once per
+ * connection). The same SQL runs on PGlite (see `createPgliteStore`).
  */
 export class PostgresStore implements WorkflowStore {
   readonly name: string;
