@@ -32,3 +32,7 @@ export type {
   DueSpec,
 } from './store/workflow-store.interface.js';
 export { MemoryStore } from './store/memory/memory.store.js';
+// Stores: the classes only reference their drivers' types; a driver is loaded when a store of that kind is created.
+export { PostgresStore, type PostgresStoreOptions } from './store/postgres/postgres.store.js';
+export { createCairnSchemaMigration, CairnSchemaMigration, type CairnMigrationOptions } from './store/postgres/postgres.migration.js';
+export { RedisStore, type RedisStoreOptions } from './store/redis/redis.store.js';
