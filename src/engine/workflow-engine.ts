@@ -45,6 +45,10 @@ export function assertRunId(runId: unknown): asserts runId is string {
       `A run id must be a non-empty string of at most 255 characters (got ${typeof runId === 'string' ? `a string of ${runId.length} characters` : typeof runId}).`,
     );
   }
+  // NOTE: stores keep ids verbatim; NUL and lone UTF-16 surrogates cannot be stored as text by Postgres or Redis keys.
+  if (runId.includes('\u0000') || !(runId as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidArgumentError('A run id must not contain NUL characters or unpaired UTF-16 surrogates.');
+  }
 }
 
 type Waiter = (finished: FinishedRun | undefined) => void;

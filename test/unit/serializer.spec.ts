@@ -87,3 +87,13 @@ describe('Serializer across realms', () => {
     expect(() => s.serialize(foreign, 'value')).toThrow(/instance of class Thing/);
   });
 });
+
+describe('run id checks', () => {
+  it('refuses ids that no store can keep verbatim', async () => {
+    const { assertRunId } = await import('../../src/engine/workflow-engine.js');
+    const { InvalidArgumentError } = await import('../../src/index.js');
+    expect(() => assertRunId('a\u0000b')).toThrow(InvalidArgumentError);
+    expect(() => assertRunId('bad\ud800')).toThrow(/unpaired UTF-16 surrogates/);
+    expect(() => assertRunId('ok 🚀 {tag} \'quoted\'')).not.toThrow();
+  });
+});
