@@ -1,15 +1,20 @@
 /**
- * npm run bench [-- --smoke] [-- --stores=memory,pglite,postgres,redis] [-- --scenarios=seq3,conc64,roundtrips,steps20]
+ * npm run bench [-- --smoke] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20]
  *
  * Prints one line per measurement:
- *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…]
- * Starts throwaway Postgres/Redis servers (like the tests) unless DATABASE_URL / REDIS_URL are set.
+ *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
+ * Starts throwaway Postgres/Redis servers (like the tests) unless DATABASE_URL / REDIS_URL are set. DBOS Transact
+ * (bench/dbos, installed on first use) and the raw-insert floor (bench/limit) run against the same Postgres server, right
+ * after cairn's Postgres scenarios, and the ratios are printed from that one run. See bench/README.md.
  */
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DurableExecutionModule, Step, Workflow, WorkflowClient, type WorkflowStore } from '../src/index.js';
@@ -49,8 +54,11 @@ const Bench20 = makeSteps20();
 const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const smoke = args.includes('--smoke');
-const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,redis').split(',');
-const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,steps20').split(',');
+const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
+const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20').split(',');
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+/** Results by store and scenario, for the ratio lines. */
+const results: Record<string, Record<string, number>> = {};
 const quiet = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
 
 function pct(sorted: number[], p: number): number {
@@ -59,6 +67,8 @@ function pct(sorted: number[], p: number): number {
 }
 
 function line(store: string, scenario: string, fields: Record<string, string | number>): void {
+  const rate = fields.wf_per_s ?? fields.inserts_per_s;
+  if (typeof rate === 'number') (results[store] ??= {})[scenario] = rate;
   const rest = Object.entries(fields)
     .map(([k, v]) => `${k}=${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(2)) : v}`)
     .join(' ');
@@ -81,9 +91,25 @@ function countingStore(store: WorkflowStore): { store: WorkflowStore; count: () 
   return { store: proxy, count: () => calls, reset: () => (calls = 0) };
 }
 
-async function boot(store: WorkflowStore) {
+/** Counts what reaches the server: SQL statements sent by `pg`, commands sent by ioredis. */
+const driverCalls = { count: 0 };
+const pgQuery = pg.Client.prototype.query;
+(pg.Client.prototype as { query: unknown }).query = function (this: unknown, ...a: unknown[]) {
+  driverCalls.count++;
+  return (pgQuery as (...x: unknown[]) => unknown).apply(this, a);
+};
+async function countRedisCommands(): Promise<void> {
+  const { Redis } = (await import('ioredis')) as unknown as { Redis: { prototype: { sendCommand: (...a: unknown[]) => unknown } } };
+  const send = Redis.prototype.sendCommand;
+  Redis.prototype.sendCommand = function (this: unknown, ...a: unknown[]) {
+    driverCalls.count++;
+    return send.apply(this, a);
+  };
+}
+
+async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}) {
   @Module({
-    imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128 } })],
+    imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker } })],
     providers: [Bench3, Bench20],
   })
   class BenchModule {}
@@ -140,8 +166,12 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>): Pro
     if (scenariosWanted.includes('roundtrips')) {
       const runs = smoke ? 3 : 50;
       counting.reset();
+      const before = driverCalls.count;
       for (let i = 0; i < runs; i++) await client.execute('bench3', { n: i });
-      line(name, 'roundtrips', { roundtrips: counting.count() / runs, runs });
+      const driver = (driverCalls.count - before) / runs;
+      // NOTE: memory and PGlite have no wire; their round trips are the store calls.
+      const wire = name === 'postgres' || name === 'redis';
+      line(name, 'roundtrips', { roundtrips: wire ? driver : counting.count() / runs, store_calls: counting.count() / runs, runs });
     }
     if (scenariosWanted.includes('steps20')) {
       const runs = smoke ? 2 : name === 'memory' ? 2_000 : 100;
@@ -150,6 +180,116 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>): Pro
     }
   } finally {
     await app.close();
+  }
+  if (scenariosWanted.includes('resume')) await resume(name, make);
+}
+
+/** A store whose calls never answer once `kill()`ed: an instance that died in the middle of its runs. */
+function killableStore(store: WorkflowStore): { store: WorkflowStore; kill: () => void } {
+  let dead = false;
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...a: unknown[]) => (dead && prop !== 'close' ? new Promise(() => undefined) : (value as (...x: unknown[]) => unknown).apply(target, a));
+    },
+  });
+  return { store: proxy, kill: () => (dead = true) };
+}
+
+@Workflow('resume3')
+class Resume3 {
+  static gate: Promise<void> = new Promise(() => undefined);
+  static reached = 0;
+  static block = true;
+  @Step() a(input: { n: number }) {
+    return { n: input.n, a: 1 };
+  }
+  @Step() async b(prev: { n: number; a: number }) {
+    if (Resume3.block) {
+      Resume3.reached++;
+      await Resume3.gate;
+    }
+    return { ...prev, b: 2 };
+  }
+  @Step() c(prev: { n: number; a: number; b: number }) {
+    return { ...prev, c: 3 };
+  }
+}
+
+/** `resume`: runs interrupted mid-pipeline (after step a, in step b) by a dying instance; a fresh one finishes them. */
+async function resume(name: string, make: () => Promise<WorkflowStore>): Promise<void> {
+  if (name === 'pglite') return; // one app per data folder: no second instance to resume on
+  const runs = smoke ? 10 : name === 'memory' ? 1_000 : 1_000;
+  const leaseMs = 1_000;
+  const shared = await make();
+  const keepOpen = { ...shared, close: async () => undefined } as WorkflowStore;
+  Object.setPrototypeOf(keepOpen, Object.getPrototypeOf(shared));
+  const dying = killableStore(new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) }));
+  Resume3.block = true;
+  Resume3.reached = 0;
+  @Module({ imports: [DurableExecutionModule.forRoot({ store: dying.store, worker: { concurrency: runs, leaseMs } })], providers: [Resume3] })
+  class DyingModule {}
+  const a = await NestFactory.createApplicationContext(DyingModule, { logger: false });
+  const client = a.get(WorkflowClient);
+  const ids: string[] = [];
+  for (let i = 0; i < runs; i++) ids.push((await client.start('resume3', { n: i })).runId);
+  const deadline = Date.now() + 60_000;
+  while (Resume3.reached < runs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  dying.kill();
+  Resume3.block = false;
+  await new Promise((r) => setTimeout(r, leaseMs + 100)); // the dead instance's leases expire
+  const t0 = performance.now();
+  @Module({
+    imports: [DurableExecutionModule.forRoot({ store: new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) }), worker: { concurrency: 128, leaseMs: 30_000, pollIntervalMs: 50 } })],
+    providers: [Resume3],
+  })
+  class FreshModule {}
+  const b = await NestFactory.createApplicationContext(FreshModule, { logger: false });
+  const fresh = b.get(WorkflowClient);
+  for (const id of ids) {
+    const out = (await fresh.getHandle(id).result({ timeout: '120s' })) as { c: number };
+    if (out.c !== 3) throw new Error('wrong result');
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  line(name, 'resume', { wf_per_s: runs / seconds, resume_s: seconds, runs });
+  await b.close();
+  void a.close().catch(() => undefined);
+  await shared.close();
+}
+
+/** Runs a bench/ sub-runner (DBOS, raw-insert floor) and echoes its lines. */
+function subRunner(script: string, url: string): void {
+  const out = execFileSync(process.execPath, ['--no-deprecation', here(script), `--url=${url}`, ...(smoke ? ['--smoke'] : [])], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  for (const l of out.split('\n')) {
+    const m = /^bench store=(\S+) scenario=(\S+) (.*)$/.exec(l.trim());
+    if (!m) continue;
+    const fields: Record<string, string | number> = {};
+    for (const kv of m[3].split(' ')) {
+      const [k, v] = kv.split('=');
+      fields[k] = Number.isNaN(Number(v)) ? v : Number(v);
+    }
+    line(m[1], m[2], fields);
+  }
+}
+
+/** ratio lines: cairn on Postgres against DBOS, and against the raw single-row-insert floor (writes per second). */
+function ratios(): void {
+  const cairn = results.postgres ?? {};
+  for (const scenario of ['seq3', 'conc64']) {
+    const wf = cairn[scenario];
+    if (wf === undefined) continue;
+    const fields: Record<string, number> = { wf_per_s: wf };
+    const dbos = results.dbos?.[scenario];
+    if (dbos) fields.ratio_vs_dbos = wf / dbos;
+    const limit = results.limit?.[scenario];
+    // NOTE: a 3-step run needs 4 durable writes (start, 3 checkpoints); the floor is the raw insert rate.
+    if (limit) fields.ratio_vs_limit = (wf * 4) / limit;
+    line('postgres', `${scenario}_ratios`, fields);
   }
 }
 
@@ -173,8 +313,17 @@ async function main(): Promise<void> {
       }
       const schema = `bench_${randomUUID().slice(0, 8)}`;
       await benchStore('postgres', async () => createStore({ type: 'postgres', url, schema }, logger));
+      if (storesWanted.includes('dbos')) {
+        if (!existsSync(here('./dbos/node_modules'))) {
+          execFileSync('npm', ['install', '--prefix', here('./dbos'), '--no-audit', '--no-fund'], { stdio: ['ignore', 'ignore', 'inherit'] });
+        }
+        subRunner('./dbos/run-dbos.mjs', url!);
+      }
+      if (storesWanted.includes('limit')) subRunner('./limit/run-limit.mjs', url!);
+      ratios();
     }
     if (storesWanted.includes('redis')) {
+      await countRedisCommands();
       let url = process.env.REDIS_URL;
       if (!url) {
         const { startRedis } = await import('../test/setup/redis-server.js');

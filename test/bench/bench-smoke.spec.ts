@@ -1,0 +1,26 @@
+import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const root = resolve(import.meta.dirname, '../..');
+
+/** Keeps the benchmark harness from rotting: `npm run bench -- --smoke` runs a few runs per scenario. No timing asserted. */
+describe('bench --smoke', () => {
+  it('prints a line per store and scenario, with correct results', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', '@swc-node/register/esm-register', 'bench/run.ts', '--smoke', '--stores=memory,postgres,dbos,limit,redis'],
+      { cwd: root, env: process.env, maxBuffer: 16 * 1024 * 1024, timeout: 170_000 },
+    );
+    const lines = stdout.split('\n').filter((l) => l.startsWith('bench '));
+    const keys = lines.map((l) => /store=(\S+) scenario=(\S+)/.exec(l)!.slice(1, 3).join('/'));
+    for (const store of ['memory', 'postgres', 'redis']) {
+      for (const scenario of ['seq3', 'conc64', 'roundtrips', 'resume', 'steps20']) expect(keys).toContain(`${store}/${scenario}`);
+    }
+    expect(keys).toEqual(expect.arrayContaining(['dbos/seq3', 'dbos/conc64', 'limit/seq3', 'limit/conc64', 'postgres/seq3_ratios', 'postgres/conc64_ratios']));
+    const trips = lines.find((l) => l.includes('store=postgres scenario=roundtrips'))!;
+    expect(Number(/roundtrips=(\S+)/.exec(trips)![1])).toBe(4);
+    for (const l of lines) expect(l).toMatch(/^bench store=\S+ scenario=\S+( \w+=\S+)+$/);
+  }, 180_000);
+});
