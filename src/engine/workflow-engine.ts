@@ -362,8 +362,9 @@ export class WorkflowEngine implements DriverHost {
   private schedulePoll(delayMs: number): void {
     if (this.draining || !this.options.workerEnabled) return;
     clearTimeout(this.pollTimer);
+    // NOTE: the poll timer stays referenced: a worker-only process (no HTTP server) must stay alive while its store
+    // connections are down (e.g. a database restart) to resume the work afterwards. stop() clears it.
     this.pollTimer = setTimeout(() => void this.poll(), delayMs);
-    this.pollTimer.unref();
   }
 
   private async poll(): Promise<void> {
@@ -388,7 +389,9 @@ export class WorkflowEngine implements DriverHost {
       this.logger.error(`Polling the ${this.store.name} store failed: ${(error as Error).message}`);
     } finally {
       this.polling = false;
-      this.schedulePoll(again ? 0 : this.options.pollIntervalMs);
+      // NOTE: starts that found every slot reserved by this poll left their runs pending: claim them now.
+      const freeNow = this.options.concurrency - this.active.size - this.reserved;
+      this.schedulePoll((again || this.backlog) && freeNow > 0 ? 0 : this.options.pollIntervalMs);
     }
   }
 
