@@ -442,8 +442,9 @@ export class RunDriver {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const runSignal = this.abort.signal;
-      // NOTE: each attempt has its own signal: aborted on its timeout, and whenever the run's signal aborts.
-      const attempt = new AbortController();
+      // NOTE: an attempt with a timeout has its own signal, aborted on the timeout and whenever the run's signal aborts;
+      // without a timeout the run's signal (cancel, lease loss, shutdown) is the attempt's.
+      const attempt = step.timeoutMs !== undefined ? new AbortController() : undefined;
       const settle = (outcome: AttemptOutcome) => {
         if (settled) return;
         settled = true;
@@ -452,7 +453,7 @@ export class RunDriver {
         resolve(outcome);
       };
       const onAbort = () => {
-        attempt.abort(runSignal.reason);
+        attempt?.abort(runSignal.reason);
         settle({ ok: false, error: runSignal.reason });
       };
       if (runSignal.aborted) return onAbort();
@@ -460,12 +461,12 @@ export class RunDriver {
       if (step.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           const error = new StepTimeoutError(step.name, step.timeoutMs!);
-          attempt.abort(error);
+          attempt!.abort(error);
           settle({ ok: false, error });
         }, step.timeoutMs);
       }
       try {
-        const result = fn.apply(instance, makeArgs(attempt.signal));
+        const result = fn.apply(instance, makeArgs(attempt ? attempt.signal : runSignal));
         if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
           (result as Promise<unknown>).then(
             (value) => settle({ ok: true, value }),
