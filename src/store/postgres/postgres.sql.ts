@@ -21,6 +21,7 @@ export interface Statements {
   renewLease: string;
   releaseLease: string;
   commit: string;
+  commitBatch: string;
   takeSignal: string;
   sendSignal: string;
   pause: string;
@@ -262,6 +263,127 @@ export function buildStatements(n: SchemaNames): Statements {
         FROM f
       )
       SELECT e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
+        CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+      FROM e`,
+
+    /*
+     * Group commit: `commit` for several runs (distinct run ids) in ONE statement. $1 is a JSON array of objects, one
+     * per commit, carrying the 18 parameters of `commit` (keys below) and `k`, its position. The logic is `commit`'s,
+     * applied per run (every CTE keyed by run_id): a fenced-out run simply has no `cur` row, so it returns no row and
+     * changes nothing, as alone. Rows are locked in run_id order (no deadlock between batches). Returns one row per
+     * committed run, with `k`. Rows are found by `= ANY (ARRAY(...))` and LATERAL ... LIMIT 1 so that the (generic)
+     * plan probes the indexes whatever the table sizes (a join on json_to_recordset, estimated at 100 rows, would
+     * seq-scan tables of a few thousand rows).
+     */
+    commitBatch: `
+      WITH p AS MATERIALIZED (
+        SELECT * FROM json_to_recordset($1::json) AS x(
+          k integer, p_run_id text, p_token text, p_status text, p_state text, p_set_step boolean, p_step text,
+          p_set_output boolean, p_output text, p_set_error boolean, p_error text, p_steps json, p_set_due boolean,
+          p_due float8, p_wait text, p_wait_ms float8, p_release boolean, p_clear_cancel boolean, p_lease_ms float8)
+      ),
+      cur AS MATERIALIZED (
+        SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
+               r.signal_seq, now() AS ts
+        FROM p JOIN ${n.runs} r ON r.run_id = p.p_run_id AND r.lease_token = p.p_token
+        WHERE r.run_id = ANY (ARRAY(SELECT p.p_run_id FROM p))
+        ORDER BY r.run_id
+        FOR NO KEY UPDATE OF r
+      ),
+      snap AS MATERIALIZED (
+        SELECT r.run_id, r.signal_seq AS seq0 FROM ${n.runs} r WHERE r.run_id = ANY (ARRAY(SELECT p.p_run_id FROM p))
+      ),
+      sig AS (
+        DELETE FROM ${n.signals} g WHERE g.id = ANY (ARRAY(
+          SELECT x.id FROM p CROSS JOIN LATERAL (
+            SELECT q.id FROM ${n.signals} q WHERE q.run_id = p.p_run_id AND q.name = p.p_wait ORDER BY q.id LIMIT 1
+          ) x
+          WHERE p.p_wait IS NOT NULL AND EXISTS (SELECT 1 FROM cur WHERE cur.run_id = p.p_run_id)
+        )) RETURNING g.run_id, g.payload
+      ),
+      c1 AS (
+        SELECT cur.*, p.*, sig.payload AS consumed,
+          cur.signal_seq IS DISTINCT FROM snap.seq0 AS raced,
+          COALESCE(p.p_status, cur.status) AS status0,
+          CASE WHEN p.p_set_due THEN ${addMs('cur.ts', 'p.p_due')} ELSE cur.due_at END AS due0
+        FROM cur JOIN p ON p.p_run_id = cur.run_id
+          LEFT JOIN snap ON snap.run_id = cur.run_id
+          LEFT JOIN sig ON sig.run_id = cur.run_id
+      ),
+      c2 AS (
+        SELECT c1.*,
+          (c1.p_wait IS NOT NULL AND c1.consumed IS NULL) AS waits,
+          CASE WHEN c1.p_wait IS NULL THEN c1.status0 WHEN c1.consumed IS NOT NULL THEN 'running' ELSE 'waiting' END AS status1
+        FROM c1
+      ),
+      c3 AS (
+        SELECT c2.*,
+          CASE WHEN c2.waits THEN c2.p_wait END AS new_wait_signal,
+          CASE WHEN c2.waits THEN ${addMs('c2.ts', 'c2.p_wait_ms')} END AS new_wait_until,
+          CASE WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${addMs('c2.ts', 'c2.p_wait_ms')} END) ELSE c2.due0 END AS due1,
+          (c2.p_release OR c2.waits) AS rel1,
+          c2.status1 IN ${TERMINAL_STATUSES_SQL} AS term
+        FROM c2
+      ),
+      c4 AS (
+        SELECT c3.*,
+          (NOT c3.term AND c3.pause_requested AND c3.cancel_compensate IS NULL AND c3.status1 <> 'paused') AS do_pause,
+          CASE WHEN c3.term OR c3.p_clear_cancel THEN NULL ELSE c3.cancel_compensate END AS cancel_after
+        FROM c3
+      ),
+      f AS (
+        SELECT c4.k, c4.run_id, c4.ts, c4.consumed, c4.term, c4.do_pause, c4.new_wait_signal, c4.new_wait_until,
+          c4.cancel_after, c4.p_state, c4.p_set_step, c4.p_step, c4.p_set_output, c4.p_output, c4.p_set_error,
+          c4.p_error, c4.p_lease_ms,
+          CASE WHEN c4.do_pause THEN 'paused' ELSE c4.status1 END AS status,
+          CASE WHEN c4.term THEN NULL WHEN c4.do_pause THEN c4.status1 ELSE c4.resume_status END AS resume_status,
+          CASE WHEN c4.term OR c4.do_pause THEN false ELSE c4.pause_requested END AS pause_requested,
+          CASE WHEN c4.term THEN c4.ts ELSE c4.finished_at END AS finished_at,
+          (c4.rel1 OR c4.term OR c4.do_pause) AS rel,
+          CASE WHEN c4.term THEN NULL
+               WHEN c4.cancel_after IS NOT NULL THEN c4.ts
+               WHEN c4.do_pause AND (NOT c4.rel1 OR c4.due1 IS NULL) AND c4.status1 <> 'waiting' THEN c4.ts
+               ELSE c4.due1 END AS due_at
+        FROM c4
+      ),
+      upd AS (
+        UPDATE ${n.runs} r SET
+          status = f.status,
+          state = COALESCE(f.p_state, r.state),
+          current_step = CASE WHEN f.p_set_step THEN f.p_step ELSE r.current_step END,
+          output = CASE WHEN f.p_set_output THEN f.p_output ELSE r.output END,
+          error = CASE WHEN f.p_set_error THEN f.p_error::jsonb ELSE r.error END,
+          next_input = f.consumed,
+          wait_signal = f.new_wait_signal,
+          wait_until = f.new_wait_until,
+          resume_status = f.resume_status,
+          pause_requested = f.pause_requested,
+          cancel_compensate = f.cancel_after,
+          due_at = f.due_at,
+          lease_owner = CASE WHEN f.rel THEN NULL ELSE r.lease_owner END,
+          lease_token = CASE WHEN f.rel THEN NULL ELSE r.lease_token END,
+          lease_expires_at = CASE WHEN f.rel THEN NULL ELSE ${addMs('f.ts', 'f.p_lease_ms')} END,
+          updated_at = f.ts,
+          finished_at = f.finished_at
+        FROM f WHERE r.run_id = f.run_id AND r.run_id = ANY (ARRAY(SELECT f.run_id FROM f))
+        RETURNING r.run_id
+      ),
+      st AS (
+        INSERT INTO ${n.steps} AS s (run_id, idx, name, status, attempts, output, started_at, finished_at, error)
+        SELECT upd.run_id, x.i, x.name, x.status, x.attempts, x.output, ${fromMs('x.st')}, ${fromMs('x.ft')}, x.error
+        FROM upd JOIN p ON p.p_run_id = upd.run_id CROSS JOIN json_to_recordset(p.p_steps)
+          AS x(i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text)
+        ON CONFLICT (run_id, idx) DO UPDATE SET
+          name = EXCLUDED.name, status = EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output,
+          started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error
+      ),
+      e AS (
+        SELECT f.*, CASE WHEN f.term THEN 'finished'
+                         WHEN f.rel AND f.due_at IS NOT NULL AND f.due_at <= f.ts AND f.status <> 'paused' THEN 'ready'
+                    END AS evt
+        FROM f
+      )
+      SELECT e.k, e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
         CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
       FROM e`,
 

@@ -59,6 +59,12 @@ export interface PostgresStoreOptions {
    * transaction mode. Set false to never use them.
    */
   preparedStatements?: boolean;
+  /**
+   * Group commit (default true): step checkpoints of different runs that queue up while the pool's connections are
+   * busy go to the database together, as one statement (one round trip, one transaction, one WAL flush). A lone
+   * checkpoint is never delayed. Set false to send every checkpoint as its own statement.
+   */
+  groupCommit?: boolean;
 }
 
 const defaultLogger: StoreLogger = {
@@ -167,6 +173,12 @@ export function mapRun(row: Row): StoredRun {
 }
 
 function stepsParam(entries: { index: number; step: StoredStep }[] | undefined): string | null {
+  const rows = stepRows(entries);
+  return rows ? JSON.stringify(rows) : null;
+}
+
+/** Step rows of the `steps` JSON parameter (null when none). */
+function stepRows(entries: { index: number; step: StoredStep }[] | undefined): object[] | null {
   if (!entries || entries.length === 0) return null;
   // Last write wins per index (one row may be upserted only once per statement).
   const byIndex = new Map<number, StoredStep>();
@@ -174,8 +186,7 @@ function stepsParam(entries: { index: number; step: StoredStep }[] | undefined):
     if (!Number.isInteger(index) || index < 0) throw new InvalidArgumentError(`Step index must be a non-negative integer (got ${index}).`);
     byIndex.set(index, step);
   }
-  return JSON.stringify(
-    [...byIndex].map(([i, s]) => ({
+  return [...byIndex].map(([i, s]) => ({
       i,
       name: s.name,
       status: s.status,
@@ -184,8 +195,7 @@ function stepsParam(entries: { index: number; step: StoredStep }[] | undefined):
       st: s.startedAt ? s.startedAt.getTime() : null,
       ft: s.finishedAt ? s.finishedAt.getTime() : null,
       error: s.error ?? null,
-    })),
-  );
+    }));
 }
 
 function copyStep(step: StoredStep): StoredStep {
@@ -218,6 +228,57 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Most commits sent together in one group-commit statement. */
+const MAX_COMMIT_BATCH = 64;
+
+/** A `commit()` waiting for its turn in the group-commit queue. */
+interface PendingCommit {
+  runId: string;
+  /** Parameters $1..$18 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
+  params: unknown[];
+  /** Step rows ($11 before JSON encoding). */
+  steps: object[] | null;
+  /** Whether it may go in a batch statement (the JSON form keeps every value as is). */
+  batchable: boolean;
+  resolve(row: Row | undefined): void;
+  reject(error: unknown): void;
+}
+
+/** JSON object of one commit in the `commitBatch` statement (keys: its column definition list). */
+function batchEntry(k: number, p: unknown[], steps: object[] | null): Record<string, unknown> {
+  return {
+    k,
+    p_run_id: p[0],
+    p_token: p[1],
+    p_status: p[2],
+    p_state: p[3],
+    p_set_step: p[4],
+    p_step: p[5],
+    p_set_output: p[6],
+    p_output: p[7],
+    p_set_error: p[8],
+    p_error: p[9],
+    p_steps: steps,
+    p_set_due: p[11],
+    p_due: p[12],
+    p_wait: p[13],
+    p_wait_ms: p[14],
+    p_release: p[15],
+    p_clear_cancel: p[16],
+    p_lease_ms: p[17],
+  };
+}
+
+/**
+ * An error the server answered with (an SQLSTATE outside connection/operator-intervention classes): the statement
+ * was rolled back and nothing of it was written, so its commits may be sent again one by one.
+ */
+function isStatementError(error: unknown): boolean {
+  const e = error as { code?: unknown; driverError?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.driverError?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57|53|58|XX)/.test(code);
+}
+
 /**
  * The PostgreSQL store: runs, steps and signals in three tables, every operation one parameterized SQL statement
  * (a step checkpoint is one round trip), claims with `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY sent
@@ -240,6 +301,9 @@ export class PostgresStore implements WorkflowStore {
   /** True when events are published in-process only (no LISTEN available). */
   private localEvents = false;
   private readonly statementNames = new Map<string, string>();
+  /** Group commit: commits waiting for a statement slot, and statements of commits in flight. */
+  private readonly commitQueue: PendingCommit[] = [];
+  private commitsInFlight = 0;
 
   constructor(private readonly options: PostgresStoreOptions = {}) {
     this.name = options.name ?? 'postgres';
@@ -528,7 +592,7 @@ export class PostgresStore implements WorkflowStore {
       patch.output ?? null,
       patch.error !== undefined,
       patch.error ? JSON.stringify(patch.error) : null,
-      stepsParam(patch.steps),
+      null, // steps: see PendingCommit
       patch.due !== undefined,
       patch.due ? patch.due.delayMs : null,
       patch.wait ? patch.wait.signal : null,
@@ -537,8 +601,9 @@ export class PostgresStore implements WorkflowStore {
       patch.clearCancel === true,
       patch.leaseMs,
     ];
+    const steps = stepRows(patch.steps);
     return this.op('commit', async (db) => {
-      const [row] = await this.hot(db, this.sql.commit, params);
+      const row = await this.groupCommit(db, runId, params, steps);
       if (!row) return { ok: false };
       this.emitLocal(row.evt, runId);
       const result: CommitResult & { ok: true } = { ok: true };
@@ -547,6 +612,100 @@ export class PostgresStore implements WorkflowStore {
       if (row.consumed !== null && row.consumed !== undefined) result.consumedSignal = { payload: String(row.consumed) };
       return result;
     });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Group commit
+  // -------------------------------------------------------------------------------------------------------------
+
+  /**
+   * How many commit statements may be in flight at once: the pool size (one for PGlite's single session). A commit
+   * finding a free slot goes out at once, alone; commits arriving while all slots are busy queue up and go together
+   * in the next statement (up to MAX_COMMIT_BATCH, one per run): one round trip, one transaction, one WAL flush.
+   */
+  private commitSlots(db: SqlClient): number {
+    if (this.options.groupCommit === false) return Number.POSITIVE_INFINITY;
+    if (db.kind === 'pglite') return 1;
+    if (db instanceof TypeOrmSqlClient) {
+      const size = Number((db.dataSource.options as { poolSize?: unknown }).poolSize ?? 10);
+      return Number.isFinite(size) && size >= 1 ? Math.floor(size) : 10;
+    }
+    return 10;
+  }
+
+  private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: object[] | null): Promise<Row | undefined> {
+    return new Promise<Row | undefined>((resolve, reject) => {
+      // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
+      const batchable = [params[12], params[14], params[17]].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
+      const item: PendingCommit = { runId, params, steps, batchable, resolve, reject };
+      this.commitQueue.push(item);
+      this.pumpCommits(db);
+    });
+  }
+
+  /** Sends queued commits while statement slots are free. */
+  private pumpCommits(db: SqlClient): void {
+    const slots = this.commitSlots(db);
+    while (this.commitsInFlight < slots && this.commitQueue.length > 0) {
+      const batch = this.takeBatch();
+      this.commitsInFlight++;
+      void this.sendCommits(db, batch).finally(() => {
+        this.commitsInFlight--;
+        this.pumpCommits(db);
+      });
+    }
+  }
+
+  /**
+   * The next batch: queued commits in order, at most one per run. A commit left in the queue (a second one of a run
+   * in the batch, or one that must go alone) holds back the later commits of its run, so each run's commits keep
+   * their order.
+   */
+  private takeBatch(): PendingCommit[] {
+    const first = this.commitQueue.shift()!;
+    if (!first.batchable) return [first];
+    const batch = [first];
+    const seen = new Set([first.runId]);
+    const rest: PendingCommit[] = [];
+    for (const item of this.commitQueue) {
+      if (batch.length < MAX_COMMIT_BATCH && item.batchable && !seen.has(item.runId)) batch.push(item);
+      else rest.push(item);
+      seen.add(item.runId);
+    }
+    this.commitQueue.length = 0;
+    this.commitQueue.push(...rest);
+    return batch;
+  }
+
+  private async sendCommits(db: SqlClient, batch: PendingCommit[]): Promise<void> {
+    if (batch.length === 1) return this.sendOne(db, batch[0]);
+    let rows: Row[];
+    try {
+      const json = JSON.stringify(batch.map((item, k) => batchEntry(k, item.params, item.steps)));
+      rows = await this.hot(db, this.sql.commitBatch, [json]);
+    } catch (error) {
+      if (!isStatementError(error)) {
+        for (const item of batch) item.reject(error);
+        return;
+      }
+      // Nothing of the batch was written: each commit alone, so that one bad commit fails only itself.
+      await Promise.all(batch.map((item) => this.sendOne(db, item)));
+      return;
+    }
+    const byK = new Map<number, Row>();
+    for (const row of rows) byK.set(Number(row.k), row);
+    batch.forEach((item, k) => item.resolve(byK.get(k)));
+  }
+
+  private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
+    try {
+      const params = [...item.params];
+      params[10] = item.steps ? JSON.stringify(item.steps) : null;
+      const [row] = await this.hot(db, this.sql.commit, params);
+      item.resolve(row);
+    } catch (error) {
+      item.reject(error);
+    }
   }
 
   async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {

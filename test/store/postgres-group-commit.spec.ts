@@ -1,0 +1,318 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StoreError } from '../../src/errors/errors.js';
+import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
+import { createPgliteStore } from '../../src/store/postgres/pglite.js';
+import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
+import type { CommitResult, LeaseRequest, RunPatch, StoredRun } from '../../src/store/workflow-store.interface.js';
+import { dropSchema, randomSchemaName, withPgClient } from '../setup/postgres-server.js';
+
+const url = process.env.DATABASE_URL;
+const describePg = url ? describe : describe.skip;
+const LEASE: LeaseRequest = { owner: 'group', leaseMs: 30_000 };
+const N = 50;
+
+/** Counts the statements a store sends through its pg pool (prepared and unnamed alike). */
+function countStatements(store: PostgresStore): { count: number; texts: string[] } {
+  const counter = { count: 0, texts: [] as string[] };
+  const pool = (store.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
+  const original = pool.query.bind(pool);
+  pool.query = (...args: unknown[]) => {
+    counter.count++;
+    const first = args[0] as string | { text?: string };
+    counter.texts.push(typeof first === 'string' ? first : String(first?.text));
+    return original(...args);
+  };
+  return counter;
+}
+
+type Kind = 'fenced' | 'consume' | 'wait' | 'terminal' | 'checkpoint' | 'pause' | 'cancel' | 'bad';
+
+function kindOf(i: number): Kind {
+  if (i === 4) return 'pause';
+  if (i === 9) return 'cancel';
+  return (['fenced', 'consume', 'wait', 'terminal', 'checkpoint'] as const)[i % 5];
+}
+
+function patchOf(i: number, kind: Kind): RunPatch {
+  const steps = [{ index: 0, step: { name: `s${i}`, status: 'completed' as const, attempts: 1, output: `"o${i}"`, startedAt: new Date(1_000), finishedAt: new Date(2_000) } }];
+  switch (kind) {
+    case 'consume':
+    case 'wait':
+      return { state: `{"i":${i}}`, currentStep: 'w', steps, wait: { signal: 'go', timeoutMs: 60_000 }, leaseMs: 30_000 };
+    case 'terminal':
+      return { status: 'completed', output: `{"r":${i}}`, currentStep: null, steps, leaseMs: 30_000 };
+    case 'bad':
+      return { state: `{"i":${i}}`, output: 'nul \u0000 here', steps, leaseMs: 30_000 };
+    default:
+      return { state: `{"i":${i}}`, currentStep: `step-${i}`, steps, leaseMs: 30_000 };
+  }
+}
+
+/** The comparable part of a stored run (no ids, tokens or timestamps). */
+function shape(run: StoredRun | undefined) {
+  if (!run) return undefined;
+  return {
+    status: run.status,
+    state: run.state,
+    output: run.output,
+    currentStep: run.currentStep,
+    nextInput: run.nextInput,
+    waitSignal: run.waitSignal,
+    waiting: run.waitUntil !== undefined,
+    resumeStatus: run.resumeStatus,
+    cancelRequested: run.cancelRequested,
+    pauseRequested: run.pauseRequested,
+    due: run.dueAt !== undefined,
+    leased: run.leaseToken !== undefined,
+    finished: run.finishedAt !== undefined,
+    steps: run.steps.map((s) => ({ ...s })),
+  };
+}
+
+/** 50 leased runs of all kinds committed concurrently; returns results, stored shapes and remaining signals. */
+async function scenario(store: PostgresStore) {
+  const ids = Array.from({ length: N }, (_, i) => `gc-${i}`);
+  const tokens: string[] = [];
+  for (const runId of ids) {
+    const { run } = await store.createRun(
+      { runId, workflow: 'wf', version: 1, input: '{}', state: '{}' },
+      { onConflict: 'keep', lease: LEASE },
+    );
+    tokens.push(run.leaseToken!);
+  }
+  for (let i = 0; i < N; i++) {
+    const kind = kindOf(i);
+    if (kind === 'consume') {
+      await store.sendSignal(ids[i], 'go', `"first-${i}"`);
+      await store.sendSignal(ids[i], 'go', `"second-${i}"`);
+      await store.sendSignal(ids[i], 'other', `"x-${i}"`);
+    }
+    if (kind === 'wait') await store.sendSignal(ids[i], 'other', `"x-${i}"`);
+    if (kind === 'pause') expect((await store.control(ids[i], { action: 'pause' })).outcome).toBe('ok');
+    if (kind === 'cancel') expect((await store.control(ids[i], { action: 'cancel', compensate: true })).outcome).toBe('ok');
+  }
+  const settled = await Promise.allSettled(
+    ids.map((runId, i) => {
+      const kind = kindOf(i);
+      return store.commit(runId, kind === 'fenced' ? `wrong-${tokens[i]}` : tokens[i], patchOf(i, kind));
+    }),
+  );
+  const runs = await Promise.all(ids.map((id) => store.getRun(id)));
+  // What is left in each signal queue: take them (runs still leased) or read them back through a fresh lease.
+  const leftovers: (string | undefined)[] = [];
+  for (let i = 0; i < N; i++) {
+    if (kindOf(i) === 'consume') {
+      const taken = await store.takeSignal(ids[i], tokens[i], 'go');
+      leftovers.push(taken.ok ? taken.payload : 'not-ok');
+    } else {
+      leftovers.push(undefined);
+    }
+  }
+  return { ids, tokens, settled, runs, leftovers };
+}
+
+/** Checks every result and the stored rows of `scenario` (and that they equal those of `reference`, if given). */
+function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<typeof scenario>>): void {
+  for (let i = 0; i < N; i++) {
+    const kind = kindOf(i);
+    const ra = a.settled[i];
+    expect(ra.status).toBe('fulfilled');
+    const result = (ra as PromiseFulfilledResult<CommitResult>).value;
+    if (s) expect(s.settled[i]).toEqual({ status: 'fulfilled', value: result });
+    switch (kind) {
+      case 'fenced':
+        expect(result).toEqual({ ok: false });
+        break;
+      case 'consume':
+        expect(result).toEqual({ ok: true, consumedSignal: { payload: `"first-${i}"` } });
+        break;
+      case 'pause':
+        expect(result).toEqual({ ok: true, paused: true });
+        break;
+      case 'cancel':
+        expect(result).toEqual({ ok: true, cancel: { compensate: true } });
+        break;
+      default:
+        expect(result).toEqual({ ok: true });
+    }
+    if (s) {
+      expect(shape(a.runs[i])).toEqual(shape(s.runs[i]));
+      expect(a.leftovers[i]).toEqual(s.leftovers[i]);
+    }
+  }
+
+  // Spot checks of the stored rows.
+  const run = (i: number) => a.runs[i]!;
+  expect(run(0)).toMatchObject({ status: 'running', state: '{}', leaseToken: a.tokens[0] }); // fenced: untouched
+  expect(run(0).steps).toEqual([]);
+  expect(run(1)).toMatchObject({ status: 'running', nextInput: '"first-1"', state: '{"i":1}', leaseToken: a.tokens[1] });
+  expect(a.leftovers[1]).toBe('"second-1"');
+  expect(run(2)).toMatchObject({ status: 'waiting', waitSignal: 'go', state: '{"i":2}' });
+  expect(run(2).leaseToken).toBeUndefined();
+  expect(run(3)).toMatchObject({ status: 'completed', output: '{"r":3}' });
+  expect(run(3).finishedAt).toBeInstanceOf(Date);
+  expect(run(3).leaseToken).toBeUndefined();
+  expect(run(3).steps).toEqual([
+    { name: 's3', status: 'completed', attempts: 1, output: '"o3"', startedAt: new Date(1_000), finishedAt: new Date(2_000) },
+  ]);
+  expect(run(4)).toMatchObject({ status: 'paused', resumeStatus: 'running', pauseRequested: false });
+  expect(run(9)).toMatchObject({ status: 'running', cancelRequested: { compensate: true }, currentStep: 'step-9' });
+  expect(run(19)).toMatchObject({ status: 'running', currentStep: 'step-19', leaseToken: a.tokens[19] });
+  expect(run(19).leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
+}
+
+describePg('Postgres group commit', () => {
+  const stores: PostgresStore[] = [];
+  const open = async (options: ConstructorParameters<typeof PostgresStore>[0]) => {
+    const store = new PostgresStore({ url, schema: randomSchemaName('cairn_gc'), ...options });
+    await store.init();
+    stores.push(store);
+    return store;
+  };
+
+  beforeAll(() => undefined);
+  afterAll(async () => {
+    for (const store of stores) {
+      await store.close();
+      await dropSchema(url!, store.names.schema);
+    }
+  });
+
+  it('commits 50 concurrent runs in fewer statements, each with its own result, exactly as one by one', async () => {
+    const grouped = await open({ poolSize: 4 });
+    const single = await open({ poolSize: 4, groupCommit: false });
+    const g = countStatements(grouped);
+
+    const before = g.count;
+    const a = await scenario(grouped);
+    const s = await scenario(single);
+
+    // Statements: the commits went in far fewer statements than commits.
+    const commitStatements = g.texts.slice(before).filter((t) => /signal_seq AS seq0/.test(t));
+    const batchStatements = commitStatements.filter((t) => t.includes('json_to_recordset($1::json)'));
+    expect(batchStatements.length).toBeGreaterThan(0);
+    expect(commitStatements.length).toBeLessThan(N / 2);
+
+    verify(a, s);
+  });
+
+  it('never puts two commits of one run in a batch, and sends a lone commit at once', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const { run } = await store.createRun(
+      { runId: 'dup', workflow: 'wf', version: 1, input: '{}', state: '{}' },
+      { onConflict: 'keep', lease: LEASE },
+    );
+    const others = await Promise.all(
+      [1, 2, 3].map(async (i) => (await store.createRun({ runId: `o${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run),
+    );
+    const before = counter.count;
+    const lone = await store.commit('dup', run.leaseToken!, { state: '{"n":0}', leaseMs: 30_000 });
+    expect(lone).toEqual({ ok: true });
+    expect(counter.count - before).toBe(1);
+    expect(counter.texts.at(-1)).not.toContain('json_to_recordset($1::json)');
+
+    // First one goes alone (the slot is free); the rest queue: dup#2 and the others batch, dup#3 waits for the next.
+    const token = run.leaseToken!;
+    const results = await Promise.all([
+      store.commit('dup', token, { state: '{"n":1}', leaseMs: 30_000 }),
+      store.commit('dup', token, { state: '{"n":2}', leaseMs: 30_000 }),
+      store.commit('o1', others[0].leaseToken!, { state: '{"o":1}', leaseMs: 30_000 }),
+      store.commit('dup', token, { state: '{"n":3}', steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1 } }], leaseMs: 30_000 }),
+      store.commit('o2', others[1].leaseToken!, { state: '{"o":2}', leaseMs: 30_000 }),
+      store.commit('o3', others[2].leaseToken!, { status: 'completed', output: '1', release: true, leaseMs: 30_000 }),
+    ]);
+    expect(results.every((r) => r.ok)).toBe(true);
+    // Commits of one run are applied in call order.
+    expect((await store.getRun('dup'))!.state).toBe('{"n":3}');
+    expect((await store.getRun('dup'))!.steps.map((s) => s.name)).toEqual(['a']);
+    expect((await store.getRun('o3'))!.status).toBe('completed');
+    const sent = counter.texts.slice(before + 1).filter((t) => /signal_seq AS seq0/.test(t));
+    expect(sent.length).toBeLessThan(6);
+  });
+
+  it('fences a run taken over while its batch waited for the row lock, without affecting the rest of the batch', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const runs: StoredRun[] = [];
+    for (const id of ['t-a', 't-x', 't-b', 't-c']) {
+      runs.push((await store.createRun({ runId: id, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
+    }
+    await withPgClient(url!, async (query) => {
+      await query('BEGIN');
+      // Another worker takes t-x over (new token) and has not committed yet.
+      await query(`UPDATE ${store.names.runs} SET lease_token = 'taken-over' WHERE run_id = 't-x'`);
+      const before = counter.count;
+      const pending = Promise.all(runs.map((run, i) => store.commit(run.runId, run.leaseToken!, { state: `{"v":${i}}`, leaseMs: 30_000 })));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await query('COMMIT');
+      expect(await pending).toEqual([{ ok: true }, { ok: false }, { ok: true }, { ok: true }]);
+      expect(counter.texts.slice(before).filter((t) => t.includes('json_to_recordset($1::json)'))).toHaveLength(1);
+    });
+    expect((await store.getRun('t-x'))!).toMatchObject({ state: '{}', leaseToken: 'taken-over' });
+    for (const [i, id] of [[0, 't-a'], [2, 't-b'], [3, 't-c']] as const) {
+      expect((await store.getRun(id))!.state).toBe(`{"v":${i}}`);
+    }
+  });
+
+  it('sends the commits of a failed batch again one by one, so that only the bad one fails', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const runs: StoredRun[] = [];
+    for (let i = 0; i < 8; i++) {
+      runs.push((await store.createRun({ runId: `f${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
+    }
+    const before = counter.count;
+    const settled = await Promise.allSettled(
+      runs.map((run, i) =>
+        store.commit(run.runId, run.leaseToken!, patchOf(i, i === 5 ? 'bad' : i === 6 ? 'terminal' : 'checkpoint')),
+      ),
+    );
+    const sent = counter.texts.slice(before);
+    expect(sent.filter((t) => t.includes('json_to_recordset($1::json)'))).toHaveLength(1); // f1..f7 together, failed
+    expect(sent).toHaveLength(1 + 1 + 7); // f0 alone, the batch, then f1..f7 alone
+    settled.forEach((result, i) => {
+      if (i === 5) {
+        expect(result.status).toBe('rejected');
+        expect((result as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
+      } else {
+        expect(result).toEqual({ status: 'fulfilled', value: { ok: true } });
+      }
+    });
+    for (let i = 0; i < 8; i++) {
+      const run = (await store.getRun(`f${i}`))!;
+      if (i === 5) expect(run).toMatchObject({ state: '{}', status: 'running' });
+      else if (i === 6) expect(run).toMatchObject({ status: 'completed', output: '{"r":6}' });
+      else expect(run).toMatchObject({ state: `{"i":${i}}`, currentStep: `step-${i}` });
+      expect(run.steps).toHaveLength(i === 5 ? 0 : 1);
+    }
+  });
+});
+
+describe('PGlite group commit', () => {
+  it('commits 50 concurrent runs through batch statements on PGlite too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-gc-pglite-'));
+    const store = createPgliteStore({ dataDir: dir });
+    try {
+      await store.init();
+      const client = (store as unknown as { client: SqlClient }).client;
+      const prepared = client.prepared!.bind(client);
+      const texts: string[] = [];
+      client.prepared = (name, sql, params) => {
+        texts.push(sql);
+        return prepared(name, sql, params);
+      };
+      const a = await scenario(store);
+      verify(a);
+      const commits = texts.filter((t) => /signal_seq AS seq0/.test(t));
+      expect(commits.filter((t) => t.includes('json_to_recordset($1::json)')).length).toBeGreaterThan(0);
+      expect(commits.length).toBeLessThan(N / 2);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
