@@ -246,12 +246,31 @@ export class RunDriver {
         await this.failStep(step, entry.index, entry.attempts, error);
         return false;
       }
+      if (this.state.rec > this.host.maxRecoveries && this.state.comp && !this.state.failed) {
+        await this.failCompensationOnRecoveryLimit(this.state.comp);
+        return false;
+      }
       await this.write({ state: encodeState(this.state) });
     }
 
     if (this.state.failed) await this.resumeAfterRetry();
     if (this.claimed.status === 'waiting' && !this.cancel) return this.wakeFromWait();
     return true;
+  }
+
+  /** A compensation kept crashing its process: the run ends failed at that compensation (a `retry` resumes it). */
+  private async failCompensationOnRecoveryLimit(comp: CompensationState): Promise<void> {
+    const index = comp.queue[0];
+    const entry = this.steps[index];
+    const name = entry?.name ?? 'unknown';
+    const error = new RecoveryLimitError(
+      `Run "${this.runId}" was recovered ${this.state.rec - 1} times while compensating step "${name}" without progress ` +
+        `(the compensation may be crashing its process). Fix the cause, then call retry("${this.runId}").`,
+    );
+    this.state.rec = 0;
+    this.state.failed = 'compensation';
+    const patches = entry ? [{ index, step: { ...entry, error: `Compensation failed: ${describeError(error)}` } }] : [];
+    await this.finish('failed', undefined, patches, { name: error.name, message: error.message, step: name, phase: 'compensation' });
   }
 
   /** A `retry` of a failed run: a fresh attempt budget at the failed step or compensation. */
@@ -719,6 +738,7 @@ export class RunDriver {
         comp.queue.shift();
         comp.attempts = 0;
         comp.base = 0;
+        this.state.rec = 0;
         const undone: StoredStep = { ...entry, status: 'compensated' };
         this.steps[index] = undone;
         if (comp.queue.length === 0) {
