@@ -597,6 +597,32 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(await store.listRuns({ workflow: `none-${randomUUID()}`, limit: 50 })).toEqual([]);
       });
 
+      it('orders runs created in the same millisecond by run id code point, descending', async () => {
+        const workflow = wf();
+        // U+1F600 sorts after U+E000 by code point (and UTF-8 bytes), before it by UTF-16 units.
+        const ids = ['\uE000', '\u{1F600}', 'a', 'Z', '\u00e9'].map((id) => `${prefix}-${id}`);
+        // created at once, so that several share a millisecond
+        await Promise.all(ids.map((runId) => store.createRun({ ...newRun(workflow), runId }, { onConflict: 'keep' })));
+        const runs = await store.listRuns({ workflow, limit: 50 });
+        expect(runs).toHaveLength(ids.length);
+        const byTime = new Map<number, string[]>();
+        for (const r of runs) byTime.set(r.createdAt.getTime(), [...(byTime.get(r.createdAt.getTime()) ?? []), r.runId]);
+        for (const group of byTime.values()) {
+          const expected = [...group].sort((x, y) => Buffer.compare(Buffer.from(y), Buffer.from(x)));
+          expect(group).toEqual(expected);
+        }
+        // paging through ties one at a time gives the same order
+        const paged: string[] = [];
+        let after: { createdAt: Date; runId: string } | undefined;
+        for (let i = 0; i < ids.length + 1; i++) {
+          const [next] = await store.listRuns({ workflow, limit: 1, after });
+          if (!next) break;
+          paged.push(next.runId);
+          after = { createdAt: next.createdAt, runId: next.runId };
+        }
+        expect(paged).toEqual(runs.map((r) => r.runId));
+      });
+
       it('includes each run\'s steps', async () => {
         const workflow = wf();
         const run = await createClaimed(workflow, { steps: [{ name: 'a', status: 'running', attempts: 0 }] });

@@ -171,7 +171,7 @@ describe('RedisStore on a shared server', () => {
     await expect(store.getRun('\uDC00')).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
-  it('pages runs created in the same millisecond in exact (createdAt desc, runId desc) order, JS string order for ties', async () => {
+  it('pages runs created in the same millisecond in exact (createdAt desc, runId desc) order, code-point order for ties', async () => {
     const store = await open();
     const workflow = `wf-${randomUUID().slice(0, 6)}`;
     // ids whose UTF-8 byte order differs from JS (UTF-16) order: U+FFFD sorts after an emoji in bytes, before it in JS
@@ -179,7 +179,7 @@ describe('RedisStore on a shared server', () => {
     await Promise.all(ids.map((runId) => store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' })));
     const stored = await Promise.all(ids.map(async (id) => (await store.getRun(id))!));
     const expected = stored
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0))
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || Buffer.compare(Buffer.from(b.runId), Buffer.from(a.runId)))
       .map((r) => r.runId);
     expect(new Set(stored.map((r) => r.createdAt.getTime())).size).toBeLessThan(ids.length); // ties exist
     const seen: string[] = [];

@@ -97,3 +97,13 @@ describe('run id checks', () => {
     expect(() => assertRunId('ok 🚀 {tag} \'quoted\'')).not.toThrow();
   });
 });
+
+describe('run id order', () => {
+  it('compares by code point (UTF-8 bytes), not UTF-16 units', async () => {
+    const { compareRunIds } = await import('../../src/store/run-id-order.js');
+    expect('\u{1F600}' < '\uE000').toBe(true); // UTF-16 order
+    expect(compareRunIds('\u{1F600}', '\uE000')).toBeGreaterThan(0); // code point order
+    expect(compareRunIds('a', 'b')).toBeLessThan(0);
+    expect(compareRunIds('same', 'same')).toBe(0);
+  });
+});

@@ -20,6 +20,7 @@ import type {
 } from '../workflow-store.interface.js';
 import { isTerminal } from '../workflow-store.interface.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
+import { compareRunIds } from '../run-id-order.js';
 
 const CLAIMABLE: ReadonlySet<RunStatus> = new Set(['pending', 'running', 'sleeping', 'waiting', 'compensating']);
 
@@ -113,14 +114,14 @@ export class MemoryStore implements WorkflowStore {
         const t = run.createdAt.getTime();
         const at = after.createdAt.getTime();
         if (t > at) return false;
-        if (t === at && !(run.runId < after.runId)) return false;
+        if (t === at && !(compareRunIds(run.runId, after.runId) < 0)) return false;
       }
       return true;
     });
     matches.sort((a, b) => {
       const d = b.createdAt.getTime() - a.createdAt.getTime();
       if (d !== 0) return d;
-      return a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0;
+      return compareRunIds(b.runId, a.runId);
     });
     return matches.slice(0, query.limit).map(copyRun);
   }

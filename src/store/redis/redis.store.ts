@@ -22,6 +22,7 @@ import type {
 } from '../workflow-store.interface.js';
 import { decodeClaimed, decodeRun, encodeError, encodeStep, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { RedisKeys, STATUSES, TERMINAL, checkRunId } from './redis.keys.js';
+import { compareRunIds } from '../run-id-order.js';
 import {
   ALL_SCRIPTS,
   APPLY_INDEX,
@@ -115,7 +116,7 @@ function describeUrl(url: string): string {
 }
 
 function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return compareRunIds(a, b);
 }
 
 /**
@@ -505,7 +506,7 @@ export class RedisStore implements WorkflowStore {
 
   /**
    * The next `n` index entries after `cursor` in the order (createdAt desc, runId desc), over the union of `keys`.
-   * Sorted sets order equal scores by bytes; the store orders ties like JavaScript strings, so tie groups at the
+   * Sorted sets order equal scores by member bytes (encoded ids); the store orders ties by the ids' code points, so tie groups at the
    * edges of a page are read whole and sorted here.
    */
   private async indexPage(keys: string[], cursor: { score: number; id: string } | undefined, n: number) {
@@ -542,7 +543,7 @@ export class RedisStore implements WorkflowStore {
     }
     return [...entries.entries()]
       .map(([id, score]) => ({ id, score }))
-      .filter((e) => !cursor || e.score < cursor.score || (e.score === cursor.score && e.id < cursor.id))
+      .filter((e) => !cursor || e.score < cursor.score || (e.score === cursor.score && compareIds(e.id, cursor.id) < 0))
       .sort((a, b) => b.score - a.score || compareIds(b.id, a.id))
       .slice(0, n);
   }
