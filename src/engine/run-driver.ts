@@ -795,7 +795,7 @@ export class RunDriver {
     clearCancel?: boolean,
   ): Promise<void> {
     if (status !== 'failed') this.state.failed = undefined;
-    const res = await this.write({
+    await this.write({
       status,
       output: output ?? null,
       error: error ?? null,
@@ -804,7 +804,6 @@ export class RunDriver {
       currentStep: status === 'failed' ? error?.step ?? null : null,
       clearCancel,
     });
-    void res;
     this.done = true;
     this.host.onFinished(this.runId, { status, output, error });
   }

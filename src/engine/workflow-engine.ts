@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { InvalidArgumentError, RunAlreadyExistsError, RunNotFoundError } from '../errors/errors.js';
 import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { WorkflowRegistry } from '../definition/workflow.registry.js';
-import type { ClaimedRun, LeaseRequest, RunStatus, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
+import type { ClaimedRun, LeaseRequest, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
 import { isTerminal } from '../store/workflow-store.interface.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
@@ -36,7 +36,6 @@ export interface StartRunOptions {
 const MAX_TIMER_MS = 2_147_000_000;
 const RECENT_MS = 1_000;
 const RECENT_MAX = 10_000;
-const FOREIGN_MS = 60_000;
 
 /** Checks a run id (DESIGN: a non-empty string of at most 255 characters). */
 export function assertRunId(runId: unknown): asserts runId is string {
@@ -81,8 +80,6 @@ export class WorkflowEngine implements DriverHost {
   private backlog = false;
   /** Slots promised to claims in flight (so concurrent starts and claims never exceed `concurrency`). */
   private reserved = 0;
-  /** Runs of workflows this instance does not register, recently seen: not claimed again for a while. */
-  private readonly foreign = new Map<string, number>();
 
   constructor(
     readonly store: WorkflowStore,
@@ -295,8 +292,6 @@ export class WorkflowEngine implements DriverHost {
   async kick(runId: string): Promise<void> {
     this.recentlyFinished.delete(runId);
     if (this.active.has(runId)) return;
-    const seen = this.foreign.get(runId);
-    if (seen !== undefined && Date.now() - seen < FOREIGN_MS) return;
     if (!this.hasCapacity()) {
       this.backlog = true;
       return;
@@ -304,7 +299,8 @@ export class WorkflowEngine implements DriverHost {
     this.reserved++;
     let claimed: ClaimedRun | undefined;
     try {
-      claimed = await this.store.claimRun(runId, this.lease);
+      // NOTE: only workflows registered here: another deployment's runs are left to it.
+      claimed = await this.store.claimRun(runId, this.lease, this.registry.names());
     } catch (error) {
       this.logger.error(`Could not claim run "${runId}": ${(error as Error).message}`);
     } finally {
@@ -342,9 +338,6 @@ export class WorkflowEngine implements DriverHost {
   private launch(claimed: ClaimedRun): void {
     const def = this.registry.get(claimed.workflow);
     if (!def) {
-      // NOTE: another deployment registers this workflow; leave the run to it (no claim/release loop on its events).
-      if (this.foreign.size >= RECENT_MAX) this.foreign.clear();
-      this.foreign.set(claimed.runId, Date.now());
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
       return;
     }
@@ -446,10 +439,5 @@ export class WorkflowEngine implements DriverHost {
   /** For tests and diagnostics: run ids executing on this instance. */
   activeRunIds(): string[] {
     return [...this.active.keys()];
-  }
-
-  /** Terminal status check exposed for the client. */
-  static isTerminal(status: RunStatus): boolean {
-    return isTerminal(status);
   }
 }

@@ -255,8 +255,8 @@ export interface WorkflowStore {
    * claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
    */
   claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
-  /** Claim one run if it is claimable now (same rules as `claimRuns`). */
-  claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined>;
+  /** Claim one run if it is claimable now (same rules as `claimRuns`, including the `workflows` filter). */
+  claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined>;
   /** Extend a lease; reports pending control requests. Rejected when the token is not the run's. */
   renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult>;
   /** Give a lease up (e.g. on shutdown). A live run becomes due now. No-op when the token is not the run's. */

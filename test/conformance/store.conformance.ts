@@ -200,6 +200,10 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(second.map((r) => r.runId)).toEqual([late.runId]);
         const others = await store.claimRuns(OTHER, 10, [other]);
         expect(others).toHaveLength(1);
+        const single = newRun(other);
+        await store.createRun(single, { onConflict: 'keep' });
+        expect(await store.claimRun(single.runId, OTHER, [workflow])).toBeUndefined();
+        expect((await store.claimRun(single.runId, OTHER, [other]))?.runId).toBe(single.runId);
       });
 
       it('lets another claimer take over an expired lease and fences the old token', async () => {

@@ -9,9 +9,9 @@ import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import type { LeaseRequest, NewRun, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName, startPostgres, withPgClient } from '../setup/postgres-server.js';
+import { testPostgres } from '../setup/test-servers.js';
 
-const url = process.env.DATABASE_URL;
-const describePg = url ? describe : describe.skip;
+const { url, describe: describePg } = testPostgres();
 const LEASE: LeaseRequest = { owner: 'spec', leaseMs: 30_000 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -84,7 +84,7 @@ describePg('PostgresStore', () => {
     return name;
   };
   afterAll(async () => {
-    for (const name of schemas) await dropSchema(url!, name);
+    for (const name of schemas) await dropSchema(url, name);
   });
 
   describe('run ids and names are data', () => {
@@ -121,7 +121,7 @@ describePg('PostgresStore', () => {
     });
 
     it('still has its tables after the hostile ids', async () => {
-      await withPgClient(url!, async (query) => {
+      await withPgClient(url, async (query) => {
         const rows = await query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [store.names.schema]);
         expect(rows[0].n).toBe(4);
       });
@@ -258,7 +258,7 @@ describePg('PostgresStore', () => {
         const run = newRun();
         await store.createRun(run, { onConflict: 'keep' });
         expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
-        await withPgClient(url!, async (query) => {
+        await withPgClient(url, async (query) => {
           const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [name]);
           expect(tables.map((t) => t.table_name)).toEqual(['My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
           const indexes = await query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [name]);
@@ -292,7 +292,7 @@ describePg('PostgresStore', () => {
       const first = new PostgresStore({ url, schema: name, logger: silent });
       await first.init();
       await first.close();
-      await withPgClient(url!, (query) => query(`UPDATE "${name}".cairn_schema_version SET version = $1`, [SCHEMA_VERSION + 1]));
+      await withPgClient(url, (query) => query(`UPDATE "${name}".cairn_schema_version SET version = $1`, [SCHEMA_VERSION + 1]));
       const second = new PostgresStore({ url, schema: name, logger: silent });
       const error = await second.init().then(
         () => undefined,
@@ -474,7 +474,7 @@ describePg('PostgresStore', () => {
       const created = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
       const run = created.run as StoredRun & { leaseToken: string };
       const sql = buildStatements(store.names);
-      await withPgClient(url!, async (query) => {
+      await withPgClient(url, async (query) => {
         // A sender holds the run row: its signal is not visible to the commit's snapshot.
         await query('BEGIN');
         await query(sql.sendSignal, [run.runId, 'go', '"raced"']);
@@ -543,7 +543,7 @@ describePg('PostgresStore', () => {
 
         // Kill the LISTEN connection: the store reconnects and events flow again.
         const listeners = (sql: string) =>
-          withPgClient(url!, (query) =>
+          withPgClient(url, (query) =>
             query(`${sql} FROM pg_stat_activity WHERE application_name = 'nestjs-cairn-listener' AND query ILIKE $1`, [`%${b.names.channel}%`]),
           );
         expect(await listeners('SELECT pg_terminate_backend(pid)')).toHaveLength(1);

@@ -8,9 +8,9 @@ import { createPgliteStore } from '../../src/store/postgres/pglite.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import type { CommitResult, LeaseRequest, RunPatch, StoredRun } from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName, withPgClient } from '../setup/postgres-server.js';
+import { testPostgres } from '../setup/test-servers.js';
 
-const url = process.env.DATABASE_URL;
-const describePg = url ? describe : describe.skip;
+const { url, describe: describePg } = testPostgres();
 const LEASE: LeaseRequest = { owner: 'group', leaseMs: 30_000 };
 const N = 50;
 
@@ -177,7 +177,7 @@ describePg('Postgres group commit', () => {
   afterAll(async () => {
     for (const store of stores) {
       await store.close();
-      await dropSchema(url!, store.names.schema);
+      await dropSchema(url, store.names.schema);
     }
   });
 
@@ -241,7 +241,7 @@ describePg('Postgres group commit', () => {
     for (const id of ['t-a', 't-x', 't-b', 't-c']) {
       runs.push((await store.createRun({ runId: id, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
     }
-    await withPgClient(url!, async (query) => {
+    await withPgClient(url, async (query) => {
       await query('BEGIN');
       // Another worker takes t-x over (new token) and has not committed yet.
       await query(`UPDATE ${store.names.runs} SET lease_token = 'taken-over' WHERE run_id = 't-x'`);

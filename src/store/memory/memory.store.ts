@@ -156,10 +156,10 @@ export class MemoryStore implements WorkflowStore {
     return due.map((run) => this.claim(run, lease, now));
   }
 
-  async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
     const run = this.runs.get(runId);
     const now = this.now();
-    if (!run || !this.isClaimable(run, now)) return undefined;
+    if (!run || !this.isClaimable(run, now) || (workflows && !workflows.includes(run.workflow))) return undefined;
     return this.claim(run, lease, now);
   }
 

@@ -18,6 +18,7 @@ export interface Statements {
   claimRuns: string;
   claimRunsForWorkflows: string;
   claimRun: string;
+  claimRunForWorkflows: string;
   renewLease: string;
   releaseLease: string;
   commit: string;
@@ -149,6 +150,7 @@ export function buildStatements(n: SchemaNames): Statements {
     claimRunsForWorkflows: claimSelect('AND r.workflow = ANY($4::text[])', 'LIMIT $3::integer'),
     // $1 owner, $2 lease ms, $3 run_id
     claimRun: claimSelect('AND r.run_id = $3::text', ''),
+    claimRunForWorkflows: claimSelect('AND r.run_id = $3::text AND r.workflow = ANY($4::text[])', ''),
 
     // $1 run_id, $2 token, $3 lease ms
     renewLease: `

@@ -547,10 +547,17 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
-  async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
     if (!storable(runId)) return undefined;
+    if (workflows) {
+      workflows = workflows.filter(storable);
+      if (workflows.length === 0) return undefined;
+    }
     return this.op('claimRun', async (db) => {
-      const [claimed] = this.mapClaimed(await this.hot(db, this.sql.claimRun, [lease.owner, lease.leaseMs, runId]));
+      const rows = workflows
+        ? await this.hot(db, this.sql.claimRunForWorkflows, [lease.owner, lease.leaseMs, runId, [...workflows]])
+        : await this.hot(db, this.sql.claimRun, [lease.owner, lease.leaseMs, runId]);
+      const [claimed] = this.mapClaimed(rows);
       return claimed;
     });
   }

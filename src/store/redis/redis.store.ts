@@ -615,10 +615,11 @@ export class RedisStore implements WorkflowStore {
     await this.flushIndex();
   }
 
-  async claimRun(runId: string, lease: LeaseRequest): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
     this.keys.run(runId);
+    if (workflows && workflows.length === 0) return undefined;
     return this.guard('claimRun', async () => {
-      const result = await this.run<[number, ...unknown[]]>(this.claimCall(runId, lease, undefined));
+      const result = await this.run<[number, ...unknown[]]>(this.claimCall(runId, lease, workflows));
       if (result[0] !== 1) {
         this.enqueue((result as [number, IndexRecord])[1]);
         return undefined;
