@@ -223,9 +223,9 @@ async function resume(name: string, make: () => Promise<WorkflowStore>): Promise
   const runs = smoke ? 10 : name === 'memory' ? 1_000 : 1_000;
   const leaseMs = 1_000;
   const shared = await make();
-  const keepOpen = { ...shared, close: async () => undefined } as WorkflowStore;
-  Object.setPrototypeOf(keepOpen, Object.getPrototypeOf(shared));
-  const dying = killableStore(new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) }));
+  // NOTE: both instances share one store; neither app's shutdown may close it.
+  const unclosable = (): WorkflowStore => new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) });
+  const dying = killableStore(unclosable());
   Resume3.block = true;
   Resume3.reached = 0;
   @Module({ imports: [DurableExecutionModule.forRoot({ store: dying.store, worker: { concurrency: runs, leaseMs } })], providers: [Resume3] })
@@ -241,7 +241,7 @@ async function resume(name: string, make: () => Promise<WorkflowStore>): Promise
   await new Promise((r) => setTimeout(r, leaseMs + 100)); // the dead instance's leases expire
   const t0 = performance.now();
   @Module({
-    imports: [DurableExecutionModule.forRoot({ store: new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) }), worker: { concurrency: 128, leaseMs: 30_000, pollIntervalMs: 50 } })],
+    imports: [DurableExecutionModule.forRoot({ store: unclosable(), worker: { concurrency: 128, leaseMs: 30_000, pollIntervalMs: 50 } })],
     providers: [Resume3],
   })
   class FreshModule {}
