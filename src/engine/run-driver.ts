@@ -341,16 +341,17 @@ export class RunDriver {
     return { index, attempts: 0 };
   }
 
+  /** The idempotency key of the n-th visit of a step. */
+  private keyOf(name: string, visit: number): string {
+    return visit <= 1 ? `${this.runId}:${name}` : `${this.runId}:${name}#${visit}`;
+  }
+
+  /** The idempotency key of the visit recorded at `index` (for compensations, which undo any earlier visit). */
   private visitKey(index: number): string {
     const name = this.steps[index]?.name;
     let n = 0;
     for (let i = 0; i <= index; i++) if (this.steps[i]?.name === name) n++;
-    return n <= 1 ? `${this.runId}:${name}` : `${this.runId}:${name}#${n}`;
-  }
-
-  private keyForNewVisit(stepName: string): { key: string; visit: number } {
-    const visit = (this.visits.get(stepName) ?? 0) + 1;
-    return { key: visit === 1 ? `${this.runId}:${stepName}` : `${this.runId}:${stepName}#${visit}`, visit };
+    return this.keyOf(name, n);
   }
 
   /** Runs the step at the cursor (with in-process retries). Returns false when the run left this instance. */
@@ -374,13 +375,12 @@ export class RunDriver {
     const entry = this.entryFor(step.name);
     const existing = this.steps[entry.index];
     const isNewVisit = !existing || existing.name !== step.name;
-    const { key, visit } = isNewVisit
-      ? this.keyForNewVisit(step.name)
-      : { key: this.visitKey(entry.index), visit: this.visits.get(step.name) ?? 1 };
     if (isNewVisit) {
-      this.visits.set(step.name, visit);
+      this.visits.set(step.name, (this.visits.get(step.name) ?? 0) + 1);
       this.steps[entry.index] = { name: step.name, status: 'running', attempts: 0, startedAt: new Date() };
     }
+    // NOTE: the cursor's entry is always the step's latest visit, so the visit count is its number.
+    const key = this.keyOf(step.name, this.visits.get(step.name) ?? 1);
     const startedAt = this.steps[entry.index].startedAt ?? new Date();
     let attempts = entry.attempts;
 
