@@ -11,7 +11,8 @@ import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -117,7 +118,13 @@ async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollInterv
   return { app, client: app.get(WorkflowClient) };
 }
 
-async function seq(client: WorkflowClient, workflow: string, runs: number): Promise<{ wf: number; lat: number[] }> {
+/** One measured stretch: its wall time and the latency of each run in it (ms). */
+interface Chunk {
+  ms: number;
+  lat: number[];
+}
+
+async function seq(client: WorkflowClient, workflow: string, runs: number): Promise<Chunk> {
   const lat: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < runs; i++) {
@@ -126,10 +133,10 @@ async function seq(client: WorkflowClient, workflow: string, runs: number): Prom
     lat.push(performance.now() - s);
     if (workflow === 'bench3' && (out as { c?: number }).c !== 3) throw new Error('wrong result');
   }
-  return { wf: runs / ((performance.now() - t0) / 1000), lat: lat.sort((a, b) => a - b) };
+  return { ms: performance.now() - t0, lat };
 }
 
-async function conc(client: WorkflowClient, runs: number, inFlight: number): Promise<{ wf: number; lat: number[] }> {
+async function conc(client: WorkflowClient, runs: number, inFlight: number): Promise<Chunk> {
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -144,25 +151,59 @@ async function conc(client: WorkflowClient, runs: number, inFlight: number): Pro
       }
     }),
   );
-  return { wf: runs / ((performance.now() - t0) / 1000), lat: lat.sort((a, b) => a - b) };
+  return { ms: performance.now() - t0, lat };
 }
 
-async function benchStore(name: string, make: () => Promise<WorkflowStore>): Promise<void> {
+/** The line fields of chunks taken together: runs per second over their summed wall time, p50/p99 of all runs. */
+function summary(chunks: Chunk[]): { wf_per_s: number; p50_ms: number; p99_ms: number; runs: number } {
+  const lat = chunks.flatMap((c) => c.lat).sort((a, b) => a - b);
+  const ms = chunks.reduce((sum, c) => sum + c.ms, 0);
+  return { wf_per_s: lat.length / (ms / 1000), p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), runs: lat.length };
+}
+
+/** A peer measured in turns with cairn (DBOS in `--serve` mode): runs a chunk of a scenario on request. */
+interface Peer {
+  name: string;
+  chunk(scenario: 'seq3' | 'conc64', runs: number): Promise<Chunk>;
+  /** Lets the peer run its other scenarios and exit. */
+  finish(): Promise<void>;
+}
+
+/**
+ * `runs` runs of a scenario in `turns` chunks, taking turns with the peer (ABBA order: cairn first on even turns, the
+ * peer first on odd ones), so that both see the same machine: on a noisy VM the drift between two measurements taken
+ * a minute apart is larger than the gaps being measured. Prints both lines.
+ */
+async function inTurns(
+  name: string,
+  scenario: 'seq3' | 'conc64',
+  runs: number,
+  own: (n: number) => Promise<Chunk>,
+  peer?: Peer,
+): Promise<void> {
+  const turns = smoke ? 1 : 5;
+  const mine: Chunk[] = [];
+  const theirs: Chunk[] = [];
+  for (let t = 0; t < turns; t++) {
+    const n = Math.round(runs / turns);
+    if (peer && t % 2 === 1) theirs.push(await peer.chunk(scenario, n));
+    mine.push(await own(n));
+    if (peer && t % 2 === 0) theirs.push(await peer.chunk(scenario, n));
+  }
+  line(name, scenario, summary(mine));
+  if (peer) line(peer.name, scenario, summary(theirs));
+}
+
+async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer?: Peer): Promise<void> {
   const raw = await make();
   const counting = countingStore(raw);
   const { app, client } = await boot(counting.store);
   try {
     const n = smoke ? 5 : name === 'memory' ? 20_000 : 500;
     const cn = smoke ? 10 : name === 'memory' ? 20_000 : 2_000;
-    await seq(client, 'bench3', smoke ? 2 : 50); // warm-up
-    if (scenariosWanted.includes('seq3')) {
-      const r = await seq(client, 'bench3', n);
-      line(name, 'seq3', { wf_per_s: r.wf, p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), runs: n });
-    }
-    if (scenariosWanted.includes('conc64')) {
-      const r = await conc(client, cn, 64);
-      line(name, 'conc64', { wf_per_s: r.wf, p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), runs: cn });
-    }
+    await seq(client, 'bench3', smoke ? 2 : 200); // warm-up
+    if (scenariosWanted.includes('seq3')) await inTurns(name, 'seq3', n, (k) => seq(client, 'bench3', k), peer);
+    if (scenariosWanted.includes('conc64')) await inTurns(name, 'conc64', cn, (k) => conc(client, k, 64), peer);
     if (scenariosWanted.includes('roundtrips')) {
       const runs = smoke ? 3 : 50;
       counting.reset();
@@ -175,8 +216,8 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>): Pro
     }
     if (scenariosWanted.includes('steps20')) {
       const runs = smoke ? 2 : name === 'memory' ? 2_000 : 100;
-      const r = await seq(client, 'bench20', runs);
-      line(name, 'steps20', { wf_per_s: r.wf, p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), step_ms: pct(r.lat, 50) / 20, runs });
+      const r = summary([await seq(client, 'bench20', runs)]);
+      line(name, 'steps20', { ...r, step_ms: r.p50_ms / 20 });
     }
   } finally {
     await app.close();
@@ -265,16 +306,52 @@ function subRunner(script: string, url: string): void {
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 16 * 1024 * 1024,
   });
-  for (const l of out.split('\n')) {
-    const m = /^bench store=(\S+) scenario=(\S+) (.*)$/.exec(l.trim());
-    if (!m) continue;
-    const fields: Record<string, string | number> = {};
-    for (const kv of m[3].split(' ')) {
-      const [k, v] = kv.split('=');
-      fields[k] = Number.isNaN(Number(v)) ? v : Number(v);
-    }
-    line(m[1], m[2], fields);
+  for (const l of out.split('\n')) echoLine(l);
+}
+
+/** Echoes a `bench store=… scenario=… k=v …` line of a sub-runner (and records its rate for the ratios). */
+function echoLine(l: string): void {
+  const m = /^bench store=(\S+) scenario=(\S+) (.*)$/.exec(l.trim());
+  if (!m) return;
+  const fields: Record<string, string | number> = {};
+  for (const kv of m[3].split(' ')) {
+    const [k, v] = kv.split('=');
+    fields[k] = Number.isNaN(Number(v)) ? v : Number(v);
   }
+  line(m[1], m[2], fields);
+}
+
+/** Starts bench/dbos/run-dbos.mjs in `--serve` mode (launched and warmed up) as the peer of cairn's Postgres runs. */
+async function startDbosPeer(url: string): Promise<Peer> {
+  if (!existsSync(here('./dbos/node_modules'))) {
+    execFileSync('npm', ['install', '--prefix', here('./dbos'), '--no-audit', '--no-fund'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const scenarios = scenariosWanted.filter((x) => ['seq3', 'conc64', 'roundtrips'].includes(x)).join(',');
+  const child = spawn(process.execPath, ['--no-deprecation', here('./dbos/run-dbos.mjs'), `--url=${url}`, `--scenarios=${scenarios}`, '--serve', ...(smoke ? ['--smoke'] : [])], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bench/dbos/run-dbos.mjs exited with code ${code}`)))),
+  );
+  const waiting: ((l: string) => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    if (l === 'ready' || l.startsWith('chunk ')) waiting.shift()?.(l);
+    else echoLine(l);
+  });
+  const next = () => Promise.race([new Promise<string>((resolve) => waiting.push(resolve)), exited.then(() => Promise.reject(new Error('DBOS runner ended early')))]);
+  await next(); // ready
+  return {
+    name: 'dbos',
+    async chunk(scenario, runs) {
+      child.stdin!.write(`${scenario} ${runs}\n`);
+      const [, ms, lat] = (await next()).split(' ');
+      return { ms: Number(ms), lat: lat.split(',').map(Number) };
+    },
+    async finish() {
+      child.stdin!.end('done\n');
+      await exited;
+    },
+  };
 }
 
 /** ratio lines: cairn on Postgres against DBOS, and against the raw single-row-insert floor (writes per second). */
@@ -312,12 +389,12 @@ async function main(): Promise<void> {
         url = pg.url;
       }
       const schema = `bench_${randomUUID().slice(0, 8)}`;
-      await benchStore('postgres', async () => createStore({ type: 'postgres', url, schema }, logger));
-      if (storesWanted.includes('dbos')) {
-        if (!existsSync(here('./dbos/node_modules'))) {
-          execFileSync('npm', ['install', '--prefix', here('./dbos'), '--no-audit', '--no-fund'], { stdio: ['ignore', 'ignore', 'inherit'] });
-        }
-        subRunner('./dbos/run-dbos.mjs', url!);
+      // DBOS runs in turns with cairn (seq3, conc64), then its other scenarios.
+      const dbos = storesWanted.includes('dbos') ? await startDbosPeer(url) : undefined;
+      try {
+        await benchStore('postgres', async () => createStore({ type: 'postgres', url, schema }, logger), dbos);
+      } finally {
+        await dbos?.finish();
       }
       if (storesWanted.includes('limit')) subRunner('./limit/run-limit.mjs', url!);
       ratios();

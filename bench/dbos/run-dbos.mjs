@@ -15,6 +15,11 @@
  *   bench store=dbos scenario=steps20 wf_per_s=… p50_ms=… p99_ms=… step_ms=… runs=100
  * --smoke: 5 / 10 / 3 / 2 runs. --trace: prints the SQL of one bench3 run to stderr.
  *
+ * --serve: for measurements interleaved with cairn's (bench/run.ts). After launch and warm-up it prints `ready`,
+ * then reads commands from stdin, one per line:
+ *   `seq3 <runs>` / `conc64 <runs>`  → runs them and prints `chunk <elapsed ms> <latencies ms, comma-separated>`
+ *   `done`                            → runs the other --scenarios (not seq3/conc64) as above, shuts down, exits.
+ *
  * Round trips are counted by wrapping pg.Client.prototype.query (every statement DBOS sends, through
  * its pool or a checked-out client, is one call there); commits are explicit COMMITs plus writes
  * sent outside a transaction (autocommit).
@@ -26,6 +31,7 @@ const args = process.argv.slice(2);
 const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const smoke = args.includes('--smoke');
 const trace = args.includes('--trace');
+const serve = args.includes('--serve');
 const url = flag('url') ?? process.env.DATABASE_URL;
 const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips').split(',');
 if (!url) {
@@ -157,11 +163,28 @@ async function dropDatabase() {
   }
 }
 
+/** --serve: runs chunks of seq3/conc64 on command until `done` (see the header). */
+async function serveChunks() {
+  const { createInterface } = await import('node:readline');
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  console.log('ready');
+  for (;;) {
+    const { value, done } = await lines.next();
+    if (done || value.trim() === 'done') return;
+    const [scenario, count] = value.trim().split(' ');
+    const n = Number(count);
+    if (!Number.isInteger(n) || n < 1 || (scenario !== 'seq3' && scenario !== 'conc64')) throw new Error(`bad command: ${value}`);
+    const t0 = performance.now();
+    const r = scenario === 'seq3' ? await seq(n) : await conc(n, 64);
+    console.log(`chunk ${performance.now() - t0} ${r.lat.join(',')}`);
+  }
+}
+
 async function main() {
   DBOS.setConfig({ name: 'cairn-bench', systemDatabaseUrl: sysUrl.toString(), logLevel: 'warn' });
   await DBOS.launch();
   try {
-    await seq(smoke ? 2 : 50); // warm-up
+    await seq(smoke ? 2 : 200); // warm-up, as bench/run.ts
     if (trace) {
       traced = [];
       await execute(-1);
@@ -170,12 +193,13 @@ async function main() {
       console.error(`-- SQL of one bench3 run (${lines.length} statements):`);
       for (const l of lines) console.error(`   ${l}`);
     }
-    if (scenariosWanted.includes('seq3')) {
+    if (serve) await serveChunks();
+    if (!serve && scenariosWanted.includes('seq3')) {
       const n = smoke ? 5 : 500;
       const r = await seq(n);
       line('seq3', { wf_per_s: r.wf, p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), runs: n });
     }
-    if (scenariosWanted.includes('conc64')) {
+    if (!serve && scenariosWanted.includes('conc64')) {
       const n = smoke ? 10 : 2_000;
       const r = await conc(n, 64);
       line('conc64', { wf_per_s: r.wf, p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), runs: n });

@@ -30,10 +30,12 @@ function countStatements(store: PostgresStore): { count: number; texts: string[]
 
 type Kind = 'fenced' | 'consume' | 'wait' | 'terminal' | 'checkpoint' | 'pause' | 'cancel' | 'bad';
 
-function kindOf(i: number): Kind {
+/** The kind of commit `i` of a scenario; `withWaits` false: plain checkpoints instead of signal waits. */
+function kindOfCommit(i: number, withWaits = true): Kind {
   if (i === 4) return 'pause';
   if (i === 9) return 'cancel';
-  return (['fenced', 'consume', 'wait', 'terminal', 'checkpoint'] as const)[i % 5];
+  const kind = (['fenced', 'consume', 'wait', 'terminal', 'checkpoint'] as const)[i % 5];
+  return !withWaits && (kind === 'consume' || kind === 'wait') ? 'checkpoint' : kind;
 }
 
 function patchOf(i: number, kind: Kind): RunPatch {
@@ -73,7 +75,8 @@ function shape(run: StoredRun | undefined) {
 }
 
 /** 50 leased runs of all kinds committed concurrently; returns results, stored shapes and remaining signals. */
-async function scenario(store: PostgresStore) {
+async function scenario(store: PostgresStore, withWaits = true) {
+  const kindOf = (i: number) => kindOfCommit(i, withWaits);
   const ids = Array.from({ length: N }, (_, i) => `gc-${i}`);
   const tokens: string[] = [];
   for (const runId of ids) {
@@ -115,7 +118,8 @@ async function scenario(store: PostgresStore) {
 }
 
 /** Checks every result and the stored rows of `scenario` (and that they equal those of `reference`, if given). */
-function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<typeof scenario>>): void {
+function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<typeof scenario>>, withWaits = true): void {
+  const kindOf = (i: number) => kindOfCommit(i, withWaits);
   for (let i = 0; i < N; i++) {
     const kind = kindOf(i);
     const ra = a.settled[i];
@@ -148,10 +152,15 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   const run = (i: number) => a.runs[i]!;
   expect(run(0)).toMatchObject({ status: 'running', state: '{}', leaseToken: a.tokens[0] }); // fenced: untouched
   expect(run(0).steps).toEqual([]);
-  expect(run(1)).toMatchObject({ status: 'running', nextInput: '"first-1"', state: '{"i":1}', leaseToken: a.tokens[1] });
-  expect(a.leftovers[1]).toBe('"second-1"');
-  expect(run(2)).toMatchObject({ status: 'waiting', waitSignal: 'go', state: '{"i":2}' });
-  expect(run(2).leaseToken).toBeUndefined();
+  if (withWaits) {
+    expect(run(1)).toMatchObject({ status: 'running', nextInput: '"first-1"', state: '{"i":1}', leaseToken: a.tokens[1] });
+    expect(a.leftovers[1]).toBe('"second-1"');
+    expect(run(2)).toMatchObject({ status: 'waiting', waitSignal: 'go', state: '{"i":2}' });
+    expect(run(2).leaseToken).toBeUndefined();
+  } else {
+    expect(run(1)).toMatchObject({ status: 'running', currentStep: 'step-1', state: '{"i":1}', leaseToken: a.tokens[1] });
+    expect(run(1).nextInput).toBeUndefined();
+  }
   expect(run(3)).toMatchObject({ status: 'completed', output: '{"r":3}' });
   expect(run(3).finishedAt).toBeInstanceOf(Date);
   expect(run(3).leaseToken).toBeUndefined();
@@ -191,12 +200,37 @@ describePg('Postgres group commit', () => {
     const s = await scenario(single);
 
     // Statements: the commits went in far fewer statements than commits.
-    const commitStatements = g.texts.slice(before).filter((t) => /signal_seq AS seq0/.test(t));
+    const commitStatements = g.texts.slice(before).filter((t) => /AS do_pause/.test(t));
     const batchStatements = commitStatements.filter((t) => t.includes('json_to_recordset($1::json)'));
     expect(batchStatements.length).toBeGreaterThan(0);
     expect(commitStatements.length).toBeLessThan(N / 2);
 
     verify(a, s);
+  });
+
+  it('commits without signal waits through statements that leave the signal table alone (batch, fast path, fallback), all alike', async () => {
+    const grouped = await open({ poolSize: 4 });
+    const single = await open({ poolSize: 4, groupCommit: false });
+    const g = countStatements(grouped);
+    const t = countStatements(single);
+
+    const before = g.count;
+    const a = await scenario(grouped, false);
+    const s = await scenario(single, false);
+
+    const batches = g.texts.slice(before).filter((x) => /AS do_pause/.test(x) && x.includes('json_to_recordset($1::json)'));
+    expect(batches.length).toBeGreaterThan(0);
+    expect(batches.every((x) => !x.includes('signals'))).toBe(true);
+    // One by one: every commit tries the fast path first; only the fenced ones and those with a pause or cancel
+    // request pending fall back to the full statement.
+    const fast = t.texts.filter((x) => x.includes('AND NOT r.pause_requested'));
+    const full = t.texts.filter((x) => /AS do_pause/.test(x));
+    expect(fast.length).toBe(N);
+    const fallbacks = Array.from({ length: N }, (_, i) => kindOfCommit(i, false)).filter((k) => k === 'fenced' || k === 'pause' || k === 'cancel');
+    expect(full.length).toBe(fallbacks.length);
+    expect([...fast, ...full].every((x) => !x.includes('signals'))).toBe(true);
+
+    verify(a, s, false);
   });
 
   it('never puts two commits of one run in a batch, and sends a lone commit at once', async () => {

@@ -32,7 +32,7 @@ import {
   schemaNames,
   type SqlQuery,
 } from './postgres.schema.js';
-import { buildStatements, type Statements } from './postgres.sql.js';
+import { buildStatements, COMMIT_PARAMS, commitArgs, fastCommitArgs, type Statements } from './postgres.sql.js';
 
 export interface PostgresStoreOptions {
   /** Connection URL. Defaults to `DATABASE_URL` when neither `url` nor `dataSource` is given. */
@@ -246,28 +246,14 @@ interface PendingCommit {
 
 /** JSON object of one commit in the `commitBatch` statement (keys: its column definition list). */
 function batchEntry(k: number, p: unknown[], steps: object[] | null): Record<string, unknown> {
-  return {
-    k,
-    p_run_id: p[0],
-    p_token: p[1],
-    p_status: p[2],
-    p_state: p[3],
-    p_set_step: p[4],
-    p_step: p[5],
-    p_set_output: p[6],
-    p_output: p[7],
-    p_set_error: p[8],
-    p_error: p[9],
-    p_steps: steps,
-    p_set_due: p[11],
-    p_due: p[12],
-    p_wait: p[13],
-    p_wait_ms: p[14],
-    p_release: p[15],
-    p_clear_cancel: p[16],
-    p_lease_ms: p[17],
-  };
+  const entry: Record<string, unknown> = { k };
+  COMMIT_PARAMS.forEach(([name], i) => (entry[`p_${name}`] = i === STEPS_PARAM ? steps : p[i]));
+  return entry;
 }
+
+const paramIndex = (name: (typeof COMMIT_PARAMS)[number][0]) => COMMIT_PARAMS.findIndex(([x]) => x === name);
+const STEPS_PARAM = paramIndex('steps');
+const WAIT_PARAM = paramIndex('wait');
 
 /**
  * An error the server answered with (an SQLSTATE outside connection/operator-intervention classes): the statement
@@ -689,7 +675,8 @@ export class PostgresStore implements WorkflowStore {
     let rows: Row[];
     try {
       const json = JSON.stringify(batch.map((item, k) => batchEntry(k, item.params, item.steps)));
-      rows = await this.hot(db, this.sql.commitBatch, [json]);
+      const wait = batch.some((item) => item.params[WAIT_PARAM] !== null);
+      rows = await this.hot(db, wait ? this.sql.commitBatch : this.sql.commitBatchNoWait, [json]);
     } catch (error) {
       if (!isStatementError(error)) {
         for (const item of batch) item.reject(error);
@@ -707,8 +694,14 @@ export class PostgresStore implements WorkflowStore {
   private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
     try {
       const params = [...item.params];
-      params[10] = item.steps ? JSON.stringify(item.steps) : null;
-      const [row] = await this.hot(db, this.sql.commit, params);
+      params[STEPS_PARAM] = item.steps ? JSON.stringify(item.steps) : null;
+      const wait = params[WAIT_PARAM] !== null;
+      if (!wait) {
+        // NOTE: no row: fenced, or a pause/cancel request to apply; the full statement decides (see commitFast).
+        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params));
+        if (fast) return item.resolve(fast);
+      }
+      const [row] = await this.hot(db, wait ? this.sql.commit : this.sql.commitNoWait, commitArgs(params, wait));
       item.resolve(row);
     } catch (error) {
       item.reject(error);
