@@ -303,6 +303,84 @@ describePg('PostgresStore', () => {
       await second.close();
     });
 
+    it('upgrades a version 1 schema (foreign keys from steps and signals to runs) to version 2, keeping the runs', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const { run } = await first.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0, startedAt: new Date(1_000) }] }), {
+        onConflict: 'keep',
+        lease: LEASE,
+      });
+      await first.sendSignal(run.runId, 'go', '1');
+      await first.close();
+      // Version 1 as it was: the same tables, with cascading foreign keys.
+      await withPgClient(url, async (query) => {
+        for (const table of ['cairn_steps', 'cairn_signals']) {
+          await query(`ALTER TABLE "${name}".${table} ADD FOREIGN KEY (run_id) REFERENCES "${name}".cairn_runs (run_id) ON DELETE CASCADE`);
+        }
+        await query(`UPDATE "${name}".cairn_schema_version SET version = 1`);
+      });
+      const foreignKeys = () =>
+        withPgClient(url, (query) =>
+          query(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::regnamespace`, [`"${name}"`]),
+        );
+      expect((await foreignKeys())[0].n).toBe(2);
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        expect((await foreignKeys())[0].n).toBe(0);
+        const version = await withPgClient(url, (query) => query(`SELECT version FROM "${name}".cairn_schema_version`));
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+        const kept = await second.getRun(run.runId);
+        expect(kept?.steps).toEqual([{ name: 'a', status: 'running', attempts: 0, startedAt: new Date(1_000) }]);
+        expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } })).toEqual({
+          ok: true,
+          consumedSignal: { payload: '1' },
+        });
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('leaves no steps or signals behind when a run is replaced or purged', async () => {
+      const name = schema();
+      const store = new PostgresStore({ url, schema: name, logger: silent });
+      await store.init();
+      try {
+        const leftovers = async (runId: string) => {
+          const rows = await withPgClient(url, (query) =>
+            query(
+              `SELECT (SELECT count(*)::int FROM "${name}".cairn_steps WHERE run_id = $1) AS steps,
+                      (SELECT count(*)::int FROM "${name}".cairn_signals WHERE run_id = $1) AS signals`,
+              [runId],
+            ),
+          );
+          return rows[0];
+        };
+        const step = { name: 'a', status: 'completed' as const, attempts: 1, output: '1', startedAt: new Date(1_000), finishedAt: new Date(2_000) };
+        const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+        await store.sendSignal(run.runId, 'go', '1');
+        await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, steps: [{ index: 0, step }] });
+        expect(await leftovers(run.runId)).toEqual({ steps: 1, signals: 1 });
+
+        const replaced = await store.createRun(newRun({ runId: run.runId }), { onConflict: 'replace' });
+        expect(replaced.created).toBe(true);
+        expect(await leftovers(run.runId)).toEqual({ steps: 0, signals: 0 });
+        expect((await store.getRun(run.runId))?.steps).toEqual([]);
+
+        const { run: done } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+        await store.commit(done.runId, done.leaseToken!, { leaseMs: 30_000, steps: [{ index: 0, step }] });
+        await store.sendSignal(done.runId, 'go', '1');
+        await store.commit(done.runId, done.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' });
+        await sleep(5);
+        expect(await store.purge(['completed'], 0)).toBe(1);
+        expect(await leftovers(done.runId)).toEqual({ steps: 0, signals: 0 });
+      } finally {
+        await store.close();
+      }
+    });
+
     it('is created by the TypeORM migration too, after which the store creates nothing', async () => {
       const name = schema();
       const ds = new DataSource({ type: 'postgres', url, migrations: [createCairnSchemaMigration({ schema: name })], logging: false });

@@ -6,7 +6,7 @@ import { ConfigurationError, StoreError } from '../../errors/errors.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -117,13 +117,17 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
 }
 
 /**
- * DDL of schema version 1, every statement idempotent (`IF NOT EXISTS`).
+ * DDL of the current schema version, every statement idempotent (`IF NOT EXISTS`).
  *
  * - `runs`: one row per run. `run_id` uses the "C" collation so ordering (list pages, cursors) is by code point,
  *   as in the other stores, whatever the database's default collation. `signal_seq` counts queued signals; a commit
  *   compares it with its snapshot to notice a signal that raced with it (see the commit statement).
  * - `steps`: one row per step visit, so a checkpoint writes only the step rows it changes (not every previous output).
  * - `signals`: FIFO per run and name by `id`.
+ *
+ * `steps` and `signals` have no foreign key to `runs` (since version 2): the check cost every checkpoint ~0.015 ms.
+ * Rows are only ever written by statements that hold the run's row (they join the locked or updated run), and the
+ * statements that delete runs (`purge`, `deleteForReplace` + `deleteChildren`) delete their steps and signals too.
  */
 export function schemaStatements(n: SchemaNames): string[] {
   const i = n.indexes;
@@ -160,7 +164,7 @@ export function schemaStatements(n: SchemaNames): string[] {
       finished_at timestamptz
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
-      run_id text COLLATE "C" NOT NULL REFERENCES ${n.runs} (run_id) ON DELETE CASCADE,
+      run_id text COLLATE "C" NOT NULL,
       idx integer NOT NULL,
       name text NOT NULL,
       status text NOT NULL,
@@ -173,7 +177,7 @@ export function schemaStatements(n: SchemaNames): string[] {
     )`,
     `CREATE TABLE IF NOT EXISTS ${n.signals} (
       id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-      run_id text COLLATE "C" NOT NULL REFERENCES ${n.runs} (run_id) ON DELETE CASCADE,
+      run_id text COLLATE "C" NOT NULL,
       name text NOT NULL,
       payload text NOT NULL,
       created_at timestamptz NOT NULL DEFAULT now()
@@ -192,8 +196,18 @@ export function schemaStatements(n: SchemaNames): string[] {
   ];
 }
 
-/** Steps from version `from` to `from + 1`. Empty while there is only version 1. */
-export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {};
+/** Steps from version `from` to `from + 1`. */
+export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
+  // 1 → 2: drop the foreign keys of steps and signals (whatever PostgreSQL named them).
+  1: (n) =>
+    [n.steps, n.signals].map(
+      (table) => `DO $cairn$ DECLARE c record; BEGIN
+        FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = ${quoteLiteral(table)}::regclass AND contype = 'f' LOOP
+          EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', ${quoteLiteral(table)}, c.conname);
+        END LOOP;
+      END $cairn$`,
+    ),
+};
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */
 export function dropStatements(n: SchemaNames): string[] {

@@ -15,6 +15,7 @@ import { CLAIMABLE_STATUSES_SQL, quoteLiteral, type SchemaNames, TERMINAL_STATUS
 export interface Statements {
   createRun: string;
   deleteForReplace: string;
+  deleteChildren: string;
   getRun: string;
   claimRuns: string;
   claimRunsForWorkflows: string;
@@ -405,10 +406,17 @@ export function buildStatements(n: SchemaNames): Statements {
         CASE WHEN $12::boolean THEN ${notify(`'ready'`, 'ins.run_id')} END AS notified
       FROM ins`,
 
-    // Replace: the old run goes (steps and signals by cascade) and its lease holder is told. $1 run_id
+    // Replace: the old run goes and its lease holder is told; then deleteChildren, in the same transaction. $1 run_id
     deleteForReplace: `
       WITH d AS (DELETE FROM ${n.runs} WHERE run_id = $1::text RETURNING run_id)
       SELECT 'control' AS evt, ${notify(`'control'`, 'd.run_id')} AS notified FROM d`,
+
+    // The steps and signals of a run id, after deleteForReplace (a statement of its own, so that its snapshot sees
+    // rows a commit of the old run wrote while deleteForReplace waited for that run's row lock). $1 run_id
+    deleteChildren: `
+      WITH ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = $1::text),
+      dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = $1::text)
+      SELECT 1 AS done`,
 
     getRun: `SELECT ${runColumns('r')}, ${stepsOf('r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
 
@@ -531,7 +539,11 @@ export function buildStatements(n: SchemaNames): Statements {
         LIMIT $3::integer
         FOR UPDATE SKIP LOCKED
       ),
-      d AS (DELETE FROM ${n.runs} r WHERE r.run_id = ANY (ARRAY(SELECT c.run_id FROM c)) RETURNING 1)
+      d AS (DELETE FROM ${n.runs} r WHERE r.run_id = ANY (ARRAY(SELECT c.run_id FROM c)) RETURNING 1),
+      -- NOTE: no foreign keys (see the schema): the runs' steps and signals go here. Nothing writes them for a run
+      -- that is terminal and row-locked, so this statement's snapshot sees them all.
+      ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ANY (ARRAY(SELECT c.run_id FROM c))),
+      dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT c.run_id FROM c)))
       SELECT count(*)::integer AS deleted FROM d`,
 
     list({ workflow, statuses, after }) {

@@ -430,6 +430,7 @@ export class PostgresStore implements WorkflowStore {
           const replace = async (q: SqlQuery) => {
             const deleted = await q(this.sql.deleteForReplace, [input.runId]);
             replaced = deleted.length > 0;
+            await q(this.sql.deleteChildren, [input.runId]);
             return q(this.sql.createRun, params);
           };
           if (manager) {
