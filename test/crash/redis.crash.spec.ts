@@ -5,7 +5,7 @@
  * Tests 1–4 use the shared server of the jest globalSetup (`REDIS_URL`), each under a key prefix of its own; test 5
  * kills a server of its own (appendfsync always), so the shared one is never disturbed.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { afterAll, expect, it } from '@jest/globals';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
 import {
   STEP_NAMES,
@@ -21,9 +21,11 @@ import {
   type CrashStep,
   type LedgerEntry,
 } from './harness.js';
+import { testRedis } from '../setup/test-servers.js';
 import { killRightAfterCheckpoint, killWhileStepRuns, report, stoppedWorkerIsFenced, threeWorkersExactlyOnce, withScenario } from './scenarios.js';
 
-const url = () => process.env.REDIS_URL;
+const redis = testRedis();
+const url = () => redis.url;
 
 /** Checkpoints the ledger proves were acknowledged: step X finished and step X+1 started (only after X's commit resolved). */
 function acknowledgedCheckpoints(entries: LedgerEntry[]): { runId: string; step: CrashStep; nonce: string }[] {
@@ -40,7 +42,7 @@ function acknowledgedCheckpoints(entries: LedgerEntry[]): { runId: string; step:
   return out;
 }
 
-describe('crash: Redis store', () => {
+redis.describe('crash: Redis store', () => {
   let own: RedisServer | undefined;
 
   afterAll(async () => {

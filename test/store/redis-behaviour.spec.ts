@@ -8,12 +8,10 @@ import { ALL_SCRIPTS, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scr
 import { RedisStore, type RedisStoreLogger } from '../../src/store/redis/redis.store.js';
 import type { StoreEvent } from '../../src/store/workflow-store.interface.js';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
+import { testRedis } from '../setup/test-servers.js';
 
-const url = () => {
-  const value = process.env.REDIS_URL;
-  if (!value) throw new Error('REDIS_URL is not set: run the tests through jest (its global setup starts redis-server).');
-  return value;
-};
+const redis = testRedis();
+const url = () => redis.url;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE = { owner: 'behaviour', leaseMs: 30_000 };
 
@@ -60,7 +58,7 @@ async function deletePrefix(client: Redis, prefix: string) {
   if (keys.length) await client.del(...keys);
 }
 
-describe('RedisStore on a shared server', () => {
+redis.describe('RedisStore on a shared server', () => {
   let admin: Redis;
   const prefixes: string[] = [];
   const stores: RedisStore[] = [];

@@ -6,12 +6,10 @@ import { InvalidArgumentError } from '../../src/errors/errors.js';
 import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
 import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { testRedis } from '../setup/test-servers.js';
 
-const url = () => {
-  const value = process.env.REDIS_URL;
-  if (!value) throw new Error('REDIS_URL is not set: run the tests through jest (its global setup starts redis-server).');
-  return value;
-};
+const redis = testRedis();
+const url = () => redis.url;
 const quiet = { log() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -68,7 +66,7 @@ describe('Redis store keys', () => {
     expect(new Set(global.map(keySlot)).size).toBe(1);
   });
 
-  describe('script keys on a live server', () => {
+  redis.describe('script keys on a live server', () => {
     const prefix = `cairn-test-slots-${randomUUID().slice(0, 8)}:`;
     let client: Redis;
     let store: RedisStore;

@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { describeStoreConformance } from '../conformance/store.conformance.js';
+import { testRedis } from '../setup/test-servers.js';
 
-const url = () => {
-  const value = process.env.REDIS_URL;
-  if (!value) throw new Error('REDIS_URL is not set: run the tests through jest (its global setup starts redis-server).');
-  return value;
-};
+const redis = testRedis();
+const url = () => redis.url;
 
 /** Deletes every key of a prefix. */
 async function deletePrefix(prefix: string): Promise<void> {
@@ -27,15 +25,17 @@ async function deletePrefix(prefix: string): Promise<void> {
 
 const prefixes = new WeakMap<object, string>();
 
-describeStoreConformance('redis', {
-  create: async () => {
-    const keyPrefix = `cairn-test-${randomUUID().slice(0, 8)}:`;
-    const store = new RedisStore({ url: url(), keyPrefix, logger: { log() {}, warn() {}, error() {} } });
-    prefixes.set(store, keyPrefix);
-    return store;
-  },
-  destroy: async (store) => {
-    const prefix = prefixes.get(store);
-    if (prefix) await deletePrefix(prefix);
-  },
+redis.describe('redis', () => {
+  describeStoreConformance('redis', {
+    create: async () => {
+      const keyPrefix = `cairn-test-${randomUUID().slice(0, 8)}:`;
+      const store = new RedisStore({ url: url(), keyPrefix, logger: { log() {}, warn() {}, error() {} } });
+      prefixes.set(store, keyPrefix);
+      return store;
+    },
+    destroy: async (store) => {
+      const prefix = prefixes.get(store);
+      if (prefix) await deletePrefix(prefix);
+    },
+  });
 });
