@@ -90,6 +90,9 @@ export const COMMIT_PARAMS = [
 export type CommitParam = (typeof COMMIT_PARAMS)[number][0];
 const WAIT_PARAMS: readonly CommitParam[] = ['wait', 'wait_ms'];
 
+/** Position of each parameter in {@link COMMIT_PARAMS} (and in the values array the store builds). */
+export const COMMIT_PARAM_INDEX = Object.fromEntries(COMMIT_PARAMS.map(([name], i) => [name, i])) as Record<CommitParam, number>;
+
 /** The parameters for `commit` / `commitNoWait`, from the values of all {@link COMMIT_PARAMS} in order. */
 export function commitArgs(values: readonly unknown[], wait: boolean): unknown[] {
   return wait ? [...values] : values.filter((_, i) => !WAIT_PARAMS.includes(COMMIT_PARAMS[i][0]));
@@ -139,7 +142,7 @@ function fastCommitStatement(n: SchemaNames): string {
 
 /** The parameters of `commitFast`, from the values of all {@link COMMIT_PARAMS} in order (without a wait). */
 export function fastCommitArgs(values: readonly unknown[]): unknown[] {
-  const at = (name: CommitParam) => values[COMMIT_PARAMS.findIndex(([x]) => x === name)];
+  const at = (name: CommitParam) => values[COMMIT_PARAM_INDEX[name]];
   const status = at('status');
   const term = typeof status === 'string' && TERMINAL_STATUSES.includes(status as RunStatus);
   const release = at('release') === true || term;
@@ -178,7 +181,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
     const index = used.findIndex(([x]) => x === name);
     return `$${index + 1}::${used[index][1]}`;
   };
-  const pColumns = COMMIT_PARAMS.filter(([name]) => wait || !WAIT_PARAMS.includes(name))
+  const pColumns = used
     .map(([name, type]) => `p_${name} ${type}`)
     .join(', ');
   /** Parameters the UPDATE reads, carried through `f` in batch mode. */
@@ -228,6 +231,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
           LEFT JOIN snap ON snap.run_id = cur.run_id
           LEFT JOIN sig ON sig.run_id = cur.run_id` : ''}`;
   const waitParam = (at: string) => (wait ? P('wait', at) : 'NULL::text');
+  const waitUntil = wait ? addMs('c2.ts', P('wait_ms', 'c2')) : 'NULL::timestamptz';
 
   return `
       WITH ${p}
@@ -251,8 +255,8 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       c3 AS (
         SELECT c2.*,
           CASE WHEN c2.waits THEN ${waitParam('c2')} END AS new_wait_signal,
-          CASE WHEN c2.waits THEN ${wait ? addMs('c2.ts', P('wait_ms', 'c2')) : 'NULL::timestamptz'} END AS new_wait_until,
-          CASE WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${wait ? addMs('c2.ts', P('wait_ms', 'c2')) : 'NULL::timestamptz'} END) ELSE c2.due0 END AS due1,
+          CASE WHEN c2.waits THEN ${waitUntil} END AS new_wait_until,
+          CASE WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${waitUntil} END) ELSE c2.due0 END AS due1,
           (${P('release', 'c2')} OR c2.waits) AS rel1,
           c2.status1 IN ${TERMINAL_STATUSES_SQL} AS term
         FROM c2

@@ -32,7 +32,7 @@ import {
   schemaNames,
   type SqlQuery,
 } from './postgres.schema.js';
-import { buildStatements, COMMIT_PARAMS, commitArgs, fastCommitArgs, type Statements } from './postgres.sql.js';
+import { buildStatements, COMMIT_PARAM_INDEX, COMMIT_PARAMS, commitArgs, fastCommitArgs, type Statements } from './postgres.sql.js';
 
 export interface PostgresStoreOptions {
   /** Connection URL. Defaults to `DATABASE_URL` when neither `url` nor `dataSource` is given. */
@@ -251,9 +251,8 @@ function batchEntry(k: number, p: unknown[], steps: object[] | null): Record<str
   return entry;
 }
 
-const paramIndex = (name: (typeof COMMIT_PARAMS)[number][0]) => COMMIT_PARAMS.findIndex(([x]) => x === name);
-const STEPS_PARAM = paramIndex('steps');
-const WAIT_PARAM = paramIndex('wait');
+const STEPS_PARAM = COMMIT_PARAM_INDEX.steps;
+const WAIT_PARAM = COMMIT_PARAM_INDEX.wait;
 
 /**
  * An error the server answered with (an SQLSTATE outside connection/operator-intervention classes): the statement
@@ -630,7 +629,7 @@ export class PostgresStore implements WorkflowStore {
   private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: object[] | null): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
       // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
-      const batchable = [params[12], params[14], params[17]].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
+      const batchable = [params[COMMIT_PARAM_INDEX.due], params[COMMIT_PARAM_INDEX.wait_ms], params[COMMIT_PARAM_INDEX.lease_ms]].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
       const item: PendingCommit = { runId, params, steps, batchable, resolve, reject };
       this.commitQueue.push(item);
       this.pumpCommits(db);
