@@ -298,6 +298,36 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(stored.steps).toEqual([{ name: 'a', status: 'failed', attempts: 2, error: 'boom again' }]);
       });
 
+      it('keeps a running entry that a later patch does not write, and puts a rewritten entry over it', async () => {
+        const a = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000) };
+        const b = { name: 'b', status: 'running' as const, attempts: 0, startedAt: new Date(2_000) };
+        const c = { name: 'c', status: 'running' as const, attempts: 0, startedAt: new Date(3_000) };
+        const run = await createClaimed(wf(), { steps: [a] });
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 1, step: b }] }));
+        expect((await store.getRun(run.runId))!.steps).toEqual([a, b]);
+        await store.commit(run.runId, run.leaseToken, patch({ state: '{"n":1}' }));
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 2, step: c }] }));
+        expect((await store.getRun(run.runId))!.steps).toEqual([a, b, c]);
+        const bDone = { ...b, status: 'completed' as const, attempts: 1, output: '"b"', finishedAt: new Date(2_500) };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 1, step: bDone }] }));
+        expect((await store.getRun(run.runId))!.steps).toEqual([a, bDone, c]);
+        const cRetried = { ...c, attempts: 1, error: 'boom' };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 2, step: cRetried }] }));
+        const cFailed = { ...c, status: 'failed' as const, attempts: 2, error: 'boom again', finishedAt: new Date(3_500) };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 2, step: cFailed }] }));
+        expect((await store.getRun(run.runId))!.steps).toEqual([a, bDone, cFailed]);
+        // A failed entry run again (retry): running over the failed one, then completed, then the next one appended.
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 2, step: { ...cFailed, status: 'running', attempts: 3 } }] }));
+        expect((await store.getRun(run.runId))!.steps[2]).toEqual({ ...cFailed, status: 'running', attempts: 3 });
+        const cDone = { ...c, status: 'completed' as const, attempts: 3, output: '"c"', finishedAt: new Date(4_000) };
+        const d = { name: 'd', status: 'running' as const, attempts: 0, startedAt: new Date(4_000) };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 2, step: cDone }, { index: 3, step: d }] }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.steps).toEqual([a, bDone, cDone, d]);
+        const [listed] = await store.listRuns({ workflow: stored.workflow, limit: 1 });
+        expect(listed.steps).toEqual(stored.steps);
+      });
+
       it('keeps steps in index order past ten entries', async () => {
         const run = await createClaimed(wf());
         for (let i = 0; i < 12; i++) {

@@ -303,7 +303,25 @@ describePg('PostgresStore', () => {
       await second.close();
     });
 
-    it('upgrades a version 1 schema (foreign keys from steps and signals to runs) to version 2, keeping the runs', async () => {
+    /** Turns the current tables into those of version 1 or 2, with `runId`'s running step 0 as a row of steps. */
+    async function downgrade(name: string, runId: string, to: 1 | 2): Promise<void> {
+      await withPgClient(url, async (query) => {
+        await query(
+          `INSERT INTO "${name}".cairn_steps (run_id, idx, name, status, attempts, started_at)
+           SELECT run_id, 0, live_step::json ->> 'name', 'running', 0, timestamptz 'epoch' + interval '1 second' FROM "${name}".cairn_runs WHERE run_id = $1`,
+          [runId],
+        );
+        await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN live_step, DROP COLUMN live_index`);
+        if (to === 1) {
+          for (const table of ['cairn_steps', 'cairn_signals']) {
+            await query(`ALTER TABLE "${name}".${table} ADD FOREIGN KEY (run_id) REFERENCES "${name}".cairn_runs (run_id) ON DELETE CASCADE`);
+          }
+        }
+        await query(`UPDATE "${name}".cairn_schema_version SET version = $1`, [to]);
+      });
+    }
+
+    it('upgrades a version 1 schema (foreign keys from steps and signals to runs), keeping the runs', async () => {
       const name = schema();
       const first = new PostgresStore({ url, schema: name, logger: silent });
       await first.init();
@@ -313,13 +331,7 @@ describePg('PostgresStore', () => {
       });
       await first.sendSignal(run.runId, 'go', '1');
       await first.close();
-      // Version 1 as it was: the same tables, with cascading foreign keys.
-      await withPgClient(url, async (query) => {
-        for (const table of ['cairn_steps', 'cairn_signals']) {
-          await query(`ALTER TABLE "${name}".${table} ADD FOREIGN KEY (run_id) REFERENCES "${name}".cairn_runs (run_id) ON DELETE CASCADE`);
-        }
-        await query(`UPDATE "${name}".cairn_schema_version SET version = 1`);
-      });
+      await downgrade(name, run.runId, 1);
       const foreignKeys = () =>
         withPgClient(url, (query) =>
           query(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::regnamespace`, [`"${name}"`]),
@@ -340,6 +352,60 @@ describePg('PostgresStore', () => {
         });
       } finally {
         await second.close();
+      }
+    });
+
+    it('upgrades a version 2 schema with a run in flight: its running step, a row of steps, is completed in place', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const a = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000) };
+      const { run } = await first.createRun(newRun({ steps: [a] }), { onConflict: 'keep', lease: LEASE });
+      await first.close();
+      await downgrade(name, run.runId, 2);
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        expect((await second.getRun(run.runId))?.steps).toEqual([a]);
+        const aDone = { ...a, status: 'completed' as const, attempts: 1, output: '1', finishedAt: new Date(2_000) };
+        const b = { name: 'b', status: 'running' as const, attempts: 0, startedAt: new Date(2_000) };
+        const steps = [{ index: 0, step: aDone }, { index: 1, step: b }];
+        expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, currentStep: 'b', steps })).toEqual({ ok: true });
+        expect((await second.getRun(run.runId))?.steps).toEqual([aDone, b]);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('keeps the running step in the run row: the start writes no step row, a checkpoint one', async () => {
+      const name = schema();
+      const store = new PostgresStore({ url, schema: name, logger: silent });
+      await store.init();
+      try {
+        const stepRows = async (runId: string) =>
+          withPgClient(url, (query) => query(`SELECT idx, status FROM "${name}".cairn_steps WHERE run_id = $1 ORDER BY idx`, [runId]));
+        const a = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000) };
+        const { run } = await store.createRun(newRun({ steps: [a] }), { onConflict: 'keep', lease: LEASE });
+        expect(await stepRows(run.runId)).toEqual([]);
+        expect((await store.getRun(run.runId))?.steps).toEqual([a]);
+        const aDone = { ...a, status: 'completed' as const, attempts: 1, output: '1', finishedAt: new Date(2_000) };
+        const b = { name: 'b', status: 'running' as const, attempts: 0, startedAt: new Date(2_000) };
+        await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, steps: [{ index: 0, step: aDone }, { index: 1, step: b }] });
+        expect(await stepRows(run.runId)).toEqual([{ idx: 0, status: 'completed' }]);
+        // Another instance claims it (after a lost lease) and reads both entries.
+        await store.releaseLease(run.runId, run.leaseToken!);
+        const [claimed] = await store.claimRuns({ owner: 'other', leaseMs: 30_000 }, 10);
+        expect(claimed.steps).toEqual([aDone, b]);
+        const bDone = { ...b, status: 'completed' as const, attempts: 1, output: '2', finishedAt: new Date(3_000) };
+        await store.commit(run.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2', steps: [{ index: 1, step: bDone }] });
+        expect(await stepRows(run.runId)).toEqual([{ idx: 0, status: 'completed' }, { idx: 1, status: 'completed' }]);
+        const ended = await store.getRun(run.runId);
+        expect(ended?.steps).toEqual([aDone, bDone]);
+        const live = await withPgClient(url, (query) => query(`SELECT live_step, live_index FROM "${name}".cairn_runs WHERE run_id = $1`, [run.runId]));
+        expect(live).toEqual([{ live_step: null, live_index: null }]);
+      } finally {
+        await store.close();
       }
     });
 

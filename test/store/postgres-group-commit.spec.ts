@@ -38,8 +38,19 @@ function kindOfCommit(i: number, withWaits = true): Kind {
   return !withWaits && (kind === 'consume' || kind === 'wait') ? 'checkpoint' : kind;
 }
 
+/** Every run starts with step entry 0 running (the Postgres store keeps it in the run row: `live_step`). */
+const FIRST_STEP = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(500) };
+const NEXT_STEP = { name: 'next', status: 'running' as const, attempts: 0, startedAt: new Date(3_000) };
+
+/**
+ * Whether plain commit `i` writes entry 0 (completes it and starts entry 1, as the engine does) or only starts
+ * entry 1: entry 0, still running, must then be kept (the store moves it from the run row to the steps table).
+ */
+const writesFirst = (i: number) => i % 2 === 0;
+
 function patchOf(i: number, kind: Kind): RunPatch {
-  const steps = [{ index: 0, step: { name: `s${i}`, status: 'completed' as const, attempts: 1, output: `"o${i}"`, startedAt: new Date(1_000), finishedAt: new Date(2_000) } }];
+  const done = { index: 0, step: { name: `s${i}`, status: 'completed' as const, attempts: 1, output: `"o${i}"`, startedAt: new Date(1_000), finishedAt: new Date(2_000) } };
+  const steps = [done];
   switch (kind) {
     case 'consume':
     case 'wait':
@@ -48,8 +59,10 @@ function patchOf(i: number, kind: Kind): RunPatch {
       return { status: 'completed', output: `{"r":${i}}`, currentStep: null, steps, leaseMs: 30_000 };
     case 'bad':
       return { state: `{"i":${i}}`, output: 'nul \u0000 here', steps, leaseMs: 30_000 };
-    default:
-      return { state: `{"i":${i}}`, currentStep: `step-${i}`, steps, leaseMs: 30_000 };
+    default: {
+      const next = { index: 1, step: NEXT_STEP };
+      return { state: `{"i":${i}}`, currentStep: `step-${i}`, steps: writesFirst(i) ? [done, next] : [next], leaseMs: 30_000 };
+    }
   }
 }
 
@@ -81,7 +94,7 @@ async function scenario(store: PostgresStore, withWaits = true) {
   const tokens: string[] = [];
   for (const runId of ids) {
     const { run } = await store.createRun(
-      { runId, workflow: 'wf', version: 1, input: '{}', state: '{}' },
+      { runId, workflow: 'wf', version: 1, input: '{}', state: '{}', steps: [FIRST_STEP] },
       { onConflict: 'keep', lease: LEASE },
     );
     tokens.push(run.leaseToken!);
@@ -151,7 +164,7 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   // Spot checks of the stored rows.
   const run = (i: number) => a.runs[i]!;
   expect(run(0)).toMatchObject({ status: 'running', state: '{}', leaseToken: a.tokens[0] }); // fenced: untouched
-  expect(run(0).steps).toEqual([]);
+  expect(run(0).steps).toEqual([FIRST_STEP]);
   if (withWaits) {
     expect(run(1)).toMatchObject({ status: 'running', nextInput: '"first-1"', state: '{"i":1}', leaseToken: a.tokens[1] });
     expect(a.leftovers[1]).toBe('"second-1"');
@@ -160,6 +173,7 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   } else {
     expect(run(1)).toMatchObject({ status: 'running', currentStep: 'step-1', state: '{"i":1}', leaseToken: a.tokens[1] });
     expect(run(1).nextInput).toBeUndefined();
+    expect(run(1).steps).toEqual([FIRST_STEP, NEXT_STEP]); // entry 0 not written: kept
   }
   expect(run(3)).toMatchObject({ status: 'completed', output: '{"r":3}' });
   expect(run(3).finishedAt).toBeInstanceOf(Date);
@@ -171,6 +185,12 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   expect(run(9)).toMatchObject({ status: 'running', cancelRequested: { compensate: true }, currentStep: 'step-9' });
   expect(run(19)).toMatchObject({ status: 'running', currentStep: 'step-19', leaseToken: a.tokens[19] });
   expect(run(19).leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 20_000);
+  expect(run(19).steps).toEqual([FIRST_STEP, NEXT_STEP]);
+  expect(run(9).steps).toEqual([FIRST_STEP, NEXT_STEP]); // the full statement (cancel pending) keeps it too
+  expect(run(14).steps).toEqual([
+    { name: 's14', status: 'completed', attempts: 1, output: '"o14"', startedAt: new Date(1_000), finishedAt: new Date(2_000) },
+    NEXT_STEP,
+  ]);
 }
 
 describePg('Postgres group commit', () => {
@@ -221,12 +241,15 @@ describePg('Postgres group commit', () => {
     const batches = g.texts.slice(before).filter((x) => /AS do_pause/.test(x) && x.includes('json_to_recordset($1::json)'));
     expect(batches.length).toBeGreaterThan(0);
     expect(batches.every((x) => !x.includes('signals'))).toBe(true);
-    // One by one: every commit tries the fast path first; only the fenced ones and those with a pause or cancel
-    // request pending fall back to the full statement.
+    // One by one: every commit tries the fast path first; only the fenced ones, those with a pause or cancel
+    // request pending, and those that start entry 1 without writing the running entry 0 fall back to the full
+    // statement.
     const fast = t.texts.filter((x) => x.includes('AND NOT r.pause_requested'));
     const full = t.texts.filter((x) => /AS do_pause/.test(x));
     expect(fast.length).toBe(N);
-    const fallbacks = Array.from({ length: N }, (_, i) => kindOfCommit(i, false)).filter((k) => k === 'fenced' || k === 'pause' || k === 'cancel');
+    const fallbacks = Array.from({ length: N }, (_, i) => kindOfCommit(i, false)).filter(
+      (k, i) => k === 'fenced' || k === 'pause' || k === 'cancel' || (k === 'checkpoint' && !writesFirst(i)),
+    );
     expect(full.length).toBe(fallbacks.length);
     expect([...fast, ...full].every((x) => !x.includes('signals'))).toBe(true);
 
@@ -297,7 +320,7 @@ describePg('Postgres group commit', () => {
     const counter = countStatements(store);
     const runs: StoredRun[] = [];
     for (let i = 0; i < 8; i++) {
-      runs.push((await store.createRun({ runId: `f${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
+      runs.push((await store.createRun({ runId: `f${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}', steps: [FIRST_STEP] }, { onConflict: 'keep', lease: LEASE })).run);
     }
     const before = counter.count;
     const settled = await Promise.allSettled(
@@ -307,7 +330,9 @@ describePg('Postgres group commit', () => {
     );
     const sent = counter.texts.slice(before);
     expect(sent.filter((t) => t.includes('json_to_recordset($1::json)'))).toHaveLength(1); // f1..f7 together, failed
-    expect(sent).toHaveLength(1 + 1 + 7); // f0 alone, the batch, then f1..f7 alone
+    // f0 alone, the batch, then f1..f7 alone; f1, f3 and f7 keep entry 0 (see writesFirst): the full statement
+    // after their fast try.
+    expect(sent).toHaveLength(1 + 1 + 7 + 3);
     settled.forEach((result, i) => {
       if (i === 5) {
         expect(result.status).toBe('rejected');
@@ -321,7 +346,7 @@ describePg('Postgres group commit', () => {
       if (i === 5) expect(run).toMatchObject({ state: '{}', status: 'running' });
       else if (i === 6) expect(run).toMatchObject({ status: 'completed', output: '{"r":6}' });
       else expect(run).toMatchObject({ state: `{"i":${i}}`, currentStep: `step-${i}` });
-      expect(run.steps).toHaveLength(i === 5 ? 0 : 1);
+      expect(run.steps).toHaveLength(i === 5 || i === 6 ? 1 : 2);
     }
   });
 });

@@ -6,7 +6,7 @@ import { ConfigurationError, StoreError } from '../../errors/errors.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -123,6 +123,11 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
  *   as in the other stores, whatever the database's default collation. `signal_seq` counts queued signals; a commit
  *   compares it with its snapshot to notice a signal that raced with it (see the commit statement).
  * - `steps`: one row per step visit, so a checkpoint writes only the step rows it changes (not every previous output).
+ * - `runs.live_step` (since version 3): the run's trailing step entry while it is `running`, as JSON (the step row
+ *   format of the statements). It is written with the run row instead of as a row of `steps`: the start then writes
+ *   no step row, and a checkpoint inserts one row (the step it completes) instead of updating one and inserting
+ *   another (~0.03 ms per checkpoint). Reads put it over the `steps` row of the same index, if any. `live_index` is
+ *   its index (lets the checkpoint's fast path check it without parsing the JSON).
  * - `signals`: FIFO per run and name by `id`.
  *
  * `steps` and `signals` have no foreign key to `runs` (since version 2): the check cost every checkpoint ~0.015 ms.
@@ -161,7 +166,9 @@ export function schemaStatements(n: SchemaNames): string[] {
       signal_seq bigint NOT NULL DEFAULT 0,
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
-      finished_at timestamptz
+      finished_at timestamptz,
+      live_step text,
+      live_index integer
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -207,6 +214,8 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
         END LOOP;
       END $cairn$`,
     ),
+  // 2 → 3: the live step column (NULL for every existing run: their running step stays a row of steps).
+  2: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS live_step text, ADD COLUMN IF NOT EXISTS live_index integer`],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */

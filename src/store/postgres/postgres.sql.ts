@@ -50,13 +50,31 @@ function notifyExpr(n: SchemaNames, type: string, runId: string): string {
   return `pg_notify(${quoteLiteral(n.channel)}, json_build_object('type', ${type}, 'runId', ${runId})::text)`;
 }
 
-/** Upsert of step rows: `from` yields a JSON record set `x` (see the column list) and the run id `runIdExpr`. */
+/** The columns of a step row in the `steps` JSON parameter and in `runs.live_step` (see {@link stepRowsFrom}). */
+const STEP_ROW_COLUMNS = 'i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text';
+
+/**
+ * The step rows a statement writes to the steps table, as a record set `x` (for a LATERAL join): the rows of the
+ * `steps` JSON array, plus the run's previous live step (`runs.live_step`, read from the statement's snapshot or
+ * its locked row) when the patch replaces the live step without writing that index itself, so that no entry is lost.
+ */
+function stepRowsFrom(steps: string, setLive: string, liveIndex: string, oldLive: string): string {
+  return `(
+      SELECT * FROM json_to_recordset(${steps}) AS j(${STEP_ROW_COLUMNS})
+      UNION ALL
+      SELECT * FROM json_to_record(${oldLive}::json) AS o(${STEP_ROW_COLUMNS})
+      WHERE ${setLive} AND ${oldLive} IS NOT NULL
+        AND o.i IS DISTINCT FROM ${liveIndex}
+        AND NOT EXISTS (SELECT 1 FROM json_to_recordset(${steps}) AS w(i integer) WHERE w.i = o.i)
+    ) x`;
+}
+
+/** Upsert of step rows: `from` yields the step rows as `x` (see {@link STEP_ROW_COLUMNS}) and the run id `runIdExpr`. */
 function upsertStepsSql(n: SchemaNames, from: string, runIdExpr: string): string {
   return `
     INSERT INTO ${n.steps} AS s (run_id, idx, name, status, attempts, output, started_at, finished_at, error)
     SELECT ${runIdExpr}, x.i, x.name, x.status, x.attempts, x.output, ${fromMs('x.st')}, ${fromMs('x.ft')}, x.error
     FROM ${from}
-      AS x(i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text)
     ON CONFLICT (run_id, idx) DO UPDATE SET
       name = EXCLUDED.name, status = EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output,
       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error`;
@@ -85,6 +103,9 @@ export const COMMIT_PARAMS = [
   ['release', 'boolean'],
   ['clear_cancel', 'boolean'],
   ['lease_ms', 'float8'],
+  ['set_live', 'boolean'], // the patch has steps: `live` replaces runs.live_step
+  ['live', 'text'], // the trailing running step row (JSON), or null
+  ['live_index', 'integer'], // its index, or null
 ] as const;
 
 export type CommitParam = (typeof COMMIT_PARAMS)[number][0];
@@ -107,7 +128,10 @@ export function commitArgs(values: readonly unknown[], wait: boolean): unknown[]
  * nothing (fenced, a pause/cancel pending, terminal): the caller then sends `commitNoWait`, which decides.
  * About 0.05 ms cheaper per checkpoint than `commitNoWait`: no row lock of its own, no CTE chain.
  *   $1 run_id, $2 token, $3 status|null, $4 state|null, $5 set step, $6 step, $7 set output, $8 output, $9 set error,
- *   $10 error, $11 steps (json array|null), $12 set due, $13 due ms|null, $14 term, $15 release, $16 lease ms
+ *   $10 error, $11 steps (json array|null), $12 set due, $13 due ms|null, $14 term, $15 release, $16 lease ms,
+ *   $17 set live, $18 live step (json|null), $19 its index, $20 the indexes the patch writes (integer[])
+ * It also applies only when the run's live step, if the patch replaces it, is one of the indexes the patch writes
+ * (always so for the engine's checkpoints): it never has to move the old live step into the steps table.
  */
 function fastCommitStatement(n: SchemaNames): string {
   return `
@@ -127,21 +151,27 @@ function fastCommitStatement(n: SchemaNames): string {
           lease_token = CASE WHEN $15::boolean THEN NULL ELSE r.lease_token END,
           lease_expires_at = CASE WHEN $15::boolean THEN NULL ELSE ${addMs('now()', '$16')} END,
           updated_at = now(),
-          finished_at = CASE WHEN $14::boolean THEN now() ELSE r.finished_at END
+          finished_at = CASE WHEN $14::boolean THEN now() ELSE r.finished_at END,
+          live_step = CASE WHEN $17::boolean THEN $18::text ELSE r.live_step END,
+          live_index = CASE WHEN $17::boolean THEN $19::integer ELSE r.live_index END
         WHERE r.run_id = $1::text AND r.lease_token = $2::text
           AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${TERMINAL_STATUSES_SQL}
           AND $3::text IS DISTINCT FROM 'paused'
+          AND (NOT $17::boolean OR r.live_index IS NULL OR r.live_index = ANY ($20::integer[]))
         RETURNING r.run_id,
           CASE WHEN $14::boolean THEN 'finished'
                WHEN $15::boolean AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
       ),
-      st AS (${upsertStepsSql(n, 'upd CROSS JOIN json_to_recordset($11::json)', 'upd.run_id')})
+      st AS (${upsertStepsSql(n, `upd CROSS JOIN json_to_recordset($11::json) AS x(${STEP_ROW_COLUMNS})`, 'upd.run_id')})
       SELECT upd.evt, CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END AS notified
       FROM upd`;
 }
 
-/** The parameters of `commitFast`, from the values of all {@link COMMIT_PARAMS} in order (without a wait). */
-export function fastCommitArgs(values: readonly unknown[]): unknown[] {
+/**
+ * The parameters of `commitFast`, from the values of all {@link COMMIT_PARAMS} in order (without a wait) and the
+ * indexes of the step entries the patch writes.
+ */
+export function fastCommitArgs(values: readonly unknown[], written: readonly number[]): unknown[] {
   const at = (name: CommitParam) => values[COMMIT_PARAM_INDEX[name]];
   const status = at('status');
   const term = typeof status === 'string' && TERMINAL_STATUSES.includes(status as RunStatus);
@@ -151,6 +181,10 @@ export function fastCommitArgs(values: readonly unknown[]): unknown[] {
     term,
     release,
     at('lease_ms'),
+    at('set_live'),
+    at('live'),
+    at('live_index'),
+    written,
   ];
 }
 
@@ -185,7 +219,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
     .map(([name, type]) => `p_${name} ${type}`)
     .join(', ');
   /** Parameters the UPDATE reads, carried through `f` in batch mode. */
-  const carried = (['state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'lease_ms'] as const)
+  const carried = (['state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'lease_ms', 'set_live', 'live', 'live_index'] as const)
     .map((name) => `c4.p_${name}`)
     .join(', ');
 
@@ -237,7 +271,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       WITH ${p}
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
-               r.signal_seq, now() AS ts
+               r.signal_seq, r.live_step AS old_live, now() AS ts
         ${curFrom}
       ),${signalCtes}
       c1 AS (
@@ -299,14 +333,21 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
           lease_token = CASE WHEN f.rel THEN NULL ELSE r.lease_token END,
           lease_expires_at = CASE WHEN f.rel THEN NULL ELSE ${addMs('f.ts', P('lease_ms', 'f'))} END,
           updated_at = f.ts,
-          finished_at = f.finished_at
+          finished_at = f.finished_at,
+          live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} ELSE r.live_step END,
+          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END
         FROM f WHERE r.run_id = f.run_id${batch ? ' AND r.run_id = ANY (ARRAY(SELECT f.run_id FROM f))' : ''}
         RETURNING r.run_id
       ),
       st AS (${
         batch
-          ? upsertStepsSql(n, 'upd JOIN p ON p.p_run_id = upd.run_id CROSS JOIN json_to_recordset(p.p_steps)', 'upd.run_id')
-          : upsertStepsSql(n, `upd CROSS JOIN json_to_recordset(${P('steps', '')})`, 'upd.run_id')
+          ? upsertStepsSql(
+              n,
+              `upd JOIN p ON p.p_run_id = upd.run_id JOIN cur ON cur.run_id = upd.run_id
+                CROSS JOIN LATERAL ${stepRowsFrom('p.p_steps', 'p.p_set_live', 'p.p_live_index', 'cur.old_live')}`,
+              'upd.run_id',
+            )
+          : upsertStepsSql(n, `upd CROSS JOIN cur CROSS JOIN LATERAL ${stepRowsFrom(P('steps', ''), P('set_live', ''), P('live_index', ''), 'cur.old_live')}`, 'upd.run_id')
       }),
       e AS (
         SELECT f.*, CASE WHEN f.term THEN 'finished'
@@ -324,7 +365,7 @@ export function buildStatements(n: SchemaNames): Statements {
 
   const stepsOf = (runIdExpr: string) => `(
     SELECT json_agg(json_build_object(
-      'name', s.name, 'status', s.status, 'attempts', s.attempts, 'output', s.output,
+      'i', s.idx, 'name', s.name, 'status', s.status, 'attempts', s.attempts, 'output', s.output,
       'startedAt', ${ms('s.started_at')}, 'finishedAt', ${ms('s.finished_at')}, 'error', s.error
     ) ORDER BY s.idx)::text
     FROM ${n.steps} s WHERE s.run_id = ${runIdExpr})`;
@@ -335,9 +376,9 @@ export function buildStatements(n: SchemaNames): Statements {
     ${r}.current_step, ${r}.state, ${r}.next_input, ${r}.wait_signal, ${ms(`${r}.wait_until`)} AS wait_until,
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
-    ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at`;
+    ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
+    ${r}.live_step`;
 
-  const upsertSteps = (source: string, param: string) => upsertStepsSql(n, `${source} CROSS JOIN json_to_recordset(${param}::json)`, `${source}.run_id`);
 
   const claimable = (r: string) => `${r}.status IN ${CLAIMABLE_STATUSES_SQL} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
       AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
@@ -392,19 +433,20 @@ export function buildStatements(n: SchemaNames): Statements {
 
   return {
     // $1 run_id, $2 workflow, $3 version, $4 status, $5 input, $6 state, $7 current_step, $8 lease owner,
-    // $9 lease token, $10 lease ms, $11 steps (json), $12 notify 'ready' (bool)
+    // $9 lease token, $10 lease ms, $11 steps (json), $12 notify 'ready' (bool), $13 live step (json),
+    // $14 its index
     createRun: `
       WITH t AS (SELECT date_trunc('milliseconds', clock_timestamp()) AS ts),
       ins AS (
         INSERT INTO ${n.runs} (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
-                               lease_owner, lease_token, lease_expires_at, created_at, updated_at)
+                               lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index)
         SELECT $1::text, $2::text, $3::integer, $4::text, $5::text, $6::text, $7::text, false, t.ts,
-               $8::text, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE ${addMs('t.ts', '$10')} END, t.ts, t.ts
+               $8::text, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE ${addMs('t.ts', '$10')} END, t.ts, t.ts, $13::text, $14::integer
         FROM t
         ON CONFLICT (run_id) DO NOTHING
         RETURNING run_id, created_at, lease_expires_at
       ),
-      st AS (${upsertSteps('ins', '$11')})
+      st AS (${upsertStepsSql(n, `ins CROSS JOIN json_to_recordset($11::json) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')})
       SELECT ${ms('ins.created_at')} AS created_at, ${ms('ins.lease_expires_at')} AS lease_expires_at,
         CASE WHEN $12::boolean THEN 'ready' END AS evt,
         CASE WHEN $12::boolean THEN ${notify(`'ready'`, 'ins.run_id')} END AS notified

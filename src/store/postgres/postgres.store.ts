@@ -114,6 +114,7 @@ function jsonText<T>(value: unknown): T | undefined {
 }
 
 interface StepJson {
+  i?: number;
   name: string;
   status: StoredStep['status'];
   attempts: number | string;
@@ -134,6 +135,31 @@ function mapStep(s: StepJson): StoredStep {
   return step;
 }
 
+/** A step row as the statements write it (the `steps` parameter, `runs.live_step`). */
+interface StepRow {
+  i: number;
+  name: string;
+  status: StoredStep['status'];
+  attempts: number;
+  output: string | null;
+  st: number | null;
+  ft: number | null;
+  error: string | null;
+}
+
+/** The steps of a run row: the rows of `steps` (by index), with the live step (`live_step`) over its index. */
+function readSteps(row: Row): StoredStep[] {
+  const steps = (jsonText<StepJson[]>(row.steps) ?? []).map(mapStep);
+  const live = jsonText<StepRow>(row.live_step);
+  if (live) {
+    const step = mapStep({ ...live, startedAt: live.st, finishedAt: live.ft });
+    // NOTE: the rows of `steps` are contiguous from 0 (entries are appended at steps.length).
+    if (live.i < steps.length) steps[live.i] = step;
+    else steps.push(step);
+  }
+  return steps;
+}
+
 /** A stored run from a row of `runColumns` (+ `steps`). Optional fields are left out when null. */
 export function mapRun(row: Row): StoredRun {
   const run: StoredRun = {
@@ -142,7 +168,7 @@ export function mapRun(row: Row): StoredRun {
     version: num(row.version) ?? 1,
     status: row.status as RunStatus,
     input: String(row.input),
-    steps: (jsonText<StepJson[]>(row.steps) ?? []).map(mapStep),
+    steps: readSteps(row),
     state: String(row.state),
     pauseRequested: bool(row.pause_requested),
     createdAt: date(row.created_at)!,
@@ -172,21 +198,31 @@ export function mapRun(row: Row): StoredRun {
   return run;
 }
 
-function stepsParam(entries: { index: number; step: StoredStep }[] | undefined): string | null {
-  const rows = stepRows(entries);
-  return rows ? JSON.stringify(rows) : null;
-}
-
-/** Step rows of the `steps` JSON parameter (null when none). */
-function stepRows(entries: { index: number; step: StoredStep }[] | undefined): object[] | null {
-  if (!entries || entries.length === 0) return null;
+/**
+ * The step rows of a patch's entries, split into the rows for the steps table and the live step: the entry with
+ * the highest index when it is `running` goes to `runs.live_step` instead (see the schema). `live` is its JSON,
+ * `table` the other rows (null when none).
+ */
+function stepRows(entries: { index: number; step: StoredStep }[] | undefined): {
+  table: StepRow[] | null;
+  live: string | null;
+  liveIndex: number | null;
+  written: number[];
+} {
+  if (!entries || entries.length === 0) return { table: null, live: null, liveIndex: null, written: [] };
   // Last write wins per index (one row may be upserted only once per statement).
   const byIndex = new Map<number, StoredStep>();
+  let last = -1;
   for (const { index, step } of entries) {
     if (!Number.isInteger(index) || index < 0) throw new InvalidArgumentError(`Step index must be a non-negative integer (got ${index}).`);
     byIndex.set(index, step);
+    if (index > last) last = index;
   }
-  return [...byIndex].map(([i, s]) => ({
+  const table: StepRow[] = [];
+  let live: string | null = null;
+  let liveIndex: number | null = null;
+  for (const [i, s] of byIndex) {
+    const row: StepRow = {
       i,
       name: s.name,
       status: s.status,
@@ -195,7 +231,13 @@ function stepRows(entries: { index: number; step: StoredStep }[] | undefined): o
       st: s.startedAt ? s.startedAt.getTime() : null,
       ft: s.finishedAt ? s.finishedAt.getTime() : null,
       error: s.error ?? null,
-    }));
+    };
+    if (i === last && s.status === 'running') {
+      live = JSON.stringify(row);
+      liveIndex = i;
+    } else table.push(row);
+  }
+  return { table: table.length > 0 ? table : null, live, liveIndex, written: [...byIndex.keys()] };
 }
 
 function copyStep(step: StoredStep): StoredStep {
@@ -234,10 +276,12 @@ const MAX_COMMIT_BATCH = 64;
 /** A `commit()` waiting for its turn in the group-commit queue. */
 interface PendingCommit {
   runId: string;
-  /** Parameters $1..$18 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
+  /** Parameters $1..$21 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
   params: unknown[];
-  /** Step rows ($11 before JSON encoding). */
+  /** Step rows for the steps table ($11 before JSON encoding). */
   steps: object[] | null;
+  /** Indexes of the step entries the patch writes (for `commitFast`). */
+  written: number[];
   /** Whether it may go in a batch statement (the JSON form keeps every value as is). */
   batchable: boolean;
   resolve(row: Row | undefined): void;
@@ -407,6 +451,7 @@ export class PostgresStore implements WorkflowStore {
         query = managerQuery(manager);
       }
       const lease = options.lease;
+      const steps = stepRows(input.steps?.map((step, index) => ({ index, step })));
       for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
         const token = lease ? randomUUID() : null;
         const params = [
@@ -420,8 +465,10 @@ export class PostgresStore implements WorkflowStore {
           lease ? lease.owner : null,
           token,
           lease ? lease.leaseMs : null,
-          stepsParam(input.steps?.map((step, index) => ({ index, step }))),
+          steps.table ? JSON.stringify(steps.table) : null,
           !lease,
+          steps.live,
+          steps.liveIndex,
         ];
         let rows: Row[];
         let replaced = false;
@@ -574,6 +621,7 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The signal name', patch.wait?.signal);
     checkStorable('The current step name', patch.currentStep ?? undefined);
     for (const entry of patch.steps ?? []) checkStorable('A step name', entry.step.name);
+    const { table, live, liveIndex, written } = stepRows(patch.steps);
     const params = [
       runId,
       token,
@@ -593,10 +641,12 @@ export class PostgresStore implements WorkflowStore {
       patch.release === true,
       patch.clearCancel === true,
       patch.leaseMs,
+      patch.steps !== undefined && patch.steps.length > 0,
+      live,
+      liveIndex,
     ];
-    const steps = stepRows(patch.steps);
     return this.op('commit', async (db) => {
-      const row = await this.groupCommit(db, runId, params, steps);
+      const row = await this.groupCommit(db, runId, params, table, written);
       if (!row) return { ok: false };
       this.emitLocal(row.evt, runId);
       const result: CommitResult & { ok: true } = { ok: true };
@@ -626,11 +676,11 @@ export class PostgresStore implements WorkflowStore {
     return 10;
   }
 
-  private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: object[] | null): Promise<Row | undefined> {
+  private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: object[] | null, written: number[]): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
       // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
       const batchable = [params[COMMIT_PARAM_INDEX.due], params[COMMIT_PARAM_INDEX.wait_ms], params[COMMIT_PARAM_INDEX.lease_ms]].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
-      const item: PendingCommit = { runId, params, steps, batchable, resolve, reject };
+      const item: PendingCommit = { runId, params, steps, written, batchable, resolve, reject };
       this.commitQueue.push(item);
       this.pumpCommits(db);
     });
@@ -698,7 +748,7 @@ export class PostgresStore implements WorkflowStore {
       const wait = params[WAIT_PARAM] !== null;
       if (!wait) {
         // NOTE: no row: fenced, or a pause/cancel request to apply; the full statement decides (see commitFast).
-        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params));
+        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params, item.written));
         if (fast) return item.resolve(fast);
       }
       const [row] = await this.hot(db, wait ? this.sql.commit : this.sql.commitNoWait, commitArgs(params, wait));
