@@ -32,7 +32,7 @@ import {
   schemaNames,
   type SqlQuery,
 } from './postgres.schema.js';
-import { buildStatements, COMMIT_PARAM_INDEX, COMMIT_PARAMS, commitArgs, fastCommitArgs, type Statements } from './postgres.sql.js';
+import { buildStatements, COMMIT_PARAM_INDEX, COMMIT_PARAMS, commitArgs, fastCommitArgs, type Statements, type StepRow } from './postgres.sql.js';
 
 export interface PostgresStoreOptions {
   /** Connection URL. Defaults to `DATABASE_URL` when neither `url` nor `dataSource` is given. */
@@ -114,7 +114,6 @@ function jsonText<T>(value: unknown): T | undefined {
 }
 
 interface StepJson {
-  i?: number;
   name: string;
   status: StoredStep['status'];
   attempts: number | string;
@@ -135,24 +134,12 @@ function mapStep(s: StepJson): StoredStep {
   return step;
 }
 
-/** A step row as the statements write it (the `steps` parameter, `runs.live_step`). */
-interface StepRow {
-  i: number;
-  name: string;
-  status: StoredStep['status'];
-  attempts: number;
-  output: string | null;
-  st: number | null;
-  ft: number | null;
-  error: string | null;
-}
-
 /** The steps of a run row: the rows of `steps` (by index), with the live step (`live_step`) over its index. */
 function readSteps(row: Row): StoredStep[] {
   const steps = (jsonText<StepJson[]>(row.steps) ?? []).map(mapStep);
   const live = jsonText<StepRow>(row.live_step);
   if (live) {
-    const step = mapStep({ ...live, startedAt: live.st, finishedAt: live.ft });
+    const step = mapStep({ ...live, status: live.status as StoredStep['status'], startedAt: live.st, finishedAt: live.ft });
     // NOTE: the rows of `steps` are contiguous from 0 (entries are appended at steps.length).
     if (live.i < steps.length) steps[live.i] = step;
     else steps.push(step);
@@ -207,9 +194,8 @@ function stepRows(entries: { index: number; step: StoredStep }[] | undefined): {
   table: StepRow[] | null;
   live: string | null;
   liveIndex: number | null;
-  written: number[];
 } {
-  if (!entries || entries.length === 0) return { table: null, live: null, liveIndex: null, written: [] };
+  if (!entries || entries.length === 0) return { table: null, live: null, liveIndex: null };
   // Last write wins per index (one row may be upserted only once per statement).
   const byIndex = new Map<number, StoredStep>();
   let last = -1;
@@ -237,7 +223,7 @@ function stepRows(entries: { index: number; step: StoredStep }[] | undefined): {
       liveIndex = i;
     } else table.push(row);
   }
-  return { table: table.length > 0 ? table : null, live, liveIndex, written: [...byIndex.keys()] };
+  return { table: table.length > 0 ? table : null, live, liveIndex };
 }
 
 function copyStep(step: StoredStep): StoredStep {
@@ -279,9 +265,7 @@ interface PendingCommit {
   /** Parameters $1..$21 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
   params: unknown[];
   /** Step rows for the steps table ($11 before JSON encoding). */
-  steps: object[] | null;
-  /** Indexes of the step entries the patch writes (for `commitFast`). */
-  written: number[];
+  steps: StepRow[] | null;
   /** Whether it may go in a batch statement (the JSON form keeps every value as is). */
   batchable: boolean;
   resolve(row: Row | undefined): void;
@@ -289,7 +273,7 @@ interface PendingCommit {
 }
 
 /** JSON object of one commit in the `commitBatch` statement (keys: its column definition list). */
-function batchEntry(k: number, p: unknown[], steps: object[] | null): Record<string, unknown> {
+function batchEntry(k: number, p: unknown[], steps: StepRow[] | null): Record<string, unknown> {
   const entry: Record<string, unknown> = { k };
   COMMIT_PARAMS.forEach(([name], i) => (entry[`p_${name}`] = i === STEPS_PARAM ? steps : p[i]));
   return entry;
@@ -465,11 +449,12 @@ export class PostgresStore implements WorkflowStore {
           lease ? lease.owner : null,
           token,
           lease ? lease.leaseMs : null,
-          steps.table ? JSON.stringify(steps.table) : null,
           !lease,
           steps.live,
           steps.liveIndex,
+          ...(steps.table ? [JSON.stringify(steps.table)] : []),
         ];
+        const insert = steps.table ? this.sql.createRun : this.sql.createRunWithoutSteps;
         let rows: Row[];
         let replaced = false;
         if (options.onConflict === 'replace') {
@@ -477,7 +462,7 @@ export class PostgresStore implements WorkflowStore {
             const deleted = await q(this.sql.deleteForReplace, [input.runId]);
             replaced = deleted.length > 0;
             await q(this.sql.deleteChildren, [input.runId]);
-            return q(this.sql.createRun, params);
+            return q(insert, params);
           };
           if (manager) {
             rows = manager.queryRunner?.isTransactionActive
@@ -487,7 +472,7 @@ export class PostgresStore implements WorkflowStore {
             rows = await db.transaction(replace);
           }
         } else {
-          rows = await query(this.sql.createRun, params);
+          rows = await query(insert, params);
         }
         const row = rows[0];
         if (row) {
@@ -621,7 +606,7 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The signal name', patch.wait?.signal);
     checkStorable('The current step name', patch.currentStep ?? undefined);
     for (const entry of patch.steps ?? []) checkStorable('A step name', entry.step.name);
-    const { table, live, liveIndex, written } = stepRows(patch.steps);
+    const { table, live, liveIndex } = stepRows(patch.steps);
     const params = [
       runId,
       token,
@@ -646,7 +631,7 @@ export class PostgresStore implements WorkflowStore {
       liveIndex,
     ];
     return this.op('commit', async (db) => {
-      const row = await this.groupCommit(db, runId, params, table, written);
+      const row = await this.groupCommit(db, runId, params, table);
       if (!row) return { ok: false };
       this.emitLocal(row.evt, runId);
       const result: CommitResult & { ok: true } = { ok: true };
@@ -676,11 +661,11 @@ export class PostgresStore implements WorkflowStore {
     return 10;
   }
 
-  private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: object[] | null, written: number[]): Promise<Row | undefined> {
+  private groupCommit(db: SqlClient, runId: string, params: unknown[], steps: StepRow[] | null): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
       // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
       const batchable = [params[COMMIT_PARAM_INDEX.due], params[COMMIT_PARAM_INDEX.wait_ms], params[COMMIT_PARAM_INDEX.lease_ms]].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
-      const item: PendingCommit = { runId, params, steps, written, batchable, resolve, reject };
+      const item: PendingCommit = { runId, params, steps, batchable, resolve, reject };
       this.commitQueue.push(item);
       this.pumpCommits(db);
     });
@@ -746,9 +731,10 @@ export class PostgresStore implements WorkflowStore {
       const params = [...item.params];
       params[STEPS_PARAM] = item.steps ? JSON.stringify(item.steps) : null;
       const wait = params[WAIT_PARAM] !== null;
-      if (!wait) {
-        // NOTE: no row: fenced, or a pause/cancel request to apply; the full statement decides (see commitFast).
-        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params, item.written));
+      if (!wait && (item.steps?.length ?? 0) <= 1) {
+        // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
+        // (see commitFast).
+        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params, item.steps?.[0]));
         if (fast) return item.resolve(fast);
       }
       const [row] = await this.hot(db, wait ? this.sql.commit : this.sql.commitNoWait, commitArgs(params, wait));
