@@ -58,6 +58,12 @@ const smoke = args.includes('--smoke');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
 const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+/**
+ * Sequential runs before any measurement, on every store and on DBOS (run-dbos.mjs uses the same number): the rate
+ * of cairn's Postgres runs still rises for the first ~1,000 runs of a process (V8 optimizing the engine's path) and
+ * DBOS's for a few hundred, so fewer would compare processes still warming up rather than their steady states.
+ */
+const WARMUP_RUNS = 1_500;
 /** Results by store and scenario, for the ratio lines. */
 const results: Record<string, Record<string, number>> = {};
 const quiet = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
@@ -201,7 +207,7 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
   try {
     const n = smoke ? 5 : name === 'memory' ? 20_000 : 500;
     const cn = smoke ? 10 : name === 'memory' ? 20_000 : 2_000;
-    await seq(client, 'bench3', smoke ? 2 : 200); // warm-up
+    await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
     if (scenariosWanted.includes('seq3')) await inTurns(name, 'seq3', n, (k) => seq(client, 'bench3', k), peer);
     if (scenariosWanted.includes('conc64')) await inTurns(name, 'conc64', cn, (k) => conc(client, k, 64), peer);
     if (scenariosWanted.includes('roundtrips')) {

@@ -184,7 +184,7 @@ async function main() {
   DBOS.setConfig({ name: 'cairn-bench', systemDatabaseUrl: sysUrl.toString(), logLevel: 'warn' });
   await DBOS.launch();
   try {
-    await seq(smoke ? 2 : 200); // warm-up, as bench/run.ts
+    await seq(smoke ? 2 : 1_500); // warm-up: WARMUP_RUNS, as in bench/run.ts
     if (trace) {
       traced = [];
       await execute(-1);
