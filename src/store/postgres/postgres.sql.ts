@@ -57,17 +57,17 @@ const STEP_ROW_COLUMNS = 'i integer, name text, status text, attempts integer, o
 
 /**
  * The step rows a statement writes to the steps table, as a record set `x` (for a LATERAL join): the rows of the
- * `steps` JSON array, plus the run's previous live step (`runs.live_step`, read from the statement's snapshot or
- * its locked row) when the patch replaces the live step without writing that index itself, so that no entry is lost.
+ * `steps` JSON array, plus the run's previous live step (`runs.live_step` of its locked row, `old`) when the patch
+ * replaces the live step without writing that index itself, so that no entry is lost. `written`: the indexes of the
+ * `steps` rows (the old live step's JSON is only parsed when it has to move).
  */
-function stepRowsFrom(steps: string, setLive: string, liveIndex: string, oldLive: string): string {
+function stepRowsFrom(p: { steps: string; setLive: string; liveIndex: string; written: string }, old: { live: string; index: string }): string {
   return `(
-      SELECT * FROM json_to_recordset(${steps}) AS j(${STEP_ROW_COLUMNS})
+      SELECT * FROM json_to_recordset(${p.steps}) AS j(${STEP_ROW_COLUMNS})
       UNION ALL
-      SELECT * FROM json_to_record(${oldLive}::json) AS o(${STEP_ROW_COLUMNS})
-      WHERE ${setLive} AND ${oldLive} IS NOT NULL
-        AND o.i IS DISTINCT FROM ${liveIndex}
-        AND NOT EXISTS (SELECT 1 FROM json_to_recordset(${steps}) AS w(i integer) WHERE w.i = o.i)
+      SELECT * FROM json_to_record(${old.live}::json) AS o(${STEP_ROW_COLUMNS})
+      WHERE ${p.setLive} AND ${old.index} IS NOT NULL AND ${old.index} IS DISTINCT FROM ${p.liveIndex}
+        AND NOT (${old.index} = ANY (${p.written}))
     ) x`;
 }
 
@@ -108,6 +108,7 @@ export const COMMIT_PARAMS = [
   ['set_live', 'boolean'], // the patch has steps: `live` replaces runs.live_step
   ['live', 'text'], // the trailing running step row (JSON), or null
   ['live_index', 'integer'], // its index, or null
+  ['written', 'integer[]'], // the indexes of the rows in `steps`
 ] as const;
 
 export type CommitParam = (typeof COMMIT_PARAMS)[number][0];
@@ -300,7 +301,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       WITH ${p}
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
-               r.signal_seq, r.live_step AS old_live, now() AS ts
+               r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index, now() AS ts
         ${curFrom}
       ),${signalCtes}
       c1 AS (
@@ -373,10 +374,20 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
           ? upsertStepsSql(
               n,
               `upd JOIN p ON p.p_run_id = upd.run_id JOIN cur ON cur.run_id = upd.run_id
-                CROSS JOIN LATERAL ${stepRowsFrom('p.p_steps', 'p.p_set_live', 'p.p_live_index', 'cur.old_live')}`,
+                CROSS JOIN LATERAL ${stepRowsFrom(
+                  { steps: 'p.p_steps', setLive: 'p.p_set_live', liveIndex: 'p.p_live_index', written: 'p.p_written' },
+                  { live: 'cur.old_live', index: 'cur.old_live_index' },
+                )}`,
               'upd.run_id',
             )
-          : upsertStepsSql(n, `upd CROSS JOIN cur CROSS JOIN LATERAL ${stepRowsFrom(P('steps', ''), P('set_live', ''), P('live_index', ''), 'cur.old_live')}`, 'upd.run_id')
+          : upsertStepsSql(
+              n,
+              `upd CROSS JOIN cur CROSS JOIN LATERAL ${stepRowsFrom(
+                { steps: P('steps', ''), setLive: P('set_live', ''), liveIndex: P('live_index', ''), written: P('written', '') },
+                { live: 'cur.old_live', index: 'cur.old_live_index' },
+              )}`,
+              'upd.run_id',
+            )
       }),
       e AS (
         SELECT f.*, CASE WHEN f.term THEN 'finished'

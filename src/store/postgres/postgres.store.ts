@@ -262,7 +262,7 @@ const MAX_COMMIT_BATCH = 64;
 /** A `commit()` waiting for its turn in the group-commit queue. */
 interface PendingCommit {
   runId: string;
-  /** Parameters $1..$21 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
+  /** Parameters $1..$22 of the single-run `commit` statement ($11, the steps, is filled in when sent alone). */
   params: unknown[];
   /** Step rows for the steps table ($11 before JSON encoding). */
   steps: StepRow[] | null;
@@ -629,6 +629,7 @@ export class PostgresStore implements WorkflowStore {
       patch.steps !== undefined && patch.steps.length > 0,
       live,
       liveIndex,
+      table ? table.map((row) => row.i) : [],
     ];
     return this.op('commit', async (db) => {
       const row = await this.groupCommit(db, runId, params, table);
