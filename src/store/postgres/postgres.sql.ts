@@ -1,4 +1,4 @@
-import { type RunStatus, TERMINAL_STATUSES } from '../workflow-store.interface.js';
+import { type RunStatus, type StoredStep, TERMINAL_STATUSES } from '../workflow-store.interface.js';
 import { CLAIMABLE_STATUSES_SQL, quoteLiteral, type SchemaNames, TERMINAL_STATUSES_SQL } from './postgres.schema.js';
 
 /**
@@ -182,7 +182,7 @@ function fastCommitStatement(n: SchemaNames): string {
 export interface StepRow {
   i: number;
   name: string;
-  status: string;
+  status: StoredStep['status'];
   attempts: number;
   output: string | null;
   st: number | null;
@@ -418,7 +418,6 @@ export function buildStatements(n: SchemaNames): Statements {
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
     ${r}.live_step`;
-
 
   /**
    * $1 run_id, $2 workflow, $3 version, $4 status, $5 input, $6 state, $7 current_step, $8 lease owner,

@@ -139,7 +139,7 @@ function readSteps(row: Row): StoredStep[] {
   const steps = (jsonText<StepJson[]>(row.steps) ?? []).map(mapStep);
   const live = jsonText<StepRow>(row.live_step);
   if (live) {
-    const step = mapStep({ ...live, status: live.status as StoredStep['status'], startedAt: live.st, finishedAt: live.ft });
+    const step = mapStep({ ...live, startedAt: live.st, finishedAt: live.ft });
     // NOTE: the rows of `steps` are contiguous from 0 (entries are appended at steps.length).
     if (live.i < steps.length) steps[live.i] = step;
     else steps.push(step);
@@ -729,15 +729,15 @@ export class PostgresStore implements WorkflowStore {
 
   private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
     try {
-      const params = [...item.params];
-      params[STEPS_PARAM] = item.steps ? JSON.stringify(item.steps) : null;
-      const wait = params[WAIT_PARAM] !== null;
+      const wait = item.params[WAIT_PARAM] !== null;
       if (!wait && (item.steps?.length ?? 0) <= 1) {
         // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
         // (see commitFast).
-        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(params, item.steps?.[0]));
+        const [fast] = await this.hot(db, this.sql.commitFast, fastCommitArgs(item.params, item.steps?.[0]));
         if (fast) return item.resolve(fast);
       }
+      const params = [...item.params];
+      params[STEPS_PARAM] = item.steps ? JSON.stringify(item.steps) : null;
       const [row] = await this.hot(db, wait ? this.sql.commit : this.sql.commitNoWait, commitArgs(params, wait));
       item.resolve(row);
     } catch (error) {
