@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +8,7 @@ import request from 'supertest';
 import { defaultStateFile } from '../../sample-app/src/create-app.js';
 import type { FakeState } from '../../sample-app/src/fakes/fake-state.store.js';
 import { orderBody, waitForOrder, waitForStatus } from './sample-app.support.js';
+import { freePort } from '../setup/postgres-server.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -19,16 +19,6 @@ interface SampleProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** Starts the sample app the way `npm start` does, on PGlite in `dataDir`, and waits until it listens. */
 async function startSampleApp(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<SampleProcess> {

@@ -23,6 +23,17 @@ let failingUndo: Record<string, number> = {};
 let gates: Record<string, Gate> = {};
 let aborted: { step: string; aborted: boolean; waitedMs: number }[] = [];
 
+/** Fresh records and switches for every test. */
+function resetFixtures(): void {
+  calls = {};
+  attempts = [];
+  undos = [];
+  failuresLeft = {};
+  failingUndo = {};
+  gates = {};
+  aborted = [];
+}
+
 function g(name: string): Gate {
   return (gates[name] ??= gate());
 }
@@ -189,15 +200,7 @@ class Failing {
 
 describe('pause and resume', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    attempts = [];
-    undos = [];
-    failuresLeft = {};
-    failingUndo = {};
-    gates = {};
-    aborted = [];
-  });
+  beforeEach(resetFixtures);
 
   it('pausing a waiting run shows paused at once; resume puts it back to waiting', async () => {
     const { client } = await apps.boot([Approval]);
@@ -346,15 +349,7 @@ describe('pause and resume', () => {
 
 describe('cancel', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    attempts = [];
-    undos = [];
-    failuresLeft = {};
-    failingUndo = {};
-    gates = {};
-    aborted = [];
-  });
+  beforeEach(resetFixtures);
 
   it('cancel aborts the running step ctx.signal', async () => {
     const { client } = await apps.boot([CancelSaga]);
@@ -492,15 +487,7 @@ describe('cancel', () => {
 
 describe('control calls on unknown and ended runs', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    attempts = [];
-    undos = [];
-    failuresLeft = {};
-    failingUndo = {};
-    gates = {};
-    aborted = [];
-  });
+  beforeEach(resetFixtures);
 
   it('signal, cancel, pause, resume and retry of an unknown run throw RunNotFoundError and create nothing', async () => {
     const { client } = await apps.boot([Quick]);
@@ -570,15 +557,7 @@ describe('control calls on unknown and ended runs', () => {
 
 describe('retry of a failed run', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    attempts = [];
-    undos = [];
-    failuresLeft = {};
-    failingUndo = {};
-    gates = {};
-    aborted = [];
-  });
+  beforeEach(resetFixtures);
 
   it('re-runs the failed step with the same key, counting attempts on, in the same steps entry, and completes', async () => {
     const { client } = await apps.boot([Fixable]);

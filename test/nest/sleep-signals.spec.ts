@@ -156,14 +156,17 @@ class WaitLast {
   }
 }
 
+/** Fresh records and a closed gate for every test. */
+function resetFixtures(): void {
+  received = [];
+  calls = {};
+  undos = [];
+  hold = gate();
+}
+
 describe('Flow.sleep and Flow.complete', () => {
   const apps = useApps();
-  beforeEach(() => {
-    received = [];
-    calls = {};
-    undos = [];
-    hold = gate();
-  });
+  beforeEach(resetFixtures);
 
   it("Flow.sleep('50ms'): sleeping with currentStep the sleeping step, then continues with the value", async () => {
     const { client } = await apps.boot([Sleeper]);
@@ -235,12 +238,7 @@ describe('Flow.sleep and Flow.complete', () => {
 
 describe('signals', () => {
   const apps = useApps();
-  beforeEach(() => {
-    received = [];
-    calls = {};
-    undos = [];
-    hold = gate();
-  });
+  beforeEach(resetFixtures);
 
   it('waitForSignal: status waiting with currentStep the waiting step; the signal payload goes to the next step', async () => {
     const { client } = await apps.boot([Approval]);

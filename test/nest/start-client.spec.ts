@@ -77,14 +77,17 @@ class NotRegistered {
   }
 }
 
+/** Fresh records and a closed gate for every test. */
+function resetFixtures(): void {
+  calls = {};
+  undos = [];
+  hold = gate();
+  seenKeys = [];
+}
+
 describe('start and conflict policies', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    undos = [];
-    hold = gate();
-    seenKeys = [];
-  });
+  beforeEach(resetFixtures);
 
   it("use-existing (the default) returns the existing run; its steps ran once and its input is the first one", async () => {
     const { client } = await apps.boot([Counted]);
@@ -252,12 +255,7 @@ describe('run id checks', () => {
 
 describe('handles and results', () => {
   const apps = useApps();
-  beforeEach(() => {
-    calls = {};
-    undos = [];
-    hold = gate();
-    seenKeys = [];
-  });
+  beforeEach(resetFixtures);
 
   it('describe of an unknown id resolves undefined', async () => {
     const { client } = await apps.boot([Counted]);

@@ -52,7 +52,12 @@ async function lookupPostgresUser(): Promise<{ uid: number; gid: number }> {
   return { uid, gid };
 }
 
-function freePort(): Promise<number> {
+/**
+ * A TCP port free on the loopback interface right now (the OS picks it).
+ * NOTE: redis-server.ts keeps its own copy: Jest's global setup requires these files as CommonJS, without the
+ * `.js` → `.ts` mapping, so they cannot import each other.
+ */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

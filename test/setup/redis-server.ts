@@ -47,6 +47,7 @@ function findRedisServer(): string {
   return path;
 }
 
+/** As postgres-server.ts' `freePort` (global setup requires these files as CommonJS: they cannot import each other). */
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -1,28 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { createCairnSchemaMigration } from '../../src/store/postgres/postgres.migration.js';
 import { SCHEMA_VERSION } from '../../src/store/postgres/postgres.schema.js';
 import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
-import type { LeaseRequest, NewRun, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
+import type { LeaseRequest, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName, startPostgres, withPgClient } from '../setup/postgres-server.js';
 import { testPostgres } from '../setup/test-servers.js';
+import { freePort } from '../setup/postgres-server.js';
+import { newRun } from '../support/runs.js';
 
 const { url, describe: describePg } = testPostgres();
 const LEASE: LeaseRequest = { owner: 'spec', leaseMs: 30_000 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const newRun = (over: Partial<NewRun> = {}): NewRun => ({
-  runId: `run-${randomUUID()}`,
-  workflow: 'wf',
-  version: 1,
-  input: '{"n":1}',
-  state: '{}',
-  ...over,
-});
 
 const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -57,16 +50,6 @@ async function newDataSource(extra: Partial<{ logger: TypeOrmLogger }> = {}): Pr
   return ds;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

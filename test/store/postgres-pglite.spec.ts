@@ -8,16 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { createPgliteStore, PGLITE_LOCK_FILE } from '../../src/store/postgres/pglite.js';
 import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
-import type { NewRun } from '../../src/store/workflow-store.interface.js';
+import { newRun } from '../support/runs.js';
 
-const newRun = (over: Partial<NewRun> = {}): NewRun => ({
-  runId: `run-${randomUUID()}`,
-  workflow: 'wf',
-  version: 1,
-  input: '{"n":1}',
-  state: '{}',
-  ...over,
-});
 
 async function initError(store: PostgresStore): Promise<unknown> {
   return store.init().then(
