@@ -78,6 +78,17 @@ export interface StoredRun {
   createdAt: Date;
   updatedAt: Date;
   finishedAt?: Date;
+  /**
+   * Incarnation of this run id: 1 for a new id, the replaced run's generation + 1 after `createRun` with `replace`.
+   * The engine appends it to idempotency keys from the 2nd generation on, so a replacement never reuses a key.
+   */
+  generation: number;
+  /**
+   * Set when a field the store itself encodes (a step record, the error, an index field …) could not be decoded.
+   * The store still returns the run, with safe placeholders for what it could not read, and never lets one such run
+   * break a call that concerns other runs. Names the run and the field, e.g. `step 2 of run "x": Unexpected token`.
+   */
+  corrupt?: string;
 }
 
 /** A run handed to a worker by a claim. */
@@ -127,8 +138,11 @@ export interface CreateRunResult {
   run: StoredRun;
 }
 
-/** When a run becomes due: in `delayMs` from the store's clock, or never (`null`). */
-export type DueSpec = { delayMs: number } | null;
+/**
+ * When a run becomes due: in `delayMs` from the store's clock, at an absolute instant `at` (e.g. `Flow.sleep(date)`:
+ * stored as is, never converted through the worker's clock), or never (`null`).
+ */
+export type DueSpec = { delayMs: number } | { at: Date } | null;
 
 /**
  * One atomic, fenced change of a run by its lease holder: a step checkpoint, a status change, the end of a run.
@@ -141,7 +155,7 @@ export type DueSpec = { delayMs: number } | null;
  *    status becomes `running` (the lease is kept) and `consumedSignal` is returned. Otherwise status becomes `waiting`,
  *    `waitSignal` is set, `waitUntil`/`dueAt` are now + `timeoutMs` (or null) and the lease is released.
  * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields;
- *    `finishedAt` is set to now.
+ *    `finishedAt` is set to now, and the run's queued signals (never to be delivered) are deleted.
  * 5. If `pauseRequested` is set, no cancel is pending and the resulting status is live (not terminal, not paused):
  *    status becomes `paused`, `resumeStatus` the status it would have had, `pauseRequested` false, the lease released,
  *    and `dueAt` = now if it was null or the run was to keep running. `paused: true` is returned.
@@ -243,16 +257,22 @@ export interface WorkflowStore {
   /** Disconnect (only what the store opened itself). */
   close(): Promise<void>;
 
-  /** Create a run, or apply the conflict rule when the id exists. A new run is due now. */
+  /**
+   * Create a run, or apply the conflict rule when the id exists. A new run is due now. Concurrent `replace` calls on
+   * one id serialise: each succeeds (none errors), the last one to commit wins, and each returns its own run with
+   * `generation` one above the run it replaced.
+   */
   createRun(run: NewRun, options: CreateRunOptions): Promise<CreateRunResult>;
-  /** A run with its steps, or undefined. */
+  /** A run with its steps, or undefined. Never throws for a run whose stored fields are damaged: see `corrupt`. */
   getRun(runId: string): Promise<StoredRun | undefined>;
-  /** Runs newest first (createdAt desc, then runId desc), with their steps. */
+  /** Runs newest first (createdAt desc, then runId desc), with their steps. A damaged run is listed with `corrupt`. */
   listRuns(query: ListRunsQuery): Promise<StoredRun[]>;
 
   /**
    * Claim up to `limit` claimable runs, earliest `dueAt` first, each with a fresh lease token. No run is handed to two
    * claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
+   * A damaged run is claimed and returned like any other, with `corrupt` set (the engine fails it); it never keeps the
+   * other runs of the batch from being returned.
    */
   claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
   /** Claim one run if it is claimable now (same rules as `claimRuns`, including the `workflows` filter). */

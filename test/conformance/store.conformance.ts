@@ -14,6 +14,12 @@ import type {
 export interface ConformanceTarget {
   create(): Promise<WorkflowStore>;
   destroy?(store: WorkflowStore): Promise<void>;
+  /**
+   * Ways to damage a field the store itself encodes, by writing the database directly (a store that keeps no encoded
+   * fields, like memory, has none). Each damages one pending run; the suite checks that the run is still read, listed
+   * and claimed (with `corrupt` set) or parked, that it can be failed, and that other runs are not held back.
+   */
+  corruptions?: Record<string, (store: WorkflowStore, runId: string) => Promise<void>>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -148,6 +154,139 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(take.ok && take.consumedSignal).toBeFalsy();
       });
     });
+
+    describe('generations and concurrent replacement', () => {
+      it('numbers the incarnations of a run id: 1 when new, one more on each replace, kept by keep', async () => {
+        const workflow = wf();
+        const first = await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        expect(first.run.generation).toBe(1);
+        const runId = first.run.runId;
+        const kept = await store.createRun({ ...newRun(workflow), runId }, { onConflict: 'keep' });
+        expect(kept).toMatchObject({ created: false, run: { generation: 1 } });
+        const second = await store.createRun({ ...newRun(workflow), runId }, { onConflict: 'replace', lease: LEASE });
+        expect(second.run.generation).toBe(2);
+        const third = await store.createRun({ ...newRun(workflow), runId }, { onConflict: 'replace' });
+        expect(third.run.generation).toBe(3);
+        expect((await store.getRun(runId))!.generation).toBe(3);
+        const claimed = (await store.claimRun(runId, OTHER))!;
+        expect(claimed.generation).toBe(3);
+        const [listed] = await store.listRuns({ workflow, limit: 1 });
+        expect(listed.generation).toBe(3);
+      });
+
+      it('serialises concurrent replacements of one id: none errors, the last wins, generations are distinct', async () => {
+        const workflow = wf();
+        const base = newRun(workflow);
+        await store.createRun(base, { onConflict: 'keep', lease: LEASE });
+        const n = 30;
+        const results = await Promise.all(
+          Array.from({ length: n }, (_, i) =>
+            store.createRun({ ...base, input: `"${i}"` }, { onConflict: 'replace', lease: i % 2 === 0 ? LEASE : undefined }),
+          ),
+        );
+        expect(results.every((r) => r.created)).toBe(true);
+        const generations = results.map((r) => r.run.generation).sort((a, b) => a - b);
+        expect(generations).toEqual(Array.from({ length: n }, (_, i) => i + 2));
+        const last = results.find((r) => r.run.generation === n + 1)!;
+        const stored = (await store.getRun(base.runId))!;
+        expect(stored.generation).toBe(n + 1);
+        expect(stored.input).toBe(last.run.input);
+        // only the survivor's lease (if it was claimed) can write
+        for (const r of results) {
+          if (!r.run.leaseToken || r === last) continue;
+          expect((await store.commit(base.runId, r.run.leaseToken, patch({ state: '"stale"' }))).ok).toBe(false);
+        }
+        if (last.run.leaseToken) expect((await store.commit(base.runId, last.run.leaseToken, patch({ status: 'completed' }))).ok).toBe(true);
+      });
+    });
+
+    describe('durable time from the store', () => {
+      it('stores an absolute wake-up time as is', async () => {
+        const run = await createClaimed(wf());
+        const at = new Date(Date.now() + 250);
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'sleeping', due: { at }, release: true }));
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.dueAt!.getTime()).toBe(at.getTime());
+        expect(await store.claimRun(run.runId, LEASE)).toBeUndefined();
+        await sleep(350);
+        expect(await store.claimRun(run.runId, LEASE)).toMatchObject({ runId: run.runId, status: 'running' });
+      });
+
+      it('makes a run with a past absolute wake-up time due at once', async () => {
+        const run = await createClaimed(wf());
+        const at = new Date(Date.now() - 60_000);
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'sleeping', due: { at }, release: true }));
+        expect(await store.claimRun(run.runId, LEASE)).toMatchObject({ runId: run.runId });
+      });
+    });
+
+    describe('signals of ended runs', () => {
+      it('deletes the queued signals of a run when it ends', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'x', '"left over"');
+        await store.commit(run.runId, run.leaseToken, patch({ status: 'failed', error: { name: 'E', message: 'm' } }));
+        expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('ok');
+        const again = (await store.claimRun(run.runId, LEASE))!;
+        const res = await store.commit(run.runId, again.leaseToken, patch({ wait: { signal: 'x' } }));
+        expect(res.ok && res.consumedSignal).toBeFalsy();
+        expect((await store.getRun(run.runId))!.status).toBe('waiting');
+      });
+    });
+
+    for (const [what, corrupt] of Object.entries(target.corruptions ?? {})) {
+      describe(`a run with a damaged field (${what})`, () => {
+        it('is read, listed and claimed or parked without holding back other runs, and can be failed', async () => {
+          const workflow = wf();
+          const poison = newRun(workflow, { runId: `${workflow}-POISON`, steps: [{ name: 'a', status: 'running', attempts: 0 }], currentStep: 'a' });
+          await store.createRun(poison, { onConflict: 'keep' });
+          const healthy: string[] = [];
+          for (let i = 0; i < 6; i++) {
+            const r = newRun(workflow, { steps: [{ name: 'a', status: 'running', attempts: 0 }], currentStep: 'a' });
+            await store.createRun(r, { onConflict: 'keep' });
+            healthy.push(r.runId);
+          }
+          await corrupt(store, poison.runId);
+
+          const read = (await store.getRun(poison.runId))!;
+          expect(read).toBeDefined();
+          expect(read.corrupt).toEqual(expect.any(String));
+          expect(read.corrupt!.length).toBeGreaterThan(0);
+          const listed = await store.listRuns({ workflow, limit: 50 });
+          expect(listed.map((r) => r.runId).sort()).toEqual([...healthy, poison.runId].sort());
+          expect(listed.find((r) => r.runId === poison.runId)!.corrupt).toEqual(expect.any(String));
+
+          const claimed = await store.claimRuns(LEASE, 50, [workflow]);
+          const claimedIds = claimed.map((r) => r.runId);
+          for (const id of healthy) expect(claimedIds).toContain(id);
+          const bad = claimed.find((r) => r.runId === poison.runId);
+          if (bad) {
+            expect(bad.corrupt).toEqual(expect.any(String));
+            const res = await store.commit(poison.runId, bad.leaseToken, patch({
+              status: 'failed',
+              error: { name: 'CorruptRunError', message: bad.corrupt! },
+            }));
+            expect(res.ok).toBe(true);
+            const failed = (await store.getRun(poison.runId))!;
+            expect(failed.status).toBe('failed');
+            expect(failed.error).toMatchObject({ name: 'CorruptRunError' });
+          }
+          for (const run of claimed.filter((r) => r.runId !== poison.runId)) {
+            const res = await store.commit(run.runId, run.leaseToken, patch({
+              status: 'completed',
+              output: '"ok"',
+              steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '"ok"' } }],
+            }));
+            expect(res.ok).toBe(true);
+          }
+          const completed = await store.listRuns({ workflow, statuses: ['completed'], limit: 50 });
+          expect(completed.map((r) => r.runId).sort()).toEqual([...healthy].sort());
+          const pending = await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 50 });
+          expect(pending.map((r) => r.runId).filter((id) => id !== poison.runId)).toEqual([]);
+          // nothing of the batch is left leased and unclaimed
+          expect(await store.claimRuns(OTHER, 50, [workflow])).toEqual([]);
+        });
+      });
+    }
 
     describe('claims and leases', () => {
       it('hands each due run to exactly one of many concurrent claimers', async () => {

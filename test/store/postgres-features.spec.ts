@@ -286,9 +286,17 @@ describePg('PostgresStore', () => {
       await second.close();
     });
 
-    /** Turns the current tables into those of version 1 or 2, with `runId`'s running step 0 as a row of steps. */
-    async function downgrade(name: string, runId: string, to: 1 | 2): Promise<void> {
+    /**
+     * Turns the current tables into those of version 1, 2 or 3; below 3 with `runId`'s running step 0 as a row of
+     * steps.
+     */
+    async function downgrade(name: string, runId: string, to: 1 | 2 | 3): Promise<void> {
       await withPgClient(url, async (query) => {
+        await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN generation`);
+        if (to === 3) {
+          await query(`UPDATE "${name}".cairn_schema_version SET version = 3`);
+          return;
+        }
         await query(
           `INSERT INTO "${name}".cairn_steps (run_id, idx, name, status, attempts, started_at)
            SELECT run_id, 0, live_step::json ->> 'name', 'running', 0, timestamptz 'epoch' + interval '1 second' FROM "${name}".cairn_runs WHERE run_id = $1`,
@@ -356,6 +364,30 @@ describePg('PostgresStore', () => {
         const steps = [{ index: 0, step: aDone }, { index: 1, step: b }];
         expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, currentStep: 'b', steps })).toEqual({ ok: true });
         expect((await second.getRun(run.runId))?.steps).toEqual([aDone, b]);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('upgrades a version 3 schema: existing runs are generation 1, a replacement 2', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const a = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000) };
+      const { run } = await first.createRun(newRun({ steps: [a] }), { onConflict: 'keep', lease: LEASE });
+      await first.close();
+      await downgrade(name, run.runId, 3);
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        const version = await withPgClient(url, (query) => query(`SELECT version FROM "${name}".cairn_schema_version`));
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+        expect(await second.getRun(run.runId)).toMatchObject({ generation: 1, steps: [a] });
+        expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' })).toEqual({ ok: true });
+        const replaced = await second.createRun(newRun({ runId: run.runId }), { onConflict: 'replace' });
+        expect(replaced.run.generation).toBe(2);
+        expect(await second.getRun(run.runId)).toMatchObject({ generation: 2, status: 'pending', steps: [] });
       } finally {
         await second.close();
       }
@@ -515,9 +547,24 @@ describePg('PostgresStore', () => {
       ).rejects.toThrow('rollback');
       expect((await store.getRun(run.runId))?.input).toBe(run.input);
       await ds.transaction(async (manager) => {
-        await store.createRun({ ...run, input: '"new"' }, { onConflict: 'replace', transaction: manager });
+        const res = await store.createRun({ ...run, input: '"new"' }, { onConflict: 'replace', transaction: manager });
+        expect(res.run.generation).toBe(2);
       });
-      expect((await store.getRun(run.runId))?.input).toBe('"new"');
+      expect(await store.getRun(run.runId)).toMatchObject({ input: '"new"', generation: 2 });
+    });
+
+    it('serialises concurrent replacements of one id in callers\' transactions', async () => {
+      const run = newRun();
+      await store.createRun(run, { onConflict: 'keep' });
+      const n = 20;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          ds.transaction((manager) => store.createRun({ ...run, input: `"${i}"` }, { onConflict: 'replace', transaction: manager })),
+        ),
+      );
+      expect(results.map((r) => r.run.generation).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 2));
+      const last = results.find((r) => r.run.generation === n + 1)!;
+      expect(await store.getRun(run.runId)).toMatchObject({ generation: n + 1, input: last.run.input });
     });
 
     it('reports an SQL error as a StoreError and goes on', async () => {
@@ -639,6 +686,305 @@ describePg('PostgresStore', () => {
       } finally {
         await other.close();
       }
+    });
+  });
+
+  describe('replacement under load', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    it('lets 2,000 concurrent replacements of one id all succeed, each one generation above the one it replaced, without taking the pool', async () => {
+      const base = newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] });
+      await store.createRun(base, { onConflict: 'keep', lease: LEASE });
+      const bystander = newRun();
+      await store.createRun(bystander, { onConflict: 'keep' });
+      const n = 2_000;
+      let floodDone = false;
+      const flood = Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          store.createRun(
+            {
+              ...base,
+              input: `"${i}"`,
+              // some with a finished step for the steps table (written over the old run's rows)
+              steps: i % 3 === 0 ? [{ name: 'a', status: 'completed', attempts: 1, output: `"${i}"` }, { name: 'b', status: 'running', attempts: 0 }] : base.steps,
+            },
+            { onConflict: 'replace', lease: i % 2 === 0 ? LEASE : undefined },
+          ),
+        ),
+      ).finally(() => (floodDone = true));
+      // Other calls are not stuck behind the replacements (they queue on this instance, on one connection).
+      expect((await store.getRun(bystander.runId))?.runId).toBe(bystander.runId);
+      expect(floodDone).toBe(false);
+      const results = await flood;
+      expect(results.every((r) => r.created)).toBe(true);
+      expect(results.map((r) => r.run.generation).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 2));
+      const last = results.find((r) => r.run.generation === n + 1)!;
+      const stored = (await store.getRun(base.runId))!;
+      expect(stored).toMatchObject({ generation: n + 1, input: last.run.input, steps: last.run.steps });
+      expect(stored.corrupt).toBeUndefined();
+    }, 60_000);
+
+    it('replaces in one statement, or in a transaction when a writer of the old run commits while it waits for the row', async () => {
+      const counter = { n: 0 };
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      const leftovers = async () =>
+        (
+          await withPgClient(url, (query) =>
+            query(
+              `SELECT (SELECT count(*)::int FROM ${store.names.steps} WHERE run_id = $1) AS steps,
+                      (SELECT count(*)::int FROM ${store.names.signals} WHERE run_id = $1) AS signals`,
+              [run.runId],
+            ),
+          )
+        )[0];
+      await withPgClient(url, async (query) => {
+        // The old run's holder writes a step row and a signal arrives, committed after the replacement's snapshot.
+        await query('BEGIN');
+        await query(`UPDATE ${store.names.runs} SET updated_at = now(), signal_seq = signal_seq + 1 WHERE run_id = $1`, [run.runId]);
+        await query(`INSERT INTO ${store.names.steps} (run_id, idx, name, status, attempts) VALUES ($1, 0, 'old', 'completed', 1)`, [run.runId]);
+        await query(`INSERT INTO ${store.names.signals} (run_id, name, payload) VALUES ($1, 'go', '1')`, [run.runId]);
+        const replacing = store.createRun(newRun({ runId: run.runId, input: '"new"' }), { onConflict: 'replace' });
+        await sleep(200); // the replacement has taken its snapshot and waits for the row lock
+        await query('COMMIT');
+        expect((await replacing).run.generation).toBe(2);
+      });
+      expect(await leftovers()).toEqual({ steps: 0, signals: 0 });
+      expect(await store.getRun(run.runId)).toMatchObject({ input: '"new"', generation: 2, steps: [] });
+      // Unraced: one statement, no transaction.
+      const logger = new CountingLogger();
+      const ds = await newDataSource({ logger });
+      try {
+        const other = new PostgresStore({ dataSource: ds, schema: store.names.schema, logger: silent, preparedStatements: false });
+        await other.init();
+        const before = logger.queries.length;
+        const res = await other.createRun(
+          newRun({ runId: run.runId, steps: [{ name: 'a', status: 'completed', attempts: 1 }, { name: 'b', status: 'running', attempts: 0 }] }),
+          { onConflict: 'replace' },
+        );
+        counter.n = logger.queries.length - before;
+        expect(res.run.generation).toBe(3);
+        await other.close();
+      } finally {
+        await ds.destroy();
+      }
+      expect(counter.n).toBe(1);
+      expect((await store.getRun(run.runId))!.steps.map((s) => s.name)).toEqual(['a', 'b']);
+    });
+
+    it('leaves none of the old run\'s steps or signals when its lease holder writes while it is replaced', async () => {
+      const { run } = await store.createRun(newRun({ steps: [{ name: 's0', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      const writes = Array.from({ length: 30 }, (_, i) =>
+        Promise.all([
+          store.commit(run.runId, run.leaseToken!, {
+            leaseMs: 30_000,
+            steps: [
+              { index: i, step: { name: `s${i}`, status: 'completed', attempts: 1, output: '1' } },
+              { index: i + 1, step: { name: `s${i + 1}`, status: 'running', attempts: 0 } },
+            ],
+          }),
+          store.sendSignal(run.runId, 'go', `"${i}"`),
+        ]),
+      );
+      const replaced = await store.createRun(newRun({ runId: run.runId, input: '"new"' }), { onConflict: 'replace' });
+      await Promise.all(writes);
+      expect(replaced.run.generation).toBe(2);
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored).toMatchObject({ input: '"new"', status: 'pending', steps: [] });
+      // Signals sent after the replacement belong to the new run: only those may remain.
+      const claimed = (await store.claimRun(run.runId, LEASE))!;
+      const steps = await withPgClient(url, (query) => query(`SELECT count(*)::int AS n FROM ${store.names.steps} WHERE run_id = $1`, [run.runId]));
+      expect(steps[0].n).toBe(0);
+      expect(claimed.steps).toEqual([]);
+    });
+  });
+
+  describe('signals of runs that end (rule 4)', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    const queued = async (runId: string) =>
+      (await withPgClient(url, (query) => query(`SELECT count(*)::int AS n FROM ${store.names.signals} WHERE run_id = $1`, [runId])))[0].n;
+
+    it.each([
+      ['the fast path', false],
+      ['the full statement (a pause request pending)', true],
+    ])('deletes the queued signals in the commit that ends the run (%s), and only then', async (_label, pause) => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      for (const name of ['a', 'b', 'a']) await store.sendSignal(run.runId, name, '1');
+      expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, state: '{"x":1}' })).toEqual({ ok: true });
+      expect(await queued(run.runId)).toBe(3);
+      if (pause) expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+      expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'm' } })).toEqual({ ok: true });
+      expect(await queued(run.runId)).toBe(0);
+      expect((await store.sendSignal(run.runId, 'a', '1')).outcome).toBe('not-active');
+      expect(await queued(run.runId)).toBe(0);
+    });
+
+    it.each([
+      ['the fast path', false],
+      ['the full statement (a pause request pending)', true],
+    ])('deletes a signal that committed while the ending commit waited for the run (%s)', async (_label, pause) => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await store.sendSignal(run.runId, 'early', '1');
+      if (pause) expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+      const sql = buildStatements(store.names);
+      await withPgClient(url, async (query) => {
+        // A sender holds the run row: its signal is not visible to the commit's snapshot.
+        await query('BEGIN');
+        await query(sql.sendSignal, [run.runId, 'late', '"raced"']);
+        const commit = store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' });
+        await sleep(200); // the commit has taken its snapshot and waits for the row lock
+        await query('COMMIT');
+        expect(await commit).toEqual({ ok: true });
+      });
+      expect(await queued(run.runId)).toBe(0);
+    });
+
+    it('deletes them in a batched commit too, and keeps those of runs that go on', async () => {
+      const grouped = new PostgresStore({ url, schema: store.names.schema, logger: silent, poolSize: 1 });
+      await grouped.init();
+      try {
+        const runs = [];
+        for (let i = 0; i < 6; i++) {
+          const { run } = await grouped.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+          await grouped.sendSignal(run.runId, 'x', '1');
+          runs.push(run);
+        }
+        const results = await Promise.all(
+          runs.map((run, i) =>
+            grouped.commit(run.runId, run.leaseToken!, i % 2 ? { leaseMs: 30_000, status: 'cancelled' } : { leaseMs: 30_000, state: '{"i":1}' }),
+          ),
+        );
+        expect(results.every((r) => r.ok)).toBe(true);
+        expect(await Promise.all(runs.map((run) => queued(run.runId)))).toEqual([1, 0, 1, 0, 1, 0]);
+      } finally {
+        await grouped.close();
+      }
+    });
+  });
+
+  describe('text PostgreSQL cannot hold, in error messages', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    const bad = 'nul \u0000 and a lone \uD800 surrogate';
+    const kept = 'nul \uFFFD and a lone \uFFFD surrogate';
+
+    it.each([
+      ['the fast path', 1],
+      ['the full statement', 2],
+    ])('stores NUL and lone surrogates of step and run errors as U+FFFD instead of failing the commit (%s)', async (_label, rows) => {
+      const { run } = await store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      const failed = { name: 'a', status: 'failed' as const, attempts: 1, error: bad };
+      const steps = rows === 1 ? [{ index: 0, step: failed }] : [{ index: 0, step: failed }, { index: 1, step: { ...failed, name: 'b' } }];
+      const res = await store.commit(run.runId, run.leaseToken!, {
+        leaseMs: 30_000,
+        status: 'failed',
+        error: { name: `E${bad}`, message: bad, step: bad, phase: 'step' },
+        steps,
+      });
+      expect(res).toEqual({ ok: true });
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored.error).toEqual({ name: `E${kept}`, message: kept, step: kept, phase: 'step' });
+      expect(stored.steps.map((s) => s.error)).toEqual(steps.map(() => kept));
+      expect(stored.corrupt).toBeUndefined();
+    });
+
+    it('does so for a running step with an error (the live step) and for the steps of a new run', async () => {
+      const failed = { name: 'a', status: 'failed' as const, attempts: 1, error: bad };
+      const running = { name: 'b', status: 'running' as const, attempts: 1, error: bad };
+      const created = await store.createRun(newRun({ steps: [failed, running] }), { onConflict: 'keep', lease: LEASE });
+      expect(created.run.steps.map((s) => s.error)).toEqual([kept, kept]);
+      expect((await store.getRun(created.run.runId))!.steps.map((s) => s.error)).toEqual([kept, kept]);
+      const replaced = await store.createRun(newRun({ runId: created.run.runId, steps: [failed, running] }), { onConflict: 'replace' });
+      expect((await store.getRun(replaced.run.runId))!.steps.map((s) => s.error)).toEqual([kept, kept]);
+    });
+  });
+
+  describe('damaged rows', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    const damage = (sql: string, runId: string) => withPgClient(url, (query) => query(sql, [runId]));
+
+    it('claims a batch with damaged runs among healthy ones: every run comes back, the damaged ones say why', async () => {
+      const workflow = `wf-${randomUUID()}`;
+      const runs = Array.from({ length: 6 }, () => newRun({ workflow, steps: [{ name: 'a', status: 'running', attempts: 0 }] }));
+      for (const run of runs) await store.createRun(run, { onConflict: 'keep' });
+      await damage(`UPDATE ${store.names.runs} SET live_step = 'garbage' WHERE run_id = $1`, runs[1].runId);
+      await damage(`UPDATE ${store.names.runs} SET error = '[1]'::jsonb WHERE run_id = $1`, runs[4].runId);
+      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+      expect(claimed.map((r) => r.runId).sort()).toEqual(runs.map((r) => r.runId).sort());
+      const byId = new Map(claimed.map((r) => [r.runId, r]));
+      expect(byId.get(runs[1].runId)!.corrupt).toMatch(new RegExp(`^column live_step of run "${runs[1].runId}": .*JSON`));
+      expect(byId.get(runs[1].runId)!.steps).toEqual([{ name: '?', status: 'failed', attempts: 0, error: '<undecodable>' }]);
+      expect(byId.get(runs[4].runId)!.corrupt).toMatch(new RegExp(`^column error of run "${runs[4].runId}": `));
+      expect(byId.get(runs[4].runId)!.error).toBeUndefined();
+      for (const i of [0, 2, 3, 5]) {
+        expect(byId.get(runs[i].runId)!.corrupt).toBeUndefined();
+        expect(byId.get(runs[i].runId)!.steps).toEqual([{ name: 'a', status: 'running', attempts: 0 }]);
+      }
+    });
+
+    it('fails a run with a damaged live step through the full statement (a pause pending) without reading it', async () => {
+      const { run } = await store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      await damage(`UPDATE ${store.names.runs} SET live_step = 'garbage' WHERE run_id = $1`, run.runId);
+      expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+      const error = { name: 'CorruptRunError', message: 'damaged' };
+      expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error, clearCancel: true })).toEqual({ ok: true });
+      expect(await store.getRun(run.runId)).toMatchObject({ status: 'failed', error });
+    });
+
+    it('heals a damaged live step that a checkpoint writes over', async () => {
+      const { run } = await store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      await damage(`UPDATE ${store.names.runs} SET live_step = '{"v":2}' WHERE run_id = $1`, run.runId);
+      expect((await store.getRun(run.runId))!.corrupt).toMatch(/column live_step/);
+      const a = { name: 'a', status: 'completed' as const, attempts: 1, output: '1' };
+      const b = { name: 'b', status: 'running' as const, attempts: 0 };
+      expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, steps: [{ index: 0, step: a }, { index: 1, step: b }] })).toEqual({ ok: true });
+      const healed = (await store.getRun(run.runId))!;
+      expect(healed.corrupt).toBeUndefined();
+      expect(healed.steps).toEqual([a, b]);
+    });
+  });
+
+  describe('absolute wake-up times', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    it('stores `due.at` as is through the full statement too', async () => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      expect((await store.control(run.runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+      const at = new Date(Date.UTC(2031, 0, 2, 3, 4, 5, 678));
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'sleeping', due: { at }, release: true, clearCancel: true });
+      expect(res).toEqual({ ok: true });
+      expect((await store.getRun(run.runId))!.dueAt).toEqual(at);
+    });
+
+    it('refuses an invalid Date', async () => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await expect(store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, due: { at: new Date(Number.NaN) } })).rejects.toBeInstanceOf(InvalidArgumentError);
     });
   });
 

@@ -228,7 +228,7 @@ describePg('Postgres group commit', () => {
     verify(a, s);
   });
 
-  it('commits without signal waits through statements that leave the signal table alone (batch, fast path, fallback), all alike', async () => {
+  it('commits without signal waits through statements that pop no signal (batch, fast path, fallback), all alike', async () => {
     const grouped = await open({ poolSize: 4 });
     const single = await open({ poolSize: 4, groupCommit: false });
     const g = countStatements(grouped);
@@ -240,7 +240,9 @@ describePg('Postgres group commit', () => {
 
     const batches = g.texts.slice(before).filter((x) => /AS do_pause/.test(x) && x.includes('json_to_recordset($1::json)'));
     expect(batches.length).toBeGreaterThan(0);
-    expect(batches.every((x) => !x.includes('signals'))).toBe(true);
+    // NOTE: they name the signal table only to delete the queue of a run that ends (rule 4), nothing else.
+    const popsSignals = (x: string) => /\b(snap|sig) AS\b/.test(x);
+    expect(batches.some(popsSignals)).toBe(false);
     // One by one: every commit tries the fast path first; only the fenced ones, those with a pause or cancel
     // request pending, and those that start entry 1 without writing the running entry 0 fall back to the full
     // statement.
@@ -251,7 +253,7 @@ describePg('Postgres group commit', () => {
       (k, i) => k === 'fenced' || k === 'pause' || k === 'cancel' || (k === 'checkpoint' && !writesFirst(i)),
     );
     expect(full.length).toBe(fallbacks.length);
-    expect([...fast, ...full].every((x) => !x.includes('signals'))).toBe(true);
+    expect([...fast, ...full].some(popsSignals)).toBe(false);
 
     verify(a, s, false);
   });
@@ -289,6 +291,50 @@ describePg('Postgres group commit', () => {
     expect((await store.getRun('o3'))!.status).toBe('completed');
     const sent = counter.texts.slice(before + 1).filter((t) => /signal_seq AS seq0/.test(t));
     expect(sent.length).toBeLessThan(6);
+  });
+
+  it('batches absolute wake-up times, error texts PostgreSQL cannot hold and the ends of runs with queued signals', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const runs: StoredRun[] = [];
+    for (let i = 0; i < 9; i++) {
+      const { run } = await store.createRun({ runId: `abs${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}', steps: [FIRST_STEP] }, { onConflict: 'keep', lease: LEASE });
+      await store.sendSignal(run.runId, 'x', '1');
+      runs.push(run);
+    }
+    const at = (i: number) => new Date(Date.UTC(2030, 5, 1, 0, 0, 0, i * 7 + 1));
+    const before = counter.count;
+    const results = await Promise.all(
+      runs.map((run, i) => {
+        const patch: RunPatch =
+          i % 3 === 0
+            ? { status: 'sleeping', due: { at: at(i) }, release: true, leaseMs: 30_000 }
+            : i % 3 === 1
+              ? {
+                  status: 'failed',
+                  error: { name: 'E', message: `nul \u0000 ${i}` },
+                  steps: [{ index: 0, step: { ...FIRST_STEP, status: 'failed', attempts: 1, error: `step \u0000 ${i}` } }],
+                  leaseMs: 30_000,
+                }
+              : { state: `{"i":${i}}`, due: { delayMs: 60_000 }, leaseMs: 30_000 };
+        return store.commit(run.runId, run.leaseToken!, patch);
+      }),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(counter.texts.slice(before).filter((t) => t.includes('json_to_recordset($1::json)')).length).toBeGreaterThan(0);
+    const signals = await withPgClient(url, (query) =>
+      query(`SELECT run_id, count(*)::int AS n FROM ${store.names.signals} GROUP BY run_id ORDER BY run_id`),
+    );
+    expect(signals).toEqual(runs.filter((_, i) => i % 3 !== 1).map((run) => ({ run_id: run.runId, n: 1 })));
+    for (let i = 0; i < runs.length; i++) {
+      const stored = (await store.getRun(runs[i].runId))!;
+      if (i % 3 === 0) expect(stored).toMatchObject({ status: 'sleeping', dueAt: at(i) });
+      if (i % 3 === 1) {
+        expect(stored).toMatchObject({ status: 'failed', error: { name: 'E', message: `nul \uFFFD ${i}` } });
+        expect(stored.steps[0].error).toBe(`step \uFFFD ${i}`);
+      }
+      if (i % 3 === 2) expect(stored.dueAt!.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    }
   });
 
   it('fences a run taken over while its batch waited for the row lock, without affecting the rest of the batch', async () => {

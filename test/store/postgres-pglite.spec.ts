@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { createPgliteStore, PGLITE_LOCK_FILE } from '../../src/store/postgres/pglite.js';
+import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
 import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import { newRun } from '../support/runs.js';
 
@@ -129,4 +130,63 @@ describe('PGlite store: one app per data folder', () => {
       await store.close();
     }
   }, 30_000);
+});
+
+describe('PGlite store: the same SQL as PostgreSQL', () => {
+  let root: string;
+  let store: PostgresStore;
+  const LEASE = { owner: 'spec', leaseMs: 30_000 };
+  const session = () => (store as unknown as { client: SqlClient }).client;
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'cairn-pglite-sql-'));
+    store = createPgliteStore({ dataDir: root });
+    await store.init();
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('stores NUL and lone surrogates of step and run errors as U+FFFD instead of failing the commit', async () => {
+    const bad = 'nul \u0000 and \uDC00';
+    const kept = 'nul \uFFFD and \uFFFD';
+    for (const rows of [1, 2]) {
+      const { run } = await store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      const failed = { name: 'a', status: 'failed' as const, attempts: 1, error: bad };
+      const steps = Array.from({ length: rows }, (_, index) => ({ index, step: failed }));
+      expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: bad }, steps })).toEqual({ ok: true });
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored.error).toEqual({ name: 'E', message: kept });
+      expect(stored.steps.map((s) => s.error)).toEqual(steps.map(() => kept));
+    }
+  });
+
+  it('serialises 300 concurrent replacements of one id, deleting the queued signals of the runs they replace and of runs that end', async () => {
+    const base = newRun();
+    await store.createRun(base, { onConflict: 'keep', lease: LEASE });
+    await store.sendSignal(base.runId, 'x', '1');
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => store.createRun({ ...base, input: `"${i}"` }, { onConflict: 'replace', lease: LEASE })),
+    );
+    expect(results.map((r) => r.run.generation).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i + 2));
+    const last = results.find((r) => r.run.generation === 301)!;
+    const signals = async () =>
+      (await session().query(`SELECT count(*)::int AS n FROM ${store.names.signals} WHERE run_id = $1`, [base.runId]))[0].n;
+    expect(await signals()).toBe(0);
+    await store.sendSignal(base.runId, 'x', '1');
+    expect(await signals()).toBe(1);
+    expect(await store.commit(base.runId, last.run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' })).toEqual({ ok: true });
+    expect(await signals()).toBe(0);
+    expect(await store.getRun(base.runId)).toMatchObject({ status: 'completed', generation: 301, input: last.run.input });
+  });
+
+  it('replaces a run with step rows over the old run\'s rows', async () => {
+    const a = { name: 'a', status: 'completed' as const, attempts: 1, output: '1' };
+    const b = { name: 'b', status: 'running' as const, attempts: 0 };
+    const { run } = await store.createRun(newRun({ steps: [a, { ...a, name: 'x' }, b] }), { onConflict: 'keep', lease: LEASE });
+    const res = await store.createRun(newRun({ runId: run.runId, steps: [{ ...a, output: '2' }, b] }), { onConflict: 'replace' });
+    expect(res.run.generation).toBe(2);
+    expect((await store.getRun(run.runId))!.steps).toEqual([{ ...a, output: '2' }, b]);
+  });
 });

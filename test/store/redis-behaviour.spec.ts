@@ -4,9 +4,9 @@ import { createServer } from 'node:net';
 import { Redis, type Command } from 'ioredis';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { RedisKeys } from '../../src/store/redis/redis.keys.js';
-import { ALL_SCRIPTS, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scripts.js';
+import { ALL_SCRIPTS, APPLY_INDEX, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore, type RedisStoreLogger } from '../../src/store/redis/redis.store.js';
-import type { StoreEvent } from '../../src/store/workflow-store.interface.js';
+import { isTerminal, type ClaimedRun, type StoreEvent } from '../../src/store/workflow-store.interface.js';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
 import { testRedis } from '../setup/test-servers.js';
 
@@ -14,6 +14,7 @@ const redis = testRedis();
 const url = () => redis.url;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE = { owner: 'behaviour', leaseMs: 30_000 };
+const OTHER = { owner: 'behaviour-b', leaseMs: 30_000 };
 
 class CapturingLogger implements RedisStoreLogger {
   readonly logs: string[] = [];
@@ -210,6 +211,290 @@ redis.describe('RedisStore on a shared server', () => {
       { type: 'ready', runId: run.runId }, // the signal the run waits for
       { type: 'control', runId: run.runId }, // replaced
     ]);
+  });
+
+  describe('damaged data', () => {
+    const stepRun = (workflow: string, runId: string = randomUUID()) => ({
+      runId,
+      workflow,
+      version: 1,
+      input: '1',
+      state: '{}',
+      steps: [{ name: 'a', status: 'running' as const, attempts: 0 }],
+      currentStep: 'a',
+    });
+    const finishAll = (store: RedisStore, runs: ClaimedRun[]) =>
+      Promise.all(
+        runs.map((run) =>
+          store.commit(run.runId, run.leaseToken, run.corrupt
+            ? { leaseMs: 30_000, status: 'failed', error: { name: 'CorruptRunError', message: run.corrupt } }
+            : { leaseMs: 30_000, status: 'completed', output: '"ok"', steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1 } }] }),
+        ),
+      );
+
+    it('names the run and the field, uses placeholders, and keeps opaque values verbatim', async () => {
+      const store = await open();
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      await store.createRun({ ...stepRun(workflow, 'POISON'), input: 'not json {', state: 'not json either' }, { onConflict: 'keep' });
+      const keys = store.keys.run('POISON');
+      await admin.hset(keys.run, 'err', '{"name":"E","message":', 'ca', 'abc');
+      await admin.hset(keys.steps, '0', 'garbage', '1', '{"name":"b","status":"completed","attempts":"1"}');
+      const run = (await store.getRun('POISON'))!;
+      expect(run.corrupt).toContain('field err of run "POISON": ');
+      expect(run.corrupt).toContain('field ca of run "POISON": ');
+      expect(run.corrupt).toContain('step 0 of run "POISON": ');
+      expect(run.corrupt).toContain('step 1 of run "POISON": unreadable attempts');
+      expect(run.error).toBeUndefined();
+      expect(run.steps).toEqual([
+        { name: '?', status: 'failed', attempts: 0 },
+        { name: 'b', status: 'completed', attempts: 0 },
+      ]);
+      expect(run.input).toBe('not json {');
+      expect(run.state).toBe('not json either');
+      expect(run.createdAt).toEqual(run.updatedAt); // the placeholder of a damaged creation time
+      // listed with its index score as creation time, so that pages stay in order
+      const [listed] = await store.listRuns({ workflow, limit: 10 });
+      expect(listed.runId).toBe('POISON');
+      expect(listed.createdAt.getTime()).toBe(Number(await admin.zscore(store.keys.created, 'POISON')));
+    });
+
+    it('keeps the index of 200 healthy runs claimed and committed in the same batches as damaged ones', async () => {
+      const logger = new CapturingLogger();
+      const store = await open({ logger });
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const ids = Array.from({ length: 200 }, (_, i) => `ok-${i}-${randomUUID().slice(0, 8)}`);
+      await Promise.all(ids.map((id) => store.createRun(stepRun(workflow, id), { onConflict: 'keep' })));
+      const damage: Record<string, [string, string]> = { 'bad-st': ['st', 'bogus'], 'bad-ca': ['ca', 'abc'], 'bad-due': ['due', 'abc'], 'bad-err': ['err', '{'] };
+      for (const [runId, [field, value]] of Object.entries(damage)) {
+        await store.createRun(stepRun(workflow, runId), { onConflict: 'keep' });
+        await admin.hset(store.keys.run(runId).run, field, value);
+      }
+      await admin.hset(store.keys.run(ids[7]).steps, '0', '{not json');
+
+      const claimed = await store.claimRuns(LEASE, 500, [workflow]);
+      const claimedIds = claimed.map((r) => r.runId);
+      expect(claimedIds.filter((id) => ids.includes(id))).toHaveLength(200);
+      expect(claimedIds).not.toContain('bad-st'); // parked
+      expect(claimed.filter((r) => r.corrupt).map((r) => r.runId).sort()).toEqual(['bad-ca', 'bad-due', 'bad-err', ids[7]].sort());
+      // nothing is left leased that the claim did not return
+      for (const id of [...ids, ...Object.keys(damage)]) {
+        const leased = (await admin.hget(store.keys.run(id).run, 'lt')) !== null;
+        expect({ id, leased }).toEqual({ id, leased: claimedIds.includes(id) });
+      }
+      expect((await finishAll(store, claimed)).every((r) => r.ok)).toBe(true);
+
+      const healthy = ids.filter((id) => id !== ids[7]);
+      const completed = await store.listRuns({ statuses: ['completed'], limit: 1000 });
+      expect(completed.map((r) => r.runId).sort()).toEqual([...healthy].sort());
+      expect(await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 1000 })).toEqual([]);
+      const failed = await store.listRuns({ workflow, statuses: ['failed'], limit: 1000 });
+      expect(failed.map((r) => r.runId).sort()).toEqual(['bad-ca', 'bad-due', 'bad-err', ids[7]].sort());
+      const parked = await store.listRuns({ workflow, statuses: ['paused'], limit: 10 });
+      expect(parked.map((r) => [r.runId, r.status, typeof r.corrupt])).toEqual([['bad-st', 'paused', 'string']]);
+      expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+      expect(logger.warnings).toEqual([]);
+    });
+
+    it('applies every sound record of an index batch and skips (or repairs) the damaged ones', async () => {
+      const store = await open();
+      const keys = store.keys;
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const ids = Array.from({ length: 5 }, (_, i) => `sound-${i}`);
+      for (const runId of [...ids, 'st', 'ca', 'iv', 'meta', 'claim']) {
+        await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      }
+      await store.listRuns({ workflow, limit: 1 }); // the creations' index records are applied
+      const created = Number(await admin.zscore(keys.created, 'ca'));
+      await admin.hset(keys.meta, 'meta', 'garbage without separators');
+      const iv = String(Date.now() * 1000 + 10_000_000);
+      const rec = (id: string, over: Partial<Record<'st' | 'ca' | 'iv' | 'claim' | 'fa', string>> = {}) => [
+        id, '1', over.iv ?? iv, workflow, over.st ?? 'completed', over.ca ?? '1000', over.claim ?? '-1', over.fa ?? '2000', '', '', '0',
+      ];
+      const records = [
+        ...rec(ids[0]), ...rec('st', { st: 'bogus', claim: '5' }), ...rec(ids[1]), ...rec('ca', { ca: 'abc' }), ...rec(ids[2]),
+        ...rec('iv', { iv: 'x' }), ...rec(ids[3]), ...rec('meta'), ...rec('claim', { st: 'running', claim: 'nan', fa: 'zz' }), ...rec(ids[4]),
+      ];
+      const scriptKeys = [...keys.applyBase(), ...keys.workflowGroup(workflow)];
+      const result = (await admin.eval(APPLY_INDEX.lua, scriptKeys.length, ...scriptKeys, '1', workflow, ...records)) as [number, number, string];
+      expect(result).toEqual([9, 1, expect.stringContaining('run iv: ')]);
+      for (const id of [...ids, 'meta']) expect(await admin.zscore(keys.byStatus('completed'), id)).toBe('1000');
+      for (const id of [...ids, 'meta']) expect(await admin.zscore(keys.finished('completed'), id)).toBe('2000');
+      expect(await admin.zscore(keys.byStatus('paused'), 'st')).not.toBeNull(); // parked: listed, never claimed
+      expect(await admin.zscore(keys.due, 'st')).toBeNull();
+      expect(Number(await admin.zscore(keys.created, 'ca'))).toBe(created); // keeps its score
+      expect(await admin.zscore(keys.byStatus('pending'), 'iv')).not.toBeNull(); // skipped: as it was
+      expect(await admin.zscore(keys.due, 'claim')).toBeNull();
+      expect(await admin.zscore(keys.byStatus('running'), 'claim')).not.toBeNull();
+    });
+
+    it('claims, commits and re-indexes runs whose update time, lease expiry, index version or index entry is damaged', async () => {
+      const store = await open();
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const ids = ['ua', 'le', 'iv', 'meta', 'fine'];
+      for (const runId of ids) await store.createRun(stepRun(workflow, runId), { onConflict: 'keep' });
+      await admin.hset(store.keys.run('ua').run, 'ua', 'abc');
+      await admin.hset(store.keys.run('le').run, 'le', 'abc');
+      await admin.hset(store.keys.run('iv').run, 'iv', 'x');
+      await admin.hset(store.keys.meta, 'meta', '|||');
+      expect((await store.getRun('ua'))!.corrupt).toContain('field ua of run "ua"');
+      expect((await store.getRun('le'))!.corrupt).toContain('field le of run "le"');
+      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+      expect(claimed.map((r) => r.runId).sort()).toEqual([...ids].sort());
+      expect(claimed.filter((r) => r.corrupt)).toEqual([]); // the claim rewrote what was damaged
+      expect((await finishAll(store, claimed)).every((r) => r.ok)).toBe(true);
+      const completed = await store.listRuns({ workflow, statuses: ['completed'], limit: 10 });
+      expect(completed.map((r) => r.runId).sort()).toEqual([...ids].sort());
+    });
+
+    it('reads damaged signal queues without failing the run', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const q = store.keys.run(run.runId).signals;
+      await admin.hset(q, 'h:go', 'x', 't:go', 'y');
+      expect((await store.sendSignal(run.runId, 'go', '"p"')).outcome).toBe('ok');
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+      expect(res).toEqual({ ok: true, consumedSignal: { payload: '"p"' } });
+    });
+
+    it('round-trips NUL and other control characters in errors and step records', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const text = 'a\u0000b\u0001c\u001f\u007f\u2028 "q" \\ \uFFFD';
+      const error = { name: `E${text}`, message: text, step: `s${text}`, phase: 'step' as const };
+      const step = { name: `s${text}`, status: 'failed' as const, attempts: 1, error: text, output: text };
+      expect((await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error, currentStep: step.name, steps: [{ index: 0, step }] })).ok).toBe(true);
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored.corrupt).toBeUndefined();
+      expect(stored.error).toEqual(error);
+      expect(stored.steps).toEqual([step]);
+      expect(stored.currentStep).toBe(step.name);
+    });
+  });
+
+  describe('signals of ended runs', () => {
+    it('leaves no signal key or field behind once runs end, however they end, under a flood of signals', async () => {
+      const store = await open();
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const runs = await Promise.all(
+        Array.from({ length: 60 }, async (_, i) =>
+          (await store.createRun({ runId: `sig-${i}-${randomUUID().slice(0, 6)}`, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run,
+        ),
+      );
+      const endings = ['completed', 'failed', 'compensated', 'cancelled'] as const;
+      const flood = runs.flatMap((run) => Array.from({ length: 12 }, (_, j) => store.sendSignal(run.runId, `s${j % 3}`, `"${j}"`)));
+      const ends = runs.map(async (run, i) => {
+        await sleep(i % 5);
+        if (i % 10 === 9) {
+          // replaced, then ended
+          const next = (await store.createRun({ runId: run.runId, workflow, version: 1, input: '2', state: '{}' }, { onConflict: 'replace', lease: LEASE })).run;
+          await store.sendSignal(run.runId, 's0', '"after"');
+          return store.commit(run.runId, next.leaseToken!, { leaseMs: 30_000, status: 'completed' });
+        }
+        if (i % 10 === 8) {
+          // consumes one signal, then ends
+          await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 's1' } });
+          const again = await store.claimRun(run.runId, LEASE);
+          if (again) return store.commit(run.runId, again.leaseToken, { leaseMs: 30_000, status: 'completed' });
+          return store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed' });
+        }
+        return store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: endings[i % 4] });
+      });
+      const results = await Promise.all([...flood, ...ends]);
+      expect(results.slice(flood.length).every((r) => (r as { ok: boolean }).ok)).toBe(true);
+      for (const run of runs) expect(isTerminal((await store.getRun(run.runId))!.status)).toBe(true);
+      expect(await admin.keys(`${store.keys.prefix}{*}:q`)).toEqual([]);
+      // a retried run starts with no signal, and an ended run takes none
+      const failed = runs.filter((_, i) => i % 10 !== 9 && i % 10 !== 8 && i % 4 === 1);
+      expect((await store.sendSignal(failed[0].runId, 's0', '1')).outcome).toBe('not-active');
+      expect((await store.control(failed[0].runId, { action: 'retry' })).outcome).toBe('ok');
+      expect(await admin.exists(store.keys.run(failed[0].runId).signals)).toBe(0);
+      // purge deletes whatever is left of a run
+      await sleep(5);
+      expect(await store.purge(['completed', 'compensated', 'cancelled', 'failed'], 0)).toBe(runs.length - 1);
+      const runKeys = (await admin.keys(`${store.keys.prefix}{*}:*`)).filter((key) => !key.startsWith(store.keys.index));
+      expect(runKeys).toEqual([store.keys.run(failed[0].runId).run]);
+    });
+  });
+
+  describe('generations', () => {
+    it('reads a run written without a generation as generation 1, and replaces it with generation 2', async () => {
+      const store = await open();
+      const runId = randomUUID();
+      await store.createRun({ runId, workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+      await admin.hdel(store.keys.run(runId).run, 'gen');
+      const old = (await store.getRun(runId))!;
+      expect(old.generation).toBe(1);
+      expect(old.corrupt).toBeUndefined();
+      const next = await store.createRun({ runId, workflow: 'wf', version: 1, input: '2', state: '{}' }, { onConflict: 'replace' });
+      expect(next.run.generation).toBe(2);
+    });
+
+    it('leaves exactly the last of 300 concurrent leased replacements, indexed and executable', async () => {
+      const store = await open();
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const runId = `flood-${randomUUID()}`;
+      const finished: StoreEvent[] = [];
+      const unsubscribe = await store.subscribe((e) => {
+        if (e.type === 'finished') finished.push(e);
+      });
+      await store.createRun({ runId, workflow, version: 1, input: '0', state: '{}' }, { onConflict: 'keep', lease: LEASE });
+      const results = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          store.createRun({ runId, workflow, version: 1, input: `${i + 1}`, state: '{}' }, { onConflict: 'replace', lease: i % 3 ? LEASE : undefined }),
+        ),
+      );
+      expect(results.every((r) => r.created)).toBe(true);
+      expect(results.map((r) => r.run.generation).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i + 2));
+      const last = results.find((r) => r.run.generation === 301)!.run;
+      const stored = (await store.getRun(runId))!;
+      expect(stored).toMatchObject({ generation: 301, input: last.input, status: last.status });
+      expect(stored.leaseToken).toBe(last.leaseToken);
+      const listed = await store.listRuns({ workflow, limit: 10 });
+      expect(listed.map((r) => [r.runId, r.generation, r.status])).toEqual([[runId, 301, last.status]]);
+      expect(await store.listRuns({ workflow, statuses: [last.status], limit: 10 })).toHaveLength(1);
+      const due = Number(await admin.zscore(store.keys.due, runId));
+      expect(due).toBe((last.leaseExpiresAt ?? last.dueAt)!.getTime());
+      // every replaced lease is fenced; the survivor's (if leased) commits
+      const stale = results.filter((r) => r.run.leaseToken && r.run.generation !== 301);
+      for (const r of stale.slice(0, 20)) expect((await store.commit(runId, r.run.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(false);
+      const token = last.leaseToken ?? (await store.claimRun(runId, LEASE))!.leaseToken;
+      expect((await store.commit(runId, token, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+      const deadline = Date.now() + 2_000;
+      while (Date.now() < deadline && finished.length === 0) await sleep(10);
+      await unsubscribe();
+      expect(finished).toEqual([{ type: 'finished', runId }]); // only the survivor finished
+      expect((await store.listRuns({ workflow, statuses: ['completed'], limit: 10 })).map((r) => r.generation)).toEqual([301]);
+    });
+  });
+
+  describe('absolute wake-up times and arguments', () => {
+    it('stores an absolute wake-up time as is, and indexes it', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const at = new Date('2099-12-31T23:59:59.123Z');
+      await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'sleeping', due: { at }, release: true });
+      expect((await store.getRun(run.runId))!.dueAt).toEqual(at);
+      await store.listRuns({ workflow: 'wf', limit: 1 });
+      expect(Number(await admin.zscore(store.keys.due, run.runId))).toBe(at.getTime());
+    });
+
+    it('rejects invalid times and durations before writing anything', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const token = run.leaseToken!;
+      await expect(store.commit(run.runId, token, { leaseMs: 30_000, status: 'sleeping', due: { at: new Date(NaN) } })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.commit(run.runId, token, { leaseMs: 30_000, status: 'sleeping', due: { delayMs: Infinity } })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.commit(run.runId, token, { leaseMs: NaN, status: 'completed' })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.renewLease(run.runId, token, NaN)).rejects.toBeInstanceOf(InvalidArgumentError);
+      // the script checks its ops too, before its first write
+      const keys = store.keys.run(run.runId);
+      await expect(admin.eval(COMMIT.lua, 3, keys.run, keys.steps, keys.signals, run.runId, token, '30000', store.keys.channel,
+        'st', 'completed', 'state', '"changed"', 'due', 'abc')).rejects.toThrow(/due needs an integer/);
+      await expect(admin.eval(COMMIT.lua, 3, keys.run, keys.steps, keys.signals, run.runId, token, '30000', store.keys.channel,
+        'st', 'completed', 'step')).rejects.toThrow(/without its arguments/);
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored).toMatchObject({ status: 'running', state: '{}', leaseToken: token });
+    });
   });
 
   describe('index repair', () => {

@@ -6,6 +6,7 @@ import type {
   ControlResult,
   CreateRunOptions,
   CreateRunResult,
+  DueSpec,
   LeaseRequest,
   ListRunsQuery,
   NewRun,
@@ -38,7 +39,8 @@ function copyRun(run: StoredRun): StoredRun {
 }
 
 /**
- * In-process store for tests and development. Not durable: everything is lost when the process exits.
+ * In-process store for tests and development. Not durable: everything is lost when the process exits. `listRuns` and
+ * `claimRuns` scan every run (no index): fine for tests and a development app, slow past ~100,000 runs.
  *
  * It follows the same rules as the durable stores and keeps values as the serialized strings the engine produces,
  * so a value that production would reject is rejected here too.
@@ -87,6 +89,7 @@ export class MemoryStore implements WorkflowStore {
       dueAt: now,
       createdAt: now,
       updatedAt: now,
+      generation: existing ? existing.generation + 1 : 1,
     };
     if (options.lease) {
       run.leaseOwner = options.lease.owner;
@@ -204,7 +207,7 @@ export class MemoryStore implements WorkflowStore {
     if (patch.output !== undefined) run.output = patch.output ?? undefined;
     if (patch.error !== undefined) run.error = patch.error ? { ...patch.error } : undefined;
     for (const { index, step } of patch.steps ?? []) run.steps[index] = copyStep(step);
-    if (patch.due !== undefined) run.dueAt = patch.due ? new Date(now + patch.due.delayMs) : undefined;
+    if (patch.due !== undefined) run.dueAt = dueAt(patch.due, now);
     run.nextInput = undefined;
     run.waitSignal = undefined;
     run.waitUntil = undefined;
@@ -231,6 +234,7 @@ export class MemoryStore implements WorkflowStore {
       run.cancelRequested = undefined;
       run.resumeStatus = undefined;
       run.finishedAt = new Date(now);
+      this.signals.delete(runId);
       release = true;
     } else if (run.pauseRequested && !run.cancelRequested && run.status !== 'paused') {
       if (!release || run.dueAt === undefined) {
@@ -375,6 +379,11 @@ export class MemoryStore implements WorkflowStore {
       this.listeners.delete(listener);
     };
   }
+}
+
+function dueAt(due: DueSpec, now: number): Date | undefined {
+  if (!due) return undefined;
+  return 'at' in due ? new Date(due.at.getTime()) : new Date(now + due.delayMs);
 }
 
 function clearLease(run: StoredRun): void {

@@ -6,7 +6,7 @@ import { ConfigurationError, StoreError } from '../../errors/errors.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -128,11 +128,14 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
  *   no step row, and a checkpoint inserts one row (the step it completes) instead of updating one and inserting
  *   another (~0.03 ms per checkpoint). Reads put it over the `steps` row of the same index, if any. `live_index` is
  *   its index (lets the checkpoint's fast path check it without parsing the JSON).
- * - `signals`: FIFO per run and name by `id`.
+ * - `runs.generation` (since version 4): the incarnation of the run id, 1 for a new id; a `replace` (an upsert of
+ *   the run row) sets it to the replaced run's + 1.
+ * - `signals`: FIFO per run and name by `id`. A run's queued signals are deleted when it ends (the terminal commit),
+ *   is replaced or purged.
  *
  * `steps` and `signals` have no foreign key to `runs` (since version 2): the check cost every checkpoint ~0.015 ms.
  * Rows are only ever written by statements that hold the run's row (they join the locked or updated run), and the
- * statements that delete runs (`purge`, `deleteForReplace` + `deleteChildren`) delete their steps and signals too.
+ * statements that delete or replace runs (`purge`, `replaceRun` + `replaceChildren`) delete their steps and signals too.
  */
 export function schemaStatements(n: SchemaNames): string[] {
   const i = n.indexes;
@@ -168,7 +171,8 @@ export function schemaStatements(n: SchemaNames): string[] {
       updated_at timestamptz NOT NULL,
       finished_at timestamptz,
       live_step text,
-      live_index integer
+      live_index integer,
+      generation integer NOT NULL DEFAULT 1
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -216,6 +220,8 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
     ),
   // 2 → 3: the live step column (NULL for every existing run: their running step stays a row of steps).
   2: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS live_step text, ADD COLUMN IF NOT EXISTS live_index integer`],
+  // 3 → 4: the generation of a run id (every existing run is its id's first; a constant default rewrites nothing).
+  3: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS generation integer NOT NULL DEFAULT 1`],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */

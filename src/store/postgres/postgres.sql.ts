@@ -16,8 +16,13 @@ export interface Statements {
   /** A new run, with its rows for the steps table; `WithoutSteps`: none to write (see createRunStatement). */
   createRun: string;
   createRunWithoutSteps: string;
-  deleteForReplace: string;
-  deleteChildren: string;
+  /**
+   * `createRun` with `replace`: one statement (`replaceRun`) unless a writer of the old run races with it; then the
+   * upsert (`replaceRunLocked`) and the steps and signals (`replaceChildren`) in one transaction.
+   */
+  replaceRun: string;
+  replaceRunLocked: string;
+  replaceChildren: string;
   getRun: string;
   claimRuns: string;
   claimRunsForWorkflows: string;
@@ -33,6 +38,8 @@ export interface Statements {
   /** Group commit: the checkpoints of several runs in one statement. */
   commitBatch: string;
   commitBatchNoWait: string;
+  /** After a terminal commit that raced with a signal (see `stale_signals` of the commit statements). */
+  dropStaleSignals: string;
   takeSignal: string;
   sendSignal: string;
   pause: string;
@@ -46,6 +53,17 @@ export interface Statements {
 const ms = (expr: string) => `(extract(epoch FROM ${expr}) * 1000)::float8`;
 const addMs = (base: string, param: string) => `(${base} + ${param}::float8 * interval '1 millisecond')`;
 const fromMs = (expr: string) => `(timestamptz 'epoch' + ${expr} * interval '1 millisecond')`;
+/** A wake-up time: the absolute `at` (epoch ms) as is when given, else `base` + `delay` ms (null when both are null). */
+const dueExpr = (base: string, delay: string, at: string) => `COALESCE(${fromMs(at)}, ${addMs(base, delay)})`;
+
+/**
+ * Whether a signal committed between the statement's snapshot and its lock of the run (the sender bumps
+ * `signal_seq` under the row lock): the row's `signal_seq` (`seq`, read under the lock) differs from the one the
+ * snapshot sees. Such a signal is invisible to the statement, so its DELETE could not remove it.
+ */
+function staleSignals(n: SchemaNames, seq: string, runId: string): string {
+  return `${seq} IS DISTINCT FROM (SELECT s0.signal_seq FROM ${n.runs} s0 WHERE s0.run_id = ${runId})`;
+}
 
 /** `pg_notify` of a store event on the store's channel. */
 function notifyExpr(n: SchemaNames, type: string, runId: string): string {
@@ -62,12 +80,15 @@ const STEP_ROW_COLUMNS = 'i integer, name text, status text, attempts integer, o
  * `steps` rows (the old live step's JSON is only parsed when it has to move).
  */
 function stepRowsFrom(p: { steps: string; setLive: string; liveIndex: string; written: string }, old: { live: string; index: string }): string {
+  // NOTE: the CASE, not only the WHERE, keeps the old live step's JSON from being parsed unless it moves: a damaged
+  // one (see StoredRun.corrupt) must not fail a commit that does not touch it (e.g. the one failing the run).
+  const moves = `(${p.setLive} AND ${old.index} IS NOT NULL AND ${old.index} IS DISTINCT FROM ${p.liveIndex}
+        AND NOT (${old.index} = ANY (${p.written})))`;
   return `(
       SELECT * FROM json_to_recordset(${p.steps}) AS j(${STEP_ROW_COLUMNS})
       UNION ALL
-      SELECT * FROM json_to_record(${old.live}::json) AS o(${STEP_ROW_COLUMNS})
-      WHERE ${p.setLive} AND ${old.index} IS NOT NULL AND ${old.index} IS DISTINCT FROM ${p.liveIndex}
-        AND NOT (${old.index} = ANY (${p.written}))
+      SELECT * FROM json_to_record(CASE WHEN ${moves} THEN ${old.live}::json END) AS o(${STEP_ROW_COLUMNS})
+      WHERE ${moves}
     ) x`;
 }
 
@@ -99,7 +120,8 @@ export const COMMIT_PARAMS = [
   ['error', 'text'], // JSON text
   ['steps', 'json'], // array of step rows, or null
   ['set_due', 'boolean'],
-  ['due', 'float8'], // ms from now; null: never
+  ['due', 'float8'], // ms from now; null: never (unless `due_at`)
+  ['due_at', 'float8'], // absolute wake-up time (epoch ms), or null
   ['wait', 'text'], // signal name, or null
   ['wait_ms', 'float8'], // signal timeout ms, or null
   ['release', 'boolean'],
@@ -132,11 +154,12 @@ export function commitArgs(values: readonly unknown[], wait: boolean): unknown[]
  * the old live step into the steps table. It returns no row when it did nothing (fenced, a pause/cancel pending,
  * terminal, another live step): the caller then sends `commitNoWait`, which decides.
  * Cheaper per checkpoint than `commitNoWait` (~0.05 ms): no row lock of its own, no CTE chain, and the step row
- * as plain parameters (no JSON record set).
+ * as plain parameters (no JSON record set). A terminal commit also deletes the run's queued signals (`dg`, skipped
+ * by its one-time filter otherwise) and reports `stale_signals` (see {@link commitStatement}).
  *   $1 run_id, $2 token, $3 status|null, $4 state|null, $5 set step, $6 step, $7 set output, $8 output, $9 set error,
- *   $10 error, $11 set due, $12 due ms|null, $13 term, $14 release, $15 lease ms, $16 set live, $17 live step
- *   (json|null), $18 its index, then the step row (all null: none): $19 index, $20 name, $21 status, $22 attempts,
- *   $23 output, $24 started ms, $25 finished ms, $26 error
+ *   $10 error, $11 set due, $12 due ms|null, $13 due at (epoch ms)|null, $14 term, $15 release, $16 lease ms,
+ *   $17 set live, $18 live step (json|null), $19 its index, then the step row (all null: none): $20 index, $21 name,
+ *   $22 status, $23 attempts, $24 output, $25 started ms, $26 finished ms, $27 error
  */
 function fastCommitStatement(n: SchemaNames): string {
   return `
@@ -150,31 +173,33 @@ function fastCommitStatement(n: SchemaNames): string {
           next_input = NULL,
           wait_signal = NULL,
           wait_until = NULL,
-          resume_status = CASE WHEN $13::boolean THEN NULL ELSE r.resume_status END,
-          due_at = CASE WHEN $13::boolean THEN NULL WHEN $11::boolean THEN ${addMs('now()', '$12')} ELSE r.due_at END,
-          lease_owner = CASE WHEN $14::boolean THEN NULL ELSE r.lease_owner END,
-          lease_token = CASE WHEN $14::boolean THEN NULL ELSE r.lease_token END,
-          lease_expires_at = CASE WHEN $14::boolean THEN NULL ELSE ${addMs('now()', '$15')} END,
+          resume_status = CASE WHEN $14::boolean THEN NULL ELSE r.resume_status END,
+          due_at = CASE WHEN $14::boolean THEN NULL WHEN $11::boolean THEN ${dueExpr('now()', '$12', '$13::float8')} ELSE r.due_at END,
+          lease_owner = CASE WHEN $15::boolean THEN NULL ELSE r.lease_owner END,
+          lease_token = CASE WHEN $15::boolean THEN NULL ELSE r.lease_token END,
+          lease_expires_at = CASE WHEN $15::boolean THEN NULL ELSE ${addMs('now()', '$16')} END,
           updated_at = now(),
-          finished_at = CASE WHEN $13::boolean THEN now() ELSE r.finished_at END,
-          live_step = CASE WHEN $16::boolean THEN $17::text ELSE r.live_step END,
-          live_index = CASE WHEN $16::boolean THEN $18::integer ELSE r.live_index END
+          finished_at = CASE WHEN $14::boolean THEN now() ELSE r.finished_at END,
+          live_step = CASE WHEN $17::boolean THEN $18::text ELSE r.live_step END,
+          live_index = CASE WHEN $17::boolean THEN $19::integer ELSE r.live_index END
         WHERE r.run_id = $1::text AND r.lease_token = $2::text
           AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${TERMINAL_STATUSES_SQL}
           AND $3::text IS DISTINCT FROM 'paused'
-          AND (NOT $16::boolean OR r.live_index IS NULL OR r.live_index = $18::integer OR r.live_index = $19::integer)
-        RETURNING r.run_id,
-          CASE WHEN $13::boolean THEN 'finished'
-               WHEN $14::boolean AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
+          AND (NOT $17::boolean OR r.live_index IS NULL OR r.live_index = $19::integer OR r.live_index = $20::integer)
+        RETURNING r.run_id, r.signal_seq,
+          CASE WHEN $14::boolean THEN 'finished'
+               WHEN $15::boolean AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
       ),
       st AS (${upsertStepsSql(
         n,
-        `upd CROSS JOIN (SELECT $19::integer, $20::text, $21::text, $22::integer, $23::text, $24::float8, $25::float8, $26::text)
+        `upd CROSS JOIN (SELECT $20::integer, $21::text, $22::text, $23::integer, $24::text, $25::float8, $26::float8, $27::text)
           AS x(i, name, status, attempts, output, st, ft, error)
         WHERE x.i IS NOT NULL`,
         'upd.run_id',
-      )})
-      SELECT upd.evt, CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END AS notified
+      )}),
+      dg AS (DELETE FROM ${n.signals} g WHERE $14::boolean AND g.run_id = $1::text AND EXISTS (SELECT 1 FROM upd))
+      SELECT upd.evt, CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END AS notified,
+        CASE WHEN $14::boolean THEN ${staleSignals(n, 'upd.signal_seq', 'upd.run_id')} END AS stale_signals
       FROM upd`;
 }
 
@@ -200,7 +225,7 @@ export function fastCommitArgs(values: readonly unknown[], row: StepRow | undefi
   const term = typeof status === 'string' && TERMINAL_STATUSES.includes(status as RunStatus);
   const release = at('release') === true || term;
   return [
-    ...(['run_id', 'token', 'status', 'state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'set_due', 'due'] as const).map(at),
+    ...(['run_id', 'token', 'status', 'state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'set_due', 'due', 'due_at'] as const).map(at),
     term,
     release,
     at('lease_ms'),
@@ -227,8 +252,11 @@ export function fastCommitArgs(values: readonly unknown[], row: StepRow | undefi
  * `signal_seq` under the row lock) is invisible to `sig`; going to `waiting` then makes the run due now, so whoever
  * claims it takes the signal.
  *
- * Without `wait` the signal table is not touched at all (no `snap`, no `sig`): the statement for the common step
- * checkpoint plans and runs about 0.1 ms faster.
+ * Without `wait` the signal table is only touched by a terminal commit (no `snap`, no `sig`): the statement for the
+ * common step checkpoint plans and runs about 0.1 ms faster.
+ *
+ * Rule 4: a terminal commit deletes the run's queued signals (`dg`). A signal that committed between the snapshot and
+ * the lock is invisible to that DELETE: `stale_signals` is then true and the caller sends `dropStaleSignals`.
  *
  * Batch: `$1` is a JSON array of objects, one per commit, carrying the parameters as `p_<name>` keys and `k`, its
  * position. Every CTE is keyed by run_id: a fenced-out run simply has no `cur` row, so it returns no row and changes
@@ -307,7 +335,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       c1 AS (
         SELECT cur.*${batch ? ', p.*' : ''}, ${consumed} AS consumed, ${raced} AS raced,
           COALESCE(${P('status', 'p')}, cur.status) AS status0,
-          CASE WHEN ${P('set_due', 'p')} THEN ${addMs('cur.ts', P('due', 'p'))} ELSE cur.due_at END AS due0
+          CASE WHEN ${P('set_due', 'p')} THEN ${dueExpr('cur.ts', P('due', 'p'), P('due_at', 'p'))} ELSE cur.due_at END AS due0
         ${c1From}
       ),
       c2 AS (
@@ -333,7 +361,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       ),
       f AS (
         SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.term, c4.do_pause, c4.new_wait_signal, c4.new_wait_until,
-          c4.cancel_after,${batch ? ` ${carried},` : ''}
+          c4.cancel_after, c4.signal_seq,${batch ? ` ${carried},` : ''}
           CASE WHEN c4.do_pause THEN 'paused' ELSE c4.status1 END AS status,
           CASE WHEN c4.term THEN NULL WHEN c4.do_pause THEN c4.status1 ELSE c4.resume_status END AS resume_status,
           CASE WHEN c4.term OR c4.do_pause THEN false ELSE c4.pause_requested END AS pause_requested,
@@ -389,6 +417,11 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
               'upd.run_id',
             )
       }),
+      dg AS (${
+        batch
+          ? `DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT f.run_id FROM f WHERE f.term))`
+          : `DELETE FROM ${n.signals} g WHERE g.run_id = ${P('run_id', '')} AND EXISTS (SELECT 1 FROM f WHERE f.term)`
+      }),
       e AS (
         SELECT f.*, CASE WHEN f.term THEN 'finished'
                          WHEN f.rel AND f.due_at IS NOT NULL AND f.due_at <= f.ts AND f.status <> 'paused' THEN 'ready'
@@ -396,7 +429,8 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
         FROM f
       )
       SELECT ${batch ? 'e.k, ' : ''}e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
-        CASE WHEN e.evt IS NOT NULL THEN ${notifyExpr(n, 'e.evt', 'e.run_id')} END AS notified
+        CASE WHEN e.evt IS NOT NULL THEN ${notifyExpr(n, 'e.evt', 'e.run_id')} END AS notified,
+        CASE WHEN e.term THEN ${staleSignals(n, 'e.signal_seq', 'e.run_id')} END AS stale_signals
       FROM e`;
 }
 
@@ -417,7 +451,16 @@ export function buildStatements(n: SchemaNames): Statements {
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
-    ${r}.live_step`;
+    ${r}.live_step, ${r}.live_index, ${r}.generation`;
+
+  /** Columns and values of a new run's row: $1 .. $13 of createRunStatement, `t.ts` its creation time. */
+  const newRunInsert = `
+        INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
+                               lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index)
+        SELECT $1::text, $2::text, $3::integer, $4::text, $5::text, $6::text, $7::text, false, t.ts,
+               $8::text, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE ${addMs('t.ts', '$10')} END, t.ts, t.ts, $12::text, $13::integer
+        FROM t`;
+  const newRunTime = `t AS (SELECT date_trunc('milliseconds', clock_timestamp()) AS ts)`;
 
   /**
    * $1 run_id, $2 workflow, $3 version, $4 status, $5 input, $6 state, $7 current_step, $8 lease owner,
@@ -425,15 +468,10 @@ export function buildStatements(n: SchemaNames): Statements {
    * $14 the rows for the steps table (json). Without: no step rows to write (the common start: only a live step).
    */
   const createRunStatement = (withSteps: boolean) => `
-      WITH t AS (SELECT date_trunc('milliseconds', clock_timestamp()) AS ts),
-      ins AS (
-        INSERT INTO ${n.runs} (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
-                               lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index)
-        SELECT $1::text, $2::text, $3::integer, $4::text, $5::text, $6::text, $7::text, false, t.ts,
-               $8::text, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE ${addMs('t.ts', '$10')} END, t.ts, t.ts, $12::text, $13::integer
-        FROM t
+      WITH ${newRunTime},
+      ins AS (${newRunInsert}
         ON CONFLICT (run_id) DO NOTHING
-        RETURNING run_id, created_at, lease_expires_at
+        RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation
       ),${
         withSteps
           ? `
@@ -441,7 +479,46 @@ export function buildStatements(n: SchemaNames): Statements {
           : ''
       }
       e AS (SELECT ins.*, CASE WHEN $11::boolean THEN 'ready' END AS evt FROM ins)
-      SELECT ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.evt,
+      SELECT ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.generation, e.evt,
+        CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+      FROM e`;
+
+  /** CTEs deleting the old run's steps (but those at `indexes`) and signals, and writing the new step rows. */
+  const replaceChildrenCtes = (runId: string, rows: string, indexes: string, when: string) => `
+      ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ${runId} AND NOT (s.idx = ANY (${indexes})) AND ${when}),
+      dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ${runId} AND ${when}),
+      st AS (${upsertStepsSql(n, `json_to_recordset(${rows}) AS x(${STEP_ROW_COLUMNS}) WHERE ${when}`, runId)})`;
+
+  /**
+   * `createRun` with `replace`: the run row takes the new run's values in place, an upsert, so that concurrent
+   * replacements of one id queue on its row lock and each one finds the row its predecessor committed (`generation`
+   * counts them). The old run's lease holder (a row was there: generation > 1) is told. $1 .. $13 as createRun.
+   *
+   * `single`: the whole replacement in one statement, the old run's steps and signals deleted and the new step rows
+   * written too ($14 step rows (json), $15 their indexes). It applies only when the row it locks is the version its
+   * snapshot saw (same `xmin`): otherwise a writer of the old run committed in between, whose rows the statement
+   * cannot see, and it returns no row (changing nothing); the caller then sends `replaceRunLocked` (the upsert alone)
+   * and `replaceChildren` in one transaction.
+   */
+  const replaceStatement = (single: boolean) => `
+      WITH ${newRunTime},
+      up AS (${newRunInsert}
+        ON CONFLICT (run_id) DO UPDATE SET
+          workflow = EXCLUDED.workflow, version = EXCLUDED.version, status = EXCLUDED.status, input = EXCLUDED.input,
+          output = NULL, error = NULL, current_step = EXCLUDED.current_step, state = EXCLUDED.state, next_input = NULL,
+          wait_signal = NULL, wait_until = NULL, resume_status = NULL, cancel_compensate = NULL, pause_requested = false,
+          due_at = EXCLUDED.due_at, lease_owner = EXCLUDED.lease_owner, lease_token = EXCLUDED.lease_token,
+          lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+          finished_at = NULL, live_step = EXCLUDED.live_step, live_index = EXCLUDED.live_index,
+          generation = r.generation + 1${
+            single ? `
+        WHERE r.xmin = (SELECT s0.xmin FROM ${n.runs} s0 WHERE s0.run_id = $1::text)` : ''
+          }
+        RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation
+      ),${single ? `${replaceChildrenCtes('$1::text', '$14::json', '$15::integer[]', 'EXISTS (SELECT 1 FROM up)')},` : ''}
+      e AS (SELECT up.*, CASE WHEN $11::boolean THEN 'ready' END AS evt FROM up)
+      SELECT ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.generation, e.evt,
+        CASE WHEN e.generation > 1 THEN ${notify(`'control'`, 'e.run_id')} END AS notified_control,
         CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
       FROM e`;
 
@@ -500,17 +577,21 @@ export function buildStatements(n: SchemaNames): Statements {
     createRun: createRunStatement(true),
     createRunWithoutSteps: createRunStatement(false),
 
-    // Replace: the old run goes and its lease holder is told; then deleteChildren, in the same transaction. $1 run_id
-    deleteForReplace: `
-      WITH d AS (DELETE FROM ${n.runs} WHERE run_id = $1::text RETURNING run_id)
-      SELECT 'control' AS evt, ${notify(`'control'`, 'd.run_id')} AS notified FROM d`,
+    replaceRun: replaceStatement(true),
+    replaceRunLocked: replaceStatement(false),
 
-    // The steps and signals of a run id, after deleteForReplace (a statement of its own, so that its snapshot sees
-    // rows a commit of the old run wrote while deleteForReplace waited for that run's row lock). $1 run_id
-    deleteChildren: `
-      WITH ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = $1::text),
-      dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = $1::text)
+    // After replaceRunLocked, in its transaction (a statement of its own, so that its snapshot, taken once the run's
+    // row was locked, sees every row a commit of the old run wrote): the old run's signals and steps go, the new
+    // run's step rows are written (over the old rows of their indexes). $1 run_id, $2 step rows (json), $3 their indexes
+    replaceChildren: `
+      WITH ${replaceChildrenCtes('$1::text', '$2::json', '$3::integer[]', 'true')}
       SELECT 1 AS done`,
+
+    // The queued signals of a run that has ended (a terminal run never gets new ones: sendSignal refuses it, under
+    // the row lock), after a terminal commit reported stale_signals. $1 run_id
+    dropStaleSignals: `
+      DELETE FROM ${n.signals} g WHERE g.run_id = $1::text
+        AND EXISTS (SELECT 1 FROM ${n.runs} r WHERE r.run_id = $1::text AND r.status IN ${TERMINAL_STATUSES_SQL})`,
 
     getRun: `SELECT ${runColumns('r')}, ${stepsOf('r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
 

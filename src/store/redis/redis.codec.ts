@@ -1,11 +1,21 @@
 import type { RunErrorInfo } from '../../errors/errors.js';
 import type { ClaimedRun, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
+import { STATUSES } from './redis.keys.js';
 
 /** A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt. */
 export type IndexRecord = [string, string, string, string, string, string, string, string];
 
 /** `[run hash fields (flat), step hash fields (flat)]` as the scripts return them. */
 export type Snapshot = [string[], string[]];
+
+/**
+ * Status shown for a run whose `st` field is not a status: the run is parked (never claimed, see `claimAt` in
+ * `redis.scripts.ts`) and indexed under this status until an operator repairs it.
+ */
+export const PARKED_STATUS: RunStatus = 'paused';
+
+/** Placeholder name of a step record that cannot be read. */
+export const UNREADABLE_STEP = '?';
 
 interface StepJson {
   name: string;
@@ -17,12 +27,18 @@ interface StepJson {
   error?: string;
 }
 
+const STATUS_SET: ReadonlySet<string> = new Set(STATUSES);
+const STEP_STATUSES: ReadonlySet<string> = new Set(['running', 'completed', 'failed', 'compensated']);
+/** A time field as the scripts write it: integer milliseconds (the same pattern as `num` in the scripts). */
+const INTEGER = /^-?\d{1,16}$/;
+
 function time(date: Date | undefined): number | undefined {
   if (date === undefined) return undefined;
   const ms = date instanceof Date ? date.getTime() : new Date(date).getTime();
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/** Serializes a step visit for the steps hash. */
 export function encodeStep(step: StoredStep): string {
   const json: StepJson = { name: step.name, status: step.status, attempts: step.attempts };
   if (step.output !== undefined) json.output = step.output;
@@ -34,14 +50,91 @@ export function encodeStep(step: StoredStep): string {
   return JSON.stringify(json);
 }
 
-function decodeStep(text: string): StoredStep {
-  const json = JSON.parse(text) as StepJson;
-  const step: StoredStep = { name: json.name, status: json.status, attempts: json.attempts };
-  if (json.output !== undefined) step.output = json.output;
-  if (json.startedAt !== undefined) step.startedAt = new Date(json.startedAt);
-  if (json.finishedAt !== undefined) step.finishedAt = new Date(json.finishedAt);
-  if (json.error !== undefined) step.error = json.error;
+/** Serializes a run error for the hash. */
+export function encodeError(error: RunErrorInfo): string {
+  const json: RunErrorInfo = { name: error.name, message: error.message };
+  if (error.step !== undefined) json.step = error.step;
+  if (error.phase !== undefined) json.phase = error.phase;
+  return JSON.stringify(json);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Collects what could not be read while decoding one run. */
+class Damage {
+  readonly fields = new Set<string>();
+  readonly notes: string[] = [];
+  constructor(private readonly runId: string) {}
+
+  field(name: string, detail: string): void {
+    this.fields.add(name);
+    this.notes.push(`field ${name} of run ${JSON.stringify(this.runId)}: ${detail}`);
+  }
+
+  step(index: string, detail: string): void {
+    this.fields.add('steps');
+    this.notes.push(`step ${index} of run ${JSON.stringify(this.runId)}: ${detail}`);
+  }
+}
+
+/** A decoded step record; damaged parts are replaced by placeholders and reported. */
+function decodeStep(text: string, index: string, damage: Damage): StoredStep {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    damage.step(index, message(error));
+    return { name: UNREADABLE_STEP, status: 'failed', attempts: 0 };
+  }
+  if (!isObject(json)) {
+    damage.step(index, 'not a JSON object');
+    return { name: UNREADABLE_STEP, status: 'failed', attempts: 0 };
+  }
+  const bad: string[] = [];
+  const step: StoredStep = { name: UNREADABLE_STEP, status: 'failed', attempts: 0 };
+  if (typeof json.name === 'string') step.name = json.name;
+  else bad.push('name');
+  if (typeof json.status === 'string' && STEP_STATUSES.has(json.status)) step.status = json.status as StepStatus;
+  else bad.push('status');
+  if (typeof json.attempts === 'number' && Number.isSafeInteger(json.attempts) && json.attempts >= 0) step.attempts = json.attempts;
+  else bad.push('attempts');
+  if (typeof json.output === 'string') step.output = json.output;
+  else if (json.output !== undefined) bad.push('output');
+  for (const key of ['startedAt', 'finishedAt'] as const) {
+    const value = json[key];
+    if (typeof value === 'number' && Number.isFinite(value)) step[key] = new Date(value);
+    else if (value !== undefined) bad.push(key);
+  }
+  if (typeof json.error === 'string') step.error = json.error;
+  else if (json.error !== undefined) bad.push('error');
+  if (bad.length > 0) damage.step(index, `unreadable ${bad.join(', ')}`);
   return step;
+}
+
+function decodeError(text: string, damage: Damage): RunErrorInfo | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    damage.field('err', message(error));
+    return undefined;
+  }
+  if (!isObject(json) || typeof json.name !== 'string' || typeof json.message !== 'string') {
+    damage.field('err', 'not an error record ({ name, message })');
+    return undefined;
+  }
+  const error: RunErrorInfo = { name: json.name, message: json.message };
+  if (typeof json.step === 'string') error.step = json.step;
+  else if (json.step !== undefined) damage.field('err', 'unreadable step');
+  if (json.phase === 'step' || json.phase === 'compensation') error.phase = json.phase;
+  else if (json.phase !== undefined) damage.field('err', 'unreadable phase');
+  return error;
 }
 
 function toMap(flat: string[]): Map<string, string> {
@@ -50,69 +143,177 @@ function toMap(flat: string[]): Map<string, string> {
   return map;
 }
 
-function date(value: string | undefined): Date | undefined {
-  return value === undefined ? undefined : new Date(Number(value));
+/** A run of which nothing could be read. */
+function placeholderRun(runId: string): StoredRun {
+  return {
+    runId,
+    workflow: '',
+    version: 0,
+    status: PARKED_STATUS,
+    input: '',
+    steps: [],
+    state: '',
+    pauseRequested: false,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    generation: 1,
+  };
 }
 
-/** Builds a StoredRun from a script snapshot; undefined when the run hash is empty. */
-export function decodeRun(snapshot: Snapshot): StoredRun | undefined {
-  const [runFlat, stepsFlat] = snapshot;
-  if (!runFlat || runFlat.length === 0) return undefined;
-  const h = toMap(runFlat);
-  const steps = [...toMap(stepsFlat ?? []).entries()]
-    .map(([index, text]) => ({ index: Number(index), step: decodeStep(text) }))
-    .sort((a, b) => a.index - b.index)
-    .map((entry) => entry.step);
+/** A run decoded from a snapshot, with the names of the fields that could not be read (`steps` for step records). */
+export interface DecodedRun {
+  run: StoredRun;
+  damaged: ReadonlySet<string>;
+}
+
+/**
+ * Builds a StoredRun from a script snapshot; undefined when the run hash is empty. Never throws: a field the store
+ * encodes that cannot be read gets a safe placeholder, and `corrupt` names the run and the field. `input`, `output`
+ * and `state` are opaque and returned verbatim.
+ */
+export function decodeSnapshot(snapshot: Snapshot, runId: string): DecodedRun | undefined {
+  const [runFlat, stepsFlat] = snapshot ?? [];
+  if (!Array.isArray(runFlat) || runFlat.length === 0) return undefined;
+  const damage = new Damage(runId);
+  let run: StoredRun;
+  try {
+    run = decodeFields(toMap(runFlat), Array.isArray(stepsFlat) ? stepsFlat : [], runId, damage);
+  } catch (error) {
+    // NOTE: the decoder checks every field it reads; this is the last line for what it did not foresee.
+    run = placeholderRun(runId);
+    damage.fields.add('run');
+    damage.notes.push(`run ${JSON.stringify(runId)}: ${message(error)}`);
+  }
+  if (damage.notes.length > 0) run.corrupt = damage.notes.join('; ');
+  return { run, damaged: damage.fields };
+}
+
+/** {@link decodeSnapshot} without the field names. */
+export function decodeRun(snapshot: Snapshot, runId: string): StoredRun | undefined {
+  return decodeSnapshot(snapshot, runId)?.run;
+}
+
+/** A claimed run from a claim script's snapshot (never throws; see {@link decodeSnapshot}). */
+export function decodeClaimed(snapshot: Snapshot, recovered: boolean, runId: string): ClaimedRun {
+  const decoded = decodeSnapshot(snapshot, runId);
+  if (!decoded) {
+    // NOTE: a claim script returns the snapshot of the run it just leased; an empty one means a server-side bug.
+    const run = placeholderRun(runId);
+    run.corrupt = `run ${JSON.stringify(runId)}: the claim returned no fields`;
+    return { ...run, leaseToken: '', recovered };
+  }
+  return { ...decoded.run, leaseToken: decoded.run.leaseToken ?? '', recovered };
+}
+
+function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string, damage: Damage): StoredRun {
+  const timeField = (name: string): Date | undefined => {
+    const value = h.get(name);
+    if (value === undefined) return undefined;
+    const date = INTEGER.test(value) ? new Date(Number(value)) : undefined;
+    if (date && Number.isFinite(date.getTime())) return date;
+    damage.field(name, `not a time in ms: ${JSON.stringify(value.slice(0, 40))}`);
+    return undefined;
+  };
+  const stringField = (name: string): string => {
+    const value = h.get(name);
+    if (value !== undefined) return value;
+    damage.field(name, 'missing');
+    return '';
+  };
+
+  const id = h.get('id');
+  if (id !== runId) damage.field('id', id === undefined ? 'missing' : `names another run: ${JSON.stringify(id.slice(0, 80))}`);
+  const workflow = stringField('wf');
+  const input = stringField('in');
+  const state = stringField('state');
+
+  let version = 0;
+  const ver = h.get('ver');
+  if (ver !== undefined && ver.trim() !== '' && Number.isFinite(Number(ver))) version = Number(ver);
+  else damage.field('ver', ver === undefined ? 'missing' : `not a number: ${JSON.stringify(ver.slice(0, 40))}`);
+
+  let status = PARKED_STATUS;
+  const st = h.get('st');
+  if (st !== undefined && STATUS_SET.has(st)) status = st as RunStatus;
+  else damage.field('st', st === undefined ? 'missing' : `not a status: ${JSON.stringify(st.slice(0, 40))} (the run is parked)`);
+
+  let pauseRequested = false;
+  const pr = h.get('pr');
+  if (pr === '1') pauseRequested = true;
+  else if (pr !== undefined && pr !== '0') damage.field('pr', `not 0 or 1: ${JSON.stringify(pr.slice(0, 40))}`);
+
+  let generation = 1;
+  const gen = h.get('gen');
+  if (gen !== undefined) {
+    if (INTEGER.test(gen) && Number(gen) >= 1) generation = Number(gen);
+    else damage.field('gen', `not a generation: ${JSON.stringify(gen.slice(0, 40))}`);
+  }
+
+  const createdAt = timeField('ca');
+  const updatedAt = timeField('ua');
+  if (!h.has('ca')) damage.field('ca', 'missing');
+  if (!h.has('ua')) damage.field('ua', 'missing');
+
+  const steps: { index: number; step: StoredStep }[] = [];
+  const stepMap = toMap(stepsFlat);
+  for (const [index, text] of stepMap) {
+    if (!/^\d{1,9}$/.test(index)) {
+      damage.step(JSON.stringify(index.slice(0, 40)), 'not a step index (left out)');
+      continue;
+    }
+    steps.push({ index: Number(index), step: decodeStep(text, index, damage) });
+  }
+  steps.sort((a, b) => a.index - b.index);
+
   const run: StoredRun = {
-    runId: h.get('id')!,
-    workflow: h.get('wf')!,
-    version: Number(h.get('ver')),
-    status: h.get('st') as RunStatus,
-    input: h.get('in')!,
-    steps,
-    state: h.get('state')!,
-    pauseRequested: h.get('pr') === '1',
-    createdAt: new Date(Number(h.get('ca'))),
-    updatedAt: new Date(Number(h.get('ua'))),
+    runId,
+    workflow,
+    version,
+    status,
+    input,
+    steps: steps.map((entry) => entry.step),
+    state,
+    pauseRequested,
+    // NOTE: a damaged creation or update time falls back on the other one (then on the epoch), so the run still sorts.
+    createdAt: createdAt ?? updatedAt ?? new Date(0),
+    updatedAt: updatedAt ?? createdAt ?? new Date(0),
+    generation,
   };
   const output = h.get('out');
   if (output !== undefined) run.output = output;
   const error = h.get('err');
-  if (error !== undefined) run.error = JSON.parse(error) as RunErrorInfo;
+  if (error !== undefined) {
+    const decoded = decodeError(error, damage);
+    if (decoded) run.error = decoded;
+  }
   const currentStep = h.get('cur');
   if (currentStep !== undefined) run.currentStep = currentStep;
   const nextInput = h.get('ni');
   if (nextInput !== undefined) run.nextInput = nextInput;
   const waitSignal = h.get('ws');
   if (waitSignal !== undefined) run.waitSignal = waitSignal;
-  const waitUntil = date(h.get('wu'));
+  const waitUntil = timeField('wu');
   if (waitUntil) run.waitUntil = waitUntil;
   const resumeStatus = h.get('rs');
-  if (resumeStatus !== undefined) run.resumeStatus = resumeStatus as RunStatus;
+  if (resumeStatus !== undefined) {
+    if (STATUS_SET.has(resumeStatus)) run.resumeStatus = resumeStatus as RunStatus;
+    else damage.field('rs', `not a status: ${JSON.stringify(resumeStatus.slice(0, 40))}`);
+  }
   const cancel = h.get('cr');
-  if (cancel !== undefined) run.cancelRequested = { compensate: cancel === '1' };
-  const dueAt = date(h.get('due'));
+  if (cancel !== undefined) {
+    // NOTE: the scripts take any value but `0` as a cancel with compensation; so does the decoder.
+    run.cancelRequested = { compensate: cancel !== '0' };
+    if (cancel !== '0' && cancel !== '1') damage.field('cr', `not 0 or 1: ${JSON.stringify(cancel.slice(0, 40))}`);
+  }
+  const dueAt = timeField('due');
   if (dueAt) run.dueAt = dueAt;
   const leaseOwner = h.get('lo');
   if (leaseOwner !== undefined) run.leaseOwner = leaseOwner;
   const leaseToken = h.get('lt');
   if (leaseToken !== undefined) run.leaseToken = leaseToken;
-  const leaseExpiresAt = date(h.get('le'));
+  const leaseExpiresAt = timeField('le');
   if (leaseExpiresAt) run.leaseExpiresAt = leaseExpiresAt;
-  const finishedAt = date(h.get('fa'));
+  const finishedAt = timeField('fa');
   if (finishedAt) run.finishedAt = finishedAt;
   return run;
-}
-
-export function decodeClaimed(snapshot: Snapshot, recovered: boolean): ClaimedRun {
-  const run = decodeRun(snapshot)!;
-  return { ...run, leaseToken: run.leaseToken!, recovered };
-}
-
-/** Serializes a run error for the hash. */
-export function encodeError(error: RunErrorInfo): string {
-  const json: RunErrorInfo = { name: error.name, message: error.message };
-  if (error.step !== undefined) json.step = error.step;
-  if (error.phase !== undefined) json.phase = error.phase;
-  return JSON.stringify(json);
 }

@@ -7,7 +7,8 @@ import type { RunStatus } from '../workflow-store.interface.js';
  * Per run (all in the slot of the run's hash tag, `{<base64url of the UTF-8 run id>}`):
  * - `<prefix>{<tag>}:r` hash: the run's fields (see `redis.scripts.ts` for the field names)
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
- * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload)
+ * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload);
+ *   deleted when the run ends, is replaced or purged
  *
  * Global indexes (all in the slot of the index hash tag, `{~<base64url of the prefix>}`):
  * - `...:c` zset runId → createdAt (list, no filter)

@@ -20,7 +20,7 @@ import type {
   TakeSignalResult,
   WorkflowStore,
 } from '../workflow-store.interface.js';
-import { decodeClaimed, decodeRun, encodeError, encodeStep, type IndexRecord, type Snapshot } from './redis.codec.js';
+import { decodeClaimed, decodeRun, decodeSnapshot, encodeError, encodeStep, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { RedisKeys, STATUSES, TERMINAL, checkRunId } from './redis.keys.js';
 import { compareRunIds } from '../run-id-order.js';
 import {
@@ -73,10 +73,15 @@ interface ScriptCall {
   args: (string | number)[];
 }
 
+/** The outcome of one script call of a batch. */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
 interface PendingRecord {
   record: IndexRecord;
   kick: string;
   extra: string;
+  /** Applied even when as old as the last applied one: the index was seen to disagree with the run. */
+  repair: boolean;
 }
 
 const DEFAULT_LOGGER: RedisStoreLogger = {
@@ -117,6 +122,13 @@ function describeUrl(url: string): string {
 
 function compareIds(a: string, b: string): number {
   return compareRunIds(a, b);
+}
+
+/** A duration or instant in ms as a script argument: an integer the scripts can read (see `num` in the scripts). */
+function integerArg(what: string, value: number): string {
+  const rounded = Math.round(value);
+  if (!Number.isSafeInteger(rounded)) throw new InvalidArgumentError(`${what} must be a finite number of milliseconds, got ${value}.`);
+  return String(rounded);
 }
 
 /**
@@ -300,26 +312,43 @@ export class RedisStore implements WorkflowStore {
     }
   }
 
-  /** Runs scripts in one pipeline (one round trip) when the client is not a Cluster. */
+  /** Runs scripts in one pipeline (one round trip) when the client is not a Cluster; throws the first failure. */
   private async runMany<T>(calls: ScriptCall[]): Promise<T[]> {
+    const settled = await this.runSettled<T>(calls);
+    const failed = settled.find((result) => !result.ok);
+    if (failed && !failed.ok) throw failed.error;
+    return settled.map((result) => (result as { value: T }).value);
+  }
+
+  /**
+   * Runs scripts in one pipeline (one round trip) when the client is not a Cluster, and reports each call's outcome:
+   * one failing call never hides what the others did (e.g. the runs a claim batch leased).
+   */
+  private async runSettled<T>(calls: ScriptCall[]): Promise<Settled<T>[]> {
     if (calls.length === 0) return [];
-    if (calls.length === 1 || this.isCluster) return Promise.all(calls.map((call) => this.run<T>(call)));
+    const one = (call: ScriptCall): Promise<Settled<T>> =>
+      this.run<T>(call).then(
+        (value) => ({ ok: true, value }),
+        (error: unknown) => ({ ok: false, error }),
+      );
+    if (calls.length === 1 || this.isCluster) return Promise.all(calls.map(one));
     const pipeline = this.client.pipeline();
     for (const { script, keys, args } of calls) pipeline.evalsha(script.sha, keys.length, ...keys, ...args);
-    const results = (await pipeline.exec()) ?? [];
-    const out: T[] = new Array(calls.length);
-    const retry: number[] = [];
-    let failure: unknown;
-    results.forEach(([error, value], i) => {
-      if (error && isNoScript(error)) retry.push(i);
-      else if (error) failure ??= error;
-      else out[i] = value as T;
+    let results: [Error | null, unknown][];
+    try {
+      results = (await pipeline.exec()) ?? [];
+    } catch (error) {
+      return calls.map(() => ({ ok: false, error }));
+    }
+    const out: Settled<T>[] = calls.map((_, i) => {
+      const [error, value] = results[i] ?? [new StoreError('Redis store: missing pipeline reply'), undefined];
+      return error ? { ok: false, error } : { ok: true, value: value as T };
     });
+    const retry = out.flatMap((result, i) => (!result.ok && isNoScript(result.error) ? [i] : []));
     if (retry.length > 0) {
-      const again = await Promise.all(retry.map((i) => this.run<T>(calls[i])));
+      const again = await Promise.all(retry.map((i) => one(calls[i])));
       retry.forEach((i, j) => (out[i] = again[j]));
     }
-    if (failure) throw failure;
     return out;
   }
 
@@ -358,9 +387,13 @@ export class RedisStore implements WorkflowStore {
   // ---------------------------------------------------------------------------------------------------------------
   // global indexes
 
-  /** Queues an index record; records are applied in batches, right after the current I/O callbacks. */
-  private enqueue(record: IndexRecord, kick = '', extra = ''): void {
-    this.pending.push({ record, kick, extra });
+  /**
+   * Queues an index record; records are applied in batches, right after the current I/O callbacks. `repair` is for a
+   * record read because the index disagreed with the run: it is applied even when the run's index version did not
+   * change (the run was edited behind the store's back).
+   */
+  private enqueue(record: IndexRecord, kick = '', extra = '', repair = false): void {
+    this.pending.push({ record, kick, extra, repair });
     if (!this.flushTimer) {
       this.flushTimer = setImmediate(() => {
         this.flushTimer = undefined;
@@ -379,8 +412,14 @@ export class RedisStore implements WorkflowStore {
     const batch = this.pending.splice(0);
     const calls: ScriptCall[] = [];
     for (let i = 0; i < batch.length; i += APPLY_BATCH) calls.push(this.applyCall(batch.slice(i, i + APPLY_BATCH)));
-    const promise: Promise<void> = this.runMany(calls)
-      .then(() => undefined)
+    const promise: Promise<void> = this.runMany<[number, number, string]>(calls)
+      .then((results) => {
+        const skipped = results.reduce((sum, result) => sum + (Array.isArray(result) ? Number(result[1]) || 0 : 0), 0);
+        if (skipped > 0) {
+          const first = results.find((result) => Array.isArray(result) && result[2])?.[2];
+          this.logger.warn(`Redis store: ${skipped} index record(s) could not be applied and were skipped (${first}); the other runs were indexed.`);
+        }
+      })
       .catch((error: unknown) => {
         this.logger.warn(
           `Redis store: updating the run indexes failed (${message(error)}); they are repaired when the runs are next seen.`,
@@ -407,7 +446,7 @@ export class RedisStore implements WorkflowStore {
     const keys = [...this.keys.applyBase()];
     for (const workflow of groups) keys.push(...this.keys.workflowGroup(workflow));
     const args: string[] = [String(groups.length), ...groups];
-    for (const { record, kick, extra } of batch) args.push(...record, kick, extra);
+    for (const { record, kick, extra, repair } of batch) args.push(...record, kick, extra, repair ? '1' : '0');
     return { script: APPLY_INDEX, keys, args };
   }
 
@@ -432,7 +471,7 @@ export class RedisStore implements WorkflowStore {
         options.onConflict,
         lease?.owner ?? '',
         lease ? '1' : '0',
-        String(Math.round(lease?.leaseMs ?? 0)),
+        integerArg('The lease', lease?.leaseMs ?? 0),
         lease ? randomUUID() : '',
         this.keys.channel,
       ];
@@ -444,7 +483,7 @@ export class RedisStore implements WorkflowStore {
       });
       const [created, snapshot, record, previousWorkflow] = result;
       this.enqueue(record, kick, previousWorkflow ?? '');
-      return { created: created === 1, run: decodeRun(snapshot)! };
+      return { created: created === 1, run: decodeRun(snapshot, input.runId)! };
     });
   }
 
@@ -452,7 +491,7 @@ export class RedisStore implements WorkflowStore {
     const keys = this.keys.run(runId);
     return this.guard('getRun', async () => {
       const [snapshot] = await this.run<[Snapshot, IndexRecord]>({ script: READ_RUN, keys: [keys.run, keys.steps], args: [runId] });
-      return decodeRun(snapshot);
+      return decodeRun(snapshot, runId);
     });
   }
 
@@ -487,14 +526,22 @@ export class RedisStore implements WorkflowStore {
         );
         entries.forEach((entry, i) => {
           const [snapshot, record] = reads[i];
-          const run = decodeRun(snapshot);
+          const decoded = decodeSnapshot(snapshot, entry.id);
+          const run = decoded?.run;
+          // NOTE: a run whose creation time cannot be read keeps its index score (see APPLY_INDEX), and is listed
+          // with it, so that pages stay in order.
+          const createdAtDamaged = decoded?.damaged.has('ca') === true;
           const matches =
             run !== undefined &&
-            run.createdAt.getTime() === entry.score &&
+            (createdAtDamaged || run.createdAt.getTime() === entry.score) &&
             (workflow === undefined || run.workflow === workflow) &&
             (!wanted || wanted.has(run.status));
-          if (matches) out.push(run);
-          else this.enqueue(record, '', workflow ?? ''); // a stale index entry: repair it
+          if (matches) {
+            if (createdAtDamaged) run.createdAt = new Date(entry.score);
+            out.push(run);
+          } else {
+            this.enqueue(record, '', workflow ?? '', true); // a stale index entry: repair it
+          }
         });
         const last = entries[entries.length - 1];
         cursor = { score: last.score, id: last.id };
@@ -557,7 +604,7 @@ export class RedisStore implements WorkflowStore {
     return {
       script: CLAIM_RUN,
       keys: [keys.run, keys.steps],
-      args: [runId, lease.owner, String(Math.round(lease.leaseMs)), randomUUID(), ...filter],
+      args: [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter],
     };
   }
 
@@ -570,6 +617,7 @@ export class RedisStore implements WorkflowStore {
       const dueKeys = names ? names.map((w) => this.keys.dueByWorkflow(w)) : [this.keys.due];
       const claimed: ClaimedRun[] = [];
       const tried = new Set<string>();
+      let failure: unknown;
       for (let round = 0; round < 8 && claimed.length < limit; round++) {
         const want = (limit - claimed.length) * 2 + 8;
         const [candidates, orphans] = await this.run<[string[], string[]]>({
@@ -583,20 +631,30 @@ export class RedisStore implements WorkflowStore {
         while (next < fresh.length && claimed.length < limit) {
           const batch = fresh.slice(next, next + (limit - claimed.length));
           next += batch.length;
-          const results = await this.runMany<[number, ...unknown[]]>(batch.map((id) => this.claimCall(id, lease, names)));
-          results.forEach((result, i) => {
+          const results = await this.runSettled<[number, ...unknown[]]>(batch.map((id) => this.claimCall(id, lease, names)));
+          results.forEach((settled, i) => {
             tried.add(batch[i]);
+            if (!settled.ok) {
+              failure ??= settled.error;
+              return;
+            }
+            const result = settled.value;
             if (result[0] === 1) {
               const [, snapshot, record, recovered] = result as [number, Snapshot, IndexRecord, number];
-              claimed.push(decodeClaimed(snapshot, recovered === 1));
+              claimed.push(decodeClaimed(snapshot, recovered === 1, batch[i]));
               this.enqueue(record);
             } else {
-              this.enqueue((result as [number, IndexRecord])[1]); // not claimable: correct its due entry
+              this.enqueue((result as [number, IndexRecord])[1], '', '', true); // not claimable: correct its due entry
             }
           });
         }
         await this.flushIndex();
         if (candidates.length < want || fresh.length === 0) break;
+      }
+      if (failure !== undefined) {
+        // NOTE: the runs claimed are returned (they are leased to this caller); the failed claim is only reported.
+        if (claimed.length === 0) throw failure;
+        this.logger.warn(`Redis store: claiming a run failed (${message(failure)}); the ${claimed.length} other run(s) were claimed.`);
       }
       return claimed;
     });
@@ -611,7 +669,7 @@ export class RedisStore implements WorkflowStore {
         return { script: READ_RUN, keys: [keys.run, keys.steps], args: [runId] };
       }),
     );
-    reads.forEach(([, record], i) => this.enqueue(record, members[i]));
+    reads.forEach(([, record], i) => this.enqueue(record, members[i], '', true));
     await this.flushIndex();
   }
 
@@ -626,7 +684,7 @@ export class RedisStore implements WorkflowStore {
       }
       const [, snapshot, record, recovered] = result as [number, Snapshot, IndexRecord, number];
       this.enqueue(record);
-      return decodeClaimed(snapshot, recovered === 1);
+      return decodeClaimed(snapshot, recovered === 1, runId);
     });
   }
 
@@ -636,11 +694,11 @@ export class RedisStore implements WorkflowStore {
       const result = await this.run<[number, string?, string?]>({
         script: RENEW_LEASE,
         keys: [keys.run],
-        args: [token, String(Math.round(leaseMs))],
+        args: [token, integerArg('The lease', leaseMs)],
       });
       if (result[0] !== 1) return { ok: false };
       const renewed: RenewResult = { ok: true, pauseRequested: result[2] === '1' };
-      if (result[1]) renewed.cancel = { compensate: result[1] === '1' };
+      if (result[1]) renewed.cancel = { compensate: result[1] !== '0' };
       return renewed;
     });
   }
@@ -680,25 +738,27 @@ export class RedisStore implements WorkflowStore {
     }
     if (patch.due !== undefined) {
       if (patch.due === null) ops.push('due-');
-      else ops.push('due', String(Math.round(patch.due.delayMs)));
+      else if ('at' in patch.due) ops.push('dueat', integerArg('A wake-up time', new Date(patch.due.at).getTime()));
+      else ops.push('due', integerArg('A delay', patch.due.delayMs));
     }
     if (patch.wait) {
-      ops.push('wait', patch.wait.signal, patch.wait.timeoutMs === undefined ? '' : String(Math.round(patch.wait.timeoutMs)));
+      ops.push('wait', patch.wait.signal, patch.wait.timeoutMs === undefined ? '' : integerArg('A signal timeout', patch.wait.timeoutMs));
     }
+    const leaseMs = integerArg('The lease', patch.leaseMs);
     if (patch.release) ops.push('rel');
     if (patch.clearCancel) ops.push('cc');
     return this.guard('commit', async () => {
       const result = await this.run<[number, ...unknown[]]>({
         script: COMMIT,
         keys: [keys.run, keys.steps, keys.signals],
-        args: [runId, token, String(Math.round(patch.leaseMs)), this.keys.channel, ...ops],
+        args: [runId, token, leaseMs, this.keys.channel, ...ops],
       });
       if (result[0] !== 1) return { ok: false };
       const [, paused, cancel, consumed, payload, record, dirty] = result as [number, number, string, number, string, IndexRecord, number];
       if (dirty === 1) this.enqueue(record);
       const out: CommitResult = { ok: true };
       if (paused === 1) out.paused = true;
-      if (cancel) out.cancel = { compensate: cancel === '1' };
+      if (cancel) out.cancel = { compensate: cancel !== '0' };
       if (consumed === 1) out.consumedSignal = { payload };
       return out;
     });
@@ -810,7 +870,7 @@ export class RedisStore implements WorkflowStore {
         );
         reads.forEach(([, record]) => {
           if (record[1] === '1') count++;
-          this.enqueue(record);
+          this.enqueue(record, '', '', true);
         });
         await this.flushIndex();
       };
@@ -843,7 +903,7 @@ export class RedisStore implements WorkflowStore {
           }),
         );
         reads.forEach(([, record]) => {
-          if (record[1] !== '1') this.enqueue(record);
+          if (record[1] !== '1') this.enqueue(record, '', '', true);
         });
         await this.flushIndex();
       } while (cursor !== '0');
