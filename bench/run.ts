@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20]
+ * npm run bench [-- --smoke] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst]
  *
  * Prints one line per measurement:
  *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
@@ -56,7 +56,7 @@ const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const smoke = args.includes('--smoke');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
-const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20').split(',');
+const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20,burst').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /**
  * Sequential runs before any measurement, on every store and on DBOS (run-dbos.mjs uses the same number): the rate
@@ -229,6 +229,46 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
     await app.close();
   }
   if (scenariosWanted.includes('resume')) await resume(name, make);
+  if (scenariosWanted.includes('burst')) await burst(name, make);
+}
+
+/**
+ * `burst`: 10,000 runs started at once by an instance without a worker, then one worker instance with the default
+ * settings (concurrency 100, poll every second) drains them: the time from its start to the last run's end.
+ */
+async function burst(name: string, make: () => Promise<WorkflowStore>): Promise<void> {
+  if (name === 'pglite') return; // one app per data folder: no second instance
+  const runs = smoke ? 50 : 10_000;
+  const shared = await make();
+  const unclosable = (): WorkflowStore => new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) });
+  @Module({ imports: [DurableExecutionModule.forRoot({ store: unclosable(), worker: { enabled: false } })], providers: [Bench3] })
+  class StarterModule {}
+  const a = await NestFactory.createApplicationContext(StarterModule, { logger: false });
+  const starter = a.get(WorkflowClient);
+  const ids: string[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < runs) {
+        next++;
+        ids.push((await starter.start('bench3', { n: next })).runId);
+      }
+    }),
+  );
+  const t0 = performance.now();
+  @Module({ imports: [DurableExecutionModule.forRoot({ store: unclosable() })], providers: [Bench3] })
+  class WorkerModule {}
+  const b = await NestFactory.createApplicationContext(WorkerModule, { logger: false });
+  const worker = b.get(WorkflowClient);
+  for (const id of ids) {
+    const out = (await worker.getHandle(id).result({ timeout: '600s' })) as { c: number };
+    if (out.c !== 3) throw new Error('wrong result');
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  line(name, 'burst', { wf_per_s: runs / seconds, drain_s: seconds, runs });
+  await b.close();
+  await a.close();
+  await shared.close();
 }
 
 /** A store whose calls never answer once `kill()`ed: an instance that died in the middle of its runs. */

@@ -10,7 +10,9 @@ import {
 } from '../errors/errors.js';
 import { parseDuration } from '../definition/duration.js';
 import type { WorkflowRegistry } from '../definition/workflow.registry.js';
-import { assertRunId, type WorkflowEngine } from '../engine/workflow-engine.js';
+import type { WorkflowEngine } from '../engine/workflow-engine.js';
+import { assertRunId, assertSignalName } from '../engine/argument-checks.js';
+import { corruptRunError, errorMessage } from '../engine/error-text.js';
 import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
 import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
 
@@ -75,53 +77,43 @@ export class WorkflowClient {
   /** A run's state, or undefined when no run has this id. */
   async describe(runId: string): Promise<RunInfo | undefined> {
     assertRunId(runId);
-    const run = await this.engine.store.getRun(runId);
+    const run = await this.engine.getRun(runId);
     return run ? this.toRunInfo(run) : undefined;
   }
 
   /** Sends a durable signal; queued per run and name, first in first out. */
   async signal(runId: string, name: string, payload?: unknown): Promise<void> {
     assertRunId(runId);
-    if (typeof name !== 'string' || name.length === 0 || name.length > 255) {
-      throw new InvalidArgumentError('A signal name must be a non-empty string of at most 255 characters.');
-    }
-    const serialized = this.engine.serializer.serialize(payload, `payload of signal "${name}"`);
-    const res = await this.engine.store.sendSignal(runId, name, serialized);
-    this.check(runId, res, 'signal');
-    if (res.status === 'waiting') void this.engine.kick(runId);
+    assertSignalName(name);
+    this.check(runId, await this.engine.sendSignal(runId, name, payload), 'signal');
   }
 
   /** Cancels a run: aborts its running step, compensates completed steps (unless `compensate: false`), ends `cancelled`. */
   async cancel(runId: string, options: { compensate?: boolean } = {}): Promise<void> {
     assertRunId(runId);
-    const res = await this.engine.store.control(runId, { action: 'cancel', compensate: options.compensate ?? true });
-    this.check(runId, res, 'cancel');
-    if (res.outcome === 'ok') void this.engine.notifyControl(runId);
+    this.check(runId, await this.engine.control(runId, { action: 'cancel', compensate: options.compensate ?? true }), 'cancel');
   }
 
   /** Pauses a run at its next step boundary (at once when it is not in a step). */
   async pause(runId: string): Promise<void> {
     assertRunId(runId);
-    this.check(runId, await this.engine.store.control(runId, { action: 'pause' }), 'pause');
+    this.check(runId, await this.engine.control(runId, { action: 'pause' }), 'pause');
   }
 
   /** Resumes a paused run where it was. */
   async resume(runId: string): Promise<void> {
     assertRunId(runId);
-    const res = await this.engine.store.control(runId, { action: 'resume' });
-    this.check(runId, res, 'resume');
-    if (res.outcome === 'ok') void this.engine.kick(runId);
+    this.check(runId, await this.engine.control(runId, { action: 'resume' }), 'resume');
   }
 
   /** Re-runs a failed run's failed step (or failed compensation) with a fresh attempt budget, and goes on. */
   async retry(runId: string): Promise<void> {
     assertRunId(runId);
-    const res = await this.engine.store.control(runId, { action: 'retry' });
+    const res = await this.engine.control(runId, { action: 'retry' });
     if (res.outcome === 'invalid-state') {
       throw new InvalidRunStateError(runId, res.status!, `Cannot retry run "${runId}": only failed runs can be retried (status "${res.status}").`);
     }
     this.check(runId, res, 'retry');
-    void this.engine.kick(runId);
   }
 
   /** Runs newest first (createdAt desc, then runId desc), a page at a time. */
@@ -141,7 +133,7 @@ export class WorkflowClient {
       throw new InvalidArgumentError('list filter workflow must be a workflow name (string).');
     }
     const after = filter.cursor !== undefined ? decodeCursor(filter.cursor) : undefined;
-    const runs = await this.engine.store.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after });
+    const runs = await this.engine.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after });
     const page = runs.slice(0, limit);
     const last = page[page.length - 1];
     return {
@@ -159,7 +151,11 @@ export class WorkflowClient {
     const output = res.run ? res.run.output : res.finished?.output;
     switch (status) {
       case 'completed':
-        return this.engine.serializer.deserialize<Output>(output);
+        try {
+          return this.engine.decode<Output>(output);
+        } catch (cause) {
+          throw corruptRunError(runId, `the output cannot be decoded (${errorMessage(cause)})`);
+        }
       case 'cancelled':
         throw new WorkflowCancelledError(runId);
       default:
@@ -172,23 +168,39 @@ export class WorkflowClient {
     if (res.outcome === 'not-active') throw new RunNotActiveError(runId, res.status ?? 'ended', action);
   }
 
+  /**
+   * The public view of a stored run. Never throws: a value that cannot be decoded is left out and the run's `error`
+   * (when it has none yet) says which one, as `CorruptRunError`.
+   */
   private toRunInfo(run: StoredRun): RunInfo {
-    const s = this.engine.serializer;
+    const damaged: string[] = run.corrupt ? [run.corrupt] : [];
+    const decode = (text: string | undefined, what: string): { ok: boolean; value?: unknown } => {
+      try {
+        return { ok: true, value: this.engine.decode(text) };
+      } catch (error) {
+        damaged.push(`${what} (${errorMessage(error)})`);
+        return { ok: false };
+      }
+    };
     let steps = run.steps;
     const last = steps[steps.length - 1];
     // NOTE: a run paused at a step boundary has its next step written as running, but not started: not reached yet.
     if (run.status === 'paused' && last && last.status === 'running' && last.attempts === 0 && last.error === undefined) {
       steps = steps.slice(0, -1);
     }
+    const input = decode(run.input, 'the input');
     const info: RunInfo = {
       runId: run.runId,
       workflow: run.workflow,
       version: run.version,
       status: run.status,
-      input: s.deserialize(run.input),
-      steps: steps.map((step) => {
+      input: input.value,
+      steps: steps.map((step, i) => {
         const out: RunInfo['steps'][number] = { name: step.name, status: step.status, attempts: step.attempts };
-        if (step.output !== undefined) out.output = s.deserialize(step.output);
+        if (step.output !== undefined) {
+          const decoded = decode(step.output, `the output of step "${step.name}" (entry ${i})`);
+          if (decoded.ok) out.output = decoded.value;
+        }
         if (step.startedAt) out.startedAt = step.startedAt;
         if (step.finishedAt) out.finishedAt = step.finishedAt;
         if (step.error !== undefined) out.error = step.error;
@@ -197,8 +209,15 @@ export class WorkflowClient {
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
     };
-    if (run.output !== undefined) info.output = s.deserialize(run.output);
+    if (run.output !== undefined) {
+      const output = decode(run.output, 'the output');
+      if (output.ok) info.output = output.value;
+    }
     if (run.error) info.error = run.error;
+    else if (damaged.length > 0) {
+      const error = corruptRunError(run.runId, damaged.join('; '));
+      info.error = { name: error.name, message: error.message, ...(run.currentStep !== undefined ? { step: run.currentStep } : {}) };
+    }
     if (run.currentStep !== undefined) info.currentStep = run.currentStep;
     if (run.finishedAt) info.finishedAt = run.finishedAt;
     return info;

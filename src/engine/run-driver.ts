@@ -1,24 +1,15 @@
-import {
-  InvalidArgumentError,
-  MaxTransitionsExceededError,
-  NonRetryableError,
-  PayloadTooLargeError,
-  RecoveryLimitError,
-  SerializationError,
-  SignalTimeoutError,
-  StepTimeoutError,
-  WorkflowCancelledError,
-  WorkflowDefinitionError,
-  type RunErrorInfo,
-} from '../errors/errors.js';
-import { parseDuration } from '../definition/duration.js';
+import { RecoveryLimitError, SignalTimeoutError, WorkflowCancelledError, WorkflowDefinitionError, type RunErrorInfo } from '../errors/errors.js';
 import { retryDelay, type ResolvedRetry } from '../definition/retry-policy.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { ClaimedRun, CommitResult, RunPatch, RunStatus, StoredStep } from '../store/workflow-store.interface.js';
-import { decodeState, encodeState, type CompensationState, type EngineState } from './engine-state.js';
-import { isFlowDirective, type FlowDirective } from './flow.js';
+import { decodeState, encodeState, initialState, type CompensationState, type EngineState } from './engine-state.js';
+import { resolveStepReturn, type StepResolution } from './directive.resolver.js';
+import { corruptRunError, describeError, errorMessage, errorName, errorStack } from './error-text.js';
+import { shouldRetry } from './retry.decision.js';
 import type { Serializer } from './serializer.js';
 import type { CompensationContext, StepContext, StepLogger } from './step-context.interface.js';
+import { abortableSleep, invokeAttempt, type AttemptOutcome } from './step-invoker.js';
+import { idempotencyKey, visitNumberAt } from './visit-keys.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 
 /** What a driver needs from the engine that owns it. */
@@ -52,37 +43,12 @@ class Interrupt extends Error {
   }
 }
 
-type AttemptOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-function errorName(error: unknown): string {
-  if (error instanceof Error) return error.name || 'Error';
-  return typeof error;
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  try {
-    return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
-  } catch {
-    return String(error);
+/** Stored data of the run could not be decoded: the run is failed with {@link CorruptRunError}. */
+class UndecodableData extends Error {
+  constructor(readonly detail: string) {
+    super(detail);
   }
-}
-
-function describeError(error: unknown): string {
-  return `${errorName(error)}: ${errorMessage(error)}`;
-}
-
-/** Errors that end a step at once, whatever its retry policy. */
-function isFinalError(error: unknown): boolean {
-  return (
-    error instanceof NonRetryableError ||
-    error instanceof SerializationError ||
-    error instanceof PayloadTooLargeError ||
-    error instanceof WorkflowDefinitionError ||
-    error instanceof MaxTransitionsExceededError ||
-    error instanceof RecoveryLimitError ||
-    error instanceof InvalidArgumentError
-  );
 }
 
 function restoreError(info: RunErrorInfo): Error {
@@ -90,18 +56,6 @@ function restoreError(info: RunErrorInfo): Error {
   error.name = info.name;
   return error;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Executes one claimed run on this instance, step after step, until it ends, sleeps, waits, is paused, or this
@@ -126,6 +80,8 @@ export class RunDriver {
   private runInput: unknown;
   /** The error being compensated, as thrown (when it happened on this instance). */
   private compensatedError?: unknown;
+  /** Why the stored engine state could not be decoded (the run is then failed at once). */
+  private stateError?: string;
 
   constructor(
     private readonly host: DriverHost,
@@ -134,7 +90,13 @@ export class RunDriver {
   ) {
     this.runId = claimed.runId;
     this.token = claimed.leaseToken;
-    this.state = decodeState(claimed.state);
+    try {
+      this.state = decodeState(claimed.state);
+    } catch (error) {
+      // NOTE: never throw from here: the engine starts a whole claim batch in one loop.
+      this.stateError = `the engine state (${errorMessage(error)})`;
+      this.state = initialState(def.steps[0].name);
+    }
     this.steps = claimed.steps;
     this.cancel = claimed.cancelRequested;
   }
@@ -175,6 +137,11 @@ export class RunDriver {
     return this.token;
   }
 
+  /** Incarnation of the run id this driver executes (a replacement has a higher one). */
+  get generation(): number {
+    return this.claimed.generation ?? 1;
+  }
+
   private stop(interrupt: Interrupt): void {
     if (this.interrupt && this.interrupt.kind !== 'cancel') return;
     this.interrupt = interrupt;
@@ -203,7 +170,13 @@ export class RunDriver {
       }
     } catch (error) {
       if (error instanceof Interrupt) return;
-      this.host.logger.error(`Run "${this.runId}" (${this.def.name}) stopped on this instance: ${describeError(error)}`, (error as Error)?.stack);
+      if (error instanceof UndecodableData) {
+        await this.failCorrupt(error.detail).catch((e: unknown) => {
+          if (!(e instanceof Interrupt)) this.host.logger.error(`Run "${this.runId}": could not record it as failed: ${describeError(e)}`);
+        });
+        return;
+      }
+      this.host.logger.error(`Run "${this.runId}" (${this.def.name}) stopped on this instance: ${describeError(error)}`, errorStack(error));
     } finally {
       if (this.interrupt?.kind === 'shutdown') await this.release().catch(() => undefined);
     }
@@ -214,15 +187,16 @@ export class RunDriver {
 
   /** Returns false when the run already left this instance. */
   private async prepare(): Promise<boolean> {
-    const { serializer } = this.host;
-    this.runInput = serializer.deserialize(this.claimed.input);
+    if (this.claimed.corrupt !== undefined) throw new UndecodableData(this.claimed.corrupt);
+    if (this.stateError !== undefined) throw new UndecodableData(this.stateError);
+    this.runInput = this.decode(this.claimed.input, 'the input');
     let lastOutput: string | undefined;
     let hasLast = false;
     for (let i = 0; i < this.steps.length; i++) {
       const entry = this.steps[i];
       this.visits.set(entry.name, (this.visits.get(entry.name) ?? 0) + 1);
       if (entry.status === 'completed' || entry.status === 'compensated') {
-        this.results[entry.name] = serializer.deserialize(entry.output);
+        this.results[entry.name] = this.decode(entry.output, `the output of step "${entry.name}" (entry ${i})`);
         if (i < this.state.entry) {
           lastOutput = entry.output;
           hasLast = true;
@@ -230,8 +204,8 @@ export class RunDriver {
       }
     }
     // The cursor step's input: a signal payload handed over by the store, else the previous step's output.
-    if (this.claimed.nextInput !== undefined) this.input = serializer.deserialize(this.claimed.nextInput);
-    else this.input = hasLast ? serializer.deserialize(lastOutput) : this.runInput;
+    if (this.claimed.nextInput !== undefined) this.input = this.decode(this.claimed.nextInput, 'the payload of the signal handed to it');
+    else this.input = hasLast ? this.decode(lastOutput, 'the output of the previous step') : this.runInput;
 
     if (this.claimed.recovered) {
       this.state.rec += 1;
@@ -307,7 +281,7 @@ export class RunDriver {
     if (!taken.ok) throw this.lost();
     this.lastWrite = Date.now();
     if (taken.payload !== undefined) {
-      this.input = this.host.serializer.deserialize(taken.payload);
+      this.input = this.decode(taken.payload, `the payload of signal "${wait.signal}"`);
       return true;
     }
     const waitStep = this.steps[wait.entry]?.name ?? String(this.state.cursor);
@@ -324,7 +298,7 @@ export class RunDriver {
     const remaining = this.claimed.waitUntil ? Math.max(0, this.claimed.waitUntil.getTime() - Date.now()) : undefined;
     const res = await this.write({ wait: { signal: wait.signal, timeoutMs: remaining }, state: encodeState(this.state), currentStep: waitStep });
     if (res.consumedSignal && !res.paused) {
-      this.input = this.host.serializer.deserialize(res.consumedSignal.payload);
+      this.input = this.decode(res.consumedSignal.payload, `the payload of signal "${wait.signal}"`);
       return true;
     }
     if (remaining !== undefined && !res.paused) this.host.scheduleWake(this.runId, remaining);
@@ -341,17 +315,14 @@ export class RunDriver {
     return { index, attempts: 0 };
   }
 
-  /** The idempotency key of the n-th visit of a step. */
+  /** The idempotency key of the n-th visit of a step (see {@link idempotencyKey}). */
   private keyOf(name: string, visit: number): string {
-    return visit <= 1 ? `${this.runId}:${name}` : `${this.runId}:${name}#${visit}`;
+    return idempotencyKey(this.runId, name, visit, this.generation);
   }
 
   /** The idempotency key of the visit recorded at `index` (for compensations, which undo any earlier visit). */
   private visitKey(index: number): string {
-    const name = this.steps[index]?.name;
-    let n = 0;
-    for (let i = 0; i <= index; i++) if (this.steps[i]?.name === name) n++;
-    return this.keyOf(name, n);
+    return this.keyOf(this.steps[index]?.name, visitNumberAt(this.steps, index));
   }
 
   /** Runs the step at the cursor (with in-process retries). Returns false when the run left this instance. */
@@ -411,23 +382,12 @@ export class RunDriver {
       attempts = attempt;
       if (this.isRetryable(step.retry, error, attempt - this.state.base)) {
         const delay = retryDelay(step.retry, attempt - this.state.base);
-        const keep = delay <= this.host.inProcessDelayMs;
         const failedEntry: StoredStep = { name: step.name, status: 'running', attempts: attempt, startedAt, error: describeError(error) };
         this.steps[entry.index] = failedEntry;
         this.host.logger.warn(`Run "${this.runId}" step "${step.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
-        const res = await this.write({
-          steps: [{ index: entry.index, step: failedEntry }],
-          currentStep: step.name,
-          due: { delayMs: delay },
-          release: !keep,
-        });
-        if (res.paused) return false;
-        if (res.cancel) return true;
-        if (!keep) {
-          this.host.scheduleWake(this.runId, delay);
-          return false;
-        }
-        await sleep(delay, this.abort.signal);
+        const next = await this.awaitRetry(delay, { steps: [{ index: entry.index, step: failedEntry }], currentStep: step.name });
+        if (next === 'cancel') return true;
+        if (next === 'left') return false;
         const interrupt = this.interrupt as Interrupt | undefined;
         if (interrupt) return interrupt.kind === 'cancel';
         if (this.host.isDraining()) {
@@ -442,106 +402,30 @@ export class RunDriver {
   }
 
   private isRetryable(policy: ResolvedRetry, error: unknown, attemptInBudget: number): boolean {
-    if (isFinalError(error) || error instanceof Interrupt) return false;
-    if (attemptInBudget >= policy.maxAttempts) return false;
-    if (policy.retryIf) {
-      try {
-        return policy.retryIf(error) !== false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
+    return !(error instanceof Interrupt) && shouldRetry(policy, error, attemptInBudget);
   }
 
   /** Runs one attempt of a step or compensation with its timeout, racing cancel/lease loss/shutdown. */
   private invoke(step: StepDefinition, instance: object, method: string, makeArgs: (signal: AbortSignal) => unknown[]): Promise<AttemptOutcome> {
-    const fn = (instance as Record<string, (...a: unknown[]) => unknown>)[method];
-    return new Promise<AttemptOutcome>((resolve) => {
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const runSignal = this.abort.signal;
-      // NOTE: an attempt with a timeout has its own signal, aborted on the timeout and whenever the run's signal aborts;
-      // without a timeout the run's signal (cancel, lease loss, shutdown) is the attempt's.
-      const attempt = step.timeoutMs !== undefined ? new AbortController() : undefined;
-      const settle = (outcome: AttemptOutcome) => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        runSignal.removeEventListener('abort', onAbort);
-        resolve(outcome);
-      };
-      const onAbort = () => {
-        attempt?.abort(runSignal.reason);
-        settle({ ok: false, error: runSignal.reason });
-      };
-      if (runSignal.aborted) return onAbort();
-      runSignal.addEventListener('abort', onAbort, { once: true });
-      if (step.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const error = new StepTimeoutError(step.name, step.timeoutMs!);
-          attempt!.abort(error);
-          settle({ ok: false, error });
-        }, step.timeoutMs);
-      }
-      try {
-        const result = fn.apply(instance, makeArgs(attempt ? attempt.signal : runSignal));
-        if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(
-            (value) => settle({ ok: true, value }),
-            (error: unknown) => settle({ ok: false, error }),
-          );
-        } else settle({ ok: true, value: result });
-      } catch (error) {
-        settle({ ok: false, error });
-      }
-    });
+    return invokeAttempt({ instance, method, step: step.name, timeoutMs: step.timeoutMs }, this.abort.signal, makeArgs);
   }
 
   /** A step attempt returned: checkpoint it and move on. Returns whether to keep driving. */
   private async completeStep(step: StepDefinition, index: number, attempt: number, startedAt: Date, returned: unknown): Promise<boolean> {
-    const directive: FlowDirective | undefined = isFlowDirective(returned) ? returned : undefined;
-    const value = directive ? directive.value : returned;
-    let output: string;
-    let next: StepDefinition | undefined;
-    let delayMs: number | undefined;
-    let waitTimeoutMs: number | undefined;
+    let resolution: StepResolution;
     try {
-      output = this.host.serializer.serialize(value, `output of step "${step.name}"`, step.name);
-      if (!directive || directive.kind === 'wait' || directive.kind === 'sleep') next = this.def.steps[step.index + 1];
-      if (directive?.kind === 'goto') {
-        next = this.def.stepsByName.get(directive.step);
-        if (!next) {
-          throw new WorkflowDefinitionError(
-            `Step "${step.name}" of workflow "${this.def.name}" returned Flow.goto("${directive.step}"), but there is no such step ` +
-              `(steps: ${this.def.steps.map((s) => s.name).join(', ')}).`,
-          );
-        }
-      }
-      if (next) {
-        if (this.state.tr + 1 > this.host.maxTransitions) {
-          throw new MaxTransitionsExceededError(
-            `Run "${this.runId}" exceeded ${this.host.maxTransitions} step transitions at step "${step.name}" (a Flow.goto loop that does not end?). ` +
-              'Raise the maxTransitions option if the loop is intended.',
-          );
-        }
-      }
-      if (directive?.kind === 'sleep') delayMs = this.sleepDelay(directive.duration, step.name);
-      if (directive?.kind === 'wait') {
-        if (typeof directive.signal !== 'string' || directive.signal === '') {
-          throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an empty signal name.`);
-        }
-        if (directive.timeout !== undefined) {
-          waitTimeoutMs = parseDuration(directive.timeout);
-          if (waitTimeoutMs === undefined) {
-            throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an invalid timeout ${JSON.stringify(directive.timeout)}.`);
-          }
-        }
-      }
+      resolution = resolveStepReturn(this.def, step, returned, {
+        runId: this.runId,
+        transitions: this.state.tr,
+        maxTransitions: this.host.maxTransitions,
+        serialize: (value) => this.host.serializer.serialize(value, `output of step "${step.name}"`, step.name),
+        now: () => Date.now(),
+      });
     } catch (error) {
       await this.failStep(step.name, index, attempt, error, startedAt);
       return false;
     }
+    const { value, output, next } = resolution;
 
     const now = new Date();
     const done: StoredStep = { name: step.name, status: 'completed', attempts: attempt, output, startedAt, finishedAt: now };
@@ -553,41 +437,41 @@ export class RunDriver {
     state.wait = undefined;
     const nextEntry = index + 1;
 
-    if (!next || directive?.kind === 'complete') {
-      if (directive?.kind !== 'sleep' && directive?.kind !== 'wait') {
-        await this.finish('completed', output, [{ index, step: done }]);
-        return false;
-      }
+    if (resolution.kind === 'end') {
+      await this.finish('completed', output, [{ index, step: done }]);
+      return false;
     }
     if (next) state.tr += 1;
     state.cursor = next ? next.name : null;
     state.entry = nextEntry;
 
-    if (directive?.kind === 'sleep') {
+    if (resolution.kind === 'sleep') {
+      const sleep = resolution.sleep!;
       const res = await this.write({
         status: 'sleeping',
         steps: [{ index, step: done }],
         state: encodeState(state),
         currentStep: step.name,
-        due: { delayMs: delayMs! },
+        due: sleep.due,
         release: true,
       });
-      if (!res.paused && !res.cancel) this.host.scheduleWake(this.runId, delayMs!);
+      if (!res.paused && !res.cancel) this.host.scheduleWake(this.runId, sleep.wakeInMs);
       return false;
     }
-    if (directive?.kind === 'wait') {
-      state.wait = { entry: index, signal: directive.signal };
+    if (resolution.kind === 'wait') {
+      const wait = resolution.wait!;
+      state.wait = { entry: index, signal: wait.signal };
       const res = await this.write({
         steps: [{ index, step: done }],
         state: encodeState(state),
         currentStep: step.name,
-        wait: { signal: directive.signal, timeoutMs: waitTimeoutMs },
+        wait,
       });
       if (res.consumedSignal && !res.paused) {
-        this.input = this.host.serializer.deserialize(res.consumedSignal.payload);
+        this.input = this.decode(res.consumedSignal.payload, `the payload of signal "${wait.signal}"`);
         return true;
       }
-      if (!res.consumedSignal && waitTimeoutMs !== undefined && !res.paused) this.host.scheduleWake(this.runId, waitTimeoutMs);
+      if (!res.consumedSignal && wait.timeoutMs !== undefined && !res.paused) this.host.scheduleWake(this.runId, wait.timeoutMs);
       return false;
     }
 
@@ -609,17 +493,25 @@ export class RunDriver {
     return true;
   }
 
-  private sleepDelay(duration: number | string | Date, stepName: string): number {
-    if (duration instanceof Date) {
-      const t = duration.getTime();
-      if (Number.isNaN(t)) throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid Date.`);
-      return Math.max(0, t - Date.now());
+  /** Decodes a stored value; a damaged one fails the run with CorruptRunError instead of throwing a SyntaxError. */
+  private decode(text: string | undefined, what: string): unknown {
+    try {
+      return this.host.serializer.deserialize(text);
+    } catch (error) {
+      throw new UndecodableData(`${what} (${errorMessage(error)})`);
     }
-    const ms = parseDuration(duration);
-    if (ms === undefined) {
-      throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid duration ${JSON.stringify(duration)} (use ms, '5s', '2m', '1h' or a Date).`);
-    }
-    return ms;
+  }
+
+  /** Stored data of the run cannot be decoded: end it `failed` at once (no compensation, no retry), naming the field. */
+  private async failCorrupt(detail: string): Promise<void> {
+    const error = corruptRunError(this.runId, detail);
+    this.host.logger.error(error.message);
+    const step = this.claimed.currentStep;
+    const info: RunErrorInfo = { name: error.name, message: error.message, ...(step !== undefined ? { step, phase: 'step' as const } : {}) };
+    // NOTE: the engine state is left as stored (it may be what is damaged); a retry after a repair continues from it.
+    await this.write({ status: 'failed', error: info, output: null, currentStep: step ?? null, clearCancel: true });
+    this.done = true;
+    this.host.onFinished(this.runId, { status: 'failed', error: info });
   }
 
   /** A step failed for good: record it, then compensate or fail the run. */
@@ -717,7 +609,7 @@ export class RunDriver {
         continue;
       }
       const attempt = comp.attempts + 1;
-      const output = this.host.serializer.deserialize(entry.output);
+      const output = this.decode(entry.output, `the output of step "${entry.name}" (entry ${index})`);
       const outcome = await this.invoke(stepDef, this.def.instance, method, (signal) => {
         const ctx: CompensationContext = {
           runId: this.runId,
@@ -755,15 +647,8 @@ export class RunDriver {
       const error = outcome.error;
       if (this.isRetryable(stepDef.retry, error, attempt - comp.base)) {
         const delay = retryDelay(stepDef.retry, attempt - comp.base);
-        const keep = delay <= this.host.inProcessDelayMs;
         this.host.logger.warn(`Run "${this.runId}" compensation of "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
-        const res = await this.write({ state: encodeState(this.state), due: { delayMs: delay }, release: !keep });
-        if (res.paused) return;
-        if (!keep) {
-          this.host.scheduleWake(this.runId, delay);
-          return;
-        }
-        await sleep(delay, this.abort.signal);
+        if ((await this.awaitRetry(delay, { state: encodeState(this.state) })) === 'left') return;
         continue;
       }
       const withError: StoredStep = { ...entry, error: `Compensation failed: ${describeError(error)}` };
@@ -786,6 +671,25 @@ export class RunDriver {
 
   // ---------------------------------------------------------------------------------------------------------------
   // Writes
+
+  /**
+   * Records a failed attempt's retry delay (with `patch`), then either waits it out here holding the lease (short
+   * delays) or releases the run with its stored wake-up time and a local wake-up timer (longer ones).
+   * @returns `continue` to make the next attempt now, `left` when the run left this instance (released or paused),
+   *   `cancel` when a cancel is pending
+   */
+  private async awaitRetry(delay: number, patch: Partial<RunPatch>): Promise<'continue' | 'left' | 'cancel'> {
+    const keep = delay <= this.host.inProcessDelayMs;
+    const res = await this.write({ ...patch, due: { delayMs: delay }, release: !keep });
+    if (res.paused) return 'left';
+    if (res.cancel && !this.state.comp) return 'cancel';
+    if (!keep) {
+      this.host.scheduleWake(this.runId, delay);
+      return 'left';
+    }
+    await abortableSleep(delay, this.abort.signal);
+    return 'continue';
+  }
 
   private async finish(
     status: RunStatus,

@@ -29,6 +29,28 @@ function describePath(path: string): string {
 }
 
 /**
+ * Object keys refused everywhere. superjson refuses them whenever the value also needs its envelope (a Date, a Map …)
+ * to guard against prototype pollution; refusing them always makes a value's fate independent of what else it holds.
+ */
+const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Throws for keys that could not be restored: symbol keys (JSON drops them) and the reserved names. */
+function assertStorableKeys(obj: object, path: string): void {
+  for (const symbol of Object.getOwnPropertySymbols(obj)) {
+    if (Object.prototype.propertyIsEnumerable.call(obj, symbol)) {
+      throw new SerializationError(`${describePath(path)} has a symbol-keyed property (${String(symbol)}), which cannot be stored`);
+    }
+  }
+  for (const key of Object.keys(obj)) {
+    if (RESERVED_KEYS.has(key)) {
+      throw new SerializationError(
+        `${describePath(path)} has a property named "${key}", which is refused to rule out prototype pollution; rename it`,
+      );
+    }
+  }
+}
+
+/**
  * Walks a value once: throws SerializationError for what cannot be restored (functions, symbols, class instances)
  * and tells whether plain JSON can carry it exactly (the fast path) or superjson is needed.
  */
@@ -64,6 +86,7 @@ function inspect(value: unknown, path: string, walk: Walk): Shape {
     const proto = Object.getPrototypeOf(obj) as object | null;
     if (isPlainPrototype(proto)) {
       if (proto !== null && proto !== Object.prototype) walk.foreign = true;
+      assertStorableKeys(obj, path);
       for (const key of Object.keys(obj)) {
         const v = (obj as Record<string, unknown>)[key];
         if (v === undefined || inspect(v, at(key), walk) === 'rich') shape = 'rich';

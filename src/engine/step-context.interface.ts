@@ -21,8 +21,9 @@ export interface StepContext<Input = unknown> {
   /** Aborted on timeout, cancel, lease loss or shutdown. */
   signal: AbortSignal;
   /**
-   * `${runId}:${step}` on the step's first visit, `${runId}:${step}#${n}` on its n-th visit through Flow.goto; the same
-   * across retries and recoveries of a visit. Pass it to external systems to make side effects idempotent.
+   * `${runId}:${step}` on the step's first visit, `${runId}:${step}#${n}` on its n-th visit through Flow.goto; from the
+   * 2nd generation of the run id on (`terminate-existing`) `~${generation}` is appended, so a replacement never reuses a
+   * key. The same across retries and recoveries of a visit. Pass it to external systems to make side effects idempotent.
    */
   idempotencyKey: string;
   logger: StepLogger;

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidArgumentError, RunAlreadyExistsError, RunNotFoundError } from '../errors/errors.js';
+import { assertRunId } from './argument-checks.js';
+import { describeError, errorStack } from './error-text.js';
 import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { WorkflowRegistry } from '../definition/workflow.registry.js';
-import type { ClaimedRun, LeaseRequest, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
+import type { ClaimedRun, ControlRequest, ControlResult, LeaseRequest, ListRunsQuery, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
 import { isTerminal } from '../store/workflow-store.interface.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
@@ -37,18 +39,6 @@ const MAX_TIMER_MS = 2_147_000_000;
 const RECENT_MS = 1_000;
 const RECENT_MAX = 10_000;
 
-/** Checks a run id (DESIGN: a non-empty string of at most 255 characters). */
-export function assertRunId(runId: unknown): asserts runId is string {
-  if (typeof runId !== 'string' || runId.length === 0 || runId.length > 255) {
-    throw new InvalidArgumentError(
-      `A run id must be a non-empty string of at most 255 characters (got ${typeof runId === 'string' ? `a string of ${runId.length} characters` : typeof runId}).`,
-    );
-  }
-  // NOTE: stores keep ids verbatim; NUL and lone UTF-16 surrogates cannot be stored as text by Postgres or Redis keys.
-  if (runId.includes('\u0000') || !(runId as string & { isWellFormed(): boolean }).isWellFormed()) {
-    throw new InvalidArgumentError('A run id must not contain NUL characters or unpaired UTF-16 surrogates.');
-  }
-}
 
 type Waiter = (finished: FinishedRun | undefined) => void;
 
@@ -202,11 +192,52 @@ export class WorkflowEngine implements DriverHost {
       return { runId, created: false };
     }
     this.recentlyFinished.delete(runId);
-    if (policy === 'terminate-existing') this.active.get(runId)?.lose();
     const run = result.run;
+    // NOTE: a replaced run may be executing here; only an older generation gives way (concurrent replacements of one id
+    // can return out of order, and the survivor must keep its executor).
+    const current = this.active.get(runId);
+    if (current && current.generation < run.generation) current.lose();
     if (claimNow && run.leaseToken) this.launch({ ...run, leaseToken: run.leaseToken, recovered: false });
     else if (!claimNow && options.transaction === undefined) this.backlog = true;
     return { runId, created: true };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Reading and controlling runs (the client's way to the store)
+
+  /** A stored run, or undefined. */
+  getRun(runId: string): Promise<StoredRun | undefined> {
+    return this.store.getRun(runId);
+  }
+
+  /** A page of stored runs (see {@link WorkflowStore.listRuns}). */
+  listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
+    return this.store.listRuns(query);
+  }
+
+  /** Decodes a stored input, output or payload (throws on damaged text). */
+  decode<T = unknown>(text: string | undefined): T {
+    return this.serializer.deserialize<T>(text);
+  }
+
+  /** Queues a signal; a run waiting for it is claimed here at once when this instance has room. */
+  async sendSignal(runId: string, name: string, payload: unknown): Promise<ControlResult> {
+    const serialized = this.serializer.serialize(payload, `payload of signal "${name}"`);
+    const res = await this.store.sendSignal(runId, name, serialized);
+    if (res.outcome === 'ok' && res.status === 'waiting') void this.kick(runId);
+    return res;
+  }
+
+  /**
+   * Records a control request, then acts on it here at once where it can: a cancel aborts the run's step if it runs
+   * here, a resumed or retried run is claimed here when this instance has room.
+   */
+  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+    const res = await this.store.control(runId, request);
+    if (res.outcome !== 'ok') return res;
+    if (request.action === 'cancel') void this.notifyControl(runId);
+    else if (request.action === 'resume' || request.action === 'retry') void this.kick(runId);
+    return res;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -302,7 +333,7 @@ export class WorkflowEngine implements DriverHost {
       // NOTE: only workflows registered here: another deployment's runs are left to it.
       claimed = await this.store.claimRun(runId, this.lease, this.registry.names());
     } catch (error) {
-      this.logger.error(`Could not claim run "${runId}": ${(error as Error).message}`);
+      this.logger.error(`Could not claim run "${runId}": ${describeError(error)}`);
     } finally {
       this.reserved--;
     }
@@ -328,28 +359,44 @@ export class WorkflowEngine implements DriverHost {
   }
 
   private accept(claimed: ClaimedRun): void {
-    if (this.draining || this.active.has(claimed.runId)) {
+    if (this.draining) {
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
       return;
     }
     this.launch(claimed);
   }
 
+  /**
+   * Starts a driver for a claimed run. Never throws: whatever one run holds (even data that cannot be decoded) must not
+   * keep the other runs of a claim batch from starting, nor reach the process as an unhandled rejection.
+   */
   private launch(claimed: ClaimedRun): void {
-    const def = this.registry.get(claimed.workflow);
-    if (!def) {
-      void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
-      return;
+    const release = () => void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
+    try {
+      const current = this.active.get(claimed.runId);
+      if (current) {
+        // NOTE: a claim of an older generation is already fenced by the replacement: drop it without a write.
+        if (current.generation > claimed.generation) return;
+        if (current.generation === claimed.generation) return release();
+        current.lose();
+      }
+      const def = this.registry.get(claimed.workflow);
+      if (!def) return release();
+      const driver = new RunDriver(this, def, claimed);
+      this.active.set(claimed.runId, driver);
+      const done = driver.drive().finally(() => {
+        if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
+        this.running.delete(done);
+        this.wakeWaiters(claimed.runId);
+        // NOTE: a slot just freed: when more work may be due (a full claim batch, starts that found no slot), claim now
+        // rather than at the next poll, so a burst drains at full speed.
+        if (this.backlog && !this.draining) this.schedulePoll(0);
+      });
+      this.running.add(done);
+    } catch (error) {
+      this.logger.error(`Could not start run "${claimed.runId}" on this instance: ${describeError(error)}`, errorStack(error));
+      release();
     }
-    const driver = new RunDriver(this, def, claimed);
-    this.active.set(claimed.runId, driver);
-    const done = driver.drive().finally(() => {
-      if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
-      this.running.delete(done);
-      this.wakeWaiters(claimed.runId);
-      if (this.backlog && !this.draining) this.schedulePoll(0);
-    });
-    this.running.add(done);
   }
 
   private schedulePoll(delayMs: number): void {
@@ -377,9 +424,11 @@ export class WorkflowEngine implements DriverHost {
         }
         for (const run of claimed) this.accept(run);
         again = claimed.length === free;
+        // NOTE: a full batch means more may be due: claim again as soon as a slot frees (see launch).
+        if (again) this.backlog = true;
       } else this.backlog = true;
     } catch (error) {
-      this.logger.error(`Polling the ${this.store.name} store failed: ${(error as Error).message}`);
+      this.logger.error(`Polling the ${this.store.name} store failed: ${describeError(error)}`);
     } finally {
       this.polling = false;
       // NOTE: starts that found every slot reserved by this poll left their runs pending: claim them now.
@@ -419,7 +468,7 @@ export class WorkflowEngine implements DriverHost {
       driver.touched();
       if (res.cancel) driver.requestCancel(res.cancel);
     } catch (error) {
-      this.logger.error(`Renewing the lease of run "${driver.runId}" failed: ${(error as Error).message}`);
+      this.logger.error(`Renewing the lease of run "${driver.runId}" failed: ${describeError(error)}`);
     }
   }
 
@@ -432,7 +481,7 @@ export class WorkflowEngine implements DriverHost {
       if (retention.failedMs !== undefined) purged += await this.store.purge(['failed', 'compensated', 'cancelled'], retention.failedMs);
       if (purged > 0) this.logger.log(`Retention: purged ${purged} ended run(s)`);
     } catch (error) {
-      this.logger.error(`Retention purge failed: ${(error as Error).message}`);
+      this.logger.error(`Retention purge failed: ${describeError(error)}`);
     }
   }
 

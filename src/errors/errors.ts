@@ -1,5 +1,11 @@
 import { DurableExecutionError } from './durable-execution.error.js';
 
+/**
+ * Stored and logged error text (a step's error, the run's error message) is cut at this many characters, ending with
+ * `… [truncated]`; NUL and unpaired surrogates are replaced by U+FFFD.
+ */
+export const DEFAULT_ERROR_TEXT_LIMIT = 8_192;
+
 /** What ended a run, as stored and as shown by `describe()`. */
 export interface RunErrorInfo {
   name: string;
@@ -142,6 +148,21 @@ export class MaxTransitionsExceededError extends DurableExecutionError {
 /** A run kept being recovered after crashes without making progress. */
 export class RecoveryLimitError extends DurableExecutionError {
   readonly code = 'CAIRN_RECOVERY_LIMIT' as const;
+}
+
+/**
+ * Stored data of a run cannot be decoded (a damaged state, input, output, step record or index field, e.g. after a
+ * manual edit of the database). The run ends `failed` with this error, naming the run and the field; other runs are not
+ * affected. Repair or delete the stored value, then `retry` the run, or leave it failed.
+ */
+export class CorruptRunError extends DurableExecutionError {
+  readonly code = 'CAIRN_CORRUPT_RUN' as const;
+  constructor(readonly runId: string, readonly detail: string) {
+    super(
+      `Run "${runId}" has stored data that cannot be decoded: ${detail}. ` +
+        `The run was failed so it cannot hold up other runs; repair or delete the stored value, then call retry("${runId}").`,
+    );
+  }
 }
 
 /** This instance lost the lease of a run (another instance took it over); its writes are rejected. */

@@ -88,9 +88,36 @@ describe('Serializer across realms', () => {
   });
 });
 
+describe('Serializer: keys that cannot be restored', () => {
+  it('refuses symbol-keyed properties instead of dropping them, plain or rich', () => {
+    const key = Symbol('secret');
+    expect(() => s.serialize({ a: 1, [key]: 2 }, 'value')).toThrow(SerializationError);
+    expect(() => s.serialize({ nested: { [key]: 2 } }, 'value')).toThrow(/"nested" has a symbol-keyed property \(Symbol\(secret\)\)/);
+    expect(() => s.serialize({ when: new Date(0), [key]: 2 }, 'value')).toThrow(SerializationError);
+  });
+
+  it.each(['constructor', 'prototype', '__proto__'])('refuses a property named %s whether or not the value needs superjson', (name) => {
+    const plain = JSON.parse(`{"ok":1,"${name}":{"x":1}}`) as object;
+    const rich = JSON.parse(`{"${name}":1}`) as Record<string, unknown>;
+    rich.when = new Date(0);
+    expect(() => s.serialize(plain, 'value')).toThrow(new RegExp(`property named "${name}"`));
+    expect(() => s.serialize(rich, 'value')).toThrow(new RegExp(`property named "${name}"`));
+    expect(() => s.serialize({ deep: [plain] }, 'value')).toThrow(SerializationError);
+  });
+
+  it('keeps those names usable as Map keys and string values, and never pollutes prototypes', () => {
+    const back = roundTrip({ m: new Map([['constructor', 1], ['__proto__', 2]]), s: '__proto__' }) as { m: Map<string, number>; s: string };
+    expect(back.m.get('__proto__')).toBe(2);
+    expect(back.s).toBe('__proto__');
+    const parsed = s.deserialize<Record<string, unknown>>('{"__proto__":{"polluted":true}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
+  });
+});
+
 describe('run id checks', () => {
   it('refuses ids that no store can keep verbatim', async () => {
-    const { assertRunId } = await import('../../src/engine/workflow-engine.js');
+    const { assertRunId } = await import('../../src/engine/argument-checks.js');
     const { InvalidArgumentError } = await import('../../src/index.js');
     expect(() => assertRunId('a\u0000b')).toThrow(InvalidArgumentError);
     expect(() => assertRunId('bad\ud800')).toThrow(/unpaired UTF-16 surrogates/);

@@ -1,0 +1,93 @@
+import { InvalidArgumentError, MaxTransitionsExceededError, WorkflowDefinitionError } from '../errors/errors.js';
+import { parseDuration } from '../definition/duration.js';
+import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
+import type { DueSpec } from '../store/workflow-store.interface.js';
+import { assertSignalName } from './argument-checks.js';
+import { isFlowDirective } from './flow.js';
+
+/** What a step's return value means for its run. */
+export interface StepResolution {
+  /** The step's recorded output (a directive's `value`, else the returned value). */
+  value: unknown;
+  /** `value` serialized. */
+  output: string;
+  /**
+   * `next`: complete the step and start `next` (plain value, goto). `end`: the run completes with `output`.
+   * `sleep` / `wait`: complete the step and suspend; `next` is the step after it (absent: the run then ends).
+   */
+  kind: 'next' | 'end' | 'sleep' | 'wait';
+  next?: StepDefinition;
+  sleep?: { due: DueSpec; wakeInMs: number };
+  wait?: { signal: string; timeoutMs?: number };
+}
+
+/** What resolving needs besides the definition. */
+export interface ResolveContext {
+  runId: string;
+  /** Step transitions of the run so far, and the bound. */
+  transitions: number;
+  maxTransitions: number;
+  serialize(value: unknown): string;
+  /** This worker's clock, only for the local wake-up timer of `Flow.sleep(date)`. */
+  now(): number;
+}
+
+/**
+ * Interprets what a step returned: a plain value or a flow directive. Pure apart from serializing; throws the error
+ * that fails the step (SerializationError, PayloadTooLargeError, WorkflowDefinitionError for a goto to a missing step,
+ * MaxTransitionsExceededError, InvalidArgumentError for a bad duration or signal name).
+ */
+export function resolveStepReturn(def: WorkflowDefinition, step: StepDefinition, returned: unknown, ctx: ResolveContext): StepResolution {
+  const directive = isFlowDirective(returned) ? returned : undefined;
+  const value = directive ? directive.value : returned;
+  const output = ctx.serialize(value);
+  let next: StepDefinition | undefined;
+  if (!directive || directive.kind === 'wait' || directive.kind === 'sleep') next = def.steps[step.index + 1];
+  if (directive?.kind === 'goto') {
+    next = def.stepsByName.get(directive.step);
+    if (!next) {
+      throw new WorkflowDefinitionError(
+        `Step "${step.name}" of workflow "${def.name}" returned Flow.goto("${directive.step}"), but there is no such step ` +
+          `(steps: ${def.steps.map((s) => s.name).join(', ')}).`,
+      );
+    }
+  }
+  if (next && ctx.transitions + 1 > ctx.maxTransitions) {
+    throw new MaxTransitionsExceededError(
+      `Run "${ctx.runId}" exceeded ${ctx.maxTransitions} step transitions at step "${step.name}" (a Flow.goto loop that does not end?). ` +
+        'Raise the maxTransitions option if the loop is intended.',
+    );
+  }
+  if (directive?.kind === 'sleep') return { value, output, kind: 'sleep', next, sleep: sleepDue(directive.duration, step.name, ctx.now()) };
+  if (directive?.kind === 'wait') {
+    assertSignalName(directive.signal, `Step "${step.name}" returned Flow.waitForSignal: the signal name`);
+    let timeoutMs: number | undefined;
+    if (directive.timeout !== undefined) {
+      timeoutMs = parseDuration(directive.timeout);
+      if (timeoutMs === undefined) {
+        throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an invalid timeout ${JSON.stringify(directive.timeout)}.`);
+      }
+    }
+    return { value, output, kind: 'wait', next, wait: { signal: directive.signal, timeoutMs } };
+  }
+  if (!next || directive?.kind === 'complete') return { value, output, kind: 'end' };
+  return { value, output, kind: 'next', next };
+}
+
+/**
+ * When a `Flow.sleep` ends. A Date is stored as that instant (the store compares it with its own clock), never
+ * converted through this worker's clock; a duration counts from the store's clock. `wakeInMs` is only for the local
+ * timer, which merely wakes the run sooner than the next poll.
+ */
+export function sleepDue(duration: number | string | Date, stepName: string, now: number): { due: DueSpec; wakeInMs: number } {
+  if (duration instanceof Date) {
+    const t = duration.getTime();
+    if (Number.isNaN(t)) throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid Date.`);
+    return { due: { at: new Date(t) }, wakeInMs: Math.max(0, t - now) };
+  }
+  const ms = parseDuration(duration);
+  if (ms === undefined) {
+    throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid duration ${JSON.stringify(duration)} (use ms, '5s', '2m', '1h' or a Date).`);
+  }
+  return { due: { delayMs: ms }, wakeInMs: ms };
+}

@@ -1,0 +1,77 @@
+import { StepTimeoutError } from '../errors/errors.js';
+
+/** How one attempt of a step or compensation ended. */
+export type AttemptOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** What an attempt runs. */
+export interface AttemptTarget {
+  /** The workflow instance (`this` of the method). */
+  instance: object;
+  method: string;
+  /** Step name, for the timeout error. */
+  step: string;
+  /** Per-attempt timeout; none when undefined. */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs one attempt of a step or compensation method: calls it with the arguments `makeArgs` builds from the attempt's
+ * abort signal, and settles on the first of its result, its timeout (`StepTimeoutError`) or the run's abort (cancel,
+ * lease loss, shutdown: the abort reason). Never rejects.
+ */
+export function invokeAttempt(target: AttemptTarget, runSignal: AbortSignal, makeArgs: (signal: AbortSignal) => unknown[]): Promise<AttemptOutcome> {
+  const fn = (target.instance as Record<string, (...a: unknown[]) => unknown>)[target.method];
+  return new Promise<AttemptOutcome>((resolve) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    // NOTE: an attempt with a timeout has its own signal, aborted on the timeout and whenever the run's signal aborts;
+    // without a timeout the run's signal (cancel, lease loss, shutdown) is the attempt's.
+    const attempt = target.timeoutMs !== undefined ? new AbortController() : undefined;
+    const settle = (outcome: AttemptOutcome) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      runSignal.removeEventListener('abort', onAbort);
+      resolve(outcome);
+    };
+    const onAbort = () => {
+      attempt?.abort(runSignal.reason);
+      settle({ ok: false, error: runSignal.reason });
+    };
+    if (runSignal.aborted) return onAbort();
+    runSignal.addEventListener('abort', onAbort, { once: true });
+    if (target.timeoutMs !== undefined) {
+      const timeoutMs = target.timeoutMs;
+      timer = setTimeout(() => {
+        const error = new StepTimeoutError(target.step, timeoutMs);
+        attempt!.abort(error);
+        settle({ ok: false, error });
+      }, timeoutMs);
+    }
+    try {
+      const result = fn.apply(target.instance, makeArgs(attempt ? attempt.signal : runSignal));
+      if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+        (result as Promise<unknown>).then(
+          (value) => settle({ ok: true, value }),
+          (error: unknown) => settle({ ok: false, error }),
+        );
+      } else settle({ ok: true, value: result });
+    } catch (error) {
+      settle({ ok: false, error });
+    }
+  });
+}
+
+/** Waits `ms`, or less when the signal aborts first. Never rejects. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
