@@ -14,11 +14,9 @@ import type { WorkflowEngine } from '../engine/workflow-engine.js';
 import { assertRunId, assertSignalName } from '../engine/argument-checks.js';
 import { corruptRunError, errorMessage } from '../engine/error-text.js';
 import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
+import { RUN_STATUS_SET } from '../store/run-state-machine.js';
 import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
 
-const STATUSES: ReadonlySet<string> = new Set([
-  'pending', 'running', 'sleeping', 'waiting', 'paused', 'compensating', 'completed', 'compensated', 'failed', 'cancelled',
-]);
 const CURSOR_VERSION = 'c1';
 
 function timeoutMs(value: number | string | undefined, what: string): number | undefined {
@@ -126,7 +124,7 @@ export class WorkflowClient {
     if (filter.status !== undefined) {
       statuses = Array.isArray(filter.status) ? filter.status : [filter.status];
       for (const s of statuses) {
-        if (!STATUSES.has(s)) throw new InvalidArgumentError(`Unknown run status ${JSON.stringify(s)} in list filter.`);
+        if (!RUN_STATUS_SET.has(s)) throw new InvalidArgumentError(`Unknown run status ${JSON.stringify(s)} in list filter.`);
       }
     }
     if (filter.workflow !== undefined && typeof filter.workflow !== 'string') {

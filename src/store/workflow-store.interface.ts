@@ -1,25 +1,8 @@
 import type { RunErrorInfo } from '../errors/errors.js';
 
-/** Status of a run. See DESIGN §2 for the status machine. */
-export type RunStatus =
-  | 'pending'
-  | 'running'
-  | 'sleeping'
-  | 'waiting'
-  | 'paused'
-  | 'compensating'
-  | 'completed'
-  | 'compensated'
-  | 'failed'
-  | 'cancelled';
+import type { RunStatus } from './run-state-machine.js';
 
-/** Statuses a run never leaves (except `failed`, through `retry`). */
-export const TERMINAL_STATUSES: readonly RunStatus[] = ['completed', 'compensated', 'failed', 'cancelled'];
-
-/** Whether a status is terminal. */
-export function isTerminal(status: RunStatus): boolean {
-  return status === 'completed' || status === 'compensated' || status === 'failed' || status === 'cancelled';
-}
+export { isTerminal, TERMINAL_STATUSES, type RunStatus } from './run-state-machine.js';
 
 /** Status of one step visit. */
 export type StepStatus = 'running' | 'completed' | 'failed' | 'compensated';

@@ -19,11 +19,9 @@ import type {
   TakeSignalResult,
   WorkflowStore,
 } from '../workflow-store.interface.js';
-import { isTerminal } from '../workflow-store.interface.js';
+import { isClaimableStatus, isDueOnRelease, isTerminal, statusAfterClaim } from '../run-state-machine.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
 import { compareRunIds } from '../run-id-order.js';
-
-const CLAIMABLE: ReadonlySet<RunStatus> = new Set(['pending', 'running', 'sleeping', 'waiting', 'compensating']);
 
 function copyStep(step: StoredStep): StoredStep {
   return { ...step };
@@ -39,6 +37,9 @@ function copyRun(run: StoredRun): StoredRun {
 }
 
 /**
+ * The reference implementation of the store port's rules (see `WorkflowStore` and `run-state-machine.ts`), in plain
+ * TypeScript: read it to learn what the SQL and Lua of the other stores do.
+ *
  * In-process store for tests and development. Not durable: everything is lost when the process exits. `listRuns` and
  * `claimRuns` scan every run (no index): fine for tests and a development app, slow past ~100,000 runs.
  *
@@ -131,7 +132,7 @@ export class MemoryStore implements WorkflowStore {
 
   private isClaimable(run: StoredRun, now: number): boolean {
     return (
-      CLAIMABLE.has(run.status) &&
+      isClaimableStatus(run.status) &&
       run.dueAt !== undefined &&
       run.dueAt.getTime() <= now &&
       (run.leaseExpiresAt === undefined || run.leaseExpiresAt.getTime() <= now)
@@ -143,7 +144,7 @@ export class MemoryStore implements WorkflowStore {
     run.leaseOwner = lease.owner;
     run.leaseToken = randomUUID();
     run.leaseExpiresAt = new Date(now + lease.leaseMs);
-    if (run.status === 'pending' || run.status === 'sleeping') run.status = 'running';
+    run.status = statusAfterClaim(run.status);
     run.updatedAt = new Date(now);
     return { ...copyRun(run), leaseToken: run.leaseToken, recovered };
   }
@@ -187,9 +188,7 @@ export class MemoryStore implements WorkflowStore {
     if (!run) return;
     const now = this.now();
     clearLease(run);
-    if (!isTerminal(run.status) && run.status !== 'paused' && run.status !== 'waiting' && run.status !== 'sleeping') {
-      run.dueAt = new Date(now);
-    }
+    if (isDueOnRelease(run.status)) run.dueAt = new Date(now);
     run.updatedAt = new Date(now);
     this.emit({ type: 'ready', runId });
   }
