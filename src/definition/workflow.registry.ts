@@ -1,4 +1,4 @@
-import { UnknownWorkflowError, WorkflowDefinitionError } from '../errors/errors.js';
+import { ModuleNotReadyError, UnknownWorkflowError, WorkflowDefinitionError } from '../errors/errors.js';
 import * as messages from './definition.messages.js';
 import type { WorkflowDefinition } from './workflow-definition.interface.js';
 
@@ -6,6 +6,12 @@ import type { WorkflowDefinition } from './workflow-definition.interface.js';
 export class WorkflowRegistry {
   private readonly byName = new Map<string, WorkflowDefinition>();
   private readonly byType = new Map<Function, WorkflowDefinition>();
+  private ready = false;
+
+  /** Every workflow of the app is registered (the module's `onModuleInit` ran). */
+  markReady(): void {
+    this.ready = true;
+  }
 
   /** @throws WorkflowDefinitionError on a duplicate name */
   register(definition: WorkflowDefinition): void {
@@ -21,8 +27,14 @@ export class WorkflowRegistry {
     return this.byName.get(name);
   }
 
-  /** @throws UnknownWorkflowError */
+  /** @throws UnknownWorkflowError | ModuleNotReadyError (before the app was initialised) */
   resolve(workflow: Function | string): WorkflowDefinition {
+    if (!this.ready) {
+      throw new ModuleNotReadyError(
+        'Workflows are registered when the app initialises, and it has not yet: call `await app.init()` (or ' +
+          '`await moduleRef.init()` on a testing module compiled with Test.createTestingModule) before starting runs.',
+      );
+    }
     const definition = typeof workflow === 'string' ? this.byName.get(workflow) : this.byType.get(workflow);
     if (!definition) {
       const label = typeof workflow === 'string' ? workflow : workflow?.name ?? String(workflow);

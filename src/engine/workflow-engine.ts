@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, RunAlreadyExistsError, RunNotFoundError } from '../errors/errors.js';
+import { InvalidArgumentError, ModuleNotReadyError, RunAlreadyExistsError, RunNotFoundError } from '../errors/errors.js';
 import { assertRunId } from './argument-checks.js';
 import { describeError, errorStack } from './error-text.js';
 import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
@@ -253,6 +253,14 @@ export class WorkflowEngine implements DriverHost {
    * @returns the ended run
    */
   async waitForEnd(runId: string, timeoutMs?: number): Promise<{ run?: StoredRun; finished?: FinishedRun; timedOut: boolean }> {
+    if (this.options.workerEnabled && !this.started) {
+      // NOTE: awaited during onModuleInit, this would block bootstrap, and so the worker, forever.
+      throw new ModuleNotReadyError(
+        `The result of run "${runId}" was awaited before this instance's worker started (it starts in onApplicationBootstrap, ` +
+          'after every onModuleInit): awaiting it during module initialisation would wait forever. Start the run there if you ' +
+          'like, but await its result in onApplicationBootstrap or later.',
+      );
+    }
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let backoff = 25;
     let first = true;

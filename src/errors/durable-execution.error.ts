@@ -21,6 +21,7 @@ export type DurableExecutionErrorCode =
   | 'CAIRN_MAX_TRANSITIONS'
   | 'CAIRN_RECOVERY_LIMIT'
   | 'CAIRN_CORRUPT_RUN'
+  | 'CAIRN_NOT_READY'
   | 'CAIRN_LEASE_LOST'
   | 'CAIRN_STORE'
   | 'CAIRN_CONFIGURATION';

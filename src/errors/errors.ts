@@ -165,6 +165,15 @@ export class CorruptRunError extends DurableExecutionError {
   }
 }
 
+/**
+ * The module is used before it is ready: a workflow was started before the app was initialised (`app.init()`,
+ * `moduleRef.init()` or `NestFactory.create…`), or a result was awaited before the worker started (during
+ * `onModuleInit`, it would wait forever: the worker starts in `onApplicationBootstrap`).
+ */
+export class ModuleNotReadyError extends DurableExecutionError {
+  readonly code = 'CAIRN_NOT_READY' as const;
+}
+
 /** This instance lost the lease of a run (another instance took it over); its writes are rejected. */
 export class LeaseLostError extends DurableExecutionError {
   readonly code = 'CAIRN_LEASE_LOST' as const;

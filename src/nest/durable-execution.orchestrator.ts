@@ -22,6 +22,7 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
 
   onModuleInit(): void {
     for (const definition of this.explorer.explore()) this.registry.register(definition);
+    this.registry.markReady();
   }
 
   async onApplicationBootstrap(): Promise<void> {

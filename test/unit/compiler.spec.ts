@@ -72,6 +72,8 @@ describe('compileWorkflow', () => {
     const registry = new WorkflowRegistry();
     registry.register(compile(A));
     expect(() => registry.register(compile(B))).toThrow(/Two workflows are named "same" \(classes "A" and "B"\)/);
+    expect(() => registry.resolve(A)).toThrow(/call `await app.init\(\)`/);
+    registry.markReady();
     expect(registry.resolve(A).name).toBe('same');
     expect(() => registry.resolve('other')).toThrow(/Unknown workflow "other"\. Registered workflows: "same"/);
   });

@@ -10,6 +10,7 @@ const quiet = { log() {}, warn() {}, error() {} };
 function makeEngine(store: MemoryStore, types: Function[], instances: object[]) {
   const registry = new WorkflowRegistry();
   types.forEach((t, i) => registry.register(compileWorkflow(t, instances[i])));
+  registry.markReady();
   const engine = new WorkflowEngine(store, registry, {
     workerEnabled: true,
     concurrency: 10,
