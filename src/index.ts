@@ -1,6 +1,7 @@
 export { DurableExecutionModule } from './nest/durable-execution.module.js';
 export type { DurableExecutionOptions, StoreOptions } from './nest/durable-execution-options.interface.js';
 export { WORKFLOW_STORE, WORKFLOW_ENGINE } from './nest/durable-execution.constants.js';
+export { DurableExecutionExceptionFilter, httpStatusOf } from './nest/durable-execution.exception-filter.js';
 export { Workflow, type WorkflowOptions } from './decorators/workflow.decorator.js';
 export { Step, type StepOptions } from './decorators/step.decorator.js';
 export { RetryPolicy, type RetryOptions } from './definition/retry-policy.js';

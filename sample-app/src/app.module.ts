@@ -1,9 +1,8 @@
 import { Inject, Logger, Module, type BeforeApplicationShutdown, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { DurableExecutionModule, type StoreOptions } from './cairn.js';
+import { DurableExecutionExceptionFilter, DurableExecutionModule, type StoreOptions } from './cairn.js';
 import { SAMPLE_APP_CONFIG } from './app.constants.js';
 import type { SampleAppConfig } from './app.config.js';
-import { CairnErrorsFilter } from './cairn-errors.filter.js';
 import { FakeStateStore } from './fakes/fake-state.store.js';
 import { FakesController } from './fakes/fakes.controller.js';
 import { InventoryService } from './fakes/inventory.service.js';
@@ -51,7 +50,7 @@ export class AppModule {
       controllers: [OrdersController, FakesController],
       providers: [
         { provide: SAMPLE_APP_CONFIG, useValue: config },
-        { provide: APP_FILTER, useClass: CairnErrorsFilter },
+        { provide: APP_FILTER, useClass: DurableExecutionExceptionFilter },
         ShutdownNotice,
         FakeStateStore,
         InventoryService,

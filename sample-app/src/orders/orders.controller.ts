@@ -9,7 +9,7 @@ import { parseApprover, parseListQuery, parseOrderInput } from './order.validati
 
 /**
  * Orders are workflow runs: the order id is the run id. Errors of the workflow client (unknown run, ended run, bad
- * argument) become HTTP statuses in {@link CairnErrorsFilter}.
+ * argument) become HTTP statuses in the library's `DurableExecutionExceptionFilter`.
  */
 @Controller('orders')
 export class OrdersController {
