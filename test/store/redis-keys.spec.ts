@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { Redis, type Command } from 'ioredis';
 import { InvalidArgumentError } from '../../src/errors/errors.js';
-import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
+import { COMMIT_OPS, encodeCommitOp, encodePatch, type CommitOpName } from '../../src/store/redis/redis.commit-ops.js';
+import { RUN_FIELDS } from '../../src/store/redis/redis.fields.js';
+import { APPLY_KEYS, RedisKeys, WORKFLOW_GROUP_KEYS, keySlot } from '../../src/store/redis/redis.keys.js';
 import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import { testRedis } from '../setup/test-servers.js';
 
 const redis = testRedis();
@@ -64,6 +69,63 @@ describe('Redis store keys', () => {
     // every global index key shares one slot
     const global = [...keys.applyBase(), ...keys.workflowGroup('wf {x}'), keys.kicks];
     expect(new Set(global.map(keySlot)).size).toBe(1);
+  });
+
+  it('computes the apply script\'s key positions from the order of applyBase() and workflowGroup()', () => {
+    const keys = new RedisKeys('cairn:');
+    const base = keys.applyBase();
+    const at = (position: number) => base[position - 1]; // Lua KEYS are 1-based
+    expect([at(APPLY_KEYS.created), at(APPLY_KEYS.meta), at(APPLY_KEYS.kicks), at(APPLY_KEYS.due)]).toEqual([keys.created, keys.meta, keys.kicks, keys.due]);
+    RUN_STATUSES.forEach((status, i) => expect(at(APPLY_KEYS.byStatus + i)).toBe(keys.byStatus(status)));
+    TERMINAL_STATUSES.forEach((status, i) => expect(at(APPLY_KEYS.finished + i)).toBe(keys.finished(status)));
+    expect(APPLY_KEYS.groups).toBe(base.length + 1);
+    const group = keys.workflowGroup('wf');
+    expect(WORKFLOW_GROUP_KEYS.size).toBe(group.length);
+    expect(group[WORKFLOW_GROUP_KEYS.due]).toBe(keys.dueByWorkflow('wf'));
+    expect(group[WORKFLOW_GROUP_KEYS.byWorkflow]).toBe(keys.byWorkflow('wf'));
+    RUN_STATUSES.forEach((status, i) => expect(group[WORKFLOW_GROUP_KEYS.byWorkflowStatus + i]).toBe(keys.byWorkflowStatus('wf', status)));
+  });
+
+  it('reads and writes only the run hash fields documented in RUN_FIELDS', () => {
+    const dir = resolve(import.meta.dirname, '../../src/store/redis/lua');
+    const documented = new Set<string>(Object.values(RUN_FIELDS));
+    const used = new Set<string>();
+    for (const file of readdirSync(dir)) {
+      const code = readFileSync(join(dir, file), 'utf8');
+      for (const [, command, args] of code.matchAll(/redis\.call\('(HMGET|HGET|HDEL|HSET)', (?:r|run), ([^\n]*)/g)) {
+        const literals = [...args.matchAll(/'([^']*)'/g)].map((m) => m[1]);
+        // HSET alternates fields and values: its first argument is the only one surely a field
+        for (const field of command === 'HSET' ? [args.match(/^'([^']*)'/)?.[1]].filter((f) => f !== undefined) : literals) used.add(field);
+      }
+    }
+    expect([...used].filter((field) => !documented.has(field))).toEqual([]);
+    expect(used.size).toBeGreaterThan(15);
+  });
+
+  it('encodes every commit op with its code and as many arguments as COMMIT_OPS says', () => {
+    const step = { name: 's', status: 'completed' as const, attempts: 1 };
+    const encoded: Record<CommitOpName, readonly string[]> = {
+      setStatus: encodeCommitOp.setStatus('completed'),
+      setState: encodeCommitOp.setState('{}'),
+      setCurrentStep: encodeCommitOp.setCurrentStep('s'),
+      clearCurrentStep: encodeCommitOp.clearCurrentStep(),
+      setOutput: encodeCommitOp.setOutput('1'),
+      clearOutput: encodeCommitOp.clearOutput(),
+      setError: encodeCommitOp.setError({ name: 'E', message: 'm' }),
+      clearError: encodeCommitOp.clearError(),
+      putStep: encodeCommitOp.putStep(0, step),
+      dueIn: encodeCommitOp.dueIn(5),
+      dueAt: encodeCommitOp.dueAt(new Date(1_000)),
+      clearDue: encodeCommitOp.clearDue(),
+      wait: encodeCommitOp.wait('go', undefined),
+      release: encodeCommitOp.release(),
+      clearCancel: encodeCommitOp.clearCancel(),
+    };
+    for (const [name, op] of Object.entries(COMMIT_OPS)) {
+      expect([name, encoded[name as CommitOpName][0], encoded[name as CommitOpName].length]).toEqual([name, op.code, 1 + op.arity]);
+    }
+    expect(new Set(Object.values(COMMIT_OPS).map((op) => op.code)).size).toBe(Object.keys(COMMIT_OPS).length);
+    expect(encodePatch({ leaseMs: 1, status: 'sleeping', due: { delayMs: 10 }, release: true })).toEqual(['st', 'sleeping', 'due', '10', 'rel']);
   });
 
   redis.describe('script keys on a live server', () => {

@@ -1,6 +1,6 @@
-import type { RunErrorInfo } from '../../errors/errors.js';
+import { InvalidArgumentError, type RunErrorInfo } from '../../errors/errors.js';
+import { RUN_STATUS_SET } from '../run-state-machine.js';
 import type { ClaimedRun, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
-import { STATUSES } from './redis.keys.js';
 
 /** A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt. */
 export type IndexRecord = [string, string, string, string, string, string, string, string];
@@ -10,7 +10,7 @@ export type Snapshot = [string[], string[]];
 
 /**
  * Status shown for a run whose `st` field is not a status: the run is parked (never claimed, see `claimAt` in
- * `redis.scripts.ts`) and indexed under this status until an operator repairs it.
+ * `lua/prelude.lua`) and indexed under this status until an operator repairs it.
  */
 export const PARKED_STATUS: RunStatus = 'paused';
 
@@ -27,7 +27,7 @@ interface StepJson {
   error?: string;
 }
 
-const STATUS_SET: ReadonlySet<string> = new Set(STATUSES);
+const STATUS_SET = RUN_STATUS_SET;
 const STEP_STATUSES: ReadonlySet<string> = new Set(['running', 'completed', 'failed', 'compensated']);
 /** A time field as the scripts write it: integer milliseconds (the same pattern as `num` in the scripts). */
 const INTEGER = /^-?\d{1,16}$/;
@@ -36,6 +36,13 @@ function time(date: Date | undefined): number | undefined {
   if (date === undefined) return undefined;
   const ms = date instanceof Date ? date.getTime() : new Date(date).getTime();
   return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** A duration or instant in ms as a script argument: an integer the scripts can read (see `num` in `lua/prelude.lua`). */
+export function integerArg(what: string, value: number): string {
+  const rounded = Math.round(value);
+  if (!Number.isSafeInteger(rounded)) throw new InvalidArgumentError(`${what} must be a finite number of milliseconds, got ${value}.`);
+  return String(rounded);
 }
 
 /** Serializes a step visit for the steps hash. */

@@ -1,11 +1,11 @@
 import { InvalidArgumentError } from '../../errors/errors.js';
-import type { RunStatus } from '../workflow-store.interface.js';
+import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-machine.js';
 
 /**
  * Key layout of the Redis store.
  *
  * Per run (all in the slot of the run's hash tag, `{<base64url of the UTF-8 run id>}`):
- * - `<prefix>{<tag>}:r` hash: the run's fields (see `redis.scripts.ts` for the field names)
+ * - `<prefix>{<tag>}:r` hash: the run's fields (see `redis.fields.ts` for the field names)
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
  * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload);
  *   deleted when the run ends, is replaced or purged
@@ -25,19 +25,55 @@ import type { RunStatus } from '../workflow-store.interface.js';
  * another run's key or collide with another name (base64url never contains `{`, `}` or `:`).
  */
 
-export const STATUSES: readonly RunStatus[] = [
-  'pending',
-  'running',
-  'sleeping',
-  'waiting',
-  'paused',
-  'compensating',
-  'completed',
-  'compensated',
-  'failed',
-  'cancelled',
-];
-export const TERMINAL: readonly RunStatus[] = ['completed', 'compensated', 'failed', 'cancelled'];
+/**
+ * The apply script's leading keys (`applyBase()`), section by section, in order: the script finds each key at the
+ * position {@link APPLY_KEYS} computes from this list.
+ */
+const APPLY_BASE_SECTIONS = [
+  ['created', 1],
+  ['meta', 1],
+  ['kicks', 1],
+  ['due', 1],
+  ['byStatus', RUN_STATUSES.length],
+  ['finished', TERMINAL_STATUSES.length],
+] as const;
+
+/** The keys of one workflow's index group (`workflowGroup()`), section by section, in order. */
+const WORKFLOW_GROUP_SECTIONS = [
+  ['due', 1],
+  ['byWorkflow', 1],
+  ['byWorkflowStatus', RUN_STATUSES.length],
+] as const;
+
+type Offsets<S extends readonly (readonly [string, number])[]> = { readonly [K in S[number][0]]: number };
+
+/** Position of each section's first key, counted from `start`, and the total size. */
+function offsets<S extends readonly (readonly [string, number])[]>(sections: S, start: number): Offsets<S> & { readonly size: number } {
+  const out: Record<string, number> = {};
+  let at = start;
+  for (const [name, size] of sections) {
+    out[name] = at;
+    at += size;
+  }
+  out.size = at - start;
+  return out as Offsets<S> & { size: number };
+}
+
+/**
+ * Lua (1-based) `KEYS` positions of the apply script's leading keys: `byStatus` is the key of `RUN_STATUSES[0]`, the
+ * key of the i-th status (1-based) is at `byStatus + i - 1`; likewise `finished` for `TERMINAL_STATUSES`. The
+ * workflow groups start at `groups`.
+ */
+export const APPLY_KEYS = (() => {
+  const base = offsets(APPLY_BASE_SECTIONS, 1);
+  return { ...base, groups: 1 + base.size };
+})();
+
+/**
+ * Offsets of a workflow group's keys from the group's first key (0-based), and the size of a group: the g-th group
+ * (1-based) starts at `APPLY_KEYS.groups + (g - 1) * WORKFLOW_GROUP_KEYS.size`.
+ */
+export const WORKFLOW_GROUP_KEYS = offsets(WORKFLOW_GROUP_SECTIONS, 0);
 
 /** Whether a JS string can be stored and read back byte for byte (no lone UTF-16 surrogates). */
 function isWellFormed(value: string): boolean {
@@ -113,21 +149,27 @@ export class RedisKeys {
     return `${this.index}:dw:${encodeName(workflow)}`;
   }
 
-  /** The keys of one workflow's index group, in the order the apply script expects. */
+  /** The keys of one workflow's index group, in the order of {@link WORKFLOW_GROUP_KEYS}. */
   workflowGroup(workflow: string): string[] {
-    return [this.dueByWorkflow(workflow), this.byWorkflow(workflow), ...STATUSES.map((s) => this.byWorkflowStatus(workflow, s))];
+    const sections: Record<(typeof WORKFLOW_GROUP_SECTIONS)[number][0], string[]> = {
+      due: [this.dueByWorkflow(workflow)],
+      byWorkflow: [this.byWorkflow(workflow)],
+      byWorkflowStatus: RUN_STATUSES.map((s) => this.byWorkflowStatus(workflow, s)),
+    };
+    return WORKFLOW_GROUP_SECTIONS.flatMap(([name]) => sections[name]);
   }
 
-  /** The fixed leading keys of the apply script. */
+  /** The fixed leading keys of the apply script, in the order of {@link APPLY_KEYS}. */
   applyBase(): string[] {
-    return [
-      this.created,
-      this.meta,
-      this.kicks,
-      this.due,
-      ...STATUSES.map((s) => this.byStatus(s)),
-      ...TERMINAL.map((s) => this.finished(s)),
-    ];
+    const sections: Record<(typeof APPLY_BASE_SECTIONS)[number][0], string[]> = {
+      created: [this.created],
+      meta: [this.meta],
+      kicks: [this.kicks],
+      due: [this.due],
+      byStatus: RUN_STATUSES.map((s) => this.byStatus(s)),
+      finished: TERMINAL_STATUSES.map((s) => this.finished(s)),
+    };
+    return APPLY_BASE_SECTIONS.flatMap(([name]) => sections[name]);
   }
 }
 

@@ -1,0 +1,111 @@
+local r, s, q = KEYS[1], KEYS[2], KEYS[3]
+local runId = ARGV[1]
+local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr')
+if p[1] ~= ARGV[2] then return {0} end
+local leaseMs = num(ARGV[3])
+if not leaseMs then return redis.error_reply('cairn: commit: leaseMs must be an integer') end
+local i = 5
+while i <= #ARGV do
+  local op = ARGV[i]
+  local n = ARITY[op]
+  if not n then return redis.error_reply('cairn: unknown commit op') end
+  if i + n > #ARGV then return redis.error_reply('cairn: commit op without its arguments') end
+  if (op == OP.putStep or op == OP.dueIn or op == OP.dueAt) and not num(ARGV[i + 1]) then
+    return redis.error_reply('cairn: commit: ' .. op .. ' needs an integer')
+  end
+  if op == OP.wait and ARGV[i + 2] ~= '' and not num(ARGV[i + 2]) then
+    return redis.error_reply('cairn: commit: wait needs an integer timeout')
+  end
+  i = i + 1 + n
+end
+local now, nowUs = clock()
+local oldSt = p[2]
+local oldClaim = claimAt(p[2], p[3], p[4])
+local release, clearCancel = false, false
+local waitName, waitTimeout = nil, nil
+i = 5
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == OP.setStatus then redis.call('HSET', r, 'st', ARGV[i + 1])
+  elseif op == OP.setState then redis.call('HSET', r, 'state', ARGV[i + 1])
+  elseif op == OP.setCurrentStep then redis.call('HSET', r, 'cur', ARGV[i + 1])
+  elseif op == OP.clearCurrentStep then redis.call('HDEL', r, 'cur')
+  elseif op == OP.setOutput then redis.call('HSET', r, 'out', ARGV[i + 1])
+  elseif op == OP.clearOutput then redis.call('HDEL', r, 'out')
+  elseif op == OP.setError then redis.call('HSET', r, 'err', ARGV[i + 1])
+  elseif op == OP.clearError then redis.call('HDEL', r, 'err')
+  elseif op == OP.putStep then redis.call('HSET', s, ARGV[i + 1], ARGV[i + 2])
+  elseif op == OP.dueIn then redis.call('HSET', r, 'due', fmt(now + num(ARGV[i + 1])))
+  elseif op == OP.dueAt then redis.call('HSET', r, 'due', fmt(num(ARGV[i + 1])))
+  elseif op == OP.clearDue then redis.call('HDEL', r, 'due')
+  elseif op == OP.wait then waitName = ARGV[i + 1]; waitTimeout = ARGV[i + 2]
+  elseif op == OP.release then release = true
+  elseif op == OP.clearCancel then clearCancel = true
+  end
+  i = i + 1 + ARITY[op]
+end
+redis.call('HDEL', r, 'ni', 'ws', 'wu')
+local consumed = nil
+if waitName then
+  consumed = popSignal(q, waitName)
+  if consumed then
+    redis.call('HSET', r, 'st', ST.running, 'ni', consumed)
+  else
+    redis.call('HSET', r, 'st', ST.waiting, 'ws', waitName)
+    if waitTimeout ~= '' then
+      local wu = fmt(now + num(waitTimeout))
+      redis.call('HSET', r, 'wu', wu, 'due', wu)
+    else
+      redis.call('HDEL', r, 'due')
+    end
+    release = true
+  end
+end
+local st = redis.call('HGET', r, 'st')
+local cr = p[6]
+local paused = 0
+if TERMINAL[st] then
+  redis.call('HDEL', r, 'due', 'cr', 'rs')
+  redis.call('HSET', r, 'pr', '0', 'fa', fmt(now))
+  -- NOTE: signals queued for a run that ended are never delivered (a retry starts with none): drop them here.
+  redis.call('DEL', q)
+  cr = false
+  release = true
+elseif st and p[5] == '1' and not cr and st ~= ST.paused then
+  if (not release) or (not redis.call('HGET', r, 'due')) then
+    if st ~= ST.waiting then redis.call('HSET', r, 'due', fmt(now)) end
+  end
+  redis.call('HSET', r, 'rs', st, 'st', ST.paused, 'pr', '0')
+  st = ST.paused
+  paused = 1
+  release = true
+end
+if clearCancel then
+  redis.call('HDEL', r, 'cr')
+  cr = false
+end
+local cancel = ''
+if cr and not TERMINAL[st] then
+  cancel = cr
+  redis.call('HSET', r, 'due', fmt(now))
+end
+if release then
+  redis.call('HDEL', r, 'lo', 'lt', 'le')
+else
+  redis.call('HSET', r, 'le', fmt(now + leaseMs))
+end
+redis.call('HSET', r, 'ua', fmt(now))
+bump(r, nowUs)
+local due = num(redis.call('HGET', r, 'due'))
+if TERMINAL[st] then
+  publish(ARGV[4], 'finished', runId)
+elseif release and due and due <= now and st ~= ST.paused then
+  publish(ARGV[4], 'ready', runId)
+end
+local rec = record(r, runId, nowUs)
+local newClaim = tonumber(rec[7])
+local dirty = 0
+if st ~= oldSt or (newClaim ~= -1 and (oldClaim == -1 or newClaim < oldClaim)) then dirty = 1 end
+local got = 0
+if consumed then got = 1 end
+return {1, paused, cancel, got, consumed or '', rec, dirty}

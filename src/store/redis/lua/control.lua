@@ -1,0 +1,55 @@
+local r = KEYS[1]
+local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]
+local now, nowUs = clock()
+local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs')
+local st = v[1]
+if not st then return {'not-found', '', record(r, runId, nowUs)} end
+local le = num(v[2])
+local liveLease = le and le > now
+-- NOTE: a damaged resume status resumes as pending, which every live run can go back to.
+local rs = v[5]
+if not CLAIMABLE[rs] then rs = ST.pending end
+local function done(outcome) return {outcome, st, record(r, runId, nowUs)} end
+if action == 'pause' then
+  if TERMINAL[st] then return done('not-active') end
+  if st == ST.paused or v[3] == '1' then return done('noop') end
+  if liveLease then
+    redis.call('HSET', r, 'pr', '1')
+    publish(channel, 'control', runId)
+  else
+    redis.call('HSET', r, 'rs', st, 'st', ST.paused)
+    redis.call('HDEL', r, 'lo', 'lt', 'le')
+    if st ~= ST.waiting and st ~= ST.sleeping then redis.call('HSET', r, 'due', fmt(now)) end
+  end
+elseif action == 'resume' then
+  if TERMINAL[st] then return done('not-active') end
+  if st == ST.paused then
+    redis.call('HSET', r, 'st', rs)
+    redis.call('HDEL', r, 'rs')
+    publish(channel, 'ready', runId)
+  elseif v[3] == '1' then
+    redis.call('HSET', r, 'pr', '0')
+  else
+    return done('noop')
+  end
+elseif action == 'cancel' then
+  if st == ST.cancelled or st == ST.compensating or v[4] then return done('noop') end
+  if TERMINAL[st] then return done('not-active') end
+  redis.call('HSET', r, 'cr', ARGV[3], 'pr', '0')
+  if st == ST.paused then
+    redis.call('HSET', r, 'st', rs)
+    redis.call('HDEL', r, 'rs')
+  end
+  redis.call('HSET', r, 'due', fmt(now))
+  if liveLease then publish(channel, 'control', runId) else publish(channel, 'ready', runId) end
+elseif action == 'retry' then
+  if st ~= ST.failed then return done('invalid-state') end
+  redis.call('HSET', r, 'st', ST.pending, 'due', fmt(now))
+  redis.call('HDEL', r, 'err', 'fa')
+  publish(channel, 'ready', runId)
+else
+  return redis.error_reply('cairn: unknown control action')
+end
+redis.call('HSET', r, 'ua', fmt(now))
+bump(r, nowUs)
+return done('ok')

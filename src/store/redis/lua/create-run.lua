@@ -1,0 +1,36 @@
+local r, s, q = KEYS[1], KEYS[2], KEYS[3]
+local runId = ARGV[1]
+local now, nowUs = clock()
+local exists = redis.call('EXISTS', r) == 1
+if exists and ARGV[8] == 'keep' then
+  return {0, snapshot(r, s), record(r, runId, nowUs), ''}
+end
+local leased = ARGV[10] == '1'
+local leaseMs = num(ARGV[11])
+if leased and not leaseMs then return redis.error_reply('cairn: createRun: leaseMs must be an integer') end
+for i = 14, #ARGV, 2 do
+  if not num(ARGV[i]) then return redis.error_reply('cairn: createRun: a step index must be an integer') end
+end
+local iv, gen, prevWf = 0, 1, ''
+if exists then
+  local p = redis.call('HMGET', r, 'iv', 'wf', 'gen')
+  iv = num(p[1]) or 0
+  prevWf = p[2] or ''
+  local g = num(p[3])
+  if g and g > 1 then gen = g end
+  gen = gen + 1
+  redis.call('DEL', r, s, q)
+end
+local n = iv + 1
+if nowUs > n then n = nowUs end
+local ts = fmt(now)
+local st = ST.pending
+if leased then st = ST.running end
+redis.call('HSET', r, 'id', runId, 'wf', ARGV[2], 'ver', ARGV[3], 'st', st, 'in', ARGV[4], 'state', ARGV[5],
+  'pr', '0', 'due', ts, 'ca', ts, 'ua', ts, 'iv', fmt(n), 'gen', fmt(gen))
+if ARGV[6] == '1' then redis.call('HSET', r, 'cur', ARGV[7]) end
+if leased then redis.call('HSET', r, 'lo', ARGV[9], 'lt', ARGV[12], 'le', fmt(now + leaseMs)) end
+for i = 14, #ARGV, 2 do redis.call('HSET', s, ARGV[i], ARGV[i + 1]) end
+if exists then publish(ARGV[13], 'control', runId) end
+if not leased then publish(ARGV[13], 'ready', runId) end
+return {1, snapshot(r, s), record(r, runId, nowUs), prevWf}

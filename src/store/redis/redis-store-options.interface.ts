@@ -1,0 +1,26 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/** Where the store writes what operators should know. */
+export interface RedisStoreLogger {
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Options of the Redis store. */
+export interface RedisStoreOptions {
+  /** Connection URL (`redis://`, `rediss://`), used when no `client` is given. Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** An ioredis client (or Cluster) to borrow: the store never closes it. */
+  client?: Redis | Cluster;
+  /** Prefix of every key and of the event channel. Default `cairn:`. */
+  keyPrefix?: string;
+  logger?: RedisStoreLogger;
+  /** How long `init()` keeps trying to reach the server at `url`. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /**
+   * How long after it is first seen a write-ahead index mark (left by an instance that died mid-operation) is taken
+   * as abandoned and repaired by claimers. Default 5000 ms; lower only in tests.
+   */
+  indexRepairGraceMs?: number;
+}

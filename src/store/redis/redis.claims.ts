@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { ClaimedRun, LeaseRequest } from '../workflow-store.interface.js';
+import { decodeClaimed, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
+import { errorMessage } from './redis.errors.js';
+import type { RedisIndexWriter } from './redis.index-writer.js';
+import type { RedisKeys } from './redis.keys.js';
+import type { RedisStoreLogger } from './redis-store-options.interface.js';
+import { runIdOfKick, type RedisScriptRunner, type ScriptCall } from './redis.script-runner.js';
+import { CLAIM_CANDIDATES, CLAIM_RUN, READ_RUN } from './redis.scripts.js';
+
+/** A kick (write-ahead mark of an index update) left this long after it was first seen is repaired by claimers. */
+const KICK_GRACE_MS = 5_000;
+/** Abandoned kicks repaired per claim. */
+const KICK_BATCH = 100;
+
+/** A claim script's reply: `{1, snapshot, record, recovered}` or `{0, record}`. */
+type ClaimReply = [1, Snapshot, IndexRecord, number] | [0, IndexRecord];
+
+/**
+ * Claims of the Redis store: candidates come from the due index (one script in the index slot, which also reports
+ * abandoned kicks to repair), then each candidate is claimed by its own fenced script, which re-checks it.
+ */
+export class RedisClaims {
+  constructor(
+    private readonly runner: RedisScriptRunner,
+    private readonly keys: RedisKeys,
+    private readonly index: RedisIndexWriter,
+    private readonly logger: RedisStoreLogger,
+    private readonly kickGraceMs = KICK_GRACE_MS,
+  ) {}
+
+  /** `claimRuns` of the port (after its argument checks). */
+  async claimRuns(lease: LeaseRequest, limit: number, names: readonly string[] | undefined): Promise<ClaimedRun[]> {
+    await this.index.flush();
+    const dueKeys = names ? names.map((w) => this.keys.dueByWorkflow(w)) : [this.keys.due];
+    const claimed: ClaimedRun[] = [];
+    const tried = new Set<string>();
+    let failure: unknown;
+    for (let round = 0; round < 8 && claimed.length < limit; round++) {
+      const want = (limit - claimed.length) * 2 + 8;
+      const [candidates, orphans] = await this.runner.run<[string[], string[]]>({
+        script: CLAIM_CANDIDATES,
+        keys: [this.keys.kicks, ...dueKeys],
+        args: [want, this.kickGraceMs, KICK_BATCH],
+      });
+      if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
+      const fresh = candidates.filter((id) => !tried.has(id));
+      let next = 0;
+      while (next < fresh.length && claimed.length < limit) {
+        const batch = fresh.slice(next, next + (limit - claimed.length));
+        next += batch.length;
+        const results = await this.runner.runSettled<ClaimReply>(batch.map((id) => this.claimCall(id, lease, names)));
+        results.forEach((settled, i) => {
+          tried.add(batch[i]);
+          if (!settled.ok) {
+            failure ??= settled.error;
+            return;
+          }
+          const result = settled.value;
+          if (result[0] === 1) {
+            const [, snapshot, record, recovered] = result;
+            claimed.push(decodeClaimed(snapshot, recovered === 1, batch[i]));
+            this.index.enqueue(record);
+          } else {
+            this.index.enqueue(result[1], { repair: true }); // not claimable: correct its due entry
+          }
+        });
+      }
+      await this.index.flush();
+      if (candidates.length < want || fresh.length === 0) break;
+    }
+    if (failure !== undefined) {
+      // NOTE: the runs claimed are returned (they are leased to this caller); the failed claim is only reported.
+      if (claimed.length === 0) throw failure;
+      this.logger.warn(`Redis store: claiming a run failed (${errorMessage(failure)}); the ${claimed.length} other run(s) were claimed.`);
+    }
+    return claimed;
+  }
+
+  /** `claimRun` of the port (after its argument checks). */
+  async claimRun(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined): Promise<ClaimedRun | undefined> {
+    const result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, workflows));
+    if (result[0] !== 1) {
+      this.index.enqueue(result[1]);
+      return undefined;
+    }
+    const [, snapshot, record, recovered] = result;
+    this.index.enqueue(record);
+    return decodeClaimed(snapshot, recovered === 1, runId);
+  }
+
+  private claimCall(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined): ScriptCall {
+    const keys = this.keys.run(runId);
+    const filter = workflows ? [String(workflows.length), ...workflows] : ['-1'];
+    return {
+      script: CLAIM_RUN,
+      keys: [keys.run, keys.steps],
+      args: [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter],
+    };
+  }
+
+  /** Re-derives the index entries of runs whose kick was left behind (the writer died before applying them). */
+  private async repairKicks(members: string[]): Promise<void> {
+    const reads = await this.runner.runMany<[Snapshot, IndexRecord]>(
+      members.map((member) => {
+        const runId = runIdOfKick(member);
+        const keys = this.keys.run(runId);
+        return { script: READ_RUN, keys: [keys.run, keys.steps], args: [runId] };
+      }),
+    );
+    reads.forEach(([, record], i) => this.index.enqueue(record, { kick: members[i], repair: true }));
+    await this.index.flush();
+  }
+}

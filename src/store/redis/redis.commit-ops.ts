@@ -1,0 +1,108 @@
+import type { RunErrorInfo } from '../../errors/errors.js';
+import { InvalidArgumentError } from '../../errors/errors.js';
+import type { RunPatch, RunStatus } from '../workflow-store.interface.js';
+import { encodeError, encodeStep, integerArg } from './redis.codec.js';
+
+/**
+ * The operations of the commit script (`lua/commit.lua`): each op's wire code and how many arguments follow it. The
+ * table is rendered into every script as `OP` (name → code) and `ARITY` (code → count), see `redis.lua-definitions.ts`,
+ * so the script's parser and the encoders below read the same definition.
+ */
+export const COMMIT_OPS = {
+  /** Sets `st`. Argument: the status. */
+  setStatus: { code: 'st', arity: 1 },
+  /** Sets `state`. Argument: the engine's state (JSON). */
+  setState: { code: 'state', arity: 1 },
+  /** Sets `cur`. Argument: the step name. */
+  setCurrentStep: { code: 'cur', arity: 1 },
+  /** Deletes `cur`. */
+  clearCurrentStep: { code: 'cur-', arity: 0 },
+  /** Sets `out`. Argument: the serialized output. */
+  setOutput: { code: 'out', arity: 1 },
+  /** Deletes `out`. */
+  clearOutput: { code: 'out-', arity: 0 },
+  /** Sets `err`. Argument: the error record (JSON). */
+  setError: { code: 'err', arity: 1 },
+  /** Deletes `err`. */
+  clearError: { code: 'err-', arity: 0 },
+  /** Writes one step visit. Arguments: the step index (integer), the step (JSON). */
+  putStep: { code: 'step', arity: 2 },
+  /** Sets `due` to the store clock plus a delay. Argument: the delay in ms (integer). */
+  dueIn: { code: 'due', arity: 1 },
+  /** Sets `due` to an instant. Argument: epoch ms (integer). */
+  dueAt: { code: 'dueat', arity: 1 },
+  /** Deletes `due` (not due). */
+  clearDue: { code: 'due-', arity: 0 },
+  /** Waits for a signal. Arguments: the signal name, the timeout in ms (integer, `''` for none). */
+  wait: { code: 'wait', arity: 2 },
+  /** Releases the lease. */
+  release: { code: 'rel', arity: 0 },
+  /** Clears the cancel request. */
+  clearCancel: { code: 'cc', arity: 0 },
+} as const;
+
+/** Name of a commit operation. */
+export type CommitOpName = keyof typeof COMMIT_OPS;
+
+/** Wire code of a commit operation. */
+export type CommitOpCode = (typeof COMMIT_OPS)[CommitOpName]['code'];
+
+type Args<N extends number> = N extends 0 ? [] : N extends 1 ? [string] : N extends 2 ? [string, string] : never;
+
+/** One encoded operation: its code, then exactly as many arguments as the table says. */
+export type EncodedCommitOp<K extends CommitOpName = CommitOpName> = K extends CommitOpName
+  ? readonly [(typeof COMMIT_OPS)[K]['code'], ...Args<(typeof COMMIT_OPS)[K]['arity']>]
+  : never;
+
+function op<K extends CommitOpName>(name: K, ...args: Args<(typeof COMMIT_OPS)[K]['arity']>): EncodedCommitOp<K> {
+  return [COMMIT_OPS[name].code, ...args] as unknown as EncodedCommitOp<K>;
+}
+
+/** One encoder per commit operation: the only way the store builds the commit script's arguments. */
+export const encodeCommitOp = {
+  setStatus: (status: RunStatus) => op('setStatus', status),
+  setState: (state: string) => op('setState', state),
+  setCurrentStep: (step: string) => op('setCurrentStep', step),
+  clearCurrentStep: () => op('clearCurrentStep'),
+  setOutput: (output: string) => op('setOutput', output),
+  clearOutput: () => op('clearOutput'),
+  setError: (error: RunErrorInfo) => op('setError', encodeError(error)),
+  clearError: () => op('clearError'),
+  putStep: (index: number, step: Parameters<typeof encodeStep>[0]) => op('putStep', String(index), encodeStep(step)),
+  dueIn: (delayMs: number) => op('dueIn', integerArg('A delay', delayMs)),
+  dueAt: (at: Date) => op('dueAt', integerArg('A wake-up time', new Date(at).getTime())),
+  clearDue: () => op('clearDue'),
+  wait: (signal: string, timeoutMs: number | undefined) =>
+    op('wait', signal, timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
+  release: () => op('release'),
+  clearCancel: () => op('clearCancel'),
+} satisfies { [K in CommitOpName]: (...args: never[]) => EncodedCommitOp<K> };
+
+/**
+ * The commit script's operations for a patch, in the order the script applies them (fields, steps, due, wait, then the
+ * lease and cancel flags). `leaseMs` is not an op: it is a fixed argument of the script.
+ * @throws InvalidArgumentError for a step index that is not a non-negative integer, or a time that is not finite
+ */
+export function encodePatch(patch: RunPatch): string[] {
+  const ops: EncodedCommitOp[] = [];
+  if (patch.status !== undefined) ops.push(encodeCommitOp.setStatus(patch.status));
+  if (patch.state !== undefined) ops.push(encodeCommitOp.setState(patch.state));
+  if (patch.currentStep !== undefined) {
+    ops.push(patch.currentStep === null ? encodeCommitOp.clearCurrentStep() : encodeCommitOp.setCurrentStep(patch.currentStep));
+  }
+  if (patch.output !== undefined) ops.push(patch.output === null ? encodeCommitOp.clearOutput() : encodeCommitOp.setOutput(patch.output));
+  if (patch.error !== undefined) ops.push(patch.error === null ? encodeCommitOp.clearError() : encodeCommitOp.setError(patch.error));
+  for (const { index, step } of patch.steps ?? []) {
+    if (!Number.isInteger(index) || index < 0) throw new InvalidArgumentError(`Step index must be a non-negative integer, got ${index}.`);
+    ops.push(encodeCommitOp.putStep(index, step));
+  }
+  if (patch.due !== undefined) {
+    if (patch.due === null) ops.push(encodeCommitOp.clearDue());
+    else if ('at' in patch.due) ops.push(encodeCommitOp.dueAt(patch.due.at));
+    else ops.push(encodeCommitOp.dueIn(patch.due.delayMs));
+  }
+  if (patch.wait) ops.push(encodeCommitOp.wait(patch.wait.signal, patch.wait.timeoutMs));
+  if (patch.release) ops.push(encodeCommitOp.release());
+  if (patch.clearCancel) ops.push(encodeCommitOp.clearCancel());
+  return ops.flat();
+}

@@ -1,0 +1,61 @@
+/**
+ * Fields of a run hash (`<prefix>{<tag>}:r`, see `redis.keys.ts`), by meaning → field name. Names are short because
+ * every script reads several of them on every call. Times are integer milliseconds since the epoch, written by the
+ * scripts from the server clock (`TIME`) unless noted.
+ *
+ * | field   | meaning                                                                                          |
+ * | ------- | ------------------------------------------------------------------------------------------------ |
+ * | `id`    | run id (checked against the key's run on read)                                                   |
+ * | `wf`    | workflow name                                                                                    |
+ * | `ver`   | workflow version (decimal)                                                                       |
+ * | `st`    | status (`RUN_STATUSES`); anything else parks the run                                             |
+ * | `in`    | serialized input (opaque)                                                                        |
+ * | `out`   | serialized output (opaque)                                                                       |
+ * | `err`   | run error (JSON `{name, message, step?, phase?}`)                                                |
+ * | `cur`   | current step name                                                                                |
+ * | `state` | the engine's state (JSON, opaque)                                                                |
+ * | `ni`    | next input: payload of the signal handed to the run                                              |
+ * | `ws`    | signal the run waits for                                                                         |
+ * | `wu`    | when the signal wait times out                                                                   |
+ * | `rs`    | status to resume to (while paused)                                                               |
+ * | `cr`    | cancel requested: `1` with compensation, `0` without (absent: none)                              |
+ * | `pr`    | pause requested while leased: `1` / `0`                                                          |
+ * | `due`   | due at: from when the run may be claimed (absent: not due)                                       |
+ * | `lo`    | lease owner                                                                                      |
+ * | `lt`    | lease token (fencing)                                                                            |
+ * | `le`    | lease expires at                                                                                 |
+ * | `ca`    | created at                                                                                       |
+ * | `ua`    | updated at                                                                                       |
+ * | `fa`    | finished at (terminal runs)                                                                      |
+ * | `iv`    | version of the run's index record: strictly increasing, at least the server clock in microseconds |
+ * | `gen`   | generation of the run id (absent: 1)                                                             |
+ */
+export const RUN_FIELDS = {
+  runId: 'id',
+  workflow: 'wf',
+  version: 'ver',
+  status: 'st',
+  input: 'in',
+  output: 'out',
+  error: 'err',
+  currentStep: 'cur',
+  state: 'state',
+  nextInput: 'ni',
+  waitSignal: 'ws',
+  waitUntil: 'wu',
+  resumeStatus: 'rs',
+  cancelRequested: 'cr',
+  pauseRequested: 'pr',
+  dueAt: 'due',
+  leaseOwner: 'lo',
+  leaseToken: 'lt',
+  leaseExpiresAt: 'le',
+  createdAt: 'ca',
+  updatedAt: 'ua',
+  finishedAt: 'fa',
+  indexVersion: 'iv',
+  generation: 'gen',
+} as const;
+
+/** Name of a field of a run hash. */
+export type RunField = (typeof RUN_FIELDS)[keyof typeof RUN_FIELDS];

@@ -1,0 +1,128 @@
+import { compareRunIds } from '../run-id-order.js';
+import { RUN_STATUS_SET } from '../run-state-machine.js';
+import type { ListRunsQuery, RunStatus, StoredRun } from '../workflow-store.interface.js';
+import { decodeSnapshot, type IndexRecord, type Snapshot } from './redis.codec.js';
+import type { RedisClient } from './redis.connection.js';
+import type { RedisIndexWriter } from './redis.index-writer.js';
+import type { RedisKeys } from './redis.keys.js';
+import type { RedisScriptRunner } from './redis.script-runner.js';
+import { READ_RUN } from './redis.scripts.js';
+
+/** An entry of a list index: a run id and its score (creation time). */
+interface IndexEntry {
+  id: string;
+  score: number;
+}
+
+/**
+ * `listRuns` of the Redis store: pages through the list indexes (newest first), reads each run with its own script and
+ * keeps the runs that still match; an entry that no longer matches its run is repaired, not listed.
+ */
+export class RedisRunList {
+  constructor(
+    private readonly client: () => RedisClient,
+    private readonly runner: RedisScriptRunner,
+    private readonly keys: RedisKeys,
+    private readonly index: RedisIndexWriter,
+  ) {}
+
+  /** The runs of a query, in the order (createdAt desc, runId desc). */
+  async list(query: ListRunsQuery): Promise<StoredRun[]> {
+    const limit = Math.floor(query.limit);
+    if (!(limit > 0)) return [];
+    const statuses = query.statuses ? [...new Set(query.statuses)].filter((s) => RUN_STATUS_SET.has(s)) : undefined;
+    if (statuses && statuses.length === 0) return [];
+    await this.index.flush();
+    const workflow = query.workflow;
+    const keys =
+      workflow !== undefined && statuses
+        ? statuses.map((s) => this.keys.byWorkflowStatus(workflow, s))
+        : workflow !== undefined
+          ? [this.keys.byWorkflow(workflow)]
+          : statuses
+            ? statuses.map((s) => this.keys.byStatus(s))
+            : [this.keys.created];
+    const wanted = statuses ? new Set<RunStatus>(statuses) : undefined;
+    const out: StoredRun[] = [];
+    let cursor = query.after ? { score: query.after.createdAt.getTime(), id: query.after.runId } : undefined;
+    for (let round = 0; round < 100 && out.length < limit; round++) {
+      const need = limit - out.length;
+      const entries = await this.indexPage(keys, cursor, need);
+      if (entries.length === 0) break;
+      const reads = await this.runner.runMany<[Snapshot, IndexRecord]>(
+        entries.map((entry) => {
+          const runKeys = this.keys.run(entry.id);
+          return { script: READ_RUN, keys: [runKeys.run, runKeys.steps], args: [entry.id] };
+        }),
+      );
+      entries.forEach((entry, i) => {
+        const [snapshot, record] = reads[i];
+        const decoded = decodeSnapshot(snapshot, entry.id);
+        const run = decoded?.run;
+        // NOTE: a run whose creation time cannot be read keeps its index score (see APPLY_INDEX), and is listed
+        // with it, so that pages stay in order.
+        const createdAtDamaged = decoded?.damaged.has('ca') === true;
+        const matches =
+          run !== undefined &&
+          (createdAtDamaged || run.createdAt.getTime() === entry.score) &&
+          (workflow === undefined || run.workflow === workflow) &&
+          (!wanted || wanted.has(run.status));
+        if (matches) {
+          if (createdAtDamaged) run.createdAt = new Date(entry.score);
+          out.push(run);
+        } else {
+          this.index.enqueue(record, { extra: workflow ?? '', repair: true }); // a stale index entry: repair it
+        }
+      });
+      const last = entries[entries.length - 1];
+      cursor = { score: last.score, id: last.id };
+      if (entries.length < need) break;
+    }
+    return out;
+  }
+
+  /**
+   * The next `n` index entries after `cursor` in the order (createdAt desc, runId desc), over the union of `keys`.
+   * Sorted sets order equal scores by member bytes (encoded ids); the store orders ties by the ids' code points, so tie
+   * groups at the edges of a page are read whole and sorted here.
+   */
+  private async indexPage(keys: string[], cursor: IndexEntry | undefined, n: number): Promise<IndexEntry[]> {
+    const client = this.client();
+    const pipeline = client.pipeline();
+    for (const key of keys) {
+      if (cursor) {
+        pipeline.call('ZRANGE', key, String(cursor.score), String(cursor.score), 'BYSCORE');
+        pipeline.call('ZRANGE', key, `(${cursor.score}`, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES');
+      } else {
+        pipeline.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES');
+      }
+    }
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    const entries = new Map<string, number>();
+    const complete: { key: string; score: string }[] = [];
+    let r = 0;
+    for (const key of keys) {
+      if (cursor) {
+        for (const id of results[r++][1] as string[]) entries.set(id, cursor.score);
+      }
+      const page = results[r++][1] as string[];
+      for (let i = 0; i + 1 < page.length; i += 2) entries.set(page[i], Number(page[i + 1]));
+      if (page.length / 2 >= n && page.length > 0) complete.push({ key, score: page[page.length - 1] });
+    }
+    if (complete.length > 0) {
+      const more = client.pipeline();
+      for (const { key, score } of complete) more.call('ZRANGE', key, score, score, 'BYSCORE');
+      const groups = (await more.exec()) ?? [];
+      groups.forEach(([error, ids], i) => {
+        if (error) throw error;
+        for (const id of ids as string[]) entries.set(id, Number(complete[i].score));
+      });
+    }
+    return [...entries.entries()]
+      .map(([id, score]) => ({ id, score }))
+      .filter((e) => !cursor || e.score < cursor.score || (e.score === cursor.score && compareRunIds(e.id, cursor.id) < 0))
+      .sort((a, b) => b.score - a.score || compareRunIds(b.id, a.id))
+      .slice(0, n);
+  }
+}

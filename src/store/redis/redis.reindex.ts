@@ -1,0 +1,69 @@
+import type { Redis } from 'ioredis';
+import type { IndexRecord, Snapshot } from './redis.codec.js';
+import { isCluster, type RedisClient } from './redis.connection.js';
+import type { RedisIndexWriter } from './redis.index-writer.js';
+import type { RedisKeys } from './redis.keys.js';
+import type { RedisScriptRunner } from './redis.script-runner.js';
+import { RUN_FIELDS } from './redis.fields.js';
+import { READ_RUN } from './redis.scripts.js';
+
+/** What a reindex reads and writes with. */
+export interface ReindexDeps {
+  client: RedisClient;
+  runner: RedisScriptRunner;
+  keys: RedisKeys;
+  index: RedisIndexWriter;
+}
+
+/**
+ * Rebuilds the global index entries (list, claims, purge) from the runs themselves: every run hash of the prefix is
+ * read (SCAN, on every master of a Cluster) and its index record applied, and index entries of runs that no longer
+ * exist are dropped. Returns the number of runs indexed.
+ */
+export async function reindexRuns({ client, runner, keys, index }: ReindexDeps): Promise<number> {
+  await index.flush();
+  const masters: Redis[] = isCluster(client) ? client.nodes('master') : [client];
+  const pattern = `${keys.prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}:r`;
+  let count = 0;
+  const read = (ids: string[]) =>
+    runner.runMany<[Snapshot, IndexRecord]>(
+      ids.map((id) => {
+        const runKeys = keys.run(id);
+        return { script: READ_RUN, keys: [runKeys.run, runKeys.steps], args: [id] };
+      }),
+    );
+  for (const node of masters) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      const runKeys = found.filter((key) => key.startsWith(keys.prefix) && !key.startsWith(keys.index));
+      if (runKeys.length === 0) continue;
+      const pipeline = node.pipeline();
+      for (const key of runKeys) pipeline.hget(key, RUN_FIELDS.runId);
+      const ids = ((await pipeline.exec()) ?? []).map(([, id]) => id).filter((id): id is string => typeof id === 'string');
+      const reads = await read(ids);
+      reads.forEach(([, record]) => {
+        if (record[1] === '1') count++;
+        index.enqueue(record, { repair: true });
+      });
+      await index.flush();
+    } while (cursor !== '0');
+  }
+  // index entries whose run is gone
+  let cursor = '0';
+  const seen = new Set<string>();
+  do {
+    const [next, flat] = await client.zscan(keys.created, cursor, 'COUNT', 500);
+    cursor = next;
+    const ids = flat.filter((_, i) => i % 2 === 0).filter((id) => !seen.has(id));
+    ids.forEach((id) => seen.add(id));
+    if (ids.length === 0) continue;
+    const reads = await read(ids);
+    reads.forEach(([, record]) => {
+      if (record[1] !== '1') index.enqueue(record, { repair: true });
+    });
+    await index.flush();
+  } while (cursor !== '0');
+  return count;
+}
