@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigurationError, StoreError } from '../../errors/errors.js';
+import { CLAIMABLE_STATUSES, RUN_STATUSES } from '../run-state-machine.js';
 
 /**
  * Version of the tables this release reads and writes. Bump it with every change of the DDL below and add the step
@@ -11,11 +12,6 @@ export const SCHEMA_VERSION = 4;
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
 
-/** Statuses a run can be claimed in (see `WorkflowStore`). Kept in one place: the claim index predicate must match. */
-export const CLAIMABLE_STATUSES = ['pending', 'running', 'sleeping', 'waiting', 'compensating'] as const;
-export const TERMINAL_STATUSES_SQL = `('completed','compensated','failed','cancelled')`;
-export const CLAIMABLE_STATUSES_SQL = `('pending','running','sleeping','waiting','compensating')`;
-
 const MAX_IDENTIFIER_BYTES = 63;
 
 /** Quotes an SQL identifier (`"` doubled), so any schema or prefix is data, never SQL. */
@@ -26,6 +22,14 @@ export function quoteIdent(name: string): string {
 /** Quotes an SQL string literal (for constants derived from configuration, never for user values). */
 export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * A list of string literals for `IN` / `NOT IN`, e.g. `sqlList(TERMINAL_STATUSES)` → `('completed','compensated',…)`:
+ * how the SQL takes the status classes of `run-state-machine.ts` (never hand-written lists).
+ */
+export function sqlList(values: readonly string[]): string {
+  return `(${values.map(quoteLiteral).join(',')})`;
 }
 
 /** Fully qualified, quoted names of everything the store creates. */
@@ -146,11 +150,13 @@ export function schemaStatements(n: SchemaNames): string[] {
       version integer NOT NULL,
       updated_at timestamptz NOT NULL DEFAULT now()
     )`,
+    // NOTE: the status CHECK and the claim index predicate are rendered from run-state-machine.ts; an existing
+    // database keeps the ones it was created with, so a new status or class needs a schema version and a migration.
     `CREATE TABLE IF NOT EXISTS ${n.runs} (
       run_id text COLLATE "C" PRIMARY KEY,
       workflow text COLLATE "C" NOT NULL,
       version integer NOT NULL,
-      status text COLLATE "C" NOT NULL CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled')),
+      status text COLLATE "C" NOT NULL CHECK (status IN ${sqlList(RUN_STATUSES)}),
       input text NOT NULL,
       output text,
       error jsonb,
@@ -193,9 +199,10 @@ export function schemaStatements(n: SchemaNames): string[] {
       payload text NOT NULL,
       created_at timestamptz NOT NULL DEFAULT now()
     )`,
-    // The claim: earliest due first among claimable statuses.
+    // The claim: earliest due first among claimable statuses. NOTE: the predicate must stay the claim statement's
+    // (`claimable` in postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
     `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
-      WHERE status IN ${CLAIMABLE_STATUSES_SQL} AND due_at IS NOT NULL`,
+      WHERE status IN ${sqlList(CLAIMABLE_STATUSES)} AND due_at IS NOT NULL`,
     // list(): newest first, optionally by workflow or status.
     `CREATE INDEX IF NOT EXISTS ${i.list} ON ${n.runs} (created_at DESC, run_id DESC)`,
     `CREATE INDEX IF NOT EXISTS ${i.workflowList} ON ${n.runs} (workflow, created_at DESC, run_id DESC)`,

@@ -1,0 +1,115 @@
+import { DUE_ON_RELEASE, TERMINAL_STATUSES } from '../run-state-machine.js';
+import { type SchemaNames, sqlList } from './postgres.schema.js';
+import { notifyExpr } from './postgres.sql-fragments.js';
+
+/** The statements for signals (take, send) and control requests (pause, resume, cancel, retry); see `Statements`. */
+export function controlStatements(n: SchemaNames) {
+  const terminal = sqlList(TERMINAL_STATUSES);
+  const notify = (type: string, runId: string) => notifyExpr(n, type, runId);
+
+  /** Signal pop: the first queued signal `name` of the run locked by CTE `cur` (FIFO by id). */
+  const popSignal = (nameParam: string) => `
+    DELETE FROM ${n.signals} g WHERE g.id = (
+      SELECT q.id FROM ${n.signals} q
+      WHERE q.run_id = $1::text AND q.name = ${nameParam}::text AND EXISTS (SELECT 1 FROM cur)
+      ORDER BY q.id LIMIT 1
+    ) RETURNING g.payload`;
+
+  /** A control request: `cur` locks the run, `d` decides the outcome, `upd` applies it when ok. */
+  const control = (outcome: string, set: string, evt: string) => `
+    WITH cur AS MATERIALIZED (
+      SELECT r.run_id, r.status, r.pause_requested, r.cancel_compensate, r.resume_status,
+        (r.lease_expires_at IS NOT NULL AND r.lease_expires_at > now()) AS live
+      FROM ${n.runs} r WHERE r.run_id = $1::text
+      FOR NO KEY UPDATE
+    ),
+    d AS MATERIALIZED (SELECT cur.*, ${outcome} AS outcome FROM cur),
+    upd AS (
+      UPDATE ${n.runs} r SET ${set}, updated_at = now()
+      FROM d WHERE r.run_id = d.run_id AND d.outcome = 'ok'
+      RETURNING r.run_id
+    ),
+    e AS (SELECT d.*, CASE WHEN d.outcome = 'ok' THEN ${evt} END AS evt FROM d)
+    SELECT e.status, e.outcome, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+    FROM e`;
+
+  return {
+    // $1 run_id, $2 token, $3 signal name
+    takeSignal: `
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, r.wait_until, now() AS ts FROM ${n.runs} r
+        WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        FOR NO KEY UPDATE
+      ),
+      sig AS (${popSignal('$3')}),
+      upd AS (
+        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, wait_signal = NULL, wait_until = NULL,
+          updated_at = cur.ts
+        FROM cur, sig WHERE r.run_id = cur.run_id
+        RETURNING r.run_id
+      )
+      SELECT (SELECT payload FROM sig) AS payload, (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
+      FROM cur`,
+
+    // $1 run_id, $2 name, $3 payload
+    sendSignal: `
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, r.status, r.wait_signal FROM ${n.runs} r WHERE r.run_id = $1::text
+        FOR NO KEY UPDATE
+      ),
+      ins AS (
+        INSERT INTO ${n.signals} (run_id, name, payload)
+        SELECT cur.run_id, $2::text, $3::text FROM cur WHERE cur.status NOT IN ${terminal}
+        RETURNING id
+      ),
+      upd AS (
+        UPDATE ${n.runs} r SET signal_seq = r.signal_seq + 1,
+          due_at = CASE WHEN cur.wait_signal = $2::text THEN now() ELSE r.due_at END
+        FROM cur WHERE r.run_id = cur.run_id AND cur.status NOT IN ${terminal}
+        RETURNING r.run_id
+      ),
+      e AS (SELECT cur.*, CASE WHEN cur.status = 'waiting' AND cur.wait_signal = $2::text THEN 'ready' END AS evt FROM cur)
+      SELECT e.status, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified FROM e`,
+
+    // $1 run_id. NOTE: pausing a run without a live lease ends its lease as a release does, so the run is due at
+    // once in the same statuses (DUE_ON_RELEASE; a waiting or sleeping run keeps its wake-up time).
+    pause: control(
+      `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
+            WHEN cur.status = 'paused' OR cur.pause_requested THEN 'noop' ELSE 'ok' END`,
+      `pause_requested = CASE WHEN d.live THEN true ELSE r.pause_requested END,
+       status = CASE WHEN d.live THEN r.status ELSE 'paused' END,
+       resume_status = CASE WHEN d.live THEN r.resume_status ELSE r.status END,
+       lease_owner = CASE WHEN d.live THEN r.lease_owner END,
+       lease_token = CASE WHEN d.live THEN r.lease_token END,
+       lease_expires_at = CASE WHEN d.live THEN r.lease_expires_at END,
+       due_at = CASE WHEN NOT d.live AND r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END`,
+      `CASE WHEN d.live THEN 'control' END`,
+    ),
+    // $1 run_id
+    resume: control(
+      `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
+            WHEN cur.status = 'paused' OR cur.pause_requested THEN 'ok' ELSE 'noop' END`,
+      `status = CASE WHEN d.status = 'paused' THEN COALESCE(r.resume_status, 'pending') ELSE r.status END,
+       resume_status = CASE WHEN d.status = 'paused' THEN NULL ELSE r.resume_status END,
+       pause_requested = CASE WHEN d.status = 'paused' THEN r.pause_requested ELSE false END`,
+      `CASE WHEN d.status = 'paused' THEN 'ready' END`,
+    ),
+    // $1 run_id, $2 compensate
+    cancel: control(
+      `CASE WHEN cur.status = 'cancelled' OR cur.status = 'compensating' OR cur.cancel_compensate IS NOT NULL THEN 'noop'
+            WHEN cur.status IN ${terminal} THEN 'not-active' ELSE 'ok' END`,
+      `cancel_compensate = $2::boolean,
+       pause_requested = false,
+       status = CASE WHEN r.status = 'paused' THEN COALESCE(r.resume_status, 'pending') ELSE r.status END,
+       resume_status = CASE WHEN r.status = 'paused' THEN NULL ELSE r.resume_status END,
+       due_at = now()`,
+      `CASE WHEN d.live THEN 'control' ELSE 'ready' END`,
+    ),
+    // $1 run_id
+    retry: control(
+      `CASE WHEN cur.status = 'failed' THEN 'ok' ELSE 'invalid-state' END`,
+      `status = 'pending', error = NULL, finished_at = NULL, due_at = now()`,
+      `'ready'`,
+    ),
+  };
+}

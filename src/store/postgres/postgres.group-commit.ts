@@ -1,0 +1,162 @@
+import { COMMIT_PARAMS, commitArgs, type CommitValues, fastCommitArgs } from './postgres.commit.sql.js';
+import { type Row, type SqlClient, TypeOrmSqlClient } from './postgres.client.js';
+import type { StepRow } from './postgres.sql-fragments.js';
+import type { Statements } from './postgres.sql.js';
+
+/** Most commits sent together in one group-commit statement. */
+const MAX_COMMIT_BATCH = 64;
+
+/** A `commit()` waiting for its turn in the group-commit queue. */
+interface PendingCommit {
+  runId: string;
+  /** The checkpoint's parameters (`steps` is filled in when sent: JSON text alone, an array in a batch). */
+  values: CommitValues;
+  /** Step rows for the steps table (parameter `steps` before JSON encoding). */
+  steps: StepRow[] | null;
+  /** Whether it may go in a batch statement (the JSON form keeps every value as is). */
+  batchable: boolean;
+  resolve(row: Row | undefined): void;
+  reject(error: unknown): void;
+}
+
+/** JSON object of one commit in the `commitBatch` statement (keys: its column definition list). */
+function batchEntry(k: number, values: CommitValues, steps: StepRow[] | null): Record<string, unknown> {
+  const entry: Record<string, unknown> = { k };
+  for (const name of COMMIT_PARAMS.names) entry[`p_${name}`] = name === 'steps' ? steps : values[name];
+  return entry;
+}
+
+/**
+ * An error the server answered with (an SQLSTATE outside connection/operator-intervention classes): the statement
+ * was rolled back and nothing of it was written, so its commits may be sent again one by one.
+ */
+function isStatementError(error: unknown): boolean {
+  const e = error as { code?: unknown; driverError?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.driverError?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57|53|58|XX)/.test(code);
+}
+
+/** Runs a hot statement (as a named prepared statement where the client supports it). */
+export type SendStatement = (db: SqlClient, sql: string, params: unknown[]) => Promise<Row[]>;
+
+/**
+ * Group commit: step checkpoints of different runs that queue up while every statement slot is busy go to the
+ * database together, as one statement (one round trip, one transaction, one WAL flush). A lone checkpoint is never
+ * delayed: it goes out at once, by the fast path when it can (`commitFast`), else by the full statement.
+ */
+export class GroupCommit {
+  /** Commits waiting for a statement slot. */
+  private readonly queue: PendingCommit[] = [];
+  /** Statements of commits in flight. */
+  private inFlight = 0;
+
+  /** `enabled`: false sends every checkpoint as its own statement, at once. */
+  constructor(
+    private readonly statements: Pick<Statements, 'commit' | 'commitNoWait' | 'commitFast' | 'commitBatch' | 'commitBatchNoWait'>,
+    private readonly send: SendStatement,
+    private readonly enabled: boolean,
+  ) {}
+
+  /**
+   * How many commit statements may be in flight at once: the pool size (one for PGlite's single session). A commit
+   * finding a free slot goes out at once, alone; commits arriving while all slots are busy queue up and go together
+   * in the next statement (up to MAX_COMMIT_BATCH, one per run): one round trip, one transaction, one WAL flush.
+   */
+  private slots(db: SqlClient): number {
+    if (!this.enabled) return Number.POSITIVE_INFINITY;
+    if (db.kind === 'pglite') return 1;
+    if (db instanceof TypeOrmSqlClient) {
+      const size = Number((db.dataSource.options as { poolSize?: unknown }).poolSize ?? 10);
+      return Number.isFinite(size) && size >= 1 ? Math.floor(size) : 10;
+    }
+    return 10;
+  }
+
+  /**
+   * Sends a checkpoint (`values`, and its rows for the steps table) when a statement slot is free, alone or with the
+   * checkpoints of other runs queued meanwhile. Resolves to the statement's row for it (none: fenced out).
+   */
+  commit(db: SqlClient, runId: string, values: CommitValues, steps: StepRow[] | null): Promise<Row | undefined> {
+    return new Promise<Row | undefined>((resolve, reject) => {
+      // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
+      const batchable = [values.due, values.due_at, values.wait_ms, values.lease_ms].every(
+        (v) => v === null || (typeof v === 'number' && Number.isFinite(v)),
+      );
+      const item: PendingCommit = { runId, values, steps, batchable, resolve, reject };
+      this.queue.push(item);
+      this.pump(db);
+    });
+  }
+
+  /** Sends queued commits while statement slots are free. */
+  private pump(db: SqlClient): void {
+    const slots = this.slots(db);
+    while (this.inFlight < slots && this.queue.length > 0) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.sendBatch(db, batch).finally(() => {
+        this.inFlight--;
+        this.pump(db);
+      });
+    }
+  }
+
+  /**
+   * The next batch: queued commits in order, at most one per run. A commit left in the queue (a second one of a run
+   * in the batch, or one that must go alone) holds back the later commits of its run, so each run's commits keep
+   * their order.
+   */
+  private takeBatch(): PendingCommit[] {
+    const first = this.queue.shift()!;
+    if (!first.batchable) return [first];
+    const batch = [first];
+    const seen = new Set([first.runId]);
+    const rest: PendingCommit[] = [];
+    for (const item of this.queue) {
+      if (batch.length < MAX_COMMIT_BATCH && item.batchable && !seen.has(item.runId)) batch.push(item);
+      else rest.push(item);
+      seen.add(item.runId);
+    }
+    this.queue.length = 0;
+    this.queue.push(...rest);
+    return batch;
+  }
+
+  private async sendBatch(db: SqlClient, batch: PendingCommit[]): Promise<void> {
+    if (batch.length === 1) return this.sendOne(db, batch[0]);
+    let rows: Row[];
+    try {
+      const json = JSON.stringify(batch.map((item, k) => batchEntry(k, item.values, item.steps)));
+      const wait = batch.some((item) => item.values.wait !== null);
+      rows = await this.send(db, wait ? this.statements.commitBatch : this.statements.commitBatchNoWait, [json]);
+    } catch (error) {
+      if (!isStatementError(error)) {
+        for (const item of batch) item.reject(error);
+        return;
+      }
+      // Nothing of the batch was written: each commit alone, so that one bad commit fails only itself.
+      await Promise.all(batch.map((item) => this.sendOne(db, item)));
+      return;
+    }
+    const byK = new Map<number, Row>();
+    for (const row of rows) byK.set(Number(row.k), row);
+    batch.forEach((item, k) => item.resolve(byK.get(k)));
+  }
+
+  private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
+    try {
+      const wait = item.values.wait !== null;
+      if (!wait && (item.steps?.length ?? 0) <= 1) {
+        // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
+        // (see commitFast).
+        const [fast] = await this.send(db, this.statements.commitFast, fastCommitArgs(item.values, item.steps?.[0]));
+        if (fast) return item.resolve(fast);
+      }
+      const args = commitArgs(item.values, wait, item.steps ? JSON.stringify(item.steps) : null);
+      const [row] = await this.send(db, wait ? this.statements.commit : this.statements.commitNoWait, args);
+      item.resolve(row);
+    } catch (error) {
+      item.reject(error);
+    }
+  }
+}
