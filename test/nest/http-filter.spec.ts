@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { Body, Controller, Get, Module, Param, Post, type INestApplication } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import request from 'supertest';
 import {
   DurableExecutionExceptionFilter,
@@ -66,7 +67,29 @@ describe('httpStatusOf', () => {
   });
 });
 
-describe('DurableExecutionExceptionFilter on Express', () => {
+const adapters: [string, () => Promise<INestApplication>][] = [
+  [
+    'Express',
+    async () => {
+      const module = await Test.createTestingModule({ imports: [HttpModule] }).setLogger(silentLogger).compile();
+      const app = module.createNestApplication({ logger: false });
+      await app.init();
+      return app;
+    },
+  ],
+  [
+    'Fastify',
+    async () => {
+      const module = await Test.createTestingModule({ imports: [HttpModule] }).setLogger(silentLogger).compile();
+      const app = module.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
+      await app.init();
+      await app.getHttpAdapter().getInstance().ready();
+      return app;
+    },
+  ],
+];
+
+describe.each(adapters)('DurableExecutionExceptionFilter on %s', (_name, create) => {
   let app: INestApplication | undefined;
   afterEach(async () => {
     await app?.close();
@@ -74,9 +97,7 @@ describe('DurableExecutionExceptionFilter on Express', () => {
   });
 
   it('answers 404, 409, 400 and 413 with a JSON body naming the error, and 500 for the rest', async () => {
-    const module = await Test.createTestingModule({ imports: [HttpModule] }).setLogger(silentLogger).compile();
-    app = module.createNestApplication({ logger: false });
-    await app.init();
+    app = await create();
     const server = app.getHttpServer();
 
     expect((await request(server).post('/runs/a').send({})).status).toBe(201);
