@@ -2,12 +2,9 @@ import { ConfigurationError } from '../errors/errors.js';
 import { MemoryStore } from './memory/memory.store.js';
 import type { WorkflowStore } from './workflow-store.interface.js';
 
-/** Logger a store uses for its own messages. */
-export interface StoreLogger {
-  log(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+import type { StoreLogger } from './store-logger.interface.js';
+
+export type { StoreLogger } from './store-logger.interface.js';
 
 type StoreConfig =
   | { type: 'memory' }

@@ -316,7 +316,8 @@ export class MemoryStore implements WorkflowStore {
           run.resumeStatus = status;
           run.status = 'paused';
           clearLease(run);
-          if (status !== 'waiting' && status !== 'sleeping') run.dueAt = new Date(now);
+          // NOTE: a waiting or sleeping run keeps its wake-up time; a run that was executing is due at once.
+          if (isDueOnRelease(status)) run.dueAt = new Date(now);
         }
         break;
       }

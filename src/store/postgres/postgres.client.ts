@@ -4,12 +4,9 @@ import type { SqlQuery } from './postgres.schema.js';
 
 export type Row = Record<string, unknown>;
 
-/** What the store logs through. */
-export interface StoreLogger {
-  log(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+import type { StoreLogger } from '../store-logger.interface.js';
+
+export type { StoreLogger };
 
 /**
  * The store's view of a database connection: PostgreSQL through TypeORM, or PGlite in-process. Both run exactly the

@@ -1,11 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
 
-/** Where the store writes what operators should know. */
-export interface RedisStoreLogger {
-  log(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+import type { StoreLogger } from '../store-logger.interface.js';
+
+/** Where the store writes what operators should know (the one store logger shape). */
+export type RedisStoreLogger = StoreLogger;
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
