@@ -55,11 +55,18 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** Inner errors of an AggregateError (by shape: errors of node's sockets may come from another realm). */
+function innerErrors(error: unknown): unknown[] | undefined {
+  const errors = (error as { errors?: unknown } | undefined)?.errors;
+  return Array.isArray(errors) && errors.length > 0 ? errors : undefined;
+}
+
 function errorMessage(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) {
-    return error.errors.map((e) => errorMessage(e)).join('; ');
-  }
-  return error instanceof Error ? error.message || error.name : String(error);
+  const inner = innerErrors(error);
+  if (inner) return inner.map((e) => errorMessage(e)).join('; ');
+  const e = error as { message?: unknown; name?: unknown } | undefined;
+  if (e && typeof e === 'object' && typeof e.message === 'string') return e.message || String(e.name ?? 'Error');
+  return String(error);
 }
 
 /** Connection errors worth retrying at startup (server starting, not reachable yet, overloaded). */
@@ -76,33 +83,160 @@ const TRANSIENT_CODES = new Set([
   '53300', // too_many_connections
 ]);
 
-function isTransient(error: unknown): boolean {
+/**
+ * The code of a connection error, for messages and the retry decision: the driver's code (`ECONNREFUSED`, SQLSTATE
+ * `28P01` …), or `ETIMEDOUT` / `ECONNRESET` for pg's errors that carry none ("timeout expired", "Connection terminated").
+ */
+export function connectErrorCode(error: unknown): string | undefined {
   const code = errorCode(error);
-  if (code && TRANSIENT_CODES.has(code)) return true;
-  if (error instanceof AggregateError) return error.errors.some(isTransient);
+  if (code) return code;
+  for (const inner of innerErrors(error) ?? []) {
+    const innerCode = connectErrorCode(inner);
+    if (innerCode) return innerCode;
+  }
   const message = errorMessage(error);
-  return /timeout|terminated|ECONNREFUSED|ECONNRESET/i.test(message);
+  if (/timeout/i.test(message)) return 'ETIMEDOUT';
+  if (/terminated|ECONNRESET/i.test(message)) return 'ECONNRESET';
+  if (/ECONNREFUSED/.test(message)) return 'ECONNREFUSED';
+  return undefined;
+}
+
+function isTransient(error: unknown): boolean {
+  const code = connectErrorCode(error);
+  return code !== undefined && TRANSIENT_CODES.has(code);
+}
+
+/** An example of a valid connection URL, for messages. */
+const EXAMPLE_URL = 'postgres://user:password@localhost:5432/mydb';
+
+/**
+ * Parses a connection string the way pg does (pg-connection-string: spaces and stray `%` encoded, `user@/db` with an
+ * empty host accepted); undefined when it is not a URL. Never throws.
+ */
+function parsePgUrl(url: string): URL | undefined {
+  let text = url;
+  if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(text)) text = encodeURI(text).replace(/%25(\d\d)/g, '%$1');
+  try {
+    return new URL(text);
+  } catch {
+    try {
+      return new URL(text.replace('@/', '@___DUMMY___/'));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Which setting the URL came from, for messages: DATABASE_URL when it is that variable's value, else `store.url`. */
+function urlSetting(url: string): string {
+  return url === process.env.DATABASE_URL ? 'DATABASE_URL' : 'store.url';
+}
+
+/**
+ * Refuses a connection string that pg could not use, before any connection attempt: not a URL (pg would resolve it
+ * against `postgres://base` and fail with `getaddrinfo ENOTFOUND base`), or another scheme than `postgres://`,
+ * `postgresql://` or `socket:`. Unix socket paths (`/var/run/postgresql mydb`) pass. The message names the setting,
+ * says what is wrong and shows a valid URL; it never repeats the URL (it may hold a password).
+ * @throws ConfigurationError
+ */
+export function checkPostgresUrl(url: string, setting = urlSetting(url)): void {
+  const problem = postgresUrlProblem(url);
+  if (!problem) return;
+  throw new ConfigurationError(
+    `The PostgreSQL connection URL in ${setting} is invalid: ${problem}. ` +
+      `Expected a URL like ${EXAMPLE_URL} (percent-encode special characters in the user name and password, ` +
+      'e.g. with encodeURIComponent), or pass a TypeORM dataSource instead.',
+  );
+}
+
+function postgresUrlProblem(url: string): string | undefined {
+  if (url.trim() === '') return 'it is blank';
+  if (url !== url.trim()) return 'it starts or ends with whitespace';
+  if (/^["'`]/.test(url) || /["'`]$/.test(url)) return 'it is wrapped in quotes (remove them from the value)';
+  if (url.startsWith('/')) return undefined; // a Unix socket directory, then optionally the database
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === 'socket') return parsePgUrl(url) ? undefined : 'it cannot be parsed as a socket: URL';
+  if (!scheme || !url.slice(scheme.length + 1).startsWith('//')) {
+    return 'it does not start with postgres:// or postgresql://';
+  }
+  if (scheme !== 'postgres' && scheme !== 'postgresql') {
+    const redis = scheme === 'redis' || scheme === 'rediss' ? ` (a Redis URL: use store { type: 'redis' } for it)` : '';
+    return `its scheme is "${scheme}://"${redis}, not postgres:// or postgresql://`;
+  }
+  if (!parsePgUrl(url)) {
+    return (
+      'it cannot be parsed as a URL (an @ : / ? # in the user name or password that is not percent-encoded, ' +
+      'a port that is not a number, or a malformed host)'
+    );
+  }
+  return undefined;
 }
 
 /** `host:port` of a connection URL, for messages (never the password). */
 export function describeUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const host = parsed.hostname || parsed.searchParams.get('host') || 'localhost';
-    return `${host}:${parsed.port || '5432'}`;
-  } catch {
-    return '(unparsable URL)';
-  }
+  if (url.startsWith('/')) return url.split(' ')[0]!;
+  const parsed = parsePgUrl(url);
+  if (!parsed) return '(unparsable URL)';
+  if (parsed.protocol === 'socket:') return decodeURI(parsed.pathname);
+  const hostname = parsed.hostname === '___dummy___' ? '' : parsed.hostname;
+  const host = hostname || parsed.searchParams.get('host') || 'localhost';
+  return `${host}:${parsed.port || parsed.searchParams.get('port') || '5432'}`;
 }
 
 function scrub(message: string, url: string): string {
+  const password = parsePgUrl(url)?.password;
+  if (!password) return message;
+  let plain = password;
   try {
-    const password = decodeURIComponent(new URL(url).password);
-    if (password) return message.split(password).join('***');
+    plain = decodeURIComponent(password);
   } catch {
-    /* not a URL: nothing to hide */
+    /* keep it encoded */
   }
-  return message;
+  return message.split(plain).join('***').split(password).join('***');
+}
+
+/** What to do about a connection error, by its code (a sentence, or undefined when there is nothing to add). */
+function connectHint(code: string | undefined, where: string, setting: string, message: string): string | undefined {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return `Nothing accepts connections at ${where}: start PostgreSQL, or fix the host and port in ${setting}.`;
+    case 'ENOTFOUND':
+      return `The host name does not resolve: fix the host in ${setting} (or, in Docker Compose and Kubernetes, check the service name).`;
+    case 'EAI_AGAIN':
+      return `The host name could not be resolved (DNS did not answer): check the host in ${setting} and this machine's DNS.`;
+    case 'ETIMEDOUT':
+      return `No answer from ${where} in time: check the host and port in ${setting}, firewalls and security groups.`;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `${where} cannot be reached from this machine: check the host in ${setting} and the network.`;
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return `The server closed the connection: check that ${where} is a PostgreSQL server, and whether it requires SSL (add ?sslmode=require to ${setting}).`;
+    case 'ENOENT':
+      return `No PostgreSQL socket at ${where}: check the socket directory (and port) in ${setting}, and that PostgreSQL runs on this machine.`;
+    case '28P01':
+      return `The password is wrong for this user: fix the user name and password in ${setting} (percent-encode special characters).`;
+    case '28000':
+      return `The server refused this login: check the user name in ${setting}, and that pg_hba.conf allows it from this host (and with or without SSL).`;
+    case '3D000':
+      return `The database in ${setting} does not exist: create it (CREATE DATABASE …) or fix its name, the path after the port.`;
+    case '42501':
+      return `The user may not connect to this database: GRANT CONNECT ON DATABASE … TO the user, or use another user in ${setting}.`;
+    case '57P03':
+      return 'The server is starting up or shutting down.';
+    case '53300':
+      return 'The server has no free connection slots: lower poolSize, or raise max_connections.';
+    default:
+      if (/ssl|certificate/i.test(message)) {
+        return `Check the SSL settings: sslmode in ${setting} (e.g. ?sslmode=require or ?sslmode=disable) and the server's certificate.`;
+      }
+      return undefined;
+  }
+}
+
+/** `CODE: message`, or the message alone. */
+function causeText(code: string | undefined, message: string): string {
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 interface PgModule {
@@ -147,8 +281,10 @@ export interface TypeOrmClientOptions {
   dataSource?: DataSource;
   poolSize?: number;
   logger: StoreLogger;
-  /** Connection attempts before giving up (URL only). */
+  /** Connection attempts before giving up (URL only; default 5, about 5 s). Only transient errors are retried. */
   connectAttempts?: number;
+  /** The setting `url` came from, for messages (default: `DATABASE_URL` when it is that variable's value, else `store.url`). */
+  urlSetting?: string;
   /** Use named prepared statements for hot paths (default true). */
   preparedStatements?: boolean;
 }
@@ -186,13 +322,15 @@ export class TypeOrmSqlClient implements SqlClient {
     const url = options.url;
     if (!url) {
       throw new ConfigurationError(
-        'The postgres store needs a connection: pass `url` (e.g. postgres://user:pass@host:5432/db), a TypeORM `dataSource`, or set DATABASE_URL.',
+        `The postgres store needs a connection: pass \`url\` (e.g. ${EXAMPLE_URL}), a TypeORM \`dataSource\`, or set DATABASE_URL.`,
       );
     }
+    const setting = options.urlSetting ?? urlSetting(url);
+    checkPostgresUrl(url, setting);
     const typeorm = await loadModule<typeof import('typeorm')>('typeorm');
     const pg = await loadModule<unknown>('pg');
     const where = describeUrl(url);
-    const attempts = options.connectAttempts ?? RETRY_DELAYS_MS.length + 1;
+    const attempts = Math.max(1, options.connectAttempts ?? RETRY_DELAYS_MS.length + 1);
     for (let attempt = 1; ; attempt++) {
       const ds = new typeorm.DataSource({
         type: 'postgres',
@@ -207,19 +345,28 @@ export class TypeOrmSqlClient implements SqlClient {
       });
       try {
         await ds.initialize();
-        if (attempt > 1) options.logger.log(`Connected to PostgreSQL at ${where} (attempt ${attempt}).`);
+        if (attempt > 1) options.logger.log(`Connected to PostgreSQL at ${where} (attempt ${attempt}/${attempts}).`);
         return new TypeOrmSqlClient(ds, true, options.logger, options.preparedStatements ?? true);
       } catch (error) {
         if (ds.isInitialized) await ds.destroy().catch(() => undefined);
         const message = scrub(errorMessage(error), url);
+        const code = connectErrorCode(error);
+        const cause = causeText(code, message);
+        const hint = connectHint(code, where, setting, message);
+        const tail = hint ? ` ${hint}` : '';
         if (!isTransient(error)) {
-          throw new StoreError(`Cannot connect to PostgreSQL at ${where}: ${message}`, { cause: error });
+          throw new StoreError(`Cannot connect to PostgreSQL at ${where} (${cause}); not retried.${tail}`, { cause: error });
         }
         if (attempt >= attempts) {
-          throw new StoreError(`Cannot connect to PostgreSQL at ${where} after ${attempt} attempts: ${message}`, { cause: error });
+          throw new StoreError(
+            `Cannot connect to PostgreSQL at ${where} after ${attempt} attempt${attempt === 1 ? '' : 's'} (${cause}).${tail}`,
+            { cause: error },
+          );
         }
-        const delay = RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)];
-        options.logger.warn(`PostgreSQL at ${where} is not reachable (attempt ${attempt}/${attempts}: ${message}); retrying in ${delay} ms.`);
+        const delay = RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)]!;
+        options.logger.warn(
+          `PostgreSQL at ${where}: connection attempt ${attempt}/${attempts} failed (${cause}); retrying in ${delay} ms.`,
+        );
         await sleep(delay);
       }
     }
