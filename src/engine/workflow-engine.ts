@@ -24,6 +24,11 @@ export interface EngineOptions {
   maxRecoveries: number;
   /** Purge terminal runs older than these ages (ms). */
   retention?: { completedMs?: number; failedMs?: number };
+  /**
+   * A stable id of this instance (e.g. a pod name), unique among live instances. When set, the worker claims at start
+   * the runs still leased to this id (its previous process is gone) without waiting for their leases to expire.
+   * Default: a random id per process.
+   */
   instanceId?: string;
 }
 
@@ -68,6 +73,8 @@ export class WorkflowEngine implements DriverHost {
   private draining = false;
   private polling = false;
   private backlog = false;
+  /** True while the worker reclaims its own leases at start: no other claim may run meanwhile (see `reclaimOwnRuns`). */
+  private reclaiming = false;
   /** Slots promised to claims in flight (so concurrent starts and claims never exceed `concurrency`). */
   private reserved = 0;
 
@@ -95,6 +102,7 @@ export class WorkflowEngine implements DriverHost {
     this.started = true;
     if (this.store.subscribe) this.unsubscribe = await this.store.subscribe((event) => this.onEvent(event));
     if (this.options.workerEnabled) {
+      if (this.options.instanceId !== undefined && this.store.claimOwnedRuns) await this.reclaimOwnRuns();
       this.schedulePoll(0);
       const every = Math.max(50, Math.floor(this.leaseMs / 3));
       this.renewTimer = setInterval(() => void this.renewLeases(), Math.min(every, 10_000));
@@ -324,7 +332,35 @@ export class WorkflowEngine implements DriverHost {
   // Claiming and driving
 
   private hasCapacity(): boolean {
-    return this.options.workerEnabled && this.started && !this.draining && this.active.size + this.reserved < this.options.concurrency;
+    return (
+      this.options.workerEnabled &&
+      this.started &&
+      !this.reclaiming &&
+      !this.draining &&
+      this.active.size + this.reserved < this.options.concurrency
+    );
+  }
+
+  /**
+   * With a stable `instanceId`: the runs leased to this id belong to this instance's previous process, which is gone
+   * (ids are unique among live instances), so they are claimed now rather than when their leases expire. Once, before
+   * any other claim of this instance: a later call would also take back the leases this process holds.
+   */
+  private async reclaimOwnRuns(): Promise<void> {
+    const names = this.registry.names();
+    if (names.length === 0) return;
+    this.reclaiming = true;
+    try {
+      const claimed = await this.store.claimOwnedRuns!(this.lease, this.options.concurrency, names);
+      if (claimed.length > 0) {
+        this.logger.log(`Instance "${this.instanceId}": reclaimed ${claimed.length} run(s) its previous process left in flight`);
+      }
+      for (const run of claimed) this.accept(run);
+    } catch (error) {
+      this.logger.error(`Reclaiming the runs of instance "${this.instanceId}" failed (they resume when their leases expire): ${describeError(error)}`);
+    } finally {
+      this.reclaiming = false;
+    }
   }
 
   /** Try to claim one run here now (after a control call, a store event or a local timer). */
@@ -367,6 +403,11 @@ export class WorkflowEngine implements DriverHost {
   }
 
   private accept(claimed: ClaimedRun): void {
+    if (claimed.recovered) {
+      const from = claimed.previousOwner === undefined ? 'an unknown instance' : `instance "${claimed.previousOwner}"`;
+      const orphaned = claimed.orphanedMs === undefined ? 'an unknown time' : `${claimed.orphanedMs} ms`;
+      this.logger.warn(`Run "${claimed.runId}": taking over the lease of ${from}, orphaned for ${orphaned}`);
+    }
     if (this.draining) {
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
       return;

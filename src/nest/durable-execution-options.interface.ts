@@ -45,6 +45,13 @@ export interface DurableExecutionOptions {
     pollIntervalMs?: number;
     /** How long shutdown waits for in-flight steps. @default 10_000 */
     shutdownGraceMs?: number;
+    /**
+     * A stable id of this instance that survives restarts, e.g. the pod name of a StatefulSet (1–200 characters). It
+     * must be unique among live instances. When set, a restarted instance takes back at once the runs its previous
+     * process left leased under this id, instead of waiting `leaseMs` for those leases to expire. Also names this
+     * instance as lease owner in logs. @default a random id per process (`host:pid:random`)
+     */
+    instanceId?: string;
   };
   /** Purge ended runs older than this, e.g. `'30d'`. `completed` covers completed runs; `failed` failed, compensated and cancelled ones. */
   retention?: { completed?: number | string; failed?: number | string };

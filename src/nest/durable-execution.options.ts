@@ -27,6 +27,15 @@ export function resolveEngineOptions(options: DurableExecutionOptions = {}): Eng
     throw new ConfigurationError('DurableExecutionModule: worker.enabled must be a boolean.');
   }
   const leaseMs = positiveInt(worker.leaseMs, 'worker.leaseMs', 30_000, 100);
+  const id = worker.instanceId;
+  if (
+    id !== undefined &&
+    (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000') || !(id as string & { isWellFormed(): boolean }).isWellFormed())
+  ) {
+    throw new ConfigurationError(
+      `DurableExecutionModule: worker.instanceId must be a non-empty string of at most 200 characters, without NUL or unpaired surrogates (got ${JSON.stringify(id)?.slice(0, 60)}).`,
+    );
+  }
   return {
     workerEnabled: worker.enabled ?? true,
     concurrency: positiveInt(worker.concurrency, 'worker.concurrency', 100),
@@ -39,5 +48,6 @@ export function resolveEngineOptions(options: DurableExecutionOptions = {}): Eng
     retention: options.retention
       ? { completedMs: age(options.retention.completed, 'retention.completed'), failedMs: age(options.retention.failed, 'retention.failed') }
       : undefined,
+    instanceId: worker.instanceId,
   };
 }

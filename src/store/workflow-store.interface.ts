@@ -77,8 +77,18 @@ export interface StoredRun {
 /** A run handed to a worker by a claim. */
 export interface ClaimedRun extends StoredRun {
   leaseToken: string;
-  /** True when the claim took over an expired lease (the previous owner died or stalled). */
+  /**
+   * True when the claim took over a lease another claim had given (an expired one, the previous owner died or
+   * stalled; or, by `claimOwnedRuns`, one of this owner's own from before a restart).
+   */
   recovered: boolean;
+  /** When `recovered`: the owner of the lease taken over (undefined if the store had none recorded). */
+  previousOwner?: string;
+  /**
+   * When `recovered`: how long the run was left without a live lease, in ms of the store's clock: now minus the old
+   * lease's expiry, never below 0 (0 when `claimOwnedRuns` takes over a lease that had not expired yet).
+   */
+  orphanedMs?: number;
 }
 
 /** Who claims, and for how long. */
@@ -258,6 +268,24 @@ export interface WorkflowStore {
    * other runs of the batch from being returned.
    */
   claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
+  /**
+   * Claim the runs still leased to `lease.owner`, for an instance that restarts under the same stable id (the process
+   * that held those leases is gone, so they need not expire first). Called once when a worker starts, never on a hot
+   * path. Rules:
+   * 1. A run qualifies when its `leaseOwner` equals `lease.owner` and it holds a lease token, its status is claimable
+   *    (see `run-state-machine.ts`; `paused` and terminal runs never are), and it has a `dueAt`; whether the lease
+   *    has expired and whether `dueAt` has passed do not matter. `workflows` restricts it to those workflow names.
+   * 2. Up to `limit` such runs are claimed, as `claimRuns` claims them: a fresh lease token and expiry (now +
+   *    `leaseMs`), `pending` and `sleeping` become `running`; `recovered` is true, with `previousOwner` and
+   *    `orphanedMs`. The order among them is unspecified.
+   * 3. No run is handed to two claimers: a run claimed concurrently by anyone (a fresh token) no longer qualifies
+   *    unless it is leased to `lease.owner` again.
+   * 4. Runs leased to other owners, unleased runs and released runs are never touched. A damaged run is claimed like
+   *    any other, with `corrupt` set.
+   * A store may take several round trips (the Redis store reads the due index); it is not a hot-path call. Optional:
+   * without it, a restarted instance waits for its old leases to expire like any other instance.
+   */
+  claimOwnedRuns?(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
   /** Claim one run if it is claimable now (same rules as `claimRuns`, including the `workflows` filter). */
   claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined>;
   /** Extend a lease; reports pending control requests. Rejected when the token is not the run's. */

@@ -374,6 +374,109 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect((await store.commit(second.runId, second.leaseToken, patch({ status: 'completed' }))).ok).toBe(true);
       });
 
+      it('reports the previous owner and how long the run was orphaned when it takes over an expired lease', async () => {
+        const workflow = wf();
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        const [first] = await store.claimRuns({ owner: 'dead-owner', leaseMs: 100 }, 1, [workflow]);
+        expect(first.recovered).toBe(false);
+        expect(first.previousOwner).toBeUndefined();
+        expect(first.orphanedMs).toBeUndefined();
+        await sleep(350);
+        const [second] = await store.claimRuns(OTHER, 1, [workflow]);
+        expect(second.runId).toBe(first.runId);
+        expect(second.recovered).toBe(true);
+        expect(second.previousOwner).toBe('dead-owner');
+        // NOTE: the store's clock, so allow for skew between it and this process (the lease expired ~250 ms ago).
+        expect(second.orphanedMs).toBeGreaterThanOrEqual(100);
+        expect(second.orphanedMs).toBeLessThan(10_000);
+
+        const other = await createClaimed(workflow);
+        await sleep(50);
+        const stolen = await store.claimOwnedRuns!({ owner: LEASE.owner, leaseMs: 30_000 }, 10, [workflow]);
+        expect(stolen.map((r) => r.runId)).toEqual([other.runId]);
+        expect(stolen[0].previousOwner).toBe(LEASE.owner);
+        expect(stolen[0].orphanedMs).toBe(0);
+      });
+
+      describe('claimOwnedRuns', () => {
+        const owned = (): LeaseRequest => ({ owner: `pod-${randomUUID().slice(0, 8)}`, leaseMs: 30_000 });
+
+        it('claims the live runs leased to the owner at once, even before their leases expire, and fences the old tokens', async () => {
+          const workflow = wf();
+          const mine = owned();
+          const a = await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine });
+          const b = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run as StoredRun & { leaseToken: string };
+          const leasedToOther = await store.createRun(newRun(workflow), { onConflict: 'keep', lease: OTHER });
+          await store.createRun(newRun(workflow), { onConflict: 'keep' }); // pending, unleased
+          const released = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          await store.releaseLease(released.runId, released.leaseToken!);
+          const ended = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          await finish(ended.runId, ended.leaseToken!, 'completed');
+          const waiting = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          expect((await store.commit(waiting.runId, waiting.leaseToken!, patch({ wait: { signal: 'go' } }))).ok).toBe(true);
+          // Leased to the owner, due later (a retry delay waited holding the lease): still its own.
+          expect((await store.commit(b.runId, b.leaseToken, patch({ due: { delayMs: 60_000 } }))).ok).toBe(true);
+
+          expect(await store.claimOwnedRuns!(mine, 10, [wf()])).toEqual([]);
+          const claimed = await store.claimOwnedRuns!({ ...mine, leaseMs: 45_000 }, 10, [workflow]);
+          expect(claimed.map((r) => r.runId).sort()).toEqual([a.run.runId, b.runId].sort());
+          for (const run of claimed) {
+            expect(run.recovered).toBe(true);
+            expect(run.previousOwner).toBe(mine.owner);
+            expect(run.orphanedMs).toBe(0);
+            expect(run.leaseOwner).toBe(mine.owner);
+            expect(run.status).toBe('running');
+            expect(run.leaseExpiresAt!.getTime() - Date.now()).toBeGreaterThan(35_000);
+          }
+          const aNow = claimed.find((r) => r.runId === a.run.runId)!;
+          expect(aNow.leaseToken).not.toBe(a.run.leaseToken);
+          expect((await store.commit(a.run.runId, a.run.leaseToken!, patch({ status: 'completed' }))).ok).toBe(false);
+          expect((await store.renewLease(b.runId, b.leaseToken, 30_000)).ok).toBe(false);
+          expect((await store.commit(aNow.runId, aNow.leaseToken, patch({ state: '"next"' }))).ok).toBe(true);
+
+          const other = (await store.getRun(leasedToOther.run.runId))!;
+          expect(other.leaseToken).toBe(leasedToOther.run.leaseToken);
+          expect((await store.getRun(released.runId))!.leaseToken).toBeUndefined();
+          expect((await store.getRun(waiting.runId))!.status).toBe('waiting');
+          expect((await store.getRun(waiting.runId))!.leaseToken).toBeUndefined();
+          expect((await store.getRun(ended.runId))!.status).toBe('completed');
+        });
+
+        it('claims expired leases of the owner too, honours limit, and skips paused runs and runs without a due time', async () => {
+          const workflow = wf();
+          const mine = owned();
+          const short = { ...mine, leaseMs: 100 };
+          const expired = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: short })).run;
+          const undue = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          expect((await store.commit(undue.runId, undue.leaseToken!, patch({ due: null }))).ok).toBe(true);
+          const paused = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          expect((await store.control(paused.runId, { action: 'pause' })).outcome).toBe('ok');
+          expect(await store.commit(paused.runId, paused.leaseToken!, patch({ state: '"p"' }))).toMatchObject({ ok: true, paused: true });
+          const live = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
+          await sleep(300);
+
+          expect(await store.claimOwnedRuns!(mine, 0, [workflow])).toEqual([]);
+          const one = await store.claimOwnedRuns!(mine, 1, [workflow]);
+          expect(one).toHaveLength(1);
+          expect([expired.runId, live.runId]).toContain(one[0].runId);
+          const rest = await store.claimOwnedRuns!(mine, 10, [workflow]);
+          expect(rest.map((r) => r.runId).sort()).toEqual([expired.runId, live.runId].sort());
+          const wasExpired = rest.find((r) => r.runId === expired.runId)!;
+          expect(wasExpired.recovered).toBe(true);
+          expect(wasExpired.previousOwner).toBe(mine.owner);
+          expect(wasExpired.orphanedMs).toBeGreaterThanOrEqual(0);
+          expect((await store.getRun(undue.runId))!.leaseToken).toBe(undue.leaseToken);
+          expect((await store.getRun(paused.runId))!.status).toBe('paused');
+        });
+
+        it('claims nothing for an owner that holds no lease', async () => {
+          const workflow = wf();
+          await createClaimed(workflow);
+          expect(await store.claimOwnedRuns!(owned(), 10, [workflow])).toEqual([]);
+          expect(await store.claimOwnedRuns!(owned(), 10)).toEqual([]);
+        });
+      });
+
       it('renews a lease so it does not expire', async () => {
         const workflow = wf();
         await store.createRun(newRun(workflow), { onConflict: 'keep' });

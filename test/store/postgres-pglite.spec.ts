@@ -113,6 +113,35 @@ describe('PGlite store: one app per data folder', () => {
     }
   }, 30_000);
 
+  it('hands out at once, at the next open, the runs a previous app left leased (not after leaseMs)', async () => {
+    const workflow = `wf-${randomUUID()}`;
+    const lease = { owner: 'old-app', leaseMs: 60_000 };
+    const first = createPgliteStore({ dataDir });
+    await first.init();
+    const running = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
+    const waiting = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
+    expect((await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 60_000, wait: { signal: 'go', timeoutMs: 3_600_000 } })).ok).toBe(true);
+    expect(await first.claimRuns({ owner: 'other', leaseMs: 60_000 }, 10, [workflow])).toEqual([]);
+    await first.close(); // without releasing: as if killed
+
+    const second = createPgliteStore({ dataDir });
+    await second.init();
+    try {
+      const claimed = await second.claimRuns({ owner: 'new-app', leaseMs: 30_000 }, 10, [workflow]);
+      expect(claimed.map((r) => r.runId)).toEqual([running.runId]);
+      expect(claimed[0]).toMatchObject({ recovered: true, previousOwner: 'old-app', status: 'running' });
+      expect(claimed[0].orphanedMs).toBeGreaterThanOrEqual(0);
+      expect(claimed[0].leaseToken).not.toBe(running.leaseToken);
+      expect((await second.commit(running.runId, running.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(false);
+      // A run that was not leased keeps its wake-up time.
+      const stillWaiting = (await second.getRun(waiting.runId))!;
+      expect(stillWaiting.status).toBe('waiting');
+      expect(stillWaiting.dueAt!.getTime()).toBeGreaterThan(Date.now() + 3_000_000);
+    } finally {
+      await second.close();
+    }
+  }, 30_000);
+
   it('refuses a caller transaction, and stays usable after an SQL error in a statement', async () => {
     const store = createPgliteStore({ dataDir });
     await store.init();

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../../src/errors/errors.js';
 import { COMMIT_OPS, encodeCommitOp, encodePatch, type CommitOpName } from '../../src/store/redis/redis.commit-ops.js';
 import { RUN_FIELDS } from '../../src/store/redis/redis.fields.js';
 import { APPLY_KEYS, RedisKeys, WORKFLOW_GROUP_KEYS, keySlot } from '../../src/store/redis/redis.keys.js';
-import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
+import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import { testRedis } from '../setup/test-servers.js';
@@ -35,7 +35,7 @@ const HOSTILE_IDS = [
 ];
 
 const SLOT_OF_RUN_SCRIPTS = new Set(ALL_SCRIPTS.map((s) => s.name));
-for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, PURGE_CANDIDATES]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
+for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
 
 describe('Redis store keys', () => {
   it('computes Cluster key slots like Redis (cross-checked with cluster-key-slot)', () => {
@@ -165,7 +165,10 @@ describe('Redis store keys', () => {
       }
       const claimed = await store.claimRuns(lease, 100, [workflow]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
-      for (const run of claimed) {
+      const reclaimed = await store.claimOwnedRuns(lease, 100, [workflow]);
+      expect(reclaimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
+      for (const run of reclaimed) expect(run).toMatchObject({ recovered: true, previousOwner: lease.owner, orphanedMs: 0 });
+      for (const run of reclaimed) {
         const { runId, leaseToken: token } = run;
         const signal = `sig:{${runId}}:1`;
         expect((await store.renewLease(runId, token, 30_000)).ok).toBe(true);

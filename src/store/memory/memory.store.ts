@@ -141,12 +141,18 @@ export class MemoryStore implements WorkflowStore {
 
   private claim(run: StoredRun, lease: LeaseRequest, now: number): ClaimedRun {
     const recovered = run.leaseToken !== undefined;
+    const previous = recovered
+      ? {
+          previousOwner: run.leaseOwner,
+          orphanedMs: Math.max(0, now - (run.leaseExpiresAt?.getTime() ?? now)),
+        }
+      : {};
     run.leaseOwner = lease.owner;
     run.leaseToken = randomUUID();
     run.leaseExpiresAt = new Date(now + lease.leaseMs);
     run.status = statusAfterClaim(run.status);
     run.updatedAt = new Date(now);
-    return { ...copyRun(run), leaseToken: run.leaseToken, recovered };
+    return { ...copyRun(run), leaseToken: run.leaseToken, recovered, ...previous };
   }
 
   async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
@@ -158,6 +164,23 @@ export class MemoryStore implements WorkflowStore {
       .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime())
       .slice(0, limit);
     return due.map((run) => this.claim(run, lease, now));
+  }
+
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+    if (!(limit > 0)) return [];
+    const now = this.now();
+    const names = workflows ? new Set(workflows) : undefined;
+    const owned = [...this.runs.values()]
+      .filter(
+        (run) =>
+          run.leaseToken !== undefined &&
+          run.leaseOwner === lease.owner &&
+          isClaimableStatus(run.status) &&
+          run.dueAt !== undefined &&
+          (!names || names.has(run.workflow)),
+      )
+      .slice(0, limit);
+    return owned.map((run) => this.claim(run, lease, now));
   }
 
   async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {

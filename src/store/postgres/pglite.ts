@@ -23,6 +23,10 @@ export interface PgliteStoreOptions {
  * {@link PostgresStore}. One app at a time may open a data folder (a lock file guards it); `close()` frees it.
  *
  * PGlite has a single session, so every statement and transaction of the store runs one at a time.
+ *
+ * The lock also proves that no other process holds a lease on these runs: `init()` expires every lease at once, so the
+ * runs the previous app left in flight (killed, or closed without releasing them) are recovered at the first claim
+ * instead of after `leaseMs`.
  */
 export function createPgliteStore(options: PgliteStoreOptions = {}): PostgresStore {
   const dataDir = resolve(options.dataDir ?? DEFAULT_PGLITE_DATA_DIR);
@@ -31,6 +35,7 @@ export function createPgliteStore(options: PgliteStoreOptions = {}): PostgresSto
     schema: options.schema,
     tablePrefix: options.tablePrefix,
     logger: options.logger,
+    expireLeasesAtInit: true,
     sqlClient: () => openPglite(dataDir, options.logger),
   });
 }

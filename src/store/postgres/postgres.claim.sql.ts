@@ -1,6 +1,6 @@
-import { CLAIMABLE_STATUSES, DUE_ON_RELEASE, STARTED_BY_CLAIM } from '../run-state-machine.js';
+import { CLAIMABLE_STATUSES, DUE_ON_RELEASE, LIVE_STATUSES, STARTED_BY_CLAIM } from '../run-state-machine.js';
 import { type SchemaNames, sqlList } from './postgres.schema.js';
-import { addMs, notifyExpr, runColumns, stepsOf } from './postgres.sql-fragments.js';
+import { addMs, ms, notifyExpr, runColumns, stepsOf } from './postgres.sql-fragments.js';
 
 /** The statements that claim runs and renew or release their leases (see `Statements`). */
 export function claimStatements(n: SchemaNames) {
@@ -8,6 +8,14 @@ export function claimStatements(n: SchemaNames) {
 
   const claimable = (r: string) => `${r}.status IN ${sqlList(CLAIMABLE_STATUSES)} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
       AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
+
+  /**
+   * What a claim reports of the lease it takes over (`r` the row as locked): its token (a recovery when not null), its
+   * owner, and for how long it had expired (ms, never below 0).
+   */
+  const previousLease = (r: string) =>
+    `${r}.lease_token AS prev_token, ${r}.lease_owner AS prev_owner,
+        GREATEST(0, ${ms('now()')} - ${ms(`${r}.lease_expires_at`)}) AS orphaned_ms`;
 
   /** Claim of the rows selected (and locked) by CTE `c`; `$1` owner, `$2` lease ms. */
   const claimTail = `,
@@ -19,15 +27,28 @@ export function claimStatements(n: SchemaNames) {
         status = CASE WHEN r.status IN ${sqlList(STARTED_BY_CLAIM)} THEN 'running' ELSE r.status END,
         updated_at = now()
       FROM c WHERE r.run_id = c.run_id
-      RETURNING ${runColumns('r')}, c.prev_token
+      RETURNING ${runColumns('r')}, c.prev_token, c.prev_owner, c.orphaned_ms
     )
     SELECT u.*, ${stepsOf(n, 'u.run_id')} AS steps FROM u ORDER BY u.due_at`;
 
   const claimSelect = (where: string, limit: string) => `
     WITH c AS (
-      SELECT r.run_id, r.lease_token AS prev_token FROM ${n.runs} r
+      SELECT r.run_id, ${previousLease('r')} FROM ${n.runs} r
       WHERE ${claimable('r')} ${where}
       ORDER BY r.due_at ${limit}
+      FOR NO KEY UPDATE SKIP LOCKED
+    )${claimTail}`;
+
+  /**
+   * `claimOwnedRuns`: the live runs leased to `$1` (expired or not, due or not). The status and due condition is the
+   * claim index's predicate, so the scan stays on that index.
+   */
+  const claimOwnedSelect = (where: string) => `
+    WITH c AS (
+      SELECT r.run_id, ${previousLease('r')} FROM ${n.runs} r
+      WHERE r.status IN ${sqlList(CLAIMABLE_STATUSES)} AND r.due_at IS NOT NULL
+        AND r.lease_owner = $1::text AND r.lease_token IS NOT NULL ${where}
+      LIMIT $3::integer
       FOR NO KEY UPDATE SKIP LOCKED
     )${claimTail}`;
 
@@ -39,6 +60,9 @@ export function claimStatements(n: SchemaNames) {
     // $1 owner, $2 lease ms, $3 run_id
     claimRun: claimSelect('AND r.run_id = $3::text', ''),
     claimRunForWorkflows: claimSelect('AND r.run_id = $3::text AND r.workflow = ANY($4::text[])', ''),
+    // $1 owner, $2 lease ms, $3 limit (, $4 workflows (text[]))
+    claimOwnedRuns: claimOwnedSelect(''),
+    claimOwnedRunsForWorkflows: claimOwnedSelect('AND r.workflow = ANY($4::text[])'),
 
     // $1 run_id, $2 token, $3 lease ms
     renewLease: `
@@ -48,6 +72,14 @@ export function claimStatements(n: SchemaNames) {
         RETURNING r.cancel_compensate, r.pause_requested
       )
       SELECT * FROM u`,
+
+    // No parameters. At init of a store that knows no other process holds a lease (PGlite: its folder lock): every
+    // lease of a live run is expired now, and a run that was executing is due now (as `releaseLease` makes it). The
+    // owner and token stay, so the next claim is a recovery (counted against maxRecoveries, logged with the owner).
+    expireAllLeases: `
+      UPDATE ${n.runs} r SET lease_expires_at = LEAST(r.lease_expires_at, now()),
+        due_at = CASE WHEN r.status IN ${sqlList(DUE_ON_RELEASE)} THEN LEAST(COALESCE(r.due_at, now()), now()) ELSE r.due_at END
+      WHERE r.lease_token IS NOT NULL AND r.status IN ${sqlList(LIVE_STATUSES)}`,
 
     // $1 run_id, $2 token
     releaseLease: `

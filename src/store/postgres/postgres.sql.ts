@@ -39,7 +39,12 @@ export interface Statements {
   claimRunsForWorkflows: string;
   claimRun: string;
   claimRunForWorkflows: string;
+  /** `claimOwnedRuns`: the runs leased to an owner, whether or not their leases expired (once at worker start). */
+  claimOwnedRuns: string;
+  claimOwnedRunsForWorkflows: string;
   renewLease: string;
+  /** Every lease expired at once (`expireLeasesAtInit`, the PGlite store). */
+  expireAllLeases: string;
   releaseLease: string;
   /** The checkpoint of one run (`commitStatement`, postgres.commit.sql.ts); `NoWait`: for a patch without `wait`. */
   commit: string;

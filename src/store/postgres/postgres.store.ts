@@ -57,6 +57,12 @@ export interface PostgresStoreOptions {
    * client is closed by `close()`.
    */
   sqlClient?: () => Promise<SqlClient>;
+  /**
+   * Advanced: at `init()`, expire every lease (runs that were executing become due now), because no other process
+   * can hold one. Only for a database this process alone can open (the PGlite store sets it: its folder lock proves
+   * it); never for a shared PostgreSQL. Default false.
+   */
+  expireLeasesAtInit?: boolean;
   /** Name for logs; default `postgres`. */
   name?: string;
   /**
@@ -155,6 +161,9 @@ export class PostgresStore implements WorkflowStore {
       if (!(await isSchemaCurrent(client.query, this.names))) {
         await client.transaction((query) => ensureSchemaInTransaction(query, this.names));
       }
+      // NOTE: the runs a previous app left leased (killed, or closed without releasing) are claimable at once rather
+      // than after their leases expire.
+      if (this.options.expireLeasesAtInit) await client.query(this.sql.expireAllLeases, []);
     } catch (error) {
       await client.close().catch(() => undefined);
       if (error instanceof DurableExecutionError) throw error;
@@ -369,7 +378,29 @@ export class PostgresStore implements WorkflowStore {
   // -------------------------------------------------------------------------------------------------------------
 
   private mapClaimed(rows: Row[]): ClaimedRun[] {
-    return rows.map((row) => ({ ...mapRun(row), leaseToken: String(row.lease_token), recovered: row.prev_token != null }));
+    return rows.map((row) => {
+      const claimed: ClaimedRun = { ...mapRun(row), leaseToken: String(row.lease_token), recovered: row.prev_token != null };
+      if (claimed.recovered) {
+        claimed.previousOwner = row.prev_owner == null ? undefined : String(row.prev_owner);
+        claimed.orphanedMs = Math.max(0, Math.round(num(row.orphaned_ms) ?? 0));
+      }
+      return claimed;
+    });
+  }
+
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+    if (!(limit > 0) || !storable(lease.owner)) return [];
+    if (workflows) {
+      workflows = workflows.filter(storable);
+      if (workflows.length === 0) return [];
+    }
+    const n = Math.max(1, Math.min(Math.floor(limit), MAX_CLAIM));
+    return this.op('claimOwnedRuns', async (db) => {
+      const rows = workflows
+        ? await db.query(this.sql.claimOwnedRunsForWorkflows, [lease.owner, lease.leaseMs, n, [...workflows]])
+        : await db.query(this.sql.claimOwnedRuns, [lease.owner, lease.leaseMs, n]);
+      return this.mapClaimed(rows);
+    });
   }
 
   async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {

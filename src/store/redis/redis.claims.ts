@@ -6,15 +6,29 @@ import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
 import { runIdOfKick, type RedisScriptRunner, type ScriptCall } from './redis.script-runner.js';
-import { CLAIM_CANDIDATES, CLAIM_RUN, READ_RUN } from './redis.scripts.js';
+import { CLAIM_CANDIDATES, CLAIM_OWNED_RUN, CLAIM_RUN, OWNED_CANDIDATES, READ_RUN, type LuaScript } from './redis.scripts.js';
 
 /** A kick (write-ahead mark of an index update) left this long after it was first seen is repaired by claimers. */
 const KICK_GRACE_MS = 5_000;
 /** Abandoned kicks repaired per claim. */
 const KICK_BATCH = 100;
 
-/** A claim script's reply: `{1, snapshot, record, recovered}` or `{0, record}`. */
-type ClaimReply = [1, Snapshot, IndexRecord, number] | [0, IndexRecord];
+/** Due-index entries read per page by `claimOwnedRuns`. */
+const OWNED_PAGE = 1_000;
+
+/** A claim script's reply: `{1, snapshot, record, recovered, previousOwner, orphanedMs}` or `{0, record}`. */
+type ClaimReply = [1, Snapshot, IndexRecord, number, string | null, number] | [0, IndexRecord];
+
+/** The claimed run of a claim script's reply (with what it reports of the lease it took over). */
+function claimedOf(reply: [1, Snapshot, IndexRecord, number, string | null, number], runId: string): ClaimedRun {
+  const [, snapshot, , recovered, previousOwner, orphanedMs] = reply;
+  const claimed = decodeClaimed(snapshot, recovered === 1, runId);
+  if (claimed.recovered) {
+    claimed.previousOwner = previousOwner ?? undefined;
+    claimed.orphanedMs = Math.max(0, Number(orphanedMs) || 0);
+  }
+  return claimed;
+}
 
 /**
  * Claims of the Redis store: candidates come from the due index (one script in the index slot, which also reports
@@ -58,9 +72,8 @@ export class RedisClaims {
           }
           const result = settled.value;
           if (result[0] === 1) {
-            const [, snapshot, record, recovered] = result;
-            claimed.push(decodeClaimed(snapshot, recovered === 1, batch[i]));
-            this.index.enqueue(record);
+            claimed.push(claimedOf(result, batch[i]));
+            this.index.enqueue(result[2]);
           } else {
             this.index.enqueue(result[1], { repair: true }); // not claimable: correct its due entry
           }
@@ -84,16 +97,64 @@ export class RedisClaims {
       this.index.enqueue(result[1]);
       return undefined;
     }
-    const [, snapshot, record, recovered] = result;
-    this.index.enqueue(record);
-    return decodeClaimed(snapshot, recovered === 1, runId);
+    this.index.enqueue(result[2]);
+    return claimedOf(result, runId);
   }
 
-  private claimCall(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined): ScriptCall {
+  /**
+   * `claimOwnedRuns` of the port (after its argument checks). No index knows lease owners, so the candidates are the
+   * due indexes (every run with a claimable status and a due time, leased or not), read a page at a time in one slot;
+   * each candidate is then checked and claimed by its own fenced script in its run's slot. Runs once at worker start.
+   * NOTE: pages are by rank, so entries that leave the index meanwhile can make a page skip a run: that run is then
+   * recovered when its lease expires, as without this call.
+   */
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, names: readonly string[] | undefined): Promise<ClaimedRun[]> {
+    await this.index.flush();
+    const dueKeys = names ? names.map((w) => this.keys.dueByWorkflow(w)) : [this.keys.due];
+    const claimed: ClaimedRun[] = [];
+    const tried = new Set<string>();
+    let failure: unknown;
+    for (let start = 0; claimed.length < limit; start += OWNED_PAGE) {
+      const [candidates, more] = await this.runner.run<[string[], number]>({
+        script: OWNED_CANDIDATES,
+        keys: dueKeys,
+        args: [start, OWNED_PAGE],
+      });
+      const fresh = candidates.filter((id) => !tried.has(id));
+      let next = 0;
+      while (next < fresh.length && claimed.length < limit) {
+        // NOTE: never more calls at once than runs still wanted, so a batch cannot claim past `limit`.
+        const batch = fresh.slice(next, next + (limit - claimed.length));
+        next += batch.length;
+        const results = await this.runner.runSettled<ClaimReply>(batch.map((id) => this.claimCall(id, lease, names, CLAIM_OWNED_RUN)));
+        results.forEach((settled, i) => {
+          tried.add(batch[i]);
+          if (!settled.ok) {
+            failure ??= settled.error;
+            return;
+          }
+          const result = settled.value;
+          if (result[0] === 1) {
+            claimed.push(claimedOf(result, batch[i]));
+            this.index.enqueue(result[2]);
+          }
+        });
+      }
+      await this.index.flush();
+      if (more !== 1) break;
+    }
+    if (failure !== undefined) {
+      if (claimed.length === 0) throw failure;
+      this.logger.warn(`Redis store: reclaiming a run failed (${errorMessage(failure)}); the ${claimed.length} other run(s) were claimed.`);
+    }
+    return claimed;
+  }
+
+  private claimCall(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined, script: LuaScript = CLAIM_RUN): ScriptCall {
     const keys = this.keys.run(runId);
     const filter = workflows ? [String(workflows.length), ...workflows] : ['-1'];
     return {
-      script: CLAIM_RUN,
+      script,
       keys: [keys.run, keys.steps],
       args: [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter],
     };

@@ -76,9 +76,17 @@ export const READ_RUN = script('readRun');
 
 /**
  * Fenced claim of one run. KEYS: run, steps. ARGV: runId, owner, leaseMs, token, workflowCount, workflows...
- * (workflowCount -1: no filter). Returns {1, snapshot, record, recovered} or {0, record}.
+ * (workflowCount -1: no filter). Returns {1, snapshot, record, recovered, previousOwner (nil if none), orphanedMs} or
+ * {0, record}.
  */
 export const CLAIM_RUN = script('claimRun');
+
+/**
+ * `claimOwnedRuns` of one run: claims it when it is leased to `owner` (expired or not), its status is claimable and it
+ * has a due time (passed or not). KEYS: run, steps. ARGV as {@link CLAIM_RUN}. Returns
+ * {1, snapshot, record, 1, previousOwner, orphanedMs} or {0, record}.
+ */
+export const CLAIM_OWNED_RUN = script('claimOwnedRun');
 
 /** KEYS: run. ARGV: token, leaseMs. Returns {0} or {1, cancelRequested ('' none), pauseRequested}. */
 export const RENEW_LEASE = script('renewLease');
@@ -119,6 +127,12 @@ export const PURGE_RUN = script('purgeRun');
  */
 export const CLAIM_CANDIDATES = script('claimCandidates');
 
+/**
+ * Candidates of `claimOwnedRuns` (one slot): a page of the due indexes by rank, every score. KEYS: due zsets...
+ * ARGV: start rank, count. Returns {runIds, more (1 when a key may hold more)}.
+ */
+export const OWNED_CANDIDATES = script('ownedCandidates');
+
 /** Purge candidates (one slot). KEYS: finished zsets. ARGV: olderThanMs, limit. Returns run ids. */
 export const PURGE_CANDIDATES = script('purgeCandidates');
 
@@ -142,6 +156,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   CREATE_RUN,
   READ_RUN,
   CLAIM_RUN,
+  CLAIM_OWNED_RUN,
   RENEW_LEASE,
   RELEASE_LEASE,
   COMMIT,
@@ -150,6 +165,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   CONTROL,
   PURGE_RUN,
   CLAIM_CANDIDATES,
+  OWNED_CANDIDATES,
   PURGE_CANDIDATES,
   APPLY_INDEX,
 ];

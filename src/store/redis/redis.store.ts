@@ -203,6 +203,13 @@ export class RedisStore implements WorkflowStore {
     return guard('claimRuns', () => this.claims.claimRuns(lease, limit, names));
   }
 
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+    if (!(limit > 0)) return [];
+    if (workflows && workflows.length === 0) return [];
+    const names = workflows ? [...new Set(workflows)] : undefined;
+    return guard('claimOwnedRuns', () => this.claims.claimOwnedRuns(lease, limit, names));
+  }
+
   async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
     this.keys.run(runId);
     if (workflows && workflows.length === 0) return undefined;

@@ -1,7 +1,7 @@
 local r, s = KEYS[1], KEYS[2]
 local runId = ARGV[1]
 local now, nowUs = clock()
-local v = redis.call('HMGET', r, 'st', 'due', 'le', 'lt', 'wf')
+local v = redis.call('HMGET', r, 'st', 'due', 'le', 'lt', 'wf', 'lo')
 if not v[1] then return {0, record(r, runId, nowUs)} end
 local leaseMs = num(ARGV[3])
 if not leaseMs then return redis.error_reply('cairn: claimRun: leaseMs must be an integer') end
@@ -14,10 +14,14 @@ if ok and count >= 0 then
   ok = found
 end
 if not ok then return {0, record(r, runId, nowUs)} end
-local recovered = 0
-if v[4] then recovered = 1 end
+local recovered, orphaned = 0, 0
+if v[4] then
+  recovered = 1
+  orphaned = now - (num(v[3]) or now)
+  if orphaned < 0 then orphaned = 0 end
+end
 local st = v[1]
 if STARTED_BY_CLAIM[st] then st = ST.running end
 redis.call('HSET', r, 'lo', ARGV[2], 'lt', ARGV[4], 'le', fmt(now + leaseMs), 'st', st, 'ua', fmt(now))
 bump(r, nowUs)
-return {1, snapshot(r, s), record(r, runId, nowUs), recovered}
+return {1, snapshot(r, s), record(r, runId, nowUs), recovered, v[6] or false, orphaned}
