@@ -1,0 +1,530 @@
+import { isDeepStrictEqual } from 'node:util';
+import type {
+  ClaimedRun,
+  ControlRequest,
+  DueSpec,
+  RunPatch,
+  StoredRun,
+  StoredStep,
+  WorkflowStore,
+} from '../../src/store/workflow-store.interface.js';
+import {
+  ALL_STATUSES,
+  OWNERS,
+  RUN_IDS,
+  SIGNALS,
+  WORKFLOWS,
+  type ControlSpec,
+  type DueChoice,
+  type Op,
+  type PatchSpec,
+  type RunRef,
+  type Span,
+  type StepSpec,
+  type StepWrite,
+  type TokenRef,
+} from './model-ops.js';
+import { KNOWN_BUG_NOTES, knownBugHit, type KnownBug } from './model-known-bugs.js';
+
+/**
+ * Runs one generated sequence of operations against the memory store (the reference) and a store under test, op by
+ * op, and compares every result and the final state after normalising what legitimately differs between stores:
+ *
+ * - Lease tokens become symbols (`T1`, `T2` … in order of first appearance in results), so "the same claim" is checked,
+ *   not the random value.
+ * - Instants the store takes from its clock become the op during which they were taken (`@7`, or `@7+60s` for
+ *   now + 60 s): every op runs in a time window [start, end] measured around the call, and consecutive ops are at
+ *   least {@link GAP_MS} apart, so a store timestamp falls in exactly one window (±1 ms for rounding; +2 for a 1 ms lease).
+ *   This compares *which operation* set `dueAt`, `updatedAt`, `leaseExpiresAt` … without comparing milliseconds.
+ *   Absolute instants from the caller (`due: { at }`) are far from now and compared exactly (`base±ms`); step
+ *   instants are the caller's values and compared exactly.
+ * - `orphanedMs` (now − the old lease's expiry, on a recovering claim) becomes the op during which the old lease
+ *   expired (`expired @3`), or stays 0.
+ * - `corrupt` is kept as is: the memory store never sets it, so any store setting it diverges.
+ * - A thrown error is compared by class name.
+ *
+ * Lease and timeout spans are 1 ms or 60 s and delays 0 or 60 s: with the gap between ops, every time-dependent outcome
+ * (is the lease expired? is the run due? did the wait time out? is the finished run older than 0 ms?) is decided
+ * well away from any race window, in every store, with no sleep but the gap. Every clock reading of a sequence falls in
+ * a millisecond of its own, so no two runs tie on `createdAt` or `dueAt`: list and claim orders are fully determined.
+ * This needs the store's clock to be this machine's (the test servers are local): see {@link checkClock}.
+ */
+
+/** Least time between the end of one op and the start of the next, in every store (ms). */
+export const GAP_MS = 4;
+const LONG_MS = 60_000;
+/** Client-supplied instants (steps' startedAt/finishedAt) are offsets from this fixed epoch. */
+const STEP_EPOCH = Date.UTC(2024, 0, 1);
+/** `due: { at }` lies this far from the sequence's start, so it is never confused with a clock reading. */
+const FAR_MS = 3_600_000;
+const BOGUS_TOKEN = 'bogus-token-never-issued';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(t: number): Promise<void> {
+  for (let now = Date.now(); now < t; now = Date.now()) await sleep(t - now);
+}
+
+const spanMs = (span: Span) => (span === 'short' ? 1 : LONG_MS);
+const opLeaseMs = (op: Op) => ('span' in op ? spanMs(op.span) : LONG_MS);
+
+function stepOf(spec: StepSpec): StoredStep {
+  const step: StoredStep = { name: `s${spec.name}`, status: spec.status, attempts: spec.attempts };
+  if (spec.output) step.output = `"o${spec.attempts}"`;
+  if (spec.error) step.error = `boom ${spec.attempts}`;
+  if (spec.startedAt !== undefined) step.startedAt = new Date(STEP_EPOCH + spec.startedAt * 1000);
+  if (spec.finishedAt !== undefined) step.finishedAt = new Date(STEP_EPOCH + spec.finishedAt * 1000);
+  return step;
+}
+
+/**
+ * Step entries of a patch, placed against the run's current number of entries: `append` at the end, `last` over the
+ * last entry, `first` over entry 0 (append when there is none). An index is never written twice by one patch, and
+ * never leaves a gap.
+ */
+function placeSteps(writes: StepWrite[], length: number): RunPatch['steps'] {
+  const used = new Set<number>();
+  let n = length;
+  const out: NonNullable<RunPatch['steps']> = [];
+  for (const { slot, step } of writes) {
+    let index = slot === 'append' ? n : slot === 'last' ? n - 1 : 0;
+    if (index < 0 || used.has(index)) index = n;
+    if (index === n) n++;
+    used.add(index);
+    out.push({ index, step: stepOf(step) });
+  }
+  return out;
+}
+
+/** The concrete patch of a commit op (`stepsLength`: the run's entries in the reference store; `i`: the op index). */
+export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: number, base: number): RunPatch {
+  const leaseMs = spanMs(span);
+  const state = (n: number | undefined) => (n === undefined ? {} : { state: `{"v":${n},"op":${i}}` });
+  // `at` lies an hour from the sequence's start, and differs per op (no two runs due at the same instant).
+  const dueOf = (due: DueChoice): DueSpec =>
+    'delayMs' in due ? { delayMs: due.delayMs } : { at: new Date(base + (due.at === 'past' ? -FAR_MS : FAR_MS) + i * 1000) };
+  const output = (n: number | null | undefined) => (n === undefined ? {} : { output: n === null ? null : `"out${n}"` });
+  const error = (n: number | null | undefined) =>
+    n === undefined ? {} : { error: n === null ? null : { name: 'E', message: `m${n}`, step: 's0', phase: 'step' as const } };
+  const currentStep = (n: number | null | undefined) => (n === undefined ? {} : { currentStep: n === null ? null : `s${n}` });
+  const steps = (writes: StepWrite[]) => (writes.length > 0 ? { steps: placeSteps(writes, stepsLength) } : {});
+  switch (spec.kind) {
+    case 'checkpoint':
+      return {
+        leaseMs,
+        steps: placeSteps(spec.steps, stepsLength),
+        ...state(spec.state),
+        ...currentStep(spec.currentStep),
+        ...(spec.status ? { status: spec.status } : {}),
+      };
+    case 'wait':
+      return {
+        leaseMs,
+        wait: { signal: SIGNALS[spec.signal], ...(spec.timeout === undefined ? {} : { timeoutMs: spec.timeout }) },
+        ...steps(spec.steps),
+        ...state(spec.state),
+      };
+    case 'sleep':
+      return { leaseMs, status: 'sleeping', due: dueOf(spec.due), release: true, ...state(spec.state) };
+    case 'park':
+      return { leaseMs, status: 'waiting', due: null, release: true };
+    case 'terminal':
+      return {
+        leaseMs,
+        status: spec.status,
+        ...output(spec.output),
+        ...error(spec.error),
+        ...(spec.clearCancel ? { clearCancel: true } : {}),
+        ...steps(spec.steps),
+      };
+    case 'mixed':
+      return {
+        leaseMs,
+        ...(spec.status ? { status: spec.status } : {}),
+        ...(spec.due === undefined ? {} : { due: spec.due === null ? null : dueOf(spec.due) }),
+        ...(spec.release === undefined ? {} : { release: spec.release }),
+        ...(spec.clearCancel === undefined ? {} : { clearCancel: spec.clearCancel }),
+        ...state(spec.state),
+        ...currentStep(spec.currentStep),
+        ...output(spec.output),
+        ...error(spec.error),
+        ...steps(spec.steps),
+      };
+    case 'release':
+      return { leaseMs, release: true };
+    case 'clearCancel':
+      return { leaseMs, clearCancel: true, ...(spec.status ? { status: spec.status } : {}) };
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+/** What an op's symbolic parts stand for, resolved once on the reference and given to both stores. */
+interface Resolved {
+  runId: string;
+  /** Of a commit. */
+  patch?: RunPatch;
+  /** Of a control op. */
+  request?: ControlRequest;
+  /** Of send / take. */
+  signal?: string;
+}
+
+/** The control request a `fitting` spec stands for, given the run in the reference. */
+function fittingRequest(spec: ControlSpec, run: StoredRun | undefined): ControlRequest {
+  if (spec.action !== 'fitting') return spec;
+  const cancel = (compensate: boolean): ControlRequest => ({ action: 'cancel', compensate });
+  const pick = (options: ControlRequest[]) => options[spec.pick % options.length];
+  if (run?.status === 'paused' || run?.pauseRequested) return pick([{ action: 'resume' }, { action: 'resume' }, cancel(false), cancel(true)]);
+  if (run?.status === 'failed') return { action: 'retry' };
+  return pick([{ action: 'pause' }, { action: 'pause' }, cancel(false), cancel(true)]);
+}
+
+function dropUndefined(value: object): Plain {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+/** One store under test, with its op windows, its lease tokens and their symbols. */
+export class Driver {
+  /** [start, end] (ms) of every op, by op index. */
+  readonly windows: [number, number][] = [];
+  /** Detail of the errors thrown (results only carry the class name). */
+  readonly errors: string[] = [];
+  private readonly symbols = new Map<string, string>();
+  private readonly claims = new Map<string, string[]>();
+  /** The run of the latest claim (what `RunRef` `claimed` means; resolved on the reference driver). */
+  lastClaimed: string | undefined;
+  /** The run of the previous op on a run (`RunRef` `same`). */
+  lastTarget: string | undefined;
+
+  constructor(
+    readonly label: string,
+    readonly store: WorkflowStore,
+    private readonly base: number,
+  ) {}
+
+  private token(runId: string, ref: TokenRef): string {
+    const seen = this.claims.get(runId) ?? [];
+    if (ref === 'latest') return seen.at(-1) ?? BOGUS_TOKEN;
+    if (ref === 'stale') return seen.at(-2) ?? BOGUS_TOKEN;
+    return BOGUS_TOKEN;
+  }
+
+  private noteClaim(runId: string, token: string | undefined): void {
+    if (token === undefined) return;
+    const seen = this.claims.get(runId) ?? [];
+    seen.push(token);
+    this.claims.set(runId, seen);
+    this.lastClaimed = runId;
+  }
+
+  /** The id a `RunRef` stands for; it becomes the `same` run. */
+  runId(ref: RunRef): string {
+    const runId = ref === 'claimed' ? (this.lastClaimed ?? RUN_IDS[0]) : ref === 'same' ? (this.lastTarget ?? RUN_IDS[0]) : RUN_IDS[ref];
+    this.lastTarget = runId;
+    return runId;
+  }
+
+  private symbol(token: unknown): unknown {
+    if (typeof token !== 'string') return token;
+    let name = this.symbols.get(token);
+    if (!name) this.symbols.set(token, (name = `T${this.symbols.size + 1}`));
+    return name;
+  }
+
+  /** A store's clock reading as the op that took it (see the file comment). */
+  time(value: unknown): unknown {
+    if (!(value instanceof Date)) return value;
+    const t = value.getTime();
+    if (Number.isNaN(t)) return 'Invalid Date';
+    for (const [offset, suffix] of [
+      [0, ''],
+      [LONG_MS, '+60s'],
+    ] as const) {
+      const j = this.windows.findIndex(([start, end]) => t - offset >= start - 1 && t - offset <= end + 2);
+      if (j >= 0) return `@${j}${suffix}`;
+    }
+    if (Math.abs(t - this.base) >= FAR_MS / 2) return `base${t >= this.base ? '+' : ''}${t - this.base}`;
+    return `?base+${t - this.base}ms (outside every op window)`;
+  }
+
+  private step(step: StoredStep): Plain {
+    const out = dropUndefined(step);
+    for (const key of ['startedAt', 'finishedAt'] as const) {
+      const v = out[key];
+      if (v instanceof Date) out[key] = Number.isNaN(v.getTime()) ? 'Invalid Date' : v.toISOString();
+    }
+    return out;
+  }
+
+  run(run: StoredRun | ClaimedRun | undefined): Plain | undefined {
+    if (run === undefined) return undefined;
+    const out: Plain = {};
+    for (const [key, value] of Object.entries(run)) {
+      if (value === undefined) continue;
+      if (key === 'leaseToken') out[key] = this.symbol(value);
+      else if (key === 'steps') out[key] = Array.isArray(value) ? (value as StoredStep[]).map((s) => this.step(s)) : value;
+      else if (value instanceof Date) out[key] = this.time(value);
+      else if (key === 'orphanedMs' && typeof value === 'number' && value !== 0 && run.updatedAt instanceof Date) {
+        // now − the old lease's expiry: compared as the instant the old lease expired (the claim's `updatedAt` is now).
+        out[key] = `expired ${String(this.time(new Date(run.updatedAt.getTime() - value)))}`;
+      }
+      else if (key === 'error' || key === 'cancelRequested') out[key] = value && typeof value === 'object' ? dropUndefined(value) : value;
+      else out[key] = value;
+    }
+    return out;
+  }
+
+  /** An op not run (a known bug's case): its window matches no instant, so later ops keep their numbers. */
+  skip(): void {
+    this.windows.push([Infinity, -Infinity]);
+  }
+
+  /** Runs `call` as one timed op; returns its normalised result, or `{ threw }`. */
+  async timed<T>(call: () => Promise<T>, normalise: (value: T) => unknown): Promise<unknown> {
+    const start = Date.now();
+    let value: T;
+    try {
+      value = await call();
+    } catch (error) {
+      this.windows.push([start, Date.now()]);
+      const name = error instanceof Error ? error.constructor.name : typeof error;
+      this.errors.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+      return { threw: name };
+    }
+    this.windows.push([start, Date.now()]);
+    return normalise(value);
+  }
+
+  /**
+   * Runs one generated op. `runId` (what the op's run refers to) and `patch` (of a commit) are resolved once, on the
+   * reference, and given to both stores.
+   */
+  async exec(op: Op, { runId, patch, request, signal }: Resolved): Promise<unknown> {
+    const store = this.store;
+    switch (op.op) {
+      case 'create': {
+        const firstStep = op.firstStep ? { steps: [stepOf({ name: 0, status: 'running', attempts: 0, output: false, error: false, startedAt: 0 })], currentStep: 's0' } : {};
+        return this.timed(
+          () =>
+            store.createRun(
+              { runId, workflow: WORKFLOWS[op.wf], version: op.version, input: `{"in":${op.input}}`, state: '{"s":0}', ...firstStep },
+              { onConflict: op.conflict, ...(op.lease ? { lease: { owner: OWNERS[op.lease.owner], leaseMs: spanMs(op.lease.span) } } : {}) },
+            ),
+          (res) => {
+            if (res.created) this.noteClaim(runId, res.run.leaseToken);
+            return { created: res.created, run: this.run(res.run) };
+          },
+        );
+      }
+      case 'claimRuns':
+        return this.timed(
+          () =>
+            store.claimRuns(
+              { owner: OWNERS[op.owner], leaseMs: spanMs(op.span) },
+              op.limit,
+              op.workflows?.map((w) => WORKFLOWS[w]),
+            ),
+          (runs) => {
+            for (const r of runs) this.noteClaim(r.runId, r.leaseToken);
+            return runs.map((r) => this.run(r));
+          },
+        );
+      case 'claimOwned':
+        // The order among the runs is unspecified: compared by run id (tokens get their symbols in that order).
+        return this.timed(
+          () => store.claimOwnedRuns!({ owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, op.limit, op.workflows?.map((w) => WORKFLOWS[w])),
+          (runs) => {
+            const sorted = [...runs].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+            for (const r of sorted) this.noteClaim(r.runId, r.leaseToken);
+            return sorted.map((r) => this.run(r));
+          },
+        );
+      case 'claimRun': {
+        return this.timed(
+          () => store.claimRun(runId, { owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, op.workflows?.map((w) => WORKFLOWS[w])),
+          (run) => {
+            if (run) this.noteClaim(run.runId, run.leaseToken);
+            return this.run(run) ?? null;
+          },
+        );
+      }
+      case 'commit': {
+        const token = this.token(runId, op.token);
+        return this.timed(() => store.commit(runId, token, patch!), (res) => dropUndefined(res));
+      }
+      case 'renew': {
+        const token = this.token(runId, op.token);
+        return this.timed(() => store.renewLease(runId, token, spanMs(op.span)), (res) => dropUndefined(res));
+      }
+      case 'release': {
+        const token = this.token(runId, op.token);
+        return this.timed(() => store.releaseLease(runId, token), (res) => res ?? null);
+      }
+      case 'take': {
+        const token = this.token(runId, op.token);
+        return this.timed(() => store.takeSignal(runId, token, signal!), (res) => dropUndefined(res));
+      }
+      case 'send':
+        return this.timed(() => store.sendSignal(runId, signal!, `"p${op.payload}"`), (res) => dropUndefined(res));
+      case 'control':
+        return this.timed(() => store.control(runId, request!), (res) => dropUndefined(res));
+      case 'list': {
+        // The cursor is the listed run's own createdAt in this store (clock readings differ between stores).
+        let after: { createdAt: Date; runId: string } | undefined;
+        if (op.after !== undefined) {
+          const cursorRun = await store.getRun(runId);
+          after = cursorRun
+            ? { createdAt: cursorRun.createdAt, runId: cursorRun.runId }
+            : { createdAt: new Date(this.base + FAR_MS), runId: 'zz-missing' };
+        }
+        return this.timed(
+          () =>
+            store.listRuns({
+              limit: op.limit,
+              ...(op.wf === undefined ? {} : { workflow: WORKFLOWS[op.wf] }),
+              ...(op.statuses === undefined ? {} : { statuses: op.statuses }),
+              ...(after ? { after } : {}),
+            }),
+          (runs) => runs.map((r) => this.run(r)),
+        );
+      }
+      case 'purge':
+        return this.timed(() => store.purge(op.statuses, op.olderThanMs), (n) => n);
+      case 'get':
+        return this.timed(() => store.getRun(runId), (run) => this.run(run) ?? null);
+    }
+  }
+}
+
+/**
+ * Fails clearly when the store's clock is not this machine's (e.g. DATABASE_URL/REDIS_URL naming a remote server with
+ * a skewed clock): the normalisation of clock readings (see the top of this file) relies on it.
+ */
+export async function checkClock(store: WorkflowStore, label: string): Promise<void> {
+  const runId = `clock-check-${Date.now()}`;
+  const start = Date.now();
+  const { run } = await store.createRun({ runId, workflow: 'clock-check', version: 1, input: '0', state: '{}' }, { onConflict: 'replace' });
+  const end = Date.now();
+  const t = run.createdAt.getTime();
+  if (t < start - 1 || t > end + 2) {
+    throw new Error(
+      `The ${label} store's clock is ${t < start ? start - t : t - end} ms off this machine's: the model test compares ` +
+        'clock readings by the operation that took them, and needs a store on this machine (the test servers Jest starts).',
+    );
+  }
+}
+
+/** A divergence between the reference and the store under test (the message carries the whole trace). */
+export class Divergence extends Error {
+  override readonly name = 'Divergence';
+}
+
+/**
+ * Applies `ops` to `reference` (a fresh memory store) and `subject` (a store in a fresh namespace), comparing each
+ * result, then the final state: `getRun` of every id, `listRuns` (all, by workflow, by status) and a final
+ * `claimRuns` of everything due.
+ */
+export async function runSequence(
+  ops: readonly Op[],
+  reference: WorkflowStore,
+  subject: WorkflowStore,
+  label: string,
+  knownBugs: ReadonlySet<KnownBug> = new Set(),
+): Promise<void> {
+  const base = Date.now();
+  const refDriver = new Driver('memory', reference, base);
+  const sub = new Driver(label, subject, base);
+  const trace: string[] = [];
+  let lastEnd = 0;
+
+  const compare = async (title: string, call: (d: Driver) => Promise<unknown>, gap = true) => {
+    const what = title.startsWith('#') ? title : `#${refDriver.windows.length} ${title}`;
+    if (gap) await waitUntil(lastEnd + GAP_MS);
+    const expected = await call(refDriver);
+    const actual = await call(sub);
+    lastEnd = Date.now();
+    const same = isDeepStrictEqual(expected, actual);
+    trace.push(
+      same
+        ? `  ${what}\n      both: ${JSON.stringify(expected)}`
+        : `  ${what}\n      memory: ${JSON.stringify(expected)}\n      ${label}: ${JSON.stringify(actual)}`,
+    );
+    if (!same) {
+      const errors = [...refDriver.errors.map((e) => `memory: ${e}`), ...sub.errors.map((e) => `${label}: ${e}`)];
+      throw new Divergence(
+        `The ${label} store diverges from the memory store at ${what}.\n` +
+          `Trace (tokens as T<n>, store clock readings as @<op index>):\n${trace.join('\n')}` +
+          (errors.length > 0 ? `\nErrors thrown:\n  ${errors.join('\n  ')}` : ''),
+      );
+    }
+  };
+
+  for (const [i, op] of ops.entries()) {
+    const ref = op.op === 'list' ? op.after : 'run' in op ? op.run : undefined;
+    const runId = ref === undefined ? RUN_IDS[0] : refDriver.runId(ref);
+    const current = await reference.getRun(runId);
+    const resolved: Resolved = { runId };
+    const notes: string[] = typeof ref === 'string' ? [`${ref} = ${JSON.stringify(runId)}`] : [];
+    if (op.op === 'commit') resolved.patch = buildPatch(op.patch, op.span, current?.steps.length ?? 0, i, base);
+    if (op.op === 'control') {
+      resolved.request = fittingRequest(op.request, current);
+      if (op.request.action === 'fitting') notes.push(`request = ${JSON.stringify(resolved.request)}`);
+    }
+    if (op.op === 'send' || op.op === 'take') {
+      resolved.signal = op.signal === 'waited' ? (current?.waitSignal ?? SIGNALS[0]) : SIGNALS[op.signal];
+      if (op.signal === 'waited') notes.push(`signal = ${JSON.stringify(resolved.signal)}`);
+    }
+    const what = `#${i} ${JSON.stringify(op)}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
+    await waitUntil(lastEnd + GAP_MS);
+    const bug = await knownBugHit(knownBugs, op, runId, reference, opLeaseMs);
+    const missing = op.op === 'claimOwned' && typeof subject.claimOwnedRuns !== 'function';
+    if (bug || missing) {
+      refDriver.skip();
+      sub.skip();
+      trace.push(`  ${what}\n      skipped in both: ${bug ? `known bug ${bug}: ${KNOWN_BUG_NOTES[bug]}` : `the ${label} store has no claimOwnedRuns (optional)`}`);
+      continue;
+    }
+    await compare(what, (d) => d.exec(op, resolved), false);
+  }
+
+  // Final state. Reads take no clock readings: no gap needed between them.
+  for (const runId of RUN_IDS) {
+    await compare(`final getRun(${runId})`, (d) => d.timed(() => d.store.getRun(runId), (r) => d.run(r) ?? null), false);
+  }
+  await compare('final listRuns({ limit: 100 })', (d) => d.timed(() => d.store.listRuns({ limit: 100 }), (rs) => rs.map((r) => d.run(r))), false);
+  const present = new Set((await reference.listRuns({ limit: 100 })).map((r) => r.status));
+  for (const s of (await subject.listRuns({ limit: 100 })).map((r) => r.status)) present.add(s);
+  for (const status of ALL_STATUSES.filter((s) => present.has(s))) {
+    await compare(
+      `final listRuns({ statuses: ['${status}'] })`,
+      (d) => d.timed(() => d.store.listRuns({ statuses: [status], limit: 100 }), (rs) => rs.map((r) => r.runId)),
+      false,
+    );
+    for (const workflow of WORKFLOWS) {
+      await compare(
+        `final listRuns({ workflow: '${workflow}', statuses: ['${status}'] })`,
+        (d) => d.timed(() => d.store.listRuns({ workflow, statuses: [status], limit: 100 }), (rs) => rs.map((r) => r.runId)),
+        false,
+      );
+    }
+  }
+  for (const workflow of WORKFLOWS) {
+    await compare(
+      `final listRuns({ workflow: '${workflow}' })`,
+      (d) => d.timed(() => d.store.listRuns({ workflow, limit: 100 }), (rs) => rs.map((r) => r.runId)),
+      false,
+    );
+  }
+  await waitUntil(lastEnd + GAP_MS);
+  const bug = await knownBugHit(knownBugs, { op: 'finalClaim' }, '', reference, opLeaseMs);
+  await compare(
+    `final claimRuns(100)${bug ? ` (order not compared: known bug ${bug})` : ''}`,
+    (d) =>
+      d.timed(
+        () => d.store.claimRuns({ owner: 'final', leaseMs: LONG_MS }, 100),
+        (rs) => (bug ? [...rs].sort((a, b) => (a.runId < b.runId ? -1 : 1)) : rs).map((r) => d.run(r)),
+      ),
+    false,
+  );
+}
