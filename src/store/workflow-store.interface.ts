@@ -262,8 +262,9 @@ export interface WorkflowStore {
   listRuns(query: ListRunsQuery): Promise<StoredRun[]>;
 
   /**
-   * Claim up to `limit` claimable runs, earliest `dueAt` first, each with a fresh lease token. No run is handed to two
-   * claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
+   * Claim up to `limit` claimable runs, earliest first by when each became claimable, each with a fresh lease token:
+   * by `dueAt`, or (a store may choose, as Redis does with one index score) by the later of `dueAt` and an expired
+   * lease's expiry; ties in any order. No run is handed to two claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
    * A damaged run is claimed and returned like any other, with `corrupt` set (the engine fails it); it never keeps the
    * other runs of the batch from being returned.
    */
@@ -288,7 +289,10 @@ export interface WorkflowStore {
   claimOwnedRuns?(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
   /** Claim one run if it is claimable now (same rules as `claimRuns`, including the `workflows` filter). */
   claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined>;
-  /** Extend a lease; reports pending control requests. Rejected when the token is not the run's. */
+  /**
+   * Extend a lease to now + `leaseMs`, never shortening it (the expiry becomes the later of the two); reports pending
+   * control requests. Rejected when the token is not the run's.
+   */
   renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult>;
   /** Give a lease up (e.g. on shutdown). A live run becomes due now. No-op when the token is not the run's. */
   releaseLease(runId: string, token: string): Promise<void>;

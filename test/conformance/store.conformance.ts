@@ -487,6 +487,17 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
       });
 
+      it('never shortens a lease on renewal', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow);
+        const before = (await store.getRun(run.runId))!.leaseExpiresAt!.getTime();
+        expect((await store.renewLease(run.runId, run.leaseToken, 1)).ok).toBe(true);
+        await sleep(20);
+        expect((await store.getRun(run.runId))!.leaseExpiresAt!.getTime()).toBe(before);
+        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+      });
+
       it('makes a released run due at once for anyone, not as a recovery', async () => {
         const run = await createClaimed(wf());
         await store.releaseLease(run.runId, run.leaseToken);

@@ -100,7 +100,7 @@ function redisTarget(label: string, connect: () => Promise<Redis | Cluster>, del
   let seq = 0;
   return {
     label,
-    knownBugs: new Set<KnownBug>(['REDIS_RENEW_SHORTENS', 'REDIS_CLAIM_ORDER']),
+    knownBugs: new Set<KnownBug>(['REDIS_CLAIM_ORDER']),
     async setup() {
       client = await connect();
     },

@@ -198,7 +198,8 @@ export class MemoryStore implements WorkflowStore {
   async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
     const run = this.leased(runId, token);
     if (!run) return { ok: false };
-    run.leaseExpiresAt = new Date(this.now() + leaseMs);
+    // NOTE: a renewal never shortens a lease (see the port).
+    run.leaseExpiresAt = new Date(Math.max(run.leaseExpiresAt?.getTime() ?? 0, this.now() + leaseMs));
     return {
       ok: true,
       cancel: run.cancelRequested ? { ...run.cancelRequested } : undefined,

@@ -67,7 +67,7 @@ export function claimStatements(n: SchemaNames) {
     // $1 run_id, $2 token, $3 lease ms
     renewLease: `
       WITH u AS (
-        UPDATE ${n.runs} r SET lease_expires_at = ${addMs('now()', '$3')}
+        UPDATE ${n.runs} r SET lease_expires_at = GREATEST(r.lease_expires_at, ${addMs('now()', '$3')})
         WHERE r.run_id = $1::text AND r.lease_token = $2::text
         RETURNING r.cancel_compensate, r.pause_requested
       )
