@@ -3,7 +3,9 @@ import { retryDelay, type ResolvedRetry } from '../definition/retry-policy.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { ClaimedRun, CommitResult, RunPatch, RunStatus, StoredStep } from '../store/workflow-store.interface.js';
 import { decodeState, encodeState, initialState, type CompensationState, type EngineState } from './engine-state.js';
+import { compensationQueue, restoreError, runCompensations } from './compensation.js';
 import { resolveStepReturn, type StepResolution } from './directive.resolver.js';
+import { rebuildRun } from './run-rebuild.js';
 import { corruptRunError, describeError, errorMessage, errorName, errorStack } from './error-text.js';
 import { shouldRetry } from './retry.decision.js';
 import type { Serializer } from './serializer.js';
@@ -51,11 +53,6 @@ class UndecodableData extends Error {
   }
 }
 
-function restoreError(info: RunErrorInfo): Error {
-  const error = new Error(info.message);
-  error.name = info.name;
-  return error;
-}
 
 /**
  * Executes one claimed run on this instance, step after step, until it ends, sleeps, waits, is paused, or this
@@ -189,23 +186,11 @@ export class RunDriver {
   private async prepare(): Promise<boolean> {
     if (this.claimed.corrupt !== undefined) throw new UndecodableData(this.claimed.corrupt);
     if (this.stateError !== undefined) throw new UndecodableData(this.stateError);
-    this.runInput = this.decode(this.claimed.input, 'the input');
-    let lastOutput: string | undefined;
-    let hasLast = false;
-    for (let i = 0; i < this.steps.length; i++) {
-      const entry = this.steps[i];
-      this.visits.set(entry.name, (this.visits.get(entry.name) ?? 0) + 1);
-      if (entry.status === 'completed' || entry.status === 'compensated') {
-        this.results[entry.name] = this.decode(entry.output, `the output of step "${entry.name}" (entry ${i})`);
-        if (i < this.state.entry) {
-          lastOutput = entry.output;
-          hasLast = true;
-        }
-      }
-    }
-    // The cursor step's input: a signal payload handed over by the store, else the previous step's output.
-    if (this.claimed.nextInput !== undefined) this.input = this.decode(this.claimed.nextInput, 'the payload of the signal handed to it');
-    else this.input = hasLast ? this.decode(lastOutput, 'the output of the previous step') : this.runInput;
+    const rebuilt = rebuildRun(this.claimed, this.state, (text, what) => this.decode(text, what));
+    this.runInput = rebuilt.runInput;
+    this.input = rebuilt.input;
+    Object.assign(this.results, rebuilt.results);
+    for (const [name, n] of rebuilt.visits) this.visits.set(name, n);
 
     if (this.claimed.recovered) {
       this.state.rec += 1;
@@ -558,11 +543,7 @@ export class RunDriver {
     thrown: unknown,
     patches: { index: number; step: StoredStep }[],
   ): Promise<void> {
-    const queue: number[] = [];
-    for (let i = this.steps.length - 1; i >= 0; i--) {
-      const entry = this.steps[i];
-      if (entry.status === 'completed' && this.def.stepsByName.get(entry.name)?.compensate) queue.push(i);
-    }
+    const queue = compensationQueue(this.steps, this.def);
     this.compensatedError = thrown;
     if (queue.length === 0) {
       if (reason === 'cancel') await this.finish('cancelled', undefined, patches, undefined, true);
@@ -585,7 +566,7 @@ export class RunDriver {
     await this.compensate();
   }
 
-  /** Runs the queued compensations, latest step first, each checkpointed. */
+  /** Runs the queued compensations (see {@link runCompensations}). */
   private async compensate(): Promise<void> {
     const comp = this.state.comp as CompensationState;
     if (this.cancel) {
@@ -594,79 +575,37 @@ export class RunDriver {
       await this.write({ clearCancel: true });
     }
     const thrown = this.compensatedError ?? restoreError(comp.error);
-    while (comp.queue.length > 0) {
-      if (this.stopped) return;
-      if (this.host.isDraining()) {
-        await this.release();
-        return;
-      }
-      const index = comp.queue[0];
-      const entry = this.steps[index];
-      const stepDef = this.def.stepsByName.get(entry.name);
-      const method = stepDef?.compensate;
-      if (!stepDef || !method) {
-        comp.queue.shift();
-        continue;
-      }
-      const attempt = comp.attempts + 1;
-      const output = this.decode(entry.output, `the output of step "${entry.name}" (entry ${index})`);
-      const outcome = await this.invoke(stepDef, this.def.instance, method, (signal) => {
-        const ctx: CompensationContext = {
-          runId: this.runId,
-          workflow: this.def.name,
-          step: entry.name,
-          attempt,
-          input: this.runInput,
-          results: this.results,
-          signal,
-          idempotencyKey: `${this.visitKey(index)}:compensate`,
-          logger: this.host.logger,
-          error: thrown,
-        };
-        return [output, ctx];
-      });
-      if (this.stopped) return;
-      if (outcome.ok) {
-        comp.queue.shift();
-        comp.attempts = 0;
-        comp.base = 0;
-        this.state.rec = 0;
-        const undone: StoredStep = { ...entry, status: 'compensated' };
-        this.steps[index] = undone;
-        if (comp.queue.length === 0) {
-          const status = comp.reason === 'cancel' ? 'cancelled' : 'compensated';
-          this.state.comp = undefined;
-          await this.finish(status, undefined, [{ index, step: undone }], comp.reason === 'cancel' ? undefined : comp.error);
-          return;
-        }
-        const res = await this.write({ steps: [{ index, step: undone }], state: encodeState(this.state) });
-        if (res.paused) return;
-        continue;
-      }
-      comp.attempts = attempt;
-      const error = outcome.error;
-      if (this.isRetryable(stepDef.retry, error, attempt - comp.base)) {
-        const delay = retryDelay(stepDef.retry, attempt - comp.base);
-        this.host.logger.warn(`Run "${this.runId}" compensation of "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
-        if ((await this.awaitRetry(delay, { state: encodeState(this.state) })) === 'left') return;
-        continue;
-      }
-      const withError: StoredStep = { ...entry, error: `Compensation failed: ${describeError(error)}` };
-      this.steps[index] = withError;
-      this.state.failed = 'compensation';
-      this.host.logger.error(`Run "${this.runId}" compensation of step "${entry.name}" failed for good: ${describeError(error)}`);
-      await this.finish('failed', undefined, [{ index, step: withError }], {
-        name: errorName(error),
-        message: errorMessage(error),
-        step: entry.name,
-        phase: 'compensation',
-      });
-      return;
-    }
-    // Nothing left to compensate (e.g. the definition lost its compensation methods).
-    const status = comp.reason === 'cancel' ? 'cancelled' : 'compensated';
-    this.state.comp = undefined;
-    await this.finish(status, undefined, [], comp.reason === 'cancel' ? undefined : comp.error);
+    await runCompensations({
+      runId: this.runId,
+      def: this.def,
+      steps: this.steps,
+      state: this.state,
+      logger: this.host.logger,
+      stopped: () => this.stopped,
+      draining: () => this.host.isDraining(),
+      attempt: (step, method, index, attempt, output) =>
+        this.invoke(step, this.def.instance, method, (signal) => {
+          const ctx: CompensationContext = {
+            runId: this.runId,
+            workflow: this.def.name,
+            step: step.name,
+            attempt,
+            input: this.runInput,
+            results: this.results,
+            signal,
+            idempotencyKey: `${this.visitKey(index)}:compensate`,
+            logger: this.host.logger,
+            error: thrown,
+          };
+          return [output, ctx];
+        }),
+      decode: (text, what) => this.decode(text, what),
+      shouldRetry: (policy, error, n) => this.isRetryable(policy, error, n),
+      awaitRetry: (delay, patch) => this.awaitRetry(delay, patch),
+      write: (patch) => this.write(patch),
+      finish: (status, output, steps, error) => this.finish(status, output, steps, error),
+      release: () => this.release(),
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ import { isFinalError, shouldRetry } from '../../src/engine/retry.decision.js';
 import { abortableSleep, invokeAttempt } from '../../src/engine/step-invoker.js';
 import { describeError, errorMessage, errorName, safeText } from '../../src/engine/error-text.js';
 import { Serializer } from '../../src/engine/serializer.js';
+import { compensationQueue, statusAfterCompensation } from '../../src/engine/compensation.js';
+import { rebuildRun } from '../../src/engine/run-rebuild.js';
 import { resolveRetry as resolveOrMessage, type ResolvedRetry, type RetryOptions } from '../../src/definition/retry-policy.js';
 
 function resolveRetry(options: RetryOptions): ResolvedRetry {
@@ -188,5 +190,48 @@ describe('error text', () => {
     expect(errorMessage(circular)).toBe('[object Object]');
     expect(errorName('text')).toBe('string');
     expect(errorMessage('text')).toBe('text');
+  });
+});
+
+describe('compensation and rebuild', () => {
+  @Workflow('undoable')
+  class Undoable {
+    @Step({ compensate: 'undoA' }) a(x: unknown) {
+      return x;
+    }
+    @Step() b(x: unknown) {
+      return x;
+    }
+    undoA() {}
+  }
+  const undoable = compileWorkflow(Undoable, new Undoable());
+  const entry = (name: string, status: 'completed' | 'failed' | 'running' | 'compensated', output?: string) => ({ name, status, attempts: 1, output });
+
+  it('queues the completed visits of compensable steps, latest first', () => {
+    const steps = [entry('a', 'completed', '1'), entry('b', 'completed', '2'), entry('a', 'completed', '3'), entry('b', 'failed')];
+    expect(compensationQueue(steps, undoable)).toEqual([2, 0]);
+    expect(compensationQueue([entry('a', 'compensated', '1'), entry('b', 'failed')], undoable)).toEqual([]);
+    expect(statusAfterCompensation('cancel')).toBe('cancelled');
+    expect(statusAfterCompensation('failure')).toBe('compensated');
+  });
+
+  it('rebuilds a run: input, latest results, visits, and the cursor step input', () => {
+    const run = {
+      input: '"in"',
+      steps: [entry('a', 'completed', '1'), entry('b', 'completed', '2'), entry('a', 'completed', '3'), entry('b', 'running')],
+    } as unknown as Parameters<typeof rebuildRun>[0];
+    const state = { v: 1 as const, cursor: 'b', entry: 3, tr: 3, rec: 0, base: 0 };
+    const decode = (text: string | undefined) => (text === undefined ? undefined : JSON.parse(text));
+    const rebuilt = rebuildRun(run, state, decode);
+    expect(rebuilt).toEqual({ runInput: 'in', results: { a: 3, b: 2 }, visits: new Map([['a', 2], ['b', 2]]), input: 3 });
+    expect(rebuildRun({ ...run, nextInput: '"signal"' }, state, decode).input).toBe('signal');
+    expect(rebuildRun({ ...run, steps: [] }, { ...state, entry: 0 }, decode).input).toBe('in');
+    expect(() => rebuildRun({ ...run, input: '{bad' }, state, (t, what) => {
+      try {
+        return decode(t);
+      } catch {
+        throw new Error(`damaged: ${what}`);
+      }
+    })).toThrow('damaged: the input');
   });
 });
