@@ -1,5 +1,6 @@
 import type { StoredRun, WorkflowStore } from '../../src/store/workflow-store.interface.js';
 import { WORKFLOWS, type Op } from './model-ops.js';
+import { CLAIMABLE_STATUSES } from '../../src/store/run-state-machine.js';
 
 /**
  * Divergences between the memory store and a real store that the model test found, reported to be fixed. While a
@@ -29,7 +30,7 @@ export const KNOWN_BUG_NOTES: Record<KnownBug, string> = {
 
 export const CHECK_KNOWN_BUGS = process.env.CAIRN_MODEL_KNOWN_BUGS === '1';
 
-const CLAIMABLE = new Set(['pending', 'running', 'sleeping', 'waiting', 'compensating']);
+const CLAIMABLE: ReadonlySet<string> = new Set(CLAIMABLE_STATUSES);
 
 function claimable(run: StoredRun, now: number): boolean {
   return (

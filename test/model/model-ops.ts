@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import type { RunStatus, StepStatus } from '../../src/store/workflow-store.interface.js';
 
 /**
@@ -21,19 +22,8 @@ export const WORKFLOWS = ['wfA', 'wf:B {b}'] as const;
 export const OWNERS = ['owner-a', 'owner-b'] as const;
 export const SIGNALS = ['go', 'stop'] as const;
 
-export const ALL_STATUSES: readonly RunStatus[] = [
-  'pending',
-  'running',
-  'sleeping',
-  'waiting',
-  'paused',
-  'compensating',
-  'completed',
-  'compensated',
-  'failed',
-  'cancelled',
-];
-export const TERMINAL: readonly RunStatus[] = ['completed', 'compensated', 'failed', 'cancelled'];
+export const ALL_STATUSES: readonly RunStatus[] = RUN_STATUSES;
+export const TERMINAL: readonly RunStatus[] = TERMINAL_STATUSES;
 
 /**
  * A lease or timeout length. `short` is 1 ms: the runner leaves at least a few ms between operations, so such a lease

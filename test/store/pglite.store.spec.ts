@@ -3,38 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteStore } from '../../src/store/postgres/pglite.js';
 import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
-import type { SchemaNames } from '../../src/store/postgres/postgres.schema.js';
 import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
-import type { WorkflowStore } from '../../src/store/workflow-store.interface.js';
-import { describeStoreConformance, type ConformanceTarget } from '../conformance/store.conformance.js';
+import { describeStoreConformance } from '../conformance/store.conformance.js';
+import { corruptions } from './postgres-test-helpers.js';
 
 let dir: string | undefined;
 
-/**
- * Damage to the fields the store encodes itself, written behind its back (`$1`: the run id) through the store's own
- * PGlite session (the only one). The same list is in postgres.store.spec.ts.
- */
-function corruptions(exec: (store: PostgresStore, sql: string, params: unknown[]) => Promise<unknown>): ConformanceTarget['corruptions'] {
-  const damage = (statements: (n: SchemaNames) => string[]) => async (store: WorkflowStore, runId: string) => {
-    for (const sql of statements((store as PostgresStore).names)) await exec(store as PostgresStore, sql, [runId]);
-  };
-  return {
-    'live_step is not JSON': damage((n) => [`UPDATE ${n.runs} SET live_step = 'garbage' WHERE run_id = $1`]),
-    'live_step is JSON of another shape': damage((n) => [`UPDATE ${n.runs} SET live_step = '{"v":2}' WHERE run_id = $1`]),
-    'live_step is a JSON number': damage((n) => [`UPDATE ${n.runs} SET live_step = '42' WHERE run_id = $1`]),
-    'a steps row has an unknown status': damage((n) => [
-      `UPDATE ${n.runs} SET live_step = NULL, live_index = NULL WHERE run_id = $1`,
-      `INSERT INTO ${n.steps} (run_id, idx, name, status, attempts) VALUES ($1, 0, 'a', 'garbage', 0)`,
-    ]),
-    'a steps row has negative attempts': damage((n) => [
-      `UPDATE ${n.runs} SET live_step = NULL, live_index = NULL WHERE run_id = $1`,
-      `INSERT INTO ${n.steps} (run_id, idx, name, status, attempts) VALUES ($1, 0, 'a', 'running', -1)`,
-    ]),
-    'error is a JSON number': damage((n) => [`UPDATE ${n.runs} SET error = '42'::jsonb WHERE run_id = $1`]),
-    'error lacks name and message': damage((n) => [`UPDATE ${n.runs} SET error = '{"v":2}'::jsonb WHERE run_id = $1`]),
-    'resume_status is not a status': damage((n) => [`UPDATE ${n.runs} SET resume_status = 'garbage' WHERE run_id = $1`]),
-  };
-}
 
 /** The store's PGlite session (a test reaches behind the store to damage its rows). */
 const sessionOf = (store: PostgresStore) => (store as unknown as { client: SqlClient }).client;

@@ -3,12 +3,12 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { RedisKeys, keySlot, type RunKeys } from '../../src/store/redis/redis.keys.js';
+import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
-import type { WorkflowStore } from '../../src/store/workflow-store.interface.js';
 import { describeStoreConformance } from '../conformance/store.conformance.js';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
 import { testRedis } from '../setup/test-servers.js';
+import { redisCorruptions } from './redis-test-helpers.js';
 
 /**
  * The store on a real three-master Redis Cluster: every script must keep to one slot (the cluster refuses
@@ -43,38 +43,6 @@ function cluster(): Cluster {
   return new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
 }
 
-/**
- * Damage done to one run by writing its keys directly, as a bug or a hand edit would (the conformance suite checks the
- * run is still read, listed, claimed or parked, and can be failed). Fields the claim script rewrites (`ua`, `le`) and
- * fields that do not make a run unreadable (`iv`) are covered by redis-behaviour.spec.ts.
- */
-function redisCorruptions(): Record<string, (store: WorkflowStore, runId: string) => Promise<void>> {
-  const damage = (apply: (client: RedisStore['client'], keys: RunKeys) => Promise<unknown>) => async (store: WorkflowStore, runId: string) => {
-    const redisStore = store as RedisStore;
-    await apply(redisStore.client, redisStore.keys.run(runId));
-  };
-  return {
-    'err garbage': damage((c, k) => c.hset(k.run, 'err', '{"name":"E","message":')),
-    'err not an error record': damage((c, k) => c.hset(k.run, 'err', '[1,2]')),
-    "a step's JSON garbage": damage((c, k) => c.hset(k.steps, '0', 'not json {')),
-    'a step of the wrong shape': damage((c, k) => c.hset(k.steps, '0', '{"name":7,"status":"weird","attempts":-1}')),
-    'a step index garbage': damage((c, k) => c.hset(k.steps, 'x', '{}')),
-    'ca abc': damage((c, k) => c.hset(k.run, 'ca', 'abc')),
-    'st bogus': damage((c, k) => c.hset(k.run, 'st', 'bogus')),
-    'st missing': damage((c, k) => c.hdel(k.run, 'st')),
-    'due abc': damage((c, k) => c.hset(k.run, 'due', 'abc')),
-    'due nan': damage((c, k) => c.hset(k.run, 'due', 'nan')),
-    'gen abc': damage((c, k) => c.hset(k.run, 'gen', 'abc')),
-    'ver abc': damage((c, k) => c.hset(k.run, 'ver', 'abc')),
-    'pr 7': damage((c, k) => c.hset(k.run, 'pr', '7')),
-    'cr x': damage((c, k) => c.hset(k.run, 'cr', 'x')),
-    'rs bogus': damage((c, k) => c.hset(k.run, 'rs', 'bogus')),
-    'wu abc': damage((c, k) => c.hset(k.run, 'wu', 'abc')),
-    'fa abc': damage((c, k) => c.hset(k.run, 'fa', 'abc')),
-    'id of another run': damage((c, k) => c.hset(k.run, 'id', 'someone-else')),
-    'input missing': damage((c, k) => c.hdel(k.run, 'in')),
-  };
-}
 
 const describeCluster = describeRedis;
 
