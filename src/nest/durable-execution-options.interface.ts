@@ -22,6 +22,11 @@ export type StoreOptions =
       client?: unknown;
       /** @default 'cairn:' */
       keyPrefix?: string;
+      /**
+       * Expiry of an ended run's keys (ms or `'30d'`), set by the commit that ends it; `retry` removes it. Index
+       * entries of expired runs go at the next `listRuns` over them or `purge` (`retention`). @default none
+       */
+      ttl?: number | string;
     }
   | {
       type: 'pglite';

@@ -101,4 +101,26 @@ describeCluster('RedisStore on Redis Cluster', () => {
       await client.quit();
     }
   });
+
+  it('expires an ended run with a ttl, and purge drops its index entries', async () => {
+    const client = cluster();
+    const store = new RedisStore({ client, keyPrefix: `cairn-ttl-${randomUUID().slice(0, 8)}:`, logger: quiet, ttl: 200 });
+    try {
+      await store.init();
+      const runId = `ttl-{x}-${randomUUID()}`;
+      const { run } = await store.createRun({ runId, workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: { owner: 'c', leaseMs: 30_000 } });
+      const steps = [{ index: 0, step: { name: 'a', status: 'completed' as const, attempts: 1 } }];
+      expect((await store.commit(runId, run.leaseToken!, { leaseMs: 30_000, steps, status: 'completed' })).ok).toBe(true);
+      expect(await client.pttl(store.keys.run(runId).steps)).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await store.getRun(runId)).toBeUndefined();
+      expect(await store.purge(['completed'], 0)).toBe(0);
+      expect(await client.hexists(store.keys.meta, runId)).toBe(0);
+      expect(await client.zscore(store.keys.byWorkflow('wf'), runId)).toBeNull();
+      expect(await store.listRuns({ limit: 10 })).toEqual([]);
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
 });

@@ -120,6 +120,7 @@ describe('Redis store keys', () => {
       wait: encodeCommitOp.wait('go', undefined),
       release: encodeCommitOp.release(),
       clearCancel: encodeCommitOp.clearCancel(),
+      expireOnEnd: encodeCommitOp.expireOnEnd(1_000),
     };
     for (const [name, op] of Object.entries(COMMIT_OPS)) {
       expect([name, encoded[name as CommitOpName][0], encoded[name as CommitOpName].length]).toEqual([name, op.code, 1 + op.arity]);

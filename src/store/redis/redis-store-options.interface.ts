@@ -21,4 +21,11 @@ export interface RedisStoreOptions {
    * as abandoned and repaired by claimers. Default 5000 ms; lower only in tests.
    */
   indexRepairGraceMs?: number;
+  /**
+   * Expiry of an ended run: when a commit ends a run (completed, failed, compensated, cancelled), its keys are set to
+   * expire this long after (ms, or an `ms` string such as `'30d'`), in the same script. Retrying a failed run removes
+   * the expiry. Its index entries go when the run is next seen gone (`listRuns`, `purge`/`retention`, `sweepExpired()`,
+   * `reindex()`). Default: none (ended runs stay until purged).
+   */
+  ttl?: number | string;
 }

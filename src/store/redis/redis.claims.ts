@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { ClaimedRun, LeaseRequest } from '../workflow-store.interface.js';
 import { decodeClaimed, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
+import type { RedisClient } from './redis.connection.js';
 import { errorMessage } from './redis.errors.js';
+import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
@@ -41,7 +43,19 @@ export class RedisClaims {
     private readonly index: RedisIndexWriter,
     private readonly logger: RedisStoreLogger,
     private readonly kickGraceMs = KICK_GRACE_MS,
+    /** The client, to drop the index entries of runs found gone (expired); without it they are repaired as before. */
+    private readonly client?: () => RedisClient,
   ) {}
+
+  /** Drops the index entries of candidates whose run is gone (e.g. expired with the store's `ttl`). */
+  private async dropGone(records: IndexRecord[], names: readonly string[] | undefined): Promise<void> {
+    if (records.length === 0) return;
+    if (!this.client) {
+      for (const record of records) this.index.enqueue(record, { repair: true });
+      return;
+    }
+    await dropGoneRuns(this.client(), this.keys, this.index, records, names?.length === 1 ? names[0] : '');
+  }
 
   /** `claimRuns` of the port (after its argument checks). */
   async claimRuns(lease: LeaseRequest, limit: number, names: readonly string[] | undefined): Promise<ClaimedRun[]> {
@@ -60,6 +74,7 @@ export class RedisClaims {
       if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
       const fresh = candidates.filter((id) => !tried.has(id));
       let next = 0;
+      const gone: IndexRecord[] = [];
       while (next < fresh.length && claimed.length < limit) {
         const batch = fresh.slice(next, next + (limit - claimed.length));
         next += batch.length;
@@ -74,11 +89,14 @@ export class RedisClaims {
           if (result[0] === 1) {
             claimed.push(claimedOf(result, batch[i]));
             this.index.enqueue(result[2]);
+          } else if (result[1][1] !== '1') {
+            gone.push(result[1]);
           } else {
             this.index.enqueue(result[1], { repair: true }); // not claimable: correct its due entry
           }
         });
       }
+      await this.dropGone(gone, names);
       await this.index.flush();
       if (candidates.length < want || fresh.length === 0) break;
     }
@@ -94,7 +112,8 @@ export class RedisClaims {
   async claimRun(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined): Promise<ClaimedRun | undefined> {
     const result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, workflows));
     if (result[0] !== 1) {
-      this.index.enqueue(result[1]);
+      if (result[1][1] !== '1') await this.dropGone([result[1]], workflows);
+      else this.index.enqueue(result[1]);
       return undefined;
     }
     this.index.enqueue(result[2]);

@@ -39,6 +39,11 @@ export const COMMIT_OPS = {
   release: { code: 'rel', arity: 0 },
   /** Clears the cancel request. */
   clearCancel: { code: 'cc', arity: 0 },
+  /**
+   * When this commit leaves the run in a terminal status, sets every key of the run to expire (`PEXPIRE`) after the
+   * store's `ttl`. Argument: the ttl in ms (positive integer). Ignored when the run does not end.
+   */
+  expireOnEnd: { code: 'ttl', arity: 1 },
 } as const;
 
 /** Name of a commit operation. */
@@ -76,6 +81,7 @@ export const encodeCommitOp = {
     op('wait', signal, timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
   release: () => op('release'),
   clearCancel: () => op('clearCancel'),
+  expireOnEnd: (ttlMs: number) => op('expireOnEnd', integerArg('The ttl', ttlMs)),
 } satisfies { [K in CommitOpName]: (...args: never[]) => EncodedCommitOp<K> };
 
 /**

@@ -9,6 +9,8 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
  * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload);
  *   deleted when the run ends, is replaced or purged
+ * With the store's `ttl`, the commit that ends a run sets its keys to expire `ttl` later; `retry` removes the expiry.
+ * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
  * Global indexes (all in the slot of the index hash tag, `{~<base64url of the prefix>}`):
  * - `...:c` zset runId → createdAt (list, no filter)

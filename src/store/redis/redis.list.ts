@@ -3,6 +3,7 @@ import { RUN_STATUS_SET } from '../run-state-machine.js';
 import type { ListRunsQuery, RunStatus, StoredRun } from '../workflow-store.interface.js';
 import { decodeSnapshot, type IndexRecord, type Snapshot } from './redis.codec.js';
 import type { RedisClient } from './redis.connection.js';
+import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
@@ -55,6 +56,7 @@ export class RedisRunList {
           return { script: READ_RUN, keys: [runKeys.run, runKeys.steps], args: [entry.id] };
         }),
       );
+      const gone: IndexRecord[] = [];
       entries.forEach((entry, i) => {
         const [snapshot, record] = reads[i];
         const decoded = decodeSnapshot(snapshot, entry.id);
@@ -70,10 +72,13 @@ export class RedisRunList {
         if (matches) {
           if (createdAtDamaged) run.createdAt = new Date(entry.score);
           out.push(run);
+        } else if (record[1] !== '1') {
+          gone.push(record); // the run is gone (expired, or deleted by hand): drop its entries
         } else {
           this.index.enqueue(record, { extra: workflow ?? '', repair: true }); // a stale index entry: repair it
         }
       });
+      if (gone.length > 0) await dropGoneRuns(this.client(), this.keys, this.index, gone, workflow ?? '');
       const last = entries[entries.length - 1];
       cursor = { score: last.score, id: last.id };
       if (entries.length < need) break;

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { IndexRecord, Snapshot } from './redis.codec.js';
 import { isCluster, type RedisClient } from './redis.connection.js';
+import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
@@ -60,9 +61,12 @@ export async function reindexRuns({ client, runner, keys, index }: ReindexDeps):
     ids.forEach((id) => seen.add(id));
     if (ids.length === 0) continue;
     const reads = await read(ids);
-    reads.forEach(([, record]) => {
-      if (record[1] !== '1') index.enqueue(record, { repair: true });
-    });
+    await dropGoneRuns(
+      client,
+      keys,
+      index,
+      reads.map(([, record]) => record),
+    );
     await index.flush();
   } while (cursor !== '0');
   return count;

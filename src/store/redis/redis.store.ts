@@ -21,10 +21,11 @@ import type {
 } from '../workflow-store.interface.js';
 import { RedisClaims } from './redis.claims.js';
 import { decodeRun, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
-import { encodePatch } from './redis.commit-ops.js';
+import { encodeCommitOp, encodePatch } from './redis.commit-ops.js';
 import { checkDurability, connectRedis, type RedisClient } from './redis.connection.js';
 import { guard } from './redis.errors.js';
 import { RedisEvents } from './redis.events.js';
+import { dropGoneRuns, parseTtl, sweepExpired } from './redis.expiry.js';
 import { RedisIndexWriter } from './redis.index-writer.js';
 import { RedisKeys } from './redis.keys.js';
 import { RedisRunList } from './redis.list.js';
@@ -81,10 +82,13 @@ export class RedisStore implements WorkflowStore {
   private readonly lister: RedisRunList;
   private readonly claims: RedisClaims;
   private readonly events: RedisEvents;
+  /** Expiry of an ended run's keys in ms (`RedisStoreOptions.ttl`), if any. */
+  readonly ttlMs?: number;
 
   constructor(private readonly options: RedisStoreOptions = {}) {
     const prefix = options.keyPrefix ?? 'cairn:';
     if (typeof prefix !== 'string') throw new ConfigurationError('Redis store: keyPrefix must be a string.');
+    this.ttlMs = parseTtl(options.ttl);
     this.keys = new RedisKeys(prefix);
     this.logger = options.logger ?? DEFAULT_LOGGER;
     if (options.client) this.clientRef = options.client;
@@ -92,7 +96,7 @@ export class RedisStore implements WorkflowStore {
     this.scripts = new RedisScriptRunner(client, this.keys.kicks);
     this.index = new RedisIndexWriter(this.scripts, this.keys, this.logger, () => this.clientRef !== undefined);
     this.lister = new RedisRunList(client, this.scripts, this.keys, this.index);
-    this.claims = new RedisClaims(this.scripts, this.keys, this.index, this.logger, options.indexRepairGraceMs);
+    this.claims = new RedisClaims(this.scripts, this.keys, this.index, this.logger, options.indexRepairGraceMs, client);
     this.events = new RedisEvents(client, this.keys.channel, this.logger, () => this.closed);
   }
 
@@ -246,6 +250,9 @@ export class RedisStore implements WorkflowStore {
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     const keys = this.keys.run(runId);
     const ops = encodePatch(patch);
+    if (this.ttlMs !== undefined && patch.status !== undefined && TERMINAL_STATUSES.includes(patch.status)) {
+      ops.push(...encodeCommitOp.expireOnEnd(this.ttlMs));
+    }
     const leaseMs = integerArg('The lease', patch.leaseMs);
     return guard('commit', async () => {
       const result = await this.scripts.run<[number, ...unknown[]]>({
@@ -304,7 +311,7 @@ export class RedisStore implements WorkflowStore {
       const compensate = request.action === 'cancel' ? (request.compensate ? '1' : '0') : '';
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: CONTROL,
-        keys: [keys.run],
+        keys: [keys.run, keys.steps, keys.signals],
         args: [runId, request.action, compensate, this.keys.channel],
       });
       this.index.enqueue(result[2], { kick });
@@ -312,11 +319,17 @@ export class RedisStore implements WorkflowStore {
     });
   }
 
+  /**
+   * Deletes ended runs of `statuses` that ended more than `olderThanMs` ago. With a `ttl`, it first drops the index
+   * entries of runs whose keys expired (see `redis.expiry.ts`), whatever it is asked to purge; those are not counted.
+   */
   async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
     const terminal = [...new Set(statuses)].filter((s) => TERMINAL_STATUSES.includes(s));
-    if (terminal.length === 0) return 0;
+    if (terminal.length === 0 && this.ttlMs === undefined) return 0;
     const older = String(Math.round(olderThanMs));
     return guard('purge', async () => {
+      if (this.ttlMs !== undefined) await this.sweepExpired();
+      if (terminal.length === 0) return 0;
       await this.index.flush();
       const seen = new Set<string>();
       let count = 0;
@@ -334,11 +347,14 @@ export class RedisStore implements WorkflowStore {
             return { script: PURGE_RUN, keys: [keys.run, keys.steps, keys.signals], args: [id, older, ...terminal] };
           }),
         );
+        const gone: IndexRecord[] = [];
         results.forEach(([deleted, record], i) => {
           seen.add(fresh[i]);
           if (deleted === 1) count++;
-          this.index.enqueue(record);
+          if (deleted !== 1 && record[1] !== '1') gone.push(record); // already gone (expired): drop its entries
+          else this.index.enqueue(record);
         });
+        await dropGoneRuns(this.client, this.keys, this.index, gone);
         await this.index.flush();
       }
       return count;
@@ -350,6 +366,17 @@ export class RedisStore implements WorkflowStore {
    * needed in normal operation (the indexes repair themselves as runs are seen); for operators after an unclean
    * restart of the Redis node that holds the indexes, or after editing keys by hand. Returns the number of runs indexed.
    */
+  /**
+   * Drops the index entries of runs that ended more than `ttl` ago and whose keys expired (`purge` does it first; for
+   * apps with a `ttl` and no `retention`, call it now and then). Returns how many runs' entries were dropped; 0 without
+   * a `ttl`.
+   */
+  async sweepExpired(): Promise<number> {
+    const ttl = this.ttlMs;
+    if (ttl === undefined) return 0;
+    return guard('sweepExpired', () => sweepExpired({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index }, ttl));
+  }
+
   async reindex(): Promise<number> {
     return guard('reindex', () => reindexRuns({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index }));
   }

@@ -13,6 +13,9 @@ while i <= #ARGV do
   if (op == OP.putStep or op == OP.dueIn or op == OP.dueAt) and not num(ARGV[i + 1]) then
     return redis.error_reply('cairn: commit: ' .. op .. ' needs an integer')
   end
+  if op == OP.expireOnEnd and not ((num(ARGV[i + 1]) or 0) > 0) then
+    return redis.error_reply('cairn: commit: ttl needs a positive integer')
+  end
   if op == OP.wait and ARGV[i + 2] ~= '' and not num(ARGV[i + 2]) then
     return redis.error_reply('cairn: commit: wait needs an integer timeout')
   end
@@ -23,6 +26,7 @@ local oldSt = p[2]
 local oldClaim = claimAt(p[2], p[3], p[4])
 local release, clearCancel = false, false
 local waitName, waitTimeout = nil, nil
+local ttl = nil
 i = 5
 while i <= #ARGV do
   local op = ARGV[i]
@@ -41,6 +45,7 @@ while i <= #ARGV do
   elseif op == OP.wait then waitName = ARGV[i + 1]; waitTimeout = ARGV[i + 2]
   elseif op == OP.release then release = true
   elseif op == OP.clearCancel then clearCancel = true
+  elseif op == OP.expireOnEnd then ttl = num(ARGV[i + 1])
   end
   i = i + 1 + ARITY[op]
 end
@@ -98,6 +103,12 @@ redis.call('HSET', r, 'ua', fmt(now))
 bump(r, nowUs)
 local due = num(redis.call('HGET', r, 'due'))
 if TERMINAL[st] then
+  -- NOTE: the run's keys (q was deleted above) expire with the store's ttl; the global index entries cannot (another
+  -- slot): list, purge and reindex drop them once the run is gone.
+  if ttl then
+    redis.call('PEXPIRE', r, ttl)
+    redis.call('PEXPIRE', s, ttl)
+  end
   publish(ARGV[4], 'finished', runId)
 elseif release and due and due <= now and st ~= ST.paused then
   publish(ARGV[4], 'ready', runId)

@@ -46,6 +46,8 @@ elseif action == 'retry' then
   if st ~= ST.failed then return done('invalid-state') end
   redis.call('HSET', r, 'st', ST.pending, 'due', fmt(now))
   redis.call('HDEL', r, 'err', 'fa')
+  -- a run that ended under a ttl had its keys set to expire: a retried run lives again
+  for k = 1, #KEYS do redis.call('PERSIST', KEYS[k]) end
   publish(channel, 'ready', runId)
 else
   return redis.error_reply('cairn: unknown control action')

@@ -20,6 +20,9 @@ if exists then
   if g and g > 1 then gen = g end
   gen = gen + 1
   redis.call('DEL', r, s, q)
+else
+  -- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one
+  redis.call('DEL', s, q)
 end
 local n = iv + 1
 if nowUs > n then n = nowUs end
