@@ -4,7 +4,6 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import {
   CorruptRunError,
   Flow,
@@ -22,6 +21,7 @@ import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { dropSchema, randomSchemaName } from '../setup/postgres-server.js';
 import { testPostgres, testRedis } from '../setup/test-servers.js';
 import { eventually, rejection, SharedMemoryStore, sleep, useApps } from '../nest/helpers.js';
+import { deletePrefix } from '../store/redis-test-helpers.js';
 
 const pg = testPostgres();
 const redis = testRedis();
@@ -69,18 +69,7 @@ const targets: Target[] = [
     destroy: async (store) => {
       const prefix = (store as unknown as { options: { keyPrefix: string } }).options?.keyPrefix;
       await store.close();
-      if (!prefix) return;
-      const client = new Redis(redis.url, { maxRetriesPerRequest: 2 });
-      try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await client.del(...keys);
-        } while (cursor !== '0');
-      } finally {
-        client.disconnect();
-      }
+      if (prefix) await deletePrefix(redis.url, prefix);
     },
   },
 ];

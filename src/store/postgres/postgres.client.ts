@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConfigurationError, StoreError } from '../../errors/errors.js';
 import type { SqlQuery } from './postgres.schema.js';
+import { causeText, commonUrlProblem, RETRY_DELAYS_MS, retryDelayAfter, TRANSIENT_NETWORK_CODES } from '../connection-retry.js';
 
 export type Row = Record<string, unknown>;
 
@@ -71,14 +72,7 @@ function errorMessage(error: unknown): string {
 
 /** Connection errors worth retrying at startup (server starting, not reachable yet, overloaded). */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EPIPE',
+  ...TRANSIENT_NETWORK_CODES,
   '57P03', // cannot_connect_now: the server is starting up
   '53300', // too_many_connections
 ]);
@@ -150,9 +144,8 @@ export function checkPostgresUrl(url: string, setting = urlSetting(url)): void {
 }
 
 function postgresUrlProblem(url: string): string | undefined {
-  if (url.trim() === '') return 'it is blank';
-  if (url !== url.trim()) return 'it starts or ends with whitespace';
-  if (/^["'`]/.test(url) || /["'`]$/.test(url)) return 'it is wrapped in quotes (remove them from the value)';
+  const common = commonUrlProblem(url);
+  if (common) return common;
   if (url.startsWith('/')) return undefined; // a Unix socket directory, then optionally the database
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme === 'socket') return parsePgUrl(url) ? undefined : 'it cannot be parsed as a socket: URL';
@@ -234,11 +227,6 @@ function connectHint(code: string | undefined, where: string, setting: string, m
   }
 }
 
-/** `CODE: message`, or the message alone. */
-function causeText(code: string | undefined, message: string): string {
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
-}
-
 interface PgModule {
   Client: new (config: unknown) => PgClientLike;
 }
@@ -288,9 +276,6 @@ export interface TypeOrmClientOptions {
   /** Use named prepared statements for hot paths (default true). */
   preparedStatements?: boolean;
 }
-
-/** Delays between connection attempts: ~5 s in total over 5 attempts. */
-const RETRY_DELAYS_MS = [300, 600, 1_200, 2_400];
 
 /** A `SqlClient` over a TypeORM `DataSource` (created from a URL and owned, or borrowed from the app). */
 export class TypeOrmSqlClient implements SqlClient {
@@ -363,7 +348,7 @@ export class TypeOrmSqlClient implements SqlClient {
             { cause: error },
           );
         }
-        const delay = RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)]!;
+        const delay = retryDelayAfter(attempt);
         options.logger.warn(
           `PostgreSQL at ${where}: connection attempt ${attempt}/${attempts} failed (${cause}); retrying in ${delay} ms.`,
         );

@@ -73,29 +73,12 @@ export class RedisClaims {
       });
       if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
       const fresh = candidates.filter((id) => !tried.has(id));
-      let next = 0;
       const gone: IndexRecord[] = [];
-      while (next < fresh.length && claimed.length < limit) {
-        const batch = fresh.slice(next, next + (limit - claimed.length));
-        next += batch.length;
-        const results = await this.runner.runSettled<ClaimReply>(batch.map((id) => this.claimCall(id, lease, names)));
-        results.forEach((settled, i) => {
-          tried.add(batch[i]);
-          if (!settled.ok) {
-            failure ??= settled.error;
-            return;
-          }
-          const result = settled.value;
-          if (result[0] === 1) {
-            claimed.push(claimedOf(result, batch[i]));
-            this.index.enqueue(result[2]);
-          } else if (result[1][1] !== '1') {
-            gone.push(result[1]);
-          } else {
-            this.index.enqueue(result[1], { repair: true }); // not claimable: correct its due entry
-          }
-        });
-      }
+      const error = await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, names), (record) => {
+        if (record[1] !== '1') gone.push(record);
+        else this.index.enqueue(record, { repair: true }); // not claimable: correct its due entry
+      });
+      failure ??= error;
       await this.dropGone(gone, names);
       await this.index.flush();
       if (candidates.length < want || fresh.length === 0) break;
@@ -140,25 +123,7 @@ export class RedisClaims {
         args: [start, OWNED_PAGE],
       });
       const fresh = candidates.filter((id) => !tried.has(id));
-      let next = 0;
-      while (next < fresh.length && claimed.length < limit) {
-        // NOTE: never more calls at once than runs still wanted, so a batch cannot claim past `limit`.
-        const batch = fresh.slice(next, next + (limit - claimed.length));
-        next += batch.length;
-        const results = await this.runner.runSettled<ClaimReply>(batch.map((id) => this.claimCall(id, lease, names, CLAIM_OWNED_RUN)));
-        results.forEach((settled, i) => {
-          tried.add(batch[i]);
-          if (!settled.ok) {
-            failure ??= settled.error;
-            return;
-          }
-          const result = settled.value;
-          if (result[0] === 1) {
-            claimed.push(claimedOf(result, batch[i]));
-            this.index.enqueue(result[2]);
-          }
-        });
-      }
+      failure ??= await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, names, CLAIM_OWNED_RUN));
       await this.index.flush();
       if (more !== 1) break;
     }
@@ -167,6 +132,41 @@ export class RedisClaims {
       this.logger.warn(`Redis store: reclaiming a run failed (${errorMessage(failure)}); the ${claimed.length} other run(s) were claimed.`);
     }
     return claimed;
+  }
+
+  /**
+   * Claims each of `ids` with its own fenced script until `claimed` holds `limit` runs, never sending more calls at once
+   * than runs still wanted (so a batch cannot claim past `limit`). Every id sent is added to `tried`; a refused claim's
+   * index record goes to `onRefused`. Returns the first failed call's error (the other runs are still claimed).
+   */
+  private async claimEach(
+    ids: string[],
+    limit: number,
+    claimed: ClaimedRun[],
+    tried: Set<string>,
+    call: (runId: string) => ScriptCall,
+    onRefused?: (record: IndexRecord) => void,
+  ): Promise<unknown> {
+    let failure: unknown;
+    let next = 0;
+    while (next < ids.length && claimed.length < limit) {
+      const batch = ids.slice(next, next + (limit - claimed.length));
+      next += batch.length;
+      const results = await this.runner.runSettled<ClaimReply>(batch.map(call));
+      results.forEach((settled, i) => {
+        tried.add(batch[i]);
+        if (!settled.ok) {
+          failure ??= settled.error;
+          return;
+        }
+        const result = settled.value;
+        if (result[0] === 1) {
+          claimed.push(claimedOf(result, batch[i]));
+          this.index.enqueue(result[2]);
+        } else onRefused?.(result[1]);
+      });
+    }
+    return failure;
   }
 
   private claimCall(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined, script: LuaScript = CLAIM_RUN): ScriptCall {

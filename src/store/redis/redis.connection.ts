@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigurationError, StoreError } from '../../errors/errors.js';
 import { errorMessage } from './redis.errors.js';
+import { causeText, commonUrlProblem, retryDelayAfter, TRANSIENT_NETWORK_CODES } from '../connection-retry.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
 
 /** A standalone (or Sentinel) client, or a Cluster. */
@@ -50,9 +51,8 @@ export function checkRedisUrl(url: string, setting = urlSetting(url)): void {
 }
 
 function redisUrlProblem(url: string): string | undefined {
-  if (url.trim() === '') return 'it is blank';
-  if (url !== url.trim()) return 'it starts or ends with whitespace';
-  if (/^["'`]/.test(url) || /["'`]$/.test(url)) return 'it is wrapped in quotes (remove them from the value)';
+  const common = commonUrlProblem(url);
+  if (common) return common;
   if (url.startsWith('/') && !url.startsWith('//')) return undefined; // a Unix socket path
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (!scheme) return 'it does not start with redis:// or rediss://';
@@ -76,14 +76,7 @@ function redisUrlProblem(url: string): string | undefined {
 
 /** Connection errors worth retrying at startup (server starting, not reachable yet). */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EPIPE',
+  ...TRANSIENT_NETWORK_CODES,
   'LOADING',
   'MASTERDOWN',
   'TRYAGAIN',
@@ -158,20 +151,13 @@ function messageOf(error: unknown): string {
   return errorMessage(error);
 }
 
-/** `CODE: message`, or the message alone. */
-function causeText(code: string | undefined, message: string): string {
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
-}
-
-/** Delays between connection attempts (the last one repeats), as for the Postgres store. */
-const RETRY_DELAYS_MS = [300, 600, 1_200, 2_400];
 
 /** How many connection attempts fit in `connectTimeoutMs`: the delays before them add up to at most that. */
 export function connectAttempts(connectTimeoutMs: number): number {
   let attempts = 1;
   let waited = 0;
   for (;;) {
-    const delay = RETRY_DELAYS_MS[Math.min(attempts - 1, RETRY_DELAYS_MS.length - 1)]!;
+    const delay = retryDelayAfter(attempts);
     if (waited + delay > connectTimeoutMs) return attempts;
     waited += delay;
     attempts++;
@@ -267,7 +253,7 @@ export async function connectRedis(options: ConnectOptions): Promise<RedisClient
             { cause },
           );
         }
-        const delay = RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)]!;
+        const delay = retryDelayAfter(attempt);
         options.logger.warn(`Redis at ${where}: connection attempt ${attempt}/${attempts} failed (${text}); retrying in ${delay} ms.`);
         await sleep(delay);
       }
