@@ -1,5 +1,6 @@
 import type { RunErrorInfo } from '../errors/errors.js';
 import type { RunStatus, StepStatus } from '../store/workflow-store.interface.js';
+import type { EntityManagerLike } from './workflow-types.js';
 
 /** One step visit of a run, as `describe()` shows it. */
 export interface StepInfo {
@@ -11,6 +12,8 @@ export interface StepInfo {
   startedAt?: Date;
   finishedAt?: Date;
   error?: string;
+  /** The latest `ctx.heartbeat()` of this visit. */
+  heartbeat?: { at: Date; details?: unknown };
 }
 
 /** A run, as `describe()` and `list()` show it. */
@@ -37,8 +40,11 @@ export interface StartOptions {
   id?: string;
   /** What to do when a run with `id` exists. @default 'use-existing' */
   conflictPolicy?: 'use-existing' | 'fail' | 'terminate-existing';
-  /** Postgres store: a TypeORM `EntityManager`; the run is created inside the caller's transaction. */
-  transaction?: unknown;
+  /**
+   * Postgres store: a TypeORM `EntityManager` (0.3.20+ or 1.x, e.g. the one `dataSource.transaction()` gives); the run
+   * is created inside the caller's transaction.
+   */
+  transaction?: EntityManagerLike;
 }
 
 /** Filter and page of `list()`. */

@@ -13,9 +13,11 @@ import type { WorkflowRegistry } from '../definition/workflow.registry.js';
 import type { WorkflowEngine } from '../engine/workflow-engine.js';
 import { assertRunId, assertSignalName } from '../engine/argument-checks.js';
 import { corruptRunError, errorMessage } from '../engine/error-text.js';
+import { decodeEvent, type RunEvent } from '../engine/run-history.js';
 import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
 import { RUN_STATUS_SET } from '../store/run-state-machine.js';
 import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
+import type { HandleOutput, Inferred, RunArgs, RunInput, RunOutput, WorkflowClass } from './workflow-types.js';
 
 const CURSOR_VERSION = 'c1';
 
@@ -39,31 +41,44 @@ export class WorkflowClient {
    * Starts a run of a workflow (its class or name). With an `id` that exists, `conflictPolicy` decides:
    * `use-existing` (default) returns its handle, `fail` throws RunAlreadyExistsError, `terminate-existing` cancels it
    * (no compensation) and starts anew under that id.
+   *
+   * Types: with a class, `input` is checked against the workflow's input type and the handle's `result()` has its
+   * output type (see `WorkflowTypes`); by name, both are `unknown`. `start<Input, Output>(…)` states them explicitly.
    */
-  async start<Output = unknown>(workflow: Type | string, input?: unknown, options: StartOptions = {}): Promise<WorkflowHandle<Output>> {
-    const def = this.registry.resolve(workflow);
+  async start<Input = Inferred, Output = Inferred, W extends WorkflowClass | string = WorkflowClass | string>(
+    workflow: W,
+    ...args: RunArgs<RunInput<Input, W>, StartOptions>
+  ): Promise<WorkflowHandle<RunOutput<Output, W>>> {
+    const [input, options = {}] = args as [unknown, StartOptions?];
+    const def = this.registry.resolve(workflow as Type | string);
     const { runId } = await this.engine.startRun(def, input, options);
-    return this.getHandle<Output>(runId);
+    return this.getHandle(runId) as WorkflowHandle<RunOutput<Output, W>>;
   }
 
-  /** Starts a run and waits for its output (`timeout`: ResultTimeoutError, the run goes on). */
-  async execute<Output = unknown>(
-    workflow: Type | string,
-    input?: unknown,
-    options: StartOptions & { timeout?: number | string } = {},
-  ): Promise<Output> {
+  /**
+   * Starts a run and waits for its output (`timeout`: ResultTimeoutError, the run goes on). Typed like `start`:
+   * resolves the workflow's output type.
+   */
+  async execute<Input = Inferred, Output = Inferred, W extends WorkflowClass | string = WorkflowClass | string>(
+    workflow: W,
+    ...args: RunArgs<RunInput<Input, W>, StartOptions & { timeout?: number | string }>
+  ): Promise<RunOutput<Output, W>> {
+    const [input, options = {}] = args as [unknown, (StartOptions & { timeout?: number | string })?];
     const { timeout, ...startOptions } = options;
     const ms = timeoutMs(timeout, 'timeout');
-    const handle = await this.start<Output>(workflow, input, startOptions);
-    return handle.result({ timeout: ms });
+    const handle = await this.start<unknown, unknown>(workflow as WorkflowClass | string, input, startOptions);
+    return (await handle.result({ timeout: ms })) as RunOutput<Output, W>;
   }
 
-  /** A handle to a run (not checked until used). */
-  getHandle<Output = unknown>(runId: string): WorkflowHandle<Output> {
+  /**
+   * A handle to a run (not checked until used). `getHandle<typeof OrderWorkflow>(id)` types `result()` with that
+   * workflow's output type; `getHandle<Shipment>(id)` with `Shipment`.
+   */
+  getHandle<T = unknown>(runId: string): WorkflowHandle<HandleOutput<T>> {
     assertRunId(runId);
     return {
       runId,
-      result: (options) => this.result<Output>(runId, options?.timeout),
+      result: (options) => this.result<HandleOutput<T>>(runId, options?.timeout),
       describe: async () => {
         const info = await this.describe(runId);
         if (!info) throw new RunNotFoundError(runId);
@@ -140,6 +155,28 @@ export class WorkflowClient {
     };
   }
 
+  /**
+   * A page of a run's history, oldest first: every attempt, failure, retry, wait, recovery and control request (see
+   * `RunEvent`). `limit` 1–1000, default 100; pass the returned `cursor` to get the next page (the last page has none).
+   * A run keeps its newest 1,000 events (a gap in `seq` shows where older ones were dropped).
+   * @throws RunNotFoundError when no run has this id
+   */
+  async history(runId: string, options: { limit?: number; cursor?: string } = {}): Promise<{ events: RunEvent[]; cursor?: string }> {
+    assertRunId(runId);
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new InvalidArgumentError(`history limit must be an integer from 1 to 1000 (got ${String(options.limit)}).`);
+    }
+    const afterSeq = options.cursor !== undefined ? decodeHistoryCursor(options.cursor) : undefined;
+    const stored = await this.engine.listEvents(runId, { afterSeq, limit: limit + 1 });
+    if (stored.length === 0 && afterSeq === undefined && !(await this.engine.getRun(runId))) throw new RunNotFoundError(runId);
+    const page = stored.slice(0, limit);
+    return {
+      events: page.map(decodeEvent),
+      cursor: stored.length > limit ? encodeHistoryCursor(page[page.length - 1].seq) : undefined,
+    };
+  }
+
   private async result<Output>(runId: string, timeout?: number | string): Promise<Output> {
     const ms = timeoutMs(timeout, 'result timeout');
     const res = await this.engine.waitForEnd(runId, ms);
@@ -202,6 +239,13 @@ export class WorkflowClient {
         if (step.startedAt) out.startedAt = step.startedAt;
         if (step.finishedAt) out.finishedAt = step.finishedAt;
         if (step.error !== undefined) out.error = step.error;
+        if (step.heartbeat) {
+          out.heartbeat = { at: step.heartbeat.at };
+          if (step.heartbeat.details !== undefined) {
+            const details = decode(step.heartbeat.details, `the heartbeat of step "${step.name}" (entry ${i})`);
+            if (details.ok) out.heartbeat.details = details.value;
+          }
+        }
         return out;
       }),
       createdAt: run.createdAt,
@@ -238,4 +282,18 @@ function decodeCursor(cursor: string): { createdAt: Date; runId: string } {
   } catch {
     throw invalid();
   }
+}
+
+const HISTORY_CURSOR = 'h1.';
+
+function encodeHistoryCursor(seq: number): string {
+  return `${HISTORY_CURSOR}${seq}`;
+}
+
+function decodeHistoryCursor(cursor: string): number {
+  const seq = typeof cursor === 'string' && cursor.startsWith(HISTORY_CURSOR) ? Number(cursor.slice(HISTORY_CURSOR.length)) : NaN;
+  if (!Number.isSafeInteger(seq) || seq < 0) {
+    throw new InvalidArgumentError('Invalid history cursor: pass the cursor returned by the previous history() call unchanged.');
+  }
+  return seq;
 }

@@ -12,6 +12,11 @@ export interface StepOptions {
   timeout?: number | string;
   /** Name of a method of the same class that undoes this step; it receives this step's output. */
   compensate?: string;
+  /**
+   * Abort an attempt that goes this long without calling `ctx.heartbeat()` (from its start, then from each call), with
+   * `StepTimeoutError`; retried per `retry`. ms, or a duration string such as '30s'. @default none
+   */
+  heartbeatTimeout?: number | string;
 }
 
 /**

@@ -8,6 +8,8 @@ export interface StepDefinition {
   methodName: string;
   retry: ResolvedRetry;
   timeoutMs?: number;
+  /** Longest silence between heartbeats of an attempt (see `StepOptions.heartbeatTimeout`). */
+  heartbeatTimeoutMs?: number;
   /** Method of the same class that undoes this step. */
   compensate?: string;
 }

@@ -41,20 +41,24 @@ export function compileWorkflow(type: Function, instance: object, accessor = def
     const retry = resolveRetry(stepOptions.retry);
     if (typeof retry === 'string') throw new WorkflowDefinitionError(messages.INVALID_STEP_OPTION(cls, methodName, retry));
 
-    let timeoutMs: number | undefined;
-    if (stepOptions.timeout !== undefined) {
-      timeoutMs = parseDuration(stepOptions.timeout);
-      if (timeoutMs === undefined || timeoutMs <= 0) {
+    const positiveDuration = (option: 'timeout' | 'heartbeatTimeout'): number | undefined => {
+      const value = stepOptions[option];
+      if (value === undefined) return undefined;
+      const ms = parseDuration(value);
+      if (ms === undefined || ms <= 0) {
         throw new WorkflowDefinitionError(
-          messages.INVALID_STEP_OPTION(cls, methodName, `timeout must be a positive number of ms or a duration string such as '5s' (got ${JSON.stringify(stepOptions.timeout)})`),
+          messages.INVALID_STEP_OPTION(cls, methodName, `${option} must be a positive number of ms or a duration string such as '5s' (got ${JSON.stringify(value)})`),
         );
       }
-    }
+      return ms;
+    };
+    const timeoutMs = positiveDuration('timeout');
+    const heartbeatTimeoutMs = positiveDuration('heartbeatTimeout');
     const compensate = stepOptions.compensate;
     if (compensate !== undefined && (typeof compensate !== 'string' || typeof proto[compensate] !== 'function')) {
       throw new WorkflowDefinitionError(messages.MISSING_COMPENSATION(cls, methodName, String(compensate)));
     }
-    const step: StepDefinition = { name: stepName, index: steps.length, methodName, retry, timeoutMs, compensate };
+    const step: StepDefinition = { name: stepName, index: steps.length, methodName, retry, timeoutMs, heartbeatTimeoutMs, compensate };
     steps.push(step);
     byName.set(stepName, step);
   }

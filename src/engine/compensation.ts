@@ -6,6 +6,7 @@ import { encodeState, type CompensationState, type EngineState } from './engine-
 import { describeError, errorMessage, errorName } from './error-text.js';
 import type { StepLogger } from './step-context.interface.js';
 import type { AttemptOutcome } from './step-invoker.js';
+import { eventError, type NewRunEvent, type RunEventType } from './run-history.js';
 
 /** The step entries to compensate, latest first: completed visits of steps that declare a compensation. */
 export function compensationQueue(steps: readonly StoredStep[], def: WorkflowDefinition): number[] {
@@ -41,6 +42,8 @@ export interface CompensationRun {
   /** The run left this instance (lease lost, shutdown). */
   stopped(): boolean;
   draining(): boolean;
+  /** Adds a history event to the next write. */
+  record(type: RunEventType, fields: Omit<NewRunEvent, 'type' | 'at'>): void;
   /** One attempt of the compensation method of the entry at `index`, given its step's output. */
   attempt(step: StepDefinition, method: string, index: number, attempt: number, output: unknown): Promise<AttemptOutcome>;
   /** Decodes a stored value (a damaged one fails the run). */
@@ -77,9 +80,13 @@ export async function runCompensations(run: CompensationRun): Promise<void> {
     }
     const attempt = comp.attempts + 1;
     const output = run.decode(entry.output, `the output of step "${entry.name}" (entry ${index})`);
+    run.record('compensation.started', { step: entry.name, attempt });
+    const began = Date.now();
     const outcome = await run.attempt(stepDef, method, index, attempt, output);
+    const durationMs = Date.now() - began;
     if (run.stopped()) return;
     if (outcome.ok) {
+      run.record('compensation.completed', { step: entry.name, attempt, durationMs });
       comp.queue.shift();
       comp.attempts = 0;
       comp.base = 0;
@@ -97,8 +104,10 @@ export async function runCompensations(run: CompensationRun): Promise<void> {
     }
     comp.attempts = attempt;
     const error = outcome.error;
-    if (run.shouldRetry(stepDef.retry, error, attempt - comp.base)) {
-      const delay = retryDelay(stepDef.retry, attempt - comp.base);
+    const retrying = run.shouldRetry(stepDef.retry, error, attempt - comp.base);
+    const delay = retrying ? retryDelay(stepDef.retry, attempt - comp.base) : undefined;
+    run.record('compensation.failed', { step: entry.name, attempt, durationMs, error: eventError(error), detail: retrying ? { retryInMs: delay } : { final: true } });
+    if (delay !== undefined) {
       run.logger.warn(`Run "${run.runId}" compensation of "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
       if ((await run.awaitRetry(delay, { state: encodeState(state) })) === 'left') return;
       continue;

@@ -1,4 +1,5 @@
 import type { RunErrorInfo } from '../errors/errors.js';
+import type { TraceCarrier } from '../observability/instrumentation.interface.js';
 
 /** Progress of the compensations of a run (stored in the engine state). */
 export interface CompensationState {
@@ -33,10 +34,14 @@ export interface EngineState {
   comp?: CompensationState;
   /** The run ended failed here; a `retry` continues from it. */
   failed?: 'step' | 'compensation';
+  /** The trace context active at `start()` (OpenTelemetry), parent of every attempt's span. */
+  trace?: TraceCarrier;
 }
 
-export function initialState(firstStep: string): EngineState {
-  return { v: 1, cursor: firstStep, entry: 0, tr: 0, rec: 0, base: 0 };
+export function initialState(firstStep: string, trace?: TraceCarrier): EngineState {
+  const state: EngineState = { v: 1, cursor: firstStep, entry: 0, tr: 0, rec: 0, base: 0 };
+  if (trace) state.trace = trace;
+  return state;
 }
 
 export function encodeState(state: EngineState): string {

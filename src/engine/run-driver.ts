@@ -12,6 +12,8 @@ import type { Serializer } from './serializer.js';
 import type { CompensationContext, StepContext, StepLogger } from './step-context.interface.js';
 import { abortableSleep, invokeAttempt, type AttemptOutcome } from './step-invoker.js';
 import { idempotencyKey, visitNumberAt } from './visit-keys.js';
+import { encodeEvent, eventError, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
+import type { Instrumentation } from '../observability/instrumentation.interface.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 
 /** What a driver needs from the engine that owns it. */
@@ -29,6 +31,28 @@ export interface DriverHost {
   scheduleWake(runId: string, delayMs: number): void;
   /** The run reached a terminal status. */
   onFinished(runId: string, snapshot: FinishedRun): void;
+  /** Names this instance in history events. */
+  readonly instanceId: string;
+  /** History events of a run were written (for the local event stream). */
+  onEvents(runId: string, workflow: string, events: RunEvent[]): void;
+  /** At most one heartbeat write per run per this many ms (the latest details are written at the end of the window). */
+  readonly heartbeatWriteMs: number;
+  /** Traces and metrics (a no-op without OpenTelemetry). */
+  readonly instrumentation: Instrumentation;
+  /** False: no history is recorded (nor streamed). */
+  readonly recordsHistory: boolean;
+}
+
+/** The heartbeats of the attempt running now: which step entry they go to, and the throttle of their writes. */
+interface HeartbeatSlot {
+  index: number;
+  step: string;
+  lastWrite: number;
+  /** Details recorded in memory and not written yet. */
+  dirty: boolean;
+  timer?: NodeJS.Timeout;
+  /** The attempt ended: later calls change nothing. */
+  closed: boolean;
 }
 
 /** A run's end, as seen by the instance that ended it. */
@@ -79,6 +103,11 @@ export class RunDriver {
   private compensatedError?: unknown;
   /** Why the stored engine state could not be decoded (the run is then failed at once). */
   private stateError?: string;
+  /** History events recorded since the last write; the next write carries them. */
+  private pendingEvents: NewRunEvent[] = [];
+  private heartbeat?: HeartbeatSlot;
+  /** A heartbeat write in flight: every other write waits for it, so writes of one run never overtake each other. */
+  private heartbeatWrite?: Promise<void>;
 
   constructor(
     private readonly host: DriverHost,
@@ -209,7 +238,11 @@ export class RunDriver {
         await this.failCompensationOnRecoveryLimit(this.state.comp);
         return false;
       }
-      await this.write({ state: encodeState(this.state) });
+      this.record('run.recovered', {
+        step: this.state.comp ? undefined : (this.state.cursor ?? undefined),
+        detail: { previousOwner: this.claimed.previousOwner, orphanedMs: this.claimed.orphanedMs },
+      });
+      await this.write({ state: encodeState(this.state), keepInput: true });
     }
 
     if (this.state.failed) await this.resumeAfterRetry();
@@ -245,12 +278,13 @@ export class RunDriver {
         status: 'compensating',
         state: encodeState(this.state),
         steps: entry ? [{ index: idx, step: { ...entry, error: undefined } }] : undefined,
+        keepInput: true,
       });
       return;
     }
     const entry = this.steps[this.state.entry];
     this.state.base = entry?.attempts ?? 0;
-    const patch: Partial<RunPatch> = { state: encodeState(this.state), currentStep: this.state.cursor };
+    const patch: Partial<RunPatch> = { state: encodeState(this.state), currentStep: this.state.cursor, keepInput: true };
     if (entry) {
       const restarted: StoredStep = { ...entry, status: 'running', finishedAt: undefined };
       patch.steps = [{ index: this.state.entry, step: restarted }];
@@ -343,7 +377,10 @@ export class RunDriver {
     for (;;) {
       const attempt = attempts + 1;
       const input = this.input;
-      const outcome = await this.invoke(step, this.def.instance, step.methodName, (signal) => {
+      const lastHeartbeat = this.lastHeartbeat(entry.index);
+      this.record('step.started', { step: step.name, attempt });
+      const began = Date.now();
+      const outcome = await this.invoke('step', step, attempt, this.def.instance, step.methodName, entry.index, (signal, heartbeat) => {
         const ctx: StepContext = {
           runId: this.runId,
           workflow: this.def.name,
@@ -354,23 +391,36 @@ export class RunDriver {
           signal,
           idempotencyKey: key,
           logger: this.host.logger,
+          heartbeat,
+          lastHeartbeat,
         };
         return [input, ctx];
       });
+      const durationMs = Date.now() - began;
+      if (!(outcome.ok === false && outcome.error instanceof Interrupt)) this.host.instrumentation.stepEnded(this.def.name, step.name, durationMs, outcome.ok);
       if (this.interrupt) {
         if (this.interrupt.kind === 'cancel') return true; // handled by the loop
         return false;
       }
-      if (outcome.ok) return this.completeStep(step, entry.index, attempt, startedAt, outcome.value);
+      if (outcome.ok) return this.completeStep(step, entry.index, attempt, startedAt, outcome.value, durationMs);
 
       const error = outcome.error;
       attempts = attempt;
       if (this.isRetryable(step.retry, error, attempt - this.state.base)) {
         const delay = retryDelay(step.retry, attempt - this.state.base);
-        const failedEntry: StoredStep = { name: step.name, status: 'running', attempts: attempt, startedAt, error: describeError(error) };
+        const failedEntry: StoredStep = {
+          name: step.name,
+          status: 'running',
+          attempts: attempt,
+          startedAt,
+          error: describeError(error),
+          ...heartbeatOf(this.steps[entry.index]),
+        };
         this.steps[entry.index] = failedEntry;
+        this.record('step.failed', { step: step.name, attempt, durationMs, error: eventError(error) });
+        this.record('step.retrying', { step: step.name, attempt: attempt + 1, detail: { delayMs: delay } });
         this.host.logger.warn(`Run "${this.runId}" step "${step.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
-        const next = await this.awaitRetry(delay, { steps: [{ index: entry.index, step: failedEntry }], currentStep: step.name });
+        const next = await this.awaitRetry(delay, { steps: [{ index: entry.index, step: failedEntry }], currentStep: step.name, keepInput: true });
         if (next === 'cancel') return true;
         if (next === 'left') return false;
         const interrupt = this.interrupt as Interrupt | undefined;
@@ -381,22 +431,117 @@ export class RunDriver {
         }
         continue;
       }
-      await this.failStep(step.name, entry.index, attempt, error, startedAt);
+      await this.failStep(step.name, entry.index, attempt, error, startedAt, durationMs);
       return false;
     }
+  }
+
+  /** The details of the latest heartbeat of the visit at `index` (from an earlier attempt), decoded. */
+  private lastHeartbeat(index: number): unknown {
+    const beat = this.steps[index]?.heartbeat;
+    return beat?.details === undefined ? undefined : this.decode(beat.details, `the last heartbeat of step "${this.steps[index].name}"`);
   }
 
   private isRetryable(policy: ResolvedRetry, error: unknown, attemptInBudget: number): boolean {
     return !(error instanceof Interrupt) && shouldRetry(policy, error, attemptInBudget);
   }
 
-  /** Runs one attempt of a step or compensation with its timeout, racing cancel/lease loss/shutdown. */
-  private invoke(step: StepDefinition, instance: object, method: string, makeArgs: (signal: AbortSignal) => unknown[]): Promise<AttemptOutcome> {
-    return invokeAttempt({ instance, method, step: step.name, timeoutMs: step.timeoutMs }, this.abort.signal, makeArgs);
+  /**
+   * Runs one attempt of a step or compensation with its timeouts, racing cancel/lease loss/shutdown. Its heartbeats go
+   * to the step entry at `index`; when it ends, later heartbeats change nothing and a heartbeat write in flight is
+   * waited for by the next write.
+   */
+  private async invoke(
+    kind: 'step' | 'compensation',
+    step: StepDefinition,
+    attempt: number,
+    instance: object,
+    method: string,
+    index: number,
+    makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
+  ): Promise<AttemptOutcome> {
+    const slot: HeartbeatSlot = { index, step: step.name, lastWrite: Date.now(), dirty: false, closed: false };
+    this.heartbeat = slot;
+    const info = {
+      runId: this.runId,
+      workflow: this.def.name,
+      version: this.def.version,
+      step: step.name,
+      attempt,
+      kind,
+      instanceId: this.host.instanceId,
+      trace: this.state.trace,
+    };
+    try {
+      return await this.host.instrumentation.runAttempt(info, () =>
+        invokeAttempt(
+          { instance, method, step: step.name, timeoutMs: step.timeoutMs, heartbeatTimeoutMs: step.heartbeatTimeoutMs },
+          this.abort.signal,
+          (signal, beat) => makeArgs(signal, (details) => this.onHeartbeat(slot, beat, details)),
+        ),
+      );
+    } finally {
+      slot.closed = true;
+      clearTimeout(slot.timer);
+      if (this.heartbeat === slot) this.heartbeat = undefined;
+    }
+  }
+
+  /** `ctx.heartbeat(details)`: restarts the heartbeat timeout, records the details, writes them (throttled). */
+  private async onHeartbeat(slot: HeartbeatSlot, beat: () => void, details: unknown): Promise<void> {
+    if (slot.closed) return;
+    const text = details === undefined ? undefined : this.host.serializer.serialize(details, `heartbeat of step "${slot.step}"`, slot.step);
+    beat();
+    const entry = this.steps[slot.index];
+    if (!entry) return;
+    const at = new Date();
+    this.steps[slot.index] = { ...entry, heartbeat: text === undefined ? { at } : { at, details: text } };
+    slot.dirty = true;
+    const wait = slot.lastWrite + this.host.heartbeatWriteMs - Date.now();
+    if (wait <= 0 && !this.heartbeatWrite) return this.writeHeartbeat(slot);
+    if (!slot.timer) {
+      slot.timer = setTimeout(() => {
+        slot.timer = undefined;
+        void this.writeHeartbeat(slot);
+      }, Math.max(wait, 10));
+      slot.timer.unref();
+    }
+  }
+
+  /** Writes the attempt's latest heartbeat (with the lease extended), unless the attempt ended or one is in flight. */
+  private async writeHeartbeat(slot: HeartbeatSlot): Promise<void> {
+    if (slot.closed || !slot.dirty || this.done) return;
+    if (this.heartbeatWrite) {
+      // NOTE: the write in flight carries older details: write these once it is done.
+      if (!slot.timer) {
+        slot.timer = setTimeout(() => {
+          slot.timer = undefined;
+          void this.writeHeartbeat(slot);
+        }, this.host.heartbeatWriteMs);
+        slot.timer.unref();
+      }
+      return;
+    }
+    slot.dirty = false;
+    slot.lastWrite = Date.now();
+    const step = this.steps[slot.index];
+    const writing = this.commitNow({ steps: [{ index: slot.index, step }], keepInput: true, midStep: true }).then(
+      (res) => {
+        if (res.cancel && !this.state.comp) this.requestCancel(res.cancel);
+      },
+      (error: unknown) => {
+        if (!(error instanceof Interrupt)) this.host.logger.warn(`Run "${this.runId}": a heartbeat of step "${slot.step}" was not written: ${describeError(error)}`);
+      },
+    );
+    this.heartbeatWrite = writing.finally(() => {
+      if (this.heartbeatWrite === settled) this.heartbeatWrite = undefined;
+    });
+    const settled = this.heartbeatWrite;
+    await settled;
   }
 
   /** A step attempt returned: checkpoint it and move on. Returns whether to keep driving. */
-  private async completeStep(step: StepDefinition, index: number, attempt: number, startedAt: Date, returned: unknown): Promise<boolean> {
+  private async completeStep(step: StepDefinition, index: number, attempt: number, startedAt: Date, returned: unknown, durationMs: number): Promise<boolean> {
     let resolution: StepResolution;
     try {
       resolution = resolveStepReturn(this.def, step, returned, {
@@ -407,13 +552,22 @@ export class RunDriver {
         now: () => Date.now(),
       });
     } catch (error) {
-      await this.failStep(step.name, index, attempt, error, startedAt);
+      await this.failStep(step.name, index, attempt, error, startedAt, durationMs);
       return false;
     }
     const { value, output, next } = resolution;
 
     const now = new Date();
-    const done: StoredStep = { name: step.name, status: 'completed', attempts: attempt, output, startedAt, finishedAt: now };
+    const done: StoredStep = {
+      name: step.name,
+      status: 'completed',
+      attempts: attempt,
+      output,
+      startedAt,
+      finishedAt: now,
+      ...heartbeatOf(this.steps[index]),
+    };
+    this.record('step.completed', { step: step.name, attempt, durationMs });
     this.steps[index] = done;
     this.results[step.name] = value;
     const state = this.state;
@@ -432,6 +586,7 @@ export class RunDriver {
 
     if (resolution.kind === 'sleep') {
       const sleep = resolution.sleep!;
+      this.record('run.sleeping', { step: step.name, detail: { until: new Date(Date.now() + sleep.wakeInMs).toISOString() } });
       const res = await this.write({
         status: 'sleeping',
         steps: [{ index, step: done }],
@@ -446,6 +601,7 @@ export class RunDriver {
     if (resolution.kind === 'wait') {
       const wait = resolution.wait!;
       state.wait = { entry: index, signal: wait.signal };
+      this.record('run.waiting', { step: step.name, detail: { signal: wait.signal, ...(wait.timeoutMs !== undefined ? { timeoutMs: wait.timeoutMs } : {}) } });
       const res = await this.write({
         steps: [{ index, step: done }],
         state: encodeState(state),
@@ -494,13 +650,15 @@ export class RunDriver {
     const step = this.claimed.currentStep;
     const info: RunErrorInfo = { name: error.name, message: error.message, ...(step !== undefined ? { step, phase: 'step' as const } : {}) };
     // NOTE: the engine state is left as stored (it may be what is damaged); a retry after a repair continues from it.
+    this.record('run.failed', { error: eventError(error), ...(step !== undefined ? { step } : {}) });
     await this.write({ status: 'failed', error: info, output: null, currentStep: step ?? null, clearCancel: true });
     this.done = true;
+    this.host.instrumentation.runEnded(this.def.name, 'failed');
     this.host.onFinished(this.runId, { status: 'failed', error: info });
   }
 
   /** A step failed for good: record it, then compensate or fail the run. */
-  private async failStep(stepName: string, index: number, attempts: number, error: unknown, startedAt?: Date): Promise<void> {
+  private async failStep(stepName: string, index: number, attempts: number, error: unknown, startedAt?: Date, durationMs?: number): Promise<void> {
     const failed: StoredStep = {
       name: stepName,
       status: 'failed',
@@ -508,8 +666,10 @@ export class RunDriver {
       startedAt: startedAt ?? this.steps[index]?.startedAt,
       finishedAt: new Date(),
       error: describeError(error),
+      ...heartbeatOf(this.steps[index]),
     };
     this.steps[index] = failed;
+    this.record('step.failed', { step: stepName, attempt: attempts, durationMs, error: eventError(error), detail: { final: true } });
     this.host.logger.warn(`Run "${this.runId}" step "${stepName}" failed for good: ${describeError(error)}`);
     await this.startCompensation('failure', { name: errorName(error), message: errorMessage(error), step: stepName, phase: 'step' }, error, [
       { index, step: failed },
@@ -583,8 +743,9 @@ export class RunDriver {
       logger: this.host.logger,
       stopped: () => this.stopped,
       draining: () => this.host.isDraining(),
+      record: (type, fields) => this.record(type, fields),
       attempt: (step, method, index, attempt, output) =>
-        this.invoke(step, this.def.instance, method, (signal) => {
+        this.invoke('compensation', step, attempt, this.def.instance, method, index, (signal, heartbeat) => {
           const ctx: CompensationContext = {
             runId: this.runId,
             workflow: this.def.name,
@@ -595,6 +756,8 @@ export class RunDriver {
             signal,
             idempotencyKey: `${this.visitKey(index)}:compensate`,
             logger: this.host.logger,
+            heartbeat,
+            lastHeartbeat: this.lastHeartbeat(index),
             error: thrown,
           };
           return [output, ctx];
@@ -619,7 +782,7 @@ export class RunDriver {
    */
   private async awaitRetry(delay: number, patch: Partial<RunPatch>): Promise<'continue' | 'left' | 'cancel'> {
     const keep = delay <= this.host.inProcessDelayMs;
-    const res = await this.write({ ...patch, due: { delayMs: delay }, release: !keep });
+    const res = await this.write({ ...patch, due: { delayMs: delay }, release: !keep, keepInput: true });
     if (res.paused) return 'left';
     if (res.cancel && !this.state.comp) return 'cancel';
     if (!keep) {
@@ -638,6 +801,9 @@ export class RunDriver {
     clearCancel?: boolean,
   ): Promise<void> {
     if (status !== 'failed') this.state.failed = undefined;
+    this.record(`run.${status}` as RunEventType, {
+      ...(error ? { error: eventError(Object.assign(new Error(error.message), { name: error.name })), step: error.step } : {}),
+    });
     await this.write({
       status,
       output: output ?? null,
@@ -648,6 +814,7 @@ export class RunDriver {
       clearCancel,
     });
     this.done = true;
+    this.host.instrumentation.runEnded(this.def.name, status);
     this.host.onFinished(this.runId, { status, output, error });
   }
 
@@ -661,15 +828,48 @@ export class RunDriver {
     return interrupt;
   }
 
-  /** One fenced commit. Throws Interrupt when the lease is gone. Records a pending cancel. */
+  /** Adds a history event to the next write (no write of its own). */
+  private record(type: RunEventType, fields: Omit<NewRunEvent, 'type' | 'at'> = {}): void {
+    if (!this.host.recordsHistory) return;
+    this.pendingEvents.push({ type, at: new Date(), instanceId: this.host.instanceId, ...fields });
+  }
+
+  /** One fenced commit, after any heartbeat write in flight. Throws Interrupt when the lease is gone. Records a pending cancel. */
   private async write(patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
-    const res = await this.host.store.commit(this.runId, this.token, { ...patch, leaseMs: this.host.leaseMs });
+    if (this.heartbeatWrite) await this.heartbeatWrite;
+    const res = await this.commitNow(patch);
+    if (res.cancel && !this.state.comp) this.cancel = res.cancel;
+    return res;
+  }
+
+  /** The commit itself, carrying the history events recorded since the last one. */
+  private async commitNow(patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
+    const events = this.pendingEvents;
+    if (events.length > 0) this.pendingEvents = [];
+    const began = performance.now();
+    let res: CommitResult;
+    try {
+      res = await this.host.store.commit(this.runId, this.token, {
+        ...patch,
+        ...(events.length > 0 ? { events: events.map(encodeEvent) } : {}),
+        leaseMs: this.host.leaseMs,
+      });
+    } catch (error) {
+      this.host.instrumentation.checkpoint(performance.now() - began, false);
+      throw error;
+    }
+    this.host.instrumentation.checkpoint(performance.now() - began, res.ok);
     if (!res.ok) {
       this.host.logger.warn(`Run "${this.runId}": lease lost to another instance; dropping the run here`);
       throw this.lost();
     }
     this.lastWrite = Date.now();
-    if (res.cancel && !this.state.comp) this.cancel = res.cancel;
+    if (events.length > 0) this.host.onEvents(this.runId, this.def.name, numbered(events, res.lastEventSeq));
     return res;
   }
+}
+
+/** The heartbeat of a step entry, to carry into the entry that replaces it. */
+function heartbeatOf(entry: StoredStep | undefined): Pick<StoredStep, 'heartbeat'> {
+  return entry?.heartbeat ? { heartbeat: entry.heartbeat } : {};
 }

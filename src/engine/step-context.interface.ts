@@ -27,6 +27,16 @@ export interface StepContext<Input = unknown> {
    */
   idempotencyKey: string;
   logger: StepLogger;
+  /**
+   * Records progress: restarts the `heartbeatTimeout` and stores `details` (any serializable value) with the step, so
+   * `describe()` shows it and the next attempt after a crash, timeout or retry receives it as `lastHeartbeat`. Cheap to
+   * call in a tight loop: at most one store write per second per run (the latest details are always written at the end
+   * of that second, and with the step's checkpoint). Rejects `SerializationError` / `PayloadTooLargeError` for
+   * details that cannot be stored.
+   */
+  heartbeat(details?: unknown): Promise<void>;
+  /** The details of this step visit's latest heartbeat, from an earlier attempt (undefined on a first attempt). */
+  lastHeartbeat?: unknown;
 }
 
 /** What a compensation method receives as its second argument. */

@@ -12,25 +12,35 @@ export interface AttemptTarget {
   step: string;
   /** Per-attempt timeout; none when undefined. */
   timeoutMs?: number;
+  /** Longest silence between heartbeats (`beat()` calls); none when undefined. */
+  heartbeatTimeoutMs?: number;
 }
 
 /**
  * Runs one attempt of a step or compensation method: calls it with the arguments `makeArgs` builds from the attempt's
- * abort signal, and settles on the first of its result, its timeout (`StepTimeoutError`) or the run's abort (cancel,
- * lease loss, shutdown: the abort reason). Never rejects.
+ * abort signal and a `beat` function (a heartbeat: restarts the heartbeat timeout), and settles on the first of its
+ * result, its timeout or heartbeat timeout (`StepTimeoutError`) or the run's abort (cancel, lease loss, shutdown: the
+ * abort reason). Never rejects.
  */
-export function invokeAttempt(target: AttemptTarget, runSignal: AbortSignal, makeArgs: (signal: AbortSignal) => unknown[]): Promise<AttemptOutcome> {
+export function invokeAttempt(
+  target: AttemptTarget,
+  runSignal: AbortSignal,
+  makeArgs: (signal: AbortSignal, beat: () => void) => unknown[],
+): Promise<AttemptOutcome> {
   const fn = (target.instance as Record<string, (...a: unknown[]) => unknown>)[target.method];
   return new Promise<AttemptOutcome>((resolve) => {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
+    let silence: NodeJS.Timeout | undefined;
     // NOTE: an attempt with a timeout has its own signal, aborted on the timeout and whenever the run's signal aborts;
-    // without a timeout the run's signal (cancel, lease loss, shutdown) is the attempt's.
-    const attempt = target.timeoutMs !== undefined ? new AbortController() : undefined;
+    // without one the run's signal (cancel, lease loss, shutdown) is the attempt's.
+    const own = target.timeoutMs !== undefined || target.heartbeatTimeoutMs !== undefined;
+    const attempt = own ? new AbortController() : undefined;
     const settle = (outcome: AttemptOutcome) => {
       if (settled) return;
       settled = true;
-      if (timer) clearTimeout(timer);
+      clearTimeout(timer);
+      clearTimeout(silence);
       runSignal.removeEventListener('abort', onAbort);
       resolve(outcome);
     };
@@ -38,18 +48,28 @@ export function invokeAttempt(target: AttemptTarget, runSignal: AbortSignal, mak
       attempt?.abort(runSignal.reason);
       settle({ ok: false, error: runSignal.reason });
     };
+    const timeOut = (error: StepTimeoutError) => {
+      attempt!.abort(error);
+      settle({ ok: false, error });
+    };
     if (runSignal.aborted) return onAbort();
     runSignal.addEventListener('abort', onAbort, { once: true });
     if (target.timeoutMs !== undefined) {
       const timeoutMs = target.timeoutMs;
-      timer = setTimeout(() => {
-        const error = new StepTimeoutError(target.step, timeoutMs);
-        attempt!.abort(error);
-        settle({ ok: false, error });
-      }, timeoutMs);
+      timer = setTimeout(() => timeOut(new StepTimeoutError(target.step, timeoutMs)), timeoutMs);
     }
+    const heartbeatMs = target.heartbeatTimeoutMs;
+    const beat =
+      heartbeatMs === undefined
+        ? () => undefined
+        : () => {
+            if (settled) return;
+            clearTimeout(silence);
+            silence = setTimeout(() => timeOut(new StepTimeoutError(target.step, heartbeatMs, 'heartbeat')), heartbeatMs);
+          };
+    beat();
     try {
-      const result = fn.apply(target.instance, makeArgs(attempt ? attempt.signal : runSignal));
+      const result = fn.apply(target.instance, makeArgs(attempt ? attempt.signal : runSignal, beat));
       if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
         (result as Promise<unknown>).then(
           (value) => settle({ ok: true, value }),

@@ -5,8 +5,24 @@ import { assertRunId } from './argument-checks.js';
 import { describeError, errorStack } from './error-text.js';
 import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { WorkflowRegistry } from '../definition/workflow.registry.js';
-import type { ClaimedRun, ControlRequest, ControlResult, LeaseRequest, ListRunsQuery, StoreEvent, StoredRun, WorkflowStore } from '../store/workflow-store.interface.js';
+import type {
+  ClaimedRun,
+  ControlRequest,
+  ControlResult,
+  LeaseRequest,
+  ListEventsQuery,
+  ListRunsQuery,
+  StoreEvent,
+  StoredRun,
+  StoredRunEvent,
+  WorkflowStore,
+} from '../store/workflow-store.interface.js';
 import { isTerminal } from '../store/workflow-store.interface.js';
+import { EventPublisher, type WorkflowEventListener } from './event-publisher.js';
+import { encodeEvent, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
+import type { EngineHealth, EngineHealthSource } from './engine-health.interface.js';
+import { NOOP_INSTRUMENTATION } from '../observability/instrumentation.js';
+import type { Instrumentation } from '../observability/instrumentation.interface.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
 import { Serializer } from './serializer.js';
@@ -30,6 +46,15 @@ export interface EngineOptions {
    * Default: a random id per process.
    */
   instanceId?: string;
+  /**
+   * Broadcast every history event through the store (`publish`), so `stream({ scope: 'cluster' })` on any instance
+   * sees it. Costs one store call per batch of events (batched per event-loop turn). Default false.
+   */
+  publishEvents?: boolean;
+  /** Traces and metrics. Default: none recorded. */
+  instrumentation?: Instrumentation;
+  /** Record each run's history (see `client.history`). Default true. */
+  history?: boolean;
 }
 
 export type ConflictPolicy = 'use-existing' | 'fail' | 'terminate-existing';
@@ -41,6 +66,8 @@ export interface StartRunOptions {
 }
 
 const MAX_TIMER_MS = 2_147_000_000;
+/** At most one heartbeat write per run per this many ms (see StepContext.heartbeat). */
+const HEARTBEAT_WRITE_MS = 1_000;
 const RECENT_MS = 1_000;
 const RECENT_MAX = 10_000;
 
@@ -51,13 +78,20 @@ type Waiter = (finished: FinishedRun | undefined) => void;
  * The framework-free runtime: starts runs, claims work (its own at once, others' by polling and store events),
  * drives each claimed run with a {@link RunDriver}, renews leases, and drains on shutdown.
  */
-export class WorkflowEngine implements DriverHost {
+export class WorkflowEngine implements DriverHost, EngineHealthSource {
   readonly serializer: Serializer;
   readonly leaseMs: number;
   readonly maxTransitions: number;
   readonly maxRecoveries: number;
   readonly inProcessDelayMs: number;
   readonly instanceId: string;
+  readonly heartbeatWriteMs: number;
+  readonly recordsHistory: boolean;
+  /** The local and cluster event streams. */
+  readonly events: EventPublisher;
+  readonly instrumentation: Instrumentation;
+  private lastPollAt?: Date;
+  private lastClaim?: { lagMs: number; at: number };
   private readonly lease: LeaseRequest;
   private readonly active = new Map<string, RunDriver>();
   private readonly running = new Set<Promise<void>>();
@@ -91,6 +125,10 @@ export class WorkflowEngine implements DriverHost {
     this.inProcessDelayMs = Math.min(5_000, Math.floor(options.leaseMs / 3));
     this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.lease = { owner: this.instanceId, leaseMs: options.leaseMs };
+    this.heartbeatWriteMs = Math.min(HEARTBEAT_WRITE_MS, Math.floor(options.leaseMs / 3));
+    this.events = new EventPublisher(store, logger, options.publishEvents === true);
+    this.instrumentation = options.instrumentation ?? NOOP_INSTRUMENTATION;
+    this.recordsHistory = options.history !== false;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -101,6 +139,9 @@ export class WorkflowEngine implements DriverHost {
     if (this.started) return;
     this.started = true;
     if (this.store.subscribe) this.unsubscribe = await this.store.subscribe((event) => this.onEvent(event));
+    else if (this.options.publishEvents) {
+      this.logger.warn(`The ${this.store.name} store cannot broadcast events: stream({ scope: 'cluster' }) shows this instance's events only`);
+    }
     if (this.options.workerEnabled) {
       if (this.options.instanceId !== undefined && this.store.claimOwnedRuns) await this.reclaimOwnRuns();
       this.schedulePoll(0);
@@ -141,6 +182,7 @@ export class WorkflowEngine implements DriverHost {
       }
     }
     clearInterval(this.renewTimer);
+    await this.events.flush();
     await this.unsubscribe?.().catch(() => undefined);
     for (const [runId, set] of this.waiters) {
       for (const waiter of set) waiter(undefined);
@@ -171,9 +213,11 @@ export class WorkflowEngine implements DriverHost {
     }
     const serialized = this.serializer.serialize(input, `input of workflow "${def.name}"`);
     const runId = options.id ?? randomUUID();
+    const trace = this.instrumentation.captureTrace();
     const claimNow = options.transaction === undefined && this.hasCapacity();
     if (claimNow) this.reserved++;
     const first = def.steps[0];
+    const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version } };
     let result;
     try {
       result = await this.store.createRun(
@@ -182,9 +226,10 @@ export class WorkflowEngine implements DriverHost {
         workflow: def.name,
         version: def.version,
         input: serialized,
-        state: encodeState(initialState(first.name)),
+        state: encodeState(initialState(first.name, trace)),
         steps: claimNow ? [{ name: first.name, status: 'running', attempts: 0, startedAt: new Date() }] : undefined,
         currentStep: first.name,
+        events: this.recordsHistory ? [encodeEvent(started)] : undefined,
       },
       {
         onConflict: policy === 'terminate-existing' ? 'replace' : 'keep',
@@ -200,6 +245,8 @@ export class WorkflowEngine implements DriverHost {
       return { runId, created: false };
     }
     this.recentlyFinished.delete(runId);
+    if (this.recordsHistory) this.onEvents(runId, def.name, numbered([started], result.lastEventSeq));
+    this.instrumentation.runStarted(def.name);
     const run = result.run;
     // NOTE: a replaced run may be executing here; only an older generation gives way (concurrent replacements of one id
     // can return out of order, and the survivor must keep its executor).
@@ -228,21 +275,31 @@ export class WorkflowEngine implements DriverHost {
     return this.serializer.deserialize<T>(text);
   }
 
+  /** A page of a run's history (stored form). */
+  listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]> {
+    return this.store.listEvents(runId, query);
+  }
+
   /** Queues a signal; a run waiting for it is claimed here at once when this instance has room. */
   async sendSignal(runId: string, name: string, payload: unknown): Promise<ControlResult> {
     const serialized = this.serializer.serialize(payload, `payload of signal "${name}"`);
-    const res = await this.store.sendSignal(runId, name, serialized);
+    const event: NewRunEvent = { type: 'signal.received', at: new Date(), instanceId: this.instanceId, detail: { signal: name } };
+    const res = await this.store.sendSignal(runId, name, serialized, this.recordsHistory ? encodeEvent(event) : undefined);
+    if (res.outcome === 'ok' && this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
     if (res.outcome === 'ok' && res.status === 'waiting') void this.kick(runId);
     return res;
   }
 
   /**
    * Records a control request, then acts on it here at once where it can: a cancel aborts the run's step if it runs
-   * here, a resumed or retried run is claimed here when this instance has room.
+   * here, a resumed or retried run is claimed here when this instance has room. `by` names who asked (an operator),
+   * recorded in the history event.
    */
-  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
-    const res = await this.store.control(runId, request);
+  async control(runId: string, request: ControlRequest, by?: string): Promise<ControlResult> {
+    const event = controlEvent(request, this.instanceId, by);
+    const res = await this.store.control(runId, request, this.recordsHistory ? encodeEvent(event) : undefined);
     if (res.outcome !== 'ok') return res;
+    if (this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
     if (request.action === 'cancel') void this.notifyControl(runId);
     else if (request.action === 'resume' || request.action === 'retry') void this.kick(runId);
     return res;
@@ -306,6 +363,20 @@ export class WorkflowEngine implements DriverHost {
         if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
       }
     }
+  }
+
+  onEvents(runId: string, workflow: string, events: RunEvent[]): void {
+    this.events.emit(runId, workflow, events);
+  }
+
+  /** Events a client call wrote for a run (its workflow is looked up only when someone listens). */
+  private onEventsOf(runId: string, events: NewRunEvent[], lastSeq: number | undefined): void {
+    if (!this.events.listening) return;
+    const numberedEvents = numbered(events, lastSeq);
+    void this.store.getRun(runId).then(
+      (run) => run && this.events.emit(runId, run.workflow, numberedEvents),
+      () => undefined,
+    );
   }
 
   onFinished(runId: string, finished: FinishedRun): void {
@@ -403,7 +474,13 @@ export class WorkflowEngine implements DriverHost {
   }
 
   private accept(claimed: ClaimedRun): void {
+    const lagMs = claimed.recovered ? (claimed.orphanedMs ?? 0) : claimed.dueAt ? Math.max(0, Date.now() - claimed.dueAt.getTime()) : undefined;
+    if (lagMs !== undefined) {
+      this.instrumentation.claimLag(claimed.workflow, lagMs);
+      this.lastClaim = { lagMs, at: Date.now() };
+    }
     if (claimed.recovered) {
+      this.instrumentation.leaseTakeover(claimed.workflow);
       const from = claimed.previousOwner === undefined ? 'an unknown instance' : `instance "${claimed.previousOwner}"`;
       const orphaned = claimed.orphanedMs === undefined ? 'an unknown time' : `${claimed.orphanedMs} ms`;
       this.logger.warn(`Run "${claimed.runId}": taking over the lease of ${from}, orphaned for ${orphaned}`);
@@ -433,7 +510,9 @@ export class WorkflowEngine implements DriverHost {
       if (!def) return release();
       const driver = new RunDriver(this, def, claimed);
       this.active.set(claimed.runId, driver);
+      this.instrumentation.inFlight(1);
       const done = driver.drive().finally(() => {
+        this.instrumentation.inFlight(-1);
         if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
         this.running.delete(done);
         this.wakeWaiters(claimed.runId);
@@ -480,6 +559,7 @@ export class WorkflowEngine implements DriverHost {
       this.logger.error(`Polling the ${this.store.name} store failed: ${describeError(error)}`);
     } finally {
       this.polling = false;
+      this.lastPollAt = new Date();
       // NOTE: starts that found every slot reserved by this poll left their runs pending: claim them now.
       const freeNow = this.options.concurrency - this.active.size - this.reserved;
       this.schedulePoll((again || this.backlog) && freeNow > 0 ? 0 : this.options.pollIntervalMs);
@@ -497,6 +577,9 @@ export class WorkflowEngine implements DriverHost {
       case 'finished':
         // NOTE: a run ending here resolves its waiters itself, with the outcome, without a store read.
         if (!this.active.has(event.runId)) this.wakeWaiters(event.runId);
+        break;
+      case 'message':
+        this.events.received(event.body);
         break;
     }
   }
@@ -534,8 +617,33 @@ export class WorkflowEngine implements DriverHost {
     }
   }
 
+  /** The worker's state, for health checks (see `DurableExecutionHealthIndicator`). */
+  health(): EngineHealth {
+    const claim = this.lastClaim && Date.now() - this.lastClaim.at < 60_000 ? this.lastClaim : undefined;
+    return {
+      workerEnabled: this.options.workerEnabled,
+      running: this.started && !this.draining,
+      ...(this.lastPollAt ? { lastPollAt: this.lastPollAt } : {}),
+      inFlight: this.active.size,
+      concurrency: this.options.concurrency,
+      ...(claim ? { claimLagMs: claim.lagMs } : {}),
+    };
+  }
+
   /** For tests and diagnostics: run ids executing on this instance. */
   activeRunIds(): string[] {
     return [...this.active.keys()];
   }
 }
+
+/** The history event of a control request: `run.paused`, `run.resumed`, `run.retried`, or `operator.action` (cancel). */
+function controlEvent(request: ControlRequest, instanceId: string, by: string | undefined): NewRunEvent {
+  const type: RunEventType =
+    request.action === 'pause' ? 'run.paused' : request.action === 'resume' ? 'run.resumed' : request.action === 'retry' ? 'run.retried' : 'operator.action';
+  const detail: Record<string, unknown> = {};
+  if (request.action === 'cancel') Object.assign(detail, { action: 'cancel', compensate: request.compensate });
+  if (by !== undefined) detail.by = by;
+  return { type, at: new Date(), instanceId, ...(Object.keys(detail).length > 0 ? { detail } : {}) };
+}
+
+export type { WorkflowEventListener };

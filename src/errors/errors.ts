@@ -74,8 +74,17 @@ export class WorkflowCancelledError extends DurableExecutionError {
 /** An attempt of a step ran past the step's `timeout`. */
 export class StepTimeoutError extends DurableExecutionError {
   readonly code = 'CAIRN_STEP_TIMEOUT' as const;
-  constructor(readonly step: string, readonly timeoutMs: number) {
-    super(`Step "${step}" timed out after ${timeoutMs} ms.`);
+  constructor(
+    readonly step: string,
+    readonly timeoutMs: number,
+    /** `heartbeat`: the attempt went `timeoutMs` without calling `ctx.heartbeat()` (`heartbeatTimeout`). */
+    readonly kind: 'attempt' | 'heartbeat' = 'attempt',
+  ) {
+    super(
+      kind === 'heartbeat'
+        ? `Step "${step}" sent no heartbeat for ${timeoutMs} ms (heartbeatTimeout); call ctx.heartbeat() more often or raise the timeout.`
+        : `Step "${step}" timed out after ${timeoutMs} ms.`,
+    );
   }
 }
 

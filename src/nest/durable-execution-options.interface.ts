@@ -1,3 +1,4 @@
+import type { DataSourceLike, RedisClientLike } from '../client/workflow-types.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 
 /** Where runs are stored. */
@@ -7,8 +8,8 @@ export type StoreOptions =
       type: 'postgres';
       /** e.g. `postgres://user:pass@host:5432/db` */
       url?: string;
-      /** The app's own TypeORM DataSource (left open on shutdown). */
-      dataSource?: unknown;
+      /** The app's own TypeORM DataSource, 0.3.20+ or 1.x (left open on shutdown). */
+      dataSource?: DataSourceLike;
       /** Created when missing. @default 'public' */
       schema?: string;
       /** Prefix of tables and indexes. @default 'cairn_' */
@@ -18,8 +19,8 @@ export type StoreOptions =
       type: 'redis';
       /** e.g. `redis://localhost:6379` */
       url?: string;
-      /** The app's own ioredis client (left open on shutdown). */
-      client?: unknown;
+      /** The app's own ioredis (5 or 6) client or Cluster (left open on shutdown). */
+      client?: RedisClientLike;
       /** @default 'cairn:' */
       keyPrefix?: string;
       /**
@@ -33,7 +34,13 @@ export type StoreOptions =
       /** Folder of the embedded database. One app at a time. @default './.cairn' */
       dataDir?: string;
     }
-  | WorkflowStore;
+  | CustomStore;
+
+/**
+ * A custom store instance. (`type?: never` keeps the store's methods out of the completions of `{ type: 'postgres', … }`:
+ * an object literal with a `type` is never a custom store, so the editor offers only that type's options.)
+ */
+export type CustomStore = WorkflowStore & { type?: never };
 
 /** Options of `DurableExecutionModule.forRoot()`. */
 export interface DurableExecutionOptions {
@@ -66,4 +73,23 @@ export interface DurableExecutionOptions {
   maxTransitions?: number;
   /** Recoveries after crashes without progress before a run fails. @default 10 */
   maxRecoveries?: number;
+  /**
+   * `false`: record no history (`client.history()` is then empty, and `WorkflowEvents` / `@OnWorkflowEvent` see
+   * nothing), for the last bit of checkpoint throughput. @default true
+   */
+  history?: boolean;
+  /** The event stream (`WorkflowEvents`, `@OnWorkflowEvent`). */
+  events?: {
+    /**
+     * Broadcast every history event through the store (Postgres NOTIFY, Redis PUBLISH; one call per batch of events),
+     * so `stream({ scope: 'cluster' })` on any instance sees the events of all of them. @default false
+     */
+    cluster?: boolean;
+  };
+  /**
+   * Traces and metrics through `@opentelemetry/api` (an optional peer; without it nothing is recorded). Register the
+   * OpenTelemetry SDK before the app is created. `enabled: false` records nothing even when the API is installed.
+   * @default { enabled: true }
+   */
+  telemetry?: { enabled?: boolean };
 }

@@ -7,6 +7,8 @@ import { DurableExecutionOrchestrator } from './durable-execution.orchestrator.j
 import { clientProvider, engineProvider, storeProvider } from './durable-execution.providers.js';
 import { WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.js';
 import { WorkflowExplorer } from './workflow.explorer.js';
+import { WorkflowEvents } from './workflow-events.js';
+import { DurableExecutionHealthIndicator } from './durable-execution.health.js';
 
 /**
  * Durable workflow execution. Import once, in the root module:
@@ -24,8 +26,10 @@ import { WorkflowExplorer } from './workflow.explorer.js';
     engineProvider,
     clientProvider,
     WorkflowExplorer,
+    WorkflowEvents,
+    DurableExecutionHealthIndicator,
     DurableExecutionOrchestrator,
   ],
-  exports: [WorkflowClient, WORKFLOW_STORE, WORKFLOW_ENGINE],
+  exports: [WorkflowClient, WorkflowEvents, DurableExecutionHealthIndicator, WORKFLOW_STORE, WORKFLOW_ENGINE],
 })
 export class DurableExecutionModule extends DurableExecutionConfigurableModule {}

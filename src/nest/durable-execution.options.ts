@@ -27,6 +27,13 @@ export function resolveEngineOptions(options: DurableExecutionOptions = {}): Eng
     throw new ConfigurationError('DurableExecutionModule: worker.enabled must be a boolean.');
   }
   const leaseMs = positiveInt(worker.leaseMs, 'worker.leaseMs', 30_000, 100);
+  const events = options.events ?? {};
+  if (options.history !== undefined && typeof options.history !== 'boolean') {
+    throw new ConfigurationError('DurableExecutionModule: history must be a boolean.');
+  }
+  if (events.cluster !== undefined && typeof events.cluster !== 'boolean') {
+    throw new ConfigurationError('DurableExecutionModule: events.cluster must be a boolean.');
+  }
   const id = worker.instanceId;
   if (
     id !== undefined &&
@@ -49,5 +56,7 @@ export function resolveEngineOptions(options: DurableExecutionOptions = {}): Eng
       ? { completedMs: age(options.retention.completed, 'retention.completed'), failedMs: age(options.retention.failed, 'retention.failed') }
       : undefined,
     instanceId: worker.instanceId,
+    publishEvents: events.cluster ?? false,
+    history: options.history ?? true,
   };
 }

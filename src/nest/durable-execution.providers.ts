@@ -8,6 +8,7 @@ import type { DurableExecutionOptions } from './durable-execution-options.interf
 import { resolveEngineOptions } from './durable-execution.options.js';
 import { WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.js';
 import { DURABLE_EXECUTION_OPTIONS } from './durable-execution.module-definition.js';
+import { createInstrumentation } from '../observability/instrumentation.js';
 
 /** The store, connected and with its schema in place before anything can use it. */
 export const storeProvider: Provider = {
@@ -25,8 +26,11 @@ export const storeProvider: Provider = {
 export const engineProvider: Provider = {
   provide: WORKFLOW_ENGINE,
   inject: [WORKFLOW_STORE, WorkflowRegistry, DURABLE_EXECUTION_OPTIONS],
-  useFactory: (store: WorkflowStore, registry: WorkflowRegistry, options: DurableExecutionOptions) =>
-    new WorkflowEngine(store, registry, resolveEngineOptions(options), new Logger('DurableExecution')),
+  useFactory: async (store: WorkflowStore, registry: WorkflowRegistry, options: DurableExecutionOptions) => {
+    const logger = new Logger('DurableExecution');
+    const instrumentation = await createInstrumentation({ ...options.telemetry, logger });
+    return new WorkflowEngine(store, registry, { ...resolveEngineOptions(options), instrumentation }, logger);
+  },
 };
 
 export const clientProvider: Provider = {

@@ -18,6 +18,27 @@ export interface StoredStep {
   startedAt?: Date;
   finishedAt?: Date;
   error?: string;
+  /** The latest `ctx.heartbeat()` of this visit: when, and its serialized details (absent when none were given). */
+  heartbeat?: { at: Date; details?: string };
+}
+
+/**
+ * Most events a run's history keeps. A write that takes a run past it deletes that run's oldest events in the same
+ * atomic write; `seq` keeps counting, so a reader sees the gap.
+ */
+export const RUN_HISTORY_LIMIT = 1000;
+
+/** One event of a run's history, as stored: `body` is the engine's JSON text, stored and returned verbatim. */
+export interface StoredRunEvent {
+  /** 1, 2, 3 … per run id, in write order; a replaced run (`createRun` with `replace`) starts again at 1. */
+  seq: number;
+  body: string;
+}
+
+/** A page of a run's history: events with `seq > afterSeq`, in `seq` order. */
+export interface ListEventsQuery {
+  afterSeq?: number;
+  limit: number;
 }
 
 /**
@@ -108,6 +129,8 @@ export interface NewRun {
   /** Step entries to create with the run (e.g. the first step as `running` when claimed at once). */
   steps?: StoredStep[];
   currentStep?: string;
+  /** First events of the run's history (`body` texts, in order), written with it. A replaced run's history is deleted. */
+  events?: string[];
 }
 
 /** How `createRun` treats an existing run with the same id. */
@@ -129,6 +152,8 @@ export interface CreateRunResult {
   created: boolean;
   /** The created run (with its lease token when claimed), or the existing one when `created` is false. */
   run: StoredRun;
+  /** When a run was created with `events`: the `seq` given to the last of them. */
+  lastEventSeq?: number;
 }
 
 /**
@@ -143,13 +168,15 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
  * Rules the store applies, in this order:
  * 1. Fencing: rejected (`{ ok: false }`, nothing written) unless the run exists and its `leaseToken` equals the token.
  * 2. The fields given are written; `steps` entries are upserted by index (`index === steps.length` appends).
- *    `nextInput`, `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them.
+ *    `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them; `nextInput` too, unless
+ *    `keepInput` is set. `events` are appended to the run's history in order (see {@link RUN_HISTORY_LIMIT}).
  * 3. `wait`: if a signal named `wait.signal` is queued, the first one is removed, its payload becomes `nextInput`,
  *    status becomes `running` (the lease is kept) and `consumedSignal` is returned. Otherwise status becomes `waiting`,
  *    `waitSignal` is set, `waitUntil`/`dueAt` are now + `timeoutMs` (or null) and the lease is released.
  * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields;
  *    `finishedAt` is set to now, and the run's queued signals (never to be delivered) are deleted.
- * 5. If `pauseRequested` is set, no cancel is pending and the resulting status is live (not terminal, not paused):
+ * 5. If `pauseRequested` is set, no cancel is pending, the resulting status is live (not terminal, not paused) and the
+ *    patch is not `midStep`:
  *    status becomes `paused`, `resumeStatus` the status it would have had, `pauseRequested` false, the lease released,
  *    and `dueAt` = now if it was null or the run was to keep running. `paused: true` is returned.
  * 6. `clearCancel` clears `cancelRequested`. If a cancel is (still) pending on a live run, `dueAt` becomes now and
@@ -168,6 +195,15 @@ export interface RunPatch {
   wait?: { signal: string; timeoutMs?: number };
   release?: boolean;
   clearCancel?: boolean;
+  /**
+   * Keep `nextInput` (a commit about the step that received it: a failed attempt, a heartbeat, a recovery), so that the
+   * step still receives the signal's payload after a crash or a released retry.
+   */
+  keepInput?: boolean;
+  /** History events (`body` texts) written in the same atomic write, in order. */
+  events?: string[];
+  /** A write while a step runs (a heartbeat): a pending pause is not applied (rule 5); it waits for the step's end. */
+  midStep?: boolean;
   /** Lease extension when not releasing. */
   leaseMs: number;
 }
@@ -182,6 +218,8 @@ export type CommitResult =
       cancel?: { compensate: boolean };
       /** Payload of the signal consumed by `wait`. */
       consumedSignal?: { payload: string };
+      /** When the patch had `events`: the `seq` given to the last of them. */
+      lastEventSeq?: number;
     };
 
 export type RenewResult = { ok: false } | { ok: true; cancel?: { compensate: boolean }; pauseRequested: boolean };
@@ -209,6 +247,8 @@ export interface ControlResult {
   outcome: ControlOutcome;
   /** Status of the run before the request (absent when not found). */
   status?: RunStatus;
+  /** When an `event` was appended (outcome `ok`): its `seq`. */
+  eventSeq?: number;
 }
 
 export type ControlRequest = { action: 'pause' } | { action: 'resume' } | { action: 'cancel'; compensate: boolean } | { action: 'retry' };
@@ -226,7 +266,11 @@ export interface ListRunsQuery {
 export type StoreEvent =
   | { type: 'ready'; runId: string } // a run became claimable (created, signalled, resumed, cancelled, retried)
   | { type: 'control'; runId: string } // a control request for a run that may be leased (cancel, pause)
-  | { type: 'finished'; runId: string }; // a run reached a terminal status
+  | { type: 'finished'; runId: string } // a run reached a terminal status
+  | { type: 'message'; body: string }; // a text some instance broadcast with `publish` (not stored)
+
+/** Largest `publish` message in UTF-8 bytes (PostgreSQL's NOTIFY payload limit, with room for the envelope). */
+export const PUBLISH_MAX_BYTES = 7000;
 
 /**
  * The persistence port of nestjs-cairn. The engine talks to storage only through this interface, and every store
@@ -303,9 +347,10 @@ export interface WorkflowStore {
 
   /**
    * Queue a signal (FIFO per run and name). On a run that waits for that name (status `waiting`, or `paused` with
-   * `waitSignal` set) `dueAt` becomes now. `not-found` / `not-active` (terminal) store nothing.
+   * `waitSignal` set) `dueAt` becomes now. `not-found` / `not-active` (terminal) store nothing. With outcome `ok`,
+   * `event` (a history `body`) is appended to the run's history in the same write.
    */
-  sendSignal(runId: string, name: string, payload: string): Promise<ControlResult>;
+  sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult>;
   /**
    * Record a control request:
    * - `pause`: terminal → not-active; paused → noop; leased (live lease) → `pauseRequested` (ok); otherwise status
@@ -314,10 +359,18 @@ export interface WorkflowStore {
    * - `cancel`: cancelled or compensating, or already requested → noop; other terminal → not-active; otherwise
    *   `cancelRequested` set, a paused run goes back to its `resumeStatus`, `dueAt` = now (ok).
    * - `retry`: only `failed` → status `pending`, `error`/`finishedAt` cleared, due now (ok); else invalid-state.
+   * With outcome `ok` (only then), `event` (a history `body`) is appended to the run's history in the same write.
    */
-  control(runId: string, request: ControlRequest): Promise<ControlResult>;
+  control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult>;
 
-  /** Delete terminal runs with one of `statuses` finished more than `olderThanMs` ago (steps and signals too). */
+  /**
+   * A page of a run's history (see {@link ListEventsQuery}); empty for an unknown run. Events are written only by
+   * `createRun`, `commit`, `sendSignal` and `control` (never on their own), deleted with the run (`purge`, a replace,
+   * an expiry) and bounded by {@link RUN_HISTORY_LIMIT}.
+   */
+  listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]>;
+
+  /** Delete terminal runs with one of `statuses` finished more than `olderThanMs` ago (steps, signals, history too). */
   purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number>;
 
   /**
@@ -325,4 +378,10 @@ export interface WorkflowStore {
    * polling). Resolves to an unsubscribe function.
    */
   subscribe?(listener: (event: StoreEvent) => void): Promise<() => Promise<void>>;
+  /**
+   * Broadcast `body` (at most {@link PUBLISH_MAX_BYTES} bytes, else `InvalidArgumentError`) to every subscriber of
+   * every instance sharing the store, this one included, as a `message` event. Not stored: an instance that is not
+   * subscribed at that moment never sees it. Optional, with `subscribe`.
+   */
+  publish?(body: string): Promise<void>;
 }

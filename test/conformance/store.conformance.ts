@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import type {
   ClaimedRun,
   LeaseRequest,
@@ -951,7 +952,182 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       });
     });
 
+
+    describe('history', () => {
+      const bodies = async (runId: string, afterSeq?: number, limit = 10_000) =>
+        (await store.listEvents(runId, { afterSeq, limit })).map((e) => [e.seq, e.body]);
+
+      it('writes the events of createRun and of fenced commits, in order, numbered from 1', async () => {
+        const created = await store.createRun(newRun(wf(), { events: ['{"t":"start"}', '{"t":"s1"}'] }), { onConflict: 'keep', lease: LEASE });
+        expect(created.lastEventSeq).toBe(2);
+        const run = created.run as StoredRun & { leaseToken: string };
+        expect(await bodies(run.runId)).toEqual([
+          [1, '{"t":"start"}'],
+          [2, '{"t":"s1"}'],
+        ]);
+        const hostile = `{"e":"'; DROP TABLE x;-- \\u0000 ünï 🚀 {tag}"}`;
+        expect(await store.commit(run.runId, run.leaseToken, patch({ events: ['{"t":"c1"}', hostile] }))).toMatchObject({ ok: true, lastEventSeq: 4 });
+        // a commit without events writes none
+        const plain = await store.commit(run.runId, run.leaseToken, patch({ state: '{"s":2}' }));
+        expect(plain.ok && plain.lastEventSeq).toBeFalsy();
+        // a fenced-out commit writes none
+        expect((await store.commit(run.runId, 'stale-token', patch({ events: ['{"t":"stale"}'] }))).ok).toBe(false);
+        await finish(run.runId, run.leaseToken, 'completed');
+        expect((await store.commit(run.runId, run.leaseToken, patch({ events: ['{"t":"after end"}'] }))).ok).toBe(false);
+        expect(await bodies(run.runId)).toEqual([
+          [1, '{"t":"start"}'],
+          [2, '{"t":"s1"}'],
+          [3, '{"t":"c1"}'],
+          [4, hostile],
+        ]);
+      });
+
+      it('pages by seq', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ events: Array.from({ length: 7 }, (_, i) => `{"i":${i}}`) }));
+        const first = await store.listEvents(run.runId, { limit: 3 });
+        expect(first.map((e) => e.seq)).toEqual([1, 2, 3]);
+        const next = await store.listEvents(run.runId, { afterSeq: 3, limit: 3 });
+        expect(next.map((e) => e.body)).toEqual(['{"i":3}', '{"i":4}', '{"i":5}']);
+        expect((await store.listEvents(run.runId, { afterSeq: 6, limit: 3 })).map((e) => e.seq)).toEqual([7]);
+        expect(await store.listEvents(run.runId, { afterSeq: 7, limit: 3 })).toEqual([]);
+        expect(await store.listEvents(`missing-${randomUUID()}`, { limit: 3 })).toEqual([]);
+      });
+
+      it('appends the event of a signal or control request only when it is recorded', async () => {
+        const run = await createClaimed(wf());
+        expect(await store.sendSignal(run.runId, 'go', '1', '{"t":"signal"}')).toMatchObject({ outcome: 'ok', eventSeq: 1 });
+        expect(await store.control(run.runId, { action: 'pause' }, '{"t":"pause"}')).toMatchObject({ outcome: 'ok', eventSeq: 2 });
+        const noop = await store.control(run.runId, { action: 'pause' }, '{"t":"pause again"}');
+        expect(noop.outcome).toBe('noop');
+        expect(noop.eventSeq).toBeUndefined();
+        expect((await store.sendSignal(run.runId, 'go', '1')).eventSeq).toBeUndefined();
+        expect((await store.control(run.runId, { action: 'retry' }, '{"t":"retry"}')).outcome).toBe('invalid-state');
+        expect((await store.control(run.runId, { action: 'resume' }, '{"t":"resume"}')).outcome).toBe('ok');
+        await finish(run.runId, run.leaseToken, 'failed');
+        expect((await store.sendSignal(run.runId, 'go', '1', '{"t":"late signal"}')).outcome).toBe('not-active');
+        expect((await store.control(run.runId, { action: 'cancel', compensate: true }, '{"t":"late cancel"}')).outcome).toBe('not-active');
+        expect((await store.control(run.runId, { action: 'retry' }, '{"t":"retry"}')).outcome).toBe('ok');
+        expect((await store.sendSignal(`missing-${randomUUID()}`, 'go', '1', '{"t":"x"}')).outcome).toBe('not-found');
+        expect((await bodies(run.runId)).map(([, b]) => b)).toEqual(['{"t":"signal"}', '{"t":"pause"}', '{"t":"resume"}', '{"t":"retry"}']);
+        expect((await store.listEvents(run.runId, { limit: 10 })).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      });
+
+      it(`keeps the newest ${RUN_HISTORY_LIMIT} events of a run, numbering on`, async () => {
+        const run = await createClaimed(wf(), { events: ['{"first":true}'] });
+        const many = Array.from({ length: RUN_HISTORY_LIMIT + 4 }, (_, i) => `{"i":${i}}`);
+        expect((await store.commit(run.runId, run.leaseToken, patch({ events: many }))).ok).toBe(true);
+        await store.commit(run.runId, run.leaseToken, patch({ events: ['{"last":true}'] }));
+        const all = await store.listEvents(run.runId, { limit: 5_000 });
+        expect(all).toHaveLength(RUN_HISTORY_LIMIT);
+        const total = RUN_HISTORY_LIMIT + 6;
+        expect(all[0].seq).toBe(total - RUN_HISTORY_LIMIT + 1);
+        expect(all.at(-1)).toEqual({ seq: total, body: '{"last":true}' });
+        expect(all.every((e, i) => i === 0 || e.seq === all[i - 1].seq + 1)).toBe(true);
+        expect((await store.listEvents(run.runId, { afterSeq: 3, limit: 2 })).map((e) => e.seq)).toEqual([all[0].seq, all[0].seq + 1]);
+      });
+
+      it('deletes the history with the run: purge, and a replace that starts again at 1', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow, { events: ['{"g":1}'] });
+        await store.commit(run.runId, run.leaseToken, patch({ events: ['{"g":1,"n":2}'] }));
+        const replaced = await store.createRun(newRun(workflow, { runId: run.runId, events: ['{"g":2}'] }), { onConflict: 'replace' });
+        expect(replaced.created).toBe(true);
+        expect(await bodies(run.runId)).toEqual([[1, '{"g":2}']]);
+        // a kept run's history is left alone
+        expect((await store.createRun(newRun(workflow, { runId: run.runId, events: ['{"g":3}'] }), { onConflict: 'keep' })).created).toBe(false);
+        expect(await bodies(run.runId)).toEqual([[1, '{"g":2}']]);
+        const claimed = (await store.claimRun(run.runId, LEASE))!;
+        await finish(run.runId, claimed.leaseToken, 'completed');
+        await sleep(20);
+        await store.purge(['completed'], 0);
+        expect(await store.getRun(run.runId)).toBeUndefined();
+        expect(await store.listEvents(run.runId, { limit: 10 })).toEqual([]);
+        await createClaimed(workflow, { runId: run.runId, events: ['{"fresh":true}'] });
+        expect(await bodies(run.runId)).toEqual([[1, '{"fresh":true}']]);
+      });
+    });
+
+    describe('heartbeats and the handed-over input', () => {
+      it('stores a step heartbeat and its details with the step', async () => {
+        const run = await createClaimed(wf(), { steps: [{ name: 'batch', status: 'running', attempts: 0, startedAt: new Date() }] });
+        const at = new Date(Date.now() - 1234);
+        const details = JSON.stringify({ done: 41, note: "ünï 🚀 '\" {tag}" });
+        const step = { name: 'batch', status: 'running' as const, attempts: 1, error: 'boom', heartbeat: { at, details } };
+        expect((await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 0, step }] }))).ok).toBe(true);
+        let stored = (await store.getRun(run.runId))!;
+        expect(stored.steps[0].heartbeat?.at.getTime()).toBe(at.getTime());
+        expect(stored.steps[0].heartbeat?.details).toBe(details);
+        // a heartbeat without details; then the completed step keeps it
+        const bare = { ...step, heartbeat: { at } };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 0, step: bare }] }));
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.steps[0].heartbeat).toEqual({ at });
+        const done = { ...bare, status: 'completed' as const, output: '1', finishedAt: new Date() };
+        await store.commit(run.runId, run.leaseToken, patch({ steps: [{ index: 0, step: done }, { index: 1, step: { name: 'next', status: 'running', attempts: 0 } }] }));
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.steps[0].heartbeat).toEqual({ at });
+        expect(stored.steps[1].heartbeat).toBeUndefined();
+      });
+
+      it('keeps the input handed over by a signal through commits with keepInput, and clears it otherwise', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'go', '"payload"');
+        const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        expect(res).toMatchObject({ ok: true, consumedSignal: { payload: '"payload"' } });
+        await store.commit(run.runId, run.leaseToken, patch({ keepInput: true, due: { delayMs: 60_000 }, release: true }));
+        expect((await store.getRun(run.runId))!.nextInput).toBe('"payload"');
+        await store.control(run.runId, { action: 'pause' });
+        await store.control(run.runId, { action: 'resume' });
+        expect((await store.getRun(run.runId))!.nextInput).toBe('"payload"');
+        const again = await store.createRun(newRun('x', { runId: run.runId }), { onConflict: 'keep' });
+        expect(again.run.nextInput).toBe('"payload"');
+        await store.commit(run.runId, run.leaseToken, patch({ state: '{}' }));
+      });
+
+      it('leaves a pending pause for the step boundary on a midStep commit', async () => {
+        const run = await createClaimed(wf());
+        expect((await store.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+        const beat = await store.commit(run.runId, run.leaseToken, patch({ midStep: true, keepInput: true }));
+        expect(beat.ok && beat.paused).toBeFalsy();
+        let stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.pauseRequested).toBe(true);
+        expect(stored.leaseToken).toBe(run.leaseToken);
+        expect(await store.commit(run.runId, run.leaseToken, patch({ state: '{}' }))).toMatchObject({ ok: true, paused: true });
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('paused');
+      });
+
+      it('keeps nextInput for the next claimer after a released commit with keepInput', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'go', '"p"');
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        await store.commit(run.runId, run.leaseToken, patch({ keepInput: true, due: { delayMs: 0 }, release: true }));
+        const claimed = (await store.claimRun(run.runId, OTHER))!;
+        expect(claimed.nextInput).toBe('"p"');
+        await store.commit(run.runId, claimed.leaseToken, patch({ steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1' } }] }));
+        expect((await store.getRun(run.runId))!.nextInput).toBeUndefined();
+      });
+    });
+
     describe('events', () => {
+      it('broadcasts published messages to every subscriber, when it supports them', async () => {
+        if (!store.subscribe || !store.publish) return;
+        const seen: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => seen.push(e));
+        try {
+          const body = JSON.stringify({ hello: `ünï 🚀 '" ${randomUUID()}` });
+          await store.publish(body);
+          const deadline = Date.now() + 3_000;
+          while (Date.now() < deadline && !seen.some((e) => e.type === 'message' && e.body === body)) await sleep(10);
+          expect(seen).toContainEqual({ type: 'message', body });
+          await expect(store.publish('x'.repeat(PUBLISH_MAX_BYTES + 1))).rejects.toMatchObject({ code: 'CAIRN_INVALID_ARGUMENT' });
+        } finally {
+          await unsubscribe();
+        }
+      });
+
       it('publishes ready and finished events to subscribers, when it supports them', async () => {
         if (!store.subscribe) return;
         const events: StoreEvent[] = [];

@@ -6,7 +6,14 @@ import { createCairnSchemaMigration } from '../../src/store/postgres/postgres.mi
 import { SCHEMA_VERSION } from '../../src/store/postgres/postgres.schema.js';
 import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
-import type { LeaseRequest, StoreEvent, StoredRun } from '../../src/store/workflow-store.interface.js';
+import {
+  type LeaseRequest,
+  PUBLISH_MAX_BYTES,
+  RUN_HISTORY_LIMIT,
+  type RunPatch,
+  type StoreEvent,
+  type StoredRun,
+} from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName, startPostgres, withPgClient } from '../setup/postgres-server.js';
 import { testPostgres } from '../setup/test-servers.js';
 import { freePort } from '../setup/postgres-server.js';
@@ -106,7 +113,7 @@ describePg('PostgresStore', () => {
     it('still has its tables after the hostile ids', async () => {
       await withPgClient(url, async (query) => {
         const rows = await query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [store.names.schema]);
-        expect(rows[0].n).toBe(4);
+        expect(rows[0].n).toBe(5);
       });
     });
 
@@ -178,7 +185,7 @@ describePg('PostgresStore', () => {
         // LISTEN came back: a later change is heard.
         const probe = newRun();
         const heardDeadline = Date.now() + 10_000;
-        while (!events.some((e) => e.runId === probe.runId)) {
+        while (!events.some((e) => 'runId' in e && e.runId === probe.runId)) {
           if (Date.now() > heardDeadline) throw new Error(`no event after restart; log: ${lines.join(' | ')}`);
           await store.createRun({ ...probe, runId: probe.runId }, { onConflict: 'replace' });
           await sleep(200);
@@ -243,7 +250,7 @@ describePg('PostgresStore', () => {
         expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
         await withPgClient(url, async (query) => {
           const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [name]);
-          expect(tables.map((t) => t.table_name)).toEqual(['My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
+          expect(tables.map((t) => t.table_name)).toEqual(['My-App.run_events', 'My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
           const indexes = await query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [name]);
           for (const index of indexes) expect(String(index.indexname).startsWith('My-App.')).toBe(true);
           expect(indexes.map((i) => i.indexname)).toEqual(
@@ -287,11 +294,19 @@ describePg('PostgresStore', () => {
     });
 
     /**
-     * Turns the current tables into those of version 1, 2 or 3; below 3 with `runId`'s running step 0 as a row of
-     * steps.
+     * Turns the current tables into those of version 1, 2, 3 or 4 (the DDL of version 4 is that of version 5 without
+     * the history table, `runs.event_seq` and the steps' heartbeat columns); below 3 with `runId`'s running step 0 as
+     * a row of steps.
      */
-    async function downgrade(name: string, runId: string, to: 1 | 2 | 3): Promise<void> {
+    async function downgrade(name: string, runId: string, to: 1 | 2 | 3 | 4): Promise<void> {
       await withPgClient(url, async (query) => {
+        await query(`DROP TABLE "${name}".cairn_run_events`);
+        await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN event_seq`);
+        await query(`ALTER TABLE "${name}".cairn_steps DROP COLUMN heartbeat_at, DROP COLUMN heartbeat`);
+        if (to === 4) {
+          await query(`UPDATE "${name}".cairn_schema_version SET version = 4`);
+          return;
+        }
         await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN generation`);
         if (to === 3) {
           await query(`UPDATE "${name}".cairn_schema_version SET version = 3`);
@@ -393,6 +408,84 @@ describePg('PostgresStore', () => {
       }
     });
 
+    it('upgrades a version 4 schema, keeping its runs: no history yet, then histories and heartbeats work', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const a = { name: 'a', status: 'completed' as const, attempts: 1, output: '1', startedAt: new Date(1_000), finishedAt: new Date(2_000) };
+      const b = { name: 'b', status: 'running' as const, attempts: 0, startedAt: new Date(2_000) };
+      // In flight (a row of steps and the live step), waiting with a queued signal of another name, and ended.
+      const { run: inFlight } = await first.createRun(newRun({ steps: [a, b], currentStep: 'b' }), { onConflict: 'keep', lease: LEASE });
+      const { run: waiting } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await first.sendSignal(waiting.runId, 'other', '"o"');
+      await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+      const { run: ended } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await first.commit(ended.runId, ended.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '"done"' });
+      await first.close();
+      await downgrade(name, inFlight.runId, 4);
+      const columns = (table: string) =>
+        withPgClient(url, (query) =>
+          query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`, [name, table]),
+        ).then((rows) => rows.map((r) => r.column_name));
+      expect(await columns('cairn_runs')).not.toContain('event_seq');
+      expect(await columns('cairn_steps')).not.toContain('heartbeat');
+      const before = await Promise.all([inFlight, waiting, ended].map(async (r) => {
+        const rows = await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [r.runId]));
+        return rows[0];
+      }));
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        const version = await withPgClient(url, (query) => query(`SELECT version FROM "${name}".cairn_schema_version`));
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+        expect(await columns('cairn_runs')).toContain('event_seq');
+        expect(await columns('cairn_steps')).toEqual(expect.arrayContaining(['heartbeat_at', 'heartbeat']));
+        expect(await columns('cairn_run_events')).toEqual(['run_id', 'seq', 'body']);
+        // The rows are kept as they were (event_seq 0: no history).
+        for (const [i, r] of [inFlight, waiting, ended].entries()) {
+          const rows = await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [r.runId]));
+          expect(rows[0]).toEqual({ ...before[i], event_seq: 0 });
+          expect(await second.listEvents(r.runId, { limit: 10 })).toEqual([]);
+        }
+        expect(await second.getRun(inFlight.runId)).toMatchObject({ status: 'running', currentStep: 'b', steps: [a, b] });
+        expect((await second.getRun(inFlight.runId))!.corrupt).toBeUndefined();
+
+        // Histories start at 1, heartbeats are stored on the old runs' steps.
+        const at = new Date(5_000);
+        const bBeat = { ...b, attempts: 1, heartbeat: { at, details: '{"n":1}' } };
+        expect(await second.commit(inFlight.runId, inFlight.leaseToken!, { leaseMs: 30_000, keepInput: true, midStep: true, steps: [{ index: 1, step: bBeat }], events: ['{"t":"hb"}'] })).toEqual({
+          ok: true,
+          lastEventSeq: 1,
+        });
+        const aBeat = { ...a, heartbeat: { at } };
+        const bDone = { ...bBeat, status: 'completed' as const, output: '2', finishedAt: new Date(6_000) };
+        expect(
+          await second.commit(inFlight.runId, inFlight.leaseToken!, {
+            leaseMs: 30_000,
+            status: 'completed',
+            output: '2',
+            steps: [{ index: 0, step: aBeat }, { index: 1, step: bDone }],
+            events: ['{"t":"b done"}', '{"t":"end"}'],
+          }),
+        ).toEqual({ ok: true, lastEventSeq: 3 });
+        expect((await second.getRun(inFlight.runId))!.steps).toEqual([aBeat, bDone]);
+        expect(await second.sendSignal(waiting.runId, 'go', '"g"', '{"t":"signal"}')).toEqual({ outcome: 'ok', status: 'waiting', eventSeq: 1 });
+        expect((await second.control(ended.runId, { action: 'pause' }, '{"t":"pause"}')).outcome).toBe('not-active');
+        expect((await second.listEvents(inFlight.runId, { limit: 10 })).map((e) => e.seq)).toEqual([1, 2, 3]);
+        expect(await second.listEvents(waiting.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"signal"}' }]);
+        expect(await second.listEvents(ended.runId, { limit: 10 })).toEqual([]);
+        // The old signal is still there for the waiting run.
+        const claimed = (await second.claimRun(waiting.runId, LEASE))!;
+        expect(await second.takeSignal(waiting.runId, claimed.leaseToken, 'other')).toEqual({ ok: true, payload: '"o"', timedOut: false });
+        await sleep(5);
+        expect(await second.purge(['completed'], 0)).toBe(2);
+        expect(await second.listEvents(inFlight.runId, { limit: 10 })).toEqual([]);
+      } finally {
+        await second.close();
+      }
+    });
+
     it('keeps the running step in the run row: the start writes no step row, a checkpoint one', async () => {
       const name = schema();
       const store = new PostgresStore({ url, schema: name, logger: silent });
@@ -474,9 +567,10 @@ describePg('PostgresStore', () => {
           const store = new PostgresStore({ dataSource: borrowed, schema: name, logger: silent });
           await store.init();
           expect(logger.queries.some((q) => /CREATE /i.test(q))).toBe(false);
-          const run = newRun();
-          await store.createRun(run, { onConflict: 'keep' });
+          const run = newRun({ events: ['{"t":"start"}'] });
+          expect(await store.createRun(run, { onConflict: 'keep' })).toMatchObject({ created: true, lastEventSeq: 1 });
           expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
+          expect(await store.listEvents(run.runId, { limit: 5 })).toEqual([{ seq: 1, body: '{"t":"start"}' }]);
           await store.close();
         } finally {
           await borrowed.destroy();
@@ -622,6 +716,56 @@ describePg('PostgresStore', () => {
       expect(stored.steps.map((s) => s.name)).toEqual(['a', 'b']);
     });
 
+    it('appends history events in the same round trip: a start, a checkpoint (fast path and full statement), a signal, a control request', async () => {
+      const step = (name: string, status: 'running' | 'completed') => ({ name, status, attempts: status === 'running' ? 0 : 1 });
+      const { result: created, queries: createQueries } = await count(() =>
+        store.createRun(newRun({ steps: [step('a', 'running')], events: ['{"t":"start"}'] }), { onConflict: 'keep', lease: LEASE }),
+      );
+      expect(createQueries).toHaveLength(1);
+      expect(created.lastEventSeq).toBe(1);
+      const run = created.run as StoredRun & { leaseToken: string };
+      const checkpoint = (i: number, extra: Partial<RunPatch> = {}) =>
+        count(() =>
+          store.commit(run.runId, run.leaseToken, {
+            leaseMs: 30_000,
+            steps: [{ index: i, step: step(`s${i}`, 'completed') }, { index: i + 1, step: step(`s${i + 1}`, 'running') }],
+            events: [`{"done":${i}}`, `{"start":${i + 1}}`],
+            ...extra,
+          }),
+        );
+      const fast = await checkpoint(0);
+      expect(fast.result).toEqual({ ok: true, lastEventSeq: 3 });
+      expect(fast.queries).toHaveLength(1);
+      expect(JSON.stringify(fast.queries)).toContain('AND NOT r.pause_requested');
+      await store.sendSignal(run.runId, 'go', '"p"');
+      const full = await checkpoint(1, { wait: { signal: 'go' } });
+      expect(full.result).toEqual({ ok: true, consumedSignal: { payload: '"p"' }, lastEventSeq: 5 });
+      expect(full.queries).toHaveLength(1);
+      const signal = await count(() => store.sendSignal(run.runId, 's', '1', '{"t":"signal"}'));
+      expect(signal.result).toEqual({ outcome: 'ok', status: 'running', eventSeq: 6 });
+      expect(signal.queries).toHaveLength(1);
+      const pause = await count(() => store.control(run.runId, { action: 'pause' }, '{"t":"pause"}'));
+      expect(pause.result).toEqual({ outcome: 'ok', status: 'running', eventSeq: 7 });
+      expect(pause.queries).toHaveLength(1);
+      expect((await store.listEvents(run.runId, { limit: 10 })).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    });
+
+    it('writes the first events of a run in the caller\'s transaction: none on rollback', async () => {
+      const rolledBack = newRun({ events: ['{"t":"start"}'] });
+      await expect(
+        ds.transaction(async (manager) => {
+          expect(await store.createRun(rolledBack, { onConflict: 'keep', transaction: manager })).toMatchObject({ created: true, lastEventSeq: 1 });
+          throw new Error('rollback');
+        }),
+      ).rejects.toThrow('rollback');
+      expect(await store.listEvents(rolledBack.runId, { limit: 10 })).toEqual([]);
+      await ds.transaction(async (manager) => {
+        await store.createRun(rolledBack, { onConflict: 'keep', transaction: manager });
+        await store.createRun({ ...rolledBack, events: ['{"t":"again"}'] }, { onConflict: 'replace', transaction: manager });
+      });
+      expect(await store.listEvents(rolledBack.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"again"}' }]);
+    });
+
     it('claims, renews, signals and controls in one round trip each', async () => {
       const workflow = `wf-${randomUUID()}`;
       await store.createRun(newRun({ workflow }), { onConflict: 'keep' });
@@ -651,7 +795,7 @@ describePg('PostgresStore', () => {
       await withPgClient(url, async (query) => {
         // A sender holds the run row: its signal is not visible to the commit's snapshot.
         await query('BEGIN');
-        await query(sql.sendSignal, [run.runId, 'go', '"raced"']);
+        await query(sql.sendSignal, [run.runId, 'go', '"raced"', null]);
         const commit = store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, wait: { signal: 'go' } });
         await sleep(200); // the commit has taken its snapshot and waits for the row lock
         await query('COMMIT');
@@ -840,7 +984,7 @@ describePg('PostgresStore', () => {
       await withPgClient(url, async (query) => {
         // A sender holds the run row: its signal is not visible to the commit's snapshot.
         await query('BEGIN');
-        await query(sql.sendSignal, [run.runId, 'late', '"raced"']);
+        await query(sql.sendSignal, [run.runId, 'late', '"raced"', null]);
         const commit = store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' });
         await sleep(200); // the commit has taken its snapshot and waits for the row lock
         await query('COMMIT');
@@ -988,6 +1132,378 @@ describePg('PostgresStore', () => {
     });
   });
 
+  describe('histories (schema version 5)', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    /** A run's history rows as stored: how many, the first and the last seq. */
+    const stored = async (runId: string) =>
+      (
+        await withPgClient(url, (query) =>
+          query(`SELECT count(*)::int AS n, min(seq) AS first, max(seq) AS last FROM ${store.names.events} WHERE run_id = $1`, [runId]),
+        )
+      )[0];
+    const eventSeq = async (runId: string) =>
+      (await withPgClient(url, (query) => query(`SELECT event_seq FROM ${store.names.runs} WHERE run_id = $1`, [runId])))[0]?.event_seq;
+    const bodies = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `{"${tag}":${i}}`);
+    const LIMIT = RUN_HISTORY_LIMIT;
+
+    it('renders nothing of histories into the statements of commits without events', () => {
+      const sql = buildStatements(store.names);
+      for (const key of ['commit', 'commitNoWait', 'commitFast', 'commitBatch', 'commitBatchNoWait'] as const) {
+        expect(sql[key]).not.toContain('run_events');
+        expect(sql[key]).not.toContain('event_seq');
+        expect(sql[key]).not.toContain('text[]');
+      }
+      for (const key of ['commitEvents', 'commitNoWaitEvents', 'commitFastEvents', 'commitBatchEvents', 'commitBatchNoWaitEvents'] as const) {
+        expect(sql[key]).toContain('run_events');
+        expect(sql[key]).toContain(`- ${LIMIT}`);
+      }
+    });
+
+    it.each([
+      ['the fast path', 'fast'],
+      ['the full statement: a pause pending, midStep', 'full'],
+      ['the full statement: a signal wait', 'wait'],
+    ])('appends events and trims the history to RUN_HISTORY_LIMIT in the same statement (%s)', async (_label, path) => {
+      const created = await store.createRun(newRun({ events: bodies(LIMIT - 1, 'c') }), { onConflict: 'keep', lease: LEASE });
+      expect(created.lastEventSeq).toBe(LIMIT - 1);
+      const { runId, leaseToken } = created.run as StoredRun & { leaseToken: string };
+      if (path === 'full') expect((await store.control(runId, { action: 'pause' })).outcome).toBe('ok');
+      const commit = async (events: string[]) => {
+        if (path === 'wait') await store.sendSignal(runId, 'go', '"g"');
+        const extra = path === 'full' ? { midStep: true } : path === 'wait' ? { wait: { signal: 'go' } } : {};
+        return store.commit(runId, leaseToken, { leaseMs: 30_000, events, ...extra });
+      };
+      expect(await commit(bodies(3, 'x'))).toMatchObject({ ok: true, lastEventSeq: LIMIT + 2 });
+      expect(await stored(runId)).toEqual({ n: LIMIT, first: 3, last: LIMIT + 2 });
+      expect(await commit(bodies(2, 'y'))).toMatchObject({ ok: true, lastEventSeq: LIMIT + 4 });
+      expect(await stored(runId)).toEqual({ n: LIMIT, first: 5, last: LIMIT + 4 });
+      expect(await eventSeq(runId)).toBe(LIMIT + 4);
+      expect(await store.listEvents(runId, { limit: 2 })).toEqual([
+        { seq: 5, body: '{"c":4}' },
+        { seq: 6, body: '{"c":5}' },
+      ]);
+      expect(await store.listEvents(runId, { afterSeq: LIMIT + 1, limit: 10 })).toEqual([
+        { seq: LIMIT + 2, body: '{"x":2}' },
+        { seq: LIMIT + 3, body: '{"y":0}' },
+        { seq: LIMIT + 4, body: '{"y":1}' },
+      ]);
+      if (path === 'full') {
+        // midStep: the pending pause waits for the step's end.
+        expect(await store.getRun(runId)).toMatchObject({ status: 'running', pauseRequested: true, leaseToken });
+        expect(await store.commit(runId, leaseToken, { leaseMs: 30_000, events: ['{"end":1}'] })).toEqual({ ok: true, paused: true, lastEventSeq: LIMIT + 5 });
+      }
+      // A commit without events leaves the history and the counter alone.
+      const before = await stored(runId);
+      const plain = await store.commit(runId, leaseToken, { leaseMs: 30_000, state: '{"s":1}' });
+      expect(plain.ok && plain.lastEventSeq).toBeFalsy();
+      expect(await stored(runId)).toEqual(before);
+    });
+
+    it('keeps only the newest RUN_HISTORY_LIMIT events of one write that brings more (createRun, commit)', async () => {
+      const created = await store.createRun(newRun({ events: bodies(LIMIT + 5, 'c') }), { onConflict: 'keep', lease: LEASE });
+      expect(created.lastEventSeq).toBe(LIMIT + 5);
+      const { runId, leaseToken } = created.run as StoredRun & { leaseToken: string };
+      expect(await stored(runId)).toEqual({ n: LIMIT, first: 6, last: LIMIT + 5 });
+      expect(await store.commit(runId, leaseToken, { leaseMs: 30_000, events: bodies(LIMIT + 2, 'x') })).toEqual({ ok: true, lastEventSeq: 2 * LIMIT + 7 });
+      expect(await stored(runId)).toEqual({ n: LIMIT, first: LIMIT + 8, last: 2 * LIMIT + 7 });
+      expect((await store.listEvents(runId, { limit: 1 }))[0]).toEqual({ seq: LIMIT + 8, body: '{"x":2}' });
+    });
+
+    it('appends the events of signals and control requests that apply (and trims), never of the others', async () => {
+      const created = await store.createRun(newRun({ events: bodies(LIMIT, 'c') }), { onConflict: 'keep' });
+      const runId = created.run.runId;
+      expect(await store.sendSignal(runId, 'go', '1', '{"t":"signal"}')).toEqual({ outcome: 'ok', status: 'pending', eventSeq: LIMIT + 1 });
+      expect(await store.control(runId, { action: 'pause' }, '{"t":"pause"}')).toEqual({ outcome: 'ok', status: 'pending', eventSeq: LIMIT + 2 });
+      expect(await store.control(runId, { action: 'pause' }, '{"t":"again"}')).toEqual({ outcome: 'noop', status: 'paused' });
+      expect(await store.control(runId, { action: 'retry' }, '{"t":"retry"}')).toEqual({ outcome: 'invalid-state', status: 'paused' });
+      expect(await store.sendSignal(runId, 'go', '2')).toEqual({ outcome: 'ok', status: 'paused' });
+      expect(await store.control(runId, { action: 'resume' })).toEqual({ outcome: 'ok', status: 'paused' });
+      expect(await store.control(runId, { action: 'cancel', compensate: false }, '{"t":"cancel"}')).toEqual({ outcome: 'ok', status: 'pending', eventSeq: LIMIT + 3 });
+      expect(await stored(runId)).toEqual({ n: LIMIT, first: 4, last: LIMIT + 3 });
+      expect((await store.listEvents(runId, { afterSeq: LIMIT, limit: 10 })).map((e) => e.body)).toEqual(['{"t":"signal"}', '{"t":"pause"}', '{"t":"cancel"}']);
+      expect(await store.sendSignal(`missing-${randomUUID()}`, 'go', '1', '{"t":"x"}')).toEqual({ outcome: 'not-found' });
+      await expect(store.sendSignal(runId, 'go', '1', 'nul \u0000')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.control(runId, { action: 'resume' }, 'lone \uD800')).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.commit(runId, 'x', { leaseMs: 1, events: ['nul \u0000'] })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it('pages by seq and treats odd queries as the memory store does', async () => {
+      const { run } = await store.createRun(newRun({ events: bodies(5, 'p') }), { onConflict: 'keep' });
+      const seqs = async (afterSeq: number | undefined, limit: number) => (await store.listEvents(run.runId, { afterSeq, limit })).map((e) => e.seq);
+      expect(await seqs(undefined, 10)).toEqual([1, 2, 3, 4, 5]);
+      expect(await seqs(2.5, 10)).toEqual([3, 4, 5]);
+      expect(await seqs(-7, 2)).toEqual([1, 2]);
+      expect(await seqs(5, 10)).toEqual([]);
+      expect(await seqs(2 ** 40, 10)).toEqual([]);
+      expect(await seqs(0, 0)).toEqual([]);
+      expect(await seqs(0, Number.POSITIVE_INFINITY)).toEqual([1, 2, 3, 4, 5]);
+      await expect(store.listEvents(run.runId, { limit: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await store.listEvents('nul \u0000', { limit: 10 })).toEqual([]);
+    });
+
+    it('deletes the replaced run\'s history, in one statement or in the transaction of a raced replacement', async () => {
+      const created = await store.createRun(newRun({ events: bodies(3, 'old') }), { onConflict: 'keep', lease: LEASE });
+      const { runId, leaseToken } = created.run as StoredRun & { leaseToken: string };
+      await store.commit(runId, leaseToken, { leaseMs: 30_000, events: bodies(2, 'more') });
+      const replaced = await store.createRun(newRun({ runId, events: ['{"new":1}', '{"new":2}'] }), { onConflict: 'replace' });
+      expect(replaced).toMatchObject({ created: true, lastEventSeq: 2, run: { generation: 2 } });
+      expect(await store.listEvents(runId, { limit: 10 })).toEqual([
+        { seq: 1, body: '{"new":1}' },
+        { seq: 2, body: '{"new":2}' },
+      ]);
+      expect(await eventSeq(runId)).toBe(2);
+      // Raced: a writer of the old run appends an event after the replacement's snapshot.
+      await withPgClient(url, async (query) => {
+        await query('BEGIN');
+        await query(`UPDATE ${store.names.runs} SET event_seq = event_seq + 1, updated_at = now() WHERE run_id = $1`, [runId]);
+        await query(`INSERT INTO ${store.names.events} (run_id, seq, body) VALUES ($1, 3, '{"old":3}')`, [runId]);
+        const replacing = store.createRun(newRun({ runId, events: ['{"third":1}'] }), { onConflict: 'replace' });
+        await sleep(200);
+        await query('COMMIT');
+        expect(await replacing).toMatchObject({ created: true, lastEventSeq: 1, run: { generation: 3 } });
+      });
+      expect(await store.listEvents(runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"third":1}' }]);
+      expect(await stored(runId)).toEqual({ n: 1, first: 1, last: 1 });
+      // Without events: none left, and the next ones start at 1.
+      const bare = await store.createRun(newRun({ runId }), { onConflict: 'replace', lease: LEASE });
+      expect(bare.lastEventSeq).toBeUndefined();
+      expect(await stored(runId)).toEqual({ n: 0, first: null, last: null });
+      expect(await store.commit(runId, bare.run.leaseToken!, { leaseMs: 30_000, events: ['{"a":1}'] })).toEqual({ ok: true, lastEventSeq: 1 });
+      // keep: the existing run's history is left alone, and no seq is reported
+      const kept = await store.createRun(newRun({ runId, events: ['{"ignored":1}'] }), { onConflict: 'keep' });
+      expect(kept.created).toBe(false);
+      expect(kept.lastEventSeq).toBeUndefined();
+      expect(await store.listEvents(runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"a":1}' }]);
+    });
+
+    it('writes the events of group-commit batches, each run its own, none of a fenced-out commit, trimmed', async () => {
+      const grouped = new PostgresStore({ url, schema: store.names.schema, logger: silent, poolSize: 1 });
+      await grouped.init();
+      const texts: string[] = [];
+      const pool = (grouped.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
+      const original = pool.query.bind(pool);
+      pool.query = (...args: unknown[]) => {
+        const first = args[0] as string | { text?: string };
+        texts.push(typeof first === 'string' ? first : String(first?.text));
+        return original(...args);
+      };
+      try {
+        const beat = { at: new Date(4_000), details: '{"pct":50}' };
+        const runs: (StoredRun & { leaseToken: string })[] = [];
+        for (let i = 0; i < 8; i++) {
+          const events = i === 5 ? bodies(LIMIT, 'full') : [`{"start":${i}}`];
+          const { run } = await grouped.createRun(newRun({ events, steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+          runs.push(run as StoredRun & { leaseToken: string });
+        }
+        await grouped.sendSignal(runs[6].runId, 'go', '"payload"');
+        const patchOf = (i: number): RunPatch => {
+          const base: RunPatch = {
+            leaseMs: 30_000,
+            state: `{"i":${i}}`,
+            steps: [{ index: 0, step: { name: 'a', status: 'running', attempts: 1, heartbeat: beat } }],
+          };
+          if (i % 2 === 0 || i === 3 || i === 5) base.events = [`{"e":${i},"n":1}`, `{"e":${i},"n":2}`];
+          if (i === 6) base.wait = { signal: 'go' };
+          if (i === 7) Object.assign(base, { status: 'completed', output: '1' });
+          return base;
+        };
+        const before = texts.length;
+        // The first commit takes the only slot; the others queue up and go together.
+        const results = await Promise.all(runs.map((run, i) => grouped.commit(run.runId, i === 3 ? 'wrong' : run.leaseToken, patchOf(i))));
+        const batches = texts.slice(before).filter((t) => t.includes('json_to_recordset($1::json)'));
+        expect(batches.length).toBeGreaterThan(0);
+        expect(batches.some((t) => t.includes('unnest(p.p_events)'))).toBe(true);
+        results.forEach((result, i) => {
+          if (i === 3) expect(result).toEqual({ ok: false });
+          else if (i === 5) expect(result).toEqual({ ok: true, lastEventSeq: LIMIT + 2 });
+          else if (i === 6) expect(result).toEqual({ ok: true, consumedSignal: { payload: '"payload"' }, lastEventSeq: 3 });
+          else if (i % 2 === 0) expect(result).toEqual({ ok: true, lastEventSeq: 3 });
+          else expect(result).toEqual({ ok: true });
+        });
+        for (const [i, run] of runs.entries()) {
+          const seqs = (await grouped.listEvents(run.runId, { limit: 2 * LIMIT })).map((e) => e.body);
+          if (i === 5) {
+            expect(await stored(run.runId)).toEqual({ n: LIMIT, first: 3, last: LIMIT + 2 });
+          } else {
+            const expected = [`{"start":${i}}`, ...(i % 2 === 0 ? [`{"e":${i},"n":1}`, `{"e":${i},"n":2}`] : [])];
+            expect(seqs).toEqual(expected);
+            expect(await eventSeq(run.runId)).toBe(expected.length);
+          }
+          const read = (await grouped.getRun(run.runId))!;
+          expect(read.corrupt).toBeUndefined();
+          expect(read.steps[0].heartbeat).toEqual(i === 3 ? undefined : beat);
+        }
+      } finally {
+        await grouped.close();
+      }
+    });
+  });
+
+  describe('heartbeats and handed-over inputs (schema version 5)', () => {
+    let store: PostgresStore;
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+    });
+    afterAll(() => store.close());
+
+    const stepRow = async (runId: string, idx: number) =>
+      (
+        await withPgClient(url, (query) =>
+          query(`SELECT status, (extract(epoch FROM heartbeat_at) * 1000)::float8 AS hb, heartbeat FROM ${store.names.steps} WHERE run_id = $1 AND idx = $2`, [runId, idx]),
+        )
+      )[0];
+
+    it('keeps a heartbeat in the live step, in steps rows, and when the live step moves to a row', async () => {
+      const beat = (ms: number, details?: string) => (details === undefined ? { at: new Date(ms) } : { at: new Date(ms), details });
+      const a = { name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000), heartbeat: beat(1_500, '"first"') };
+      const created = await store.createRun(newRun({ steps: [a] }), { onConflict: 'keep', lease: LEASE });
+      expect(created.run.steps).toEqual([a]);
+      const { runId, leaseToken } = created.run as StoredRun & { leaseToken: string };
+      expect((await store.getRun(runId))!.steps).toEqual([a]);
+      // fast path, live step
+      const a2 = { ...a, heartbeat: beat(2_000) };
+      expect(await store.commit(runId, leaseToken, { leaseMs: 30_000, midStep: true, keepInput: true, steps: [{ index: 0, step: a2 }] })).toEqual({ ok: true });
+      expect((await store.getRun(runId))!.steps).toEqual([a2]);
+      // starting entry 1 without writing entry 0: the full statement moves the live step (with its heartbeat) to a row
+      const b = { name: 'b', status: 'running' as const, attempts: 0, heartbeat: beat(3_000, '{"x":"ünï 🚀"}') };
+      expect(await store.commit(runId, leaseToken, { leaseMs: 30_000, steps: [{ index: 1, step: b }] })).toEqual({ ok: true });
+      expect(await stepRow(runId, 0)).toEqual({ status: 'running', hb: 2_000, heartbeat: null });
+      expect((await store.getRun(runId))!.steps).toEqual([a2, b]);
+      // a completed entry written as a row (with entry 2 live), through the fast path's plain parameters
+      const bDone = { ...b, status: 'completed' as const, attempts: 1, output: '1' };
+      const c = { name: 'c', status: 'running' as const, attempts: 0 };
+      expect(await store.commit(runId, leaseToken, { leaseMs: 30_000, steps: [{ index: 1, step: bDone }, { index: 2, step: c }] })).toEqual({ ok: true });
+      expect(await stepRow(runId, 1)).toEqual({ status: 'completed', hb: 3_000, heartbeat: '{"x":"ünï 🚀"}' });
+      // and through the full statement's JSON rows
+      const aDone = { ...a2, status: 'completed' as const, attempts: 1, heartbeat: beat(4_000, '"last"') };
+      const cDone = { ...c, status: 'completed' as const, attempts: 1 };
+      expect(
+        await store.commit(runId, leaseToken, { leaseMs: 30_000, status: 'completed', steps: [{ index: 0, step: aDone }, { index: 2, step: cDone }] }),
+      ).toEqual({ ok: true });
+      expect(await stepRow(runId, 0)).toEqual({ status: 'completed', hb: 4_000, heartbeat: '"last"' });
+      expect((await store.getRun(runId))!.steps).toEqual([aDone, bDone, cDone]);
+    });
+
+    it('refuses a heartbeat time that is not a valid Date', async () => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      const step = { name: 'a', status: 'running' as const, attempts: 0, heartbeat: { at: new Date(Number.NaN) } };
+      await expect(store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, steps: [{ index: 0, step }] })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(store.createRun(newRun({ steps: [step] }), { onConflict: 'keep' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it('names a damaged heartbeat in `corrupt`', async () => {
+      const damaged = async (sql: string[]) => {
+        const { run } = await store.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep' });
+        await withPgClient(url, async (query) => {
+          for (const text of sql) await query(text, [run.runId]);
+        });
+        return (await store.getRun(run.runId))!;
+      };
+      const live = await damaged([`UPDATE ${store.names.runs} SET live_step = (live_step::jsonb || '{"hb":"soon"}'::jsonb)::text WHERE run_id = $1`]);
+      expect(live.corrupt).toMatch(/^column live_step of run .*: the heartbeat time is not a number/);
+      expect(live.steps).toEqual([{ name: '?', status: 'failed', attempts: 0, error: '<undecodable>' }]);
+      const row = await damaged([
+        `UPDATE ${store.names.runs} SET live_step = NULL, live_index = NULL WHERE run_id = $1`,
+        `INSERT INTO ${store.names.steps} (run_id, idx, name, status, attempts, heartbeat) VALUES ($1, 0, 'a', 'running', 0, '1')`,
+      ]);
+      expect(row.corrupt).toMatch(/^step 0 of run .*: heartbeat details without a heartbeat time/);
+    });
+
+    it.each([
+      ['the fast path', 'fast'],
+      ['the full statement', 'full'],
+      ['a group-commit batch', 'batch'],
+    ])('keeps the handed-over input through commits with keepInput, and clears it otherwise (%s)', async (_label, path) => {
+      const target = path === 'batch' ? new PostgresStore({ url, schema: store.names.schema, logger: silent, poolSize: 1 }) : store;
+      await target.init();
+      try {
+        const { run } = await target.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+        const token = run.leaseToken!;
+        await target.sendSignal(run.runId, 'go', '"in"');
+        expect(await target.commit(run.runId, token, { leaseMs: 30_000, wait: { signal: 'go' } })).toEqual({ ok: true, consumedSignal: { payload: '"in"' } });
+        if (path === 'full') expect((await target.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
+        const commit = async (keepInput: boolean) => {
+          const patch: RunPatch = { leaseMs: 30_000, keepInput, midStep: path === 'full', state: `{"k":${keepInput}}` };
+          if (path !== 'batch') return target.commit(run.runId, token, patch);
+          // Two other runs' commits queue with it (the first takes the only slot).
+          const others = await Promise.all([1, 2].map(async () => (await target.createRun(newRun(), { onConflict: 'keep', lease: LEASE })).run));
+          const [, result] = await Promise.all([
+            target.commit(others[0].runId, others[0].leaseToken!, { leaseMs: 30_000 }),
+            target.commit(run.runId, token, patch),
+            target.commit(others[1].runId, others[1].leaseToken!, { leaseMs: 30_000 }),
+          ]);
+          return result;
+        };
+        expect(await commit(true)).toEqual({ ok: true });
+        expect((await target.getRun(run.runId))!.nextInput).toBe('"in"');
+        expect(await commit(false)).toEqual({ ok: true });
+        expect((await target.getRun(run.runId))!.nextInput).toBeUndefined();
+      } finally {
+        if (target !== store) await target.close();
+      }
+    });
+  });
+
+  describe('publish', () => {
+    it('broadcasts a message to every instance listening, this one included, whatever its bytes up to PUBLISH_MAX_BYTES', async () => {
+      const name = schema();
+      const a = new PostgresStore({ url, schema: name, logger: silent });
+      const b = new PostgresStore({ url, schema: name, logger: silent });
+      const other = new PostgresStore({ url, schema: schema(), logger: silent });
+      await Promise.all([a.init(), b.init(), other.init()]);
+      const seen = { a: [] as StoreEvent[], b: [] as StoreEvent[], other: [] as StoreEvent[] };
+      const unsubscribe = await Promise.all([a.subscribe((e) => seen.a.push(e)), b.subscribe((e) => seen.b.push(e)), other.subscribe((e) => seen.other.push(e))]);
+      try {
+        const messages = [
+          '"'.repeat(PUBLISH_MAX_BYTES), // JSON-escaped, twice as long: it is not sent as JSON
+          'é'.repeat(PUBLISH_MAX_BYTES / 2),
+          '',
+          '{"type":"ready","runId":"not-a-run-event"}',
+          `it's \\ "quoted" \n ${'🚀'.repeat(10)}`,
+        ];
+        for (const body of messages) await a.publish(body);
+        const received = (events: StoreEvent[]) => events.filter((e) => e.type === 'message').map((e) => (e as { body: string }).body);
+        await waitFor(() => received(seen.a).length === messages.length && received(seen.b).length === messages.length);
+        expect(received(seen.a)).toEqual(messages);
+        expect(received(seen.b)).toEqual(messages);
+        expect(seen.b.some((e) => e.type === 'ready')).toBe(false);
+        await sleep(100);
+        expect(seen.other).toEqual([]);
+
+        await expect(a.publish('é'.repeat(PUBLISH_MAX_BYTES / 2 + 1))).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(a.publish('nul \u0000')).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(a.publish('lone \uDC00')).rejects.toBeInstanceOf(InvalidArgumentError);
+      } finally {
+        await Promise.all(unsubscribe.map((u) => u()));
+        await Promise.all([a.close(), b.close(), other.close()]);
+      }
+    });
+
+    it('delivers its own messages in-process when the connection cannot LISTEN', async () => {
+      const store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+      try {
+        const client = (store as unknown as { client: { listen?: unknown } }).client;
+        client.listen = undefined;
+        const seen: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => seen.push(e));
+        await store.publish('local');
+        await waitFor(() => seen.length > 0);
+        expect(seen).toEqual([{ type: 'message', body: 'local' }]);
+        await unsubscribe();
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe('events', () => {
     it('delivers events from one instance to another over LISTEN/NOTIFY, and reconnects', async () => {
       const name = schema();
@@ -1027,7 +1543,7 @@ describePg('PostgresStore', () => {
         }
         await a.commit(run.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed' });
         await waitFor(() => events.some((e) => e.type === 'finished' && e.runId === run.runId));
-        expect(events.some((e) => e.runId === ghost.runId)).toBe(false);
+        expect(events.some((e) => 'runId' in e && e.runId === ghost.runId)).toBe(false);
       } finally {
         await unsubscribe();
         await Promise.all([a.close(), b.close()]);

@@ -8,7 +8,9 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { createPgliteStore, PGLITE_LOCK_FILE } from '../../src/store/postgres/pglite.js';
 import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
+import { SCHEMA_VERSION } from '../../src/store/postgres/postgres.schema.js';
 import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
+import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import { newRun } from '../support/runs.js';
 
 
@@ -208,6 +210,79 @@ describe('PGlite store: the same SQL as PostgreSQL', () => {
     expect(await store.commit(base.runId, last.run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' })).toEqual({ ok: true });
     expect(await signals()).toBe(0);
     expect(await store.getRun(base.runId)).toMatchObject({ status: 'completed', generation: 301, input: last.run.input });
+  });
+
+  it('writes histories through batched commits (its one session batches them), trims them, and replaces them', async () => {
+    const beat = { at: new Date(7_000), details: '{"n":1}' };
+    const runs = [];
+    for (let i = 0; i < 6; i++) {
+      const events = i === 0 ? Array.from({ length: RUN_HISTORY_LIMIT }, (_, k) => `{"k":${k}}`) : [`{"start":${i}}`];
+      const created = await store.createRun(newRun({ events, steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      expect(created.lastEventSeq).toBe(events.length);
+      runs.push(created.run);
+    }
+    const client = session();
+    const prepared = client.prepared!.bind(client);
+    const texts: string[] = [];
+    client.prepared = (name, sql, params) => {
+      texts.push(sql);
+      return prepared(name, sql, params);
+    };
+    try {
+      const results = await Promise.all(
+        runs.map((run, i) =>
+          store.commit(run.runId, run.leaseToken!, {
+            leaseMs: 30_000,
+            steps: [{ index: 0, step: { name: 'a', status: 'running', attempts: 1, heartbeat: beat } }],
+            ...(i % 2 === 0 ? { events: [`{"e":${i},"n":1}`, `{"e":${i},"n":2}`] } : { keepInput: true }),
+          }),
+        ),
+      );
+      expect(texts.some((t) => t.includes('json_to_recordset($1::json)') && t.includes('unnest(p.p_events)'))).toBe(true);
+      expect(results).toEqual(runs.map((_, i) => (i % 2 === 0 ? { ok: true, lastEventSeq: i === 0 ? RUN_HISTORY_LIMIT + 2 : 3 } : { ok: true })));
+    } finally {
+      client.prepared = prepared;
+    }
+    const count = async (runId: string) =>
+      (await session().query(`SELECT count(*)::int AS n, min(seq) AS first FROM ${store.names.events} WHERE run_id = $1`, [runId]))[0];
+    expect(await count(runs[0].runId)).toEqual({ n: RUN_HISTORY_LIMIT, first: 3 });
+    expect((await store.listEvents(runs[2].runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"start":2}', '{"e":2,"n":1}', '{"e":2,"n":2}']);
+    expect((await store.listEvents(runs[3].runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"start":3}']);
+    for (const run of runs) expect((await store.getRun(run.runId))!.steps[0].heartbeat).toEqual(beat);
+    const replaced = await store.createRun(newRun({ runId: runs[0].runId, events: ['{"new":true}'] }), { onConflict: 'replace' });
+    expect(replaced.lastEventSeq).toBe(1);
+    expect(await count(runs[0].runId)).toEqual({ n: 1, first: 1 });
+  });
+
+  it('upgrades a version 4 data folder, keeping its runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-pglite-v4-'));
+    try {
+      const first = createPgliteStore({ dataDir: dir });
+      await first.init();
+      const { run } = await first.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
+      const n = first.names;
+      const q = (first as unknown as { client: SqlClient }).client.query;
+      await q(`DROP TABLE ${n.events}`);
+      await q(`ALTER TABLE ${n.runs} DROP COLUMN event_seq`);
+      await q(`ALTER TABLE ${n.steps} DROP COLUMN heartbeat_at, DROP COLUMN heartbeat`);
+      await q(`UPDATE ${n.meta} SET version = 4`);
+      await first.close();
+      const second = createPgliteStore({ dataDir: dir });
+      await second.init();
+      try {
+        // the lease was expired at init (PGlite): claim it again
+        const claimed = (await second.claimRun(run.runId, LEASE))!;
+        expect(claimed.steps).toEqual([{ name: 'a', status: 'running', attempts: 0 }]);
+        expect(await second.listEvents(run.runId, { limit: 5 })).toEqual([]);
+        expect(await second.commit(run.runId, claimed.leaseToken, { leaseMs: 30_000, events: ['{"t":1}'] })).toEqual({ ok: true, lastEventSeq: 1 });
+        const version = await (second as unknown as { client: SqlClient }).client.query(`SELECT version FROM ${n.meta}`);
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('replaces a run with step rows over the old run\'s rows', async () => {

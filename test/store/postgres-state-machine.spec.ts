@@ -57,6 +57,8 @@ const NOT_STATUSES = new Set([
   'startedAt',
   'finishedAt',
   'error',
+  'heartbeatAt',
+  'heartbeat',
   'epoch',
   '1 millisecond',
   'milliseconds',
@@ -131,15 +133,19 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(unknown).toEqual([]);
   });
 
-  it('renders the DDL as schema version 4 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
+  it('renders the DDL as schema version 5 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
     // NOTE: the status CHECK and the claim index predicate are rendered from the definition, but a database created
     // by an earlier release keeps its own: a new status or class needs a migration of both. Update these texts then.
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     const ddl = Object.values(statements).join('\n');
     expect(ddl).toContain(
       `CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled'))`,
     );
     expect(ddl).toContain(`WHERE status IN ('pending','running','sleeping','waiting','compensating') AND due_at IS NOT NULL`);
+    // Version 5: the runs' histories and the steps' heartbeats.
+    expect(ddl).toContain('event_seq integer NOT NULL DEFAULT 0');
+    expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_run_events" \(\s*run_id text COLLATE "C" NOT NULL,\s*seq integer NOT NULL,\s*body text NOT NULL,\s*PRIMARY KEY \(run_id, seq\)\s*\)/);
+    expect(ddl).toMatch(/heartbeat_at timestamptz,\s*heartbeat text,/);
   });
 
   it('renders the claim index predicate as the claim statements do (one text: the planner matches them)', () => {

@@ -27,6 +27,13 @@ export function corruptions(exec: (store: PostgresStore, sql: string, params: un
       `UPDATE ${n.runs} SET live_step = NULL, live_index = NULL WHERE run_id = $1`,
       `INSERT INTO ${n.steps} (run_id, idx, name, status, attempts) VALUES ($1, 0, 'a', 'running', -1)`,
     ]),
+    'live_step has a heartbeat time that is not a number': damage((n) => [
+      `UPDATE ${n.runs} SET live_step = (live_step::jsonb || '{"hb":"soon","hd":"{}"}'::jsonb)::text WHERE run_id = $1`,
+    ]),
+    'a steps row has heartbeat details without a heartbeat time': damage((n) => [
+      `UPDATE ${n.runs} SET live_step = NULL, live_index = NULL WHERE run_id = $1`,
+      `INSERT INTO ${n.steps} (run_id, idx, name, status, attempts, heartbeat) VALUES ($1, 0, 'a', 'running', 0, '{"done":1}')`,
+    ]),
     'error is a JSON number': damage((n) => [`UPDATE ${n.runs} SET error = '42'::jsonb WHERE run_id = $1`]),
     'error lacks name and message': damage((n) => [`UPDATE ${n.runs} SET error = '{"v":2}'::jsonb WHERE run_id = $1`]),
     'resume_status is not a status': damage((n) => [`UPDATE ${n.runs} SET resume_status = 'garbage' WHERE run_id = $1`]),

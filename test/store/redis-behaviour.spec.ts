@@ -488,9 +488,9 @@ redis.describe('RedisStore on a shared server', () => {
       await expect(store.renewLease(run.runId, token, NaN)).rejects.toBeInstanceOf(InvalidArgumentError);
       // the script checks its ops too, before its first write
       const keys = store.keys.run(run.runId);
-      await expect(admin.eval(COMMIT.lua, 3, keys.run, keys.steps, keys.signals, run.runId, token, '30000', store.keys.channel,
+      await expect(admin.eval(COMMIT.lua, 4, keys.run, keys.steps, keys.signals, keys.events, run.runId, token, '30000', store.keys.channel,
         'st', 'completed', 'state', '"changed"', 'due', 'abc')).rejects.toThrow(/due needs an integer/);
-      await expect(admin.eval(COMMIT.lua, 3, keys.run, keys.steps, keys.signals, run.runId, token, '30000', store.keys.channel,
+      await expect(admin.eval(COMMIT.lua, 4, keys.run, keys.steps, keys.signals, keys.events, run.runId, token, '30000', store.keys.channel,
         'st', 'completed', 'step')).rejects.toThrow(/without its arguments/);
       const stored = (await store.getRun(run.runId))!;
       expect(stored).toMatchObject({ status: 'running', state: '{}', leaseToken: token });
@@ -506,8 +506,8 @@ redis.describe('RedisStore on a shared server', () => {
       const runKeys = keys.run(runId);
       // what createRun sends, without the index update that follows it
       await admin.zadd(keys.kicks, 0, `0123456789abcdef${runId}`);
-      await admin.eval(CREATE_RUN.lua, 3, runKeys.run, runKeys.steps, runKeys.signals,
-        runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel);
+      await admin.eval(CREATE_RUN.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
+        runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel, '0');
       expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
       expect(await store.claimRuns(LEASE, 10, [workflow])).toEqual([]); // first sight of the kick
       await sleep(150);
@@ -526,7 +526,7 @@ redis.describe('RedisStore on a shared server', () => {
       const [run] = await store.claimRuns({ owner: 'a', leaseMs: 300 }, 1, [workflow]);
       const runKeys = keys.run(run.runId);
       // the holder's commit (sleep 0 ms, release) without its index update
-      await admin.eval(COMMIT.lua, 3, runKeys.run, runKeys.steps, runKeys.signals,
+      await admin.eval(COMMIT.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
         run.runId, run.leaseToken, '30000', keys.channel, 'st', 'sleeping', 'due', '0', 'rel');
       expect(await store.claimRuns(LEASE, 1, [workflow])).toEqual([]); // the index still says: leased until expiry
       await sleep(350);

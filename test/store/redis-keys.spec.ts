@@ -59,6 +59,8 @@ describe('Redis store keys', () => {
       expect(runKeys.run).toMatch(/^cairn:\{[A-Za-z0-9_-]+\}:r$/);
       expect(runKeys.steps).toBe(runKeys.run.replace(/:r$/, ':s'));
       expect(runKeys.signals).toBe(runKeys.run.replace(/:r$/, ':q'));
+      expect(runKeys.events).toBe(runKeys.run.replace(/:r$/, ':e'));
+      expect(Object.keys(runKeys).sort()).toEqual(['events', 'run', 'signals', 'steps']);
       const slots = new Set(Object.values(runKeys).map(keySlot));
       expect(slots.size).toBe(1);
       expect(seen.has(runKeys.run)).toBe(false);
@@ -120,6 +122,9 @@ describe('Redis store keys', () => {
       wait: encodeCommitOp.wait('go', undefined),
       release: encodeCommitOp.release(),
       clearCancel: encodeCommitOp.clearCancel(),
+      keepInput: encodeCommitOp.keepInput(),
+      midStep: encodeCommitOp.midStep(),
+      appendEvent: encodeCommitOp.appendEvent('{"t":1}'),
       expireOnEnd: encodeCommitOp.expireOnEnd(1_000),
     };
     for (const [name, op] of Object.entries(COMMIT_OPS)) {
@@ -127,6 +132,12 @@ describe('Redis store keys', () => {
     }
     expect(new Set(Object.values(COMMIT_OPS).map((op) => op.code)).size).toBe(Object.keys(COMMIT_OPS).length);
     expect(encodePatch({ leaseMs: 1, status: 'sleeping', due: { delayMs: 10 }, release: true })).toEqual(['st', 'sleeping', 'due', '10', 'rel']);
+    // history events go last, in order; a patch without them has no event op
+    expect(encodePatch({ leaseMs: 1, keepInput: true, midStep: true, events: ['{"a":1}', 'ev'], state: '{}' })).toEqual([
+      'state', '{}', 'ki', 'mid', 'ev', '{"a":1}', 'ev', 'ev',
+    ]);
+    expect(encodePatch({ leaseMs: 1, events: [] })).toEqual([]);
+    expect(() => encodePatch({ leaseMs: 1, events: [7 as never] })).toThrow(InvalidArgumentError);
   });
 
   redis.describe('script keys on a live server', () => {
@@ -158,10 +169,11 @@ describe('Redis store keys', () => {
       const payload = "]] redis.call('FLUSHALL') --[[ \"{p}\" ünï 🚀";
       for (const runId of HOSTILE_IDS) {
         const created = await store.createRun(
-          { runId, workflow, version: 2, input: payload, state: runId },
+          { runId, workflow, version: 2, input: payload, state: runId, events: [payload] },
           { onConflict: 'keep' },
         );
         expect(created.created).toBe(true);
+        expect(created.lastEventSeq).toBe(1);
         expect((await store.getRun(runId))).toMatchObject({ runId, workflow, input: payload, state: runId });
       }
       const claimed = await store.claimRuns(lease, 100, [workflow]);
@@ -173,25 +185,32 @@ describe('Redis store keys', () => {
         const { runId, leaseToken: token } = run;
         const signal = `sig:{${runId}}:1`;
         expect((await store.renewLease(runId, token, 30_000)).ok).toBe(true);
-        expect((await store.sendSignal(runId, signal, payload)).outcome).toBe('ok');
+        expect(await store.sendSignal(runId, signal, payload, runId)).toMatchObject({ outcome: 'ok', eventSeq: 2 });
         const consumed = await store.commit(runId, token, {
           leaseMs: 30_000,
           steps: [{ index: 0, step: { name: runId, status: 'completed', attempts: 1, output: payload } }],
           wait: { signal },
+          events: [signal, payload],
         });
-        expect(consumed).toEqual({ ok: true, consumedSignal: { payload } });
+        expect(consumed).toEqual({ ok: true, consumedSignal: { payload }, lastEventSeq: 4 });
         expect((await store.commit(runId, token, { leaseMs: 30_000, wait: { signal: `${signal}x` } })).ok).toBe(true);
         await store.sendSignal(runId, `${signal}x`, runId);
         const again = (await store.claimRun(runId, lease))!;
         expect(await store.takeSignal(runId, again.leaseToken, `${signal}x`)).toEqual({ ok: true, payload: runId, timedOut: false });
         await store.releaseLease(runId, again.leaseToken);
-        expect((await store.control(runId, { action: 'pause' })).outcome).toBe('ok');
+        expect(await store.control(runId, { action: 'pause' }, `${payload}:pause`)).toMatchObject({ outcome: 'ok', eventSeq: 5 });
         expect((await store.control(runId, { action: 'resume' })).outcome).toBe('ok');
         expect((await store.control(runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
         const last = (await store.claimRun(runId, lease))!;
         expect((await store.commit(runId, last.leaseToken, { leaseMs: 30_000, status: 'cancelled', clearCancel: true })).ok).toBe(true);
         const stored = (await store.getRun(runId))!;
         expect(stored.steps).toEqual([{ name: runId, status: 'completed', attempts: 1, output: payload }]);
+        expect(await store.listEvents(runId, { afterSeq: 1, limit: 10 })).toEqual([
+          { seq: 2, body: runId },
+          { seq: 3, body: signal },
+          { seq: 4, body: payload },
+          { seq: 5, body: `${payload}:pause` },
+        ]);
         expect(stored.status).toBe('cancelled');
       }
       const listed = await store.listRuns({ workflow, statuses: ['cancelled'], limit: 100 });
@@ -199,6 +218,9 @@ describe('Redis store keys', () => {
       await sleep(5);
       expect(await store.purge(['cancelled'], 0)).toBe(HOSTILE_IDS.length);
       for (const runId of HOSTILE_IDS) expect(await store.getRun(runId)).toBeUndefined();
+      for (const runId of HOSTILE_IDS) expect(await store.listEvents(runId, { limit: 10 })).toEqual([]);
+      // purge deleted every key of the runs, their histories included
+      expect((await client.keys(`${prefix}{*}:*`)).filter((key) => !key.startsWith(store.keys.index))).toEqual([]);
       expect(await store.listRuns({ workflow, limit: 100 })).toEqual([]);
 
       // every script ran, and each call's KEYS hash to one slot

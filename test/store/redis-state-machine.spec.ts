@@ -11,8 +11,9 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { COMMIT_OPS } from '../../src/store/redis/redis.commit-ops.js';
 import { APPLY_KEYS, WORKFLOW_GROUP_KEYS } from '../../src/store/redis/redis.keys.js';
-import { LUA_DEFINITION_NAMES } from '../../src/store/redis/redis.lua-definitions.js';
-import { ALL_SCRIPTS } from '../../src/store/redis/redis.scripts.js';
+import { LUA_DEFINITION_NAMES, LUA_LIMITS } from '../../src/store/redis/redis.lua-definitions.js';
+import { ALL_SCRIPTS, COMMIT } from '../../src/store/redis/redis.scripts.js';
+import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import {
   CLAIMABLE_STATUSES,
@@ -78,12 +79,13 @@ describe('Redis Lua against the state machine definition (static)', () => {
     }
   });
 
-  it('names only statuses, commit ops and apply keys that exist', () => {
+  it('names only statuses, commit ops, apply keys and limits that exist', () => {
     for (const { file, code } of sources) {
       for (const name of names(code, 'ST')) expect({ file, status: name, known: (RUN_STATUSES as readonly string[]).includes(name) }).toEqual({ file, status: name, known: true });
       for (const name of names(code, 'OP')) expect({ file, op: name, known: name in COMMIT_OPS }).toEqual({ file, op: name, known: true });
       for (const name of names(code, 'AK')) expect({ file, key: name, known: name in APPLY_KEYS }).toEqual({ file, key: name, known: true });
       for (const name of names(code, 'GK')) expect({ file, key: name, known: name in WORKFLOW_GROUP_KEYS }).toEqual({ file, key: name, known: true });
+      for (const name of names(code, 'LIM')) expect({ file, limit: name, known: name in LUA_LIMITS }).toEqual({ file, limit: name, known: true });
     }
   });
 
@@ -95,6 +97,16 @@ describe('Redis Lua against the state machine definition (static)', () => {
       // so is a chain of comparisons with more than two statuses
       for (const line of code.split('\n')) expect({ file, line, statuses: names(line, 'ST').length <= 2 }).toEqual({ file, line, statuses: true });
     }
+  });
+
+  it('takes the history limit from the port, never a number of its own', () => {
+    expect(LUA_LIMITS.history).toBe(RUN_HISTORY_LIMIT);
+    const prelude = sources.find((s) => s.file === 'prelude.lua')!.code;
+    expect(names(prelude, 'LIM')).toContain('history');
+    const history = prelude.slice(prelude.indexOf('local function lastEventSeq'));
+    expect(history).not.toContain(String(RUN_HISTORY_LIMIT));
+    // rendered into the scripts that append history
+    expect(COMMIT.lua).toContain(`local skip = n - ${RUN_HISTORY_LIMIT}`);
   });
 
   it('handles every commit op in the commit script', () => {

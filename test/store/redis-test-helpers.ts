@@ -23,6 +23,9 @@ export function redisCorruptions(): Record<string, (store: WorkflowStore, runId:
     "a step's JSON garbage": damage((c, k) => c.hset(k.steps, '0', 'not json {')),
     'a step of the wrong shape': damage((c, k) => c.hset(k.steps, '0', '{"name":7,"status":"weird","attempts":-1}')),
     'a step index garbage': damage((c, k) => c.hset(k.steps, 'x', '{}')),
+    "a step's heartbeat of the wrong shape": damage((c, k) =>
+      c.hset(k.steps, '0', '{"name":"a","status":"running","attempts":0,"heartbeat":{"at":"soon","details":7}}'),
+    ),
     'ca abc': damage((c, k) => c.hset(k.run, 'ca', 'abc')),
     'st bogus': damage((c, k) => c.hset(k.run, 'st', 'bogus')),
     'st missing': damage((c, k) => c.hdel(k.run, 'st')),

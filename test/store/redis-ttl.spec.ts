@@ -42,7 +42,11 @@ redis.describe('RedisStore ttl', () => {
     await deletePrefix(redis.url, prefix);
   });
 
-  const runKeys = (runId: string) => Object.values(store.keys.run(runId));
+  /** Every key of a run: run, steps, signals, events (history). */
+  const runKeys = (runId: string) => {
+    const keys = store.keys.run(runId);
+    return [keys.run, keys.steps, keys.signals, keys.events];
+  };
   const pttls = async (runId: string) => Promise.all(runKeys(runId).map((key) => admin.pttl(key)));
   const indexed = async (runId: string) => {
     const keys = await admin.keys(`${store.keys.index}*`);
@@ -56,10 +60,13 @@ redis.describe('RedisStore ttl', () => {
 
   async function start(workflow: string, signal = false): Promise<{ runId: string; token: string }> {
     const runId = randomUUID();
-    const { run } = await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE });
+    const { run } = await store.createRun(
+      { runId, workflow, version: 1, input: '1', state: '{}', events: ['{"t":"start"}'] },
+      { onConflict: 'keep', lease: LEASE },
+    );
     const token = run.leaseToken!;
     const steps = [{ index: 0, step: { name: 'a', status: 'completed' as const, attempts: 1, output: '1' } }];
-    expect((await store.commit(runId, token, { leaseMs: 30_000, steps, currentStep: 'b' })).ok).toBe(true);
+    expect((await store.commit(runId, token, { leaseMs: 30_000, steps, currentStep: 'b', events: ['{"t":"a"}'] })).ok).toBe(true);
     if (signal) expect((await store.sendSignal(runId, 'later', '"x"')).outcome).toBe('ok');
     return { runId, token };
   }
@@ -67,17 +74,22 @@ redis.describe('RedisStore ttl', () => {
   it('expires every key of an ended run; list and purge drop its index entries', async () => {
     const workflow = `wf-${randomUUID()}`;
     const { runId, token } = await start(workflow, true);
-    expect(await pttls(runId)).toEqual([-1, -1, -1]); // a live run never expires
-    expect((await store.commit(runId, token, { leaseMs: 30_000, status: 'completed', output: '2' })).ok).toBe(true);
-    const [run, steps] = await pttls(runId);
+    expect(await pttls(runId)).toEqual([-1, -1, -1, -1]); // a live run never expires
+    expect((await store.commit(runId, token, { leaseMs: 30_000, status: 'completed', output: '2', events: ['{"t":"end"}'] })).ok).toBe(true);
+    const [run, steps, signals, events] = await pttls(runId);
     expect(run).toBeGreaterThan(0);
     expect(run).toBeLessThanOrEqual(200);
     expect(steps).toBeGreaterThan(0);
+    expect(signals).toBe(-2); // deleted when the run ended
+    expect(events).toBeGreaterThan(0);
+    expect(events).toBeLessThanOrEqual(200);
+    expect((await store.listEvents(runId, { limit: 10 })).map((e) => e.seq)).toEqual([1, 2, 3]);
     expect((await store.listRuns({ workflow, limit: 10 })).map((r) => r.runId)).toEqual([runId]);
 
     await sleep(400);
     expect(await store.getRun(runId)).toBeUndefined();
     expect(await admin.exists(...runKeys(runId))).toBe(0);
+    expect(await store.listEvents(runId, { limit: 10 })).toEqual([]);
     expect((await indexed(runId)).length).toBeGreaterThan(0); // index entries outlive the run…
     expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
     expect(await store.listRuns({ limit: 1000 })).not.toContainEqual(expect.objectContaining({ runId }));
@@ -98,18 +110,24 @@ redis.describe('RedisStore ttl', () => {
     const { runId, token } = await start(`wf-${randomUUID()}`);
     await store.commit(runId, token, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'm' } });
     expect((await pttls(runId))[0]).toBeGreaterThan(0);
-    expect((await store.control(runId, { action: 'retry' })).outcome).toBe('ok');
-    expect(await pttls(runId)).toEqual([-1, -1, -2]);
+    expect((await pttls(runId))[3]).toBeGreaterThan(0);
+    expect(await store.control(runId, { action: 'retry' }, '{"t":"retry"}')).toMatchObject({ outcome: 'ok', eventSeq: 3 });
+    expect(await pttls(runId)).toEqual([-1, -1, -2, -1]);
     await sleep(300);
     expect((await store.getRun(runId))?.status).toBe('pending');
+    expect((await store.listEvents(runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"start"}', '{"t":"a"}', '{"t":"retry"}']);
 
     const ended = await start(`wf-${randomUUID()}`);
     await store.commit(ended.runId, ended.token, { leaseMs: 30_000, status: 'cancelled' });
-    const replaced = await store.createRun({ runId: ended.runId, workflow: 'wf2', version: 1, input: '1', state: '{}' }, { onConflict: 'replace' });
-    expect(replaced.created).toBe(true);
-    expect((await pttls(ended.runId))[0]).toBe(-1);
+    const replaced = await store.createRun(
+      { runId: ended.runId, workflow: 'wf2', version: 1, input: '1', state: '{}', events: ['{"t":"again"}'] },
+      { onConflict: 'replace' },
+    );
+    expect(replaced).toMatchObject({ created: true, lastEventSeq: 1 });
+    expect(await pttls(ended.runId)).toEqual([-1, -2, -2, -1]);
     await sleep(300);
     expect((await store.getRun(ended.runId))?.status).toBe('pending');
+    expect(await store.listEvents(ended.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"again"}' }]);
     expect((await store.listRuns({ workflow: 'wf2', limit: 10 })).map((r) => r.runId)).toContain(ended.runId);
   });
 

@@ -8,6 +8,7 @@ import type {
   CreateRunResult,
   DueSpec,
   LeaseRequest,
+  ListEventsQuery,
   ListRunsQuery,
   NewRun,
   RenewResult,
@@ -15,16 +16,24 @@ import type {
   RunStatus,
   StoreEvent,
   StoredRun,
+  StoredRunEvent,
   StoredStep,
   TakeSignalResult,
   WorkflowStore,
 } from '../workflow-store.interface.js';
+import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { isClaimableStatus, isDueOnRelease, isTerminal, statusAfterClaim } from '../run-state-machine.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
 import { compareRunIds } from '../run-id-order.js';
 
 function copyStep(step: StoredStep): StoredStep {
-  return { ...step };
+  return step.heartbeat ? { ...step, heartbeat: { ...step.heartbeat } } : { ...step };
+}
+
+/** A run's history: the events kept (at most RUN_HISTORY_LIMIT) and the last seq given. */
+interface History {
+  events: StoredRunEvent[];
+  seq: number;
 }
 
 function copyRun(run: StoredRun): StoredRun {
@@ -50,6 +59,7 @@ export class MemoryStore implements WorkflowStore {
   readonly name = 'memory';
   private readonly runs = new Map<string, StoredRun>();
   private readonly signals = new Map<string, Map<string, string[]>>();
+  private readonly histories = new Map<string, History>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
 
   async init(): Promise<void> {}
@@ -75,7 +85,10 @@ export class MemoryStore implements WorkflowStore {
     }
     const existing = this.runs.get(input.runId);
     if (existing && options.onConflict === 'keep') return { created: false, run: copyRun(existing) };
-    if (existing) this.signals.delete(input.runId);
+    if (existing) {
+      this.signals.delete(input.runId);
+      this.histories.delete(input.runId);
+    }
     const now = new Date(this.now());
     const run: StoredRun = {
       runId: input.runId,
@@ -98,9 +111,10 @@ export class MemoryStore implements WorkflowStore {
       run.leaseExpiresAt = new Date(now.getTime() + options.lease.leaseMs);
     }
     this.runs.set(run.runId, run);
+    const lastEventSeq = this.append(run.runId, input.events);
     if (existing) this.emit({ type: 'control', runId: run.runId });
     if (!options.lease) this.emit({ type: 'ready', runId: run.runId });
-    return { created: true, run: copyRun(run) };
+    return { created: true, run: copyRun(run), ...(lastEventSeq !== undefined ? { lastEventSeq } : {}) };
   }
 
   async getRun(runId: string): Promise<StoredRun | undefined> {
@@ -128,6 +142,24 @@ export class MemoryStore implements WorkflowStore {
       return compareRunIds(b.runId, a.runId);
     });
     return matches.slice(0, query.limit).map(copyRun);
+  }
+
+  /** Appends history events (rule: the oldest beyond RUN_HISTORY_LIMIT go). Returns the last seq given. */
+  private append(runId: string, bodies: readonly string[] | undefined): number | undefined {
+    if (!bodies || bodies.length === 0) return undefined;
+    let history = this.histories.get(runId);
+    if (!history) this.histories.set(runId, (history = { events: [], seq: 0 }));
+    for (const body of bodies) history.events.push({ seq: ++history.seq, body });
+    if (history.events.length > RUN_HISTORY_LIMIT) history.events.splice(0, history.events.length - RUN_HISTORY_LIMIT);
+    return history.seq;
+  }
+
+  async listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]> {
+    const events = this.histories.get(runId)?.events ?? [];
+    const after = query.afterSeq ?? 0;
+    const start = events.findIndex((event) => event.seq > after);
+    if (start < 0) return [];
+    return events.slice(start, start + query.limit).map((event) => ({ ...event }));
   }
 
   private isClaimable(run: StoredRun, now: number): boolean {
@@ -231,7 +263,8 @@ export class MemoryStore implements WorkflowStore {
     if (patch.error !== undefined) run.error = patch.error ? { ...patch.error } : undefined;
     for (const { index, step } of patch.steps ?? []) run.steps[index] = copyStep(step);
     if (patch.due !== undefined) run.dueAt = dueAt(patch.due, now);
-    run.nextInput = undefined;
+    const lastEventSeq = this.append(runId, patch.events);
+    if (!patch.keepInput) run.nextInput = undefined;
     run.waitSignal = undefined;
     run.waitUntil = undefined;
 
@@ -259,7 +292,7 @@ export class MemoryStore implements WorkflowStore {
       run.finishedAt = new Date(now);
       this.signals.delete(runId);
       release = true;
-    } else if (run.pauseRequested && !run.cancelRequested && run.status !== 'paused') {
+    } else if (run.pauseRequested && !run.cancelRequested && run.status !== 'paused' && !patch.midStep) {
       if (!release || run.dueAt === undefined) {
         if (run.status !== 'waiting') run.dueAt = new Date(now);
       }
@@ -282,7 +315,7 @@ export class MemoryStore implements WorkflowStore {
     else if (release && run.dueAt && run.dueAt.getTime() <= now && run.status !== 'paused') {
       this.emit({ type: 'ready', runId });
     }
-    return { ok: true, paused: paused || undefined, cancel, consumedSignal };
+    return { ok: true, paused: paused || undefined, cancel, consumedSignal, ...(lastEventSeq !== undefined ? { lastEventSeq } : {}) };
   }
 
   async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
@@ -307,7 +340,7 @@ export class MemoryStore implements WorkflowStore {
     return queue.shift();
   }
 
-  async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
     const run = this.runs.get(runId);
     if (!run) return { outcome: 'not-found' };
     if (isTerminal(run.status)) return { outcome: 'not-active', status: run.status };
@@ -316,14 +349,15 @@ export class MemoryStore implements WorkflowStore {
     let queue = byName.get(name);
     if (!queue) byName.set(name, (queue = []));
     queue.push(payload);
+    const eventSeq = event !== undefined ? this.append(runId, [event]) : undefined;
     if (run.waitSignal === name) {
       run.dueAt = new Date(this.now());
       if (run.status === 'waiting') this.emit({ type: 'ready', runId });
     }
-    return { outcome: 'ok', status: run.status };
+    return { outcome: 'ok', status: run.status, ...(eventSeq !== undefined ? { eventSeq } : {}) };
   }
 
-  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+  async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {
     const run = this.runs.get(runId);
     if (!run) return { outcome: 'not-found' };
     const status = run.status;
@@ -380,7 +414,8 @@ export class MemoryStore implements WorkflowStore {
       }
     }
     run.updatedAt = new Date(now);
-    return { outcome: 'ok', status };
+    const eventSeq = event !== undefined ? this.append(runId, [event]) : undefined;
+    return { outcome: 'ok', status, ...(eventSeq !== undefined ? { eventSeq } : {}) };
   }
 
   async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
@@ -391,10 +426,18 @@ export class MemoryStore implements WorkflowStore {
       if (isTerminal(run.status) && wanted.has(run.status) && run.finishedAt && run.finishedAt.getTime() < cutoff) {
         this.runs.delete(runId);
         this.signals.delete(runId);
+        this.histories.delete(runId);
         count++;
       }
     }
     return count;
+  }
+
+  async publish(body: string): Promise<void> {
+    if (Buffer.byteLength(body, 'utf8') > PUBLISH_MAX_BYTES) {
+      throw new InvalidArgumentError(`A published message is at most ${PUBLISH_MAX_BYTES} bytes (got ${Buffer.byteLength(body, 'utf8')}).`);
+    }
+    this.emit({ type: 'message', body });
   }
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => Promise<void>> {

@@ -1,11 +1,22 @@
 import { type RunStatus, TERMINAL_STATUSES } from '../run-state-machine.js';
 import { ParamTable } from './postgres.params.js';
 import { type SchemaNames, sqlList } from './postgres.schema.js';
-import { addMs, dueExpr, notifyExpr, staleSignals, type StepRow, stepRowsFrom, upsertStepsSql } from './postgres.sql-fragments.js';
+import {
+  addMs,
+  appendEventsSql,
+  dueExpr,
+  notifyExpr,
+  staleSignals,
+  type StepRow,
+  stepRowsFrom,
+  trimEventsSql,
+  upsertStepsSql,
+} from './postgres.sql-fragments.js';
 
 /**
- * Parameters of a checkpoint, by name: the `$n` of `commit` (`commitNoWait` leaves out `wait` and `wait_ms`) and the
- * `p_<name>` keys of each object of `commitBatch`'s JSON array (plus `k`, the object's position).
+ * Parameters of a checkpoint, by name: the `$n` of `commitEvents` (`commit` leaves out `events`, the `NoWait`
+ * statements `wait` and `wait_ms`) and the `p_<name>` keys of each object of `commitBatch`'s JSON array (plus `k`,
+ * the object's position).
  */
 export const COMMIT_PARAMS = new ParamTable([
   ['run_id', 'text'],
@@ -31,6 +42,9 @@ export const COMMIT_PARAMS = new ParamTable([
   ['live', 'text'], // the trailing running step row (JSON), or null
   ['live_index', 'integer'], // its index, or null
   ['written', 'integer[]'], // the indexes of the rows in `steps`
+  ['keep_input', 'boolean'], // leave next_input as is
+  ['mid_step', 'boolean'], // a write while a step runs: a pending pause is not applied
+  ['events', 'text[]'], // history events to append (only in the statements for patches with events)
 ] as const);
 
 /** Name of a checkpoint parameter. */
@@ -39,23 +53,48 @@ export type CommitParam = (typeof COMMIT_PARAMS)['specs'][number][0];
 /** The values of a checkpoint's parameters, by name. */
 export type CommitValues = Record<CommitParam, unknown>;
 
-/** The parameters of `commitNoWait` (and `commitBatchNoWait`): no signal to wait for. */
-const COMMIT_NO_WAIT_PARAMS = COMMIT_PARAMS.without('wait', 'wait_ms');
+/** Which checkpoint statement: with a signal to wait for (`wait`), with history events to append (`events`). */
+export interface CommitVariant {
+  wait: boolean;
+  events: boolean;
+}
 
-/** The parameters for `commit` / `commitNoWait`: the checkpoint's values with its step rows as JSON text. */
-export function commitArgs(values: CommitValues, wait: boolean, steps: string | null): unknown[] {
-  return wait ? COMMIT_PARAMS.valuesWith<'steps'>(values, { steps }) : COMMIT_NO_WAIT_PARAMS.valuesWith<'steps'>(values, { steps });
+/** The parameters of each variant of the checkpoint statement (a statement without events has no `events`). */
+const VARIANT_PARAMS = {
+  wait: { events: COMMIT_PARAMS, plain: COMMIT_PARAMS.without('events') },
+  noWait: { events: COMMIT_PARAMS.without('wait', 'wait_ms'), plain: COMMIT_PARAMS.without('wait', 'wait_ms', 'events') },
+};
+
+/** The parameters of a checkpoint statement variant. */
+function variantParams({ wait, events }: CommitVariant): ParamTable<CommitParam> {
+  const byWait = wait ? VARIANT_PARAMS.wait : VARIANT_PARAMS.noWait;
+  return (events ? byWait.events : byWait.plain) as ParamTable<CommitParam>;
+}
+
+/** The variant a checkpoint needs: `wait` when it waits for a signal, `events` when it appends history events. */
+export function commitVariant(values: CommitValues): CommitVariant {
+  return { wait: values.wait !== null, events: values.events !== null };
+}
+
+/** The parameters for `commit` & co. (see {@link commitVariant}): the checkpoint's values with its step rows as JSON text. */
+export function commitArgs(values: CommitValues, variant: CommitVariant, steps: string | null): unknown[] {
+  return variantParams(variant).valuesWith<'steps'>(values as Record<Exclude<CommitParam, 'steps'>, unknown>, { steps });
+}
+
+/** The names of the parameters of a variant, for the `p_<name>` keys of a batch's JSON objects. */
+export function commitParamNames(variant: CommitVariant): readonly CommitParam[] {
+  return variantParams(variant).names;
 }
 
 /**
  * Parameters of `commitFast`: those of the checkpoint it reads, `term` and `rel` (computed by {@link fastCommitArgs}),
  * and the patch's row for the steps table as plain parameters (all null: none).
  */
-const FAST_COMMIT_PARAMS = new ParamTable([
+const FAST_COMMIT_EVENTS_PARAMS = new ParamTable([
   ...COMMIT_PARAMS.only('run_id', 'token', 'status', 'state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'set_due', 'due', 'due_at').specs,
   ['term', 'boolean'], // the patch ends the run
   ['rel', 'boolean'], // the lease is released (`release` or `term`)
-  ...COMMIT_PARAMS.only('lease_ms', 'set_live', 'live', 'live_index').specs,
+  ...COMMIT_PARAMS.only('lease_ms', 'set_live', 'live', 'live_index', 'keep_input', 'events').specs,
   ['row_i', 'integer'],
   ['row_name', 'text'],
   ['row_status', 'text'],
@@ -64,9 +103,14 @@ const FAST_COMMIT_PARAMS = new ParamTable([
   ['row_st', 'float8'],
   ['row_ft', 'float8'],
   ['row_error', 'text'],
+  ['row_hb', 'float8'],
+  ['row_hd', 'text'],
 ] as const);
 
-type FastCommitParam = (typeof FAST_COMMIT_PARAMS)['specs'][number][0];
+/** `commitFast` for a patch without events. */
+const FAST_COMMIT_PARAMS = FAST_COMMIT_EVENTS_PARAMS.without('events');
+
+type FastCommitParam = (typeof FAST_COMMIT_EVENTS_PARAMS)['specs'][number][0];
 /** The parameters of `commitFast` that are not the checkpoint's own. */
 type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
 
@@ -83,10 +127,15 @@ type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
  * as plain parameters (no JSON record set). A terminal commit also deletes the run's queued signals (`dg`, skipped
  * by its one-time filter otherwise) and reports `stale_signals` (see {@link commitStatement}). Parameters:
  * {@link FAST_COMMIT_PARAMS}.
+ *
+ * `events` (`commitFastEvents`, for a patch with history events): the UPDATE also adds their number to `event_seq`,
+ * `ea` inserts them (numbered up to the new `event_seq`) and `et` trims the history to RUN_HISTORY_LIMIT. Without
+ * events none of this is rendered: a checkpoint without events costs what it did before histories.
  */
-function fastCommitStatement(n: SchemaNames): string {
+function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): string {
   const terminal = sqlList(TERMINAL_STATUSES);
-  const F = (name: FastCommitParam) => FAST_COMMIT_PARAMS.ref(name);
+  const params = events ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS;
+  const F = (name: FastCommitParam) => (params as ParamTable<FastCommitParam>).ref(name);
   return `
       WITH upd AS (
         UPDATE ${n.runs} r SET
@@ -95,7 +144,7 @@ function fastCommitStatement(n: SchemaNames): string {
           current_step = CASE WHEN ${F('set_step')} THEN ${F('step')} ELSE r.current_step END,
           output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
           error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
-          next_input = NULL,
+          next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
           wait_signal = NULL,
           wait_until = NULL,
           resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
@@ -106,25 +155,36 @@ function fastCommitStatement(n: SchemaNames): string {
           updated_at = now(),
           finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
           live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
-          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END
+          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END${
+            events ? `,
+          event_seq = r.event_seq + cardinality(${F('events')})` : ''
+          }
         WHERE r.run_id = ${F('run_id')} AND r.lease_token = ${F('token')}
           AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
           AND ${F('status')} IS DISTINCT FROM 'paused'
           AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
-        RETURNING r.run_id, r.signal_seq,
+        RETURNING r.run_id, r.signal_seq,${events ? ' r.event_seq,' : ''}
           CASE WHEN ${F('term')} THEN 'finished'
                WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
       ),
       st AS (${upsertStepsSql(
         n,
-        `upd CROSS JOIN (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')})
-          AS x(i, name, status, attempts, output, st, ft, error)
+        `upd CROSS JOIN (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
+          AS x(i, name, status, attempts, output, st, ft, error, hb, hd)
         WHERE x.i IS NOT NULL`,
         'upd.run_id',
-      )}),
+      )}),${
+        events
+          ? `
+      ea AS (${appendEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq', bodies: F('events') })}),
+      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq' })}),`
+          : ''
+      }
       dg AS (DELETE FROM ${n.signals} g WHERE ${F('term')} AND g.run_id = ${F('run_id')} AND EXISTS (SELECT 1 FROM upd))
       SELECT upd.evt, CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END AS notified,
-        CASE WHEN ${F('term')} THEN ${staleSignals(n, 'upd.signal_seq', 'upd.run_id')} END AS stale_signals
+        CASE WHEN ${F('term')} THEN ${staleSignals(n, 'upd.signal_seq', 'upd.run_id')} END AS stale_signals${
+          events ? ', upd.event_seq AS last_event_seq' : ''
+        }
       FROM upd`;
 }
 
@@ -136,7 +196,8 @@ function fastCommitStatement(n: SchemaNames): string {
 export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): unknown[] {
   const status = values.status;
   const term = typeof status === 'string' && TERMINAL_STATUSES.includes(status as RunStatus);
-  return FAST_COMMIT_PARAMS.valuesWith<FastOnlyParam>(values, {
+  const params = (values.events !== null ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS) as ParamTable<FastCommitParam>;
+  return params.valuesWith<FastOnlyParam>(values, {
     term,
     rel: values.release === true || term,
     row_i: row?.i ?? null,
@@ -147,6 +208,8 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
     row_st: row?.st ?? null,
     row_ft: row?.ft ?? null,
     row_error: row?.error ?? null,
+    row_hb: row?.hb ?? null,
+    row_hd: row?.hd ?? null,
   });
 }
 
@@ -171,17 +234,24 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * run, with `k`. Rows are found by `= ANY (ARRAY(...))` and LATERAL ... LIMIT 1 so that the (generic) plan probes the
  * indexes whatever the table sizes (a join on json_to_recordset, estimated at 100 rows, would seq-scan tables of a
  * few thousand rows).
+ *
+ * `events` (the `…Events` statements, for patches with history events): `cur` reads the run's `event_seq` (under the
+ * lock), `f` computes the new one (`last_event_seq`, null without events: in a batch, commits without events have
+ * `p_events` null), `upd` writes it, `ea` appends the events (only when `upd` did: it joins `upd`) and `et` trims the
+ * history to RUN_HISTORY_LIMIT. Without `events` none of this is rendered.
  */
-export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolean; wait: boolean }): string {
+export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch: boolean } & CommitVariant): string {
   const terminal = sqlList(TERMINAL_STATUSES);
-  const params = wait ? COMMIT_PARAMS : COMMIT_NO_WAIT_PARAMS;
+  const params = variantParams({ wait, events });
   /** A parameter as seen from CTE `at` (batch: a column carried along; single: `$n` with its type). */
   const P = (name: CommitParam, at: string): string => (batch ? `${at}.p_${name}` : params.ref(name));
   const pColumns = params.specs
     .map(([name, type]) => `p_${name} ${type}`)
     .join(', ');
   /** Parameters the UPDATE reads, carried through `f` in batch mode. */
-  const carried = (['state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'lease_ms', 'set_live', 'live', 'live_index'] as const)
+  const carried = (
+    ['state', 'set_step', 'step', 'set_output', 'output', 'set_error', 'error', 'lease_ms', 'set_live', 'live', 'live_index', 'keep_input'] as const
+  )
     .map((name) => `c4.p_${name}`)
     .join(', ');
 
@@ -233,7 +303,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       WITH ${p}
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
-               r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index, now() AS ts
+               r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index,${events ? ' r.event_seq AS old_event_seq,' : ''} now() AS ts
         ${curFrom}
       ),${signalCtes}
       c1 AS (
@@ -259,13 +329,19 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       ),
       c4 AS (
         SELECT c3.*,
-          (NOT c3.term AND c3.pause_requested AND c3.cancel_compensate IS NULL AND c3.status1 <> 'paused') AS do_pause,
+          (NOT c3.term AND c3.pause_requested AND c3.cancel_compensate IS NULL AND c3.status1 <> 'paused'
+            AND NOT ${P('mid_step', 'c3')}) AS do_pause,
           CASE WHEN c3.term OR ${P('clear_cancel', 'c3')} THEN NULL ELSE c3.cancel_compensate END AS cancel_after
         FROM c3
       ),
       f AS (
         SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.term, c4.do_pause, c4.new_wait_signal, c4.new_wait_until,
-          c4.cancel_after, c4.signal_seq,${batch ? ` ${carried},` : ''}
+          c4.cancel_after, c4.signal_seq,${batch ? ` ${carried},` : ''}${
+            events
+              ? `
+          CASE WHEN cardinality(${P('events', 'c4')}) > 0 THEN c4.old_event_seq + cardinality(${P('events', 'c4')}) END AS last_event_seq,`
+              : ''
+          }
           CASE WHEN c4.do_pause THEN 'paused' ELSE c4.status1 END AS status,
           CASE WHEN c4.term THEN NULL WHEN c4.do_pause THEN c4.status1 ELSE c4.resume_status END AS resume_status,
           CASE WHEN c4.term OR c4.do_pause THEN false ELSE c4.pause_requested END AS pause_requested,
@@ -284,7 +360,7 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
           current_step = CASE WHEN ${P('set_step', 'f')} THEN ${P('step', 'f')} ELSE r.current_step END,
           output = CASE WHEN ${P('set_output', 'f')} THEN ${P('output', 'f')} ELSE r.output END,
           error = CASE WHEN ${P('set_error', 'f')} THEN ${P('error', 'f')}::jsonb ELSE r.error END,
-          next_input = f.consumed,
+          next_input = COALESCE(f.consumed, CASE WHEN ${P('keep_input', 'f')} THEN r.next_input END),
           wait_signal = f.new_wait_signal,
           wait_until = f.new_wait_until,
           resume_status = f.resume_status,
@@ -297,9 +373,12 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
           updated_at = f.ts,
           finished_at = f.finished_at,
           live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} ELSE r.live_step END,
-          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END
+          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END${
+            events ? `,
+          event_seq = COALESCE(f.last_event_seq, r.event_seq)` : ''
+          }
         FROM f WHERE r.run_id = f.run_id${batch ? ' AND r.run_id = ANY (ARRAY(SELECT f.run_id FROM f))' : ''}
-        RETURNING r.run_id
+        RETURNING r.run_id${events ? ', f.last_event_seq' : ''}
       ),
       st AS (${
         batch
@@ -320,7 +399,18 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
               )}`,
               'upd.run_id',
             )
-      }),
+      }),${
+        events
+          ? `
+      ea AS (${appendEventsSql(n, {
+        from: batch ? 'upd JOIN p ON p.p_run_id = upd.run_id' : 'upd',
+        runId: 'upd.run_id',
+        lastSeq: 'upd.last_event_seq',
+        bodies: P('events', 'p'),
+      })}),
+      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.last_event_seq' })}),`
+          : ''
+      }
       dg AS (${
         batch
           ? `DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT f.run_id FROM f WHERE f.term))`
@@ -334,18 +424,26 @@ export function commitStatement(n: SchemaNames, { batch, wait }: { batch: boolea
       )
       SELECT ${batch ? 'e.k, ' : ''}e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
         CASE WHEN e.evt IS NOT NULL THEN ${notifyExpr(n, 'e.evt', 'e.run_id')} END AS notified,
-        CASE WHEN e.term THEN ${staleSignals(n, 'e.signal_seq', 'e.run_id')} END AS stale_signals
+        CASE WHEN e.term THEN ${staleSignals(n, 'e.signal_seq', 'e.run_id')} END AS stale_signals${
+          events ? ', e.last_event_seq' : ''
+        }
       FROM e`;
 }
 
 /** The checkpoint statements (see `Statements`). */
 export function commitStatements(n: SchemaNames) {
   return {
-    commit: commitStatement(n, { batch: false, wait: true }),
-    commitNoWait: commitStatement(n, { batch: false, wait: false }),
-    commitFast: fastCommitStatement(n),
-    commitBatch: commitStatement(n, { batch: true, wait: true }),
-    commitBatchNoWait: commitStatement(n, { batch: true, wait: false }),
+    commit: commitStatement(n, { batch: false, wait: true, events: false }),
+    commitNoWait: commitStatement(n, { batch: false, wait: false, events: false }),
+    commitFast: fastCommitStatement(n, { events: false }),
+    commitBatch: commitStatement(n, { batch: true, wait: true, events: false }),
+    commitBatchNoWait: commitStatement(n, { batch: true, wait: false, events: false }),
+    // The same for patches with history events (see commitStatement's `events`).
+    commitEvents: commitStatement(n, { batch: false, wait: true, events: true }),
+    commitNoWaitEvents: commitStatement(n, { batch: false, wait: false, events: true }),
+    commitFastEvents: fastCommitStatement(n, { events: true }),
+    commitBatchEvents: commitStatement(n, { batch: true, wait: true, events: true }),
+    commitBatchNoWaitEvents: commitStatement(n, { batch: true, wait: false, events: true }),
     // The queued signals of a run that has ended (a terminal run never gets new ones: sendSignal refuses it, under
     // the row lock), after a terminal commit reported stale_signals. $1 run_id
     dropStaleSignals: `

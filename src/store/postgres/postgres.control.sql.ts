@@ -1,6 +1,6 @@
 import { DUE_ON_RELEASE, TERMINAL_STATUSES } from '../run-state-machine.js';
-import { type SchemaNames, sqlList } from './postgres.schema.js';
-import { notifyExpr } from './postgres.sql-fragments.js';
+import { quoteLiteral, type SchemaNames, sqlList } from './postgres.schema.js';
+import { appendEventsSql, notifyExpr, trimEventsSql } from './postgres.sql-fragments.js';
 
 /** The statements for signals (take, send) and control requests (pause, resume, cancel, retry); see `Statements`. */
 export function controlStatements(n: SchemaNames) {
@@ -15,8 +15,21 @@ export function controlStatements(n: SchemaNames) {
       ORDER BY q.id LIMIT 1
     ) RETURNING g.payload`;
 
-  /** A control request: `cur` locks the run, `d` decides the outcome, `upd` applies it when ok. */
-  const control = (outcome: string, set: string, evt: string) => `
+  /**
+   * The history event (`event`, a text parameter; null: none) of a request applied by CTE `upd` (which returns the
+   * run's `event_seq`, already counting it): appended (`ea`), and the history trimmed to RUN_HISTORY_LIMIT (`et`).
+   */
+  const eventCtes = (event: string) => `
+    ea AS (${appendEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq', bodies: `ARRAY[${event}]`, when: `${event} IS NOT NULL` })}),
+    et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq', when: `${event} IS NOT NULL` })}),`;
+  /** `event_seq` counting the event `event` (a text parameter; null: none). */
+  const countEvent = (event: string) => `event_seq = r.event_seq + CASE WHEN ${event} IS NULL THEN 0 ELSE 1 END`;
+
+  /**
+   * A control request: `cur` locks the run, `d` decides the outcome, `upd` applies it when ok, with its history event
+   * (`event`, the parameter's placeholder).
+   */
+  const control = (outcome: string, set: string, evt: string, event: string) => `
     WITH cur AS MATERIALIZED (
       SELECT r.run_id, r.status, r.pause_requested, r.cancel_compensate, r.resume_status,
         (r.lease_expires_at IS NOT NULL AND r.lease_expires_at > now()) AS live
@@ -25,15 +38,19 @@ export function controlStatements(n: SchemaNames) {
     ),
     d AS MATERIALIZED (SELECT cur.*, ${outcome} AS outcome FROM cur),
     upd AS (
-      UPDATE ${n.runs} r SET ${set}, updated_at = now()
+      UPDATE ${n.runs} r SET ${set}, updated_at = now(), ${countEvent(event)}
       FROM d WHERE r.run_id = d.run_id AND d.outcome = 'ok'
-      RETURNING r.run_id
-    ),
+      RETURNING r.run_id, r.event_seq
+    ),${eventCtes(event)}
     e AS (SELECT d.*, CASE WHEN d.outcome = 'ok' THEN ${evt} END AS evt FROM d)
-    SELECT e.status, e.outcome, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified
+    SELECT e.status, e.outcome, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
+      CASE WHEN ${event} IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
     FROM e`;
 
   return {
+    // $1 the payload (see messagePayload in postgres.event-hub.ts)
+    publish: `SELECT pg_notify(${quoteLiteral(n.channel)}, $1::text) AS notified`,
+
     // $1 run_id, $2 token, $3 signal name
     takeSignal: `
       WITH cur AS MATERIALIZED (
@@ -51,7 +68,7 @@ export function controlStatements(n: SchemaNames) {
       SELECT (SELECT payload FROM sig) AS payload, (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
       FROM cur`,
 
-    // $1 run_id, $2 name, $3 payload
+    // $1 run_id, $2 name, $3 payload, $4 history event (null: none)
     sendSignal: `
       WITH cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.wait_signal FROM ${n.runs} r WHERE r.run_id = $1::text
@@ -64,14 +81,16 @@ export function controlStatements(n: SchemaNames) {
       ),
       upd AS (
         UPDATE ${n.runs} r SET signal_seq = r.signal_seq + 1,
-          due_at = CASE WHEN cur.wait_signal = $2::text THEN now() ELSE r.due_at END
+          due_at = CASE WHEN cur.wait_signal = $2::text THEN now() ELSE r.due_at END, ${countEvent('$4::text')}
         FROM cur WHERE r.run_id = cur.run_id AND cur.status NOT IN ${terminal}
-        RETURNING r.run_id
-      ),
+        RETURNING r.run_id, r.event_seq
+      ),${eventCtes('$4::text')}
       e AS (SELECT cur.*, CASE WHEN cur.status = 'waiting' AND cur.wait_signal = $2::text THEN 'ready' END AS evt FROM cur)
-      SELECT e.status, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified FROM e`,
+      SELECT e.status, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
+        CASE WHEN $4::text IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
+      FROM e`,
 
-    // $1 run_id. NOTE: pausing a run without a live lease ends its lease as a release does, so the run is due at
+    // $1 run_id, $2 history event (null: none). NOTE: pausing a run without a live lease ends its lease as a release does, so the run is due at
     // once in the same statuses (DUE_ON_RELEASE; a waiting or sleeping run keeps its wake-up time).
     pause: control(
       `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
@@ -84,8 +103,9 @@ export function controlStatements(n: SchemaNames) {
        lease_expires_at = CASE WHEN d.live THEN r.lease_expires_at END,
        due_at = CASE WHEN NOT d.live AND r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END`,
       `CASE WHEN d.live THEN 'control' END`,
+      '$2::text',
     ),
-    // $1 run_id
+    // $1 run_id, $2 history event (null: none)
     resume: control(
       `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
             WHEN cur.status = 'paused' OR cur.pause_requested THEN 'ok' ELSE 'noop' END`,
@@ -93,8 +113,9 @@ export function controlStatements(n: SchemaNames) {
        resume_status = CASE WHEN d.status = 'paused' THEN NULL ELSE r.resume_status END,
        pause_requested = CASE WHEN d.status = 'paused' THEN r.pause_requested ELSE false END`,
       `CASE WHEN d.status = 'paused' THEN 'ready' END`,
+      '$2::text',
     ),
-    // $1 run_id, $2 compensate
+    // $1 run_id, $2 compensate, $3 history event (null: none)
     cancel: control(
       `CASE WHEN cur.status = 'cancelled' OR cur.status = 'compensating' OR cur.cancel_compensate IS NOT NULL THEN 'noop'
             WHEN cur.status IN ${terminal} THEN 'not-active' ELSE 'ok' END`,
@@ -104,12 +125,14 @@ export function controlStatements(n: SchemaNames) {
        resume_status = CASE WHEN r.status = 'paused' THEN NULL ELSE r.resume_status END,
        due_at = now()`,
       `CASE WHEN d.live THEN 'control' ELSE 'ready' END`,
+      '$3::text',
     ),
-    // $1 run_id
+    // $1 run_id, $2 history event (null: none)
     retry: control(
       `CASE WHEN cur.status = 'failed' THEN 'ok' ELSE 'invalid-state' END`,
       `status = 'pending', error = NULL, finished_at = NULL, due_at = now()`,
       `'ready'`,
+      '$2::text',
     ),
   };
 }

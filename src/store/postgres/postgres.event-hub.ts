@@ -2,9 +2,21 @@ import type { StoreEvent } from '../workflow-store.interface.js';
 import { type SqlClient, type StoreLogger, TypeOrmSqlClient } from './postgres.client.js';
 
 /**
+ * Wire format of the notifications on the store's channel: a run event is a JSON object (`{"type":"ready","runId":…}`,
+ * see `notifyExpr`); a published message is this prefix and the body as is (no escaping, so a body of
+ * PUBLISH_MAX_BYTES always fits in NOTIFY's 8000 bytes, whatever it holds).
+ */
+const MESSAGE_PREFIX = 'message:';
+
+/** The NOTIFY payload of a published message. */
+export function messagePayload(body: string): string {
+  return MESSAGE_PREFIX + body;
+}
+
+/**
  * The store's events: LISTEN on the store's channel while there are listeners (the statements NOTIFY in the same
  * transaction as the change), or, when the connection cannot LISTEN, events published in-process only
- * (`emitLocal`; other instances' work is then found by polling).
+ * (`emitLocal`, `emitLocalMessage`; other instances' work is then found by polling, and their messages are not seen).
  */
 export class PostgresEventHub {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
@@ -77,6 +89,10 @@ export class PostgresEventHub {
   }
 
   private onNotification(payload: string): void {
+    if (payload.startsWith(MESSAGE_PREFIX)) {
+      this.dispatch({ type: 'message', body: payload.slice(MESSAGE_PREFIX.length) });
+      return;
+    }
     let event: StoreEvent;
     try {
       const parsed = JSON.parse(payload) as { type?: unknown; runId?: unknown };
@@ -95,6 +111,16 @@ export class PostgresEventHub {
   emitLocal(type: unknown, runId: string): void {
     if (!this.localEvents || (type !== 'ready' && type !== 'control' && type !== 'finished')) return;
     const event: StoreEvent = { type, runId };
+    queueMicrotask(() => this.dispatch(event));
+  }
+
+  /**
+   * Delivers a message this instance published to its own listeners when events do not come by LISTEN/NOTIFY (the
+   * NOTIFY reaches them otherwise).
+   */
+  emitLocalMessage(body: string): void {
+    if (!this.localEvents) return;
+    const event: StoreEvent = { type: 'message', body };
     queueMicrotask(() => this.dispatch(event));
   }
 

@@ -1,4 +1,4 @@
-import { COMMIT_PARAMS, commitArgs, type CommitValues, fastCommitArgs } from './postgres.commit.sql.js';
+import { commitArgs, commitParamNames, type CommitValues, type CommitVariant, commitVariant, fastCommitArgs } from './postgres.commit.sql.js';
 import { type Row, type SqlClient, TypeOrmSqlClient } from './postgres.client.js';
 import type { StepRow } from './postgres.sql-fragments.js';
 import type { Statements } from './postgres.sql.js';
@@ -19,12 +19,27 @@ interface PendingCommit {
   reject(error: unknown): void;
 }
 
-/** JSON object of one commit in the `commitBatch` statement (keys: its column definition list). */
-function batchEntry(k: number, values: CommitValues, steps: StepRow[] | null): Record<string, unknown> {
+/** JSON object of one commit in a `commitBatch…` statement of `variant` (keys: its column definition list). */
+function batchEntry(k: number, values: CommitValues, steps: StepRow[] | null, variant: CommitVariant): Record<string, unknown> {
   const entry: Record<string, unknown> = { k };
-  for (const name of COMMIT_PARAMS.names) entry[`p_${name}`] = name === 'steps' ? steps : values[name];
+  for (const name of commitParamNames(variant)) entry[`p_${name}`] = name === 'steps' ? steps : values[name];
   return entry;
 }
+
+/** The statements GroupCommit sends. */
+export type CommitStatements = Pick<
+  Statements,
+  | 'commit'
+  | 'commitNoWait'
+  | 'commitFast'
+  | 'commitBatch'
+  | 'commitBatchNoWait'
+  | 'commitEvents'
+  | 'commitNoWaitEvents'
+  | 'commitFastEvents'
+  | 'commitBatchEvents'
+  | 'commitBatchNoWaitEvents'
+>;
 
 /**
  * An error the server answered with (an SQLSTATE outside connection/operator-intervention classes): the statement
@@ -52,7 +67,7 @@ export class GroupCommit {
 
   /** `enabled`: false sends every checkpoint as its own statement, at once. */
   constructor(
-    private readonly statements: Pick<Statements, 'commit' | 'commitNoWait' | 'commitFast' | 'commitBatch' | 'commitBatchNoWait'>,
+    private readonly statements: CommitStatements,
     private readonly send: SendStatement,
     private readonly enabled: boolean,
   ) {}
@@ -126,9 +141,22 @@ export class GroupCommit {
     if (batch.length === 1) return this.sendOne(db, batch[0]);
     let rows: Row[];
     try {
-      const json = JSON.stringify(batch.map((item, k) => batchEntry(k, item.values, item.steps)));
-      const wait = batch.some((item) => item.values.wait !== null);
-      rows = await this.send(db, wait ? this.statements.commitBatch : this.statements.commitBatchNoWait, [json]);
+      // NOTE: one statement for the batch: the variant of its most demanding commit (a commit without a wait or
+      // without events is the same in it as alone: its `p_wait` / `p_events` are null).
+      const variant: CommitVariant = {
+        wait: batch.some((item) => item.values.wait !== null),
+        events: batch.some((item) => item.values.events !== null),
+      };
+      const json = JSON.stringify(batch.map((item, k) => batchEntry(k, item.values, item.steps, variant)));
+      const s = this.statements;
+      const statement = variant.events
+        ? variant.wait
+          ? s.commitBatchEvents
+          : s.commitBatchNoWaitEvents
+        : variant.wait
+          ? s.commitBatch
+          : s.commitBatchNoWait;
+      rows = await this.send(db, statement, [json]);
     } catch (error) {
       if (!isStatementError(error)) {
         for (const item of batch) item.reject(error);
@@ -145,15 +173,24 @@ export class GroupCommit {
 
   private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
     try {
-      const wait = item.values.wait !== null;
-      if (!wait && (item.steps?.length ?? 0) <= 1) {
+      const variant = commitVariant(item.values);
+      const s = this.statements;
+      if (!variant.wait && (item.steps?.length ?? 0) <= 1) {
         // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
         // (see commitFast).
-        const [fast] = await this.send(db, this.statements.commitFast, fastCommitArgs(item.values, item.steps?.[0]));
+        const fastStatement = variant.events ? s.commitFastEvents : s.commitFast;
+        const [fast] = await this.send(db, fastStatement, fastCommitArgs(item.values, item.steps?.[0]));
         if (fast) return item.resolve(fast);
       }
-      const args = commitArgs(item.values, wait, item.steps ? JSON.stringify(item.steps) : null);
-      const [row] = await this.send(db, wait ? this.statements.commit : this.statements.commitNoWait, args);
+      const args = commitArgs(item.values, variant, item.steps ? JSON.stringify(item.steps) : null);
+      const statement = variant.events
+        ? variant.wait
+          ? s.commitEvents
+          : s.commitNoWaitEvents
+        : variant.wait
+          ? s.commit
+          : s.commitNoWait;
+      const [row] = await this.send(db, statement, args);
       item.resolve(row);
     } catch (error) {
       item.reject(error);

@@ -88,22 +88,52 @@ const optionalString = (value: unknown) => value === null || value === undefined
 const optionalTime = (value: unknown) =>
   value === null || value === undefined || (num(value) !== undefined && Number.isFinite(num(value)));
 
-/** A step entry from its stored form (`startedAt`/`finishedAt` in epoch ms), or why it is not one. */
-function decodeStep(s: unknown, times: { startedAt: unknown; finishedAt: unknown }): StoredStep | string {
+/**
+ * The fields of a step entry whose keys differ between its two stored forms: a row of `steps` (as `stepsOf` builds
+ * it) and `runs.live_step` (a {@link StepRow}).
+ */
+interface StepFields {
+  startedAt: unknown;
+  finishedAt: unknown;
+  heartbeatAt: unknown;
+  heartbeat: unknown;
+}
+
+/** The keyed fields of a step entry from `steps` (`stepsOf`). */
+const rowFields = (s: Record<string, unknown>): StepFields => ({
+  startedAt: s.startedAt,
+  finishedAt: s.finishedAt,
+  heartbeatAt: s.heartbeatAt,
+  heartbeat: s.heartbeat,
+});
+
+/** The keyed fields of a step entry from `runs.live_step` (a {@link StepRow}). */
+const liveFields = (s: Record<string, unknown>): StepFields => ({ startedAt: s.st, finishedAt: s.ft, heartbeatAt: s.hb, heartbeat: s.hd });
+
+/** A step entry from its stored form (times in epoch ms), or why it is not one. */
+function decodeStep(s: unknown, fields: StepFields): StoredStep | string {
   if (!isRecord(s)) return `not a step record (${JSON.stringify(s) ?? String(s)})`;
   if (typeof s.name !== 'string') return 'the step has no name';
   if (typeof s.status !== 'string' || !STEP_STATUSES.has(s.status)) return `unknown step status ${JSON.stringify(s.status)}`;
   const attempts = num(s.attempts);
   if (attempts === undefined || !Number.isInteger(attempts) || attempts < 0) return `bad attempts ${JSON.stringify(s.attempts)}`;
   if (!optionalString(s.output) || !optionalString(s.error)) return 'output or error is not a string';
-  if (!optionalTime(times.startedAt) || !optionalTime(times.finishedAt)) return 'a time is not a number';
+  if (!optionalTime(fields.startedAt) || !optionalTime(fields.finishedAt)) return 'a time is not a number';
+  if (!optionalTime(fields.heartbeatAt)) return `the heartbeat time is not a number (${JSON.stringify(fields.heartbeatAt)})`;
+  if (!optionalString(fields.heartbeat)) return 'the heartbeat details are not a string';
+  const heartbeatAt = date(fields.heartbeatAt);
+  if (!heartbeatAt && typeof fields.heartbeat === 'string') return 'heartbeat details without a heartbeat time';
   const step: StoredStep = { name: s.name, status: s.status as StoredStep['status'], attempts };
   if (typeof s.output === 'string') step.output = s.output;
-  const startedAt = date(times.startedAt);
+  const startedAt = date(fields.startedAt);
   if (startedAt) step.startedAt = startedAt;
-  const finishedAt = date(times.finishedAt);
+  const finishedAt = date(fields.finishedAt);
   if (finishedAt) step.finishedAt = finishedAt;
   if (typeof s.error === 'string') step.error = s.error;
+  if (heartbeatAt) {
+    step.heartbeat = { at: heartbeatAt };
+    if (typeof fields.heartbeat === 'string') step.heartbeat.details = fields.heartbeat;
+  }
   return step;
 }
 
@@ -132,7 +162,7 @@ function readSteps(row: Row, damage: Damage): StoredStep[] {
       damage.add('the steps', parsed.error ?? 'not an array');
     } else {
       parsed.value.forEach((s: unknown, i) => {
-        const step = decodeStep(s, isRecord(s) ? { startedAt: s.startedAt, finishedAt: s.finishedAt } : { startedAt: null, finishedAt: null });
+        const step = decodeStep(s, isRecord(s) ? rowFields(s) : { startedAt: null, finishedAt: null, heartbeatAt: null, heartbeat: null });
         if (typeof step === 'string') {
           damaged.set(i, step);
           steps.push(undecodableStep());
@@ -148,7 +178,7 @@ function readSteps(row: Row, damage: Damage): StoredStep[] {
     if (parsed.error === undefined && isRecord(live)) {
       if (typeof live.i === 'number' && Number.isInteger(live.i) && live.i >= 0) {
         index = live.i;
-        step = decodeStep(live, { startedAt: live.st, finishedAt: live.ft });
+        step = decodeStep(live, liveFields(live));
       } else step = `the live step has no valid index (${JSON.stringify(live.i) ?? 'none'})`;
     } else if (parsed.error === undefined) step = `not a step record (${JSON.stringify(live) ?? String(live)})`;
     if (typeof step === 'string') damage.add('column live_step', step);
@@ -248,6 +278,11 @@ export function stepRows(entries: { index: number; step: StoredStep }[] | undefi
   let live: string | null = null;
   let liveIndex: number | null = null;
   for (const [i, s] of byIndex) {
+    let hb: number | null = null;
+    if (s.heartbeat) {
+      hb = s.heartbeat.at instanceof Date ? s.heartbeat.at.getTime() : Number.NaN;
+      if (!Number.isFinite(hb)) throw new InvalidArgumentError(`The heartbeat time of step ${i} is not a valid Date.`);
+    }
     const row: StepRow = {
       i,
       name: s.name,
@@ -257,6 +292,8 @@ export function stepRows(entries: { index: number; step: StoredStep }[] | undefi
       st: s.startedAt ? s.startedAt.getTime() : null,
       ft: s.finishedAt ? s.finishedAt.getTime() : null,
       error: s.error === undefined ? null : storableText(s.error),
+      hb,
+      hd: s.heartbeat?.details ?? null,
     };
     if (i === last && s.status === 'running') {
       live = JSON.stringify(row);
@@ -270,6 +307,7 @@ export function stepRows(entries: { index: number; step: StoredStep }[] | undefi
 export function stepAsStored(step: StoredStep): StoredStep {
   const copy = { ...step };
   if (copy.error !== undefined) copy.error = storableText(copy.error);
+  if (copy.heartbeat) copy.heartbeat = { ...copy.heartbeat };
   return copy;
 }
 

@@ -7,7 +7,7 @@ import { CLAIMABLE_STATUSES, RUN_STATUSES } from '../run-state-machine.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -41,9 +41,11 @@ export interface SchemaNames {
   runs: string;
   steps: string;
   signals: string;
+  /** The runs' histories (since version 5). */
+  events: string;
   meta: string;
   /** Unqualified table names (for catalog lookups). */
-  tables: { runs: string; steps: string; signals: string; meta: string };
+  tables: { runs: string; steps: string; signals: string; events: string; meta: string };
   /** Quoted index names (unqualified: an index lives in its table's schema). */
   indexes: {
     claim: string;
@@ -83,6 +85,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     runs: `${prefix}runs`,
     steps: `${prefix}steps`,
     signals: `${prefix}signals`,
+    events: `${prefix}run_events`,
     meta: `${prefix}schema_version`,
   };
   const indexNames = {
@@ -93,7 +96,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     purge: `${prefix}runs_purge_idx`,
     signalsQueue: `${prefix}signals_queue_idx`,
   };
-  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`]) {
+  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`, `${prefix}run_events_pkey`]) {
     checkIdentifier('table/index name (from tablePrefix)', name);
   }
   const qSchema = quoteIdent(schema);
@@ -105,6 +108,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     runs: q(tables.runs),
     steps: q(tables.steps),
     signals: q(tables.signals),
+    events: q(tables.events),
     meta: q(tables.meta),
     tables,
     indexes: {
@@ -118,6 +122,16 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     channel: channelName(schema, prefix),
     lockKey: `nestjs-cairn:schema:${schema}`,
   };
+}
+
+/** The history table (version 5), in the DDL and in the migration from version 4. */
+function eventsTable(n: SchemaNames): string {
+  return `CREATE TABLE IF NOT EXISTS ${n.events} (
+      run_id text COLLATE "C" NOT NULL,
+      seq integer NOT NULL,
+      body text NOT NULL,
+      PRIMARY KEY (run_id, seq)
+    )`;
 }
 
 /**
@@ -136,10 +150,17 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
  *   the run row) sets it to the replaced run's + 1.
  * - `signals`: FIFO per run and name by `id`. A run's queued signals are deleted when it ends (the terminal commit),
  *   is replaced or purged.
+ * - `run_events` (since version 5): the runs' histories, `seq` 1, 2, 3 … per run. `runs.event_seq` is the last `seq`
+ *   given (0: none), so an append needs no scan: the statement that appends updates the run row (under its lock) and
+ *   inserts `event_seq + 1 …`. Contiguous, so keeping the newest `RUN_HISTORY_LIMIT` is deleting
+ *   `seq <= event_seq - RUN_HISTORY_LIMIT`, in the same statement. A replaced run starts again at 1.
+ * - `steps.heartbeat_at`, `steps.heartbeat` (since version 5): a step visit's latest heartbeat and its details (in
+ *   `live_step` as `hb`, `hd`).
  *
- * `steps` and `signals` have no foreign key to `runs` (since version 2): the check cost every checkpoint ~0.015 ms.
- * Rows are only ever written by statements that hold the run's row (they join the locked or updated run), and the
- * statements that delete or replace runs (`purge`, `replaceRun` + `replaceChildren`) delete their steps and signals too.
+ * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
+ * ~0.015 ms. Rows are only ever written by statements that hold the run's row (they join the locked or updated run),
+ * and the statements that delete or replace runs (`purge`, `replaceRun` + `replaceChildren`) delete their steps,
+ * signals and events too.
  */
 export function schemaStatements(n: SchemaNames): string[] {
   const i = n.indexes;
@@ -178,7 +199,8 @@ export function schemaStatements(n: SchemaNames): string[] {
       finished_at timestamptz,
       live_step text,
       live_index integer,
-      generation integer NOT NULL DEFAULT 1
+      generation integer NOT NULL DEFAULT 1,
+      event_seq integer NOT NULL DEFAULT 0
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -190,6 +212,8 @@ export function schemaStatements(n: SchemaNames): string[] {
       started_at timestamptz,
       finished_at timestamptz,
       error text,
+      heartbeat_at timestamptz,
+      heartbeat text,
       PRIMARY KEY (run_id, idx)
     )`,
     `CREATE TABLE IF NOT EXISTS ${n.signals} (
@@ -199,6 +223,7 @@ export function schemaStatements(n: SchemaNames): string[] {
       payload text NOT NULL,
       created_at timestamptz NOT NULL DEFAULT now()
     )`,
+    eventsTable(n),
     // The claim: earliest due first among claimable statuses. NOTE: the predicate must stay the claim statement's
     // (`claimable` in postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
     `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
@@ -229,11 +254,19 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
   2: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS live_step text, ADD COLUMN IF NOT EXISTS live_index integer`],
   // 3 → 4: the generation of a run id (every existing run is its id's first; a constant default rewrites nothing).
   3: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS generation integer NOT NULL DEFAULT 1`],
+  // 4 → 5: histories (every existing run has none: event_seq 0) and step heartbeats (none yet). Constant defaults and
+  // nullable columns rewrite nothing.
+  4: (n) => [
+    `ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS event_seq integer NOT NULL DEFAULT 0`,
+    `ALTER TABLE ${n.steps} ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz, ADD COLUMN IF NOT EXISTS heartbeat text`,
+    eventsTable(n),
+  ],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */
 export function dropStatements(n: SchemaNames): string[] {
   return [
+    `DROP TABLE IF EXISTS ${n.events}`,
     `DROP TABLE IF EXISTS ${n.signals}`,
     `DROP TABLE IF EXISTS ${n.steps}`,
     `DROP TABLE IF EXISTS ${n.runs}`,

@@ -1,4 +1,4 @@
-import type { StoredStep } from '../workflow-store.interface.js';
+import { RUN_HISTORY_LIMIT, type StoredStep } from '../workflow-store.interface.js';
 import { quoteLiteral, type SchemaNames } from './postgres.schema.js';
 
 /**
@@ -30,7 +30,8 @@ export function notifyExpr(n: SchemaNames, type: string, runId: string): string 
 }
 
 /** The columns of a step row in the `steps` JSON parameter and in `runs.live_step` (see {@link stepRowsFrom}). */
-export const STEP_ROW_COLUMNS = 'i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text';
+export const STEP_ROW_COLUMNS =
+  'i integer, name text, status text, attempts integer, output text, st float8, ft float8, error text, hb float8, hd text';
 
 /**
  * The step rows a statement writes to the steps table, as a record set `x` (for a LATERAL join): the rows of the
@@ -54,12 +55,13 @@ export function stepRowsFrom(p: { steps: string; setLive: string; liveIndex: str
 /** Upsert of step rows: `from` yields the step rows as `x` (see {@link STEP_ROW_COLUMNS}) and the run id `runIdExpr`. */
 export function upsertStepsSql(n: SchemaNames, from: string, runIdExpr: string): string {
   return `
-    INSERT INTO ${n.steps} AS s (run_id, idx, name, status, attempts, output, started_at, finished_at, error)
-    SELECT ${runIdExpr}, x.i, x.name, x.status, x.attempts, x.output, ${fromMs('x.st')}, ${fromMs('x.ft')}, x.error
+    INSERT INTO ${n.steps} AS s (run_id, idx, name, status, attempts, output, started_at, finished_at, error, heartbeat_at, heartbeat)
+    SELECT ${runIdExpr}, x.i, x.name, x.status, x.attempts, x.output, ${fromMs('x.st')}, ${fromMs('x.ft')}, x.error, ${fromMs('x.hb')}, x.hd
     FROM ${from}
     ON CONFLICT (run_id, idx) DO UPDATE SET
       name = EXCLUDED.name, status = EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output,
-      started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error`;
+      started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error,
+      heartbeat_at = EXCLUDED.heartbeat_at, heartbeat = EXCLUDED.heartbeat`;
 }
 
 /** A step row as the statements write it: the `steps` JSON parameter's objects, `runs.live_step`. */
@@ -72,6 +74,9 @@ export interface StepRow {
   st: number | null;
   ft: number | null;
   error: string | null;
+  /** The latest heartbeat's time (epoch ms) and details. */
+  hb: number | null;
+  hd: string | null;
 }
 
 /** The steps of a run as one JSON array text (ordered by index; the live step is not among them), as `mapRun` reads them. */
@@ -79,7 +84,8 @@ export function stepsOf(n: SchemaNames, runIdExpr: string): string {
   return `(
     SELECT json_agg(json_build_object(
       'name', s.name, 'status', s.status, 'attempts', s.attempts, 'output', s.output,
-      'startedAt', ${ms('s.started_at')}, 'finishedAt', ${ms('s.finished_at')}, 'error', s.error
+      'startedAt', ${ms('s.started_at')}, 'finishedAt', ${ms('s.finished_at')}, 'error', s.error,
+      'heartbeatAt', ${ms('s.heartbeat_at')}, 'heartbeat', s.heartbeat
     ) ORDER BY s.idx)::text
     FROM ${n.steps} s WHERE s.run_id = ${runIdExpr})`;
 }
@@ -93,4 +99,38 @@ export function runColumns(r: string): string {
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
     ${r}.live_step, ${r}.live_index, ${r}.generation`;
+}
+
+/**
+ * A history append: the INSERT of the events `bodies` (a text[] expression; null: none) of each run that `from` yields
+ * (a FROM item giving the run id `runId` and `lastSeq`, the run's `event_seq` after the append), numbered
+ * `lastSeq - n + 1 … lastSeq` in order. Only the newest RUN_HISTORY_LIMIT of one append are inserted (older ones
+ * would be trimmed at once, and the trim cannot see rows inserted by its own statement). `when`: a further condition;
+ * `overwrite`: over the rows of the same seq (a replaced run's, which the same statement deletes otherwise).
+ */
+export function appendEventsSql(
+  n: SchemaNames,
+  p: { from: string; runId: string; lastSeq: string; bodies: string; when?: string; overwrite?: boolean },
+): string {
+  return `
+    INSERT INTO ${n.events} (run_id, seq, body)
+    SELECT ${p.runId}, ${p.lastSeq} - cardinality(${p.bodies}) + b.ord, b.body
+    FROM ${p.from} CROSS JOIN LATERAL unnest(${p.bodies}) WITH ORDINALITY AS b(body, ord)
+    WHERE b.ord > cardinality(${p.bodies}) - ${RUN_HISTORY_LIMIT}${p.when ? ` AND ${p.when}` : ''}${
+      p.overwrite ? `
+    ON CONFLICT (run_id, seq) DO UPDATE SET body = EXCLUDED.body` : ''
+    }`;
+}
+
+/**
+ * The trim of the histories that an append took past RUN_HISTORY_LIMIT: `from` yields the runs (`runId`) and their
+ * `event_seq` after it (`lastSeq`); `when`, a condition on them (e.g. that the run had events appended). `seq` is
+ * contiguous, so that is `seq <= lastSeq - RUN_HISTORY_LIMIT`; a run with fewer events is not even probed.
+ */
+export function trimEventsSql(n: SchemaNames, p: { from: string; runId: string; lastSeq: string; when?: string }): string {
+  return `
+    DELETE FROM ${n.events} h USING ${p.from}
+    WHERE h.run_id = ${p.runId} AND ${p.lastSeq} > ${RUN_HISTORY_LIMIT} AND h.seq <= ${p.lastSeq} - ${RUN_HISTORY_LIMIT}${
+      p.when ? ` AND ${p.when}` : ''
+    }`;
 }

@@ -24,9 +24,14 @@ import type { SchemaNames } from './postgres.schema.js';
  * text are in postgres.sql-fragments.ts.
  */
 export interface Statements {
-  /** A new run, with its rows for the steps table; `WithoutSteps`: none to write (postgres.run.sql.ts). */
+  /**
+   * A new run, with its rows for the steps table; `WithoutSteps`: none to write; `WithEvents`: with the first events
+   * of its history (postgres.run.sql.ts).
+   */
   createRun: string;
   createRunWithoutSteps: string;
+  createRunWithEvents: string;
+  createRunWithoutStepsWithEvents: string;
   /**
    * `createRun` with `replace`: one statement (`replaceRun`) unless a writer of the old run races with it; then the
    * upsert (`replaceRunLocked`) and the steps and signals (`replaceChildren`) in one transaction.
@@ -35,6 +40,8 @@ export interface Statements {
   replaceRunLocked: string;
   replaceChildren: string;
   getRun: string;
+  /** A page of a run's history. */
+  listEvents: string;
   claimRuns: string;
   claimRunsForWorkflows: string;
   claimRun: string;
@@ -54,15 +61,24 @@ export interface Statements {
   /** Group commit: the checkpoints of several runs in one statement. */
   commitBatch: string;
   commitBatchNoWait: string;
+  /** The same statements for patches with history events (they append them and trim the history). */
+  commitEvents: string;
+  commitNoWaitEvents: string;
+  commitFastEvents: string;
+  commitBatchEvents: string;
+  commitBatchNoWaitEvents: string;
   /** After a terminal commit that raced with a signal (see `stale_signals` of the commit statements). */
   dropStaleSignals: string;
   takeSignal: string;
+  /** `sendSignal` and the control requests take a history event (null: none), appended when they apply. */
   sendSignal: string;
   pause: string;
   resume: string;
   cancel: string;
   retry: string;
   purge: string;
+  /** A message for every subscriber (`publish`): NOTIFY on the store's channel. */
+  publish: string;
   list(filter: { workflow: boolean; statuses: boolean; after: boolean }): string;
 }
 

@@ -10,6 +10,7 @@ import type {
   CreateRunOptions,
   CreateRunResult,
   LeaseRequest,
+  ListEventsQuery,
   ListRunsQuery,
   NewRun,
   RenewResult,
@@ -17,9 +18,11 @@ import type {
   RunStatus,
   StoreEvent,
   StoredRun,
+  StoredRunEvent,
   TakeSignalResult,
   WorkflowStore,
 } from '../workflow-store.interface.js';
+import { PUBLISH_MAX_BYTES } from '../workflow-store.interface.js';
 import { isTerminal } from '../run-state-machine.js';
 import { managerQuery, type Row, type SqlClient, type StoreLogger, TypeOrmSqlClient } from './postgres.client.js';
 import {
@@ -32,7 +35,7 @@ import {
   type SqlQuery,
 } from './postgres.schema.js';
 import type { CommitValues } from './postgres.commit.sql.js';
-import { PostgresEventHub } from './postgres.event-hub.js';
+import { messagePayload, PostgresEventHub } from './postgres.event-hub.js';
 import { GroupCommit } from './postgres.group-commit.js';
 import { bool, errorAsStored, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
 import { NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
@@ -90,6 +93,30 @@ const CONFLICT_RETRIES = 5;
 const PURGE_BATCH = 1_000;
 /** Most runs handed out by one claim (a bound for `limit`, e.g. when a caller passes Infinity). */
 const MAX_CLAIM = 10_000;
+/** Most events of one `listEvents` page (a bound for `limit`; a history holds at most RUN_HISTORY_LIMIT anyway). */
+const MAX_EVENTS_PAGE = 100_000;
+/** The largest `seq` (an integer column). */
+const MAX_SEQ = 2 ** 31 - 1;
+
+/**
+ * History event bodies as the statements take them: null when there are none (the statements without events are
+ * used then). Each must be text PostgreSQL can store.
+ */
+function eventBodies(events: readonly string[] | undefined): string[] | null {
+  if (!events || events.length === 0) return null;
+  for (const body of events) checkEventBody(body);
+  return [...events];
+}
+
+function checkEventBody(body: string): void {
+  if (typeof body !== 'string') throw new InvalidArgumentError(`A history event must be a string (got ${typeof body}).`);
+  checkStorable('A history event', body);
+}
+
+/** A `seq` from a statement's row, or undefined. */
+function seqOf(value: unknown): number | undefined {
+  return value === null || value === undefined ? undefined : num(value);
+}
 
 function isEntityManager(value: unknown): value is EntityManager {
   return typeof value === 'object' && value !== null && typeof (value as { query?: unknown }).query === 'function';
@@ -100,9 +127,10 @@ function message(error: unknown): string {
 }
 
 /**
- * The PostgreSQL store: runs, steps and signals in three tables, every operation one parameterized SQL statement
- * (a step checkpoint is one round trip), claims with `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY sent
- * in the same statement as the change. Hot statements go out as named prepared statements (planned once per
+ * The PostgreSQL store: runs, steps, signals and the runs' histories in four tables, every operation one parameterized
+ * SQL statement (a step checkpoint is one round trip, its history events included), claims with
+ * `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY sent in the same statement as the change (and `publish`
+ * messages on the same channel). Hot statements go out as named prepared statements (planned once per
  * connection). The same SQL runs on PGlite (see `createPgliteStore`).
  */
 export class PostgresStore implements WorkflowStore {
@@ -227,6 +255,7 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The workflow name', input.workflow);
     checkStorable('The current step name', input.currentStep);
     for (const step of input.steps ?? []) checkStorable('A step name', step.name);
+    const events = eventBodies(input.events);
     return this.op('createRun', async (db) => {
       let query: SqlQuery = (sql, params) => this.hot(db, sql, params ?? []);
       let manager: EntityManager | undefined;
@@ -263,6 +292,7 @@ export class PostgresStore implements WorkflowStore {
           live_index: steps.liveIndex,
           steps: stepsJson,
           written,
+          events,
         };
         const args = (statement: keyof typeof NEW_RUN_ARGS) => NEW_RUN_ARGS[statement].values(values);
         let row: Row | undefined;
@@ -290,7 +320,13 @@ export class PostgresStore implements WorkflowStore {
           row = manager ? await replace() : await this.afterReplacements(input.runId, replace);
           replaced = row !== undefined && Number(row.generation) > 1;
         } else {
-          const insert = steps.table ? 'createRun' : 'createRunWithoutSteps';
+          const insert = steps.table
+            ? events
+              ? 'createRunWithEvents'
+              : 'createRun'
+            : events
+              ? 'createRunWithoutStepsWithEvents'
+              : 'createRunWithoutSteps';
           [row] = await query(this.sql[insert], args(insert));
         }
         if (row) {
@@ -317,7 +353,8 @@ export class PostgresStore implements WorkflowStore {
             run.leaseToken = token;
             run.leaseExpiresAt = new Date(Math.floor(Number(row.lease_expires_at)));
           }
-          return { created: true, run };
+          const lastEventSeq = seqOf(row.last_event_seq);
+          return lastEventSeq === undefined ? { created: true, run } : { created: true, run, lastEventSeq };
         }
         if (options.onConflict === 'keep') {
           const existing = await this.readRun(query, input.runId);
@@ -462,6 +499,7 @@ export class PostgresStore implements WorkflowStore {
     const dueAt = patch.due && 'at' in patch.due ? patch.due.at.getTime() : null;
     if (dueAt !== null && !Number.isFinite(dueAt)) throw new InvalidArgumentError('The wake-up time `due.at` is an invalid Date.');
     const { table, live, liveIndex } = stepRows(patch.steps);
+    const events = eventBodies(patch.events);
     const values: CommitValues = {
       run_id: runId,
       token,
@@ -486,6 +524,9 @@ export class PostgresStore implements WorkflowStore {
       live,
       live_index: liveIndex,
       written: table ? table.map((row) => row.i) : [],
+      keep_input: patch.keepInput === true,
+      mid_step: patch.midStep === true,
+      events,
     };
     return this.op('commit', async (db) => {
       const row = await this.groupCommit.commit(db, runId, values, table);
@@ -495,6 +536,8 @@ export class PostgresStore implements WorkflowStore {
       if (bool(row.paused)) result.paused = true;
       if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };
       if (row.consumed !== null && row.consumed !== undefined) result.consumedSignal = { payload: String(row.consumed) };
+      const lastEventSeq = seqOf(row.last_event_seq);
+      if (lastEventSeq !== undefined) result.lastEventSeq = lastEventSeq;
       // NOTE: rare (a signal raced with the run's end): the statement could not see it to delete it. The commit
       // itself has succeeded, so a failure here is only logged.
       if (bool(row.stale_signals)) {
@@ -521,35 +564,39 @@ export class PostgresStore implements WorkflowStore {
   // Signals and control requests
   // -------------------------------------------------------------------------------------------------------------
 
-  async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
     if (!storable(runId)) return { outcome: 'not-found' };
     checkStorable('The signal name', name);
+    if (event !== undefined) checkEventBody(event);
     return this.op('sendSignal', async (db) => {
-      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload]);
+      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload, event ?? null]);
       if (!row) return { outcome: 'not-found' };
       const status = row.status as RunStatus;
       if (isTerminal(status)) return { outcome: 'not-active', status };
       this.events.emitLocal(row.evt, runId);
-      return { outcome: 'ok', status };
+      const eventSeq = seqOf(row.event_seq);
+      return eventSeq === undefined ? { outcome: 'ok', status } : { outcome: 'ok', status, eventSeq };
     });
   }
 
-  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+  async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {
     if (!storable(runId)) return { outcome: 'not-found' };
+    if (event !== undefined) checkEventBody(event);
+    const ev = event ?? null;
     return this.op(`control(${request.action})`, async (db) => {
       let rows: Row[];
       switch (request.action) {
         case 'pause':
-          rows = await this.hot(db, this.sql.pause, [runId]);
+          rows = await this.hot(db, this.sql.pause, [runId, ev]);
           break;
         case 'resume':
-          rows = await this.hot(db, this.sql.resume, [runId]);
+          rows = await this.hot(db, this.sql.resume, [runId, ev]);
           break;
         case 'cancel':
-          rows = await this.hot(db, this.sql.cancel, [runId, request.compensate !== false]);
+          rows = await this.hot(db, this.sql.cancel, [runId, request.compensate !== false, ev]);
           break;
         case 'retry':
-          rows = await this.hot(db, this.sql.retry, [runId]);
+          rows = await this.hot(db, this.sql.retry, [runId, ev]);
           break;
         default:
           throw new InvalidArgumentError(`Unknown control action "${(request as { action: unknown }).action}".`);
@@ -557,7 +604,29 @@ export class PostgresStore implements WorkflowStore {
       const [row] = rows;
       if (!row) return { outcome: 'not-found' };
       this.events.emitLocal(row.evt, runId);
-      return { outcome: row.outcome as ControlResult['outcome'], status: row.status as RunStatus };
+      const result: ControlResult = { outcome: row.outcome as ControlResult['outcome'], status: row.status as RunStatus };
+      const eventSeq = seqOf(row.event_seq);
+      if (eventSeq !== undefined && result.outcome === 'ok') result.eventSeq = eventSeq;
+      return result;
+    });
+  }
+
+  async listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]> {
+    const limit = query.limit;
+    if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) {
+      throw new InvalidArgumentError(`listEvents limit must be a non-negative number (got ${limit}).`);
+    }
+    const after = query.afterSeq ?? 0;
+    if (typeof after !== 'number' || Number.isNaN(after)) {
+      throw new InvalidArgumentError(`listEvents afterSeq must be a number (got ${after}).`);
+    }
+    // NOTE: seq is an integer: `seq > 2.5` is `seq > 2`; below 0 or past the largest seq, the bounds say as much.
+    const afterSeq = Math.max(-1, Math.min(Math.floor(after), MAX_SEQ));
+    const n = Math.min(Math.floor(limit), MAX_EVENTS_PAGE);
+    if (n === 0 || afterSeq >= MAX_SEQ || !storable(runId)) return [];
+    return this.op('listEvents', async (db) => {
+      const rows = await this.hot(db, this.sql.listEvents, [runId, afterSeq, n]);
+      return rows.map((row) => ({ seq: num(row.seq) ?? 0, body: String(row.body) }));
     });
   }
 
@@ -581,5 +650,20 @@ export class PostgresStore implements WorkflowStore {
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => Promise<void>> {
     return this.events.subscribe(this.db(), listener);
+  }
+
+  /**
+   * NOTIFY on the store's channel: every instance listening (this one included) delivers it to its subscribers. When
+   * this instance cannot LISTEN, its own subscribers get it in-process.
+   */
+  async publish(body: string): Promise<void> {
+    if (typeof body !== 'string') throw new InvalidArgumentError(`A published message must be a string (got ${typeof body}).`);
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes > PUBLISH_MAX_BYTES) {
+      throw new InvalidArgumentError(`A published message is at most ${PUBLISH_MAX_BYTES} bytes (got ${bytes}).`);
+    }
+    checkStorable('A published message', body);
+    await this.op('publish', (db) => this.hot(db, this.sql.publish, [messagePayload(body)]));
+    this.events.emitLocalMessage(body);
   }
 }

@@ -25,6 +25,8 @@ interface StepJson {
   startedAt?: number;
   finishedAt?: number;
   error?: string;
+  /** The latest heartbeat: `at` in epoch ms, `details` verbatim (absent when none were given). */
+  heartbeat?: { at: number; details?: string };
 }
 
 const STATUS_SET = RUN_STATUS_SET;
@@ -54,6 +56,11 @@ export function encodeStep(step: StoredStep): string {
   const finishedAt = time(step.finishedAt);
   if (finishedAt !== undefined) json.finishedAt = finishedAt;
   if (step.error !== undefined) json.error = step.error;
+  if (step.heartbeat !== undefined) {
+    // NOTE: like the other times of a step, a heartbeat whose time is not one is left out.
+    const at = time(step.heartbeat.at);
+    if (at !== undefined) json.heartbeat = step.heartbeat.details !== undefined ? { at, details: step.heartbeat.details } : { at };
+  }
   return JSON.stringify(json);
 }
 
@@ -120,6 +127,20 @@ function decodeStep(text: string, index: string, damage: Damage): StoredStep {
   }
   if (typeof json.error === 'string') step.error = json.error;
   else if (json.error !== undefined) bad.push('error');
+  const heartbeat = json.heartbeat;
+  if (heartbeat !== undefined) {
+    if (
+      isObject(heartbeat) &&
+      typeof heartbeat.at === 'number' &&
+      Number.isFinite(heartbeat.at) &&
+      (heartbeat.details === undefined || typeof heartbeat.details === 'string')
+    ) {
+      step.heartbeat = { at: new Date(heartbeat.at) };
+      if (heartbeat.details !== undefined) step.heartbeat.details = heartbeat.details as string;
+    } else {
+      bad.push('heartbeat');
+    }
+  }
   if (bad.length > 0) damage.step(index, `unreadable ${bad.join(', ')}`);
   return step;
 }

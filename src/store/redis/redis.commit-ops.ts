@@ -39,6 +39,15 @@ export const COMMIT_OPS = {
   release: { code: 'rel', arity: 0 },
   /** Clears the cancel request. */
   clearCancel: { code: 'cc', arity: 0 },
+  /** Leaves `ni` (the next input) as it is; every other commit deletes it. */
+  keepInput: { code: 'ki', arity: 0 },
+  /** A write while a step runs (`RunPatch.midStep`): a pending pause is left for the step's end (rule 5). */
+  midStep: { code: 'mid', arity: 0 },
+  /**
+   * Appends one event to the run's history (`redis.keys.ts`), after those of the ops before it. Argument: the body
+   * (stored verbatim).
+   */
+  appendEvent: { code: 'ev', arity: 1 },
   /**
    * When this commit leaves the run in a terminal status, sets every key of the run to expire (`PEXPIRE`) after the
    * store's `ttl`. Argument: the ttl in ms (positive integer). Ignored when the run does not end.
@@ -81,12 +90,16 @@ export const encodeCommitOp = {
     op('wait', signal, timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
   release: () => op('release'),
   clearCancel: () => op('clearCancel'),
+  keepInput: () => op('keepInput'),
+  midStep: () => op('midStep'),
+  appendEvent: (body: string) => op('appendEvent', body),
   expireOnEnd: (ttlMs: number) => op('expireOnEnd', integerArg('The ttl', ttlMs)),
 } satisfies { [K in CommitOpName]: (...args: never[]) => EncodedCommitOp<K> };
 
 /**
  * The commit script's operations for a patch, in the order the script applies them (fields, steps, due, wait, then the
- * lease and cancel flags). `leaseMs` is not an op: it is a fixed argument of the script.
+ * lease, cancel, input and mid-step flags, then the history events in order). `leaseMs` is not an op: it is a fixed argument of
+ * the script. A patch without events has no event op, so its commit does no history work at all.
  * @throws InvalidArgumentError for a step index that is not a non-negative integer, or a time that is not finite
  */
 export function encodePatch(patch: RunPatch): string[] {
@@ -110,5 +123,11 @@ export function encodePatch(patch: RunPatch): string[] {
   if (patch.wait) ops.push(encodeCommitOp.wait(patch.wait.signal, patch.wait.timeoutMs));
   if (patch.release) ops.push(encodeCommitOp.release());
   if (patch.clearCancel) ops.push(encodeCommitOp.clearCancel());
+  if (patch.keepInput) ops.push(encodeCommitOp.keepInput());
+  if (patch.midStep) ops.push(encodeCommitOp.midStep());
+  for (const body of patch.events ?? []) {
+    if (typeof body !== 'string') throw new InvalidArgumentError(`A history event must be a string, got ${typeof body}.`);
+    ops.push(encodeCommitOp.appendEvent(body));
+  }
   return ops.flat();
 }

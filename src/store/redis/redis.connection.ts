@@ -16,6 +16,37 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * The `[member, score]` pairs of a `ZRANGE … WITHSCORES` reply read with `call()`, whatever the protocol: RESP2 gives a
+ * flat `[m, s, m, s, …]`, RESP3 (ioredis 6's default) pairs `[[m, s], …]`, with scores as numbers under
+ * `replyMapping: 'resp3'`. Scores come back as strings.
+ */
+export function scorePairs(reply: unknown): [member: string, score: string][] {
+  const out: [string, string][] = [];
+  if (!Array.isArray(reply)) return out;
+  for (let i = 0; i < reply.length; ) {
+    const item: unknown = reply[i];
+    if (Array.isArray(item)) {
+      out.push([String(item[0]), String(item[1])]);
+      i += 1;
+    } else {
+      if (i + 1 < reply.length) out.push([String(item), String(reply[i + 1])]);
+      i += 2;
+    }
+  }
+  return out;
+}
+
+/** A `CONFIG GET name` reply's value: a flat `[name, value]` (RESP2, or RESP3's legacy mapping) or `{ name: value }`. */
+function configValue(reply: unknown, name: string): string | undefined {
+  if (Array.isArray(reply)) return reply[1] === undefined ? undefined : String(reply[1]);
+  if (reply && typeof reply === 'object') {
+    const value = (reply as Record<string, unknown>)[name];
+    return value === undefined ? undefined : String(value);
+  }
+  return undefined;
+}
+
 /** `host:port` of a Redis URL (or the socket path), without credentials. */
 export function describeUrl(url: string): string {
   if (url.startsWith('/')) return url.split('?')[0]!;
@@ -268,10 +299,8 @@ export async function checkDurability(client: RedisClient, logger: RedisStoreLog
   let appendonly: string | undefined;
   let policy: string | undefined;
   try {
-    const aof = (await client.call('CONFIG', 'GET', 'appendonly')) as string[];
-    const mem = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as string[];
-    appendonly = aof?.[1];
-    policy = mem?.[1];
+    appendonly = configValue(await client.call('CONFIG', 'GET', 'appendonly'), 'appendonly');
+    policy = configValue(await client.call('CONFIG', 'GET', 'maxmemory-policy'), 'maxmemory-policy');
   } catch (error) {
     logger.log(
       `Redis store: could not read the server configuration (${errorMessage(error)}); skipping the durability check. ` +

@@ -4,11 +4,36 @@ import type { RedisClient } from './redis.connection.js';
 import { errorMessage } from './redis.errors.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
 
-const EVENT_TYPES = new Set(['ready', 'control', 'finished']);
+/** The kinds of store event about a run. */
+type RunEventType = Exclude<StoreEvent, { type: 'message' }>['type'];
+const RUN_EVENT_TYPES: ReadonlySet<string> = new Set<RunEventType>(['ready', 'control', 'finished']);
 
 /**
- * Store events over Redis pub/sub: the scripts PUBLISH `{type, runId}` on the prefix's channel; one subscriber
- * connection (a duplicate of the store's client) is open while there are listeners.
+ * The store event a channel message carries, or undefined for a message that is not one. Wire format (JSON): the
+ * scripts publish `{type, runId}` (`ready`, `control`, `finished`); `publish()` sends `{type: 'message', body}`.
+ */
+export function decodeEventMessage(text: string): StoreEvent | undefined {
+  let parsed: { type?: unknown; runId?: unknown; body?: unknown };
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  if (parsed.type === 'message') return typeof parsed.body === 'string' ? { type: 'message', body: parsed.body } : undefined;
+  if (typeof parsed.runId !== 'string' || typeof parsed.type !== 'string' || !RUN_EVENT_TYPES.has(parsed.type)) return undefined;
+  return { type: parsed.type as RunEventType, runId: parsed.runId };
+}
+
+/** The channel message of `publish(body)` (see {@link decodeEventMessage}). */
+export function encodeMessageEvent(body: string): string {
+  return JSON.stringify({ type: 'message', body });
+}
+
+/**
+ * Store events over Redis pub/sub (regular PUBLISH/SUBSCRIBE, which a Cluster broadcasts to every node): the scripts
+ * PUBLISH `{type, runId}` on the prefix's channel, `publish()` a `{type: 'message', body}`; one subscriber connection
+ * (a duplicate of the store's client) is open while there are listeners.
  */
 export class RedisEvents {
   private subscriber?: RedisClient;
@@ -40,6 +65,11 @@ export class RedisEvents {
     };
   }
 
+  /** Broadcasts a `message` event to every subscriber of the channel (this store's included). */
+  async publish(body: string): Promise<void> {
+    await this.client().publish(this.channel, encodeMessageEvent(body));
+  }
+
   /** Drops every listener and closes the subscriber connection. */
   async close(): Promise<void> {
     this.listeners.clear();
@@ -55,14 +85,8 @@ export class RedisEvents {
     });
     subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.channel) return;
-      let event: StoreEvent;
-      try {
-        const parsed = JSON.parse(text) as { type?: unknown; runId?: unknown };
-        if (typeof parsed.runId !== 'string' || !EVENT_TYPES.has(parsed.type as string)) return;
-        event = { type: parsed.type as StoreEvent['type'], runId: parsed.runId };
-      } catch {
-        return;
-      }
+      const event = decodeEventMessage(text);
+      if (!event) return;
       for (const l of [...this.listeners]) {
         try {
           l(event);

@@ -2,7 +2,7 @@ import { parseDuration } from '../../definition/duration.js';
 import { ConfigurationError } from '../../errors/errors.js';
 import { TERMINAL_STATUSES } from '../run-state-machine.js';
 import type { IndexRecord, Snapshot } from './redis.codec.js';
-import type { RedisClient } from './redis.connection.js';
+import { scorePairs, type RedisClient } from './redis.connection.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
@@ -11,10 +11,10 @@ import { READ_RUN } from './redis.scripts.js';
 /**
  * Expiry of ended runs (`RedisStoreOptions.ttl`).
  *
- * The commit that ends a run sets its keys (`:r`, `:s`; `:q` is deleted then) to expire `ttl` ms later, in the same
- * script (`expireOnEnd` commit op); `retry` of a failed run removes the expiry (`PERSIST`, control script), and a
- * replace writes new keys, which have none. The global index entries (list, purge: another slot) cannot expire with
- * the run; they go when the run is seen to be gone:
+ * The commit that ends a run sets its keys (`:r`, `:s`, the history `:e`; `:q` is deleted then) to expire `ttl` ms
+ * later, in the same script (`expireOnEnd` commit op); `retry` of a failed run removes the expiry of them all
+ * (`PERSIST`, control script), and a replace writes new keys, which have none. The global index entries (list, purge:
+ * another slot) cannot expire with the run; they go when the run is seen to be gone:
  * - `listRuns` skips an entry whose run is gone and drops it (the index writer, right after the call);
  * - `purge` (and so the `retention` option) first sweeps the finished indexes for runs that ended more than `ttl`
  *   ago and drops the entries of those that are gone, whatever statuses and age it was asked to purge;
@@ -94,9 +94,9 @@ export async function sweepExpired({ client, runner, keys, index }: SweepDeps, t
     const seen = new Set<string>();
     let from = '-inf';
     for (let round = 0; round < 100_000; round++) {
-      const flat = (await client.call('ZRANGE', key, from, `(${cutoff}`, 'BYSCORE', 'LIMIT', 0, SWEEP_BATCH, 'WITHSCORES')) as string[];
+      const page = scorePairs(await client.call('ZRANGE', key, from, `(${cutoff}`, 'BYSCORE', 'LIMIT', 0, SWEEP_BATCH, 'WITHSCORES'));
       const ids: string[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) if (!seen.has(flat[i])) ids.push(flat[i]);
+      for (const [id] of page) if (!seen.has(id)) ids.push(id);
       if (ids.length === 0) break;
       ids.forEach((id) => seen.add(id));
       const reads = await runner.runMany<[Snapshot, IndexRecord]>(
@@ -112,9 +112,9 @@ export async function sweepExpired({ client, runner, keys, index }: SweepDeps, t
         reads.map(([, record]) => record),
       );
       await index.flush();
-      if (flat.length < SWEEP_BATCH * 2) break;
+      if (page.length < SWEEP_BATCH) break;
       // the next page starts at the last score read (entries of that score already seen are skipped)
-      from = flat[flat.length - 1];
+      from = page[page.length - 1][1];
     }
   }
   return dropped;

@@ -29,6 +29,7 @@
  * | `fa`    | finished at (terminal runs)                                                                      |
  * | `iv`    | version of the run's index record: strictly increasing, at least the server clock in microseconds |
  * | `gen`   | generation of the run id (absent: 1)                                                             |
+ * | `hs`    | history seq: the seq given to the run's last history event (absent: none yet; see `redis.keys.ts`) |
  */
 export const RUN_FIELDS = {
   runId: 'id',
@@ -55,6 +56,7 @@ export const RUN_FIELDS = {
   finishedAt: 'fa',
   indexVersion: 'iv',
   generation: 'gen',
+  historySeq: 'hs',
 } as const;
 
 /** Name of a field of a run hash. */

@@ -9,6 +9,9 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
  * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload);
  *   deleted when the run ends, is replaced or purged
+ * - `<prefix>{<tag>}:e` list: the run's history, oldest first, each entry `<seq>:<body>` (decimal seq, then the body
+ *   verbatim); seqs are contiguous (appends only, trimmed from the head to `RUN_HISTORY_LIMIT`), and the last seq given
+ *   is the run hash's `hs` field. Deleted with the run (replace, purge)
  * With the store's `ttl`, the commit that ends a run sets its keys to expire `ttl` later; `retry` removes the expiry.
  * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
@@ -103,6 +106,8 @@ export interface RunKeys {
   run: string;
   steps: string;
   signals: string;
+  /** The run's history (list). */
+  events: string;
 }
 
 /** Key names of one prefix. */
@@ -128,7 +133,7 @@ export class RedisKeys {
   run(runId: string): RunKeys {
     checkRunId(runId);
     const base = `${this.prefix}{${encodeName(runId)}}`;
-    return { run: `${base}:r`, steps: `${base}:s`, signals: `${base}:q` };
+    return { run: `${base}:r`, steps: `${base}:s`, signals: `${base}:q`, events: `${base}:e` };
   }
 
   byStatus(status: RunStatus): string {

@@ -2,7 +2,7 @@ import { compareRunIds } from '../run-id-order.js';
 import { RUN_STATUS_SET } from '../run-state-machine.js';
 import type { ListRunsQuery, RunStatus, StoredRun } from '../workflow-store.interface.js';
 import { decodeSnapshot, type IndexRecord, type Snapshot } from './redis.codec.js';
-import type { RedisClient } from './redis.connection.js';
+import { scorePairs, type RedisClient } from './redis.connection.js';
 import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
@@ -111,9 +111,10 @@ export class RedisRunList {
       if (cursor) {
         for (const id of results[r++][1] as string[]) entries.set(id, cursor.score);
       }
-      const page = results[r++][1] as string[];
-      for (let i = 0; i + 1 < page.length; i += 2) entries.set(page[i], Number(page[i + 1]));
-      if (page.length / 2 >= n && page.length > 0) complete.push({ key, score: page[page.length - 1] });
+      // NOTE: scorePairs: the reply's shape depends on the client's protocol (RESP3 with ioredis 6).
+      const page = scorePairs(results[r++][1]);
+      for (const [id, score] of page) entries.set(id, Number(score));
+      if (page.length >= n && page.length > 0) complete.push({ key, score: page[page.length - 1][1] });
     }
     if (complete.length > 0) {
       const more = client.pipeline();

@@ -5,6 +5,7 @@ import {
   STARTED_BY_CLAIM,
   TERMINAL_STATUSES,
 } from '../run-state-machine.js';
+import { RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { PARKED_STATUS } from './redis.codec.js';
 import { COMMIT_OPS } from './redis.commit-ops.js';
 import { APPLY_KEYS, WORKFLOW_GROUP_KEYS } from './redis.keys.js';
@@ -27,12 +28,19 @@ function record(entries: Iterable<readonly [string, string | number]>): string {
   return `{${[...entries].map(([k, v]) => `[${str(k)}] = ${typeof v === 'number' ? String(v) : str(v)}`).join(', ')}}`;
 }
 
-/** Names a script uses as constants (`ST.running`, `OP.setStatus`, `AK.due`, …): replaced by their values at load time. */
+/** Limits of the port a script enforces (`LIM.history`). */
+export const LUA_LIMITS = { history: RUN_HISTORY_LIMIT } as const;
+
+/**
+ * Names a script uses as constants (`ST.running`, `OP.setStatus`, `AK.due`, `LIM.history`, …): replaced by their
+ * values at load time.
+ */
 const CONSTANTS: Readonly<Record<string, Readonly<Record<string, string | number>>>> = {
   ST: Object.fromEntries(RUN_STATUSES.map((s) => [s, s])),
   OP: Object.fromEntries(Object.entries(COMMIT_OPS).map(([name, op]) => [name, op.code])),
   AK: APPLY_KEYS,
   GK: WORKFLOW_GROUP_KEYS,
+  LIM: LUA_LIMITS,
 };
 
 /** Tables a script may read, each declared (as a Lua table literal) only in the scripts that use it. */
@@ -56,7 +64,8 @@ export const LUA_DEFINITION_NAMES: readonly string[] = [...Object.keys(CONSTANTS
  * Lua never spells them out itself:
  * - constants `ST.<status>` (the only way a script names a status), `OP.<op name>` (a commit op's wire code), and
  *   `AK.<section>` / `GK.<section>` (the apply script's key positions, `APPLY_KEYS` / `WORKFLOW_GROUP_KEYS` of
- *   `redis.keys.ts`), replaced by their values;
+ *   `redis.keys.ts`), and `LIM.history` (`RUN_HISTORY_LIMIT` of the port: most history events a run keeps), replaced
+ *   by their values;
  * - tables from `run-state-machine.ts`: `STATUSES` (in order), `TERMINAL_LIST` (in order: the apply script's key
  *   order), and the classes as sets `TERMINAL`, `CLAIMABLE`, `STARTED_BY_CLAIM`, `DUE_ON_RELEASE`; `PARKED`, the
  *   status a run whose `st` is not a status is indexed under (`PARKED_STATUS` of `redis.codec.ts`); `ARITY`, a commit
@@ -67,7 +76,7 @@ export const LUA_DEFINITION_NAMES: readonly string[] = [...Object.keys(CONSTANTS
  * @throws Error naming the script when it uses a constant that does not exist
  */
 export function renderLuaScript(name: string, code: string): string {
-  const body = code.replace(/\b(ST|OP|AK|GK)\.([A-Za-z_][A-Za-z0-9_]*)/g, (_, table: string, key: string) => {
+  const body = code.replace(/\b(ST|OP|AK|GK|LIM)\.([A-Za-z_][A-Za-z0-9_]*)/g, (_, table: string, key: string) => {
     const value = Object.hasOwn(CONSTANTS[table], key) ? CONSTANTS[table][key] : undefined;
     if (value === undefined) throw new Error(`cairn: the Lua script ${name} uses ${table}.${key}, which is not defined`);
     return typeof value === 'number' ? String(value) : str(value);

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { renderLuaScript } from './redis.lua-definitions.js';
 
 /**
@@ -29,9 +31,32 @@ export interface LuaScript {
   readonly sha: string;
 }
 
+/**
+ * The folder of this module. NOTE: without `import.meta`, on purpose: Jest in a CommonJS app (ts-jest, the Nest CLI's
+ * setup) compiles the package to CommonJS, where `import.meta` is a syntax error that would break importing the
+ * package at all. There `__dirname` is defined; as an ES module, the module's own stack frame tells its file.
+ */
+function moduleDir(): string {
+  if (typeof __dirname === 'string') return __dirname;
+  const { prepareStackTrace, stackTraceLimit } = Error;
+  try {
+    Error.prepareStackTrace = (_error, frames) => frames;
+    Error.stackTraceLimit = 1;
+    const frames = new Error().stack as unknown as NodeJS.CallSite[];
+    const file = frames[0]?.getFileName() ?? '';
+    return dirname(file.startsWith('file:') ? fileURLToPath(file) : file);
+  } finally {
+    Error.prepareStackTrace = prepareStackTrace;
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+let luaDir: string | undefined;
+
 /** Reads a file of `lua/` next to this module (in `src/` under Jest and the bench, in `dist/` once built). */
 function readLua(file: string): string {
-  return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+  luaDir ??= join(moduleDir(), 'lua');
+  return readFileSync(join(luaDir, file), 'utf8');
 }
 
 let prelude: string | undefined;
@@ -63,10 +88,12 @@ function script(name: string): LuaScript {
 }
 
 /**
- * KEYS: run, steps, signals. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
- * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, then (stepIndex, stepJson) pairs.
- * Returns {created, snapshot, record, previousWorkflow}: the snapshot is the run as this call left it (the created
- * run with its lease, or the kept one). A replacement gets the replaced run's generation + 1 and an index version
+ * KEYS: run, steps, signals, events. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
+ * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
+ * (stepIndex, stepJson) pairs.
+ * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written)}: the snapshot is the run as
+ * this call left it (the created run with its lease, or the kept one). A replacement deletes the replaced run's
+ * history; the new run's starts at seq 1. A replacement gets the replaced run's generation + 1 and an index version
  * above the replaced run's, so nothing written for the replaced run (index records, late commits) can override it.
  */
 export const CREATE_RUN = script('createRun');
@@ -95,11 +122,11 @@ export const RENEW_LEASE = script('renewLease');
 export const RELEASE_LEASE = script('releaseLease');
 
 /**
- * The fenced commit of RunPatch, rules 1-7 of the interface, in one script. KEYS: run, steps, signals.
+ * The fenced commit of RunPatch, rules 1-7 of the interface, in one script. KEYS: run, steps, signals, events.
  * ARGV: runId, token, leaseMs, channel, then ops, each its code and arguments as `COMMIT_OPS` defines them (built by
  * `encodePatch` in `redis.commit-ops.ts`). The ops are checked before the first write (an invalid one writes nothing).
  * Returns {0} or {1, paused, cancel ('' none, '0' no compensation, else compensate), consumed, payload, record,
- * indexDirty}.
+ * indexDirty, lastEventSeq (0: the patch had no events)}.
  */
 export const COMMIT = script('commit');
 
@@ -109,17 +136,31 @@ export const COMMIT = script('commit');
  */
 export const TAKE_SIGNAL = script('takeSignal');
 
-/** KEYS: run, signals. ARGV: runId, name, payload, channel. Returns {outcome, status, record}. */
+/**
+ * KEYS: run, signals, events. ARGV: runId, name, payload, channel, then the history event (optional), appended when the
+ * outcome is `ok`. Returns {outcome, status, record, eventSeq (0: none appended)}.
+ */
 export const SEND_SIGNAL = script('sendSignal');
 
-/** KEYS: run. ARGV: runId, action, compensate ('1'/'0'), channel. Returns {outcome, status, record}. */
+/**
+ * KEYS: run, steps, signals, events (`retry` removes the expiry of them all). ARGV: runId, action, compensate
+ * ('1'/'0'), channel, then the history event (optional), appended when the outcome is `ok`.
+ * Returns {outcome, status, record, eventSeq (0: none appended)}.
+ */
 export const CONTROL = script('control');
 
 /**
- * Deletes one run if it is terminal, of one of the statuses and finished before now - olderThanMs.
- * KEYS: run, steps, signals. ARGV: runId, olderThanMs, statuses... Returns {deleted, record}.
+ * Deletes one run (its history too) if it is terminal, of one of the statuses and finished before now - olderThanMs.
+ * KEYS: run, steps, signals, events. ARGV: runId, olderThanMs, statuses... Returns {deleted, record}.
  */
 export const PURGE_RUN = script('purgeRun');
+
+/**
+ * A page of a run's history. KEYS: run, events. ARGV: runId, afterSeq, limit (integers). Returns up to `limit` entries
+ * `<seq>:<body>` in seq order, from the first with a seq above afterSeq (found from the oldest entry's seq: seqs are
+ * contiguous); none when the run does not exist.
+ */
+export const LIST_EVENTS = script('listEvents');
 
 /**
  * Claim candidates from the global due indexes (one slot). KEYS: kicks, due zsets... ARGV: count, graceMs, kickLimit.
@@ -164,6 +205,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   SEND_SIGNAL,
   CONTROL,
   PURGE_RUN,
+  LIST_EVENTS,
   CLAIM_CANDIDATES,
   OWNED_CANDIDATES,
   PURGE_CANDIDATES,

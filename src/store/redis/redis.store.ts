@@ -9,6 +9,7 @@ import type {
   CreateRunOptions,
   CreateRunResult,
   LeaseRequest,
+  ListEventsQuery,
   ListRunsQuery,
   NewRun,
   RenewResult,
@@ -16,9 +17,11 @@ import type {
   RunStatus,
   StoreEvent,
   StoredRun,
+  StoredRunEvent,
   TakeSignalResult,
   WorkflowStore,
 } from '../workflow-store.interface.js';
+import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { RedisClaims } from './redis.claims.js';
 import { decodeRun, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { encodeCommitOp, encodePatch } from './redis.commit-ops.js';
@@ -35,6 +38,7 @@ import {
   COMMIT,
   CONTROL,
   CREATE_RUN,
+  LIST_EVENTS,
   PURGE_CANDIDATES,
   PURGE_RUN,
   READ_RUN,
@@ -56,11 +60,27 @@ const DEFAULT_LOGGER: RedisStoreLogger = {
 /** Runs purged per round (one candidates script, then one script per run). */
 const PURGE_BATCH = 200;
 
-/** The outcome of a client request script: `{outcome, status, record}`. */
-type RequestReply = [string, string, IndexRecord];
+/** The outcome of a client request script: `{outcome, status, record, eventSeq (0: none appended)}`. */
+type RequestReply = [string, string, IndexRecord, number];
 
-function controlResult([outcome, status]: RequestReply): ControlResult {
-  return outcome === 'not-found' ? { outcome } : { outcome: outcome as ControlResult['outcome'], status: status as RunStatus };
+function controlResult([outcome, status, , eventSeq]: RequestReply): ControlResult {
+  if (outcome === 'not-found') return { outcome };
+  const result: ControlResult = { outcome: outcome as ControlResult['outcome'], status: status as RunStatus };
+  if (eventSeq > 0) result.eventSeq = eventSeq;
+  return result;
+}
+
+/** Checks a history body: a string (stored verbatim). */
+function checkEventBody(body: unknown): asserts body is string {
+  if (typeof body !== 'string') throw new InvalidArgumentError(`A history event must be a string, got ${typeof body}.`);
+}
+
+/** A history entry `<seq>:<body>` (see `redis.keys.ts`), or undefined when it cannot be read. */
+function decodeEvent(entry: string): StoredRunEvent | undefined {
+  const colon = entry.indexOf(':');
+  const seq = colon > 0 ? entry.slice(0, colon) : '';
+  if (!/^\d{1,15}$/.test(seq)) return undefined;
+  return { seq: Number(seq), body: entry.slice(colon + 1) };
 }
 
 /**
@@ -156,6 +176,8 @@ export class RedisStore implements WorkflowStore {
       throw new InvalidArgumentError('The Redis store cannot write through a caller\'s transaction (StartOptions.transaction is for the Postgres store).');
     }
     const keys = this.keys.run(input.runId);
+    const events = input.events ?? [];
+    events.forEach(checkEventBody);
     return guard('createRun', async () => {
       const lease = options.lease;
       const args: (string | number)[] = [
@@ -172,16 +194,20 @@ export class RedisStore implements WorkflowStore {
         integerArg('The lease', lease?.leaseMs ?? 0),
         lease ? randomUUID() : '',
         this.keys.channel,
+        String(events.length),
+        ...events,
       ];
       (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
-      const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string]>(input.runId, {
+      const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number]>(input.runId, {
         script: CREATE_RUN,
-        keys: [keys.run, keys.steps, keys.signals],
+        keys: [keys.run, keys.steps, keys.signals, keys.events],
         args,
       });
-      const [created, snapshot, record, previousWorkflow] = result;
+      const [created, snapshot, record, previousWorkflow, lastEventSeq] = result;
       this.index.enqueue(record, { kick, extra: previousWorkflow ?? '' });
-      return { created: created === 1, run: decodeRun(snapshot, input.runId)! };
+      const out: CreateRunResult = { created: created === 1, run: decodeRun(snapshot, input.runId)! };
+      if (created === 1 && lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
+      return out;
     });
   }
 
@@ -257,16 +283,26 @@ export class RedisStore implements WorkflowStore {
     return guard('commit', async () => {
       const result = await this.scripts.run<[number, ...unknown[]]>({
         script: COMMIT,
-        keys: [keys.run, keys.steps, keys.signals],
+        keys: [keys.run, keys.steps, keys.signals, keys.events],
         args: [runId, token, leaseMs, this.keys.channel, ...ops],
       });
       if (result[0] !== 1) return { ok: false };
-      const [, paused, cancel, consumed, payload, record, dirty] = result as [number, number, string, number, string, IndexRecord, number];
+      const [, paused, cancel, consumed, payload, record, dirty, lastEventSeq] = result as [
+        number,
+        number,
+        string,
+        number,
+        string,
+        IndexRecord,
+        number,
+        number,
+      ];
       if (dirty === 1) this.index.enqueue(record);
       const out: CommitResult = { ok: true };
       if (paused === 1) out.paused = true;
       if (cancel) out.cancel = { compensate: cancel !== '0' };
       if (consumed === 1) out.consumedSignal = { payload };
+      if (lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
       return out;
     });
   }
@@ -292,30 +328,65 @@ export class RedisStore implements WorkflowStore {
   // ---------------------------------------------------------------------------------------------------------------
   // client requests
 
-  async sendSignal(runId: string, name: string, payload: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
     const keys = this.keys.run(runId);
+    if (event !== undefined) checkEventBody(event);
     return guard('sendSignal', async () => {
+      const args = [runId, name, payload, this.keys.channel];
+      if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: SEND_SIGNAL,
-        keys: [keys.run, keys.signals],
-        args: [runId, name, payload, this.keys.channel],
+        keys: [keys.run, keys.signals, keys.events],
+        args,
       });
       this.index.enqueue(result[2], { kick });
       return controlResult(result);
     });
   }
 
-  async control(runId: string, request: ControlRequest): Promise<ControlResult> {
+  async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {
     const keys = this.keys.run(runId);
+    if (event !== undefined) checkEventBody(event);
     return guard('control', async () => {
       const compensate = request.action === 'cancel' ? (request.compensate ? '1' : '0') : '';
+      const args = [runId, request.action, compensate, this.keys.channel];
+      if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: CONTROL,
-        keys: [keys.run, keys.steps, keys.signals],
-        args: [runId, request.action, compensate, this.keys.channel],
+        keys: [keys.run, keys.steps, keys.signals, keys.events],
+        args,
       });
       this.index.enqueue(result[2], { kick });
       return controlResult(result);
+    });
+  }
+
+  /**
+   * A page of a run's history: one script (`LIST_EVENTS`), which finds the first wanted entry from the oldest one's
+   * seq. `limit` is capped at `RUN_HISTORY_LIMIT` (a run never keeps more); an entry that cannot be read is left out.
+   * @throws InvalidArgumentError for an `afterSeq` or `limit` that is not a number
+   */
+  async listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]> {
+    const keys = this.keys.run(runId);
+    const after = query.afterSeq ?? 0;
+    if (typeof after !== 'number' || Number.isNaN(after)) throw new InvalidArgumentError(`afterSeq must be a number, got ${String(after)}.`);
+    if (typeof query.limit !== 'number' || Number.isNaN(query.limit)) throw new InvalidArgumentError(`limit must be a number, got ${String(query.limit)}.`);
+    const limit = Math.min(Math.floor(query.limit), RUN_HISTORY_LIMIT);
+    if (!(limit > 0) || after === Infinity) return [];
+    // NOTE: seqs are integers: `seq > 2.5` is `seq > 2`; every seq is above a negative afterSeq.
+    const afterSeq = after < 0 ? 0 : Math.min(Math.floor(after), Number.MAX_SAFE_INTEGER);
+    return guard('listEvents', async () => {
+      const entries = await this.scripts.run<string[]>({
+        script: LIST_EVENTS,
+        keys: [keys.run, keys.events],
+        args: [runId, String(afterSeq), String(limit)],
+      });
+      const out: StoredRunEvent[] = [];
+      for (const entry of entries ?? []) {
+        const event = decodeEvent(String(entry));
+        if (event && event.seq > afterSeq && out.length < limit) out.push(event);
+      }
+      return out;
     });
   }
 
@@ -344,7 +415,7 @@ export class RedisStore implements WorkflowStore {
         const results = await this.scripts.runMany<[number, IndexRecord]>(
           fresh.map((id) => {
             const keys = this.keys.run(id);
-            return { script: PURGE_RUN, keys: [keys.run, keys.steps, keys.signals], args: [id, older, ...terminal] };
+            return { script: PURGE_RUN, keys: [keys.run, keys.steps, keys.signals, keys.events], args: [id, older, ...terminal] };
           }),
         );
         const gone: IndexRecord[] = [];
@@ -386,5 +457,18 @@ export class RedisStore implements WorkflowStore {
 
   async subscribe(listener: (event: StoreEvent) => void): Promise<() => Promise<void>> {
     return this.events.subscribe(listener);
+  }
+
+  /**
+   * Broadcasts `body` as a `message` event on the store's channel (one PUBLISH; a Cluster relays it to every node).
+   * @throws InvalidArgumentError for a body that is not a string or is over `PUBLISH_MAX_BYTES` UTF-8 bytes
+   */
+  async publish(body: string): Promise<void> {
+    if (typeof body !== 'string') throw new InvalidArgumentError(`A published message must be a string, got ${typeof body}.`);
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes > PUBLISH_MAX_BYTES) {
+      throw new InvalidArgumentError(`A published message is at most ${PUBLISH_MAX_BYTES} bytes (got ${bytes}).`);
+    }
+    await guard('publish', () => this.events.publish(body));
   }
 }

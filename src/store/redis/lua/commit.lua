@@ -1,6 +1,6 @@
-local r, s, q = KEYS[1], KEYS[2], KEYS[3]
+local r, s, q, e = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local runId = ARGV[1]
-local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr')
+local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr', 'hs')
 if p[1] ~= ARGV[2] then return {0} end
 local leaseMs = num(ARGV[3])
 if not leaseMs then return redis.error_reply('cairn: commit: leaseMs must be an integer') end
@@ -27,6 +27,8 @@ local oldClaim = claimAt(p[2], p[3], p[4])
 local release, clearCancel = false, false
 local waitName, waitTimeout = nil, nil
 local ttl = nil
+local keepInput, midStep = false, false
+local events = nil
 i = 5
 while i <= #ARGV do
   local op = ARGV[i]
@@ -46,10 +48,22 @@ while i <= #ARGV do
   elseif op == OP.release then release = true
   elseif op == OP.clearCancel then clearCancel = true
   elseif op == OP.expireOnEnd then ttl = num(ARGV[i + 1])
+  elseif op == OP.keepInput then keepInput = true
+  elseif op == OP.midStep then midStep = true
+  elseif op == OP.appendEvent then
+    events = events or {}
+    events[#events + 1] = i + 1
   end
   i = i + 1 + ARITY[op]
 end
-redis.call('HDEL', r, 'ni', 'ws', 'wu')
+-- NOTE: a commit without events does no history work (`hs`, read with the fields above, is written with `ua` below).
+local lastSeq = 0
+if events then lastSeq = appendEvents(e, lastEventSeq(p[7], e), events) end
+if keepInput then
+  redis.call('HDEL', r, 'ws', 'wu')
+else
+  redis.call('HDEL', r, 'ni', 'ws', 'wu')
+end
 local consumed = nil
 if waitName then
   consumed = popSignal(q, waitName)
@@ -76,7 +90,8 @@ if TERMINAL[st] then
   redis.call('DEL', q)
   cr = false
   release = true
-elseif st and p[5] == '1' and not cr and st ~= ST.paused then
+elseif st and p[5] == '1' and not cr and st ~= ST.paused and not midStep then
+  -- NOTE: a mid-step write (a heartbeat) leaves the pending pause for the step's end
   if (not release) or (not redis.call('HGET', r, 'due')) then
     if st ~= ST.waiting then redis.call('HSET', r, 'due', fmt(now)) end
   end
@@ -99,7 +114,11 @@ if release then
 else
   redis.call('HSET', r, 'le', fmt(now + leaseMs))
 end
-redis.call('HSET', r, 'ua', fmt(now))
+if lastSeq > 0 then
+  redis.call('HSET', r, 'ua', fmt(now), 'hs', fmt(lastSeq))
+else
+  redis.call('HSET', r, 'ua', fmt(now))
+end
 bump(r, nowUs)
 local due = num(redis.call('HGET', r, 'due'))
 if TERMINAL[st] then
@@ -108,6 +127,7 @@ if TERMINAL[st] then
   if ttl then
     redis.call('PEXPIRE', r, ttl)
     redis.call('PEXPIRE', s, ttl)
+    redis.call('PEXPIRE', e, ttl)
   end
   publish(ARGV[4], 'finished', runId)
 elseif release and due and due <= now and st ~= ST.paused then
@@ -119,4 +139,4 @@ local dirty = 0
 if st ~= oldSt or (newClaim ~= -1 and (oldClaim == -1 or newClaim < oldClaim)) then dirty = 1 end
 local got = 0
 if consumed then got = 1 end
-return {1, paused, cancel, got, consumed or '', rec, dirty}
+return {1, paused, cancel, got, consumed or '', rec, dirty, lastSeq}

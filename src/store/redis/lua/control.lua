@@ -1,15 +1,16 @@
-local r = KEYS[1]
+-- KEYS: run, steps, signals, events (every key of the run: `retry` removes their expiry).
+local r, e = KEYS[1], KEYS[4]
 local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]
 local now, nowUs = clock()
 local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs')
 local st = v[1]
-if not st then return {'not-found', '', record(r, runId, nowUs)} end
+if not st then return {'not-found', '', record(r, runId, nowUs), 0} end
 local le = num(v[2])
 local liveLease = le and le > now
 -- NOTE: a damaged resume status resumes as pending, which every live run can go back to.
 local rs = v[5]
 if not CLAIMABLE[rs] then rs = ST.pending end
-local function done(outcome) return {outcome, st, record(r, runId, nowUs)} end
+local function done(outcome, seq) return {outcome, st, record(r, runId, nowUs), seq or 0} end
 if action == 'pause' then
   if TERMINAL[st] then return done('not-active') end
   if st == ST.paused or v[3] == '1' then return done('noop') end
@@ -54,4 +55,7 @@ else
 end
 redis.call('HSET', r, 'ua', fmt(now))
 bump(r, nowUs)
-return done('ok')
+-- ARGV[5], when given: the history event of the request (only a recorded one has it)
+local seq = 0
+if ARGV[5] then seq = appendEvent(r, e, 5) end
+return done('ok', seq)

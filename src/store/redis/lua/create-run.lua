@@ -1,14 +1,20 @@
-local r, s, q = KEYS[1], KEYS[2], KEYS[3]
+local r, s, q, e = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local runId = ARGV[1]
 local now, nowUs = clock()
 local exists = redis.call('EXISTS', r) == 1
 if exists and ARGV[8] == 'keep' then
-  return {0, snapshot(r, s), record(r, runId, nowUs), ''}
+  return {0, snapshot(r, s), record(r, runId, nowUs), '', 0}
 end
 local leased = ARGV[10] == '1'
 local leaseMs = num(ARGV[11])
 if leased and not leaseMs then return redis.error_reply('cairn: createRun: leaseMs must be an integer') end
-for i = 14, #ARGV, 2 do
+local eventCount = num(ARGV[14])
+if not eventCount or eventCount < 0 or 14 + eventCount > #ARGV then
+  return redis.error_reply('cairn: createRun: the event count must be an integer within the arguments')
+end
+local firstStep = 15 + eventCount
+if (#ARGV - firstStep + 1) % 2 ~= 0 then return redis.error_reply('cairn: createRun: a step without its record') end
+for i = firstStep, #ARGV, 2 do
   if not num(ARGV[i]) then return redis.error_reply('cairn: createRun: a step index must be an integer') end
 end
 local iv, gen, prevWf = 0, 1, ''
@@ -19,10 +25,10 @@ if exists then
   local g = num(p[3])
   if g and g > 1 then gen = g end
   gen = gen + 1
-  redis.call('DEL', r, s, q)
+  redis.call('DEL', r, s, q, e)
 else
   -- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one
-  redis.call('DEL', s, q)
+  redis.call('DEL', s, q, e)
 end
 local n = iv + 1
 if nowUs > n then n = nowUs end
@@ -33,7 +39,15 @@ redis.call('HSET', r, 'id', runId, 'wf', ARGV[2], 'ver', ARGV[3], 'st', st, 'in'
   'pr', '0', 'due', ts, 'ca', ts, 'ua', ts, 'iv', fmt(n), 'gen', fmt(gen))
 if ARGV[6] == '1' then redis.call('HSET', r, 'cur', ARGV[7]) end
 if leased then redis.call('HSET', r, 'lo', ARGV[9], 'lt', ARGV[12], 'le', fmt(now + leaseMs)) end
-for i = 14, #ARGV, 2 do redis.call('HSET', s, ARGV[i], ARGV[i + 1]) end
+for i = firstStep, #ARGV, 2 do redis.call('HSET', s, ARGV[i], ARGV[i + 1]) end
+-- a new run's history starts at seq 1 (a replaced run's was deleted above)
+local lastSeq = 0
+if eventCount > 0 then
+  local at = {}
+  for k = 1, eventCount do at[k] = 14 + k end
+  lastSeq = appendEvents(e, 0, at)
+  redis.call('HSET', r, 'hs', fmt(lastSeq))
+end
 if exists then publish(ARGV[13], 'control', runId) end
 if not leased then publish(ARGV[13], 'ready', runId) end
-return {1, snapshot(r, s), record(r, runId, nowUs), prevWf}
+return {1, snapshot(r, s), record(r, runId, nowUs), prevWf, lastSeq}

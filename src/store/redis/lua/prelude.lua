@@ -52,3 +52,47 @@ local function pushSignal(q, name, payload)
   local t = (num(redis.call('HGET', q, 't:' .. name)) or 0) + 1
   redis.call('HSET', q, 't:' .. name, fmt(t), 'v:' .. fmt(t) .. ':' .. name, payload)
 end
+-- History (`e`, a list of `<seq>:<body>`): the seq of the run's last event, from its `hs` field (`hs`: the field's
+-- value, read by the caller); a missing or damaged one goes on from the newest entry kept (or 0), so that a damaged
+-- counter never makes a script fail halfway.
+local function lastEventSeq(hs, e)
+  local seq = num(hs)
+  if seq and seq >= 0 then return seq end
+  local newest = redis.pcall('LINDEX', e, -1)
+  if type(newest) ~= 'string' then return 0 end
+  return num(string.match(newest, '^(%d+):')) or 0
+end
+local function pushEvents(e, batch)
+  local len = redis.pcall('RPUSH', e, unpack(batch))
+  if type(len) ~= 'number' then
+    -- NOTE: a history key of another type (written by hand) could not be read anyway: it is replaced, so that the
+    -- write that appends to it never fails halfway
+    redis.call('DEL', e)
+    len = redis.call('RPUSH', e, unpack(batch))
+  end
+  return len
+end
+-- Appends ARGV[at[1]], ARGV[at[2]] … to the history after seq `seq` and keeps the newest LIM.history entries. Returns
+-- the last seq given, which the caller records in the run's `hs` field.
+local function appendEvents(e, seq, at)
+  local n = #at
+  local skip = n - LIM.history
+  if skip < 0 then skip = 0 end
+  local batch = {}
+  for k = skip + 1, n do
+    batch[#batch + 1] = fmt(seq + k) .. ':' .. ARGV[at[k]]
+    if #batch == 500 or k == n then
+      if pushEvents(e, batch) > LIM.history and k == n then
+        redis.call('LTRIM', e, -LIM.history, -1)
+      end
+      batch = {}
+    end
+  end
+  return seq + n
+end
+-- appendEvents of one event, ARGV[at], recorded in `hs` (for the client requests)
+local function appendEvent(r, e, at)
+  local seq = appendEvents(e, lastEventSeq(redis.call('HGET', r, 'hs'), e), {at})
+  redis.call('HSET', r, 'hs', fmt(seq))
+  return seq
+end

@@ -1,0 +1,156 @@
+import type * as OtelApi from '@opentelemetry/api';
+import { errorMessage, errorName, errorStack } from '../engine/error-text.js';
+import type { AttemptOutcome } from '../engine/step-invoker.js';
+import type { AttemptSpanInfo, Instrumentation, TraceCarrier } from './instrumentation.interface.js';
+import { PACKAGE_NAME, PACKAGE_VERSION } from './package-version.js';
+import { captureCarrier, restoreContext, type OtelApiModule } from './trace-carrier.js';
+
+/** Names of the metrics this package records (units and attributes: README, "Traces and metrics"). */
+export const CAIRN_METRICS = {
+  runsStarted: 'cairn.runs.started',
+  runsEnded: 'cairn.runs.ended',
+  runsInFlight: 'cairn.runs.in_flight',
+  stepDuration: 'cairn.step.duration',
+  stepFailures: 'cairn.step.failures',
+  checkpointDuration: 'cairn.checkpoint.duration',
+  checkpointFailures: 'cairn.checkpoint.failures',
+  claimLag: 'cairn.claim.lag',
+  leaseTakeovers: 'cairn.lease.takeovers',
+} as const;
+
+/** Bucket boundaries (ms) for durations that range from a fast step to a run left waiting for minutes. */
+const LONG_MS_BUCKETS = [0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
+
+/** {@link Instrumentation} on `@opentelemetry/api`: spans through the global tracer, metrics through the global meter. */
+export class OtelInstrumentation implements Instrumentation {
+  readonly enabled = true;
+  private readonly tracer: OtelApi.Tracer;
+  private readonly runsStartedCounter: OtelApi.Counter;
+  private readonly runsEndedCounter: OtelApi.Counter;
+  private readonly runsInFlight: OtelApi.UpDownCounter;
+  private readonly stepDuration: OtelApi.Histogram;
+  private readonly stepFailures: OtelApi.Counter;
+  private readonly checkpointDuration: OtelApi.Histogram;
+  private readonly checkpointFailures: OtelApi.Counter;
+  private readonly claimLagHistogram: OtelApi.Histogram;
+  private readonly leaseTakeovers: OtelApi.Counter;
+
+  /**
+   * @param api the loaded `@opentelemetry/api`. The meter is taken now: the app's SDK must be registered before the
+   *   module is created (the API has no proxy meter; OpenTelemetry's own advice is to start the SDK first).
+   */
+  constructor(private readonly api: OtelApiModule) {
+    this.tracer = api.trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION);
+    const meter = api.metrics.getMeter(PACKAGE_NAME, PACKAGE_VERSION);
+    const m = CAIRN_METRICS;
+    this.runsStartedCounter = meter.createCounter(m.runsStarted, { description: 'Runs created', unit: '{run}' });
+    this.runsEndedCounter = meter.createCounter(m.runsEnded, { description: 'Runs that reached a terminal status', unit: '{run}' });
+    this.runsInFlight = meter.createUpDownCounter(m.runsInFlight, { description: 'Runs executing on this instance', unit: '{run}' });
+    this.stepDuration = meter.createHistogram(m.stepDuration, {
+      description: 'Duration of one step attempt',
+      unit: 'ms',
+      advice: { explicitBucketBoundaries: LONG_MS_BUCKETS },
+    });
+    this.stepFailures = meter.createCounter(m.stepFailures, { description: 'Step attempts that failed', unit: '{attempt}' });
+    this.checkpointDuration = meter.createHistogram(m.checkpointDuration, { description: 'Duration of one checkpoint write', unit: 'ms' });
+    this.checkpointFailures = meter.createCounter(m.checkpointFailures, { description: 'Checkpoint writes that failed', unit: '{checkpoint}' });
+    this.claimLagHistogram = meter.createHistogram(m.claimLag, {
+      description: 'Time from when a run was due to when an instance claimed it',
+      unit: 'ms',
+      advice: { explicitBucketBoundaries: LONG_MS_BUCKETS },
+    });
+    this.leaseTakeovers = meter.createCounter(m.leaseTakeovers, { description: 'Claims that took over the lease of another instance', unit: '{run}' });
+  }
+
+  captureTrace(): TraceCarrier | undefined {
+    try {
+      return captureCarrier(this.api);
+    } catch {
+      // NOTE: an app's propagator that throws must not fail start(): the run is then traced as a root.
+      return undefined;
+    }
+  }
+
+  async runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome> {
+    let span: OtelApi.Span;
+    let active: OtelApi.Context;
+    try {
+      ({ span, active } = this.startAttemptSpan(info));
+    } catch {
+      // NOTE: telemetry never costs a step its run (an app's span processor may throw): run it untraced.
+      return body();
+    }
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.api.context.with(active, body);
+    } catch (error) {
+      this.endAttemptSpan(span, { ok: false, error });
+      throw error;
+    }
+    this.endAttemptSpan(span, outcome);
+    return outcome;
+  }
+
+  runStarted(workflow: string): void {
+    this.runsStartedCounter.add(1, { 'cairn.workflow': workflow });
+  }
+
+  runEnded(workflow: string, status: string): void {
+    this.runsEndedCounter.add(1, { 'cairn.workflow': workflow, 'cairn.status': status });
+  }
+
+  stepEnded(workflow: string, step: string, durationMs: number, ok: boolean): void {
+    this.stepDuration.record(durationMs, { 'cairn.workflow': workflow, 'cairn.step': step, 'cairn.outcome': ok ? 'ok' : 'error' });
+    if (!ok) this.stepFailures.add(1, { 'cairn.workflow': workflow, 'cairn.step': step });
+  }
+
+  checkpoint(durationMs: number, ok: boolean): void {
+    this.checkpointDuration.record(durationMs, { 'cairn.outcome': ok ? 'ok' : 'error' });
+    if (!ok) this.checkpointFailures.add(1);
+  }
+
+  claimLag(workflow: string, ms: number): void {
+    this.claimLagHistogram.record(Math.max(0, ms), { 'cairn.workflow': workflow });
+  }
+
+  leaseTakeover(workflow: string): void {
+    this.leaseTakeovers.add(1, { 'cairn.workflow': workflow });
+  }
+
+  inFlight(delta: number): void {
+    this.runsInFlight.add(delta);
+  }
+
+  /** The attempt's span, a child of the run's stored trace context, and the context that makes it active. */
+  private startAttemptSpan(info: AttemptSpanInfo): { span: OtelApi.Span; active: OtelApi.Context } {
+    const api = this.api;
+    const parent = info.trace ? restoreContext(api, info.trace) : api.ROOT_CONTEXT;
+    const verb = info.kind === 'compensation' ? 'cairn.compensate' : 'cairn.step';
+    const attributes: OtelApi.Attributes = {
+      'cairn.run_id': info.runId,
+      'cairn.workflow': info.workflow,
+      'cairn.workflow_version': info.version,
+      'cairn.step': info.step,
+      'cairn.attempt': info.attempt,
+      'cairn.kind': info.kind,
+      'cairn.instance_id': info.instanceId,
+    };
+    const span = this.tracer.startSpan(`${verb} ${info.workflow}.${info.step}`, { attributes }, parent);
+    return { span, active: api.trace.setSpan(parent, span) };
+  }
+
+  private endAttemptSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
+    try {
+      if (!outcome.ok) {
+        // NOTE: a copy read with the never-throwing readers: the SDK would read the error's getters, which may throw.
+        const name = errorName(outcome.error);
+        const message = errorMessage(outcome.error);
+        span.recordException({ name, message, stack: errorStack(outcome.error) });
+        span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: `${name}: ${message}` });
+      }
+      span.end();
+    } catch {
+      // NOTE: as in runAttempt: the attempt's outcome matters more than its span.
+    }
+  }
+}
