@@ -61,3 +61,5 @@ export { MemoryStore } from './store/memory/memory.store.js';
 export { PostgresStore, type PostgresStoreOptions } from './store/postgres/postgres.store.js';
 export { createCairnSchemaMigration, CairnSchemaMigration, type CairnMigrationOptions } from './store/postgres/postgres.migration.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis/redis.store.js';
+export { DurableExecutionTestingModule } from './testing/durable-execution-testing.module.js';
+export { WorkflowTestClock } from './testing/workflow-test-clock.js';

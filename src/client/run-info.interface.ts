@@ -55,6 +55,10 @@ export interface ListRunsFilter {
   limit?: number;
   /** The `cursor` of the previous page. */
   cursor?: string;
+  /** Only runs created at or after this instant. */
+  createdFrom?: Date;
+  /** Only runs created before this instant. */
+  createdTo?: Date;
 }
 
 /** A reference to a run. */

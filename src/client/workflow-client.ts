@@ -51,7 +51,17 @@ export class WorkflowClient {
   ): Promise<WorkflowHandle<RunOutput<Output, W>>> {
     const [input, options = {}] = args as [unknown, StartOptions?];
     const def = this.registry.resolve(workflow as Type | string);
-    const { runId } = await this.engine.startRun(def, input, options);
+    // NOTE: the run stores the trace context of this span (captured inside startRun): its steps are its children.
+    const { runId } = await this.engine.instrumentation.clientCall(
+      `cairn.start ${def.name}`,
+      { 'cairn.workflow': def.name, 'cairn.run_id': options.id },
+      async (span) => {
+        const started = await this.engine.startRun(def, input, options);
+        span.setAttribute('cairn.run_id', started.runId);
+        span.setAttribute('cairn.created', started.created);
+        return started;
+      },
+    );
     return this.getHandle(runId) as WorkflowHandle<RunOutput<Output, W>>;
   }
 
@@ -98,35 +108,95 @@ export class WorkflowClient {
   async signal(runId: string, name: string, payload?: unknown): Promise<void> {
     assertRunId(runId);
     assertSignalName(name);
-    this.check(runId, await this.engine.sendSignal(runId, name, payload), 'signal');
+    await this.engine.instrumentation.clientCall(`cairn.signal ${name}`, { 'cairn.run_id': runId, 'cairn.signal': name }, async () =>
+      this.check(runId, await this.engine.sendSignal(runId, name, payload), 'signal'),
+    );
   }
 
   /** Cancels a run: aborts its running step, compensates completed steps (unless `compensate: false`), ends `cancelled`. */
   async cancel(runId: string, options: { compensate?: boolean } = {}): Promise<void> {
     assertRunId(runId);
-    this.check(runId, await this.engine.control(runId, { action: 'cancel', compensate: options.compensate ?? true }), 'cancel');
+    const compensate = options.compensate ?? true;
+    await this.engine.instrumentation.clientCall('cairn.cancel', { 'cairn.run_id': runId, 'cairn.compensate': compensate }, async () =>
+      this.check(runId, await this.engine.control(runId, { action: 'cancel', compensate }), 'cancel'),
+    );
   }
 
   /** Pauses a run at its next step boundary (at once when it is not in a step). */
   async pause(runId: string): Promise<void> {
     assertRunId(runId);
-    this.check(runId, await this.engine.control(runId, { action: 'pause' }), 'pause');
+    await this.engine.instrumentation.clientCall('cairn.pause', { 'cairn.run_id': runId }, async () =>
+      this.check(runId, await this.engine.control(runId, { action: 'pause' }), 'pause'),
+    );
   }
 
   /** Resumes a paused run where it was. */
   async resume(runId: string): Promise<void> {
     assertRunId(runId);
-    this.check(runId, await this.engine.control(runId, { action: 'resume' }), 'resume');
+    await this.engine.instrumentation.clientCall('cairn.resume', { 'cairn.run_id': runId }, async () =>
+      this.check(runId, await this.engine.control(runId, { action: 'resume' }), 'resume'),
+    );
   }
 
   /** Re-runs a failed run's failed step (or failed compensation) with a fresh attempt budget, and goes on. */
   async retry(runId: string): Promise<void> {
     assertRunId(runId);
-    const res = await this.engine.control(runId, { action: 'retry' });
-    if (res.outcome === 'invalid-state') {
-      throw new InvalidRunStateError(runId, res.status!, `Cannot retry run "${runId}": only failed runs can be retried (status "${res.status}").`);
+    await this.engine.instrumentation.clientCall('cairn.retry', { 'cairn.run_id': runId }, async () => {
+      const res = await this.engine.control(runId, { action: 'retry' });
+      if (res.outcome === 'invalid-state') {
+        throw new InvalidRunStateError(runId, res.status!, `Cannot retry run "${runId}": only failed runs can be retried (status "${res.status}").`);
+      }
+      this.check(runId, res, 'retry');
+    });
+  }
+
+  /**
+   * A failed run (failed at a step, not at a compensation): its failed step is recorded completed with `output` (the
+   * history says so), and the run goes on with the next step, or completes with `output` after the last one.
+   * @throws RunNotFoundError; InvalidRunStateError when the run is not failed at a step; PayloadTooLargeError /
+   *   SerializationError for an output that cannot be stored
+   */
+  async skip(runId: string, options: { output: unknown }): Promise<void> {
+    assertRunId(runId);
+    if (!options || typeof options !== 'object' || !('output' in options)) {
+      throw new InvalidArgumentError('skip(runId, { output }) needs the output to record for the failed step.');
     }
-    this.check(runId, res, 'retry');
+    await this.engine.instrumentation.clientCall('cairn.skip', { 'cairn.run_id': runId }, async () => {
+      const res = await this.engine.skipRun(runId, options.output);
+      if (res.outcome === 'invalid-state') {
+        throw new InvalidRunStateError(
+          runId,
+          res.status!,
+          `Cannot skip a step of run "${runId}": only a run that failed at a step can skip it (status "${res.status}"; a run that failed in a compensation can only be retried).`,
+        );
+      }
+      this.check(runId, res, 'skip');
+    });
+  }
+
+  /**
+   * A new run of the same workflow that reuses the recorded outputs of the steps of `runId` before `fromStep`, and
+   * starts at `fromStep` (with `input` as the run's input when given, else the source's). Any run can be forked.
+   * @throws RunNotFoundError; InvalidArgumentError for a step the workflow lacks or the run never reached;
+   *   RunAlreadyExistsError when `id` exists
+   */
+  async fork<Output = unknown>(runId: string, options: { fromStep: string; id?: string; input?: unknown }): Promise<WorkflowHandle<Output>> {
+    assertRunId(runId);
+    // NOTE: like start(), the new run stores the trace context of this span.
+    const forked = await this.engine.instrumentation.clientCall('cairn.fork', { 'cairn.run_id': runId, 'cairn.from_step': options?.fromStep }, async (span) => {
+      const source = await this.engine.getRun(runId);
+      if (!source) throw new RunNotFoundError(runId);
+      const def = this.registry.resolve(source.workflow);
+      span.setAttribute('cairn.workflow', def.name);
+      const id = await this.engine.forkRun(def, source, {
+        fromStep: options?.fromStep,
+        id: options?.id,
+        input: options && 'input' in options ? { value: options.input } : undefined,
+      });
+      span.setAttribute('cairn.forked_run_id', id);
+      return id;
+    });
+    return this.getHandle(forked) as WorkflowHandle<Output>;
   }
 
   /** Runs newest first (createdAt desc, then runId desc), a page at a time. */
@@ -146,7 +216,15 @@ export class WorkflowClient {
       throw new InvalidArgumentError('list filter workflow must be a workflow name (string).');
     }
     const after = filter.cursor !== undefined ? decodeCursor(filter.cursor) : undefined;
-    const runs = await this.engine.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after });
+    const instant = (value: Date | undefined, name: string) => {
+      if (value !== undefined && !(value instanceof Date && Number.isFinite(value.getTime()))) {
+        throw new InvalidArgumentError(`list filter ${name} must be a valid Date.`);
+      }
+      return value;
+    };
+    const createdFrom = instant(filter.createdFrom, 'createdFrom');
+    const createdTo = instant(filter.createdTo, 'createdTo');
+    const runs = await this.engine.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after, createdFrom, createdTo });
     const page = runs.slice(0, limit);
     const last = page[page.length - 1];
     return {

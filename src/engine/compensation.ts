@@ -7,6 +7,7 @@ import { describeError, errorMessage, errorName } from './error-text.js';
 import type { StepLogger } from './step-context.interface.js';
 import type { AttemptOutcome } from './step-invoker.js';
 import { eventError, type NewRunEvent, type RunEventType } from './run-history.js';
+import { errorFields, runLogFields } from '../observability/log-fields.js';
 
 /** The step entries to compensate, latest first: completed visits of steps that declare a compensation. */
 export function compensationQueue(steps: readonly StoredStep[], def: WorkflowDefinition): number[] {
@@ -108,14 +109,21 @@ export async function runCompensations(run: CompensationRun): Promise<void> {
     const delay = retrying ? retryDelay(stepDef.retry, attempt - comp.base) : undefined;
     run.record('compensation.failed', { step: entry.name, attempt, durationMs, error: eventError(error), detail: retrying ? { retryInMs: delay } : { final: true } });
     if (delay !== undefined) {
-      run.logger.warn(`Run "${run.runId}" compensation of "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
+      run.logger.warn(
+        `Run "${run.runId}" (${def.name}): compensation of step "${entry.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms, per the step's retry policy`,
+        runLogFields({ event: 'compensation.retrying', runId: run.runId, workflow: def.name, step: entry.name, attempt, delayMs: delay, error: errorFields(error) }),
+      );
       if ((await run.awaitRetry(delay, { state: encodeState(state) })) === 'left') return;
       continue;
     }
     const withError: StoredStep = { ...entry, error: `Compensation failed: ${describeError(error)}` };
     steps[index] = withError;
     state.failed = 'compensation';
-    run.logger.error(`Run "${run.runId}" compensation of step "${entry.name}" failed for good: ${describeError(error)}`);
+    run.logger.error(
+      `Run "${run.runId}" (${def.name}): compensation of step "${entry.name}" failed for good after ${attempt} attempt(s): ${describeError(error)}. ` +
+        `The run ends failed, its remaining compensations not run: fix the cause, then client.retry("${run.runId}") resumes them, starting with this one.`,
+      runLogFields({ event: 'compensation.failed', runId: run.runId, workflow: def.name, step: entry.name, attempt, error: errorFields(error) }),
+    );
     await run.finish('failed', undefined, [{ index, step: withError }], {
       name: errorName(error),
       message: errorMessage(error),

@@ -14,6 +14,8 @@ import { abortableSleep, invokeAttempt, type AttemptOutcome } from './step-invok
 import { idempotencyKey, visitNumberAt } from './visit-keys.js';
 import { encodeEvent, eventError, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
 import type { Instrumentation } from '../observability/instrumentation.interface.js';
+import { errorFields, runLogFields } from '../observability/log-fields.js';
+import type { EngineClock } from './clock.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 
 /** What a driver needs from the engine that owns it. */
@@ -41,6 +43,10 @@ export interface DriverHost {
   readonly instrumentation: Instrumentation;
   /** False: no history is recorded (nor streamed). */
   readonly recordsHistory: boolean;
+  /** Durable time: timeouts, in-process retry delays, wake-ups (a manual clock in tests). */
+  readonly clock: EngineClock;
+  /** A write of a run was committed (progress, for the testing module). */
+  committed(): void;
 }
 
 /** The heartbeats of the attempt running now: which step entry they go to, and the throttle of their writes. */
@@ -198,11 +204,20 @@ export class RunDriver {
       if (error instanceof Interrupt) return;
       if (error instanceof UndecodableData) {
         await this.failCorrupt(error.detail).catch((e: unknown) => {
-          if (!(e instanceof Interrupt)) this.host.logger.error(`Run "${this.runId}": could not record it as failed: ${describeError(e)}`);
+          if (!(e instanceof Interrupt)) {
+            this.host.logger.error(
+              `Run "${this.runId}" (${this.def.name}): its stored data cannot be decoded (${error.detail}), and recording it as failed failed too: ${describeError(e)}. Its lease expires and the next claim tries again; if the store is reachable, repair or delete the run.`,
+              runLogFields({ event: 'run.corrupt', runId: this.runId, workflow: this.def.name, step: this.claimed.currentStep, error: errorFields(e) }),
+            );
+          }
         });
         return;
       }
-      this.host.logger.error(`Run "${this.runId}" (${this.def.name}) stopped on this instance: ${describeError(error)}`, errorStack(error));
+      this.host.logger.error(
+        `Run "${this.runId}" (${this.def.name}) stopped on this instance: ${describeError(error)}. Its lease expires and another claim resumes it from its last checkpoint; if this repeats, report it with this stack.`,
+        runLogFields({ event: 'run.stopped', runId: this.runId, workflow: this.def.name, step: this.state.cursor ?? undefined, error: errorFields(error) }),
+        errorStack(error),
+      );
     } finally {
       if (this.interrupt?.kind === 'shutdown') await this.release().catch(() => undefined);
     }
@@ -245,7 +260,10 @@ export class RunDriver {
       await this.write({ state: encodeState(this.state), keepInput: true });
     }
 
-    if (this.state.failed) await this.resumeAfterRetry();
+    if (this.state.failed) {
+      if (this.state.failed === 'step' && this.claimed.nextInput !== undefined) return this.skipFailedStep(this.claimed.nextInput);
+      await this.resumeAfterRetry();
+    }
     if (this.claimed.status === 'waiting' && !this.cancel) return this.wakeFromWait();
     return true;
   }
@@ -292,6 +310,55 @@ export class RunDriver {
     await this.write(patch);
   }
 
+  /**
+   * `client.skip()`: the failed step is recorded completed with the operator's output (already decoded as the input),
+   * and the run goes on with the next step in the pipeline, or completes with that output after the last one.
+   * @returns whether to keep driving
+   */
+  private async skipFailedStep(output: string): Promise<boolean> {
+    const state = this.state;
+    const index = state.entry;
+    const entry = this.steps[index];
+    const name = state.cursor ?? entry?.name;
+    state.failed = undefined;
+    state.rec = 0;
+    state.base = 0;
+    const done: StoredStep = {
+      name: name ?? 'unknown',
+      status: 'completed',
+      attempts: entry?.attempts ?? 0,
+      output,
+      startedAt: entry?.startedAt,
+      finishedAt: new Date(),
+      ...heartbeatOf(entry),
+    };
+    this.steps[index] = done;
+    if (name !== undefined) this.results[name] = this.input;
+    this.record('step.completed', { step: done.name, attempt: done.attempts, detail: { skipped: true } });
+    const position = name === undefined ? undefined : this.def.stepsByName.get(name)?.index;
+    const next = position === undefined ? undefined : this.def.steps[position + 1];
+    if (!next) {
+      await this.finish('completed', output, [{ index, step: done }]);
+      return false;
+    }
+    state.tr += 1;
+    state.cursor = next.name;
+    state.entry = index + 1;
+    const running: StoredStep = { name: next.name, status: 'running', attempts: 0, startedAt: new Date() };
+    this.steps[index + 1] = running;
+    this.visits.set(next.name, (this.visits.get(next.name) ?? 0) + 1);
+    const res = await this.write({
+      status: 'running',
+      steps: [
+        { index, step: done },
+        { index: index + 1, step: running },
+      ],
+      state: encodeState(state),
+      currentStep: next.name,
+    });
+    return !res.paused;
+  }
+
   /** Claimed while waiting: take a queued signal, fail on timeout, or wait again. */
   private async wakeFromWait(): Promise<boolean> {
     const wait = this.state.wait;
@@ -314,7 +381,7 @@ export class RunDriver {
       return false;
     }
     // Woken for another reason (e.g. resumed): wait again for the rest of the timeout.
-    const remaining = this.claimed.waitUntil ? Math.max(0, this.claimed.waitUntil.getTime() - Date.now()) : undefined;
+    const remaining = this.claimed.waitUntil ? Math.max(0, this.claimed.waitUntil.getTime() - this.host.clock.now()) : undefined;
     const res = await this.write({ wait: { signal: wait.signal, timeoutMs: remaining }, state: encodeState(this.state), currentStep: waitStep });
     if (res.consumedSignal && !res.paused) {
       this.input = this.decode(res.consumedSignal.payload, `the payload of signal "${wait.signal}"`);
@@ -419,7 +486,10 @@ export class RunDriver {
         this.steps[entry.index] = failedEntry;
         this.record('step.failed', { step: step.name, attempt, durationMs, error: eventError(error) });
         this.record('step.retrying', { step: step.name, attempt: attempt + 1, detail: { delayMs: delay } });
-        this.host.logger.warn(`Run "${this.runId}" step "${step.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms`);
+        this.host.logger.warn(
+          `Run "${this.runId}" (${this.def.name}): step "${step.name}" attempt ${attempt} failed (${describeError(error)}); retrying in ${delay} ms, per the step's retry policy`,
+          runLogFields({ event: 'step.retrying', runId: this.runId, workflow: this.def.name, step: step.name, attempt, delayMs: delay, error: errorFields(error) }),
+        );
         const next = await this.awaitRetry(delay, { steps: [{ index: entry.index, step: failedEntry }], currentStep: step.name, keepInput: true });
         if (next === 'cancel') return true;
         if (next === 'left') return false;
@@ -475,7 +545,7 @@ export class RunDriver {
     try {
       return await this.host.instrumentation.runAttempt(info, () =>
         invokeAttempt(
-          { instance, method, step: step.name, timeoutMs: step.timeoutMs, heartbeatTimeoutMs: step.heartbeatTimeoutMs },
+          { instance, method, step: step.name, timeoutMs: step.timeoutMs, heartbeatTimeoutMs: step.heartbeatTimeoutMs, clock: this.host.clock },
           this.abort.signal,
           (signal, beat) => makeArgs(signal, (details) => this.onHeartbeat(slot, beat, details)),
         ),
@@ -530,7 +600,12 @@ export class RunDriver {
         if (res.cancel && !this.state.comp) this.requestCancel(res.cancel);
       },
       (error: unknown) => {
-        if (!(error instanceof Interrupt)) this.host.logger.warn(`Run "${this.runId}": a heartbeat of step "${slot.step}" was not written: ${describeError(error)}`);
+        if (!(error instanceof Interrupt)) {
+          this.host.logger.warn(
+            `Run "${this.runId}" (${this.def.name}): a heartbeat of step "${slot.step}" was not written (${describeError(error)}); the step goes on, and its next heartbeat or checkpoint writes the latest details`,
+            runLogFields({ event: 'heartbeat.not_written', runId: this.runId, workflow: this.def.name, step: slot.step, error: errorFields(error) }),
+          );
+        }
       },
     );
     this.heartbeatWrite = writing.finally(() => {
@@ -549,7 +624,7 @@ export class RunDriver {
         transitions: this.state.tr,
         maxTransitions: this.host.maxTransitions,
         serialize: (value) => this.host.serializer.serialize(value, `output of step "${step.name}"`, step.name),
-        now: () => Date.now(),
+        now: () => this.host.clock.now(),
       });
     } catch (error) {
       await this.failStep(step.name, index, attempt, error, startedAt, durationMs);
@@ -586,7 +661,7 @@ export class RunDriver {
 
     if (resolution.kind === 'sleep') {
       const sleep = resolution.sleep!;
-      this.record('run.sleeping', { step: step.name, detail: { until: new Date(Date.now() + sleep.wakeInMs).toISOString() } });
+      this.record('run.sleeping', { step: step.name, detail: { until: new Date(this.host.clock.now() + sleep.wakeInMs).toISOString() } });
       const res = await this.write({
         status: 'sleeping',
         steps: [{ index, step: done }],
@@ -646,7 +721,10 @@ export class RunDriver {
   /** Stored data of the run cannot be decoded: end it `failed` at once (no compensation, no retry), naming the field. */
   private async failCorrupt(detail: string): Promise<void> {
     const error = corruptRunError(this.runId, detail);
-    this.host.logger.error(error.message);
+    this.host.logger.error(
+      error.message,
+      runLogFields({ event: 'run.corrupt', runId: this.runId, workflow: this.def.name, step: this.claimed.currentStep, error: errorFields(error) }),
+    );
     const step = this.claimed.currentStep;
     const info: RunErrorInfo = { name: error.name, message: error.message, ...(step !== undefined ? { step, phase: 'step' as const } : {}) };
     // NOTE: the engine state is left as stored (it may be what is damaged); a retry after a repair continues from it.
@@ -670,7 +748,13 @@ export class RunDriver {
     };
     this.steps[index] = failed;
     this.record('step.failed', { step: stepName, attempt: attempts, durationMs, error: eventError(error), detail: { final: true } });
-    this.host.logger.warn(`Run "${this.runId}" step "${stepName}" failed for good: ${describeError(error)}`);
+    this.host.logger.warn(
+      `Run "${this.runId}" (${this.def.name}): step "${stepName}" failed for good after ${attempts} attempt(s): ${describeError(error)}. ` +
+        (compensationQueue(this.steps, this.def).length > 0
+          ? 'Its completed steps are compensated now, latest first.'
+          : `The run ends failed: fix the cause, then client.retry("${this.runId}") runs the step again with a fresh budget (or client.skip() records an output for it).`),
+      runLogFields({ event: 'step.failed', runId: this.runId, workflow: this.def.name, step: stepName, attempt: attempts, error: errorFields(error) }),
+    );
     await this.startCompensation('failure', { name: errorName(error), message: errorMessage(error), step: stepName, phase: 'step' }, error, [
       { index, step: failed },
     ]);
@@ -789,7 +873,7 @@ export class RunDriver {
       this.host.scheduleWake(this.runId, delay);
       return 'left';
     }
-    await abortableSleep(delay, this.abort.signal);
+    await abortableSleep(delay, this.abort.signal, this.host.clock);
     return 'continue';
   }
 
@@ -859,8 +943,18 @@ export class RunDriver {
       throw error;
     }
     this.host.instrumentation.checkpoint(performance.now() - began, res.ok);
+    if (res.ok) this.host.committed();
     if (!res.ok) {
-      this.host.logger.warn(`Run "${this.runId}": lease lost to another instance; dropping the run here`);
+      this.host.logger.warn(
+        `Run "${this.runId}" (${this.def.name}): lease lost to another instance; dropping the run here. Its write was refused because another instance took the run over (this one held it past worker.leaseMs without renewing) and continues it from the last checkpoint. If this recurs, raise worker.leaseMs or find what blocks this process's event loop.`,
+        runLogFields({
+          event: 'lease.lost',
+          runId: this.runId,
+          workflow: this.def.name,
+          step: this.state.comp ? undefined : (this.state.cursor ?? undefined),
+          attempt: this.state.comp ? undefined : this.steps[this.state.entry]?.attempts || undefined,
+        }),
+      );
       throw this.lost();
     }
     this.lastWrite = Date.now();

@@ -1,4 +1,5 @@
 import { StepTimeoutError } from '../errors/errors.js';
+import { SYSTEM_CLOCK, type EngineClock, type TimerHandle } from './clock.js';
 
 /** How one attempt of a step or compensation ended. */
 export type AttemptOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -14,6 +15,8 @@ export interface AttemptTarget {
   timeoutMs?: number;
   /** Longest silence between heartbeats (`beat()` calls); none when undefined. */
   heartbeatTimeoutMs?: number;
+  /** Timers of the timeouts. @default the system clock */
+  clock?: EngineClock;
 }
 
 /**
@@ -30,8 +33,9 @@ export function invokeAttempt(
   const fn = (target.instance as Record<string, (...a: unknown[]) => unknown>)[target.method];
   return new Promise<AttemptOutcome>((resolve) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    let silence: NodeJS.Timeout | undefined;
+    const clock = target.clock ?? SYSTEM_CLOCK;
+    let timer: TimerHandle | undefined;
+    let silence: TimerHandle | undefined;
     // NOTE: an attempt with a timeout has its own signal, aborted on the timeout and whenever the run's signal aborts;
     // without one the run's signal (cancel, lease loss, shutdown) is the attempt's.
     const own = target.timeoutMs !== undefined || target.heartbeatTimeoutMs !== undefined;
@@ -39,8 +43,8 @@ export function invokeAttempt(
     const settle = (outcome: AttemptOutcome) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
-      clearTimeout(silence);
+      clock.clearTimer(timer);
+      clock.clearTimer(silence);
       runSignal.removeEventListener('abort', onAbort);
       resolve(outcome);
     };
@@ -56,7 +60,7 @@ export function invokeAttempt(
     runSignal.addEventListener('abort', onAbort, { once: true });
     if (target.timeoutMs !== undefined) {
       const timeoutMs = target.timeoutMs;
-      timer = setTimeout(() => timeOut(new StepTimeoutError(target.step, timeoutMs)), timeoutMs);
+      timer = clock.setTimer(() => timeOut(new StepTimeoutError(target.step, timeoutMs)), timeoutMs);
     }
     const heartbeatMs = target.heartbeatTimeoutMs;
     const beat =
@@ -64,8 +68,8 @@ export function invokeAttempt(
         ? () => undefined
         : () => {
             if (settled) return;
-            clearTimeout(silence);
-            silence = setTimeout(() => timeOut(new StepTimeoutError(target.step, heartbeatMs, 'heartbeat')), heartbeatMs);
+            clock.clearTimer(silence);
+            silence = clock.setTimer(() => timeOut(new StepTimeoutError(target.step, heartbeatMs, 'heartbeat')), heartbeatMs);
           };
     beat();
     try {
@@ -83,12 +87,12 @@ export function invokeAttempt(
 }
 
 /** Waits `ms`, or less when the signal aborts first. Never rejects. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+export function abortableSleep(ms: number, signal: AbortSignal, clock: EngineClock = SYSTEM_CLOCK): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = clock.setTimer(done, ms);
     function done() {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       signal.removeEventListener('abort', done);
       resolve();
     }

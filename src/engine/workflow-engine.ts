@@ -12,6 +12,9 @@ import type {
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
+  QueuedSignal,
+  RunStatus,
+  StoredStep,
   StoreEvent,
   StoredRun,
   StoredRunEvent,
@@ -23,6 +26,8 @@ import { encodeEvent, numbered, type NewRunEvent, type RunEvent, type RunEventTy
 import type { EngineHealth, EngineHealthSource } from './engine-health.interface.js';
 import { NOOP_INSTRUMENTATION } from '../observability/instrumentation.js';
 import type { Instrumentation } from '../observability/instrumentation.interface.js';
+import { errorFields, interruptedStep, runLogFields } from '../observability/log-fields.js';
+import { SYSTEM_CLOCK, type EngineClock, type TimerHandle } from './clock.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
 import { Serializer } from './serializer.js';
@@ -55,6 +60,11 @@ export interface EngineOptions {
   instrumentation?: Instrumentation;
   /** Record each run's history (see `client.history`). Default true. */
   history?: boolean;
+  /**
+   * Durable time (timeouts, retry delays, wake-ups). Default: the system clock. With a manual clock (tests) every
+   * retry delay is left to the store's wake-up time rather than waited in-process.
+   */
+  clock?: EngineClock;
 }
 
 export type ConflictPolicy = 'use-existing' | 'fail' | 'terminate-existing';
@@ -87,15 +97,18 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   readonly instanceId: string;
   readonly heartbeatWriteMs: number;
   readonly recordsHistory: boolean;
+  readonly clock: EngineClock;
   /** The local and cluster event streams. */
   readonly events: EventPublisher;
   readonly instrumentation: Instrumentation;
   private lastPollAt?: Date;
+  private endedDrivers = 0;
+  private commits = 0;
   private lastClaim?: { lagMs: number; at: number };
   private readonly lease: LeaseRequest;
   private readonly active = new Map<string, RunDriver>();
   private readonly running = new Set<Promise<void>>();
-  private readonly wakeTimers = new Map<string, NodeJS.Timeout>();
+  private readonly wakeTimers = new Map<string, TimerHandle>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   /** Runs that ended here moments ago, so `result()` right after needs no store read. */
   private readonly recentlyFinished = new Map<string, { finished: FinishedRun; at: number }>();
@@ -122,7 +135,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     this.leaseMs = options.leaseMs;
     this.maxTransitions = options.maxTransitions;
     this.maxRecoveries = options.maxRecoveries;
-    this.inProcessDelayMs = Math.min(5_000, Math.floor(options.leaseMs / 3));
+    this.clock = options.clock ?? SYSTEM_CLOCK;
+    this.inProcessDelayMs = this.clock.manual ? 0 : Math.min(5_000, Math.floor(options.leaseMs / 3));
     this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.lease = { owner: this.instanceId, leaseMs: options.leaseMs };
     this.heartbeatWriteMs = Math.min(HEARTBEAT_WRITE_MS, Math.floor(options.leaseMs / 3));
@@ -168,7 +182,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     this.draining = true;
     clearTimeout(this.pollTimer);
     clearInterval(this.retentionTimer);
-    for (const timer of this.wakeTimers.values()) clearTimeout(timer);
+    for (const timer of this.wakeTimers.values()) this.clock.clearTimer(timer);
     this.wakeTimers.clear();
     if (this.running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -213,48 +227,90 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     }
     const serialized = this.serializer.serialize(input, `input of workflow "${def.name}"`);
     const runId = options.id ?? randomUUID();
+    const result = await this.createAndLaunch(def, { runId, input: serialized, cursor: def.steps[0].name, steps: [] }, {
+      onConflict: policy === 'terminate-existing' ? 'replace' : 'keep',
+      transaction: options.transaction,
+    });
+    if (!result && policy === 'fail') throw new RunAlreadyExistsError(runId);
+    return { runId, created: result };
+  }
+
+  /**
+   * `client.fork()`: a new run of the same workflow that reuses the recorded outputs of the source run's steps before
+   * the first visit of `fromStep`, and starts at `fromStep`.
+   * @throws RunNotFoundError, InvalidArgumentError (unknown step, or one the source never reached), RunAlreadyExistsError
+   */
+  async forkRun(def: WorkflowDefinition, source: StoredRun, options: { fromStep: string; id?: string; input?: { value: unknown } }, by?: string): Promise<string> {
+    if (options.id !== undefined) assertRunId(options.id);
+    if (typeof options.fromStep !== 'string' || !def.stepsByName.has(options.fromStep)) {
+      throw new InvalidArgumentError(
+        `fork: fromStep must be a step of workflow "${def.name}" (${def.steps.map((s) => s.name).join(', ')}); got ${JSON.stringify(options.fromStep)}.`,
+      );
+    }
+    const at = source.steps.findIndex((step) => step.name === options.fromStep);
+    if (at < 0 && options.fromStep !== def.steps[0].name) {
+      throw new InvalidArgumentError(`fork: run "${source.runId}" never reached step "${options.fromStep}"; fork from a step it reached.`);
+    }
+    const copied = source.steps.slice(0, Math.max(0, at)).map((step): StoredStep => ({ ...step, status: 'completed', heartbeat: undefined }));
+    const input = options.input ? this.serializer.serialize(options.input.value, `input of workflow "${def.name}"`) : source.input;
+    const runId = options.id ?? randomUUID();
+    const created = await this.createAndLaunch(
+      def,
+      { runId, input, cursor: options.fromStep, steps: copied, detail: { forkedFrom: source.runId, fromStep: options.fromStep, ...(by !== undefined ? { by } : {}) } },
+      { onConflict: 'keep' },
+    );
+    if (!created) throw new RunAlreadyExistsError(runId);
+    return runId;
+  }
+
+  /**
+   * Writes a new run whose next step is `cursor` (after the `steps` it starts with); when this instance has capacity
+   * it claims it in the same store call and runs it at once.
+   * @returns whether a run was created (false: the id exists and `onConflict` is keep)
+   */
+  private async createAndLaunch(
+    def: WorkflowDefinition,
+    run: { runId: string; input: string; cursor: string; steps: StoredStep[]; detail?: Record<string, unknown> },
+    options: { onConflict: 'keep' | 'replace'; transaction?: unknown },
+  ): Promise<boolean> {
+    const { runId } = run;
     const trace = this.instrumentation.captureTrace();
     const claimNow = options.transaction === undefined && this.hasCapacity();
     if (claimNow) this.reserved++;
-    const first = def.steps[0];
-    const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version } };
+    const state = initialState(run.cursor, trace);
+    state.entry = run.steps.length;
+    state.tr = run.steps.length;
+    const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version, ...run.detail } };
     let result;
     try {
       result = await this.store.createRun(
-      {
-        runId,
-        workflow: def.name,
-        version: def.version,
-        input: serialized,
-        state: encodeState(initialState(first.name, trace)),
-        steps: claimNow ? [{ name: first.name, status: 'running', attempts: 0, startedAt: new Date() }] : undefined,
-        currentStep: first.name,
-        events: this.recordsHistory ? [encodeEvent(started)] : undefined,
-      },
-      {
-        onConflict: policy === 'terminate-existing' ? 'replace' : 'keep',
-        lease: claimNow ? this.lease : undefined,
-        transaction: options.transaction,
-      },
+        {
+          runId,
+          workflow: def.name,
+          version: def.version,
+          input: run.input,
+          state: encodeState(state),
+          steps: claimNow ? [...run.steps, { name: run.cursor, status: 'running', attempts: 0, startedAt: new Date() }] : run.steps.length > 0 ? run.steps : undefined,
+          currentStep: run.cursor,
+          events: this.recordsHistory ? [encodeEvent(started)] : undefined,
+        },
+        { onConflict: options.onConflict, lease: claimNow ? this.lease : undefined, transaction: options.transaction },
       );
     } finally {
       if (claimNow) this.reserved--;
     }
-    if (!result.created) {
-      if (policy === 'fail') throw new RunAlreadyExistsError(runId);
-      return { runId, created: false };
-    }
+    if (!result.created) return false;
     this.recentlyFinished.delete(runId);
     if (this.recordsHistory) this.onEvents(runId, def.name, numbered([started], result.lastEventSeq));
     this.instrumentation.runStarted(def.name);
-    const run = result.run;
+    const stored = result.run;
     // NOTE: a replaced run may be executing here; only an older generation gives way (concurrent replacements of one id
     // can return out of order, and the survivor must keep its executor).
     const current = this.active.get(runId);
-    if (current && current.generation < run.generation) current.lose();
-    if (claimNow && run.leaseToken) this.launch({ ...run, leaseToken: run.leaseToken, recovered: false });
+    if (current && current.generation < stored.generation) current.lose();
+    if (claimNow && stored.leaseToken) this.launch({ ...stored, leaseToken: stored.leaseToken, recovered: false });
     else if (!claimNow && options.transaction === undefined) this.backlog = true;
-    return { runId, created: true };
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -273,6 +329,35 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   /** Decodes a stored input, output or payload (throws on damaged text). */
   decode<T = unknown>(text: string | undefined): T {
     return this.serializer.deserialize<T>(text);
+  }
+
+  /** Runs per status (see {@link WorkflowStore.countRuns}). */
+  countRuns(workflow?: string): Promise<Partial<Record<RunStatus, number>>> {
+    return this.store.countRuns(workflow === undefined ? {} : { workflow });
+  }
+
+  /** The signals queued for a run, not consumed yet (payloads decoded by the caller). */
+  listSignals(runId: string): Promise<QueuedSignal[]> {
+    return this.store.listSignals(runId);
+  }
+
+  /**
+   * `client.skip()`: a failed run's failed step is to be recorded completed with `output`, and the run goes on.
+   * @returns the store's outcome (`invalid-state` when the run is not failed at a step)
+   */
+  async skipRun(runId: string, output: unknown, by?: string): Promise<ControlResult> {
+    const run = await this.store.getRun(runId);
+    if (!run) return { outcome: 'not-found' };
+    let failedAt: string | undefined;
+    try {
+      failedAt = run.status === 'failed' ? (JSON.parse(run.state) as { failed?: string }).failed : undefined;
+    } catch {
+      failedAt = undefined;
+    }
+    if (failedAt !== 'step') return { outcome: 'invalid-state', status: run.status };
+    const step = run.error?.step ?? run.currentStep;
+    const serialized = this.serializer.serialize(output, `skip output of step "${step}"`, step);
+    return this.control(runId, { action: 'retry', nextInput: serialized }, by, { action: 'skip', ...(step !== undefined ? { step } : {}) });
   }
 
   /** A page of a run's history (stored form). */
@@ -295,8 +380,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
    * here, a resumed or retried run is claimed here when this instance has room. `by` names who asked (an operator),
    * recorded in the history event.
    */
-  async control(runId: string, request: ControlRequest, by?: string): Promise<ControlResult> {
-    const event = controlEvent(request, this.instanceId, by);
+  async control(runId: string, request: ControlRequest, by?: string, detail?: Record<string, unknown>): Promise<ControlResult> {
+    const event = controlEvent(request, this.instanceId, by, detail);
     const res = await this.store.control(runId, request, this.recordsHistory ? encodeEvent(event) : undefined);
     if (res.outcome !== 'ok') return res;
     if (this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
@@ -448,7 +533,10 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       // NOTE: only workflows registered here: another deployment's runs are left to it.
       claimed = await this.store.claimRun(runId, this.lease, this.registry.names());
     } catch (error) {
-      this.logger.error(`Could not claim run "${runId}": ${describeError(error)}`);
+      this.logger.error(
+        `Could not claim run "${runId}": ${describeError(error)}. It stays due: a later poll of this or another instance claims it.`,
+        runLogFields({ event: 'claim.failed', runId, error: errorFields(error) }),
+      );
     } finally {
       this.reserved--;
     }
@@ -464,13 +552,50 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
 
   scheduleWake(runId: string, delayMs: number): void {
     if (this.draining || !this.options.workerEnabled || delayMs > MAX_TIMER_MS) return;
-    clearTimeout(this.wakeTimers.get(runId));
-    const timer = setTimeout(() => {
+    this.clock.clearTimer(this.wakeTimers.get(runId));
+    const timer = this.clock.setTimer(() => {
       this.wakeTimers.delete(runId);
       void this.kick(runId);
     }, delayMs + 1);
-    timer.unref();
+    (timer as NodeJS.Timeout).unref?.();
     this.wakeTimers.set(runId, timer);
+  }
+
+  /**
+   * For the testing module: claims every run due now (up to the free slots) and starts it here.
+   * @returns how many runs were claimed
+   */
+  async claimDueNow(): Promise<number> {
+    const free = this.options.concurrency - this.active.size - this.reserved;
+    if (!this.started || this.draining || !this.options.workerEnabled || free <= 0) return 0;
+    this.reserved += free;
+    let claimed: ClaimedRun[];
+    try {
+      claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
+    } finally {
+      this.reserved -= free;
+    }
+    for (const run of claimed) this.accept(run);
+    return claimed.length;
+  }
+
+  /**
+   * For the testing module, before its clock jumps `ms` ahead: extends the leases of the runs executing here so the
+   * jump does not expire them (a real instance renews them as time passes).
+   */
+  async extendLeases(ms: number): Promise<void> {
+    await Promise.all(
+      [...this.active.values()].map((driver) => this.store.renewLease(driver.runId, driver.leaseToken, this.leaseMs + ms).catch(() => undefined)),
+    );
+  }
+
+  /** For the testing module: how many runs execute here now, and a count that grows with every driver that ends. */
+  progress(): { active: number; ended: number; commits: number } {
+    return { active: this.active.size, ended: this.endedDrivers, commits: this.commits };
+  }
+
+  committed(): void {
+    this.commits++;
   }
 
   private accept(claimed: ClaimedRun): void {
@@ -483,7 +608,23 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       this.instrumentation.leaseTakeover(claimed.workflow);
       const from = claimed.previousOwner === undefined ? 'an unknown instance' : `instance "${claimed.previousOwner}"`;
       const orphaned = claimed.orphanedMs === undefined ? 'an unknown time' : `${claimed.orphanedMs} ms`;
-      this.logger.warn(`Run "${claimed.runId}": taking over the lease of ${from}, orphaned for ${orphaned}`);
+      const at = interruptedStep(claimed);
+      this.logger.warn(
+        `Run "${claimed.runId}" (${claimed.workflow}): taking over the lease of ${from}, orphaned for ${orphaned}; recovering it from its last checkpoint` +
+          (at.attempt !== undefined
+            ? `: step "${at.step}" (attempt ${at.attempt} was interrupted) runs again, so its side effects must be idempotent (ctx.idempotencyKey).`
+            : '.') +
+          (claimed.previousOwner === this.instanceId ? '' : ' If that instance is still alive, it stalled past worker.leaseMs: its writes are refused from now on.'),
+        runLogFields({
+          event: 'lease.takeover',
+          runId: claimed.runId,
+          workflow: claimed.workflow,
+          step: at.step,
+          attempt: at.attempt,
+          previousOwner: claimed.previousOwner,
+          orphanedMs: claimed.orphanedMs,
+        }),
+      );
     }
     if (this.draining) {
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
@@ -512,6 +653,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       this.active.set(claimed.runId, driver);
       this.instrumentation.inFlight(1);
       const done = driver.drive().finally(() => {
+        this.endedDrivers++;
         this.instrumentation.inFlight(-1);
         if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
         this.running.delete(done);
@@ -522,7 +664,11 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       });
       this.running.add(done);
     } catch (error) {
-      this.logger.error(`Could not start run "${claimed.runId}" on this instance: ${describeError(error)}`, errorStack(error));
+      this.logger.error(
+        `Could not start run "${claimed.runId}" (${claimed.workflow}) on this instance: ${describeError(error)}. Its lease is released for another claim; if this repeats, report it with this stack.`,
+        runLogFields({ event: 'run.launch_failed', runId: claimed.runId, workflow: claimed.workflow, step: claimed.currentStep, error: errorFields(error) }),
+        errorStack(error),
+      );
       release();
     }
   }
@@ -593,14 +739,20 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     try {
       const res = await this.store.renewLease(driver.runId, driver.leaseToken, this.leaseMs);
       if (!res.ok) {
-        this.logger.warn(`Run "${driver.runId}": lease lost to another instance; interrupting it here`);
+        this.logger.warn(
+          `Run "${driver.runId}": lease lost to another instance; interrupting it here (its step is aborted through ctx.signal, and the instance that took it over continues the run). If this recurs, raise worker.leaseMs or find what blocks this process's event loop.`,
+          runLogFields({ event: 'lease.lost', runId: driver.runId }),
+        );
         driver.lose();
         return;
       }
       driver.touched();
       if (res.cancel) driver.requestCancel(res.cancel);
     } catch (error) {
-      this.logger.error(`Renewing the lease of run "${driver.runId}" failed: ${describeError(error)}`);
+      this.logger.error(
+        `Renewing the lease of run "${driver.runId}" failed: ${describeError(error)}. The next renewal tries again; if the store stays unreachable past worker.leaseMs, another instance takes the run over.`,
+        runLogFields({ event: 'lease.renew_failed', runId: driver.runId, error: errorFields(error) }),
+      );
     }
   }
 
@@ -636,12 +788,22 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   }
 }
 
-/** The history event of a control request: `run.paused`, `run.resumed`, `run.retried`, or `operator.action` (cancel). */
-function controlEvent(request: ControlRequest, instanceId: string, by: string | undefined): NewRunEvent {
-  const type: RunEventType =
-    request.action === 'pause' ? 'run.paused' : request.action === 'resume' ? 'run.resumed' : request.action === 'retry' ? 'run.retried' : 'operator.action';
-  const detail: Record<string, unknown> = {};
-  if (request.action === 'cancel') Object.assign(detail, { action: 'cancel', compensate: request.compensate });
+/**
+ * The history event of a control request: `run.paused`, `run.resumed`, `run.retried` from the client, and
+ * `operator.action` (with `detail.action`) for a cancel, a skip, or any request an operator (`by`) made.
+ */
+function controlEvent(request: ControlRequest, instanceId: string, by: string | undefined, extra?: Record<string, unknown>): NewRunEvent {
+  const operator = by !== undefined || request.action === 'cancel' || extra?.action !== undefined;
+  const type: RunEventType = operator
+    ? 'operator.action'
+    : request.action === 'pause'
+      ? 'run.paused'
+      : request.action === 'resume'
+        ? 'run.resumed'
+        : 'run.retried';
+  const detail: Record<string, unknown> = operator ? { action: request.action } : {};
+  if (request.action === 'cancel') detail.compensate = request.compensate;
+  if (extra) Object.assign(detail, extra);
   if (by !== undefined) detail.by = by;
   return { type, at: new Date(), instanceId, ...(Object.keys(detail).length > 0 ? { detail } : {}) };
 }

@@ -6,7 +6,8 @@ import { createStore } from '../store/create-store.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 import type { DurableExecutionOptions } from './durable-execution-options.interface.js';
 import { resolveEngineOptions } from './durable-execution.options.js';
-import { WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.js';
+import { ENGINE_CLOCK, WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.js';
+import type { EngineClock } from '../engine/clock.js';
 import { DURABLE_EXECUTION_OPTIONS } from './durable-execution.module-definition.js';
 import { createInstrumentation } from '../observability/instrumentation.js';
 
@@ -25,11 +26,11 @@ export const storeProvider: Provider = {
 
 export const engineProvider: Provider = {
   provide: WORKFLOW_ENGINE,
-  inject: [WORKFLOW_STORE, WorkflowRegistry, DURABLE_EXECUTION_OPTIONS],
-  useFactory: async (store: WorkflowStore, registry: WorkflowRegistry, options: DurableExecutionOptions) => {
+  inject: [WORKFLOW_STORE, WorkflowRegistry, DURABLE_EXECUTION_OPTIONS, { token: ENGINE_CLOCK, optional: true }],
+  useFactory: async (store: WorkflowStore, registry: WorkflowRegistry, options: DurableExecutionOptions, clock?: EngineClock) => {
     const logger = new Logger('DurableExecution');
     const instrumentation = await createInstrumentation({ ...options.telemetry, logger });
-    return new WorkflowEngine(store, registry, { ...resolveEngineOptions(options), instrumentation }, logger);
+    return new WorkflowEngine(store, registry, { ...resolveEngineOptions(options), instrumentation, clock }, logger);
   },
 };
 

@@ -28,6 +28,14 @@ export interface AttemptSpanInfo {
   trace?: TraceCarrier;
 }
 
+/** Attributes of a client call's span (`cairn.workflow`, `cairn.run_id`, …); undefined values are left out. */
+export type ClientSpanAttributes = Record<string, string | number | boolean | undefined>;
+
+/** What a client call can add to its span once it knows more (e.g. the id of the run it created). */
+export interface ClientSpan {
+  setAttribute(key: string, value: string | number | boolean): void;
+}
+
 /**
  * The engine's view of tracing and metrics. Every method is cheap and never throws; when telemetry is off or
  * `@opentelemetry/api` is not installed, every method does nothing and `runAttempt` just returns `body()`.
@@ -43,6 +51,13 @@ export interface Instrumentation {
    * outcome sets the span's status to ERROR and records the exception. Returns what `body` returns.
    */
   runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome>;
+  /**
+   * Runs one client call (`start`, `signal`, `cancel`, …) inside a span of kind CLIENT named `name` (e.g.
+   * `cairn.start order`), a child of the context active now, with that span active while `body` runs: the trace
+   * context a `start()` stores with its run is the span's, so the run's step spans are its children. A rejection sets
+   * the span's status to ERROR and records the exception, then rejects as `body` did. Returns what `body` returns.
+   */
+  clientCall<T>(name: string, attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T>;
   /** A run was created. */
   runStarted(workflow: string): void;
   /** A run reached a terminal status. */

@@ -1,13 +1,16 @@
 import type { AttemptOutcome } from '../engine/step-invoker.js';
-import type { AttemptSpanInfo, Instrumentation, TelemetryOptions, TraceCarrier } from './instrumentation.interface.js';
+import type { AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TelemetryOptions, TraceCarrier } from './instrumentation.interface.js';
 import { OtelInstrumentation } from './otel.instrumentation.js';
 import type { OtelApiModule } from './trace-carrier.js';
 
-/** Records nothing: `runAttempt` just runs the attempt. */
+const NOOP_SPAN: ClientSpan = Object.freeze({ setAttribute: () => undefined });
+
+/** Records nothing: `runAttempt` just runs the attempt, `clientCall` just makes the call. */
 export const NOOP_INSTRUMENTATION: Instrumentation = Object.freeze({
   enabled: false,
   captureTrace: (): TraceCarrier | undefined => undefined,
   runAttempt: (_info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>) => body(),
+  clientCall: <T>(_name: string, _attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> => body(NOOP_SPAN),
   runStarted: () => undefined,
   runEnded: () => undefined,
   stepEnded: () => undefined,

@@ -1,7 +1,7 @@
 import type * as OtelApi from '@opentelemetry/api';
 import { errorMessage, errorName, errorStack } from '../engine/error-text.js';
 import type { AttemptOutcome } from '../engine/step-invoker.js';
-import type { AttemptSpanInfo, Instrumentation, TraceCarrier } from './instrumentation.interface.js';
+import type { AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TraceCarrier } from './instrumentation.interface.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './package-version.js';
 import { captureCarrier, restoreContext, type OtelApiModule } from './trace-carrier.js';
 
@@ -17,6 +17,8 @@ export const CAIRN_METRICS = {
   claimLag: 'cairn.claim.lag',
   leaseTakeovers: 'cairn.lease.takeovers',
 } as const;
+
+const NOOP_CLIENT_SPAN: ClientSpan = Object.freeze({ setAttribute: () => undefined });
 
 /** Bucket boundaries (ms) for durations that range from a fast step to a run left waiting for minutes. */
 const LONG_MS_BUCKETS = [0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
@@ -84,11 +86,45 @@ export class OtelInstrumentation implements Instrumentation {
     try {
       outcome = await this.api.context.with(active, body);
     } catch (error) {
-      this.endAttemptSpan(span, { ok: false, error });
+      this.endSpan(span, { ok: false, error });
       throw error;
     }
-    this.endAttemptSpan(span, outcome);
+    this.endSpan(span, outcome);
     return outcome;
+  }
+
+  async clientCall<T>(name: string, attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> {
+    const api = this.api;
+    let span: OtelApi.Span;
+    let active: OtelApi.Context;
+    try {
+      const parent = api.context.active();
+      const defined: OtelApi.Attributes = {};
+      for (const key in attributes) if (attributes[key] !== undefined) defined[key] = attributes[key];
+      span = this.tracer.startSpan(name, { kind: api.SpanKind.CLIENT, attributes: defined }, parent);
+      active = api.trace.setSpan(parent, span);
+    } catch {
+      // NOTE: as in runAttempt: an app's span processor that throws must not fail the call.
+      return body(NOOP_CLIENT_SPAN);
+    }
+    const handle: ClientSpan = {
+      setAttribute: (key, value) => {
+        try {
+          span.setAttribute(key, value);
+        } catch {
+          // NOTE: telemetry never fails the call.
+        }
+      },
+    };
+    let result: T;
+    try {
+      result = await api.context.with(active, body, undefined, handle);
+    } catch (error) {
+      this.endSpan(span, { ok: false, error });
+      throw error;
+    }
+    this.endSpan(span, { ok: true, value: undefined });
+    return result;
   }
 
   runStarted(workflow: string): void {
@@ -139,7 +175,8 @@ export class OtelInstrumentation implements Instrumentation {
     return { span, active: api.trace.setSpan(parent, span) };
   }
 
-  private endAttemptSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
+  /** Ends a span, with status ERROR and the exception recorded for a failed outcome. Never throws. */
+  private endSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
     try {
       if (!outcome.ok) {
         // NOTE: a copy read with the never-throwing readers: the SDK would read the error's getters, which may throw.

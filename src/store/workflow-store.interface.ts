@@ -251,15 +251,36 @@ export interface ControlResult {
   eventSeq?: number;
 }
 
-export type ControlRequest = { action: 'pause' } | { action: 'resume' } | { action: 'cancel'; compensate: boolean } | { action: 'retry' };
+export type ControlRequest =
+  | { action: 'pause' }
+  | { action: 'resume' }
+  | { action: 'cancel'; compensate: boolean }
+  /** `nextInput`: also set the run's `nextInput` (the engine reads it as "skip the failed step with this output"). */
+  | { action: 'retry'; nextInput?: string };
 
 /** Filter and page of `listRuns`. */
 export interface ListRunsQuery {
   workflow?: string;
   statuses?: RunStatus[];
+  /** Only runs with `createdAt >= createdFrom`. */
+  createdFrom?: Date;
+  /** Only runs with `createdAt < createdTo`. */
+  createdTo?: Date;
   limit: number;
   /** Return runs strictly after this one in the order (createdAt desc, runId desc). */
   after?: { createdAt: Date; runId: string };
+}
+
+/** Filter of `countRuns`. */
+export interface CountRunsQuery {
+  workflow?: string;
+}
+
+/** A signal queued for a run and not consumed yet. */
+export interface QueuedSignal {
+  name: string;
+  /** Serialized payload, verbatim. */
+  payload: string;
 }
 
 /** Something other instances may want to react to at once. */
@@ -302,7 +323,10 @@ export interface WorkflowStore {
   createRun(run: NewRun, options: CreateRunOptions): Promise<CreateRunResult>;
   /** A run with its steps, or undefined. Never throws for a run whose stored fields are damaged: see `corrupt`. */
   getRun(runId: string): Promise<StoredRun | undefined>;
-  /** Runs newest first (createdAt desc, then runId desc), with their steps. A damaged run is listed with `corrupt`. */
+  /**
+   * Runs newest first (createdAt desc, then runId desc), with their steps, filtered by workflow, statuses and creation
+   * time (`createdFrom` inclusive, `createdTo` exclusive). A damaged run is listed with `corrupt`.
+   */
   listRuns(query: ListRunsQuery): Promise<StoredRun[]>;
 
   /**
@@ -358,7 +382,8 @@ export interface WorkflowStore {
    * - `resume`: terminal → not-active; paused → status `resumeStatus` (ok); `pauseRequested` → cleared (ok); else noop.
    * - `cancel`: cancelled or compensating, or already requested → noop; other terminal → not-active; otherwise
    *   `cancelRequested` set, a paused run goes back to its `resumeStatus`, `dueAt` = now (ok).
-   * - `retry`: only `failed` → status `pending`, `error`/`finishedAt` cleared, due now (ok); else invalid-state.
+   * - `retry`: only `failed` → status `pending`, `error`/`finishedAt` cleared, due now, and `nextInput` set to the
+   *   request's `nextInput` when given (ok); else invalid-state.
    * With outcome `ok` (only then), `event` (a history `body`) is appended to the run's history in the same write.
    */
   control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult>;
@@ -369,6 +394,18 @@ export interface WorkflowStore {
    * an expiry) and bounded by {@link RUN_HISTORY_LIMIT}.
    */
   listEvents(runId: string, query: ListEventsQuery): Promise<StoredRunEvent[]>;
+
+  /**
+   * How many runs there are per status (statuses with none may be left out), of one workflow when `workflow` is given.
+   * For dashboards: it may read every run of the filter (a store should keep it fast for ~100,000 runs).
+   */
+  countRuns(query: CountRunsQuery): Promise<Partial<Record<RunStatus, number>>>;
+
+  /**
+   * The signals queued for a run and not consumed yet: grouped by name (names in any order), each name's in the order
+   * they were sent. Empty for an unknown or ended run (an ended run's signals are deleted).
+   */
+  listSignals(runId: string): Promise<QueuedSignal[]>;
 
   /** Delete terminal runs with one of `statuses` finished more than `olderThanMs` ago (steps, signals, history too). */
   purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number>;

@@ -1111,6 +1111,85 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       });
     });
 
+
+    describe('dashboard queries', () => {
+      it('counts runs per status, of one workflow or of all', async () => {
+        const workflow = wf();
+        const other = wf();
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        await store.createRun(newRun(workflow), { onConflict: 'keep' });
+        const done = await createClaimed(workflow);
+        await finish(done.runId, done.leaseToken, 'completed');
+        const failed = await createClaimed(workflow);
+        await finish(failed.runId, failed.leaseToken, 'failed');
+        await createClaimed(workflow);
+        await store.createRun(newRun(other), { onConflict: 'keep' });
+        const counts = await store.countRuns({ workflow });
+        const nonZero = Object.fromEntries(Object.entries(counts).filter(([, n]) => n! > 0));
+        expect(nonZero).toEqual({ pending: 2, completed: 1, failed: 1, running: 1 });
+        expect((await store.countRuns({ workflow: `missing-${randomUUID()}` })).pending ?? 0).toBe(0);
+        const all = await store.countRuns({});
+        expect(all.pending).toBeGreaterThanOrEqual(3);
+        expect(all.completed).toBeGreaterThanOrEqual(1);
+      });
+
+      it('filters listRuns by creation time: from inclusive, to exclusive', async () => {
+        const workflow = wf();
+        const first = newRun(workflow);
+        await store.createRun(first, { onConflict: 'keep' });
+        await sleep(30);
+        const second = newRun(workflow);
+        await store.createRun(second, { onConflict: 'keep' });
+        await sleep(30);
+        const third = newRun(workflow);
+        await store.createRun(third, { onConflict: 'keep' });
+        const created = await Promise.all([first, second, third].map(async (r) => (await store.getRun(r.runId))!.createdAt));
+        const ids = async (q: { createdFrom?: Date; createdTo?: Date; statuses?: ('pending' | 'completed')[] }) =>
+          (await store.listRuns({ workflow, limit: 10, ...q })).map((r) => r.runId);
+        expect(await ids({ createdFrom: created[1] })).toEqual([third.runId, second.runId]);
+        expect(await ids({ createdTo: created[1] })).toEqual([first.runId]);
+        expect(await ids({ createdFrom: created[0], createdTo: created[2] })).toEqual([second.runId, first.runId]);
+        expect(await ids({ createdFrom: created[1], createdTo: created[2], statuses: ['pending'] })).toEqual([second.runId]);
+        expect(await ids({ createdFrom: created[1], statuses: ['completed'] })).toEqual([]);
+        // with a cursor
+        const page = await store.listRuns({ workflow, limit: 1, createdTo: new Date(created[2].getTime() + 1) });
+        expect(page.map((r) => r.runId)).toEqual([third.runId]);
+        const next = await store.listRuns({ workflow, limit: 5, createdFrom: created[1], after: { createdAt: page[0].createdAt, runId: page[0].runId } });
+        expect(next.map((r) => r.runId)).toEqual([second.runId]);
+      });
+
+      it('lists the signals queued for a run, each name first in first out', async () => {
+        const run = await createClaimed(wf());
+        expect(await store.listSignals(run.runId)).toEqual([]);
+        await store.sendSignal(run.runId, 'go', '"g1"');
+        await store.sendSignal(run.runId, 'stop', '"s1"');
+        await store.sendSignal(run.runId, 'go', `"g2 ünï 🚀 '"`);
+        const queued = await store.listSignals(run.runId);
+        expect(queued).toHaveLength(3);
+        expect(queued.filter((q) => q.name === 'go').map((q) => q.payload)).toEqual(['"g1"', `"g2 ünï 🚀 '"`]);
+        expect(queued.filter((q) => q.name === 'stop').map((q) => q.payload)).toEqual(['"s1"']);
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        expect((await store.listSignals(run.runId)).filter((q) => q.name === 'go').map((q) => q.payload)).toEqual([`"g2 ünï 🚀 '"`]);
+        await finish(run.runId, run.leaseToken, 'completed');
+        expect(await store.listSignals(run.runId)).toEqual([]);
+        expect(await store.listSignals(`missing-${randomUUID()}`)).toEqual([]);
+      });
+
+      it('sets nextInput on a retry that asks for it (a skip), and only on a failed run', async () => {
+        const run = await createClaimed(wf());
+        await finish(run.runId, run.leaseToken, 'failed');
+        expect((await store.control(run.runId, { action: 'retry', nextInput: '{"skipped":true}' })).outcome).toBe('ok');
+        const retried = (await store.getRun(run.runId))!;
+        expect(retried.status).toBe('pending');
+        expect(retried.nextInput).toBe('{"skipped":true}');
+        const claimed = (await store.claimRun(run.runId, OTHER))!;
+        expect(claimed.nextInput).toBe('{"skipped":true}');
+        expect((await store.control(run.runId, { action: 'retry', nextInput: '1' })).outcome).toBe('invalid-state');
+        await store.commit(run.runId, claimed.leaseToken, patch({ state: '{}' }));
+        expect((await store.getRun(run.runId))!.nextInput).toBeUndefined();
+      });
+    });
+
     describe('events', () => {
       it('broadcasts published messages to every subscriber, when it supports them', async () => {
         if (!store.subscribe || !store.publish) return;

@@ -76,9 +76,12 @@ describe('OpenTelemetry, wired into the engine', () => {
       ]),
     );
     const traceId = request.spanContext().traceId;
+    // start() is a client span under the request; every attempt is a child of it
+    const start = finished.find((s) => s.name.startsWith('cairn.start'))!;
+    expect(start.parentSpanContext?.spanId).toBe(request.spanContext().spanId);
     for (const span of attempts) {
       expect(span.spanContext().traceId).toBe(traceId);
-      expect(span.parentSpanContext?.spanId).toBe(request.spanContext().spanId);
+      expect(span.parentSpanContext?.spanId).toBe(start.spanContext().spanId);
       expect(span.attributes['cairn.run_id']).toBe('traced-1');
     }
     const failed = attempts.find((s) => s.attributes['cairn.attempt'] === 1 && s.name.endsWith('charge'))!;

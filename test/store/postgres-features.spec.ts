@@ -780,6 +780,120 @@ describePg('PostgresStore', () => {
     });
   });
 
+  describe('dashboard queries (on 20,000 runs)', () => {
+    const RUNS = 20_000;
+    const DAY = 24 * 3600_000;
+    let ds: DataSource;
+    let logger: CountingLogger;
+    let store: PostgresStore;
+    const now = Date.now();
+
+    beforeAll(async () => {
+      logger = new CountingLogger();
+      ds = await newDataSource({ logger });
+      store = new PostgresStore({ dataSource: ds, schema: schema(), logger: silent, preparedStatements: false });
+      await store.init();
+      // 60% in workflow 'big', 10% in each of wf-6 … wf-9; 2% failed, 1% each running, pending, waiting, sleeping, the
+      // rest completed; created over the last 30 days (run-00000001 the oldest).
+      await withPgClient(url, async (query) => {
+        await query(
+          `INSERT INTO ${store.names.runs} (run_id, workflow, version, status, input, state, created_at, updated_at, finished_at)
+           SELECT 'run-' || lpad(i::text, 8, '0'), CASE WHEN i % 10 < 6 THEN 'big' ELSE 'wf-' || (i % 10) END, 1, s.status,
+             '{}', '{}', c.ts, c.ts, CASE WHEN s.status IN ('completed','failed') THEN c.ts END
+           FROM generate_series(1, ${RUNS}) i
+           CROSS JOIN LATERAL (SELECT CASE WHEN i % 100 < 2 THEN 'failed' WHEN i % 100 = 2 THEN 'running'
+             WHEN i % 100 = 3 THEN 'pending' WHEN i % 100 = 4 THEN 'waiting' WHEN i % 100 = 5 THEN 'sleeping'
+             ELSE 'completed' END AS status) s
+           CROSS JOIN LATERAL (SELECT date_trunc('milliseconds', now() - (${RUNS} - i) * (interval '30 days' / ${RUNS})) AS ts) c`,
+        );
+        await query(`VACUUM ANALYZE ${store.names.runs}`);
+      });
+    });
+    afterAll(async () => {
+      await store.close();
+      await ds.destroy();
+    });
+
+    async function roundTrips<T>(fn: () => Promise<T>): Promise<{ result: T; queries: number }> {
+      const before = logger.queries.length;
+      const result = await fn();
+      return { result, queries: logger.queries.length - before };
+    }
+
+    it('counts runs per status in one round trip, fast', async () => {
+      const started = performance.now();
+      const all = await roundTrips(() => store.countRuns({}));
+      const elapsed = performance.now() - started;
+      expect(all).toEqual({
+        result: { completed: 18_800, failed: 400, running: 200, pending: 200, waiting: 200, sleeping: 200 },
+        queries: 1,
+      });
+      // NOTE: ~4 ms here (~15–20 ms on 100,000 runs); the bound only catches a plan gone badly wrong.
+      expect(elapsed).toBeLessThan(200);
+      expect(await roundTrips(() => store.countRuns({ workflow: 'wf-7' }))).toEqual({ result: { completed: 2_000 }, queries: 1 });
+      expect(await store.countRuns({ workflow: 'none' })).toEqual({});
+    });
+
+    it('lists a creation-time window in one round trip, newest first', async () => {
+      const from = new Date(now - 10 * DAY);
+      const to = new Date(now - 9 * DAY);
+      const { result, queries } = await roundTrips(() => store.listRuns({ workflow: 'wf-7', statuses: ['completed'], createdFrom: from, createdTo: to, limit: 50 }));
+      expect(queries).toBe(1);
+      expect(result.length).toBeGreaterThan(10);
+      for (const run of result) {
+        expect(run.createdAt.getTime()).toBeGreaterThanOrEqual(from.getTime());
+        expect(run.createdAt.getTime()).toBeLessThan(to.getTime());
+        expect(run).toMatchObject({ workflow: 'wf-7', status: 'completed' });
+      }
+      const times = result.map((r) => r.createdAt.getTime());
+      expect(times).toEqual([...times].sort((a, b) => b - a));
+      await expect(store.listRuns({ createdFrom: new Date(NaN), limit: 1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
+    it.each([
+      ['no other filter', { workflow: false, statuses: false }, [], 'list'],
+      ['a workflow', { workflow: true, statuses: false }, ['wf-7'], 'workflow_list'],
+      ['statuses', { workflow: false, statuses: true }, [['pending', 'sleeping']], 'status_list'],
+    ] as const)('scans a list index over the creation range only, with %s', async (_label, filter, params, index) => {
+      const sql = buildStatements(store.names).list({ ...filter, createdFrom: true, createdTo: true, after: false });
+      const plan = await withPgClient(url, (query) =>
+        query(`EXPLAIN (COSTS OFF) ${sql}`, [...params, now - 10 * DAY, now - 9 * DAY, 50]),
+      );
+      const text = plan.map((row) => String(row['QUERY PLAN'])).join('\n');
+      expect(text).toContain(`Index Scan using cairn_runs_${index}_idx on cairn_runs r`);
+      expect(text).toMatch(/Index Cond: .*\(created_at >= .*\(created_at < /);
+      expect(text).not.toMatch(/Seq Scan on cairn_runs/);
+    });
+
+    it('lists queued signals and retries with a next input in one round trip each', async () => {
+      const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await store.sendSignal(run.runId, 'b', '1');
+      await store.sendSignal(run.runId, 'a', '2');
+      await store.sendSignal(run.runId, 'b', '3');
+      expect(await roundTrips(() => store.listSignals(run.runId))).toEqual({
+        result: [
+          { name: 'a', payload: '2' },
+          { name: 'b', payload: '1' },
+          { name: 'b', payload: '3' },
+        ],
+        queries: 1,
+      });
+      await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'Error', message: 'x' } });
+      expect(await store.listSignals(run.runId)).toEqual([]);
+      expect(await roundTrips(() => store.control(run.runId, { action: 'retry', nextInput: '"skip"' }))).toMatchObject({
+        result: { outcome: 'ok' },
+        queries: 1,
+      });
+      expect(await store.getRun(run.runId)).toMatchObject({ status: 'pending', nextInput: '"skip"' });
+      // Without nextInput, a retry leaves the run's next input as it is.
+      const { run: other } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await store.commit(other.runId, other.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'Error', message: 'x' } });
+      await withPgClient(url, (query) => query(`UPDATE ${store.names.runs} SET next_input = '"kept"' WHERE run_id = $1`, [other.runId]));
+      expect((await store.control(other.runId, { action: 'retry' })).outcome).toBe('ok');
+      expect(await store.getRun(other.runId)).toMatchObject({ status: 'pending', nextInput: '"kept"' });
+    });
+  });
+
   describe('concurrency', () => {
     let store: PostgresStore;
     beforeAll(async () => {

@@ -73,7 +73,10 @@ function everyStatement(schema: string, prefix: string): Record<string, string> 
   for (const [key, value] of Object.entries(sql)) if (typeof value === 'string') all[key] = value;
   for (const workflow of [false, true]) {
     for (const statuses of [false, true]) {
-      for (const after of [false, true]) all[`list(${workflow},${statuses},${after})`] = sql.list({ workflow, statuses, after });
+      for (const after of [false, true]) {
+        all[`list(${workflow},${statuses},${after})`] = sql.list({ workflow, statuses, after });
+        all[`list(${workflow},${statuses},${after},created)`] = sql.list({ workflow, statuses, after, createdFrom: true, createdTo: true });
+      }
     }
   }
   schemaStatements(names).forEach((ddl, i) => (all[`schema #${i}`] = ddl));

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { Redis, type Command } from 'ioredis';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { RedisKeys } from '../../src/store/redis/redis.keys.js';
+import { compareRunIds } from '../../src/store/run-id-order.js';
 import { ALL_SCRIPTS, APPLY_INDEX, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore, type RedisStoreLogger } from '../../src/store/redis/redis.store.js';
 import { isTerminal, type ClaimedRun, type StoreEvent } from '../../src/store/workflow-store.interface.js';
@@ -191,6 +192,152 @@ redis.describe('RedisStore on a shared server', () => {
     }
     expect(seen).toEqual(expected);
     expect(await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 1000 })).toHaveLength(ids.length);
+  });
+
+  describe('dashboard queries', () => {
+    it('filters by creation time with index score ranges: pages in order and never reads a run outside the bounds', async () => {
+      const client = new Redis(url());
+      try {
+        const commands = recordCommands(client);
+        const store = await open({ client });
+        const workflow = `wf-${randomUUID().slice(0, 6)}`;
+        // batches created at once (ties within a batch), a few ms apart; ids whose byte order differs from UTF-16 order
+        const ids: string[] = [];
+        for (let batch = 0; batch < 6; batch++) {
+          const names = ['\uFFFD', '😀', 'a', 'B', 'é', 'z{', `r${batch}`].map((id) => `${batch}-${id}`);
+          await Promise.all(names.map((runId) => store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' })));
+          ids.push(...names);
+          await sleep(4);
+        }
+        await store.createRun({ runId: `other-${randomUUID()}`, workflow: `${workflow}-x`, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+        const stored = await Promise.all(ids.map(async (id) => (await store.getRun(id))!));
+        const times = [...new Set(stored.map((r) => r.createdAt.getTime()))].sort((a, b) => a - b);
+        expect(times.length).toBeGreaterThan(3);
+        const expected = (from?: number, to?: number, after?: { t: number; id: string }) =>
+          stored
+            .filter((r) => (from === undefined || r.createdAt.getTime() >= from) && (to === undefined || r.createdAt.getTime() < to))
+            .filter((r) => !after || r.createdAt.getTime() < after.t || (r.createdAt.getTime() === after.t && compareRunIds(r.runId, after.id) < 0))
+            .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || compareRunIds(b.runId, a.runId))
+            .map((r) => r.runId);
+        const bounds: [number | undefined, number | undefined][] = [
+          [times[1], times[times.length - 2]],
+          [times[2], undefined],
+          [undefined, times[3]],
+          [times[1], times[1] + 1],
+          [times[0] - 1000, times[times.length - 1] + 1000],
+          [times[3], times[3]], // empty: from >= to
+          [times[times.length - 1] + 1, undefined], // empty
+        ];
+        for (const [from, to] of bounds) {
+          const want = expected(from, to);
+          for (const limit of [1, 3, 5, 100]) {
+            await sleep(10);
+            commands.length = 0;
+            const seen: string[] = [];
+            let after: { createdAt: Date; runId: string } | undefined;
+            for (let page = 0; page < 100; page++) {
+              const runs = await store.listRuns({
+                workflow,
+                limit,
+                after,
+                ...(from !== undefined ? { createdFrom: new Date(from) } : {}),
+                ...(to !== undefined ? { createdTo: new Date(to) } : {}),
+              });
+              seen.push(...runs.map((r) => r.runId));
+              if (runs.length < limit) break;
+              after = { createdAt: runs[runs.length - 1].createdAt, runId: runs[runs.length - 1].runId };
+            }
+            expect({ from, to, limit, seen }).toEqual({ from, to, limit, seen: want });
+            // each run inside the bounds is read once; none outside
+            expect({ from, to, limit, reads: scriptCalls(commands).filter((n) => n === 'readRun').length }).toEqual({ from, to, limit, reads: want.length });
+          }
+        }
+        // a cursor outside the bounds: every run below it (and inside them), or none
+        const [from, to] = [times[1], times[4]];
+        const high = { createdAt: new Date(times[5]), runId: '\u{10FFFF}' };
+        expect((await store.listRuns({ workflow, limit: 100, createdFrom: new Date(from), createdTo: new Date(to), after: high })).map((r) => r.runId)).toEqual(
+          expected(from, to),
+        );
+        const low = { createdAt: new Date(times[0]), runId: '\u{10FFFF}' };
+        expect(await store.listRuns({ workflow, limit: 100, createdFrom: new Date(from), createdTo: new Date(to), after: low })).toEqual([]);
+        // a cursor inside a tie group at the lower bound
+        const atFrom = expected(from, to).filter((id) => stored.find((r) => r.runId === id)!.createdAt.getTime() === from);
+        expect(atFrom.length).toBeGreaterThan(1);
+        const cursor = { createdAt: new Date(from), runId: atFrom[0] };
+        expect((await store.listRuns({ workflow, limit: 100, createdFrom: new Date(from), after: cursor })).map((r) => r.runId)).toEqual(atFrom.slice(1));
+        // with statuses (several index keys at once)
+        expect((await store.listRuns({ workflow, statuses: ['pending', 'completed'], limit: 4, createdFrom: new Date(from), createdTo: new Date(to) })).map((r) => r.runId)).toEqual(
+          expected(from, to).slice(0, 4),
+        );
+        // an invalid date filters nothing (as in the memory store)
+        expect(await store.listRuns({ workflow, limit: 100, createdFrom: new Date(NaN) })).toHaveLength(ids.length);
+      } finally {
+        await client.quit();
+      }
+    });
+
+    it('counts runs from the status index cardinalities in one round trip', async () => {
+      const client = new Redis(url());
+      try {
+        const commands = recordCommands(client);
+        const store = await open({ client });
+        const workflow = `wf-${randomUUID().slice(0, 6)}`;
+        const ids = Array.from({ length: 5 }, () => randomUUID());
+        const runs = await Promise.all(ids.map((runId) => store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })));
+        await store.commit(ids[0], runs[0].run.leaseToken!, { leaseMs: 30_000, status: 'completed' });
+        await store.commit(ids[1], runs[1].run.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'm' } });
+        await store.control(ids[2], { action: 'pause' }); // leased: a pause request, still running
+        await store.createRun({ runId: randomUUID(), workflow: `${workflow}-x`, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
+        // counted at once: the index records of this instance's writes are applied first
+        expect(await store.countRuns({ workflow })).toEqual({ running: 3, completed: 1, failed: 1 });
+        await sleep(20);
+        commands.length = 0;
+        expect(await store.countRuns({ workflow })).toEqual({ running: 3, completed: 1, failed: 1 });
+        expect(commands.map((c) => c.name)).toEqual(Array(10).fill('zcard'));
+        expect(await store.countRuns({})).toEqual({ running: 3, completed: 1, failed: 1, pending: 1 });
+        expect(await store.countRuns({ workflow: `missing-{${randomUUID()}}` })).toEqual({});
+        // a run whose status is damaged is counted where it is listed (parked: as paused)
+        await admin.hset(store.keys.run(ids[3]).run, 'st', 'bogus');
+        await store.reindex();
+        expect(await store.countRuns({ workflow })).toEqual({ running: 2, paused: 1, completed: 1, failed: 1 });
+      } finally {
+        await client.quit();
+      }
+    });
+
+    it('lists signals from damaged or foreign queue keys without failing', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const q = store.keys.run(run.runId).signals;
+      await admin.hset(q, 'h:go', 'x', 't:go', 'y', 'v:7:go', '"never"');
+      expect((await store.sendSignal(run.runId, 'go', '"p"')).outcome).toBe('ok');
+      expect((await store.sendSignal(run.runId, 'a:b', '"c"')).outcome).toBe('ok');
+      expect(await store.listSignals(run.runId)).toEqual([
+        { name: 'a:b', payload: '"c"' },
+        { name: 'go', payload: '"p"' },
+      ]);
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+      expect(res).toEqual({ ok: true, consumedSignal: { payload: '"p"' } });
+      expect(await store.listSignals(run.runId)).toEqual([{ name: 'a:b', payload: '"c"' }]);
+      await admin.del(q);
+      await admin.set(q, 'not a hash');
+      expect(await store.listSignals(run.runId)).toEqual([]);
+    });
+
+    it('sets nextInput on retry in the control script, verbatim', async () => {
+      const store = await open();
+      const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'm' } });
+      const payload = "]] redis.call('FLUSHALL') --[[ \"{p}\" ünï 🚀";
+      expect(await store.control(run.runId, { action: 'retry', nextInput: payload }, '{"t":"retry"}')).toMatchObject({ outcome: 'ok', eventSeq: 1 });
+      expect((await store.getRun(run.runId))!.nextInput).toBe(payload);
+      expect((await store.listEvents(run.runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"retry"}']);
+      // an empty next input is one too
+      const other = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      await store.commit(other.runId, other.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'm' } });
+      expect((await store.control(other.runId, { action: 'retry', nextInput: '' })).outcome).toBe('ok');
+      expect((await store.getRun(other.runId))!.nextInput).toBe('');
+    });
   });
 
   it('publishes control and ready events where the memory store does', async () => {

@@ -186,6 +186,7 @@ describe('Redis store keys', () => {
         const signal = `sig:{${runId}}:1`;
         expect((await store.renewLease(runId, token, 30_000)).ok).toBe(true);
         expect(await store.sendSignal(runId, signal, payload, runId)).toMatchObject({ outcome: 'ok', eventSeq: 2 });
+        expect(await store.listSignals(runId)).toEqual([{ name: signal, payload }]);
         const consumed = await store.commit(runId, token, {
           leaseMs: 30_000,
           steps: [{ index: 0, step: { name: runId, status: 'completed', attempts: 1, output: payload } }],
@@ -214,6 +215,7 @@ describe('Redis store keys', () => {
         expect(stored.status).toBe('cancelled');
       }
       const listed = await store.listRuns({ workflow, statuses: ['cancelled'], limit: 100 });
+      expect(await store.countRuns({ workflow })).toEqual({ cancelled: HOSTILE_IDS.length });
       expect(listed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
       await sleep(5);
       expect(await store.purge(['cancelled'], 0)).toBe(HOSTILE_IDS.length);

@@ -4,6 +4,7 @@ import type {
   CommitResult,
   ControlRequest,
   ControlResult,
+  CountRunsQuery,
   CreateRunOptions,
   CreateRunResult,
   DueSpec,
@@ -11,6 +12,7 @@ import type {
   ListEventsQuery,
   ListRunsQuery,
   NewRun,
+  QueuedSignal,
   RenewResult,
   RunPatch,
   RunStatus,
@@ -68,8 +70,11 @@ export class MemoryStore implements WorkflowStore {
     this.listeners.clear();
   }
 
+  /** @param clock the time of the store (a manual one in `DurableExecutionTestingModule`) */
+  constructor(private readonly clock: { now(): number } = Date) {}
+
   private now(): number {
-    return Date.now();
+    return this.clock.now();
   }
 
   private emit(event: StoreEvent): void {
@@ -128,6 +133,8 @@ export class MemoryStore implements WorkflowStore {
     const matches = [...this.runs.values()].filter((run) => {
       if (query.workflow !== undefined && run.workflow !== query.workflow) return false;
       if (statuses && !statuses.has(run.status)) return false;
+      if (query.createdFrom && run.createdAt.getTime() < query.createdFrom.getTime()) return false;
+      if (query.createdTo && run.createdAt.getTime() >= query.createdTo.getTime()) return false;
       if (after) {
         const t = run.createdAt.getTime();
         const at = after.createdAt.getTime();
@@ -408,6 +415,7 @@ export class MemoryStore implements WorkflowStore {
         run.status = 'pending';
         run.error = undefined;
         run.finishedAt = undefined;
+        if (request.nextInput !== undefined) run.nextInput = request.nextInput;
         run.dueAt = new Date(now);
         this.emit({ type: 'ready', runId });
         break;
@@ -416,6 +424,21 @@ export class MemoryStore implements WorkflowStore {
     run.updatedAt = new Date(now);
     const eventSeq = event !== undefined ? this.append(runId, [event]) : undefined;
     return { outcome: 'ok', status, ...(eventSeq !== undefined ? { eventSeq } : {}) };
+  }
+
+  async countRuns(query: CountRunsQuery): Promise<Partial<Record<RunStatus, number>>> {
+    const counts: Partial<Record<RunStatus, number>> = {};
+    for (const run of this.runs.values()) {
+      if (query.workflow !== undefined && run.workflow !== query.workflow) continue;
+      counts[run.status] = (counts[run.status] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  async listSignals(runId: string): Promise<QueuedSignal[]> {
+    const byName = this.signals.get(runId);
+    if (!byName) return [];
+    return [...byName].flatMap(([name, queue]) => queue.map((payload) => ({ name, payload })));
   }
 
   async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {

@@ -127,10 +127,10 @@ export function controlStatements(n: SchemaNames) {
       `CASE WHEN d.live THEN 'control' ELSE 'ready' END`,
       '$3::text',
     ),
-    // $1 run_id, $2 history event (null: none)
+    // $1 run_id, $2 history event (null: none), $3 the run's next input (null: left as it is)
     retry: control(
       `CASE WHEN cur.status = 'failed' THEN 'ok' ELSE 'invalid-state' END`,
-      `status = 'pending', error = NULL, finished_at = NULL, due_at = now()`,
+      `status = 'pending', error = NULL, finished_at = NULL, due_at = now(), next_input = COALESCE($3::text, r.next_input)`,
       `'ready'`,
       '$2::text',
     ),

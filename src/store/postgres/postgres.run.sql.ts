@@ -56,6 +56,18 @@ export const NEW_RUN_ARGS = {
   replaceChildren: NEW_RUN_PARAMS.only('run_id', 'steps', 'written', 'events'),
 };
 
+/**
+ * Which filters a `list` statement has; its parameters come in this order (the ones it has): workflow, statuses,
+ * createdFrom (epoch ms), createdTo (epoch ms), after (epoch ms, run id), limit.
+ */
+export interface ListFilter {
+  workflow: boolean;
+  statuses: boolean;
+  createdFrom?: boolean;
+  createdTo?: boolean;
+  after: boolean;
+}
+
 /** The statements that create, replace, read, list and purge runs (see `Statements`). */
 export function runStatements(n: SchemaNames) {
   const terminal = sqlList(TERMINAL_STATUSES);
@@ -209,12 +221,27 @@ export function runStatements(n: SchemaNames) {
       de AS (DELETE FROM ${n.events} h WHERE h.run_id = ANY (ARRAY(SELECT c.run_id FROM c)))
       SELECT count(*)::integer AS deleted FROM d`,
 
-    list({ workflow, statuses, after }: { workflow: boolean; statuses: boolean; after: boolean }): string {
+    // countRuns: runs per status, of all workflows (an index-only scan of the status list index) or of one ($1).
+    countRuns: `SELECT r.status, count(*)::integer AS n FROM ${n.runs} r GROUP BY r.status`,
+    countRunsForWorkflow: `SELECT r.status, count(*)::integer AS n FROM ${n.runs} r WHERE r.workflow = $1::text GROUP BY r.status`,
+
+    // $1 run_id. The queued signals of a live run: per name, FIFO by id (the signals queue index's order). An ended
+    // run has none (its terminal commit deletes them; the check covers the instant before a stale one is dropped).
+    listSignals: `
+      SELECT g.name, g.payload FROM ${n.signals} g
+      WHERE g.run_id = $1::text
+        AND EXISTS (SELECT 1 FROM ${n.runs} r WHERE r.run_id = $1::text AND r.status NOT IN ${terminal})
+      ORDER BY g.name, g.id`,
+
+    list({ workflow, statuses, createdFrom, createdTo, after }: ListFilter): string {
       const where: string[] = [];
       const params: string[] = [];
       const next = () => `$${params.push('x')}`;
       if (workflow) where.push(`r.workflow = ${next()}::text`);
       if (statuses) where.push(`r.status = ANY(${next()}::text[])`);
+      // NOTE: plain ranges on created_at, so each list index (… created_at DESC, run_id DESC) scans only the range.
+      if (createdFrom) where.push(`r.created_at >= ${fromMs(`${next()}::float8`)}`);
+      if (createdTo) where.push(`r.created_at < ${fromMs(`${next()}::float8`)}`);
       if (after) {
         const at = next();
         const id = next();

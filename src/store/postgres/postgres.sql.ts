@@ -1,7 +1,7 @@
 import { claimStatements } from './postgres.claim.sql.js';
 import { commitStatements } from './postgres.commit.sql.js';
 import { controlStatements } from './postgres.control.sql.js';
-import { runStatements } from './postgres.run.sql.js';
+import { type ListFilter, runStatements } from './postgres.run.sql.js';
 import type { SchemaNames } from './postgres.schema.js';
 
 /**
@@ -79,7 +79,13 @@ export interface Statements {
   purge: string;
   /** A message for every subscriber (`publish`): NOTIFY on the store's channel. */
   publish: string;
-  list(filter: { workflow: boolean; statuses: boolean; after: boolean }): string;
+  /** Runs per status: of every workflow, or of one. */
+  countRuns: string;
+  countRunsForWorkflow: string;
+  /** The signals queued for a live run, per name in send order. */
+  listSignals: string;
+  /** A page of `listRuns` with the filters it has. */
+  list(filter: ListFilter): string;
 }
 
 /** Every statement of the store for its schema and prefix, from the files of each concern. */

@@ -7,12 +7,14 @@ import type {
   CommitResult,
   ControlRequest,
   ControlResult,
+  CountRunsQuery,
   CreateRunOptions,
   CreateRunResult,
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
   NewRun,
+  QueuedSignal,
   RenewResult,
   RunPatch,
   RunStatus,
@@ -116,6 +118,14 @@ function checkEventBody(body: string): void {
 /** A `seq` from a statement's row, or undefined. */
 function seqOf(value: unknown): number | undefined {
   return value === null || value === undefined ? undefined : num(value);
+}
+
+/** A `listRuns` creation-time bound as epoch ms (undefined: none); an invalid Date is refused. */
+function creationBound(what: string, value: Date | undefined): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const time = value instanceof Date ? value.getTime() : NaN;
+  if (!Number.isFinite(time)) throw new InvalidArgumentError(`listRuns ${what} must be a valid Date (got ${String(value)}).`);
+  return time;
 }
 
 function isEntityManager(value: unknown): value is EntityManager {
@@ -395,15 +405,21 @@ export class PostgresStore implements WorkflowStore {
     if (query.limit === 0) return [];
     if (query.statuses && query.statuses.length === 0) return [];
     if (query.workflow !== undefined && !storable(query.workflow)) return [];
+    const createdFrom = creationBound('createdFrom', query.createdFrom);
+    const createdTo = creationBound('createdTo', query.createdTo);
     return this.op('listRuns', async (db) => {
       const params: unknown[] = [];
       if (query.workflow !== undefined) params.push(query.workflow);
       if (query.statuses) params.push([...query.statuses]);
+      if (createdFrom !== undefined) params.push(createdFrom);
+      if (createdTo !== undefined) params.push(createdTo);
       if (query.after) params.push(query.after.createdAt.getTime(), query.after.runId);
       params.push(query.limit);
       const sql = this.sql.list({
         workflow: query.workflow !== undefined,
         statuses: query.statuses !== undefined,
+        createdFrom: createdFrom !== undefined,
+        createdTo: createdTo !== undefined,
         after: query.after !== undefined,
       });
       return (await db.query(sql, params)).map(mapRun);
@@ -596,7 +612,7 @@ export class PostgresStore implements WorkflowStore {
           rows = await this.hot(db, this.sql.cancel, [runId, request.compensate !== false, ev]);
           break;
         case 'retry':
-          rows = await this.hot(db, this.sql.retry, [runId, ev]);
+          rows = await this.hot(db, this.sql.retry, [runId, ev, request.nextInput ?? null]);
           break;
         default:
           throw new InvalidArgumentError(`Unknown control action "${(request as { action: unknown }).action}".`);
@@ -627,6 +643,27 @@ export class PostgresStore implements WorkflowStore {
     return this.op('listEvents', async (db) => {
       const rows = await this.hot(db, this.sql.listEvents, [runId, afterSeq, n]);
       return rows.map((row) => ({ seq: num(row.seq) ?? 0, body: String(row.body) }));
+    });
+  }
+
+  async countRuns(query: CountRunsQuery): Promise<Partial<Record<RunStatus, number>>> {
+    if (query.workflow !== undefined && !storable(query.workflow)) return {};
+    return this.op('countRuns', async (db) => {
+      const rows =
+        query.workflow !== undefined
+          ? await db.query(this.sql.countRunsForWorkflow, [query.workflow])
+          : await db.query(this.sql.countRuns, []);
+      const counts: Partial<Record<RunStatus, number>> = {};
+      for (const row of rows) counts[row.status as RunStatus] = num(row.n) ?? 0;
+      return counts;
+    });
+  }
+
+  async listSignals(runId: string): Promise<QueuedSignal[]> {
+    if (!storable(runId)) return [];
+    return this.op('listSignals', async (db) => {
+      const rows = await db.query(this.sql.listSignals, [runId]);
+      return rows.map((row) => ({ name: String(row.name), payload: String(row.payload) }));
     });
   }
 

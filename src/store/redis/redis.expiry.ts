@@ -19,7 +19,8 @@ import { READ_RUN } from './redis.scripts.js';
  * - `purge` (and so the `retention` option) first sweeps the finished indexes for runs that ended more than `ttl`
  *   ago and drops the entries of those that are gone, whatever statuses and age it was asked to purge;
  * - `reindex()` drops the entries of every run that is gone.
- * Claims never see them: an ended run has no due entry.
+ * Claims never see them: an ended run has no due entry. `countRuns` (index cardinalities) counts them under their
+ * terminal status until then: a small overcount, at most the runs that expired since the last sweep.
  */
 
 /** Entries of one finished index read per round of a sweep. */

@@ -18,8 +18,8 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * Global indexes (all in the slot of the index hash tag, `{~<base64url of the prefix>}`):
  * - `...:c` zset runId → createdAt (list, no filter)
  * - `...:w:<wf>` zset runId → createdAt (list by workflow)
- * - `...:s:<status>` zset runId → createdAt (list by status)
- * - `...:ws:<wf>:<status>` zset runId → createdAt (list by workflow and status)
+ * - `...:s:<status>` zset runId → createdAt (list by status; its ZCARD: `countRuns`)
+ * - `...:ws:<wf>:<status>` zset runId → createdAt (list by workflow and status; its ZCARD: `countRuns` of a workflow)
  * - `...:due` zset runId → earliest time the run may be claimable (claims)
  * - `...:dw:<wf>` zset runId → same, per workflow (claims restricted to workflows)
  * - `...:f:<status>` zset runId → finishedAt, per terminal status (purge)

@@ -1,6 +1,6 @@
 import { compareRunIds } from '../run-id-order.js';
-import { RUN_STATUS_SET } from '../run-state-machine.js';
-import type { ListRunsQuery, RunStatus, StoredRun } from '../workflow-store.interface.js';
+import { RUN_STATUSES, RUN_STATUS_SET } from '../run-state-machine.js';
+import type { CountRunsQuery, ListRunsQuery, RunStatus, StoredRun } from '../workflow-store.interface.js';
 import { decodeSnapshot, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { scorePairs, type RedisClient } from './redis.connection.js';
 import { dropGoneRuns } from './redis.expiry.js';
@@ -15,9 +15,24 @@ interface IndexEntry {
   score: number;
 }
 
+/** Creation-time bounds of a list query, in ms (index scores): `from` inclusive, `to` exclusive. */
+interface ScoreBounds {
+  from?: number;
+  to?: number;
+}
+
+/** A bound's score, or undefined for none (an invalid Date filters nothing, as in the memory store). */
+function boundScore(date: Date | undefined): number | undefined {
+  if (date === undefined) return undefined;
+  const ms = date.getTime();
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /**
  * `listRuns` of the Redis store: pages through the list indexes (newest first), reads each run with its own script and
- * keeps the runs that still match; an entry that no longer matches its run is repaired, not listed.
+ * keeps the runs that still match; an entry that no longer matches its run is repaired, not listed. The creation-time
+ * filter (`createdFrom`, `createdTo`) is a score range of the index reads (the list indexes are scored by creation
+ * time), so entries outside it are never read.
  */
 export class RedisRunList {
   constructor(
@@ -44,11 +59,13 @@ export class RedisRunList {
             ? statuses.map((s) => this.keys.byStatus(s))
             : [this.keys.created];
     const wanted = statuses ? new Set<RunStatus>(statuses) : undefined;
+    const bounds: ScoreBounds = { from: boundScore(query.createdFrom), to: boundScore(query.createdTo) };
+    if (bounds.from !== undefined && bounds.to !== undefined && bounds.from >= bounds.to) return [];
     const out: StoredRun[] = [];
     let cursor = query.after ? { score: query.after.createdAt.getTime(), id: query.after.runId } : undefined;
     for (let round = 0; round < 100 && out.length < limit; round++) {
       const need = limit - out.length;
-      const entries = await this.indexPage(keys, cursor, need);
+      const entries = await this.indexPage(keys, bounds, cursor, need);
       if (entries.length === 0) break;
       const reads = await this.runner.runMany<[Snapshot, IndexRecord]>(
         entries.map((entry) => {
@@ -87,20 +104,51 @@ export class RedisRunList {
   }
 
   /**
-   * The next `n` index entries after `cursor` in the order (createdAt desc, runId desc), over the union of `keys`.
-   * Sorted sets order equal scores by member bytes (encoded ids); the store orders ties by the ids' code points, so tie
-   * groups at the edges of a page are read whole and sorted here.
+   * `countRuns`: the cardinalities of the per-status list indexes (`s:<status>`, or `ws:<workflow>:<status>` for one
+   * workflow), one pipelined `ZCARD` per status, all in the index slot: one round trip whatever the number of runs.
+   * Statuses with no run are left out. This instance's queued index records are applied first.
+   *
+   * NOTE: the counts are those of the indexes, which may lag the runs slightly: with the store's `ttl`, an ended run
+   * whose keys expired is still counted under its terminal status until its entries are dropped (by `purge` / the
+   * `retention` option, `sweepExpired()`, a `listRuns` that meets it, or `reindex()`); and an index update in flight in
+   * another instance (or lost with a crashed one, until its write-ahead mark is repaired) is counted once applied.
    */
-  private async indexPage(keys: string[], cursor: IndexEntry | undefined, n: number): Promise<IndexEntry[]> {
+  async count(query: CountRunsQuery): Promise<Partial<Record<RunStatus, number>>> {
+    await this.index.flush();
+    const workflow = query.workflow;
+    const pipeline = this.client().pipeline();
+    for (const status of RUN_STATUSES) {
+      pipeline.zcard(workflow !== undefined ? this.keys.byWorkflowStatus(workflow, status) : this.keys.byStatus(status));
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const counts: Partial<Record<RunStatus, number>> = {};
+    RUN_STATUSES.forEach((status, i) => {
+      const [error, n] = results[i] ?? [];
+      if (error) throw error;
+      if (Number(n) > 0) counts[status] = Number(n);
+    });
+    return counts;
+  }
+
+  /**
+   * The next `n` index entries after `cursor` in the order (createdAt desc, runId desc), over the union of `keys`, with
+   * scores in `bounds`. Sorted sets order equal scores by member bytes (encoded ids); the store orders ties by the ids'
+   * code points, so tie groups at the edges of a page are read whole and sorted here.
+   */
+  private async indexPage(keys: string[], bounds: ScoreBounds, cursor: IndexEntry | undefined, n: number): Promise<IndexEntry[]> {
     const client = this.client();
+    const min = bounds.from !== undefined ? String(bounds.from) : '-inf';
+    let max = bounds.to !== undefined ? `(${bounds.to}` : '+inf';
+    // the cursor's own score: its tie group is read whole (ids after the cursor's are kept), when inside the bounds
+    let tie = false;
+    if (cursor && (bounds.to === undefined || cursor.score < bounds.to)) {
+      max = `(${cursor.score}`;
+      tie = bounds.from === undefined || cursor.score >= bounds.from;
+    }
     const pipeline = client.pipeline();
     for (const key of keys) {
-      if (cursor) {
-        pipeline.call('ZRANGE', key, String(cursor.score), String(cursor.score), 'BYSCORE');
-        pipeline.call('ZRANGE', key, `(${cursor.score}`, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES');
-      } else {
-        pipeline.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES');
-      }
+      if (tie) pipeline.call('ZRANGE', key, String(cursor!.score), String(cursor!.score), 'BYSCORE');
+      pipeline.call('ZRANGE', key, max, min, 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES');
     }
     const results = (await pipeline.exec()) ?? [];
     for (const [error] of results) if (error) throw error;
@@ -108,8 +156,8 @@ export class RedisRunList {
     const complete: { key: string; score: string }[] = [];
     let r = 0;
     for (const key of keys) {
-      if (cursor) {
-        for (const id of results[r++][1] as string[]) entries.set(id, cursor.score);
+      if (tie) {
+        for (const id of results[r++][1] as string[]) entries.set(id, cursor!.score);
       }
       // NOTE: scorePairs: the reply's shape depends on the client's protocol (RESP3 with ioredis 6).
       const page = scorePairs(results[r++][1]);

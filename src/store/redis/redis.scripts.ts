@@ -144,10 +144,17 @@ export const SEND_SIGNAL = script('sendSignal');
 
 /**
  * KEYS: run, steps, signals, events (`retry` removes the expiry of them all). ARGV: runId, action, compensate
- * ('1'/'0'), channel, then the history event (optional), appended when the outcome is `ok`.
+ * ('1'/'0'), channel, hasNextInput ('1'/'0'), nextInput (set by a `retry` that has it, '' otherwise), then the history
+ * event (optional), appended when the outcome is `ok`.
  * Returns {outcome, status, record, eventSeq (0: none appended)}.
  */
 export const CONTROL = script('control');
+
+/**
+ * The signals queued for a run. KEYS: run, signals. ARGV: runId. Returns the signal hash's fields and values
+ * (`HGETALL`, see `redis.keys.ts`: heads, tails and payloads), or none for an unknown or ended run.
+ */
+export const LIST_SIGNALS = script('listSignals');
 
 /**
  * Deletes one run (its history too) if it is terminal, of one of the statuses and finished before now - olderThanMs.
@@ -204,6 +211,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   TAKE_SIGNAL,
   SEND_SIGNAL,
   CONTROL,
+  LIST_SIGNALS,
   PURGE_RUN,
   LIST_EVENTS,
   CLAIM_CANDIDATES,

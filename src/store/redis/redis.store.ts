@@ -6,12 +6,14 @@ import type {
   CommitResult,
   ControlRequest,
   ControlResult,
+  CountRunsQuery,
   CreateRunOptions,
   CreateRunResult,
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
   NewRun,
+  QueuedSignal,
   RenewResult,
   RunPatch,
   RunStatus,
@@ -39,6 +41,7 @@ import {
   CONTROL,
   CREATE_RUN,
   LIST_EVENTS,
+  LIST_SIGNALS,
   PURGE_CANDIDATES,
   PURGE_RUN,
   READ_RUN,
@@ -81,6 +84,37 @@ function decodeEvent(entry: string): StoredRunEvent | undefined {
   const seq = colon > 0 ? entry.slice(0, colon) : '';
   if (!/^\d{1,15}$/.test(seq)) return undefined;
   return { seq: Number(seq), body: entry.slice(colon + 1) };
+}
+
+/** A queue position (`h:`/`t:` value, `v:` seq) as the scripts read it (`num`), or undefined. */
+function queueSeq(text: string | undefined): number | undefined {
+  return text !== undefined && /^-?\d{1,16}$/.test(text) ? Number(text) : undefined;
+}
+
+/**
+ * The queued signals of a signal hash (`HGETALL`, flat: field, value, …; see `redis.keys.ts`), as the scripts would
+ * hand them out: per name, the payloads `v:<seq>:<name>` with head < seq <= tail, in seq order. Names are in code point
+ * order.
+ */
+function decodeSignals(flat: readonly string[]): QueuedSignal[] {
+  const fields = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) fields.set(String(flat[i]), String(flat[i + 1]));
+  const byName = new Map<string, { seq: number; payload: string }[]>();
+  for (const [field, payload] of fields) {
+    const match = /^v:(\d{1,16}):/.exec(field);
+    if (!match) continue;
+    const name = field.slice(match[0].length);
+    const seq = Number(match[1]);
+    const head = queueSeq(fields.get(`h:${name}`)) ?? 0;
+    const tail = queueSeq(fields.get(`t:${name}`)) ?? 0;
+    if (seq <= head || seq > tail) continue; // never handed out (a damaged head or tail)
+    let queue = byName.get(name);
+    if (!queue) byName.set(name, (queue = []));
+    queue.push({ seq, payload });
+  }
+  return [...byName.keys()]
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .flatMap((name) => byName.get(name)!.sort((a, b) => a.seq - b.seq).map(({ payload }) => ({ name, payload })));
 }
 
 /**
@@ -349,7 +383,8 @@ export class RedisStore implements WorkflowStore {
     if (event !== undefined) checkEventBody(event);
     return guard('control', async () => {
       const compensate = request.action === 'cancel' ? (request.compensate ? '1' : '0') : '';
-      const args = [runId, request.action, compensate, this.keys.channel];
+      const nextInput = request.action === 'retry' ? request.nextInput : undefined;
+      const args = [runId, request.action, compensate, this.keys.channel, nextInput !== undefined ? '1' : '0', nextInput ?? ''];
       if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: CONTROL,
@@ -387,6 +422,24 @@ export class RedisStore implements WorkflowStore {
         if (event && event.seq > afterSeq && out.length < limit) out.push(event);
       }
       return out;
+    });
+  }
+
+  /**
+   * Counts per status from the cardinalities of the status indexes: one pipelined round trip of `ZCARD`s, whatever the
+   * number of runs. An ended run whose keys expired (`ttl`) is still counted until its index entries are dropped: see
+   * `RedisRunList.count`.
+   */
+  async countRuns(query: CountRunsQuery): Promise<Partial<Record<RunStatus, number>>> {
+    return guard('countRuns', () => this.lister.count(query));
+  }
+
+  /** The queued signals of a live run: one script (`LIST_SIGNALS`), which reads the run's signal hash. */
+  async listSignals(runId: string): Promise<QueuedSignal[]> {
+    const keys = this.keys.run(runId);
+    return guard('listSignals', async () => {
+      const flat = await this.scripts.run<string[]>({ script: LIST_SIGNALS, keys: [keys.run, keys.signals], args: [runId] });
+      return decodeSignals(flat ?? []);
     });
   }
 

@@ -1,4 +1,5 @@
 -- KEYS: run, steps, signals, events (every key of the run: `retry` removes their expiry).
+-- ARGV: runId, action, compensate, channel, hasNextInput ('1'/'0'), nextInput, then the history event (optional).
 local r, e = KEYS[1], KEYS[4]
 local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]
 local now, nowUs = clock()
@@ -47,6 +48,8 @@ elseif action == 'retry' then
   if st ~= ST.failed then return done('invalid-state') end
   redis.call('HSET', r, 'st', ST.pending, 'due', fmt(now))
   redis.call('HDEL', r, 'err', 'fa')
+  -- the request's next input (a skip of the failed step), when given
+  if ARGV[5] == '1' then redis.call('HSET', r, 'ni', ARGV[6]) end
   -- a run that ended under a ttl had its keys set to expire: a retried run lives again
   for k = 1, #KEYS do redis.call('PERSIST', KEYS[k]) end
   publish(channel, 'ready', runId)
@@ -55,7 +58,7 @@ else
 end
 redis.call('HSET', r, 'ua', fmt(now))
 bump(r, nowUs)
--- ARGV[5], when given: the history event of the request (only a recorded one has it)
+-- ARGV[7], when given: the history event of the request (only a recorded one has it)
 local seq = 0
-if ARGV[5] then seq = appendEvent(r, e, 5) end
+if ARGV[7] then seq = appendEvent(r, e, 7) end
 return done('ok', seq)
