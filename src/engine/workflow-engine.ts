@@ -612,7 +612,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       this.logger.warn(
         `Run "${claimed.runId}" (${claimed.workflow}): taking over the lease of ${from}, orphaned for ${orphaned}; recovering it from its last checkpoint` +
           (at.attempt !== undefined
-            ? `: step "${at.step}" (attempt ${at.attempt} was interrupted) runs again, so its side effects must be idempotent (ctx.idempotencyKey).`
+            ? `: step "${at.step}" attempt ${at.attempt} starts over (it may have run in part: keep its side effects idempotent with ctx.idempotencyKey).`
             : '.') +
           (claimed.previousOwner === this.instanceId ? '' : ' If that instance is still alive, it stalled past worker.leaseMs: its writes are refused from now on.'),
         runLogFields({

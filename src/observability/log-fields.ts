@@ -32,7 +32,8 @@ export function runLogFields(fields: RunLogFields): RunLogFields {
 
 /**
  * The step a claimed run was in and the attempt that was interrupted there (for a takeover line): the latest entry of
- * its current step, when that entry is still running.
+ * its current step, when that entry is still running (its `attempts` counts the attempts that ended, so the one under
+ * way is the next; a crash does not use up an attempt).
  */
 export function interruptedStep(run: Pick<StoredRun, 'currentStep' | 'steps'>): { step?: string; attempt?: number } {
   const step = run.currentStep;
@@ -40,7 +41,7 @@ export function interruptedStep(run: Pick<StoredRun, 'currentStep' | 'steps'>): 
   for (let i = run.steps.length - 1; i >= 0; i--) {
     const entry = run.steps[i];
     if (entry.name !== step) continue;
-    return entry.status === 'running' && entry.attempts > 0 ? { step, attempt: entry.attempts } : { step };
+    return entry.status === 'running' ? { step, attempt: entry.attempts + 1 } : { step };
   }
   return { step };
 }

@@ -228,7 +228,8 @@ export async function stoppedWorkerIsFenced(s: Scenario): Promise<void> {
 
   // Every stale step body finishes on A, and A notices it lost each run; then A is closed (SIGTERM → app.close()).
   await waitFor('A finished its stale step bodies', () => ids.every((id) => dones(s.ledger.read(), id, 'two').some((e) => e.pid === a.pid)), 15_000);
-  for (const id of ids) await a.waitForOutput(new RegExp(`Run "${id}": lease lost`), 15_000);
+  // NOTE: a refused commit names the workflow (`Run "id" (crash): lease lost …`), a refused renewal does not.
+  for (const id of ids) await a.waitForOutput(new RegExp(`Run "${id}"(?: \\(${CRASH_WORKFLOW}\\))?: lease lost`), 15_000);
   const closed = await a.terminate();
   expect(closed).toEqual({ code: 0, signal: null });
 

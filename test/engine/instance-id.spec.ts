@@ -59,8 +59,22 @@ describe('a stable worker.instanceId: a restarted instance takes its runs back a
     const b = await apps.boot([Gated], { store, worker: { instanceId: 'pod-1', leaseMs: 60_000 } }, appProvider('B'));
     expect(await b.client.getHandle('r-same').result({ timeout: '5s' })).toBe('in@B');
     expect(Date.now() - startedAt).toBeLessThan(5_000);
-    // The orphan pickup is logged with the run, the previous owner and how long it was orphaned (0: not expired).
-    expect(warnings()).toContainEqual('Run "r-same": taking over the lease of instance "pod-1", orphaned for 0 ms');
+    // The orphan pickup is logged with the run, the previous owner and how long it was orphaned (0: not expired), in
+    // the text and as structured fields.
+    expect(warnings()).toContainEqual(
+      'Run "r-same" (Gated): taking over the lease of instance "pod-1", orphaned for 0 ms; recovering it from its last checkpoint: ' +
+        'step "work" attempt 1 starts over (it may have run in part: keep its side effects idempotent with ctx.idempotencyKey).',
+    );
+    const takeover = warn.mock.calls.find((call) => String(call[0]).startsWith('Run "r-same" (Gated): taking over'));
+    expect(takeover?.[1]).toEqual({
+      event: 'lease.takeover',
+      runId: 'r-same',
+      workflow: 'Gated',
+      step: 'work',
+      attempt: 1,
+      previousOwner: 'pod-1',
+      orphanedMs: 0,
+    });
   });
 
   it('leaves runs leased to another id alone until their leases expire', async () => {
@@ -81,8 +95,13 @@ describe('a stable worker.instanceId: a restarted instance takes its runs back a
     expect(owner).toMatch(/:\d+:/); // host:pid:random
     const b = await apps.boot([Gated], { store, worker: { leaseMs: 400 } }, appProvider('B'));
     expect(await b.client.getHandle('r-expired').result({ timeout: '5s' })).toBe('in@B');
-    const line = warnings().find((w) => w.startsWith('Run "r-expired": taking over the lease of'));
-    expect(line).toMatch(new RegExp(`^Run "r-expired": taking over the lease of instance "${owner.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}", orphaned for \\d+ ms$`));
+    const line = warnings().find((w) => w.startsWith('Run "r-expired" (Gated): taking over the lease of'));
+    expect(line).toMatch(
+      new RegExp(
+        `^Run "r-expired" \\(Gated\\): taking over the lease of instance "${owner.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}", orphaned for \\d+ ms; ` +
+          'recovering it from its last checkpoint: step "work" attempt 1 starts over .* If that instance is still alive, it stalled past worker\\.leaseMs',
+      ),
+    );
     void a;
   });
 

@@ -110,6 +110,46 @@ export async function typeErrors(client: WorkflowClient): Promise<void> {
   DurableExecutionModule.forRoot({ store: { type: 'postgres', dataSource: 'not a datasource' } });
 }
 `,
+  'src/orders-testing.spec.ts': `import { Test } from '@nestjs/testing';
+import { DurableExecutionTestingModule, Flow, Step, Workflow, WorkflowClient, WorkflowTestClock } from 'nestjs-cairn';
+import { Payments } from './orders.workflow${ext}';
+
+@Workflow('approval')
+class ApprovalWorkflow {
+  constructor(private readonly payments: Payments) {}
+  @Step()
+  ask(orderId: string) {
+    return Flow.waitForSignal('approved', { timeout: '24h', value: orderId });
+  }
+  @Step()
+  charge(approved: { by: string }) {
+    return { by: approved.by, charge: this.payments.charge({ orderId: 'o', amount: 1 }).chargeId };
+  }
+}
+
+describe('the testing module and its clock', () => {
+  it('tests a 24-hour timeout in milliseconds, with a provider override', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [DurableExecutionTestingModule.forRoot()],
+      providers: [ApprovalWorkflow, Payments],
+    })
+      .overrideProvider(Payments)
+      .useValue({ charge: () => ({ chargeId: 'fake', amount: 1 }) })
+      .compile();
+    await moduleRef.init();
+    const client = moduleRef.get(WorkflowClient);
+    const clock = moduleRef.get(WorkflowTestClock);
+    const approved = await client.start(ApprovalWorkflow, 'o-1');
+    const ignored = await client.start(ApprovalWorkflow, 'o-2');
+    await clock.runUntilIdle();
+    await client.signal(approved.runId, 'approved', { by: 'ann' });
+    await clock.advance('24h');
+    expect(await approved.result()).toEqual({ by: 'ann', charge: 'fake' });
+    await expect(ignored.result()).rejects.toMatchObject({ cause: { name: 'SignalTimeoutError' } });
+    await moduleRef.close();
+  });
+});
+`,
   'src/orders-postgres.spec.ts': `import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';

@@ -153,7 +153,7 @@ const { DurableExecutionModule, Workflow, Step, WorkflowClient, WorkflowFailedEr
     });
 
     // the apps' specs that need a server skip without one (CAIRN_SKIP_POSTGRES / CAIRN_SKIP_REDIS)
-    const appSpecs = 1 + (process.env.DATABASE_URL ? 1 : 0) + (process.env.REDIS_URL ? 1 : 0);
+    const appSpecs = 2 + (process.env.DATABASE_URL ? 1 : 0) + (process.env.REDIS_URL ? 1 : 0);
     const version = (dir: string, pkg: string) => (JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 
     /** `npm ls` problems that involve the package (an unmet or invalid peer of it, a missing dependency). */
@@ -176,10 +176,10 @@ const { DurableExecutionModule, Workflow, Step, WorkflowClient, WorkflowFailedEr
         await run(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json'], apps.nest11, RUN_TIMEOUT);
       }, RUN_TIMEOUT);
 
-      it("runs its specs with the Nest CLI's Jest setup (memory, Postgres on TypeORM 0.3, Redis)", async () => {
+      it("runs its specs with the Nest CLI's Jest setup (memory, testing module, Postgres on TypeORM 0.3, Redis)", async () => {
         await installs.nest11;
         const out = await run(process.execPath, ['node_modules/jest/bin/jest.js', '--ci'], apps.nest11, RUN_TIMEOUT);
-        expect(out).toMatch(new RegExp(`Tests:\\s+(\\d+ skipped, )?${appSpecs} passed, 3 total`));
+        expect(out).toMatch(new RegExp(`Tests:\\s+(\\d+ skipped, )?${appSpecs} passed, 4 total`));
       }, RUN_TIMEOUT);
 
       it("runs its e2e spec with the Nest CLI's test/jest-e2e.json", async () => {
@@ -202,10 +202,10 @@ const { DurableExecutionModule, Workflow, Step, WorkflowClient, WorkflowFailedEr
         await run(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json'], apps.nest12, RUN_TIMEOUT);
       }, RUN_TIMEOUT);
 
-      it('runs its specs with Jest in ESM mode (memory, Postgres on TypeORM 1.x, Redis)', async () => {
+      it('runs its specs with Jest in ESM mode (memory, testing module, Postgres on TypeORM 1.x, Redis)', async () => {
         await installs.nest12;
         const out = await run(process.execPath, ['--experimental-vm-modules', 'node_modules/jest/bin/jest.js', '--ci'], apps.nest12, RUN_TIMEOUT);
-        expect(out).toMatch(new RegExp(`Tests:\\s+(\\d+ skipped, )?${appSpecs} passed, 3 total`));
+        expect(out).toMatch(new RegExp(`Tests:\\s+(\\d+ skipped, )?${appSpecs} passed, 4 total`));
       }, RUN_TIMEOUT);
     });
   });

@@ -16,6 +16,7 @@ describe('instrumentation without @opentelemetry/api installed', () => {
     const outcome = Promise.resolve({ ok: true as const, value: 1 });
     const info = { runId: 'r', workflow: 'w', version: 1, step: 's', attempt: 1, kind: 'step' as const, instanceId: 'i' };
     expect(instrumentation.runAttempt(info, () => outcome)).toBe(outcome);
+    expect(await instrumentation.clientCall('cairn.start w', { 'cairn.workflow': 'w' }, async (span) => (span.setAttribute('k', 1), 'called'))).toBe('called');
     expect(() => {
       instrumentation.runStarted('w');
       instrumentation.stepEnded('w', 's', 1, false);

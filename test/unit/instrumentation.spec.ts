@@ -250,6 +250,7 @@ describe('OpenTelemetry instrumentation', () => {
     const result = ok('ran');
     expect(instrumentation.runAttempt(attempt(), () => result)).toBe(result);
     expect(await result).toEqual({ ok: true, value: 'ran' });
+    expect(await instrumentation.clientCall('cairn.cancel', { 'cairn.run_id': 'r' }, async () => 'called')).toBe('called');
     expect(spans.getFinishedSpans().map((s) => s.name)).toEqual(['POST /orders']);
   });
 

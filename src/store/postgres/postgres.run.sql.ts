@@ -221,7 +221,8 @@ export function runStatements(n: SchemaNames) {
       de AS (DELETE FROM ${n.events} h WHERE h.run_id = ANY (ARRAY(SELECT c.run_id FROM c)))
       SELECT count(*)::integer AS deleted FROM d`,
 
-    // countRuns: runs per status, of all workflows (an index-only scan of the status list index) or of one ($1).
+    // countRuns: runs per status, of all workflows or of one ($1). A scan of the runs (the planner picks a seq scan +
+    // HashAggregate, or the workflow list index for a small workflow): ~15–20 ms for 100,000 runs, so no index of its own.
     countRuns: `SELECT r.status, count(*)::integer AS n FROM ${n.runs} r GROUP BY r.status`,
     countRunsForWorkflow: `SELECT r.status, count(*)::integer AS n FROM ${n.runs} r WHERE r.workflow = $1::text GROUP BY r.status`,
 
