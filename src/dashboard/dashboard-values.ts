@@ -1,4 +1,3 @@
-import { errorMessage } from '../engine/error-text.js';
 import type { RedactionContext } from './dashboard-options.interface.js';
 import type { ShownValue } from './dashboard-api.interface.js';
 import type { ResolvedDashboardOptions } from './dashboard.options.js';
@@ -34,8 +33,9 @@ export class ValuePresenter {
     if (!this.redact) return value;
     try {
       return this.redact(value, { ...where });
-    } catch (error) {
-      return `[hidden: redact threw ${errorMessage(error).slice(0, 200)}]`;
+    } catch {
+      // NOTE: the error of a redact could quote the value it failed on: it is not shown either.
+      return '[hidden: redact threw]';
     }
   }
 }

@@ -568,6 +568,11 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   async claimDueNow(): Promise<number> {
     const free = this.options.concurrency - this.active.size - this.reserved;
     if (!this.started || this.draining || !this.options.workerEnabled || free <= 0) return 0;
+    return this.claimBatch(free);
+  }
+
+  /** Claims up to `free` due runs (their slots reserved meanwhile) and starts them here. Returns how many. */
+  private async claimBatch(free: number): Promise<number> {
     this.reserved += free;
     let claimed: ClaimedRun[];
     try {
@@ -689,15 +694,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       const free = this.options.concurrency - this.active.size - this.reserved;
       this.backlog = false;
       if (free > 0) {
-        this.reserved += free;
-        let claimed: ClaimedRun[];
-        try {
-          claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
-        } finally {
-          this.reserved -= free;
-        }
-        for (const run of claimed) this.accept(run);
-        again = claimed.length === free;
+        again = (await this.claimBatch(free)) === free;
         // NOTE: a full batch means more may be due: claim again as soon as a slot frees (see launch).
         if (again) this.backlog = true;
       } else this.backlog = true;
