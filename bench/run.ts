@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst]
+ * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst]
  *
  * Prints one line per measurement:
  *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
@@ -10,7 +10,7 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DurableExecutionModule, Step, Workflow, WorkflowClient, type WorkflowStore } from '../src/index.js';
+import { AesGcmCodec, DurableExecutionModule, Step, Workflow, WorkflowClient, type PayloadCodec, type WorkflowStore } from '../src/index.js';
 import { createStore } from '../src/store/create-store.js';
 
 @Workflow('bench3')
@@ -55,6 +55,20 @@ const Bench20 = makeSteps20();
 const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const smoke = args.includes('--smoke');
+/** --otel: an OpenTelemetry SDK is registered before any app starts (see registerOtel); every line says `otel=on`. */
+const otel = args.includes('--otel');
+/**
+ * --otel=turns: each store's seq3 and conc64 are also measured on an app with OpenTelemetry (registerOtel) in a child
+ * process of its own (`--serve-otel`, on a store of its own), in turns with this process's app, which has none (lines
+ * `store=<s>+otel`, then `scenario=<name>_otel` with `ratio_vs_plain`). Takes DBOS's place as Postgres's peer.
+ */
+const otelTurns = flag('otel') === 'turns';
+/**
+ * --codec: each store's seq3 and conc64 are also measured with `codec: AesGcmCodec` (a second app on a store of its own),
+ * in turns with the plain app (lines `store=<s>+aesgcm`, then `scenario=<name>_codec` with `ratio_vs_plain`). Not with
+ * DBOS, which takes the place of the peer: use it with `--stores=postgres` (or memory, redis).
+ */
+const codecWanted = args.includes('--codec');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
 const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20,burst').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -76,7 +90,7 @@ function pct(sorted: number[], p: number): number {
 function line(store: string, scenario: string, fields: Record<string, string | number>): void {
   const rate = fields.wf_per_s ?? fields.inserts_per_s;
   if (typeof rate === 'number') (results[store] ??= {})[scenario] = rate;
-  const rest = Object.entries(fields)
+  const rest = Object.entries(otel ? { ...fields, otel: 'on' } : fields)
     .map(([k, v]) => `${k}=${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(2)) : v}`)
     .join(' ');
   console.log(`bench store=${store} scenario=${scenario} ${rest}`);
@@ -114,9 +128,9 @@ async function countRedisCommands(): Promise<void> {
   };
 }
 
-async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}) {
+async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}, codec?: PayloadCodec) {
   @Module({
-    imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker } })],
+    imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker }, ...(codec ? { codec } : {}) })],
     providers: [Bench3, Bench20],
   })
   class BenchModule {}
@@ -200,7 +214,27 @@ async function inTurns(
   if (peer) line(peer.name, scenario, summary(theirs));
 }
 
-async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer?: Peer): Promise<void> {
+/** `--codec`: an app with AesGcmCodec on its own store, warmed up like the plain one, measured in turns with it. */
+async function codecPeer(name: string, make: () => Promise<WorkflowStore>): Promise<Peer> {
+  const { app, client } = await boot(await make(), {}, new AesGcmCodec({ keys: { bench: randomBytes(32) }, currentKeyId: 'bench' }));
+  await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+  return {
+    name: `${name}+aesgcm`,
+    chunk: (scenario, runs) => (scenario === 'seq3' ? seq(client, 'bench3', runs) : conc(client, runs, 64)),
+    finish: async () => {
+      for (const scenario of ['seq3', 'conc64']) {
+        const plain = results[name]?.[scenario];
+        const coded = results[`${name}+aesgcm`]?.[scenario];
+        if (plain && coded) line(name, `${scenario}_codec`, { ratio_vs_plain: coded / plain });
+      }
+      await app.close();
+    },
+  };
+}
+
+async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer?: Peer, makeForCodec?: () => Promise<WorkflowStore>): Promise<void> {
+  const codec = codecWanted && !peer && makeForCodec ? await codecPeer(name, makeForCodec) : undefined;
+  peer ??= codec;
   const raw = await make();
   const counting = countingStore(raw);
   const { app, client } = await boot(counting.store);
@@ -227,6 +261,7 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
     }
   } finally {
     await app.close();
+    await codec?.finish();
   }
   if (scenariosWanted.includes('resume')) await resume(name, make);
   if (scenariosWanted.includes('burst')) await burst(name, make);
@@ -376,18 +411,25 @@ async function startDbosPeer(url: string): Promise<Peer> {
   const child = spawn(process.execPath, ['--no-deprecation', here('./dbos/run-dbos.mjs'), `--url=${url}`, `--scenarios=${scenarios}`, '--serve', ...(smoke ? ['--smoke'] : [])], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const exited = new Promise<void>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bench/dbos/run-dbos.mjs exited with code ${code}`)))),
-  );
+  return stdioPeer('dbos', 'bench/dbos/run-dbos.mjs', child);
+}
+
+/**
+ * A peer in a child process that speaks the `--serve` protocol: it prints `ready` once warmed up, then for each
+ * `<scenario> <runs>` line it reads, runs that chunk and prints `chunk <ms> <latency,…>`; `done` lets it finish. Its
+ * other `bench …` lines are echoed.
+ */
+async function stdioPeer(name: string, what: string, child: ReturnType<typeof spawn>, finish?: () => void): Promise<Peer> {
+  const exited = new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} exited with code ${code}`)))));
   const waiting: ((l: string) => void)[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => {
     if (l === 'ready' || l.startsWith('chunk ')) waiting.shift()?.(l);
     else echoLine(l);
   });
-  const next = () => Promise.race([new Promise<string>((resolve) => waiting.push(resolve)), exited.then(() => Promise.reject(new Error('DBOS runner ended early')))]);
+  const next = () => Promise.race([new Promise<string>((resolve) => waiting.push(resolve)), exited.then(() => Promise.reject(new Error(`${what} ended early`)))]);
   await next(); // ready
   return {
-    name: 'dbos',
+    name,
     async chunk(scenario, runs) {
       child.stdin!.write(`${scenario} ${runs}\n`);
       const [, ms, lat] = (await next()).split(' ');
@@ -396,8 +438,51 @@ async function startDbosPeer(url: string): Promise<Peer> {
     async finish() {
       child.stdin!.end('done\n');
       await exited;
+      finish?.();
     },
   };
+}
+
+/** `--otel=turns`: this script in `--serve-otel` mode, launched and warmed up, as the peer of a store's runs. */
+async function startOtelPeer(store: 'memory' | 'postgres' | 'redis', url?: string): Promise<Peer> {
+  const child = spawn(
+    process.execPath,
+    ['--import', '@swc-node/register/esm-register', fileURLToPath(import.meta.url), `--serve-otel=${store}`, ...(url ? [`--url=${url}`] : []), ...(smoke ? ['--smoke'] : [])],
+    { cwd: here('..'), stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const name = `${store}+otel`;
+  return stdioPeer(name, `the OpenTelemetry peer of ${store}`, child, () => {
+    for (const scenario of ['seq3', 'conc64']) {
+      const plain = results[store]?.[scenario];
+      const traced = results[name]?.[scenario];
+      if (plain && traced) line(store, `${scenario}_otel`, { ratio_vs_plain: traced / plain });
+    }
+  });
+}
+
+/**
+ * `--serve-otel=<store> [--url=…]` (started by `--otel=turns`): registers OpenTelemetry, boots the bench app on a store
+ * of its own, warms it up like the main process's, and runs chunks of seq3 / conc64 on request (see stdioPeer).
+ */
+async function serveOtelPeer(store: string, url: string | undefined): Promise<void> {
+  await registerOtel();
+  const logger = { log() {}, warn() {}, error: (m: string) => console.error(m) };
+  const made =
+    store === 'postgres'
+      ? await createStore({ type: 'postgres', url: url!, schema: `bench_${randomUUID().slice(0, 8)}_otel` }, logger)
+      : store === 'redis'
+        ? await createStore({ type: 'redis', url: url!, keyPrefix: `bench:${randomUUID().slice(0, 8)}:otel:` }, logger)
+        : await createStore({ type: 'memory' }, quiet as never);
+  const { app, client } = await boot(made);
+  await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+  console.log('ready');
+  for await (const l of createInterface({ input: process.stdin })) {
+    if (l === 'done') break;
+    const [scenario, runs] = l.split(' ');
+    const chunk = scenario === 'seq3' ? await seq(client, 'bench3', Number(runs)) : await conc(client, Number(runs), 64);
+    console.log(`chunk ${chunk.ms} ${chunk.lat.join(',')}`);
+  }
+  await app.close();
 }
 
 /** ratio lines: cairn on Postgres against DBOS, and against the raw single-row-insert floor (writes per second). */
@@ -416,11 +501,57 @@ function ratios(): void {
   }
 }
 
+/**
+ * `--otel`: what an app with OpenTelemetry set up runs with, minus the network: the async-hooks context manager, a
+ * tracer provider whose BatchSpanProcessor hands every span to an exporter that drops them, and a meter provider whose
+ * periodic reader collects every metric each 5 seconds for an exporter that drops them. Registered before any app is
+ * created (the engine takes the global meter when it is built), so every span and metric of the engine is recorded.
+ */
+async function registerOtel(): Promise<void> {
+  const { context, metrics, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+  const done = (callback: (result: { code: number }) => void) => callback({ code: 0 }); // ExportResultCode.SUCCESS
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor({ export: (_spans, callback) => done(callback), shutdown: async () => undefined })],
+    }),
+  );
+  metrics.setGlobalMeterProvider(
+    new MeterProvider({
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter: {
+            export: (_metrics, callback) => done(callback),
+            forceFlush: async () => undefined,
+            shutdown: async () => undefined,
+            selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+          },
+          exportIntervalMillis: 5_000,
+        }),
+      ],
+    }),
+  );
+}
+
 async function main(): Promise<void> {
+  const serving = flag('serve-otel');
+  if (serving) return serveOtelPeer(serving, args.find((a) => a.startsWith('--url='))?.slice('--url='.length));
+  if (otel) await registerOtel();
   const servers: { stop(): Promise<void> }[] = [];
   const logger = { log() {}, warn() {}, error: (m: string) => console.error(m) };
   try {
-    if (storesWanted.includes('memory')) await benchStore('memory', async () => createStore({ type: 'memory' }, quiet as never));
+    if (storesWanted.includes('memory')) {
+      const memory = async () => createStore({ type: 'memory' }, quiet as never);
+      const peer = otelTurns ? await startOtelPeer('memory') : undefined;
+      try {
+        await benchStore('memory', memory, peer, memory);
+      } finally {
+        await peer?.finish();
+      }
+    }
     if (storesWanted.includes('pglite')) {
       const dir = mkdtempSync(join(tmpdir(), 'cairn-bench-pglite-'));
       await benchStore('pglite', async () => createStore({ type: 'pglite', dataDir: dir }, logger));
@@ -436,9 +567,11 @@ async function main(): Promise<void> {
       }
       const schema = `bench_${randomUUID().slice(0, 8)}`;
       // DBOS runs in turns with cairn (seq3, conc64), then its other scenarios.
-      const dbos = storesWanted.includes('dbos') ? await startDbosPeer(url) : undefined;
+      const dbos = otelTurns ? await startOtelPeer('postgres', url) : storesWanted.includes('dbos') ? await startDbosPeer(url) : undefined;
       try {
-        await benchStore('postgres', async () => createStore({ type: 'postgres', url, schema }, logger), dbos);
+        await benchStore('postgres', async () => createStore({ type: 'postgres', url, schema }, logger), dbos, async () =>
+          createStore({ type: 'postgres', url, schema: `${schema}_codec` }, logger),
+        );
       } finally {
         await dbos?.finish();
       }
@@ -454,7 +587,13 @@ async function main(): Promise<void> {
         servers.push(redis);
         url = redis.url;
       }
-      await benchStore('redis', async () => createStore({ type: 'redis', url, keyPrefix: `bench:${randomUUID().slice(0, 8)}:` }, logger));
+      const redisStore = async () => createStore({ type: 'redis', url, keyPrefix: `bench:${randomUUID().slice(0, 8)}:` }, logger);
+      const peer = otelTurns ? await startOtelPeer('redis', url) : undefined;
+      try {
+        await benchStore('redis', redisStore, peer, redisStore);
+      } finally {
+        await peer?.finish();
+      }
     }
   } finally {
     for (const s of servers) await s.stop().catch(() => undefined);

@@ -54,6 +54,9 @@ export type {
   DueSpec,
   StoredRunEvent,
   ListEventsQuery,
+  WorkflowRef,
+  CountRunsQuery,
+  QueuedSignal,
 } from './store/workflow-store.interface.js';
 export { RUN_HISTORY_LIMIT, PUBLISH_MAX_BYTES } from './store/workflow-store.interface.js';
 export { MemoryStore } from './store/memory/memory.store.js';
@@ -63,3 +66,13 @@ export { createCairnSchemaMigration, CairnSchemaMigration, type CairnMigrationOp
 export { RedisStore, type RedisStoreOptions } from './store/redis/redis.store.js';
 export { DurableExecutionTestingModule } from './testing/durable-execution-testing.module.js';
 export { WorkflowTestClock } from './testing/workflow-test-clock.js';
+export type { PayloadCodec } from './codec/payload-codec.interface.js';
+export { AesGcmCodec, type AesGcmCodecOptions } from './codec/aes-gcm.codec.js';
+export { CodecStore } from './codec/codec.store.js';
+export {
+  DurableExecutionDashboardModule,
+  type DurableExecutionDashboardOptions,
+  type RedactionContext,
+  type RedactedField,
+  type ValueNode,
+} from './dashboard/index.js';

@@ -1,6 +1,6 @@
 import { Inject, Logger, Module, type BeforeApplicationShutdown, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { DurableExecutionExceptionFilter, DurableExecutionModule, type StoreOptions } from './cairn.js';
+import { DurableExecutionDashboardModule, DurableExecutionExceptionFilter, DurableExecutionModule, type StoreOptions } from './cairn.js';
 import { SAMPLE_APP_CONFIG } from './app.constants.js';
 import type { SampleAppConfig } from './app.config.js';
 import { FakeStateStore } from './fakes/fake-state.store.js';
@@ -45,7 +45,12 @@ export class AppModule {
         DurableExecutionModule.forRoot({
           store: storeOptions(config),
           worker: { leaseMs: config.leaseMs, pollIntervalMs: config.pollIntervalMs },
+          // Live dashboard updates from every instance sharing a Postgres or Redis store (PGlite and memory: one process).
+          events: { cluster: config.store === 'postgres' || config.store === 'redis' },
         }),
+        // The dashboard at http://localhost:3000/workflows. NOTE: unguarded, so it refuses to start with
+        // NODE_ENV=production; a real app passes `guard: AdminGuard` (see the README's Dashboard section).
+        DurableExecutionDashboardModule.forRoot({ path: '/workflows' }),
       ],
       controllers: [OrdersController, FakesController],
       providers: [

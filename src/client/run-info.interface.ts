@@ -41,6 +41,11 @@ export interface StartOptions {
   /** What to do when a run with `id` exists. @default 'use-existing' */
   conflictPolicy?: 'use-existing' | 'fail' | 'terminate-existing';
   /**
+   * The version of the workflow to start (several classes may share a name with different versions).
+   * @default the class's own version; by name, the highest registered
+   */
+  version?: number;
+  /**
    * Postgres store: a TypeORM `EntityManager` (0.3.20+ or 1.x, e.g. the one `dataSource.transaction()` gives); the run
    * is created inside the caller's transaction.
    */

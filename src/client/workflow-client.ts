@@ -3,6 +3,7 @@ import {
   InvalidArgumentError,
   InvalidRunStateError,
   ResultTimeoutError,
+  UnknownWorkflowError,
   RunNotActiveError,
   RunNotFoundError,
   WorkflowCancelledError,
@@ -14,6 +15,7 @@ import type { WorkflowEngine } from '../engine/workflow-engine.js';
 import { assertRunId, assertSignalName } from '../engine/argument-checks.js';
 import { corruptRunError, errorMessage } from '../engine/error-text.js';
 import { decodeEvent, type RunEvent } from '../engine/run-history.js';
+import type { CompatibilityReport } from '../engine/compatibility.js';
 import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
 import { RUN_STATUS_SET } from '../store/run-state-machine.js';
 import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
@@ -50,7 +52,10 @@ export class WorkflowClient {
     ...args: RunArgs<RunInput<Input, W>, StartOptions>
   ): Promise<WorkflowHandle<RunOutput<Output, W>>> {
     const [input, options = {}] = args as [unknown, StartOptions?];
-    const def = this.registry.resolve(workflow as Type | string);
+    if (options.version !== undefined && !(Number.isInteger(options.version) && options.version >= 1)) {
+      throw new InvalidArgumentError(`start version must be an integer >= 1 (got ${JSON.stringify(options.version)}).`);
+    }
+    const def = this.registry.resolve(workflow as Type | string, options.version);
     // NOTE: the run stores the trace context of this span (captured inside startRun): its steps are its children.
     const { runId } = await this.engine.instrumentation.clientCall(
       `cairn.start ${def.name}`,
@@ -186,7 +191,8 @@ export class WorkflowClient {
     const forked = await this.engine.instrumentation.clientCall('cairn.fork', { 'cairn.run_id': runId, 'cairn.from_step': options?.fromStep }, async (span) => {
       const source = await this.engine.getRun(runId);
       if (!source) throw new RunNotFoundError(runId);
-      const def = this.registry.resolve(source.workflow);
+      const def = this.registry.get(source.workflow, source.version);
+    if (!def) throw new UnknownWorkflowError(`${source.workflow}" version "${source.version}`, this.registry.names());
       span.setAttribute('cairn.workflow', def.name);
       const id = await this.engine.forkRun(def, source, {
         fromStep: options?.fromStep,
@@ -197,6 +203,16 @@ export class WorkflowClient {
       return id;
     });
     return this.getHandle(forked) as WorkflowHandle<Output>;
+  }
+
+  /**
+   * Compares the runs in flight with this app's workflow definitions: the runs that could not continue (their next
+   * step is gone, or steps they completed no longer exist) and the live runs of versions this app does not register.
+   * Works from the store's aggregate of live runs (no read per run). The module runs it at bootstrap too
+   * (`versioning.onIncompatible`).
+   */
+  checkCompatibility(): Promise<CompatibilityReport> {
+    return this.engine.checkCompatibility();
   }
 
   /** Runs newest first (createdAt desc, then runId desc), a page at a time. */

@@ -30,6 +30,7 @@ export interface RunsFilter {
   tzOffset?: number;
 }
 
+/** A run in the list: no values, the start of its error message. */
 export interface RunSummary {
   runId: string;
   workflow: string;
@@ -43,6 +44,7 @@ export interface RunSummary {
   error?: { name: string; message: string; step?: string };
 }
 
+/** A page of the runs list. */
 export interface RunsPage {
   runs: RunSummary[];
   /** The next page's cursor. */
@@ -66,6 +68,7 @@ export interface AttemptView {
   width?: number;
 }
 
+/** One step visit on the run page. */
 export interface StepView {
   index: number;
   name: string;
@@ -81,6 +84,7 @@ export interface StepView {
   tries: AttemptView[];
 }
 
+/** A history event, its error message redacted. */
 export interface HistoryEventView {
   seq: number;
   at: Date;
@@ -96,6 +100,7 @@ export interface HistoryEventView {
 /** The operator actions a run allows in its status. */
 export type OperatorAction = 'cancel' | 'pause' | 'resume' | 'retry' | 'signal' | 'skip' | 'fork';
 
+/** Everything the run page shows. */
 export interface RunDetail {
   runId: string;
   workflow: string;
@@ -121,6 +126,7 @@ export interface RunDetail {
   forkSteps: string[];
 }
 
+/** A step of a registered workflow, as the workflows page shows it. */
 export interface StepDefinitionView {
   name: string;
   method: string;
@@ -130,6 +136,7 @@ export interface StepDefinitionView {
   compensate?: string;
 }
 
+/** A registered workflow (one version) and the runs of its name per status. */
 export interface WorkflowView {
   name: string;
   version: number;
@@ -146,6 +153,7 @@ export interface BulkPreview {
   capped: boolean;
 }
 
+/** What a bulk action did. */
 export interface BulkResult {
   action: 'cancel' | 'retry';
   matched: number;

@@ -118,6 +118,11 @@ export function parseRunsQuery(query: Query = {}): RunsFilter {
   return filter;
 }
 
+/** Routes that take no query parameter refuse any. */
+export function parseNoQuery(query: Query = {}): void {
+  onlyKeys(query, [], 'parameter');
+}
+
 /** `?workflow=` of the counts route. */
 export function parseCountsQuery(query: Query = {}): { workflow?: string } {
   onlyKeys(query, ['workflow'], 'parameter');
@@ -144,6 +149,7 @@ export type ValueRef =
   | { kind: 'step'; index: number; part: 'output' | 'error' | 'heartbeat' }
   | { kind: 'signal'; index: number };
 
+/** `?ref=` of the "show all" routes. */
 export function parseValueRef(query: Query = {}): ValueRef {
   onlyKeys(query, ['ref'], 'parameter');
   const ref = text(query, 'ref', 40);
@@ -187,6 +193,7 @@ function jsonValue(value: unknown, what: string): unknown {
   return value;
 }
 
+/** `cancel`: `{ compensate?: boolean }` (default true). */
 export function parseCancelBody(body: unknown): { compensate: boolean } {
   const b = bodyObject(body, ['compensate'], 'cancel');
   if (b.compensate !== undefined && typeof b.compensate !== 'boolean') throw new InvalidArgumentError('Field "compensate" must be true or false.');
@@ -198,18 +205,21 @@ export function parseEmptyBody(body: unknown, action: string): void {
   bodyObject(body, [], action);
 }
 
+/** `signal`: `{ name, payload? }`, the name checked as `client.signal` does. */
 export function parseSignalBody(body: unknown): { name: string; payload: unknown } {
   const b = bodyObject(body, ['name', 'payload'], 'signal');
   assertSignalName(b.name, 'Field "name" (the signal name)');
   return { name: b.name, payload: jsonValue(b.payload, 'Field "payload"') };
 }
 
+/** `skip`: `{ output }` (required; `null` is an output). */
 export function parseSkipBody(body: unknown): { output: unknown } {
   const b = bodyObject(body, ['output'], 'skip');
   if (!('output' in b)) throw new InvalidArgumentError('Field "output" is required: the output to record for the failed step (null is fine).');
   return { output: jsonValue(b.output, 'Field "output"') };
 }
 
+/** `fork`: `{ fromStep, id?, input? }` (`input` absent: the source's input). */
 export function parseForkBody(body: unknown): { fromStep: string; id?: string; input?: { value: unknown } } {
   const b = bodyObject(body, ['fromStep', 'id', 'input'], 'fork');
   if (typeof b.fromStep !== 'string' || b.fromStep.length === 0 || b.fromStep.length > 255) {
@@ -249,6 +259,7 @@ export function parseBulkPreviewQuery(query: Query = {}): RunsFilter {
   return filter;
 }
 
+/** The `:action` of the bulk routes. */
 export function parseBulkAction(value: unknown): 'cancel' | 'retry' {
   if (value !== 'cancel' && value !== 'retry') throw new InvalidArgumentError('A bulk action is "cancel" or "retry".');
   return value;

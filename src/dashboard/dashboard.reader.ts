@@ -121,6 +121,22 @@ export class DashboardReader {
     return detail;
   }
 
+  /** A page of a run's history, error messages redacted. @throws RunNotFoundError */
+  async history(runId: string, options: { limit: number; cursor?: string }): Promise<{ events: HistoryEventView[]; cursor?: string }> {
+    const page = await this.client.history(runId, options);
+    const run = await this.engine.getRun(runId);
+    const where = { runId, workflow: run?.workflow ?? '' };
+    return { events: page.events.map((e) => this.historyEvent(e, where)), ...(page.cursor !== undefined ? { cursor: page.cursor } : {}) };
+  }
+
+  /** The signals queued for a run, payloads redacted and cut. @throws RunNotFoundError */
+  async signals(runId: string): Promise<{ name: string; payload: ShownValue }[]> {
+    const run = await this.engine.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    const where = { runId, workflow: run.workflow };
+    return (await this.engine.listSignals(runId)).map((s, i) => ({ name: s.name, payload: this.signalPayload(s.payload, where, i, VALUE_PREVIEW_CHARS) }));
+  }
+
   /**
    * A whole value of a run ("show all"), still redacted.
    * @throws RunNotFoundError, NotFoundException when the run has no such value
@@ -268,7 +284,7 @@ export class DashboardReader {
   }
 
   private forkSteps(info: RunInfo): string[] {
-    const def = this.workflowRegistry().get(info.workflow);
+    const def = this.workflowRegistry().get(info.workflow, info.version);
     if (!def || this.options.readOnly) return [];
     const reached = new Set(info.steps.map((s) => s.name));
     return def.steps.filter((step, i) => i === 0 || reached.has(step.name)).map((step) => step.name);

@@ -24,6 +24,7 @@ import { isTerminal } from '../store/workflow-store.interface.js';
 import { EventPublisher, type WorkflowEventListener } from './event-publisher.js';
 import { encodeEvent, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
 import type { EngineHealth, EngineHealthSource } from './engine-health.interface.js';
+import { checkCompatibility, pipelineOf, type CompatibilityReport } from './compatibility.js';
 import { NOOP_INSTRUMENTATION } from '../observability/instrumentation.js';
 import type { Instrumentation } from '../observability/instrumentation.interface.js';
 import { errorFields, interruptedStep, runLogFields } from '../observability/log-fields.js';
@@ -103,6 +104,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   readonly instrumentation: Instrumentation;
   private lastPollAt?: Date;
   private endedDrivers = 0;
+  private readonly fingerprints = new WeakMap<WorkflowDefinition, string>();
   private commits = 0;
   private lastClaim?: { lagMs: number; at: number };
   private readonly lease: LeaseRequest;
@@ -152,6 +154,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    await this.savePipelines();
     if (this.store.subscribe) this.unsubscribe = await this.store.subscribe((event) => this.onEvent(event));
     else if (this.options.publishEvents) {
       this.logger.warn(`The ${this.store.name} store cannot broadcast events: stream({ scope: 'cluster' }) shows this instance's events only`);
@@ -293,6 +296,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
           steps: claimNow ? [...run.steps, { name: run.cursor, status: 'running', attempts: 0, startedAt: new Date() }] : run.steps.length > 0 ? run.steps : undefined,
           currentStep: run.cursor,
           events: this.recordsHistory ? [encodeEvent(started)] : undefined,
+          pipeline: this.fingerprint(def),
         },
         { onConflict: options.onConflict, lease: claimNow ? this.lease : undefined, transaction: options.transaction },
       );
@@ -331,6 +335,33 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     return this.serializer.deserialize<T>(text);
   }
 
+  /** The fingerprint of a definition's pipeline (computed once). */
+  private fingerprint(def: WorkflowDefinition): string {
+    let fp = this.fingerprints.get(def);
+    if (fp === undefined) this.fingerprints.set(def, (fp = pipelineOf(def).fingerprint));
+    return fp;
+  }
+
+  /** Saves the pipelines of the registered definitions (once per fingerprint, idempotent), for later checks. */
+  private async savePipelines(): Promise<void> {
+    try {
+      await Promise.all(this.registry.all().map((def) => this.store.savePipeline(this.fingerprint(def), pipelineOf(def).body)));
+    } catch (error) {
+      this.logger.warn(`Could not save the workflow pipelines for compatibility checks: ${describeError(error)}`);
+    }
+  }
+
+  /**
+   * Compares the runs in flight with the registered definitions (see {@link CompatibilityReport}). Reads the store's
+   * aggregate of live runs, never each run.
+   */
+  async checkCompatibility(): Promise<CompatibilityReport> {
+    const groups = await this.store.summarizeLiveRuns();
+    const fingerprints = [...new Set(groups.map((g) => g.pipeline).filter((p): p is string => p !== undefined))];
+    const pipelines = fingerprints.length > 0 ? await this.store.getPipelines(fingerprints) : {};
+    return checkCompatibility(groups, (workflow, version) => this.registry.get(workflow, version), pipelines);
+  }
+
   /** Runs per status (see {@link WorkflowStore.countRuns}). */
   countRuns(workflow?: string): Promise<Partial<Record<RunStatus, number>>> {
     return this.store.countRuns(workflow === undefined ? {} : { workflow });
@@ -366,9 +397,14 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   }
 
   /** Queues a signal; a run waiting for it is claimed here at once when this instance has room. */
-  async sendSignal(runId: string, name: string, payload: unknown): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: unknown, by?: string): Promise<ControlResult> {
     const serialized = this.serializer.serialize(payload, `payload of signal "${name}"`);
-    const event: NewRunEvent = { type: 'signal.received', at: new Date(), instanceId: this.instanceId, detail: { signal: name } };
+    const event: NewRunEvent = {
+      type: 'signal.received',
+      at: new Date(),
+      instanceId: this.instanceId,
+      detail: by === undefined ? { signal: name } : { signal: name, by },
+    };
     const res = await this.store.sendSignal(runId, name, serialized, this.recordsHistory ? encodeEvent(event) : undefined);
     if (res.outcome === 'ok' && this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
     if (res.outcome === 'ok' && res.status === 'waiting') void this.kick(runId);
@@ -503,11 +539,11 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
    * any other claim of this instance: a later call would also take back the leases this process holds.
    */
   private async reclaimOwnRuns(): Promise<void> {
-    const names = this.registry.names();
-    if (names.length === 0) return;
+    const refs = this.registry.workflowRefs();
+    if (refs.length === 0) return;
     this.reclaiming = true;
     try {
-      const claimed = await this.store.claimOwnedRuns!(this.lease, this.options.concurrency, names);
+      const claimed = await this.store.claimOwnedRuns!(this.lease, this.options.concurrency, refs);
       if (claimed.length > 0) {
         this.logger.log(`Instance "${this.instanceId}": reclaimed ${claimed.length} run(s) its previous process left in flight`);
       }
@@ -531,7 +567,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     let claimed: ClaimedRun | undefined;
     try {
       // NOTE: only workflows registered here: another deployment's runs are left to it.
-      claimed = await this.store.claimRun(runId, this.lease, this.registry.names());
+      claimed = await this.store.claimRun(runId, this.lease, this.registry.workflowRefs());
     } catch (error) {
       this.logger.error(
         `Could not claim run "${runId}": ${describeError(error)}. It stays due: a later poll of this or another instance claims it.`,
@@ -576,7 +612,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     this.reserved += free;
     let claimed: ClaimedRun[];
     try {
-      claimed = await this.store.claimRuns(this.lease, free, this.registry.names());
+      claimed = await this.store.claimRuns(this.lease, free, this.registry.workflowRefs());
     } finally {
       this.reserved -= free;
     }
@@ -652,7 +688,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         if (current.generation === claimed.generation) return release();
         current.lose();
       }
-      const def = this.registry.get(claimed.workflow);
+      const def = this.registry.get(claimed.workflow, claimed.version);
       if (!def) return release();
       const driver = new RunDriver(this, def, claimed);
       this.active.set(claimed.runId, driver);

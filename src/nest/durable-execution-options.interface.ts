@@ -73,6 +73,14 @@ export interface DurableExecutionOptions {
   maxTransitions?: number;
   /** Recoveries after crashes without progress before a run fails. @default 10 */
   maxRecoveries?: number;
+  /** The compatibility check of the runs in flight against this app's definitions, at bootstrap. */
+  versioning?: {
+    /**
+     * When runs in flight cannot continue on the registered definitions, or live runs have a version this app does not
+     * register: `'warn'` logs the report, `'fail'` stops bootstrap with it. @default 'warn'
+     */
+    onIncompatible?: 'fail' | 'warn';
+  };
   /**
    * `false`: record no history (`client.history()` is then empty, and `WorkflowEvents` / `@OnWorkflowEvent` see
    * nothing), for the last bit of checkpoint throughput. @default true
@@ -92,4 +100,13 @@ export interface DurableExecutionOptions {
    * @default { enabled: true }
    */
   telemetry?: { enabled?: boolean };
+  /**
+   * Encodes every value a run stores (inputs, outputs, signal payloads, heartbeat details, error messages, the engine's
+   * state and history) before it reaches the store, and decodes it on the way back: the store holds only what the
+   * codec returns. E.g. `new AesGcmCodec({ keys: { k1: process.env.CAIRN_KEY_K1! }, currentKeyId: 'k1' })`. Ids, names,
+   * statuses and times stay readable. `maxPayloadBytes` applies to the values before encoding. A value that cannot be
+   * decoded (a missing key, tampering) fails only its run, with `CorruptRunError` naming the run and the key id.
+   * @default none (values are stored as serialized)
+   */
+  codec?: import('../codec/payload-codec.interface.js').PayloadCodec;
 }

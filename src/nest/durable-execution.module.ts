@@ -30,6 +30,6 @@ import { DurableExecutionHealthIndicator } from './durable-execution.health.js';
     DurableExecutionHealthIndicator,
     DurableExecutionOrchestrator,
   ],
-  exports: [WorkflowClient, WorkflowEvents, DurableExecutionHealthIndicator, WORKFLOW_STORE, WORKFLOW_ENGINE],
+  exports: [WorkflowClient, WorkflowEvents, DurableExecutionHealthIndicator, WorkflowRegistry, WORKFLOW_STORE, WORKFLOW_ENGINE],
 })
 export class DurableExecutionModule extends DurableExecutionConfigurableModule {}

@@ -6,6 +6,16 @@ import { WORKFLOW_ENGINE, WORKFLOW_STORE } from './durable-execution.constants.j
 import { WorkflowExplorer, type EventHandlerBinding } from './workflow.explorer.js';
 import { describeError, errorStack } from '../engine/error-text.js';
 import type { WorkflowRunEvent } from '../engine/run-history.js';
+import type { CompatibilityReport } from '../engine/compatibility.js';
+import { ConfigurationError, WorkflowDefinitionError } from '../errors/errors.js';
+import { DURABLE_EXECUTION_OPTIONS } from './durable-execution.module-definition.js';
+import type { DurableExecutionOptions } from './durable-execution-options.interface.js';
+
+/**
+ * Set by the `cairn-check` command: the app boots only to check compatibility (no worker, no bootstrap check of its
+ * own: the command runs it and prints the report).
+ */
+export const CHECK_ONLY_ENV = 'CAIRN_CHECK_ONLY';
 
 /**
  * Lifecycle: compiles workflows in `onModuleInit` (bad definitions fail bootstrap), starts the worker in
@@ -21,7 +31,13 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
     private readonly registry: WorkflowRegistry,
     @Inject(WORKFLOW_ENGINE) private readonly engine: WorkflowEngine,
     @Inject(WORKFLOW_STORE) private readonly store: WorkflowStore,
-  ) {}
+    @Inject(DURABLE_EXECUTION_OPTIONS) private readonly options: DurableExecutionOptions,
+  ) {
+    const mode = options?.versioning?.onIncompatible;
+    if (mode !== undefined && mode !== 'warn' && mode !== 'fail') {
+      throw new ConfigurationError(`DurableExecutionModule: versioning.onIncompatible must be 'warn' or 'fail' (got ${JSON.stringify(mode)}).`);
+    }
+  }
 
   onModuleInit(): void {
     for (const definition of this.explorer.explore()) this.registry.register(definition);
@@ -47,6 +63,8 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    if (process.env[CHECK_ONLY_ENV] === '1') return;
+    await this.checkCompatibility();
     await this.engine.start();
     const names = this.registry.names();
     this.logger.log(
@@ -54,9 +72,36 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
     );
   }
 
+  /** The bootstrap check of the runs in flight: `versioning.onIncompatible` says whether a bad report stops bootstrap. */
+  private async checkCompatibility(): Promise<void> {
+    const fail = this.options?.versioning?.onIncompatible === 'fail';
+    let report: CompatibilityReport;
+    try {
+      report = await this.engine.checkCompatibility();
+    } catch (error) {
+      if (fail) throw error;
+      this.logger.warn(`Could not check the runs in flight against the workflow definitions: ${describeError(error)}`);
+      return;
+    }
+    if (report.ok) return;
+    const text = describeReport(report);
+    if (fail) throw new WorkflowDefinitionError(`${text}\nFix the definitions (or set versioning.onIncompatible: 'warn') before deploying.`);
+    this.logger.warn(text);
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     await this.engine.stop();
     for (const unbind of this.unbind.splice(0)) unbind();
     await this.store.close();
   }
+}
+
+/** A compatibility report as text, for logs and the `cairn-check` command. */
+export function describeReport(report: CompatibilityReport): string {
+  const lines = [`Compatibility of ${report.runsChecked} run(s) in flight with this app's workflows: ${report.ok ? 'ok' : 'NOT ok'}.`];
+  for (const run of report.incompatible) lines.push(`  incompatible: run "${run.runId}" (${run.workflow} v${run.version}): ${run.reason}`);
+  for (const v of report.unclaimable) {
+    lines.push(`  unclaimable: ${v.runs} live run(s) of ${v.workflow} v${v.version}, a version this app does not register (keep that version's class registered until they drain)`);
+  }
+  return lines.join('\n');
 }

@@ -18,7 +18,9 @@ export const storeProvider: Provider = {
   useFactory: async (options: DurableExecutionOptions): Promise<WorkflowStore> => {
     resolveEngineOptions(options);
     const logger = new Logger('DurableExecution');
-    const store = await createStore(options.store as never, logger);
+    const created = await createStore(options.store as never, logger);
+    // The codec sits at the engine↔store boundary: everything the engine writes is encoded, everything read decoded.
+    const store = options.codec === undefined ? created : new (await import('../codec/codec.store.js')).CodecStore(created, options.codec);
     await store.init();
     return store;
   },

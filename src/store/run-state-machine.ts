@@ -57,6 +57,13 @@ export function isTerminal(status: RunStatus): boolean {
   return TERMINAL.has(status);
 }
 
+const LIVE: ReadonlySet<string> = new Set(LIVE_STATUSES);
+
+/** Whether a run in this status has not ended. */
+export function isLive(status: RunStatus): boolean {
+  return LIVE.has(status);
+}
+
 /** Whether a run in this status may be claimed (due and unleased assumed). */
 export function isClaimableStatus(status: RunStatus): boolean {
   return CLAIMABLE.has(status);

@@ -87,6 +87,8 @@ export interface StoredRun {
    * The engine appends it to idempotency keys from the 2nd generation on, so a replacement never reuses a key.
    */
   generation: number;
+  /** The pipeline fingerprint given at `createRun` (absent for runs created without one). */
+  pipeline?: string;
   /**
    * Set when a field the store itself encodes (a step record, the error, an index field …) could not be decoded.
    * The store still returns the run, with safe placeholders for what it could not read, and never lets one such run
@@ -112,6 +114,15 @@ export interface ClaimedRun extends StoredRun {
   orphanedMs?: number;
 }
 
+/**
+ * A workflow version an instance can execute. Claims take a list of them: an instance claims only the runs whose
+ * (workflow, version) it registers, so old and new code drain side by side.
+ */
+export interface WorkflowRef {
+  workflow: string;
+  version: number;
+}
+
 /** Who claims, and for how long. */
 export interface LeaseRequest {
   /** Identifies the claiming instance (for operators; fencing uses the token). */
@@ -131,6 +142,11 @@ export interface NewRun {
   currentStep?: string;
   /** First events of the run's history (`body` texts, in order), written with it. A replaced run's history is deleted. */
   events?: string[];
+  /**
+   * Fingerprint of the definition's pipeline the run starts on (see `savePipeline`), stored with the run and returned
+   * as `StoredRun.pipeline`; for the compatibility check. Opaque text of at most 64 characters.
+   */
+  pipeline?: string;
 }
 
 /** How `createRun` treats an existing run with the same id. */
@@ -276,6 +292,20 @@ export interface CountRunsQuery {
   workflow?: string;
 }
 
+/** Live runs (see `LIVE_STATUSES`) that share a workflow, version, pipeline fingerprint and current step. */
+export interface LiveRunGroup {
+  workflow: string;
+  version: number;
+  pipeline?: string;
+  currentStep?: string;
+  count: number;
+  /** Ids of some of these runs (at most {@link LIVE_GROUP_SAMPLE}, any of them), to name them in a report. */
+  runIds: string[];
+}
+
+/** Most run ids a {@link LiveRunGroup} carries. */
+export const LIVE_GROUP_SAMPLE = 20;
+
 /** A signal queued for a run and not consumed yet. */
 export interface QueuedSignal {
   name: string;
@@ -332,18 +362,20 @@ export interface WorkflowStore {
   /**
    * Claim up to `limit` claimable runs, earliest first by when each became claimable, each with a fresh lease token:
    * by `dueAt`, or (a store may choose, as Redis does with one index score) by the later of `dueAt` and an expired
-   * lease's expiry; ties in any order. No run is handed to two claimers. `pending` and `sleeping` runs become `running`. `workflows` restricts the claim to those workflow names.
+   * lease's expiry; ties in any order. No run is handed to two claimers. `pending` and `sleeping` runs become `running`. `workflows`
+   * restricts the claim to runs whose (workflow, version) is one of those pairs. A due run outside the filter never
+   * keeps runs inside it from being claimed (no head-of-line blocking: another instance's versions may pile up).
    * A damaged run is claimed and returned like any other, with `corrupt` set (the engine fails it); it never keeps the
    * other runs of the batch from being returned.
    */
-  claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
+  claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]>;
   /**
    * Claim the runs still leased to `lease.owner`, for an instance that restarts under the same stable id (the process
    * that held those leases is gone, so they need not expire first). Called once when a worker starts, never on a hot
    * path. Rules:
    * 1. A run qualifies when its `leaseOwner` equals `lease.owner` and it holds a lease token, its status is claimable
    *    (see `run-state-machine.ts`; `paused` and terminal runs never are), and it has a `dueAt`; whether the lease
-   *    has expired and whether `dueAt` has passed do not matter. `workflows` restricts it to those workflow names.
+   *    has expired and whether `dueAt` has passed do not matter. `workflows` restricts it to those (workflow, version) pairs.
    * 2. Up to `limit` such runs are claimed, as `claimRuns` claims them: a fresh lease token and expiry (now +
    *    `leaseMs`), `pending` and `sleeping` become `running`; `recovered` is true, with `previousOwner` and
    *    `orphanedMs`. The order among them is unspecified.
@@ -354,9 +386,9 @@ export interface WorkflowStore {
    * A store may take several round trips (the Redis store reads the due index); it is not a hot-path call. Optional:
    * without it, a restarted instance waits for its old leases to expire like any other instance.
    */
-  claimOwnedRuns?(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]>;
+  claimOwnedRuns?(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]>;
   /** Claim one run if it is claimable now (same rules as `claimRuns`, including the `workflows` filter). */
-  claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined>;
+  claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined>;
   /**
    * Extend a lease to now + `leaseMs`, never shortening it (the expiry becomes the later of the two); reports pending
    * control requests. Rejected when the token is not the run's.
@@ -406,6 +438,19 @@ export interface WorkflowStore {
    * they were sent. Empty for an unknown or ended run (an ended run's signals are deleted).
    */
   listSignals(runId: string): Promise<QueuedSignal[]>;
+
+  /**
+   * The live runs (statuses in `LIVE_STATUSES`), grouped by (workflow, version, pipeline, currentStep), with counts
+   * and a few run ids each. For the compatibility check at deploy time: it may read every live run, but never an
+   * ended one (a store keeps it fast with many ended runs).
+   */
+  summarizeLiveRuns(): Promise<LiveRunGroup[]>;
+
+  /** Stores a pipeline description under its fingerprint (idempotent: the same fingerprint always has the same body). */
+  savePipeline(fingerprint: string, body: string): Promise<void>;
+
+  /** The bodies of the pipelines saved under these fingerprints (unknown ones are left out). */
+  getPipelines(fingerprints: readonly string[]): Promise<Record<string, string>>;
 
   /** Delete terminal runs with one of `statuses` finished more than `olderThanMs` ago (steps, signals, history too). */
   purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number>;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
+import { LIVE_GROUP_SAMPLE, PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import type {
   ClaimedRun,
   LeaseRequest,
@@ -8,6 +8,7 @@ import type {
   RunPatch,
   StoreEvent,
   StoredRun,
+  WorkflowRef,
   WorkflowStore,
 } from '../../src/store/workflow-store.interface.js';
 
@@ -24,6 +25,8 @@ export interface ConformanceTarget {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The claim filter entry of a workflow's version 1. */
+const v1 = (workflow: string): WorkflowRef => ({ workflow, version: 1 });
 const LEASE: LeaseRequest = { owner: 'conformance-a', leaseMs: 30_000 };
 const OTHER: LeaseRequest = { owner: 'conformance-b', leaseMs: 30_000 };
 
@@ -256,7 +259,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           expect(listed.map((r) => r.runId).sort()).toEqual([...healthy, poison.runId].sort());
           expect(listed.find((r) => r.runId === poison.runId)!.corrupt).toEqual(expect.any(String));
 
-          const claimed = await store.claimRuns(LEASE, 50, [workflow]);
+          const claimed = await store.claimRuns(LEASE, 50, [v1(workflow)]);
           const claimedIds = claimed.map((r) => r.runId);
           for (const id of healthy) expect(claimedIds).toContain(id);
           const bad = claimed.find((r) => r.runId === poison.runId);
@@ -284,7 +287,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           const pending = await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 50 });
           expect(pending.map((r) => r.runId).filter((id) => id !== poison.runId)).toEqual([]);
           // nothing of the batch is left leased and unclaimed
-          expect(await store.claimRuns(OTHER, 50, [workflow])).toEqual([]);
+          expect(await store.claimRuns(OTHER, 50, [v1(workflow)])).toEqual([]);
         });
       });
     }
@@ -299,7 +302,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           await store.createRun(r, { onConflict: 'keep' });
         }
         const batches = await Promise.all(
-          Array.from({ length: 6 }, (_, i) => store.claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 10, [workflow])),
+          Array.from({ length: 6 }, (_, i) => store.claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 10, [v1(workflow)])),
         );
         const claimed = batches.flat().map((r) => r.runId);
         expect(claimed.length).toBe(30);
@@ -311,7 +314,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           expect(r.status).toBe('running');
           expect(r.recovered).toBe(false);
         }
-        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+        expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
       });
 
       it('gives one run to exactly one of many concurrent claimRun calls', async () => {
@@ -331,28 +334,28 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         await store.commit(early.runId, early.leaseToken, patch({ status: 'sleeping', due: { delayMs: 100 }, release: true }));
         await store.commit(none.runId, none.leaseToken, patch({ status: 'waiting', due: null, release: true }));
         await store.createRun(newRun(other), { onConflict: 'keep' });
-        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+        expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
         await sleep(400);
-        const first = await store.claimRuns(OTHER, 1, [workflow]);
+        const first = await store.claimRuns(OTHER, 1, [v1(workflow)]);
         expect(first.map((r) => r.runId)).toEqual([early.runId]);
         expect(first[0].status).toBe('running');
-        const second = await store.claimRuns(OTHER, 10, [workflow]);
+        const second = await store.claimRuns(OTHER, 10, [v1(workflow)]);
         expect(second.map((r) => r.runId)).toEqual([late.runId]);
-        const others = await store.claimRuns(OTHER, 10, [other]);
+        const others = await store.claimRuns(OTHER, 10, [v1(other)]);
         expect(others).toHaveLength(1);
         const single = newRun(other);
         await store.createRun(single, { onConflict: 'keep' });
-        expect(await store.claimRun(single.runId, OTHER, [workflow])).toBeUndefined();
-        expect((await store.claimRun(single.runId, OTHER, [other]))?.runId).toBe(single.runId);
+        expect(await store.claimRun(single.runId, OTHER, [v1(workflow)])).toBeUndefined();
+        expect((await store.claimRun(single.runId, OTHER, [v1(other)]))?.runId).toBe(single.runId);
       });
 
       it('lets another claimer take over an expired lease and fences the old token', async () => {
         const workflow = wf();
         await store.createRun(newRun(workflow), { onConflict: 'keep' });
-        const [first] = await store.claimRuns({ owner: 'a', leaseMs: 150 }, 1, [workflow]);
-        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+        const [first] = await store.claimRuns({ owner: 'a', leaseMs: 150 }, 1, [v1(workflow)]);
+        expect(await store.claimRuns(OTHER, 1, [v1(workflow)])).toEqual([]);
         await sleep(300);
-        const [second] = await store.claimRuns(OTHER, 1, [workflow]);
+        const [second] = await store.claimRuns(OTHER, 1, [v1(workflow)]);
         expect(second.runId).toBe(first.runId);
         expect(second.recovered).toBe(true);
         expect(second.leaseToken).not.toBe(first.leaseToken);
@@ -378,12 +381,12 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       it('reports the previous owner and how long the run was orphaned when it takes over an expired lease', async () => {
         const workflow = wf();
         await store.createRun(newRun(workflow), { onConflict: 'keep' });
-        const [first] = await store.claimRuns({ owner: 'dead-owner', leaseMs: 100 }, 1, [workflow]);
+        const [first] = await store.claimRuns({ owner: 'dead-owner', leaseMs: 100 }, 1, [v1(workflow)]);
         expect(first.recovered).toBe(false);
         expect(first.previousOwner).toBeUndefined();
         expect(first.orphanedMs).toBeUndefined();
         await sleep(350);
-        const [second] = await store.claimRuns(OTHER, 1, [workflow]);
+        const [second] = await store.claimRuns(OTHER, 1, [v1(workflow)]);
         expect(second.runId).toBe(first.runId);
         expect(second.recovered).toBe(true);
         expect(second.previousOwner).toBe('dead-owner');
@@ -393,7 +396,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
 
         const other = await createClaimed(workflow);
         await sleep(50);
-        const stolen = await store.claimOwnedRuns!({ owner: LEASE.owner, leaseMs: 30_000 }, 10, [workflow]);
+        const stolen = await store.claimOwnedRuns!({ owner: LEASE.owner, leaseMs: 30_000 }, 10, [v1(workflow)]);
         expect(stolen.map((r) => r.runId)).toEqual([other.runId]);
         expect(stolen[0].previousOwner).toBe(LEASE.owner);
         expect(stolen[0].orphanedMs).toBe(0);
@@ -418,8 +421,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           // Leased to the owner, due later (a retry delay waited holding the lease): still its own.
           expect((await store.commit(b.runId, b.leaseToken, patch({ due: { delayMs: 60_000 } }))).ok).toBe(true);
 
-          expect(await store.claimOwnedRuns!(mine, 10, [wf()])).toEqual([]);
-          const claimed = await store.claimOwnedRuns!({ ...mine, leaseMs: 45_000 }, 10, [workflow]);
+          expect(await store.claimOwnedRuns!(mine, 10, [v1(wf())])).toEqual([]);
+          const claimed = await store.claimOwnedRuns!({ ...mine, leaseMs: 45_000 }, 10, [v1(workflow)]);
           expect(claimed.map((r) => r.runId).sort()).toEqual([a.run.runId, b.runId].sort());
           for (const run of claimed) {
             expect(run.recovered).toBe(true);
@@ -456,11 +459,11 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           const live = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
           await sleep(300);
 
-          expect(await store.claimOwnedRuns!(mine, 0, [workflow])).toEqual([]);
-          const one = await store.claimOwnedRuns!(mine, 1, [workflow]);
+          expect(await store.claimOwnedRuns!(mine, 0, [v1(workflow)])).toEqual([]);
+          const one = await store.claimOwnedRuns!(mine, 1, [v1(workflow)]);
           expect(one).toHaveLength(1);
           expect([expired.runId, live.runId]).toContain(one[0].runId);
-          const rest = await store.claimOwnedRuns!(mine, 10, [workflow]);
+          const rest = await store.claimOwnedRuns!(mine, 10, [v1(workflow)]);
           expect(rest.map((r) => r.runId).sort()).toEqual([expired.runId, live.runId].sort());
           const wasExpired = rest.find((r) => r.runId === expired.runId)!;
           expect(wasExpired.recovered).toBe(true);
@@ -473,7 +476,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         it('claims nothing for an owner that holds no lease', async () => {
           const workflow = wf();
           await createClaimed(workflow);
-          expect(await store.claimOwnedRuns!(owned(), 10, [workflow])).toEqual([]);
+          expect(await store.claimOwnedRuns!(owned(), 10, [v1(workflow)])).toEqual([]);
           expect(await store.claimOwnedRuns!(owned(), 10)).toEqual([]);
         });
       });
@@ -481,11 +484,11 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       it('renews a lease so it does not expire', async () => {
         const workflow = wf();
         await store.createRun(newRun(workflow), { onConflict: 'keep' });
-        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [workflow]);
+        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [v1(workflow)]);
         await sleep(120);
         expect(await store.renewLease(run.runId, run.leaseToken, 1_000)).toEqual({ ok: true, pauseRequested: false });
         await sleep(150);
-        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+        expect(await store.claimRuns(OTHER, 1, [v1(workflow)])).toEqual([]);
       });
 
       it('never shortens a lease on renewal', async () => {
@@ -495,7 +498,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect((await store.renewLease(run.runId, run.leaseToken, 1)).ok).toBe(true);
         await sleep(20);
         expect((await store.getRun(run.runId))!.leaseExpiresAt!.getTime()).toBe(before);
-        expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+        expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
         expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
       });
 
@@ -512,11 +515,11 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       it('extends the lease on every commit that does not release', async () => {
         const workflow = wf();
         await store.createRun(newRun(workflow), { onConflict: 'keep' });
-        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [workflow]);
+        const [run] = await store.claimRuns({ owner: 'a', leaseMs: 200 }, 1, [v1(workflow)]);
         await sleep(120);
         expect((await store.commit(run.runId, run.leaseToken, patch({ state: '"s2"', leaseMs: 1_000 }))).ok).toBe(true);
         await sleep(150);
-        expect(await store.claimRuns(OTHER, 1, [workflow])).toEqual([]);
+        expect(await store.claimRuns(OTHER, 1, [v1(workflow)])).toEqual([]);
       });
     });
 
@@ -808,7 +811,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           expect((await store.control(id, { action: 'cancel', compensate: false })).outcome).toBe('ok');
         }
         expect((await store.getRun(paused.runId))!.status).toBe('pending');
-        const claimed = await store.claimRuns(OTHER, 10, [workflow]);
+        const claimed = await store.claimRuns(OTHER, 10, [v1(workflow)]);
         expect(claimed.map((r) => r.runId).sort()).toEqual([sleeping.runId, waiting.runId, paused.runId].sort());
         for (const r of claimed) expect(r.cancelRequested).toEqual({ compensate: false });
       });
@@ -1111,6 +1114,95 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       });
     });
 
+
+
+    describe('versions side by side', () => {
+      it('claims only the (workflow, version) pairs asked for, without head-of-line blocking', async () => {
+        const workflow = wf();
+        // many due runs of version 1 ahead of one of version 2: a version-2 claimer still gets its run
+        const olds = Array.from({ length: 12 }, () => newRun(workflow, { version: 1 }));
+        for (const r of olds) await store.createRun(r, { onConflict: 'keep' });
+        await sleep(5);
+        const v2 = newRun(workflow, { version: 2 });
+        await store.createRun(v2, { onConflict: 'keep' });
+        const got = await store.claimRuns(OTHER, 3, [{ workflow, version: 2 }]);
+        expect(got.map((r) => [r.runId, r.version])).toEqual([[v2.runId, 2]]);
+        expect(await store.claimRuns(OTHER, 3, [{ workflow, version: 3 }])).toEqual([]);
+        expect(await store.claimRun(olds[0].runId, OTHER, [{ workflow, version: 2 }])).toBeUndefined();
+        expect((await store.claimRun(olds[0].runId, OTHER, [{ workflow, version: 1 }]))?.version).toBe(1);
+        const both = await store.claimRuns(OTHER, 50, [
+          { workflow, version: 2 },
+          { workflow, version: 1 },
+        ]);
+        expect(both.map((r) => r.runId).sort()).toEqual(olds.slice(1).map((r) => r.runId).sort());
+      });
+
+      it('groups the live runs by workflow, version, pipeline and current step, for the compatibility check', async () => {
+        const workflow = wf();
+        const a = await createClaimed(workflow, { pipeline: 'fp-a', currentStep: 'charge' });
+        await createClaimed(workflow, { pipeline: 'fp-a', currentStep: 'charge' });
+        const onShip = newRun(workflow, { pipeline: 'fp-a', currentStep: 'ship' });
+        await store.createRun(onShip, { onConflict: 'keep' });
+        await store.createRun(newRun(workflow, { version: 2, pipeline: 'fp-b', currentStep: 'charge' }), { onConflict: 'keep' });
+        await store.createRun(newRun(workflow, { currentStep: 'charge' }), { onConflict: 'keep' });
+        const ended = await createClaimed(workflow, { pipeline: 'fp-a', currentStep: 'charge' });
+        await finish(ended.runId, ended.leaseToken, 'completed');
+        // a paused run is live too; its current step may move with commits
+        await store.commit(a.runId, a.leaseToken, patch({ currentStep: 'ship' }));
+        const mine = (await store.summarizeLiveRuns()).filter((g) => g.workflow === workflow);
+        const view = mine
+          .map((g) => [g.version, g.pipeline ?? null, g.currentStep ?? null, g.count, g.runIds.length])
+          .sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+        expect(view).toEqual(
+          [
+            [1, 'fp-a', 'charge', 1, 1],
+            [1, 'fp-a', 'ship', 2, 2],
+            [1, null, 'charge', 1, 1],
+            [2, 'fp-b', 'charge', 1, 1],
+          ].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
+        );
+        expect(mine.find((g) => g.currentStep === 'ship')!.runIds.sort()).toEqual([a.runId, onShip.runId].sort());
+        expect((await store.getRun(a.runId))!.pipeline).toBe('fp-a');
+        expect(mine.flatMap((g) => g.runIds)).not.toContain(ended.runId);
+      });
+
+      it(`names at most ${LIVE_GROUP_SAMPLE} runs of a group`, async () => {
+        const workflow = wf();
+        for (let i = 0; i < LIVE_GROUP_SAMPLE + 3; i++) await store.createRun(newRun(workflow, { pipeline: 'fp', currentStep: 's' }), { onConflict: 'keep' });
+        const [group] = (await store.summarizeLiveRuns()).filter((g) => g.workflow === workflow);
+        expect(group.count).toBe(LIVE_GROUP_SAMPLE + 3);
+        expect(group.runIds).toHaveLength(LIVE_GROUP_SAMPLE);
+      });
+
+      it('saves pipelines once under their fingerprint', async () => {
+        const fp = `fp-${randomUUID()}`;
+        await store.savePipeline(fp, '["a","b"]');
+        await store.savePipeline(fp, '["a","b"]');
+        expect(await store.getPipelines([fp, `missing-${randomUUID()}`])).toEqual({ [fp]: '["a","b"]' });
+        expect(await store.getPipelines([])).toEqual({});
+      });
+
+      it('reclaims own runs only of the versions asked for', async () => {
+        if (!store.claimOwnedRuns) return;
+        const workflow = wf();
+        const owner = { owner: `pod-${randomUUID().slice(0, 6)}`, leaseMs: 30_000 };
+        const one = await store.createRun(newRun(workflow, { version: 1 }), { onConflict: 'keep', lease: owner });
+        const two = await store.createRun(newRun(workflow, { version: 2 }), { onConflict: 'keep', lease: owner });
+        const got = await store.claimOwnedRuns(owner, 10, [{ workflow, version: 2 }]);
+        expect(got.map((r) => r.runId)).toEqual([two.run.runId]);
+        expect((await store.getRun(one.run.runId))!.leaseToken).toBe(one.run.leaseToken);
+      });
+
+      it('keeps a run at its version through a replace of another version', async () => {
+        const workflow = wf();
+        const r = newRun(workflow, { version: 1 });
+        await store.createRun(r, { onConflict: 'keep' });
+        const replaced = await store.createRun({ ...r, version: 3 }, { onConflict: 'replace' });
+        expect(replaced.run.version).toBe(3);
+        expect(await store.claimRun(r.runId, OTHER, [v1(workflow)])).toBeUndefined();
+        expect((await store.claimRun(r.runId, OTHER, [{ workflow, version: 3 }]))?.version).toBe(3);
+      });
+    });
 
     describe('dashboard queries', () => {
       it('counts runs per status, of one workflow or of all', async () => {

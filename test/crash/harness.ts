@@ -12,6 +12,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { DurableExecutionModule, WorkflowClient, type RunInfo, type StoreOptions } from '../../src/index.js';
 import { CrashWorkflow, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
+import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 
 export { CRASH_WORKFLOW, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
 
@@ -130,7 +131,7 @@ const silent = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
 export async function startClient(store: CrashStore): Promise<TestClient> {
   const module = await Test.createTestingModule({
     imports: [DurableExecutionModule.forRoot({ store: store.options, worker: { enabled: false } })],
-    providers: [CrashWorkflow],
+    providers: [CrashWorkflow, HeartbeatWorkflow],
   })
     .setLogger(silent)
     .compile();
@@ -291,6 +292,8 @@ export interface WorkerSettings {
   releaseFile?: string;
   /** false: the worker keeps no timer of its own that holds the process up (CRASH_KEEPALIVE=0). */
   keepAlive?: boolean;
+  /** Register OpenTelemetry in the worker, writing its spans to this file (CRASH_OTEL_SPANS; otel-file-exporter.ts). */
+  otelSpans?: string;
 }
 
 /** Spawns `worker-app.ts` as a child process and waits for its READY line (and STARTED when it starts runs). */
@@ -310,6 +313,7 @@ export async function startWorker(store: CrashStore, ledger: Ledger, settings: W
     CRASH_SLOW_IGNORE_SIGNAL: settings.slowIgnoresSignal ? '1' : '0',
     CRASH_KEEPALIVE: settings.keepAlive === false ? '0' : '1',
     CRASH_RELEASE_FILE: settings.releaseFile ?? '',
+    CRASH_OTEL_SPANS: settings.otelSpans ?? '',
     NO_COLOR: '1',
   };
   // NOTE: Jest's --experimental-vm-modules must not leak into the child.

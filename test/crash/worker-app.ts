@@ -8,7 +8,10 @@
  * - `CRASH_LEASE_MS`, `CRASH_POLL_MS`, `CRASH_CONCURRENCY`: the worker options; `CRASH_WORKER=0` disables the worker;
  * - `CRASH_START=N` (+ `CRASH_RUN_PREFIX`): start N runs with ids `${prefix}${i}` once bootstrapped;
  * - `CRASH_LEDGER` and the step settings: see crash-workflow.ts;
- * - `CRASH_KEEPALIVE=0`: do not keep the process alive by a timer of its own (see below).
+ * - `CRASH_KEEPALIVE=0`: do not keep the process alive by a timer of its own (see below);
+ * - `CRASH_OTEL_SPANS=<file>`: register OpenTelemetry with spans written to that file (otel-file-exporter.ts).
+ *
+ * It registers the crash workflow and the heartbeat workflow (heartbeat-workflow.ts).
  *
  * Prints `READY <pid>` once bootstrapped, then `STARTED <n>` after starting its runs. SIGTERM closes the app.
  */
@@ -17,6 +20,7 @@ import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DurableExecutionModule, WorkflowClient, type StoreOptions } from '../../src/index.js';
 import { CRASH_WORKFLOW, CrashWorkflow } from './crash-workflow.js';
+import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -42,6 +46,8 @@ function storeFromEnv(): StoreOptions {
 const logger = new Logger(`CrashWorker ${process.pid}`);
 
 async function main(): Promise<void> {
+  // NOTE: before the module is created: the engine takes the global meter and tracer provider when it is built.
+  if (process.env.CRASH_OTEL_SPANS) (await import('./otel-file-exporter.js')).registerFileTracing(process.env.CRASH_OTEL_SPANS);
   @Module({
     imports: [
       DurableExecutionModule.forRoot({
@@ -55,7 +61,7 @@ async function main(): Promise<void> {
         },
       }),
     ],
-    providers: [CrashWorkflow],
+    providers: [CrashWorkflow, HeartbeatWorkflow],
   })
   class CrashWorkerModule {}
 

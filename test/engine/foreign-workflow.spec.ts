@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { Step, Workflow, type ClaimedRun, type LeaseRequest } from '../../src/index.js';
+import { Step, Workflow, type ClaimedRun, type LeaseRequest, type WorkflowRef } from '../../src/index.js';
 import { SharedMemoryStore, sleep, useApps } from '../nest/helpers.js';
 
 @Workflow('wf-a')
@@ -20,7 +20,7 @@ class WfB {
 class CountingStore extends SharedMemoryStore {
   claims = 0;
   releases = 0;
-  override async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
+  override async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined> {
     const claimed = await super.claimRun(runId, lease, workflows);
     if (claimed) this.claims++;
     return claimed;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import type { RunStatus, StepStatus } from '../../src/store/workflow-store.interface.js';
+import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 
 /**
  * The operations of the model-based differential test (store-model.spec.ts), as plain data so that fast-check prints a
@@ -8,9 +9,15 @@ import type { RunStatus, StepStatus } from '../../src/store/workflow-store.inter
  * lease owners, signal names. Values that depend on the state of the run (a lease token, the index of a step entry)
  * are symbolic and resolved when the op runs (see model-runner.ts).
  *
+ * History: `createRun`, `commit`, `sendSignal` and `control` carry history events now and then (bodies name the op
+ * and the event's place in it, see model-runner.ts); now and then a commit writes enough of them to take a run up to
+ * {@link RUN_HISTORY_LIMIT} or past it, so trimming is compared too. `listEvents`, `listSignals`, `countRuns` and
+ * `listRuns` by creation time are ops of their own, and the final state compares them for every run.
+ *
  * Not generated, on purpose: what the port leaves undefined or the engine never sends (a commit to status `pending`
  * or `paused`, `wait` together with a status, step indexes that leave a gap or repeat within one patch, negative
- * durations), caller transactions, concurrency, damaged data, events.
+ * durations, an empty `events` array, a `listEvents` limit below 1), caller transactions, concurrency, damaged data,
+ * store events (`subscribe`/`publish`).
  */
 
 /**
@@ -53,6 +60,8 @@ export interface StepSpec {
   /** Offsets (seconds) of fixed client-supplied instants, stored verbatim. */
   startedAt?: number;
   finishedAt?: number;
+  /** The step's latest heartbeat: its instant (an offset, as above) and, when given, which details text it carries. */
+  heartbeat?: { at: number; details?: number };
 }
 
 /** Where a step entry of a patch goes, resolved against the run's current steps. */
@@ -86,6 +95,11 @@ export type PatchSpec =
     }
   | { kind: 'release' }
   | { kind: 'clearCancel'; status?: 'compensating' | 'cancelled' }
+  /**
+   * The engine's heartbeat write while a step runs: the last step entry (entry 0 when there is none) as `running`
+   * with a heartbeat, `keepInput` and `midStep` (a pending pause waits for the step's end).
+   */
+  | { kind: 'heartbeat'; name: number; attempts: number; at: number; details?: number }
   /** Any combination of the fields (no wait): the port's rules define them all, in the order they give. */
   | {
       kind: 'mixed';
@@ -100,7 +114,12 @@ export type PatchSpec =
       steps: StepWrite[];
     };
 
-export type ControlRequestSpec = { action: 'pause' } | { action: 'resume' } | { action: 'cancel'; compensate: boolean } | { action: 'retry' };
+/** `retry` with `nextInput`: the payload of a skip (the request's `nextInput`), by number. */
+export type ControlRequestSpec =
+  | { action: 'pause' }
+  | { action: 'resume' }
+  | { action: 'cancel'; compensate: boolean }
+  | { action: 'retry'; nextInput?: number };
 /**
  * A control request, or `fitting`: one that fits the run's state in the reference (resume or cancel a paused run or
  * one with a pause request, retry a failed one, else pause or cancel: `pick` chooses), so that those paths are
@@ -110,6 +129,37 @@ export type ControlSpec = ControlRequestSpec | { action: 'fitting'; pick: number
 
 /** A signal name by index, or `waited`: the name the run waits for in the reference (else the first name). */
 export type SignalRef = number | 'waited';
+
+/**
+ * How many history events an op writes: a few, or `near` ({@link RUN_HISTORY_LIMIT} − 2) and `over` (the limit + 3),
+ * so that a run reaches the limit and crosses it (the oldest events are then trimmed, `seq` numbers on).
+ */
+export type EventCount = 1 | 2 | 3 | 'near' | 'over';
+
+export function eventCount(n: EventCount): number {
+  return n === 'near' ? RUN_HISTORY_LIMIT - 2 : n === 'over' ? RUN_HISTORY_LIMIT + 3 : n;
+}
+
+/**
+ * A `createdFrom` / `createdTo` bound of `listRuns`, from a run's `createdAt` as each store stamped it with its own
+ * clock: `exact` is that `createdAt` itself (the bound's inclusive/exclusive edge); `before` / `after` lie in the gap
+ * between the op that created the run and the op before / after it, so they split the runs the same way in every
+ * store. A run the reference does not have stands for the next id of the pool it has (none: a far future bound). The
+ * run is looked up without becoming the `same` run.
+ */
+export interface CreatedBound {
+  run: RunRef;
+  at: 'before' | 'exact' | 'after';
+}
+
+/**
+ * `afterSeq` of `listEvents`, resolved against the run's history in the reference: `zero` + offset, the first kept
+ * `seq` − 1 + offset (after a trim, below it), or the last `seq` − offset (never below 0).
+ */
+export interface AfterSeqSpec {
+  from: 'zero' | 'first' | 'last';
+  offset: 0 | 1 | 2 | 3;
+}
 
 export type Op =
   | {
@@ -121,18 +171,26 @@ export type Op =
       version: number;
       firstStep: boolean;
       input: number;
+      /** `NewRun.events`. */
+      events?: 1 | 2;
     }
   | { op: 'claimRuns'; owner: number; span: Span; limit: number; workflows?: number[] }
   | { op: 'claimRun'; run: RunRef; owner: number; span: Span; workflows?: number[] }
   /** `claimOwnedRuns` (optional in the port): the limit is 0 or above the pool, as the order among them is unspecified. */
   | { op: 'claimOwned'; owner: number; span: Span; limit: 0 | 10; workflows?: number[] }
-  | { op: 'commit'; run: RunRef; token: TokenRef; span: Span; patch: PatchSpec }
+  /** `events`, `keepInput`, `midStep`: the patch's fields of those names, on top of what `patch` builds. */
+  | { op: 'commit'; run: RunRef; token: TokenRef; span: Span; patch: PatchSpec; events?: EventCount; keepInput?: true; midStep?: true }
   | { op: 'renew'; run: RunRef; token: TokenRef; span: Span }
   | { op: 'release'; run: RunRef; token: TokenRef }
   | { op: 'take'; run: RunRef; token: TokenRef; signal: SignalRef }
-  | { op: 'send'; run: RunRef; signal: SignalRef; payload: number }
-  | { op: 'control'; run: RunRef; request: ControlSpec }
-  | { op: 'list'; wf?: number; statuses?: RunStatus[]; limit: number; after?: RunRef }
+  /** `event`: with a history event (appended only when the outcome is `ok`). */
+  | { op: 'send'; run: RunRef; signal: SignalRef; payload: number; event?: true }
+  | { op: 'control'; run: RunRef; request: ControlSpec; event?: true }
+  | { op: 'list'; wf?: number; statuses?: RunStatus[]; limit: number; after?: RunRef; from?: CreatedBound; to?: CreatedBound }
+  /** `listEvents`; `limit: 'all'` reads the whole history (more than the limit). */
+  | { op: 'events'; run: RunRef; after?: AfterSeqSpec; limit: 1 | 2 | 3 | 'all' }
+  | { op: 'count'; wf?: number }
+  | { op: 'signals'; run: RunRef }
   | { op: 'purge'; statuses: RunStatus[]; olderThanMs: 0 | 60_000 }
   | { op: 'get'; run: RunRef };
 
@@ -167,6 +225,19 @@ const workflowFilter = fc.option(
   { nil: undefined, freq: 2 },
 );
 
+/** `arb`'s value with probability `p`, else undefined (what it shrinks to). */
+const sometimes = <T>(arb: fc.Arbitrary<T>, p: number): fc.Arbitrary<T | undefined> =>
+  fc.oneof(
+    { withCrossShrink: true },
+    { arbitrary: fc.constant(undefined), weight: Math.round((1 - p) * 100) },
+    { arbitrary: arb, weight: Math.round(p * 100) },
+  );
+
+const heartbeatSpec = fc.record(
+  { at: fc.integer({ min: 0, max: 19 }), details: fc.integer({ min: 0, max: 9 }) },
+  { requiredKeys: ['at'] },
+);
+
 const stepSpec: fc.Arbitrary<StepSpec> = fc.record(
   {
     name: fc.integer({ min: 0, max: 2 }),
@@ -176,14 +247,35 @@ const stepSpec: fc.Arbitrary<StepSpec> = fc.record(
     error: fc.boolean(),
     startedAt: fc.integer({ min: 0, max: 9 }),
     finishedAt: fc.integer({ min: 10, max: 19 }),
+    heartbeat: sometimes(heartbeatSpec, 0.3),
   },
-  { requiredKeys: ['name', 'status', 'attempts', 'output', 'error'] },
+  { requiredKeys: ['name', 'status', 'attempts', 'output', 'error', 'heartbeat'] },
 );
 const stepWrite: fc.Arbitrary<StepWrite> = fc.record({
   slot: fc.constantFrom<StepSlot>('append', 'append', 'last', 'first'),
   step: stepSpec,
 });
 const stepWrites = (min: number, max: number) => fc.array(stepWrite, { minLength: min, maxLength: max });
+
+const heartbeatPatch = fc.record(
+  {
+    kind: fc.constant('heartbeat' as const),
+    name: fc.integer({ min: 0, max: 2 }),
+    attempts: fc.integer({ min: 0, max: 3 }),
+    at: fc.integer({ min: 0, max: 19 }),
+    details: fc.integer({ min: 0, max: 9 }),
+  },
+  { requiredKeys: ['kind', 'name', 'attempts', 'at'] },
+);
+
+/** History events of a commit: mostly none, a few, rarely enough to reach or cross the limit. */
+const commitEvents: fc.Arbitrary<EventCount | undefined> = fc.oneof(
+  { withCrossShrink: true },
+  { arbitrary: fc.constant(undefined), weight: 60 },
+  { arbitrary: fc.constantFrom<EventCount>(1, 1, 2, 3), weight: 36 },
+  { arbitrary: fc.constantFrom<EventCount>('near', 'over'), weight: 3 },
+);
+const flag = (p: number) => sometimes(fc.constant(true as const), p);
 
 const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   {
@@ -271,19 +363,16 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
       { requiredKeys: ['kind'] },
     ),
   },
+  { weight: 2, arbitrary: heartbeatPatch },
 );
 
 const controlSpec: fc.Arbitrary<ControlSpec> = fc.oneof(
   fc.constant({ action: 'pause' as const }),
   fc.constant({ action: 'resume' as const }),
   fc.record({ action: fc.constant('cancel' as const), compensate: fc.boolean() }),
-  fc.constant({ action: 'retry' as const }),
+  fc.record({ action: fc.constant('retry' as const), nextInput: fc.integer({ min: 0, max: 9 }) }, { requiredKeys: ['action'] }),
   { arbitrary: fc.record({ action: fc.constant('fitting' as const), pick: fc.integer({ min: 0, max: 5 }) }), weight: 4 },
 );
-
-/** `arb`'s value with probability `p`, else undefined. */
-const sometimes = <T>(arb: fc.Arbitrary<T>, p: number): fc.Arbitrary<T | undefined> =>
-  fc.oneof({ arbitrary: arb, weight: Math.round(p * 100) }, { arbitrary: fc.constant(undefined), weight: Math.round((1 - p) * 100) });
 
 const createOp: fc.Arbitrary<Op> = fc.record({
   op: fc.constant('create' as const),
@@ -294,6 +383,12 @@ const createOp: fc.Arbitrary<Op> = fc.record({
   version: fc.integer({ min: 1, max: 2 }),
   firstStep: fc.boolean(),
   input: fc.integer({ min: 0, max: 9 }),
+  events: sometimes(fc.constantFrom(1 as const, 2 as const), 0.4),
+});
+
+const createdBound: fc.Arbitrary<CreatedBound> = fc.record({
+  run: fc.oneof(runIndex, fc.constant('same' as const), fc.constant('claimed' as const)),
+  at: fc.constantFrom('before' as const, 'exact' as const, 'after' as const),
 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -322,25 +417,59 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       workflows: workflowFilter,
     }),
   },
-  { weight: 12, arbitrary: fc.record({ op: fc.constant('commit' as const), run: leasedRun, token: tokenRef, span, patch: patchSpec }) },
+  {
+    weight: 12,
+    arbitrary: fc.record({
+      op: fc.constant('commit' as const),
+      run: leasedRun,
+      token: tokenRef,
+      span,
+      patch: patchSpec,
+      events: commitEvents,
+      keepInput: flag(0.2),
+      midStep: flag(0.1),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('renew' as const), run: leasedRun, token: tokenRef, span }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('release' as const), run: leasedRun, token: tokenRef }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('take' as const), run: leasedRun, token: tokenRef, signal: signalRef }) },
   {
     weight: 3,
-    arbitrary: fc.record({ op: fc.constant('send' as const), run: anyRun, signal: signalRef, payload: fc.integer({ min: 0, max: 99 }) }),
+    arbitrary: fc.record({
+      op: fc.constant('send' as const),
+      run: anyRun,
+      signal: signalRef,
+      payload: fc.integer({ min: 0, max: 99 }),
+      event: flag(0.4),
+    }),
   },
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('control' as const), run: anyRun, request: controlSpec }) },
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('control' as const), run: anyRun, request: controlSpec, event: flag(0.4) }) },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       op: fc.constant('list' as const),
       wf: sometimes(wfIndex, 0.4),
       statuses: sometimes(fc.subarray([...ALL_STATUSES], { minLength: 0, maxLength: 4 }), 0.4),
       limit: fc.integer({ min: 1, max: 4 }),
       after: sometimes(anyRun, 0.3),
+      from: sometimes(createdBound, 0.3),
+      to: sometimes(createdBound, 0.3),
     }),
   },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('events' as const),
+      run: anyRun,
+      after: sometimes(
+        fc.record({ from: fc.constantFrom('zero' as const, 'first' as const, 'last' as const), offset: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const) }),
+        0.6,
+      ),
+      limit: fc.constantFrom(1 as const, 2 as const, 3 as const, 'all' as const, 'all' as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('count' as const), wf: sometimes(wfIndex, 0.5) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('signals' as const), run: anyRun }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -407,12 +536,51 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
     { op: 'control', run: 'same', request: { action: 'resume' } },
     { op: 'claimRun', run: 'same', owner, span: 'long' },
   ]),
-  // fail, retry, claim again
-  fc.record({ error: fc.integer({ min: 0, max: 9 }), owner: ownerIndex }).map(({ error, owner }): Op[] => [
-    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'terminal', status: 'failed', error, clearCancel: false, steps: [] } },
-    { op: 'control', run: 'same', request: { action: 'retry' } },
-    { op: 'claimRun', run: 'same', owner, span: 'long' },
+  // fail, retry (or skip the failed step: retry with nextInput), claim again
+  fc
+    .record({ error: fc.integer({ min: 0, max: 9 }), owner: ownerIndex, nextInput: sometimes(fc.integer({ min: 0, max: 9 }), 0.5), event: flag(0.5) })
+    .map(({ error, owner, nextInput, event }): Op[] => [
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'terminal', status: 'failed', error, clearCancel: false, steps: [] } },
+      { op: 'control', run: 'same', request: { action: 'retry', nextInput }, event },
+      { op: 'claimRun', run: 'same', owner, span: 'long' },
+    ]),
+  // a pause requested while a step runs waits for the step's end: a heartbeat (midStep) leaves it pending, the next
+  // checkpoint applies it
+  fc.record({ beat: heartbeatPatch, steps: stepWrites(1, 1), events: commitEvents }).map(({ beat, steps, events }): Op[] => [
+    { op: 'control', run: 'claimed', request: { action: 'pause' }, event: true },
+    { op: 'commit', ...latestClaimed, span: 'long', patch: beat, events },
+    { op: 'get', run: 'same' },
+    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: 1 },
   ]),
+  // a signal's payload handed to a step survives a released retry (keepInput): the next claimer gets it
+  fc
+    .record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }), owner: ownerIndex, steps: stepWrites(0, 1), beat: fc.boolean() })
+    .map(({ signal, payload, owner, steps, beat }): Op[] => [
+      { op: 'send', run: 'claimed', signal, payload, event: true },
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal, steps: [] }, events: 1 },
+      ...(beat ? [{ op: 'commit' as const, ...latestClaimed, span: 'long' as const, patch: { kind: 'heartbeat' as const, name: 0, attempts: 1, at: 5, details: 1 } }] : []),
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'mixed', due: { delayMs: 0 }, release: true, steps }, keepInput: true, events: 1 },
+      { op: 'claimRun', run: 'same', owner, span: 'long' },
+    ]),
+  // a history reaching the limit and crossing it, read in pages
+  fc
+    .record({
+      big: fc.constantFrom<EventCount>('near', 'over'),
+      more: fc.constantFrom<EventCount>(1, 2, 3),
+      steps: stepWrites(1, 1),
+      offset: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
+      limit: fc.constantFrom(1 as const, 2 as const, 3 as const),
+    })
+    .map(({ big, more, steps, offset, limit }): Op[] => [
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: big },
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: more },
+      { op: 'events', run: 'same', after: { from: 'zero', offset }, limit },
+      { op: 'events', run: 'same', after: { from: 'first', offset }, limit },
+    ]),
+  // runs listed by creation time
+  fc
+    .record({ first: createOp, second: createOp, from: sometimes(createdBound, 0.6), to: sometimes(createdBound, 0.6), wf: sometimes(wfIndex, 0.3) })
+    .map(({ first, second, from, to, wf }): Op[] => [first, second, { op: 'list', limit: 4, wf, from, to }]),
   // cancel a leased run: the holder sees it, compensates or ends it
   fc.record({ compensate: fc.boolean(), end: fc.constantFrom('compensating' as const, 'cancelled' as const) }).map(({ compensate, end }): Op[] => [
     { op: 'control', run: 'claimed', request: { action: 'cancel', compensate } },

@@ -3,18 +3,25 @@ import type {
   ClaimedRun,
   ControlRequest,
   DueSpec,
+  QueuedSignal,
   RunPatch,
+  RunStatus,
   StoredRun,
+  StoredRunEvent,
   StoredStep,
   WorkflowStore,
 } from '../../src/store/workflow-store.interface.js';
+import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import {
   ALL_STATUSES,
   OWNERS,
   RUN_IDS,
   SIGNALS,
   WORKFLOWS,
+  eventCount,
+  type AfterSeqSpec,
   type ControlSpec,
+  type CreatedBound,
   type DueChoice,
   type Op,
   type PatchSpec,
@@ -42,6 +49,13 @@ import { KNOWN_BUG_NOTES, knownBugHit, type KnownBug } from './model-known-bugs.
  *   expired (`expired @3`), or stays 0.
  * - `corrupt` is kept as is: the memory store never sets it, so any store setting it diverges.
  * - A thrown error is compared by class name.
+ * - A history page (`listEvents`) is compared event by event, written compactly: the bodies the runner writes name
+ *   their op and place (`{"op":7,"e":2,…}`), so a stretch of consecutive events reads `#3..#1002 op7.e0..e999`; any
+ *   other event (a body the runner never wrote, a field too many, a `seq` that is not a number) is shown verbatim.
+ * - `listSignals` is compared grouped by name (the order of names is unspecified), each name's payloads in order; a
+ *   result whose names are not grouped is shown as such. `countRuns` is compared without its zero counts (a store
+ *   may leave out statuses with none).
+ * - `listRuns` bounds on `createdAt` come from each store's own `createdAt` readings (see `CreatedBound`).
  *
  * Lease and timeout spans are 1 ms or 60 s and delays 0 or 60 s: with the gap between ops, every time-dependent outcome
  * (is the lease expired? is the run due? did the wait time out? is the finished run older than 0 ms?) is decided
@@ -58,6 +72,13 @@ const STEP_EPOCH = Date.UTC(2024, 0, 1);
 /** `due: { at }` lies this far from the sequence's start, so it is never confused with a clock reading. */
 const FAR_MS = 3_600_000;
 const BOGUS_TOKEN = 'bogus-token-never-issued';
+/** `listEvents` limit of `limit: 'all'` and of the final state: above the most a history keeps. */
+const ALL_EVENTS = RUN_HISTORY_LIMIT * 5;
+
+/** History bodies the runner writes: the op index and the event's place in it, with characters a store could mangle. */
+const eventBody = (op: number, e: number) => `{"op":${op},"e":${e},"t":"ü'{x} 🚀"}`;
+const EVENT_BODY = /^\{"op":(\d+),"e":(\d+),"t":"ü'\{x\} 🚀"\}$/;
+const eventBodies = (op: number, count: number) => Array.from({ length: count }, (_, e) => eventBody(op, e));
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -74,7 +95,14 @@ function stepOf(spec: StepSpec): StoredStep {
   if (spec.error) step.error = `boom ${spec.attempts}`;
   if (spec.startedAt !== undefined) step.startedAt = new Date(STEP_EPOCH + spec.startedAt * 1000);
   if (spec.finishedAt !== undefined) step.finishedAt = new Date(STEP_EPOCH + spec.finishedAt * 1000);
+  if (spec.heartbeat) step.heartbeat = heartbeatOf(spec.heartbeat.at, spec.heartbeat.details);
   return step;
+}
+
+function heartbeatOf(at: number, details: number | undefined): NonNullable<StoredStep['heartbeat']> {
+  const beat: NonNullable<StoredStep['heartbeat']> = { at: new Date(STEP_EPOCH + at * 1000) };
+  if (details !== undefined) beat.details = `{"done":${details},"note":"ü'{x} 🚀"}`;
+  return beat;
 }
 
 /**
@@ -154,7 +182,26 @@ export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: 
       return { leaseMs, release: true };
     case 'clearCancel':
       return { leaseMs, clearCancel: true, ...(spec.status ? { status: spec.status } : {}) };
+    case 'heartbeat': {
+      const step: StoredStep = {
+        name: `s${spec.name}`,
+        status: 'running',
+        attempts: spec.attempts,
+        startedAt: new Date(STEP_EPOCH),
+        heartbeat: heartbeatOf(spec.at, spec.details),
+      };
+      return { leaseMs, steps: [{ index: Math.max(0, stepsLength - 1), step }], keepInput: true, midStep: true };
+    }
   }
+}
+
+/** The patch of a commit op: what its `patch` builds, with the op's history events and flags. */
+export function commitPatch(op: Extract<Op, { op: 'commit' }>, stepsLength: number, i: number, base: number): RunPatch {
+  const patch = buildPatch(op.patch, op.span, stepsLength, i, base);
+  if (op.events !== undefined) patch.events = eventBodies(i, eventCount(op.events));
+  if (op.keepInput) patch.keepInput = true;
+  if (op.midStep) patch.midStep = true;
+  return patch;
 }
 
 type Plain = Record<string, unknown>;
@@ -168,20 +215,91 @@ interface Resolved {
   request?: ControlRequest;
   /** Of send / take. */
   signal?: string;
+  /** History events of create / send / control. */
+  events?: string[];
+  /** Of listEvents. */
+  afterSeq?: number;
+  /** Of list: the runs whose `createdAt` gives `createdFrom` / `createdTo` (each store reads its own). */
+  from?: { runId: string; at: CreatedBound['at'] };
+  to?: { runId: string; at: CreatedBound['at'] };
 }
+
+/** The `ControlRequest` of a spec (a `fitting` spec is resolved by {@link fittingRequest}). */
+function requestOf(spec: Exclude<ControlSpec, { action: 'fitting' }>): ControlRequest {
+  if (spec.action === 'retry') return spec.nextInput === undefined ? { action: 'retry' } : { action: 'retry', nextInput: skipInput(spec.nextInput) };
+  return spec;
+}
+
+const skipInput = (n: number) => `{"skipped":${n}}`;
 
 /** The control request a `fitting` spec stands for, given the run in the reference. */
 function fittingRequest(spec: ControlSpec, run: StoredRun | undefined): ControlRequest {
-  if (spec.action !== 'fitting') return spec;
+  if (spec.action !== 'fitting') return requestOf(spec);
   const cancel = (compensate: boolean): ControlRequest => ({ action: 'cancel', compensate });
   const pick = (options: ControlRequest[]) => options[spec.pick % options.length];
   if (run?.status === 'paused' || run?.pauseRequested) return pick([{ action: 'resume' }, { action: 'resume' }, cancel(false), cancel(true)]);
-  if (run?.status === 'failed') return { action: 'retry' };
+  if (run?.status === 'failed') return pick([{ action: 'retry' }, { action: 'retry', nextInput: skipInput(spec.pick) }]);
   return pick([{ action: 'pause' }, { action: 'pause' }, cancel(false), cancel(true)]);
 }
 
 function dropUndefined(value: object): Plain {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * A history page, compactly and exactly (see the file comment): maximal stretches of events with consecutive `seq`
+ * whose bodies are consecutive events of one op of this runner become one string; anything else stays verbatim.
+ */
+function historyOf(events: StoredRunEvent[]): unknown[] {
+  const out: unknown[] = [];
+  let run: { seq0: number; seq1: number; op: number; e0: number; e1: number } | undefined;
+  const flush = () => {
+    if (!run) return;
+    out.push(run.seq0 === run.seq1 ? `#${run.seq0} op${run.op}.e${run.e0}` : `#${run.seq0}..#${run.seq1} op${run.op}.e${run.e0}..e${run.e1}`);
+    run = undefined;
+  };
+  for (const event of events) {
+    const fields = event && typeof event === 'object' ? dropUndefined(event) : undefined;
+    const match = fields && typeof fields.body === 'string' ? EVENT_BODY.exec(fields.body) : null;
+    if (!fields || !match || !Number.isSafeInteger(fields.seq) || Object.keys(fields).length !== 2) {
+      flush();
+      out.push(fields ?? event);
+      continue;
+    }
+    const seq = fields.seq as number;
+    const [op, e] = [Number(match[1]), Number(match[2])];
+    if (run && run.op === op && run.seq1 + 1 === seq && run.e1 + 1 === e) {
+      run.seq1 = seq;
+      run.e1 = e;
+    } else {
+      flush();
+      run = { seq0: seq, seq1: seq, op, e0: e, e1: e };
+    }
+  }
+  flush();
+  return out;
+}
+
+/** Queued signals by name, each name's payloads in order; names sorted (their order is unspecified). */
+function signalsOf(signals: QueuedSignal[]): unknown {
+  const byName = new Map<string, string[]>();
+  let previous: string | undefined;
+  for (const signal of signals) {
+    const fields = signal && typeof signal === 'object' ? dropUndefined(signal) : undefined;
+    if (!fields || typeof fields.name !== 'string' || typeof fields.payload !== 'string' || Object.keys(fields).length !== 2) {
+      return { unexpected: signals };
+    }
+    if (fields.name !== previous && byName.has(fields.name)) return { notGroupedByName: signals };
+    previous = fields.name;
+    byName.set(fields.name, [...(byName.get(fields.name) ?? []), fields.payload]);
+  }
+  return Object.fromEntries([...byName].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Counts without the zero ones (a store may leave out statuses with none); anything but a number 0 is kept. */
+function countsOf(counts: Partial<Record<RunStatus, number>>): Plain {
+  const out = Object.entries(counts).filter(([, n]) => n !== 0 && n !== undefined);
+  return Object.fromEntries(out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** One store under test, with its op windows, its lease tokens and their symbols. */
@@ -220,9 +338,35 @@ export class Driver {
 
   /** The id a `RunRef` stands for; it becomes the `same` run. */
   runId(ref: RunRef): string {
-    const runId = ref === 'claimed' ? (this.lastClaimed ?? RUN_IDS[0]) : ref === 'same' ? (this.lastTarget ?? RUN_IDS[0]) : RUN_IDS[ref];
+    const runId = this.peekRunId(ref);
     this.lastTarget = runId;
     return runId;
+  }
+
+  /** The id a `RunRef` stands for, leaving the `same` run as it is. */
+  peekRunId(ref: RunRef): string {
+    return ref === 'claimed' ? (this.lastClaimed ?? RUN_IDS[0]) : ref === 'same' ? (this.lastTarget ?? RUN_IDS[0]) : RUN_IDS[ref];
+  }
+
+  /** The index of the op whose window holds this clock reading (see {@link time}), if any. */
+  private opOf(instant: Date): number | undefined {
+    const t = instant.getTime();
+    const j = this.windows.findIndex(([start, end]) => t >= start - 1 && t <= end + 2);
+    return j >= 0 ? j : undefined;
+  }
+
+  /**
+   * A `createdFrom` / `createdTo` bound in this store (see `CreatedBound`): the run's own `createdAt`, or an instant
+   * in the gap before / after the window of the op that created it. Readings of an op lie in [start, end + 1) and
+   * consecutive windows are {@link GAP_MS} apart, so start − 2 and end + 2 are at least 1 ms from every reading.
+   */
+  private async bound(spec: Resolved['from']): Promise<Date | undefined> {
+    if (!spec) return undefined;
+    const run = await this.store.getRun(spec.runId);
+    if (!run) return new Date(this.base + FAR_MS);
+    const j = spec.at === 'exact' ? undefined : this.opOf(run.createdAt);
+    if (j === undefined) return run.createdAt;
+    return new Date(spec.at === 'before' ? this.windows[j][0] - 2 : this.windows[j][1] + 2);
   }
 
   private symbol(token: unknown): unknown {
@@ -250,11 +394,13 @@ export class Driver {
 
   private step(step: StoredStep): Plain {
     const out = dropUndefined(step);
-    for (const key of ['startedAt', 'finishedAt'] as const) {
-      const v = out[key];
-      if (v instanceof Date) out[key] = Number.isNaN(v.getTime()) ? 'Invalid Date' : v.toISOString();
+    const iso = (v: unknown) => (v instanceof Date ? (Number.isNaN(v.getTime()) ? 'Invalid Date' : v.toISOString()) : v);
+    for (const key of ['startedAt', 'finishedAt'] as const) out[key] = iso(out[key]);
+    if (out.heartbeat && typeof out.heartbeat === 'object') {
+      const beat = dropUndefined(out.heartbeat);
+      out.heartbeat = { ...beat, at: iso(beat.at) };
     }
-    return out;
+    return dropUndefined(out);
   }
 
   run(run: StoredRun | ClaimedRun | undefined): Plain | undefined {
@@ -300,7 +446,7 @@ export class Driver {
    * Runs one generated op. `runId` (what the op's run refers to) and `patch` (of a commit) are resolved once, on the
    * reference, and given to both stores.
    */
-  async exec(op: Op, { runId, patch, request, signal }: Resolved): Promise<unknown> {
+  async exec(op: Op, { runId, patch, request, signal, events, afterSeq, from, to }: Resolved): Promise<unknown> {
     const store = this.store;
     switch (op.op) {
       case 'create': {
@@ -308,12 +454,20 @@ export class Driver {
         return this.timed(
           () =>
             store.createRun(
-              { runId, workflow: WORKFLOWS[op.wf], version: op.version, input: `{"in":${op.input}}`, state: '{"s":0}', ...firstStep },
+              {
+                runId,
+                workflow: WORKFLOWS[op.wf],
+                version: op.version,
+                input: `{"in":${op.input}}`,
+                state: '{"s":0}',
+                ...firstStep,
+                ...(events ? { events } : {}),
+              },
               { onConflict: op.conflict, ...(op.lease ? { lease: { owner: OWNERS[op.lease.owner], leaseMs: spanMs(op.lease.span) } } : {}) },
             ),
           (res) => {
             if (res.created) this.noteClaim(runId, res.run.leaseToken);
-            return { created: res.created, run: this.run(res.run) };
+            return dropUndefined({ created: res.created, run: this.run(res.run), lastEventSeq: res.lastEventSeq });
           },
         );
       }
@@ -366,9 +520,18 @@ export class Driver {
         return this.timed(() => store.takeSignal(runId, token, signal!), (res) => dropUndefined(res));
       }
       case 'send':
-        return this.timed(() => store.sendSignal(runId, signal!, `"p${op.payload}"`), (res) => dropUndefined(res));
+        return this.timed(() => store.sendSignal(runId, signal!, `"p${op.payload}"`, events?.[0]), (res) => dropUndefined(res));
       case 'control':
-        return this.timed(() => store.control(runId, request!), (res) => dropUndefined(res));
+        return this.timed(() => store.control(runId, request!, events?.[0]), (res) => dropUndefined(res));
+      case 'events':
+        return this.timed(
+          () => store.listEvents(runId, { limit: op.limit === 'all' ? ALL_EVENTS : op.limit, ...(afterSeq === undefined ? {} : { afterSeq }) }),
+          (page) => historyOf(page),
+        );
+      case 'count':
+        return this.timed(() => store.countRuns(op.wf === undefined ? {} : { workflow: WORKFLOWS[op.wf] }), (counts) => countsOf(counts));
+      case 'signals':
+        return this.timed(() => store.listSignals(runId), (signals) => signalsOf(signals));
       case 'list': {
         // The cursor is the listed run's own createdAt in this store (clock readings differ between stores).
         let after: { createdAt: Date; runId: string } | undefined;
@@ -378,6 +541,8 @@ export class Driver {
             ? { createdAt: cursorRun.createdAt, runId: cursorRun.runId }
             : { createdAt: new Date(this.base + FAR_MS), runId: 'zz-missing' };
         }
+        const createdFrom = await this.bound(from);
+        const createdTo = await this.bound(to);
         return this.timed(
           () =>
             store.listRuns({
@@ -385,6 +550,8 @@ export class Driver {
               ...(op.wf === undefined ? {} : { workflow: WORKFLOWS[op.wf] }),
               ...(op.statuses === undefined ? {} : { statuses: op.statuses }),
               ...(after ? { after } : {}),
+              ...(createdFrom ? { createdFrom } : {}),
+              ...(createdTo ? { createdTo } : {}),
             }),
           (runs) => runs.map((r) => this.run(r)),
         );
@@ -395,6 +562,24 @@ export class Driver {
         return this.timed(() => store.getRun(runId), (run) => this.run(run) ?? null);
     }
   }
+}
+
+/** `runId` if the reference has that run, else the next id of the pool it has (so that a bound splits runs), else `runId`. */
+async function existingRun(runId: string, reference: WorkflowStore): Promise<string> {
+  const start = RUN_IDS.indexOf(runId as (typeof RUN_IDS)[number]);
+  for (let k = 0; k < RUN_IDS.length; k++) {
+    const candidate = RUN_IDS[(start + k) % RUN_IDS.length];
+    if (await reference.getRun(candidate)) return candidate;
+  }
+  return runId;
+}
+
+/** `afterSeq` of a `listEvents` op, from the run's history in the reference (see `AfterSeqSpec`). */
+async function afterSeqOf(spec: AfterSeqSpec, reference: WorkflowStore, runId: string): Promise<number> {
+  if (spec.from === 'zero') return spec.offset;
+  const history = await reference.listEvents(runId, { limit: ALL_EVENTS });
+  if (spec.from === 'first') return Math.max(0, (history[0]?.seq ?? 1) - 1 + spec.offset);
+  return Math.max(0, (history.at(-1)?.seq ?? 0) - spec.offset);
 }
 
 /**
@@ -466,10 +651,25 @@ export async function runSequence(
     const current = await reference.getRun(runId);
     const resolved: Resolved = { runId };
     const notes: string[] = typeof ref === 'string' ? [`${ref} = ${JSON.stringify(runId)}`] : [];
-    if (op.op === 'commit') resolved.patch = buildPatch(op.patch, op.span, current?.steps.length ?? 0, i, base);
+    if (op.op === 'commit') resolved.patch = commitPatch(op, current?.steps.length ?? 0, i, base);
     if (op.op === 'control') {
       resolved.request = fittingRequest(op.request, current);
       if (op.request.action === 'fitting') notes.push(`request = ${JSON.stringify(resolved.request)}`);
+    }
+    if (op.op === 'create' && op.events !== undefined) resolved.events = eventBodies(i, op.events);
+    if ((op.op === 'send' || op.op === 'control') && op.event) resolved.events = eventBodies(i, 1);
+    if (op.op === 'events' && op.after) {
+      resolved.afterSeq = await afterSeqOf(op.after, reference, runId);
+      notes.push(`afterSeq = ${resolved.afterSeq}`);
+    }
+    if (op.op === 'list') {
+      for (const key of ['from', 'to'] as const) {
+        const bound = op[key];
+        if (!bound) continue;
+        const boundRun = await existingRun(refDriver.peekRunId(bound.run), reference);
+        resolved[key] = { runId: boundRun, at: bound.at };
+        notes.push(`${key}: ${bound.at} ${JSON.stringify(boundRun)}`);
+      }
     }
     if (op.op === 'send' || op.op === 'take') {
       resolved.signal = op.signal === 'waited' ? (current?.waitSignal ?? SIGNALS[0]) : SIGNALS[op.signal];
@@ -513,6 +713,22 @@ export async function runSequence(
     await compare(
       `final listRuns({ workflow: '${workflow}' })`,
       (d) => d.timed(() => d.store.listRuns({ workflow, limit: 100 }), (rs) => rs.map((r) => r.runId)),
+      false,
+    );
+  }
+  for (const runId of RUN_IDS) {
+    await compare(
+      `final listEvents(${runId}, { limit: ${ALL_EVENTS} })`,
+      (d) => d.timed(() => d.store.listEvents(runId, { limit: ALL_EVENTS }), (page) => historyOf(page)),
+      false,
+    );
+    await compare(`final listSignals(${runId})`, (d) => d.timed(() => d.store.listSignals(runId), (signals) => signalsOf(signals)), false);
+  }
+  await compare('final countRuns({})', (d) => d.timed(() => d.store.countRuns({}), (counts) => countsOf(counts)), false);
+  for (const workflow of WORKFLOWS) {
+    await compare(
+      `final countRuns({ workflow: '${workflow}' })`,
+      (d) => d.timed(() => d.store.countRuns({ workflow }), (counts) => countsOf(counts)),
       false,
     );
   }

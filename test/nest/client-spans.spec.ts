@@ -25,7 +25,7 @@ function only(name: string): ReadableSpan {
   expect(found).toHaveLength(1);
   return found[0];
 }
-const ids = (span: ReadableSpan) => ({ traceId: span.spanContext().traceId, spanId: span.spanContext().spanId });
+const ids = (span: Pick<ReadableSpan, 'spanContext'>) => ({ traceId: span.spanContext().traceId, spanId: span.spanContext().spanId });
 const parentOf = (span: ReadableSpan) => ({ traceId: span.spanContext().traceId, spanId: span.parentSpanContext?.spanId });
 
 async function statusOf(client: WorkflowClient, runId: string, status: string) {

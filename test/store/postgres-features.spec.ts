@@ -769,7 +769,7 @@ describePg('PostgresStore', () => {
     it('claims, renews, signals and controls in one round trip each', async () => {
       const workflow = `wf-${randomUUID()}`;
       await store.createRun(newRun({ workflow }), { onConflict: 'keep' });
-      const { result: claimed, queries: claimQueries } = await count(() => store.claimRuns(LEASE, 10, [workflow]));
+      const { result: claimed, queries: claimQueries } = await count(() => store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]));
       expect(claimed).toHaveLength(1);
       expect(claimQueries).toHaveLength(1);
       const runId = claimed[0].runId;
@@ -894,6 +894,112 @@ describePg('PostgresStore', () => {
     });
   });
 
+  describe('claims by (workflow, version), behind 5,000 due runs of another version (among 55,000 runs)', () => {
+    const BACKLOG = 5_000;
+    const ENDED = 50_000;
+    let store: PostgresStore;
+    const workflow = 'orders';
+    const v = (version: number, name = workflow) => ({ workflow: name, version });
+
+    beforeAll(async () => {
+      store = new PostgresStore({ url, schema: schema(), logger: silent });
+      await store.init();
+      // version 1: a backlog due long ago that no claimer below registers; version 2 (and 'mail' 2): due later; and
+      // ended runs, as a table has them (on a table of due runs only, a seq scan and a sort may rightly win).
+      await withPgClient(url, async (query) => {
+        await query(
+          `INSERT INTO ${store.names.runs} (run_id, workflow, version, status, input, state, created_at, updated_at, due_at)
+           SELECT 'v1-' || lpad(i::text, 5, '0'), 'orders', 1, 'pending', '{}', '{}', now(), now(), now() - interval '1 hour' + i * interval '1 ms'
+           FROM generate_series(1, ${BACKLOG}) i
+           UNION ALL
+           SELECT 'v2-' || i, 'orders', 2, 'pending', '{}', '{}', now(), now(), now() - interval '1 minute' + i * interval '1 ms'
+           FROM generate_series(1, 3) i
+           UNION ALL
+           SELECT 'mail-' || i, 'mail', 2, 'pending', '{}', '{}', now(), now(), now() - interval '2 minutes' + i * interval '1 ms'
+           FROM generate_series(1, 2) i
+           UNION ALL
+           SELECT 'done-' || i, 'orders', 2, 'completed', '{}', '{}', now(), now(), NULL
+           FROM generate_series(1, ${ENDED}) i`,
+        );
+        await query(`VACUUM ANALYZE ${store.names.runs}`);
+      });
+    });
+    afterAll(() => store.close());
+
+    it('scans the claim index in due order with the pairs as a filter: no join, no sort', async () => {
+      const sql = buildStatements(store.names);
+      for (const [key, third] of [
+        ['claimRunsForWorkflows', '10'],
+        ['claimRunForWorkflows', `'v2-1'`],
+      ] as const) {
+        for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+          const text = await withPgClient(url, async (query) => {
+            await query(`SET plan_cache_mode = ${mode}`);
+            await query(`PREPARE pgv_claim(text, float8, ${key === 'claimRunForWorkflows' ? 'text' : 'integer'}, text[], integer[], text[]) AS ${sql[key]}`);
+            const plan = await query(`EXPLAIN (COSTS OFF) EXECUTE pgv_claim('me', 30000, ${third}, '{orders}', '{2}', '{2:orders}')`);
+            const lines = plan.map((row) => String(row['QUERY PLAN']));
+            // the selection of the runs to claim (CTE c); the update that follows joins its few rows
+            return lines.slice(lines.findIndex((l) => l.includes('CTE c')), lines.findIndex((l) => l.includes('CTE u'))).join('\n');
+          });
+          expect(text).toMatch(/Filter: .*\(workflow = ANY .*\(version = ANY .*\(\(\(\(version\)::text \|\| ':'::text\) \|\| workflow\) = ANY/);
+          expect(text).not.toMatch(/Join|Hash|Seq Scan|Function Scan/);
+          if (key === 'claimRunsForWorkflows') {
+            expect(text).toMatch(/Limit\n\s+->  LockRows\n\s+->  Index Scan using cairn_runs_claim_idx on cairn_runs r\n/);
+            expect(text).not.toMatch(/Sort/);
+          } else {
+            expect(text).toMatch(/Index Scan using cairn_runs_pkey on cairn_runs r\n\s+Index Cond: \(run_id = /);
+          }
+        }
+      }
+    });
+
+    it('claims the runs of the pairs asked for, earliest first, past the due runs of other versions', async () => {
+      const started = performance.now();
+      // ('mail', 1) and ('orders', 2): the runs of ('orders', 1) and ('mail', 2) have a name and a version asked for
+      const claimed = await store.claimRuns(LEASE, 10, [v(1, 'mail'), v(2)]);
+      const elapsed = performance.now() - started;
+      expect(claimed.map((r) => [r.runId, r.version])).toEqual([
+        ['v2-1', 2],
+        ['v2-2', 2],
+        ['v2-3', 2],
+      ]);
+      // NOTE: a few ms here (the claim reads the 5,000 runs ahead); the bound only catches a plan gone badly wrong.
+      expect(elapsed).toBeLessThan(1_000);
+      expect(await store.claimRuns(LEASE, 10, [v(2), v(3)])).toEqual([]);
+      expect(await store.claimRun('v1-00001', LEASE, [v(2), v(1, 'mail')])).toBeUndefined();
+      // two versions of one name, and another name: every pair is matched exactly
+      const mixed = await store.claimRuns(LEASE, 4, [v(2, 'mail'), v(1)]);
+      expect(mixed.map((r) => r.runId)).toEqual(['v1-00001', 'v1-00002', 'v1-00003', 'v1-00004']);
+      expect((await store.claimRuns(LEASE, 10, [v(2, 'mail')])).map((r) => r.runId)).toEqual(['mail-1', 'mail-2']);
+    });
+
+    it('is not held up by rows of other versions that another transaction has locked', async () => {
+      const { runs } = store.names;
+      await withPgClient(url, async (query) => {
+        await query(`INSERT INTO ${runs} (run_id, workflow, version, status, input, state, created_at, updated_at, due_at)
+          VALUES ('v3-1', 'orders', 3, 'pending', '{}', '{}', now(), now(), now())`);
+        await query('BEGIN');
+        try {
+          await query(`SELECT run_id FROM ${runs} WHERE workflow = 'orders' AND version = 1 FOR UPDATE`);
+          const claimed = await store.claimRuns(LEASE, 10, [v(3)]);
+          expect(claimed.map((r) => r.runId)).toEqual(['v3-1']);
+        } finally {
+          await query('ROLLBACK');
+        }
+      });
+    });
+
+    it('claims nothing when no pair can match a run (pairs no run can have are left out)', async () => {
+      const claims = [
+        store.claimRuns(LEASE, 10, []),
+        store.claimRuns(LEASE, 10, [v(1.5), v(2 ** 31), { workflow: 'a\u0000b', version: 1 }]),
+        store.claimRun('v1-04000', LEASE, [v(Number.NaN)]),
+        store.claimOwnedRuns(LEASE, 10, [v(-(2 ** 31) - 1)]),
+      ];
+      expect(await Promise.all(claims)).toEqual([[], [], undefined, []]);
+    });
+  });
+
   describe('concurrency', () => {
     let store: PostgresStore;
     beforeAll(async () => {
@@ -936,7 +1042,7 @@ describePg('PostgresStore', () => {
         const runs = Array.from({ length: 40 }, () => newRun({ workflow }));
         await Promise.all(runs.flatMap((r) => [store.createRun(r, { onConflict: 'keep' }), other.createRun(r, { onConflict: 'keep' })]));
         const claims = await Promise.all(
-          Array.from({ length: 8 }, (_, i) => (i % 2 ? store : other).claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 7, [workflow])),
+          Array.from({ length: 8 }, (_, i) => (i % 2 ? store : other).claimRuns({ owner: `w${i}`, leaseMs: 30_000 }, 7, [{ workflow, version: 1 }])),
         );
         const ids = claims.flat().map((r) => r.runId);
         expect(ids).toHaveLength(40);
@@ -1188,7 +1294,7 @@ describePg('PostgresStore', () => {
       for (const run of runs) await store.createRun(run, { onConflict: 'keep' });
       await damage(`UPDATE ${store.names.runs} SET live_step = 'garbage' WHERE run_id = $1`, runs[1].runId);
       await damage(`UPDATE ${store.names.runs} SET error = '[1]'::jsonb WHERE run_id = $1`, runs[4].runId);
-      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+      const claimed = await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual(runs.map((r) => r.runId).sort());
       const byId = new Map(claimed.map((r) => [r.runId, r]));
       expect(byId.get(runs[1].runId)!.corrupt).toMatch(new RegExp(`^column live_step of run "${runs[1].runId}": .*JSON`));

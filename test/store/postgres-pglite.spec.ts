@@ -123,13 +123,13 @@ describe('PGlite store: one app per data folder', () => {
     const running = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
     const waiting = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
     expect((await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 60_000, wait: { signal: 'go', timeoutMs: 3_600_000 } })).ok).toBe(true);
-    expect(await first.claimRuns({ owner: 'other', leaseMs: 60_000 }, 10, [workflow])).toEqual([]);
+    expect(await first.claimRuns({ owner: 'other', leaseMs: 60_000 }, 10, [{ workflow, version: 1 }])).toEqual([]);
     await first.close(); // without releasing: as if killed
 
     const second = createPgliteStore({ dataDir });
     await second.init();
     try {
-      const claimed = await second.claimRuns({ owner: 'new-app', leaseMs: 30_000 }, 10, [workflow]);
+      const claimed = await second.claimRuns({ owner: 'new-app', leaseMs: 30_000 }, 10, [{ workflow, version: 1 }]);
       expect(claimed.map((r) => r.runId)).toEqual([running.runId]);
       expect(claimed[0]).toMatchObject({ recovered: true, previousOwner: 'old-app', status: 'running' });
       expect(claimed[0].orphanedMs).toBeGreaterThanOrEqual(0);

@@ -63,6 +63,7 @@ const NOT_STATUSES = new Set([
   '1 millisecond',
   'milliseconds',
   'f',
+  ':', // the claim filter's `<version>:<workflow>` keys
 ]);
 
 /** Every statement the store sends, and its DDL, for a given schema and prefix. */

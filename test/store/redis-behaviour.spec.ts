@@ -157,7 +157,7 @@ redis.describe('RedisStore on a shared server', () => {
     expect((await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, state: '"after-flush"' })).ok).toBe(true);
     expect((await store.getRun(run.runId))!.state).toBe('"after-flush"');
     await admin.script('FLUSH');
-    expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(3);
+    expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toHaveLength(3);
     await admin.script('FLUSH');
     expect(await store.listRuns({ workflow, limit: 10 })).toHaveLength(4);
   });
@@ -418,7 +418,7 @@ redis.describe('RedisStore on a shared server', () => {
       }
       await admin.hset(store.keys.run(ids[7]).steps, '0', '{not json');
 
-      const claimed = await store.claimRuns(LEASE, 500, [workflow]);
+      const claimed = await store.claimRuns(LEASE, 500, [{ workflow, version: 1 }]);
       const claimedIds = claimed.map((r) => r.runId);
       expect(claimedIds.filter((id) => ids.includes(id))).toHaveLength(200);
       expect(claimedIds).not.toContain('bad-st'); // parked
@@ -438,7 +438,7 @@ redis.describe('RedisStore on a shared server', () => {
       expect(failed.map((r) => r.runId).sort()).toEqual(['bad-ca', 'bad-due', 'bad-err', ids[7]].sort());
       const parked = await store.listRuns({ workflow, statuses: ['paused'], limit: 10 });
       expect(parked.map((r) => [r.runId, r.status, typeof r.corrupt])).toEqual([['bad-st', 'paused', 'string']]);
-      expect(await store.claimRuns(OTHER, 10, [workflow])).toEqual([]);
+      expect(await store.claimRuns(OTHER, 10, [{ workflow, version: 1 }])).toEqual([]);
       expect(logger.warnings).toEqual([]);
     });
 
@@ -455,14 +455,14 @@ redis.describe('RedisStore on a shared server', () => {
       await admin.hset(keys.meta, 'meta', 'garbage without separators');
       const iv = String(Date.now() * 1000 + 10_000_000);
       const rec = (id: string, over: Partial<Record<'st' | 'ca' | 'iv' | 'claim' | 'fa', string>> = {}) => [
-        id, '1', over.iv ?? iv, workflow, over.st ?? 'completed', over.ca ?? '1000', over.claim ?? '-1', over.fa ?? '2000', '', '', '0',
+        id, '1', over.iv ?? iv, workflow, over.st ?? 'completed', over.ca ?? '1000', over.claim ?? '-1', over.fa ?? '2000', '1', '', '', '0', '0',
       ];
       const records = [
         ...rec(ids[0]), ...rec('st', { st: 'bogus', claim: '5' }), ...rec(ids[1]), ...rec('ca', { ca: 'abc' }), ...rec(ids[2]),
         ...rec('iv', { iv: 'x' }), ...rec(ids[3]), ...rec('meta'), ...rec('claim', { st: 'running', claim: 'nan', fa: 'zz' }), ...rec(ids[4]),
       ];
-      const scriptKeys = [...keys.applyBase(), ...keys.workflowGroup(workflow)];
-      const result = (await admin.eval(APPLY_INDEX.lua, scriptKeys.length, ...scriptKeys, '1', workflow, ...records)) as [number, number, string];
+      const scriptKeys = [...keys.applyBase(), ...keys.workflowGroup(workflow), keys.dueByVersion(workflow, 1)];
+      const result = (await admin.eval(APPLY_INDEX.lua, scriptKeys.length, ...scriptKeys, '1', workflow, '1', workflow, '1', ...records)) as [number, number, string];
       expect(result).toEqual([9, 1, expect.stringContaining('run iv: ')]);
       for (const id of [...ids, 'meta']) expect(await admin.zscore(keys.byStatus('completed'), id)).toBe('1000');
       for (const id of [...ids, 'meta']) expect(await admin.zscore(keys.finished('completed'), id)).toBe('2000');
@@ -485,7 +485,7 @@ redis.describe('RedisStore on a shared server', () => {
       await admin.hset(store.keys.meta, 'meta', '|||');
       expect((await store.getRun('ua'))!.corrupt).toContain('field ua of run "ua"');
       expect((await store.getRun('le'))!.corrupt).toContain('field le of run "le"');
-      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+      const claimed = await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...ids].sort());
       expect(claimed.filter((r) => r.corrupt)).toEqual([]); // the claim rewrote what was damaged
       expect((await finishAll(store, claimed)).every((r) => r.ok)).toBe(true);
@@ -656,10 +656,10 @@ redis.describe('RedisStore on a shared server', () => {
       await admin.eval(CREATE_RUN.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
         runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel, '0');
       expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
-      expect(await store.claimRuns(LEASE, 10, [workflow])).toEqual([]); // first sight of the kick
+      expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toEqual([]); // first sight of the kick
       await sleep(150);
-      const claimed = await store.claimRuns(LEASE, 10, [workflow]);
-      const again = claimed.length ? claimed : await store.claimRuns(LEASE, 10, [workflow]);
+      const claimed = await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
+      const again = claimed.length ? claimed : await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
       expect(again.map((r) => r.runId)).toEqual([runId]);
       expect(await admin.zcard(keys.kicks)).toBe(0);
       expect((await store.listRuns({ workflow, limit: 10 })).map((r) => r.runId)).toEqual([runId]);
@@ -670,14 +670,14 @@ redis.describe('RedisStore on a shared server', () => {
       const keys = new RedisKeys(store.keys.prefix);
       const workflow = `wf-${randomUUID().slice(0, 6)}`;
       await store.createRun({ runId: randomUUID(), workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep' });
-      const [run] = await store.claimRuns({ owner: 'a', leaseMs: 300 }, 1, [workflow]);
+      const [run] = await store.claimRuns({ owner: 'a', leaseMs: 300 }, 1, [{ workflow, version: 1 }]);
       const runKeys = keys.run(run.runId);
       // the holder's commit (sleep 0 ms, release) without its index update
       await admin.eval(COMMIT.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
         run.runId, run.leaseToken, '30000', keys.channel, 'st', 'sleeping', 'due', '0', 'rel');
-      expect(await store.claimRuns(LEASE, 1, [workflow])).toEqual([]); // the index still says: leased until expiry
+      expect(await store.claimRuns(LEASE, 1, [{ workflow, version: 1 }])).toEqual([]); // the index still says: leased until expiry
       await sleep(350);
-      const [again] = await store.claimRuns(LEASE, 1, [workflow]);
+      const [again] = await store.claimRuns(LEASE, 1, [{ workflow, version: 1 }]);
       expect(again.runId).toBe(run.runId);
       expect(again.recovered).toBe(false);
     });
@@ -694,7 +694,7 @@ redis.describe('RedisStore on a shared server', () => {
       await sleep(20);
       expect(await admin.zscore(keys.byWorkflow(workflow), ids[1])).toBeNull();
       expect(await admin.zscore(keys.created, ids[1])).toBeNull();
-      expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(2);
+      expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toHaveLength(2);
     });
 
     it('rebuilds lost indexes from the runs with reindex()', async () => {
@@ -715,7 +715,7 @@ redis.describe('RedisStore on a shared server', () => {
       expect(await admin.zscore(keys.created, 'ghost-run')).toBeNull();
       expect((await store.listRuns({ workflow, limit: 10 })).map((r) => r.runId).sort()).toEqual([...ids].sort());
       expect((await store.listRuns({ workflow, statuses: ['completed'], limit: 10 })).map((r) => r.runId)).toEqual([ids[0]]);
-      expect(await store.claimRuns(LEASE, 10, [workflow])).toHaveLength(4);
+      expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toHaveLength(4);
     });
   });
 });

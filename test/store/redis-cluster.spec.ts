@@ -8,7 +8,8 @@ import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { describeStoreConformance } from '../conformance/store.conformance.js';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
 import { testRedis } from '../setup/test-servers.js';
-import { redisCorruptions } from './redis-test-helpers.js';
+import { scanIndexKeys } from '../../src/store/redis/redis.layout.js';
+import { dueIndexes, redisCorruptions, seedVersions, toLayout1 } from './redis-test-helpers.js';
 
 /**
  * The store on a real three-master Redis Cluster: every script must keep to one slot (the cluster refuses
@@ -93,7 +94,7 @@ describeCluster('RedisStore on Redis Cluster', () => {
       expect(perNode.filter((found) => found.length > 0).length).toBeGreaterThan(1);
       expect(perNode.flat()).toHaveLength(ids.length);
       expect(new Set(ids.map((id) => keySlot(keys.run(id).run))).size).toBeGreaterThan(1);
-      const claimed = await store.claimRuns({ owner: 'c', leaseMs: 30_000 }, 100, ['wf']);
+      const claimed = await store.claimRuns({ owner: 'c', leaseMs: 30_000 }, 100, [{ workflow: 'wf', version: 1 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...ids].sort());
       expect((await store.listRuns({ workflow: 'wf', statuses: ['running'], limit: 100 })).length).toBe(ids.length);
     } finally {
@@ -121,6 +122,38 @@ describeCluster('RedisStore on Redis Cluster', () => {
     } finally {
       await store.close();
       await client.quit();
+    }
+  });
+
+  it('migrates keys of an earlier release (index layout 1) once, with instances starting at once, and reindexes', async () => {
+    const prefix = `cairn-layout-${randomUUID().slice(0, 8)}:`;
+    const clients = [cluster(), cluster(), cluster()];
+    const writer = new RedisStore({ client: clients[0], keyPrefix: prefix, logger: quiet });
+    const logs: string[] = [];
+    const logger = { ...quiet, log: (m: string) => logs.push(m) };
+    const stores = clients.map((client) => new RedisStore({ client, keyPrefix: prefix, logger }));
+    try {
+      await writer.init();
+      const seeded = await seedVersions(writer);
+      await writer.close();
+      const expected = await dueIndexes(clients[0], writer.keys);
+      expect(Object.keys(expected)).toHaveLength(3);
+      await toLayout1(clients[0], writer.keys);
+      await Promise.all(stores.map((store) => store.init()));
+      expect(logs.filter((line) => line.startsWith('Redis store: migrating'))).toHaveLength(1);
+      expect(await dueIndexes(clients[0], writer.keys)).toEqual(expected);
+      expect(await scanIndexKeys(clients[0], writer.keys.legacyDuePattern)).toEqual([]);
+      const got = await stores[1].claimRuns({ owner: 'c', leaseMs: 30_000 }, 3, [{ workflow: seeded.workflow, version: 2 }]);
+      expect(got.map((r) => r.runId)).toEqual([seeded.v2]);
+      // reindex rebuilds the same indexes on a Cluster (the claimed run is now due at its lease expiry)
+      await clients[0].zadd(writer.keys.dueByVersion(seeded.workflow, 7), 0, seeded.v1[0]);
+      const before = await dueIndexes(clients[0], writer.keys);
+      delete before[writer.keys.dueByVersion(seeded.workflow, 7)];
+      expect(await stores[2].reindex()).toBeGreaterThan(0);
+      expect(await dueIndexes(clients[0], writer.keys)).toEqual(before);
+    } finally {
+      await Promise.allSettled(stores.map((store) => store.close()));
+      await Promise.allSettled(clients.map((client) => client.quit()));
     }
   });
 });

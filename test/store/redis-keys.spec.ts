@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../../src/errors/errors.js';
 import { COMMIT_OPS, encodeCommitOp, encodePatch, type CommitOpName } from '../../src/store/redis/redis.commit-ops.js';
 import { RUN_FIELDS } from '../../src/store/redis/redis.fields.js';
 import { APPLY_KEYS, RedisKeys, WORKFLOW_GROUP_KEYS, keySlot } from '../../src/store/redis/redis.keys.js';
-import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
+import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, INDEX_LAYOUT_SCRIPT, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import { testRedis } from '../setup/test-servers.js';
@@ -35,7 +35,7 @@ const HOSTILE_IDS = [
 ];
 
 const SLOT_OF_RUN_SCRIPTS = new Set(ALL_SCRIPTS.map((s) => s.name));
-for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
+for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES, INDEX_LAYOUT_SCRIPT]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
 
 describe('Redis store keys', () => {
   it('computes Cluster key slots like Redis (cross-checked with cluster-key-slot)', () => {
@@ -69,8 +69,40 @@ describe('Redis store keys', () => {
     expect(() => keys.run('')).toThrow(InvalidArgumentError);
     expect(() => keys.run('lone \uD800 surrogate')).toThrow(InvalidArgumentError);
     // every global index key shares one slot
-    const global = [...keys.applyBase(), ...keys.workflowGroup('wf {x}'), keys.kicks];
+    const global = [
+      ...keys.applyBase(),
+      ...keys.workflowGroup('wf {x}'),
+      keys.dueByVersion('wf {x}', 2),
+      keys.dueByVersion('wf {x}', '{damaged}'),
+      keys.legacyDueByWorkflow('wf {x}'),
+      keys.kicks,
+      keys.layout,
+      keys.layoutLock,
+    ];
     expect(new Set(global.map(keySlot)).size).toBe(1);
+  });
+
+  it('names one due index per (workflow, version), injectively, and reads the pair back from the name', () => {
+    const keys = new RedisKeys('cairn:');
+    const pairs: [string, string][] = [];
+    for (const workflow of ['wf', 'wf:1', 'w', 'f', '{x}', '', 'ünï 🚀']) {
+      for (const version of ['1', '2', '10', '-1', '0', '01', '1.5', 'abc', '', '~', 'MQ', '~MQ']) pairs.push([workflow, version]);
+    }
+    const names = new Map<string, [string, string]>();
+    for (const [workflow, version] of pairs) {
+      const key = keys.dueByVersion(workflow, version);
+      expect(names.has(key)).toBe(false);
+      names.set(key, [workflow, version]);
+      expect(keys.parseDueByVersion(key)).toEqual({ workflow, version });
+      expect(keySlot(key)).toBe(keySlot(keys.due));
+    }
+    // a claim filter's number names the key of the version the store wrote for it
+    expect(keys.dueByVersion('wf', 3)).toBe(keys.dueByVersion('wf', '3'));
+    expect(keys.dueByVersion('wf', 3)).toBe(`${keys.index}:dv:d2Y:3`);
+    expect(keys.parseDueByVersion(keys.due)).toBeUndefined();
+    expect(keys.parseDueByVersion(keys.legacyDueByWorkflow('wf'))).toBeUndefined();
+    expect(keys.parseDueByVersion(`${keys.index}:dv:d2Y:~`)).toEqual({ workflow: 'wf', version: '' });
+    expect(keys.parseDueByVersion(`${keys.index}:dv:d2Y:x`)).toBeUndefined();
   });
 
   it('computes the apply script\'s key positions from the order of applyBase() and workflowGroup()', () => {
@@ -83,7 +115,6 @@ describe('Redis store keys', () => {
     expect(APPLY_KEYS.groups).toBe(base.length + 1);
     const group = keys.workflowGroup('wf');
     expect(WORKFLOW_GROUP_KEYS.size).toBe(group.length);
-    expect(group[WORKFLOW_GROUP_KEYS.due]).toBe(keys.dueByWorkflow('wf'));
     expect(group[WORKFLOW_GROUP_KEYS.byWorkflow]).toBe(keys.byWorkflow('wf'));
     RUN_STATUSES.forEach((status, i) => expect(group[WORKFLOW_GROUP_KEYS.byWorkflowStatus + i]).toBe(keys.byWorkflowStatus('wf', status)));
   });
@@ -176,9 +207,9 @@ describe('Redis store keys', () => {
         expect(created.lastEventSeq).toBe(1);
         expect((await store.getRun(runId))).toMatchObject({ runId, workflow, input: payload, state: runId });
       }
-      const claimed = await store.claimRuns(lease, 100, [workflow]);
+      const claimed = await store.claimRuns(lease, 100, [{ workflow, version: 2 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
-      const reclaimed = await store.claimOwnedRuns(lease, 100, [workflow]);
+      const reclaimed = await store.claimOwnedRuns(lease, 100, [{ workflow, version: 2 }]);
       expect(reclaimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
       for (const run of reclaimed) expect(run).toMatchObject({ recovered: true, previousOwner: lease.owner, orphanedMs: 0 });
       for (const run of reclaimed) {

@@ -167,7 +167,7 @@ redis.describe('Redis store against the state machine definition (behaviour)', (
     const runId = await runIn(store, status, workflow);
     expect((await store.getRun(runId))!.status).toBe(status);
     const claimable = CLAIMABLE_STATUSES.includes(status);
-    const claimed = await store.claimRuns(LEASE, 10, [workflow]);
+    const claimed = await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
     expect(claimed.map((run) => run.runId)).toEqual(claimable ? [runId] : []);
     if (claimed.length > 0) {
       expect(claimed[0].status).toBe(statusAfterClaim(status));

@@ -160,7 +160,7 @@ redis.describe('RedisStore ttl', () => {
     await sleep(20);
     expect((await indexed(runId)).length).toBeGreaterThan(0);
     await admin.del(...runKeys(runId)); // as an expiry whose index update was lost would leave it
-    expect(await store.claimRuns(LEASE, 10, [workflow])).toEqual([]);
+    expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toEqual([]);
     await sleep(20);
     expect(await indexed(runId)).toEqual([]);
   });

@@ -12,6 +12,7 @@ import type {
   ListEventsQuery,
   ListRunsQuery,
   NewRun,
+  LiveRunGroup,
   QueuedSignal,
   RenewResult,
   RunPatch,
@@ -21,10 +22,11 @@ import type {
   StoredRunEvent,
   StoredStep,
   TakeSignalResult,
+  WorkflowRef,
   WorkflowStore,
 } from '../workflow-store.interface.js';
-import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
-import { isClaimableStatus, isDueOnRelease, isTerminal, statusAfterClaim } from '../run-state-machine.js';
+import { LIVE_GROUP_SAMPLE, PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
+import { isClaimableStatus, isDueOnRelease, isLive, isTerminal, statusAfterClaim } from '../run-state-machine.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
 import { compareRunIds } from '../run-id-order.js';
 
@@ -62,6 +64,7 @@ export class MemoryStore implements WorkflowStore {
   private readonly runs = new Map<string, StoredRun>();
   private readonly signals = new Map<string, Map<string, string[]>>();
   private readonly histories = new Map<string, History>();
+  private readonly pipelines = new Map<string, string>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
 
   async init(): Promise<void> {}
@@ -110,6 +113,7 @@ export class MemoryStore implements WorkflowStore {
       updatedAt: now,
       generation: existing ? existing.generation + 1 : 1,
     };
+    if (input.pipeline !== undefined) run.pipeline = input.pipeline;
     if (options.lease) {
       run.leaseOwner = options.lease.owner;
       run.leaseToken = randomUUID();
@@ -194,21 +198,21 @@ export class MemoryStore implements WorkflowStore {
     return { ...copyRun(run), leaseToken: run.leaseToken, recovered, ...previous };
   }
 
-  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (limit <= 0) return [];
     const now = this.now();
-    const names = workflows ? new Set(workflows) : undefined;
+    const accepts = acceptsRun(workflows);
     const due = [...this.runs.values()]
-      .filter((run) => this.isClaimable(run, now) && (!names || names.has(run.workflow)))
+      .filter((run) => this.isClaimable(run, now) && accepts(run))
       .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime())
       .slice(0, limit);
     return due.map((run) => this.claim(run, lease, now));
   }
 
-  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (!(limit > 0)) return [];
     const now = this.now();
-    const names = workflows ? new Set(workflows) : undefined;
+    const accepts = acceptsRun(workflows);
     const owned = [...this.runs.values()]
       .filter(
         (run) =>
@@ -216,16 +220,16 @@ export class MemoryStore implements WorkflowStore {
           run.leaseOwner === lease.owner &&
           isClaimableStatus(run.status) &&
           run.dueAt !== undefined &&
-          (!names || names.has(run.workflow)),
+          accepts(run),
       )
       .slice(0, limit);
     return owned.map((run) => this.claim(run, lease, now));
   }
 
-  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined> {
     const run = this.runs.get(runId);
     const now = this.now();
-    if (!run || !this.isClaimable(run, now) || (workflows && !workflows.includes(run.workflow))) return undefined;
+    if (!run || !this.isClaimable(run, now) || !acceptsRun(workflows)(run)) return undefined;
     return this.claim(run, lease, now);
   }
 
@@ -441,6 +445,37 @@ export class MemoryStore implements WorkflowStore {
     return [...byName].flatMap(([name, queue]) => queue.map((payload) => ({ name, payload })));
   }
 
+  async summarizeLiveRuns(): Promise<LiveRunGroup[]> {
+    const groups = new Map<string, LiveRunGroup>();
+    for (const run of this.runs.values()) {
+      if (!isLive(run.status)) continue;
+      const key = JSON.stringify([run.workflow, run.version, run.pipeline ?? null, run.currentStep ?? null]);
+      let group = groups.get(key);
+      if (!group) {
+        group = { workflow: run.workflow, version: run.version, count: 0, runIds: [] };
+        if (run.pipeline !== undefined) group.pipeline = run.pipeline;
+        if (run.currentStep !== undefined) group.currentStep = run.currentStep;
+        groups.set(key, group);
+      }
+      group.count++;
+      if (group.runIds.length < LIVE_GROUP_SAMPLE) group.runIds.push(run.runId);
+    }
+    return [...groups.values()];
+  }
+
+  async savePipeline(fingerprint: string, body: string): Promise<void> {
+    if (!this.pipelines.has(fingerprint)) this.pipelines.set(fingerprint, body);
+  }
+
+  async getPipelines(fingerprints: readonly string[]): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const fp of fingerprints) {
+      const body = this.pipelines.get(fp);
+      if (body !== undefined) out[fp] = body;
+    }
+    return out;
+  }
+
   async purge(statuses: readonly RunStatus[], olderThanMs: number): Promise<number> {
     const cutoff = this.now() - olderThanMs;
     const wanted = new Set(statuses);
@@ -480,4 +515,11 @@ function clearLease(run: StoredRun): void {
   run.leaseOwner = undefined;
   run.leaseToken = undefined;
   run.leaseExpiresAt = undefined;
+}
+
+/** The claim filter: runs whose (workflow, version) is one of the pairs (everything without a filter). */
+function acceptsRun(workflows: readonly WorkflowRef[] | undefined): (run: StoredRun) => boolean {
+  if (!workflows) return () => true;
+  const keys = new Set(workflows.map((ref) => `${ref.version}:${ref.workflow}`));
+  return (run) => keys.has(`${run.version}:${run.workflow}`);
 }

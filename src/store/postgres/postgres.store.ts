@@ -22,6 +22,7 @@ import type {
   StoredRun,
   StoredRunEvent,
   TakeSignalResult,
+  WorkflowRef,
   WorkflowStore,
 } from '../workflow-store.interface.js';
 import { PUBLISH_MAX_BYTES } from '../workflow-store.interface.js';
@@ -126,6 +127,31 @@ function creationBound(what: string, value: Date | undefined): number | undefine
   const time = value instanceof Date ? value.getTime() : NaN;
   if (!Number.isFinite(time)) throw new InvalidArgumentError(`listRuns ${what} must be a valid Date (got ${String(value)}).`);
   return time;
+}
+
+/** The `version` column is an `integer`: a pair with another version matches no run. */
+const MIN_INT4 = -(2 ** 31);
+const MAX_INT4 = 2 ** 31 - 1;
+
+/**
+ * A claim's `workflows` filter as the statements take it (`$4` names, `$5` versions, `$6` `<version>:<workflow>` keys;
+ * see `forWorkflows` in postgres.claim.sql.ts): undefined without a filter, null when no run can match (then nothing
+ * is sent). Pairs no run can have (a name PostgreSQL text cannot hold, a version that is not an `integer`) are left out.
+ */
+function claimFilter(workflows: readonly WorkflowRef[] | undefined): [string[], number[], string[]] | null | undefined {
+  if (!workflows) return undefined;
+  const names = new Set<string>();
+  const versions = new Set<number>();
+  const keys = new Set<string>();
+  for (const ref of workflows) {
+    const { workflow, version } = ref ?? {};
+    if (typeof workflow !== 'string' || !storable(workflow)) continue;
+    if (!Number.isInteger(version) || version < MIN_INT4 || version > MAX_INT4) continue;
+    names.add(workflow);
+    versions.add(version);
+    keys.add(`${version}:${workflow}`);
+  }
+  return keys.size === 0 ? null : [[...names], [...versions], [...keys]];
 }
 
 function isEntityManager(value: unknown): value is EntityManager {
@@ -441,45 +467,39 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
-  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (!(limit > 0) || !storable(lease.owner)) return [];
-    if (workflows) {
-      workflows = workflows.filter(storable);
-      if (workflows.length === 0) return [];
-    }
+    const filter = claimFilter(workflows);
+    if (filter === null) return [];
     const n = Math.max(1, Math.min(Math.floor(limit), MAX_CLAIM));
     return this.op('claimOwnedRuns', async (db) => {
-      const rows = workflows
-        ? await db.query(this.sql.claimOwnedRunsForWorkflows, [lease.owner, lease.leaseMs, n, [...workflows]])
+      const rows = filter
+        ? await db.query(this.sql.claimOwnedRunsForWorkflows, [lease.owner, lease.leaseMs, n, ...filter])
         : await db.query(this.sql.claimOwnedRuns, [lease.owner, lease.leaseMs, n]);
       return this.mapClaimed(rows);
     });
   }
 
-  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (!(limit > 0)) return [];
-    if (workflows) {
-      workflows = workflows.filter(storable);
-      if (workflows.length === 0) return [];
-    }
+    const filter = claimFilter(workflows);
+    if (filter === null) return [];
     const n = Math.max(1, Math.min(Math.floor(limit), MAX_CLAIM));
     return this.op('claimRuns', async (db) => {
-      const rows = workflows
-        ? await this.hot(db, this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, n, [...workflows]])
+      const rows = filter
+        ? await this.hot(db, this.sql.claimRunsForWorkflows, [lease.owner, lease.leaseMs, n, ...filter])
         : await this.hot(db, this.sql.claimRuns, [lease.owner, lease.leaseMs, n]);
       return this.mapClaimed(rows);
     });
   }
 
-  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined> {
     if (!storable(runId)) return undefined;
-    if (workflows) {
-      workflows = workflows.filter(storable);
-      if (workflows.length === 0) return undefined;
-    }
+    const filter = claimFilter(workflows);
+    if (filter === null) return undefined;
     return this.op('claimRun', async (db) => {
-      const rows = workflows
-        ? await this.hot(db, this.sql.claimRunForWorkflows, [lease.owner, lease.leaseMs, runId, [...workflows]])
+      const rows = filter
+        ? await this.hot(db, this.sql.claimRunForWorkflows, [lease.owner, lease.leaseMs, runId, ...filter])
         : await this.hot(db, this.sql.claimRun, [lease.owner, lease.leaseMs, runId]);
       const [claimed] = this.mapClaimed(rows);
       return claimed;

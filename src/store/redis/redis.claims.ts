@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { ClaimedRun, LeaseRequest } from '../workflow-store.interface.js';
+import type { ClaimedRun, LeaseRequest, WorkflowRef } from '../workflow-store.interface.js';
 import { decodeClaimed, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
 import type { RedisClient } from './redis.connection.js';
 import { errorMessage } from './redis.errors.js';
 import { dropGoneRuns } from './redis.expiry.js';
-import type { RedisIndexWriter } from './redis.index-writer.js';
+import type { DuePair, RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
 import { runIdOfKick, type RedisScriptRunner, type ScriptCall } from './redis.script-runner.js';
@@ -32,9 +32,16 @@ function claimedOf(reply: [1, Snapshot, IndexRecord, number, string | null, numb
   return claimed;
 }
 
+/** The due index pair of a claim filter entry (the store writes a run's version as `String(version)`). */
+function duePair(ref: WorkflowRef): DuePair {
+  return { workflow: ref.workflow, version: String(ref.version) };
+}
+
 /**
  * Claims of the Redis store: candidates come from the due index (one script in the index slot, which also reports
- * abandoned kicks to repair), then each candidate is claimed by its own fenced script, which re-checks it.
+ * abandoned kicks to repair), then each candidate is claimed by its own fenced script, which re-checks it. A claim
+ * restricted to (workflow, version) pairs reads the due index of each pair (`RedisKeys.dueByVersion`), so due runs of
+ * other pairs never take a place in its candidates.
  */
 export class RedisClaims {
   constructor(
@@ -47,39 +54,47 @@ export class RedisClaims {
     private readonly client?: () => RedisClient,
   ) {}
 
-  /** Drops the index entries of candidates whose run is gone (e.g. expired with the store's `ttl`). */
-  private async dropGone(records: IndexRecord[], names: readonly string[] | undefined): Promise<void> {
+  /**
+   * Drops the index entries of candidates whose run is gone (e.g. expired with the store's `ttl`); `found` gives the
+   * due index pair a candidate was read from, if any.
+   */
+  private async dropGone(records: IndexRecord[], refs: readonly WorkflowRef[] | undefined, found?: Map<string, DuePair>): Promise<void> {
     if (records.length === 0) return;
     if (!this.client) {
-      for (const record of records) this.index.enqueue(record, { repair: true });
+      for (const record of records) this.index.enqueue(record, { repair: true, extraDue: found?.get(record[0]) });
       return;
     }
-    await dropGoneRuns(this.client(), this.keys, this.index, records, names?.length === 1 ? names[0] : '');
+    const fallback = refs && new Set(refs.map((ref) => ref.workflow)).size === 1 ? refs[0].workflow : '';
+    await dropGoneRuns(this.client(), this.keys, this.index, records, fallback, (record) => found?.get(record[0]));
   }
 
   /** `claimRuns` of the port (after its argument checks). */
-  async claimRuns(lease: LeaseRequest, limit: number, names: readonly string[] | undefined): Promise<ClaimedRun[]> {
+  async claimRuns(lease: LeaseRequest, limit: number, refs: readonly WorkflowRef[] | undefined): Promise<ClaimedRun[]> {
     await this.index.flush();
-    const dueKeys = names ? names.map((w) => this.keys.dueByWorkflow(w)) : [this.keys.due];
+    const pairs = refs?.map(duePair);
+    const dueKeys = pairs ? pairs.map((p) => this.keys.dueByVersion(p.workflow, p.version)) : [this.keys.due];
     const claimed: ClaimedRun[] = [];
     const tried = new Set<string>();
     let failure: unknown;
     for (let round = 0; round < 8 && claimed.length < limit; round++) {
       const want = (limit - claimed.length) * 2 + 8;
-      const [candidates, orphans] = await this.runner.run<[string[], string[]]>({
+      const [candidates, orphans, from] = await this.runner.run<[string[], string[], number[]]>({
         script: CLAIM_CANDIDATES,
         keys: [this.keys.kicks, ...dueKeys],
         args: [want, this.kickGraceMs, KICK_BATCH],
       });
       if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
+      // the due index pair each candidate was read from: a refused candidate of another pair leaves that index
+      const found = new Map<string, DuePair>();
+      if (pairs) candidates.forEach((id, i) => found.set(id, pairs[Number(from?.[i]) - 1]));
       const fresh = candidates.filter((id) => !tried.has(id));
       const gone: IndexRecord[] = [];
-      const error = await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, names), (record) => {
+      const error = await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, refs), (record) => {
         if (record[1] !== '1') gone.push(record);
-        else this.index.enqueue(record, { repair: true }); // not claimable: correct its due entry
+        else this.index.enqueue(record, { repair: true, extraDue: found.get(record[0]) }); // not claimable: correct its due entries
       });
       failure ??= error;
-      await this.dropGone(gone, names);
+      await this.dropGone(gone, refs, found);
       await this.index.flush();
       if (candidates.length < want || fresh.length === 0) break;
     }
@@ -92,10 +107,10 @@ export class RedisClaims {
   }
 
   /** `claimRun` of the port (after its argument checks). */
-  async claimRun(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined): Promise<ClaimedRun | undefined> {
-    const result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, workflows));
+  async claimRun(runId: string, lease: LeaseRequest, refs: readonly WorkflowRef[] | undefined): Promise<ClaimedRun | undefined> {
+    const result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, refs));
     if (result[0] !== 1) {
-      if (result[1][1] !== '1') await this.dropGone([result[1]], workflows);
+      if (result[1][1] !== '1') await this.dropGone([result[1]], refs);
       else this.index.enqueue(result[1]);
       return undefined;
     }
@@ -110,9 +125,9 @@ export class RedisClaims {
    * NOTE: pages are by rank, so entries that leave the index meanwhile can make a page skip a run: that run is then
    * recovered when its lease expires, as without this call.
    */
-  async claimOwnedRuns(lease: LeaseRequest, limit: number, names: readonly string[] | undefined): Promise<ClaimedRun[]> {
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, refs: readonly WorkflowRef[] | undefined): Promise<ClaimedRun[]> {
     await this.index.flush();
-    const dueKeys = names ? names.map((w) => this.keys.dueByWorkflow(w)) : [this.keys.due];
+    const dueKeys = refs ? refs.map((ref) => this.keys.dueByVersion(ref.workflow, ref.version)) : [this.keys.due];
     const claimed: ClaimedRun[] = [];
     const tried = new Set<string>();
     let failure: unknown;
@@ -123,7 +138,7 @@ export class RedisClaims {
         args: [start, OWNED_PAGE],
       });
       const fresh = candidates.filter((id) => !tried.has(id));
-      failure ??= await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, names, CLAIM_OWNED_RUN));
+      failure ??= await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, refs, CLAIM_OWNED_RUN));
       await this.index.flush();
       if (more !== 1) break;
     }
@@ -169,9 +184,9 @@ export class RedisClaims {
     return failure;
   }
 
-  private claimCall(runId: string, lease: LeaseRequest, workflows: readonly string[] | undefined, script: LuaScript = CLAIM_RUN): ScriptCall {
+  private claimCall(runId: string, lease: LeaseRequest, refs: readonly WorkflowRef[] | undefined, script: LuaScript = CLAIM_RUN): ScriptCall {
     const keys = this.keys.run(runId);
-    const filter = workflows ? [String(workflows.length), ...workflows] : ['-1'];
+    const filter = refs ? [String(refs.length), ...refs.flatMap((ref) => [ref.workflow, String(ref.version)])] : ['-1'];
     return {
       script,
       keys: [keys.run, keys.steps],

@@ -2,8 +2,11 @@ import { InvalidArgumentError, type RunErrorInfo } from '../../errors/errors.js'
 import { RUN_STATUS_SET } from '../run-state-machine.js';
 import type { ClaimedRun, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
 
-/** A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt. */
-export type IndexRecord = [string, string, string, string, string, string, string, string];
+/**
+ * A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt,
+ * version (the run's `ver` field verbatim).
+ */
+export type IndexRecord = [string, string, string, string, string, string, string, string, string];
 
 /** `[run hash fields (flat), step hash fields (flat)]` as the scripts return them. */
 export type Snapshot = [string[], string[]];

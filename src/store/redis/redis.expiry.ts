@@ -3,7 +3,7 @@ import { ConfigurationError } from '../../errors/errors.js';
 import { TERMINAL_STATUSES } from '../run-state-machine.js';
 import type { IndexRecord, Snapshot } from './redis.codec.js';
 import { scorePairs, type RedisClient } from './redis.connection.js';
-import type { RedisIndexWriter } from './redis.index-writer.js';
+import type { DuePair, RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
 import { READ_RUN } from './redis.scripts.js';
@@ -44,7 +44,7 @@ export function parseTtl(value: unknown): number | undefined {
   return ms;
 }
 
-/** The workflow of a meta entry (`<version>|<status>|<workflow>`), or '' when it has none or cannot be read. */
+/** The workflow of a meta entry (`<index version>|<status>|<workflow>`), or '' when it has none or cannot be read. */
 function metaWorkflow(meta: string | null): string {
   if (!meta) return '';
   const a = meta.indexOf('|');
@@ -64,11 +64,15 @@ export async function dropGoneRuns(
   records: readonly IndexRecord[],
   /** The workflow whose list entries to drop when the meta names none (a list by workflow). */
   fallbackWorkflow = '',
+  /** The due index (workflow, version) a record's run was found in, if any: its entry there is dropped too. */
+  dueOf?: (record: IndexRecord) => DuePair | undefined,
 ): Promise<number> {
   const gone = records.filter((record) => record[1] !== '1');
   if (gone.length === 0) return 0;
   const metas = (await client.hmget(keys.meta, ...gone.map((record) => record[0]))) as (string | null)[];
-  gone.forEach((record, i) => index.enqueue(record, { extra: metaWorkflow(metas[i]) || fallbackWorkflow, repair: true }));
+  gone.forEach((record, i) =>
+    index.enqueue(record, { extra: metaWorkflow(metas[i]) || fallbackWorkflow, extraDue: dueOf?.(record), repair: true }),
+  );
   return gone.length;
 }
 

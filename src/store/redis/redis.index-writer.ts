@@ -12,8 +12,15 @@ interface PendingRecord {
   record: IndexRecord;
   kick: string;
   extra: string;
+  extraDue?: DuePair;
   /** Applied even when as old as the last applied one: the index was seen to disagree with the run. */
   repair: boolean;
+}
+
+/** A (workflow, version) pair of a due index: the workflow name and the run's `ver` field as stored. */
+export interface DuePair {
+  workflow: string;
+  version: string;
 }
 
 /** Options of one queued index record. */
@@ -22,8 +29,17 @@ export interface EnqueueOptions {
   kick?: string;
   /** Another workflow whose group may hold the run (a replaced run's previous workflow, a stale list entry's). */
   extra?: string;
+  /**
+   * Another (workflow, version) whose due index may hold the run: a replaced run's previous pair, or the pair of the
+   * due index a claimer found the run in when the run turned out to be of another pair.
+   */
+  extraDue?: DuePair;
   /** Apply even when as old as the last applied record: the index was seen to disagree with the run. */
   repair?: boolean;
+}
+
+function pendingOf(record: IndexRecord, options: EnqueueOptions): PendingRecord {
+  return { record, kick: options.kick ?? '', extra: options.extra ?? '', extraDue: options.extraDue, repair: options.repair ?? false };
 }
 
 /**
@@ -46,7 +62,7 @@ export class RedisIndexWriter {
 
   /** Queues an index record; it is applied in a batch right after the current I/O callbacks. */
   enqueue(record: IndexRecord, options: EnqueueOptions = {}): void {
-    this.pending.push({ record, kick: options.kick ?? '', extra: options.extra ?? '', repair: options.repair ?? false });
+    this.pending.push(pendingOf(record, options));
     if (!this.flushTimer) {
       this.flushTimer = setImmediate(() => {
         this.flushTimer = undefined;
@@ -67,13 +83,7 @@ export class RedisIndexWriter {
     for (let i = 0; i < batch.length; i += APPLY_BATCH) calls.push(this.applyCall(batch.slice(i, i + APPLY_BATCH)));
     const promise: Promise<void> = this.runner
       .runMany<[number, number, string]>(calls)
-      .then((results) => {
-        const skipped = results.reduce((sum, result) => sum + (Array.isArray(result) ? Number(result[1]) || 0 : 0), 0);
-        if (skipped > 0) {
-          const first = results.find((result) => Array.isArray(result) && result[2])?.[2];
-          this.logger.warn(`Redis store: ${skipped} index record(s) could not be applied and were skipped (${first}); the other runs were indexed.`);
-        }
-      })
+      .then((results) => this.reportSkipped(results))
       .catch((error: unknown) => {
         this.logger.warn(
           `Redis store: updating the run indexes failed (${errorMessage(error)}); they are repaired when the runs are next seen.`,
@@ -82,6 +92,25 @@ export class RedisIndexWriter {
       .finally(() => this.inflight.delete(promise));
     this.inflight.add(promise);
     return promise;
+  }
+
+  /**
+   * Applies index records at once, apart from the queue, and throws when a batch cannot be applied (the key layout
+   * migration must not go on without them). Records of damaged runs that are skipped are logged, as by `flush`.
+   */
+  async applyNow(records: readonly { record: IndexRecord; options?: EnqueueOptions }[]): Promise<void> {
+    const batch = records.map(({ record, options }) => pendingOf(record, options ?? {}));
+    const calls: ScriptCall[] = [];
+    for (let i = 0; i < batch.length; i += APPLY_BATCH) calls.push(this.applyCall(batch.slice(i, i + APPLY_BATCH)));
+    this.reportSkipped(await this.runner.runMany<[number, number, string]>(calls));
+  }
+
+  private reportSkipped(results: [number, number, string][]): void {
+    const skipped = results.reduce((sum, result) => sum + (Array.isArray(result) ? Number(result[1]) || 0 : 0), 0);
+    if (skipped > 0) {
+      const first = results.find((result) => Array.isArray(result) && result[2])?.[2];
+      this.logger.warn(`Redis store: ${skipped} index record(s) could not be applied and were skipped (${first}); the other runs were indexed.`);
+    }
   }
 
   /** Flushes, then waits for every index update in flight (on close). */
@@ -99,14 +128,32 @@ export class RedisIndexWriter {
         groups.push(workflow);
       }
     };
-    for (const { record, extra } of batch) {
-      if (record[1] === '1' || record[3] !== '') addGroup(record[3]);
+    const dues: DuePair[] = [];
+    const duePositions = new Map<string, number>();
+    const addDue = (workflow: string, version: string): number => {
+      const id = JSON.stringify([workflow, version]);
+      let position = duePositions.get(id);
+      if (position === undefined) {
+        dues.push({ workflow, version });
+        duePositions.set(id, (position = dues.length));
+      }
+      return position;
+    };
+    const extraDue: number[] = [];
+    for (const { record, extra, extraDue: previous } of batch) {
+      if (record[1] === '1' || record[3] !== '') {
+        addGroup(record[3]);
+        addDue(record[3], record[8] ?? '');
+      }
       if (extra !== '') addGroup(extra);
+      extraDue.push(previous ? addDue(previous.workflow, previous.version) : 0);
     }
     const keys = [...this.keys.applyBase()];
     for (const workflow of groups) keys.push(...this.keys.workflowGroup(workflow));
-    const args: string[] = [String(groups.length), ...groups];
-    for (const { record, kick, extra, repair } of batch) args.push(...record, kick, extra, repair ? '1' : '0');
+    for (const { workflow, version } of dues) keys.push(this.keys.dueByVersion(workflow, version));
+    const args: string[] = [String(groups.length), ...groups, String(dues.length)];
+    for (const { workflow, version } of dues) args.push(workflow, version);
+    batch.forEach(({ record, kick, extra, repair }, i) => args.push(...record, kick, extra, String(extraDue[i]), repair ? '1' : '0'));
     return { script: APPLY_INDEX, keys, args };
   }
 }

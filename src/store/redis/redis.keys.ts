@@ -21,14 +21,25 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `...:s:<status>` zset runId → createdAt (list by status; its ZCARD: `countRuns`)
  * - `...:ws:<wf>:<status>` zset runId → createdAt (list by workflow and status; its ZCARD: `countRuns` of a workflow)
  * - `...:due` zset runId → earliest time the run may be claimable (claims)
- * - `...:dw:<wf>` zset runId → same, per workflow (claims restricted to workflows)
+ * - `...:dv:<wf>:<ver>` zset runId → same, per (workflow, version) (claims restricted to workflow versions: a key
+ *   holds only runs of its pair, so due runs of other versions never hold back a claimer's own: no head-of-line
+ *   blocking). `<ver>` is the run's `ver` field as stored: verbatim when it is a plain decimal integer, else `~` and
+ *   its base64url (a damaged field).
  * - `...:f:<status>` zset runId → finishedAt, per terminal status (purge)
- * - `...:m` hash runId → `<version>|<status>|<workflow>` of the index entries (makes index updates idempotent)
+ * - `...:m` hash runId → `<index version>|<status>|<workflow>` of the index entries (makes index updates idempotent)
  * - `...:k` zset `<op id><runId>` → 0 / first time seen: write-ahead marks of index updates in flight
+ * - `...:layout` string: the version of this key layout ({@link INDEX_LAYOUT}); absent in a store written before it
+ *   existed (layout 1). `...:layout-lock` string: held by the instance that migrates the indexes (`redis.layout.ts`).
+ *
+ * Layout 1 (before workflow versions were claimed side by side) had `...:dw:<wf>` due zsets per workflow instead of
+ * `...:dv:<wf>:<ver>`; `init()` migrates a store of layout 1 once (`redis.layout.ts`).
  *
  * Run ids and workflow names are encoded with base64url, so no byte of user data can change a key's slot, form
  * another run's key or collide with another name (base64url never contains `{`, `}` or `:`).
  */
+
+/** The version of the key layout this release writes (see above). */
+export const INDEX_LAYOUT = 2;
 
 /**
  * The apply script's leading keys (`applyBase()`), section by section, in order: the script finds each key at the
@@ -45,7 +56,6 @@ const APPLY_BASE_SECTIONS = [
 
 /** The keys of one workflow's index group (`workflowGroup()`), section by section, in order. */
 const WORKFLOW_GROUP_SECTIONS = [
-  ['due', 1],
   ['byWorkflow', 1],
   ['byWorkflowStatus', RUN_STATUSES.length],
 ] as const;
@@ -67,7 +77,7 @@ function offsets<S extends readonly (readonly [string, number])[]>(sections: S, 
 /**
  * Lua (1-based) `KEYS` positions of the apply script's leading keys: `byStatus` is the key of `RUN_STATUSES[0]`, the
  * key of the i-th status (1-based) is at `byStatus + i - 1`; likewise `finished` for `TERMINAL_STATUSES`. The
- * workflow groups start at `groups`.
+ * workflow groups start at `groups`; the due keys of (workflow, version) pairs follow the last group, one key each.
  */
 export const APPLY_KEYS = (() => {
   const base = offsets(APPLY_BASE_SECTIONS, 1);
@@ -90,6 +100,16 @@ function isWellFormed(value: string): boolean {
 /** base64url of the UTF-8 bytes: injective on well-formed strings, and free of `{`, `}`, `:`. */
 export function encodeName(value: string): string {
   return Buffer.from(value, 'utf8').toString('base64url');
+}
+
+/** A version in a key name: a plain decimal integer verbatim, anything else (a damaged field) `~` + base64url. */
+function versionPart(version: string): string {
+  return /^-?\d{1,16}$/.test(version) ? version : `~${encodeName(version)}`;
+}
+
+/** Escapes the glob characters of a SCAN MATCH pattern. */
+export function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 /** Checks a run id can be used as data in keys: a non-empty, well-formed string. */
@@ -118,6 +138,10 @@ export class RedisKeys {
   readonly due: string;
   readonly meta: string;
   readonly kicks: string;
+  /** The key layout's version (see {@link INDEX_LAYOUT}). */
+  readonly layout: string;
+  /** Held by the instance migrating the key layout. */
+  readonly layoutLock: string;
   /** Pub/sub channel of store events. */
   readonly channel: string;
 
@@ -127,6 +151,8 @@ export class RedisKeys {
     this.due = `${this.index}:due`;
     this.meta = `${this.index}:m`;
     this.kicks = `${this.index}:k`;
+    this.layout = `${this.index}:layout`;
+    this.layoutLock = `${this.index}:layout-lock`;
     this.channel = `${prefix}events`;
   }
 
@@ -152,14 +178,43 @@ export class RedisKeys {
     return `${this.index}:ws:${encodeName(workflow)}:${status}`;
   }
 
-  dueByWorkflow(workflow: string): string {
+  /**
+   * The due index of one (workflow, version) pair. `version` is the run's `ver` field as the scripts return it (a
+   * string), or the number of a claim filter (the store writes `String(version)`).
+   */
+  dueByVersion(workflow: string, version: string | number): string {
+    return `${this.index}:dv:${encodeName(workflow)}:${versionPart(String(version))}`;
+  }
+
+  /** The (workflow, version) pair of a {@link RedisKeys.dueByVersion} key name, or undefined for another key. */
+  parseDueByVersion(key: string): { workflow: string; version: string } | undefined {
+    const head = `${this.index}:dv:`;
+    if (!key.startsWith(head)) return undefined;
+    const match = /^([A-Za-z0-9_-]*):(-?\d+|~[A-Za-z0-9_-]*)$/.exec(key.slice(head.length));
+    if (!match) return undefined;
+    const workflow = Buffer.from(match[1], 'base64url').toString('utf8');
+    const version = match[2].startsWith('~') ? Buffer.from(match[2].slice(1), 'base64url').toString('utf8') : match[2];
+    return this.dueByVersion(workflow, version) === key ? { workflow, version } : undefined;
+  }
+
+  /** Glob (SCAN MATCH) of every {@link RedisKeys.dueByVersion} key. */
+  get dueByVersionPattern(): string {
+    return `${globEscape(this.index)}:dv:*`;
+  }
+
+  /** Layout 1's due index of a workflow (see above): only the migration and its tests name it. */
+  legacyDueByWorkflow(workflow: string): string {
     return `${this.index}:dw:${encodeName(workflow)}`;
+  }
+
+  /** Glob (SCAN MATCH) of every layout 1 per-workflow due key. */
+  get legacyDuePattern(): string {
+    return `${globEscape(this.index)}:dw:*`;
   }
 
   /** The keys of one workflow's index group, in the order of {@link WORKFLOW_GROUP_KEYS}. */
   workflowGroup(workflow: string): string[] {
     const sections: Record<(typeof WORKFLOW_GROUP_SECTIONS)[number][0], string[]> = {
-      due: [this.dueByWorkflow(workflow)],
       byWorkflow: [this.byWorkflow(workflow)],
       byWorkflowStatus: RUN_STATUSES.map((s) => this.byWorkflowStatus(workflow, s)),
     };

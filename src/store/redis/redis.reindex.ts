@@ -4,6 +4,7 @@ import { isCluster, type RedisClient } from './redis.connection.js';
 import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
+import { deleteLegacyDueIndexes, markIndexLayout, scanIndexKeys } from './redis.layout.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
 import { RUN_FIELDS } from './redis.fields.js';
 import { READ_RUN } from './redis.scripts.js';
@@ -19,7 +20,9 @@ export interface ReindexDeps {
 /**
  * Rebuilds the global index entries (list, claims, purge) from the runs themselves: every run hash of the prefix is
  * read (SCAN, on every master of a Cluster) and its index record applied, and index entries of runs that no longer
- * exist are dropped. Returns the number of runs indexed.
+ * exist are dropped, as are entries of a (workflow, version) due index whose run is of another pair (or gone) and the
+ * due indexes of layout 1 (see `redis.layout.ts`); the key layout is then marked current. Returns the number of runs
+ * indexed.
  */
 export async function reindexRuns({ client, runner, keys, index }: ReindexDeps): Promise<number> {
   await index.flush();
@@ -69,5 +72,27 @@ export async function reindexRuns({ client, runner, keys, index }: ReindexDeps):
     );
     await index.flush();
   } while (cursor !== '0');
+  // entries of (workflow, version) due indexes whose run is of another pair, or gone
+  for (const key of await scanIndexKeys(client, keys.dueByVersionPattern)) {
+    const pair = keys.parseDueByVersion(key);
+    if (!pair) continue;
+    let zcursor = '0';
+    do {
+      const [next, flat] = await client.zscan(key, zcursor, 'COUNT', 500);
+      zcursor = next;
+      const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
+      if (ids.length === 0) continue;
+      const reads = await read(ids);
+      const gone: IndexRecord[] = [];
+      for (const [, record] of reads) {
+        if (record[1] !== '1') gone.push(record);
+        else if (record[3] !== pair.workflow || record[8] !== pair.version) index.enqueue(record, { repair: true, extraDue: pair });
+      }
+      await dropGoneRuns(client, keys, index, gone, '', () => pair);
+      await index.flush();
+    } while (zcursor !== '0');
+  }
+  await deleteLegacyDueIndexes(client, keys);
+  await markIndexLayout(runner, keys);
   return count;
 }

@@ -14,8 +14,9 @@ import { renderLuaScript } from './redis.lua-definitions.js';
  * (statuses and their classes, commit ops, apply key positions) rendered from TypeScript by `redis.lua-definitions.ts`.
  * The run hash fields are listed in `redis.fields.ts`.
  *
- * An index record is `{runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt}`, all strings; `claimAt`
- * is the earliest time the run may be claimed (max of `due` and the lease expiry) or -1 when it is not due.
+ * An index record is `{runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt, version}`, all strings;
+ * `claimAt` is the earliest time the run may be claimed (max of `due` and the lease expiry) or -1 when it is not due;
+ * `version` is the run's `ver` field verbatim (its due index is per workflow and version).
  *
  * Damaged fields (written by hand or by a bug) never make a script fail halfway: numbers are read with `num`, which
  * gives nil for anything but a plain integer, and every script checks its arguments before its first write. A run
@@ -91,7 +92,8 @@ function script(name: string): LuaScript {
  * KEYS: run, steps, signals, events. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
  * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
  * (stepIndex, stepJson) pairs.
- * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written)}: the snapshot is the run as
+ * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written), previousVersion (the
+ * replaced run's `ver` field; nil when no run was replaced)}: the snapshot is the run as
  * this call left it (the created run with its lease, or the kept one). A replacement deletes the replaced run's
  * history; the new run's starts at seq 1. A replacement gets the replaced run's generation + 1 and an index version
  * above the replaced run's, so nothing written for the replaced run (index records, late commits) can override it.
@@ -102,9 +104,9 @@ export const CREATE_RUN = script('createRun');
 export const READ_RUN = script('readRun');
 
 /**
- * Fenced claim of one run. KEYS: run, steps. ARGV: runId, owner, leaseMs, token, workflowCount, workflows...
- * (workflowCount -1: no filter). Returns {1, snapshot, record, recovered, previousOwner (nil if none), orphanedMs} or
- * {0, record}.
+ * Fenced claim of one run. KEYS: run, steps. ARGV: runId, owner, leaseMs, token, pairCount, then pairCount (workflow,
+ * version) pairs (pairCount -1: no filter; a version matches the run's `ver` field as a string). Returns {1, snapshot,
+ * record, recovered, previousOwner (nil if none), orphanedMs} or {0, record}.
  */
 export const CLAIM_RUN = script('claimRun');
 
@@ -171,7 +173,8 @@ export const LIST_EVENTS = script('listEvents');
 
 /**
  * Claim candidates from the global due indexes (one slot). KEYS: kicks, due zsets... ARGV: count, graceMs, kickLimit.
- * Returns {runIds in due order, orphaned kick members}. Marks kicks seen for the first time with the time.
+ * Returns {runIds in due order, orphaned kick members, for each run id the position (1-based, among the due zsets)
+ * of the zset it was read from}. Marks kicks seen for the first time with the time.
  */
 export const CLAIM_CANDIDATES = script('claimCandidates');
 
@@ -190,14 +193,30 @@ export const PURGE_CANDIDATES = script('purgeCandidates');
  * because the index disagreed with the run) is applied when as old as the last one: same version, different data
  * means the run was edited behind the store's back.
  * KEYS: `RedisKeys.applyBase()` (created, meta, kicks, due, one by-status per status, one finished per terminal
- * status), then one `RedisKeys.workflowGroup()` per workflow (due, by-workflow, one by-workflow-status per status); the
- * script finds them at the positions `APPLY_KEYS` and `WORKFLOW_GROUP_KEYS` compute. ARGV: groupCount, group workflows..., then records of 11 fields: runId, exists, iv,
- * workflow, status, createdAt, claimAt, finishedAt, kick member ('' none), extra workflow ('' none), repair ('1'/'0').
+ * status), then one `RedisKeys.workflowGroup()` per workflow (by-workflow, one by-workflow-status per status), then one
+ * `RedisKeys.dueByVersion()` per (workflow, version) pair; the script finds them at the positions `APPLY_KEYS` and
+ * `WORKFLOW_GROUP_KEYS` compute. ARGV: groupCount, group workflows..., pairCount, then the pairs (workflow, version)
+ * in the order of their keys, then records of 13 fields: runId, exists, iv, workflow, status, createdAt, claimAt,
+ * finishedAt, version, kick member ('' none), extra workflow ('' none), extra due pair (its 1-based position among the
+ * pairs, 0 none: a due index that may hold the run although the run is of another pair), repair ('1'/'0'). Every
+ * record of an existing run has its workflow's group and its pair's key.
  * Each record is applied on its own: one of a damaged run is repaired (a status that is not one is indexed as parked,
  * a creation time that is not a number keeps the run's current score) and one that still fails is skipped, so it
  * never holds back the others. Returns {applied, skipped, first skip error ('' none)}.
  */
 export const APPLY_INDEX = script('applyIndex');
+
+/**
+ * The key layout's version and the lock of its migration (one slot: the index's). KEYS: layout, layout lock, created,
+ * meta, due. ARGV: op, token, lockMs, current layout. Ops:
+ * - `begin`: returns {layout, 1 when this caller took the lock}. A layout at least `current` is returned as it is (no
+ *   lock); a store without a layout key and without index keys is new: its layout is set to `current`; otherwise
+ *   (layout 1, or a lower one) the lock is taken when free (`SET NX PX lockMs`).
+ * - `renew`: extends the lock held with `token` to lockMs. Returns {'', 1} or {'', 0} when it is not held.
+ * - `done`: sets the layout to `current` (never lowers it) and releases the lock held with `token`.
+ * - `release`: releases the lock held with `token`.
+ */
+export const INDEX_LAYOUT_SCRIPT = script('indexLayout');
 
 /** Every script of the store, loaded by `init()`. */
 export const ALL_SCRIPTS: readonly LuaScript[] = [
@@ -218,4 +237,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   OWNED_CANDIDATES,
   PURGE_CANDIDATES,
   APPLY_INDEX,
+  INDEX_LAYOUT_SCRIPT,
 ];

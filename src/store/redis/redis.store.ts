@@ -21,6 +21,7 @@ import type {
   StoredRun,
   StoredRunEvent,
   TakeSignalResult,
+  WorkflowRef,
   WorkflowStore,
 } from '../workflow-store.interface.js';
 import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
@@ -33,6 +34,7 @@ import { RedisEvents } from './redis.events.js';
 import { dropGoneRuns, parseTtl, sweepExpired } from './redis.expiry.js';
 import { RedisIndexWriter } from './redis.index-writer.js';
 import { RedisKeys } from './redis.keys.js';
+import { ensureIndexLayout } from './redis.layout.js';
 import { RedisRunList } from './redis.list.js';
 import { reindexRuns } from './redis.reindex.js';
 import { RedisScriptRunner } from './redis.script-runner.js';
@@ -71,6 +73,20 @@ function controlResult([outcome, status, , eventSeq]: RequestReply): ControlResu
   const result: ControlResult = { outcome: outcome as ControlResult['outcome'], status: status as RunStatus };
   if (eventSeq > 0) result.eventSeq = eventSeq;
   return result;
+}
+
+/**
+ * A claim filter without duplicate pairs (undefined: no filter). As in the memory store, a version is compared as
+ * its decimal text, and an entry without a workflow name matches no run (it is left out).
+ */
+function uniqueRefs(workflows: readonly WorkflowRef[] | undefined): WorkflowRef[] | undefined {
+  if (workflows === undefined) return undefined;
+  const seen = new Map<string, WorkflowRef>();
+  for (const ref of workflows) {
+    if (typeof ref?.workflow !== 'string') continue;
+    seen.set(JSON.stringify([ref.workflow, String(ref.version)]), ref);
+  }
+  return [...seen.values()];
 }
 
 /** Checks a history body: a string (stored verbatim). */
@@ -177,6 +193,10 @@ export class RedisStore implements WorkflowStore {
     }
     await checkDurability(this.client, this.logger);
     await this.scripts.loadAll();
+    // NOTE: a store of an earlier key layout is migrated once (see redis.layout.ts)
+    await guard('init', () =>
+      ensureIndexLayout({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index, logger: this.logger }),
+    );
   }
 
   async close(): Promise<void> {
@@ -232,13 +252,15 @@ export class RedisStore implements WorkflowStore {
         ...events,
       ];
       (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
-      const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number]>(input.runId, {
+      const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null]>(input.runId, {
         script: CREATE_RUN,
         keys: [keys.run, keys.steps, keys.signals, keys.events],
         args,
       });
-      const [created, snapshot, record, previousWorkflow, lastEventSeq] = result;
-      this.index.enqueue(record, { kick, extra: previousWorkflow ?? '' });
+      const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion] = result;
+      // a replaced run's due entry is in the due index of its (workflow, version): dropped when the pair changes
+      const extraDue = typeof previousVersion === 'string' ? { workflow: previousWorkflow ?? '', version: previousVersion } : undefined;
+      this.index.enqueue(record, { kick, extra: previousWorkflow ?? '', extraDue });
       const out: CreateRunResult = { created: created === 1, run: decodeRun(snapshot, input.runId)! };
       if (created === 1 && lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
       return out;
@@ -260,24 +282,25 @@ export class RedisStore implements WorkflowStore {
   // ---------------------------------------------------------------------------------------------------------------
   // claims and leases
 
-  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (!(limit > 0)) return [];
-    if (workflows && workflows.length === 0) return [];
-    const names = workflows ? [...new Set(workflows)] : undefined;
-    return guard('claimRuns', () => this.claims.claimRuns(lease, limit, names));
+    const refs = uniqueRefs(workflows);
+    if (refs && refs.length === 0) return [];
+    return guard('claimRuns', () => this.claims.claimRuns(lease, limit, refs));
   }
 
-  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
+  async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
     if (!(limit > 0)) return [];
-    if (workflows && workflows.length === 0) return [];
-    const names = workflows ? [...new Set(workflows)] : undefined;
-    return guard('claimOwnedRuns', () => this.claims.claimOwnedRuns(lease, limit, names));
+    const refs = uniqueRefs(workflows);
+    if (refs && refs.length === 0) return [];
+    return guard('claimOwnedRuns', () => this.claims.claimOwnedRuns(lease, limit, refs));
   }
 
-  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly string[]): Promise<ClaimedRun | undefined> {
+  async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined> {
     this.keys.run(runId);
-    if (workflows && workflows.length === 0) return undefined;
-    return guard('claimRun', () => this.claims.claimRun(runId, lease, workflows));
+    const refs = uniqueRefs(workflows);
+    if (refs && refs.length === 0) return undefined;
+    return guard('claimRun', () => this.claims.claimRun(runId, lease, refs));
   }
 
   async renewLease(runId: string, token: string, leaseMs: number): Promise<RenewResult> {
@@ -486,11 +509,6 @@ export class RedisStore implements WorkflowStore {
   }
 
   /**
-   * Rebuilds the global index entries (list, claims, purge) from the runs themselves (see `redis.reindex.ts`). Not
-   * needed in normal operation (the indexes repair themselves as runs are seen); for operators after an unclean
-   * restart of the Redis node that holds the indexes, or after editing keys by hand. Returns the number of runs indexed.
-   */
-  /**
    * Drops the index entries of runs that ended more than `ttl` ago and whose keys expired (`purge` does it first; for
    * apps with a `ttl` and no `retention`, call it now and then). Returns how many runs' entries were dropped; 0 without
    * a `ttl`.
@@ -501,6 +519,13 @@ export class RedisStore implements WorkflowStore {
     return guard('sweepExpired', () => sweepExpired({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index }, ttl));
   }
 
+  /**
+   * Rebuilds the global index entries (list, claims, purge) from the runs themselves (see `redis.reindex.ts`), and
+   * marks the key layout current. Not needed in normal operation (the indexes repair themselves as runs are seen; a
+   * store of an earlier layout is migrated by `init()`); for operators after an unclean restart of the Redis node that
+   * holds the indexes, after editing keys by hand, or once instances of an earlier release that kept running through
+   * an upgrade are gone (see `redis.layout.ts`). Returns the number of runs indexed.
+   */
   async reindex(): Promise<number> {
     return guard('reindex', () => reindexRuns({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index }));
   }

@@ -6,6 +6,20 @@ local G = tonumber(ARGV[1])
 -- groups[wf]: position in KEYS of the first key of that workflow's group
 local groups = {}
 for g = 1, G do groups[ARGV[1 + g]] = AK.groups + (g - 1) * GK.size end
+-- dues[d]: the due key of the d-th (workflow, version) pair; dueOf[wf][ver]: the same key by its pair
+local D = tonumber(ARGV[G + 2])
+local dues, dueOf = {}, {}
+for d = 1, D do
+  local wf, ver = ARGV[G + 1 + 2 * d], ARGV[G + 2 + 2 * d]
+  dues[d] = KEYS[AK.groups + G * GK.size + d - 1]
+  if not dueOf[wf] then dueOf[wf] = {} end
+  dueOf[wf][ver] = dues[d]
+end
+local function dueKey(wf, ver)
+  local byVer = dueOf[wf]
+  if byVer then return byVer[ver] end
+  return nil
+end
 local function statusKey(st) return KEYS[AK.byStatus - 1 + SIDX[st]] end
 local function finishedKey(st) return KEYS[AK.finished - 1 + FIDX[st]] end
 local function groupStatusKey(b, st) return KEYS[b + GK.byWorkflowStatus - 1 + SIDX[st]] end
@@ -24,12 +38,16 @@ local function parseMeta(meta)
   if not iv then return nil end
   return iv, string.sub(meta, a + 1, b - 1), string.sub(meta, b + 1)
 end
-local function apply(id, exists, iv, wf, st, ca, claim, fa, extra, repair)
+-- xd: the due key of another pair that may hold the run ('' none): a replaced run's previous pair, or the key a
+-- claimer found a stale entry in
+local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repair)
   local newIv = num(iv)
   if not newIv then error('index version ' .. iv .. ' is not an integer') end
   local meta = redis.call('HGET', M, id)
   local oldIv, oldSt, oldWf = parseMeta(meta)
   if oldIv and (oldIv > newIv or (oldIv == newIv and repair ~= '1')) then return 0 end
+  local dk = dueKey(wf, ver)
+  if xd and xd ~= dk then redis.call('ZREM', xd, id) end
   if oldIv then
     if SIDX[oldSt] then redis.call('ZREM', statusKey(oldSt), id) end
     if FIDX[oldSt] then redis.call('ZREM', finishedKey(oldSt), id) end
@@ -49,11 +67,13 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, extra, repair)
     redis.call('ZREM', C, id)
     redis.call('ZREM', DUE, id)
     dropGroup(wf, id)
+    if dk then redis.call('ZREM', dk, id) end
     redis.call('HDEL', M, id)
     return 1
   end
   local b = groups[wf]
   if not b then error('no keys for the workflow of run ' .. id) end
+  if not dk then error('no due key for the workflow version of run ' .. id) end
   if not SIDX[st] then
     st = PARKED
     claim = '-1'
@@ -67,10 +87,10 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, extra, repair)
   local at = num(claim)
   if at and at ~= -1 then
     redis.call('ZADD', DUE, at, id)
-    redis.call('ZADD', KEYS[b + GK.due], at, id)
+    redis.call('ZADD', dk, at, id)
   else
     redis.call('ZREM', DUE, id)
-    redis.call('ZREM', KEYS[b + GK.due], id)
+    redis.call('ZREM', dk, id)
   end
   local finished = num(fa)
   if FIDX[st] and finished and finished ~= -1 then redis.call('ZADD', finishedKey(st), finished, id) end
@@ -78,12 +98,13 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, extra, repair)
   return 1
 end
 local applied, skipped, firstError = 0, 0, ''
-local i = G + 2
-while i + 10 <= #ARGV do
-  local id, kick = ARGV[i], ARGV[i + 8]
+local i = G + 2 * D + 3
+while i + 12 <= #ARGV do
+  local id, kick = ARGV[i], ARGV[i + 9]
   if kick ~= '' then redis.call('ZREM', K, kick) end
+  local xd = dues[tonumber(ARGV[i + 11]) or 0]
   local ok, result = pcall(apply, id, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
-    ARGV[i + 7], ARGV[i + 9], ARGV[i + 10])
+    ARGV[i + 7], ARGV[i + 8], ARGV[i + 10], xd, ARGV[i + 12])
   if ok then
     applied = applied + result
   else
@@ -93,6 +114,6 @@ while i + 10 <= #ARGV do
       firstError = 'run ' .. id .. ': ' .. tostring(result)
     end
   end
-  i = i + 11
+  i = i + 13
 end
 return {applied, skipped, firstError}

@@ -1,7 +1,7 @@
 local r, s = KEYS[1], KEYS[2]
 local runId = ARGV[1]
 local now, nowUs = clock()
-local v = redis.call('HMGET', r, 'st', 'due', 'le', 'lt', 'wf', 'lo')
+local v = redis.call('HMGET', r, 'st', 'due', 'le', 'lt', 'wf', 'lo', 'ver')
 if not v[1] then return {0, record(r, runId, nowUs)} end
 local leaseMs = num(ARGV[3])
 if not leaseMs then return redis.error_reply('cairn: claimRun: leaseMs must be an integer') end
@@ -10,7 +10,7 @@ local ok = at ~= -1 and at <= now
 local count = tonumber(ARGV[5])
 if ok and count >= 0 then
   local found = false
-  for i = 6, 5 + count do if ARGV[i] == v[5] then found = true end end
+  for i = 6, 4 + 2 * count, 2 do if ARGV[i] == v[5] and ARGV[i + 1] == v[7] then found = true end end
   ok = found
 end
 if not ok then return {0, record(r, runId, nowUs)} end

@@ -3,7 +3,7 @@ local runId = ARGV[1]
 local now, nowUs = clock()
 local exists = redis.call('EXISTS', r) == 1
 if exists and ARGV[8] == 'keep' then
-  return {0, snapshot(r, s), record(r, runId, nowUs), '', 0}
+  return {0, snapshot(r, s), record(r, runId, nowUs), '', 0, false}
 end
 local leased = ARGV[10] == '1'
 local leaseMs = num(ARGV[11])
@@ -17,11 +17,12 @@ if (#ARGV - firstStep + 1) % 2 ~= 0 then return redis.error_reply('cairn: create
 for i = firstStep, #ARGV, 2 do
   if not num(ARGV[i]) then return redis.error_reply('cairn: createRun: a step index must be an integer') end
 end
-local iv, gen, prevWf = 0, 1, ''
+local iv, gen, prevWf, prevVer = 0, 1, '', false
 if exists then
-  local p = redis.call('HMGET', r, 'iv', 'wf', 'gen')
+  local p = redis.call('HMGET', r, 'iv', 'wf', 'gen', 'ver')
   iv = num(p[1]) or 0
   prevWf = p[2] or ''
+  prevVer = p[4] or ''
   local g = num(p[3])
   if g and g > 1 then gen = g end
   gen = gen + 1
@@ -50,4 +51,4 @@ if eventCount > 0 then
 end
 if exists then publish(ARGV[13], 'control', runId) end
 if not leased then publish(ARGV[13], 'ready', runId) end
-return {1, snapshot(r, s), record(r, runId, nowUs), prevWf, lastSeq}
+return {1, snapshot(r, s), record(r, runId, nowUs), prevWf, lastSeq, prevVer}

@@ -24,11 +24,11 @@ local function bump(run, nowUs)
   redis.call('HSET', run, 'iv', fmt(n))
 end
 local function record(run, runId, nowUs)
-  local v = redis.call('HMGET', run, 'wf', 'st', 'ca', 'due', 'le', 'fa', 'iv')
-  if not v[2] and redis.call('EXISTS', run) == 0 then return {runId, '0', fmt(nowUs), '', '', '-1', '-1', '-1'} end
+  local v = redis.call('HMGET', run, 'wf', 'st', 'ca', 'due', 'le', 'fa', 'iv', 'ver')
+  if not v[2] and redis.call('EXISTS', run) == 0 then return {runId, '0', fmt(nowUs), '', '', '-1', '-1', '-1', ''} end
   local ca, fa = num(v[3]), num(v[6])
   return {runId, '1', fmt(num(v[7]) or 0), v[1] or '', v[2] or '', ca and fmt(ca) or '', fmt(claimAt(v[2], v[4], v[5])),
-    fa and fmt(fa) or '-1'}
+    fa and fmt(fa) or '-1', v[8] or ''}
 end
 local function snapshot(run, steps)
   return {redis.call('HGETALL', run), redis.call('HGETALL', steps)}

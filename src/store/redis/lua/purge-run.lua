@@ -1,7 +1,7 @@
 local r, s, q, e = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local runId = ARGV[1]
 local now, nowUs = clock()
-local v = redis.call('HMGET', r, 'st', 'fa', 'iv', 'wf')
+local v = redis.call('HMGET', r, 'st', 'fa', 'iv', 'wf', 'ver')
 if not v[1] then return {0, record(r, runId, nowUs)} end
 local wanted = false
 for i = 3, #ARGV do if ARGV[i] == v[1] then wanted = true end end
@@ -10,6 +10,6 @@ if TERMINAL[v[1]] and wanted and fa and fa < now - older then
   local n = (num(v[3]) or 0) + 1
   if nowUs > n then n = nowUs end
   redis.call('DEL', r, s, q, e)
-  return {1, {runId, '0', fmt(n), v[4] or '', '', '-1', '-1', '-1'}}
+  return {1, {runId, '0', fmt(n), v[4] or '', '', '-1', '-1', '-1', v[5] or ''}}
 end
 return {0, record(r, runId, nowUs)}

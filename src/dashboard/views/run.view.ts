@@ -1,0 +1,140 @@
+import type { HistoryEventView, RunDetail, ShownValue, StepView } from '../dashboard-api.interface.js';
+import { html, type SafeHtml } from './html.js';
+import { duration, layout, query, runHref, statusBadge, time, type PageContext } from './layout.view.js';
+import { messageBlock, messageText, valueBlock } from './value.view.js';
+
+/** The run page: summary, actions, error, input and output, the step timeline, queued signals and the history. */
+export function runPage(ctx: PageContext, run: RunDetail): string {
+  const showAll = (value: ShownValue) => (value.ref ? `${runHref(ctx, run.runId)}/value${query({ ref: value.ref })}` : undefined);
+  const runMs = (run.finishedAt ?? run.updatedAt).getTime() - run.createdAt.getTime();
+  const content = html`
+<p class="crumbs"><a href="${ctx.root}">Runs</a> › <a href="${ctx.root}${query({ workflow: run.workflow })}">${run.workflow}</a></p>
+<section data-live="summary" class="summary">
+  <h1><span class="id">${run.runId}</span> ${statusBadge(run.status)}</h1>
+  <dl class="facts">
+    <div><dt>Workflow</dt><dd>${run.workflow} <span class="muted">v${run.version}</span></dd></div>
+    <div><dt>Current step</dt><dd>${run.currentStep ?? '–'}</dd></div>
+    ${run.waitingFor !== undefined ? html`<div><dt>Waiting for signal</dt><dd class="mono">${run.waitingFor}</dd></div>` : ''}
+    <div><dt>Created</dt><dd>${time(run.createdAt)}</dd></div>
+    <div><dt>Updated</dt><dd>${time(run.updatedAt)}</dd></div>
+    <div><dt>Finished</dt><dd>${time(run.finishedAt)}</dd></div>
+    <div><dt>${run.finishedAt ? 'Took' : 'Running for'}</dt><dd>${duration(runMs)}</dd></div>
+  </dl>
+</section>
+${ctx.readOnly ? '' : html`<section data-live="actions">${actions(run)}</section>`}
+<section data-live="body">
+${run.error
+  ? html`<section class="panel error-panel"><h2>Error</h2>
+  <p><b>${run.error.name}</b>${run.error.step !== undefined ? html` at step <b>${run.error.step}</b>` : ''}${run.error.phase === 'compensation' ? ' (in a compensation)' : ''}</p>
+  ${messageBlock(run.error.message, showAll(run.error.message))}</section>`
+  : ''}
+<div class="io">
+  <section class="panel"><h2>Input</h2>${valueBlock(run.input, showAll(run.input))}</section>
+  <section class="panel"><h2>Output</h2>${run.output ? valueBlock(run.output, showAll(run.output)) : html`<p class="muted">${run.status === 'completed' ? 'undefined' : 'Not finished.'}</p>`}</section>
+</div>
+<section class="panel"><h2>Steps</h2>
+  ${run.steps.length === 0 ? html`<p class="muted">No step has started yet.</p>` : html`<ol class="timeline">${run.steps.map((step) => stepItem(step, showAll))}</ol>`}
+</section>
+<section class="panel"><h2>Pending signals <span class="muted small">${run.signals.length}</span></h2>
+  ${run.signals.length === 0
+    ? html`<p class="muted">No signal is queued.</p>`
+    : html`<ol class="signals">${run.signals.map((s) => html`<li><span class="mono">${s.name}</span>${valueBlock(s.payload, showAll(s.payload))}</li>`)}</ol>`}
+</section>
+<section class="panel"><h2>History <span class="muted small">${run.history.length} events</span></h2>
+  ${run.historyTrimmed ? html`<p class="muted small">Older events were dropped: a run keeps its newest 1,000.</p>` : ''}
+  <table class="history">
+    <thead><tr><th>#</th><th>Time</th><th>Event</th><th>Step</th><th>Attempt</th><th>Duration</th><th>Details</th><th>Instance</th></tr></thead>
+    <tbody>${run.history.map(historyRow)}</tbody>
+  </table>
+</section>
+</section>`;
+  return layout(ctx, { title: run.runId, stream: { runId: run.runId } }, content);
+}
+
+function actions(run: RunDetail): SafeHtml {
+  const can = new Set(run.actions);
+  if (can.size === 0) return html``;
+  return html`<div class="actions" data-run-id="${run.runId}">
+  ${can.has('pause') ? html`<button type="button" data-action="pause">Pause</button>` : ''}
+  ${can.has('resume') ? html`<button type="button" data-action="resume">Resume</button>` : ''}
+  ${can.has('retry') ? html`<button type="button" data-action="retry">Retry</button>` : ''}
+  ${can.has('cancel') ? html`<button type="button" class="danger" data-action="cancel">Cancel…</button>` : ''}
+  ${can.has('signal')
+    ? html`<details class="action-form"><summary>Send signal…</summary>
+    <form data-action="signal">
+      <label>Name <input name="name" required maxlength="255" value="${run.waitingFor ?? ''}" autocomplete="off"></label>
+      <label>Payload (JSON, optional) <textarea name="payload" data-json rows="4" placeholder='{"approved": true}'></textarea></label>
+      <p class="json-error" aria-live="polite"></p>
+      <button type="submit">Send signal</button>
+    </form></details>`
+    : ''}
+  ${can.has('skip')
+    ? html`<details class="action-form"><summary>Skip failed step…</summary>
+    <form data-action="skip">
+      <p class="small">Records step <b>${run.error?.step ?? run.currentStep ?? ''}</b> as completed with this output; the run goes on with the next step.</p>
+      <label>Output (JSON) <textarea name="output" data-json required rows="4">null</textarea></label>
+      <p class="json-error" aria-live="polite"></p>
+      <button type="submit">Skip step</button>
+    </form></details>`
+    : ''}
+  ${can.has('fork')
+    ? html`<details class="action-form"><summary>Fork…</summary>
+    <form data-action="fork">
+      <p class="small">A new run of ${run.workflow} that reuses the outputs of the steps before the one you choose, and starts there.</p>
+      <label>From step <select name="fromStep">${run.forkSteps.map((s) => html`<option value="${s}">${s}</option>`)}</select></label>
+      <label>New run id (optional) <input name="id" maxlength="255" autocomplete="off"></label>
+      <label>Input (JSON, optional: the source run's input when empty) <textarea name="input" data-json rows="3"></textarea></label>
+      <p class="json-error" aria-live="polite"></p>
+      <button type="submit">Fork run</button>
+    </form></details>`
+    : ''}
+</div>`;
+}
+
+function stepItem(step: StepView, showAll: (v: ShownValue) => string | undefined): SafeHtml {
+  return html`<li class="step" data-step="${step.name}">
+  <div class="step-head">
+    <b class="mono">${step.name}</b> ${statusBadge(step.status)}
+    <span class="muted small">${step.attempts} attempt${step.attempts === 1 ? '' : 's'} · ${duration(step.durationMs)} · started ${time(step.startedAt)}</span>
+  </div>
+  <div class="track">${step.tries.map(
+    (t) =>
+      html`<span class="bar o-${t.outcome} k-${t.kind}" data-left="${t.left ?? 0}" data-width="${t.width ?? 0.5}" title="${t.kind} attempt ${t.attempt ?? ''}: ${t.outcome}, ${duration(t.durationMs)}"></span>`,
+  )}</div>
+  ${step.tries.length > 0
+    ? html`<ul class="tries">${step.tries.map(
+        (t) => html`<li class="o-${t.outcome}">${t.kind === 'compensation' ? 'compensation ' : ''}attempt ${t.attempt ?? '?'} · ${t.outcome} · ${duration(t.durationMs)} · ${time(t.endedAt, true)}${t.error ? html` · <span class="err-name">${t.error.name}</span> ${messageText(t.error.message)}` : ''}</li>`,
+      )}</ul>`
+    : ''}
+  ${step.error ? html`<div class="step-error"><span class="label">Error</span>${messageBlock(step.error, showAll(step.error))}</div>` : ''}
+  ${step.heartbeat
+    ? html`<div class="heartbeat"><span class="label">Heartbeat</span> ${time(step.heartbeat.at)}${step.heartbeat.details ? valueBlock(step.heartbeat.details, showAll(step.heartbeat.details)) : ''}</div>`
+    : ''}
+  ${step.output ? html`<details class="step-output"><summary>Output</summary>${valueBlock(step.output, showAll(step.output))}</details>` : ''}
+</li>`;
+}
+
+function historyRow(event: HistoryEventView): SafeHtml {
+  return html`<tr class="ev ev-${event.type.replace('.', '-')}">
+  <td class="muted">${event.seq}</td>
+  <td>${time(event.at, true)}</td>
+  <td class="mono">${event.type}</td>
+  <td>${event.step ?? ''}</td>
+  <td>${event.attempt ?? ''}</td>
+  <td>${event.durationMs !== undefined ? duration(event.durationMs) : ''}</td>
+  <td>${event.error ? html`<span class="err-name">${event.error.name}</span> ${messageText(event.error.message)}` : ''}${
+    event.detail !== undefined ? html`<code class="detail">${detailText(event.detail)}</code>` : ''
+  }</td>
+  <td class="muted small">${event.instanceId ?? ''}</td>
+</tr>`;
+}
+
+/** An event's detail (the engine's own plain JSON: versions, delays, signal names, operators). */
+function detailText(detail: unknown): string {
+  try {
+    const text = JSON.stringify(detail);
+    return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+  } catch {
+    return String(detail);
+  }
+}
