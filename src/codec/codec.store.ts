@@ -22,6 +22,7 @@ import {
   type TakeSignalResult,
   type WorkflowStore,
 } from '../store/workflow-store.interface.js';
+import { ENCODED_MARK, readableEvent, readableState } from './engine-json.js';
 import type { PayloadCodec } from './payload-codec.interface.js';
 
 /**
@@ -80,12 +81,14 @@ const describeReason = (error: unknown) => safeText(errorMessage(error), 500);
  * on its way into the store it wraps, and decodes it on the way out; the module wraps its store in one when the
  * `codec` option is set.
  *
- * Encoded: a run's `input`, `output`, `nextInput` (and a retry's `nextInput`), `state` (the engine's JSON, which can
- * quote an error), `error.message`; each step's `output`, `error` and heartbeat `details`; signal payloads; history
- * event bodies; and `publish` messages (split into several when the encoded text would be over
- * {@link PUBLISH_MAX_BYTES}, reassembled by `subscribe`). Left as they are: ids, workflow and step names, versions,
- * statuses, `error.name`/`step`/`phase`, times, leases, signal names, wait fields, pipeline fingerprints and bodies
- * (workflow and step names), and everything else the store itself reads.
+ * Encoded: a run's `input`, `output`, `nextInput` (and a retry's `nextInput`), `error.message`; each step's `output`,
+ * `error` and heartbeat `details`; signal payloads; `publish` messages (split into several when the encoded text would
+ * be over {@link PUBLISH_MAX_BYTES}, reassembled by `subscribe`); and the engine's own JSON (`state`, history event
+ * bodies) whenever it holds more than an allowlist of shapes without user data (see `engine-json.ts`: an event with an
+ * error, a state with a compensation in progress, trace baggage, anything unknown). Left as they are: ids, workflow and
+ * step names, versions, statuses, `error.name`/`step`/`phase`, times, leases, signal names, wait fields, pipeline
+ * fingerprints and bodies (workflow and step names), the engine JSON of that allowlist, and everything else the store
+ * itself reads.
  *
  * A value that cannot be decoded never makes a read throw: the run is returned with a placeholder (`''`, or a text
  * saying why for error messages) and `corrupt` naming the run, the field and the codec's reason (e.g. the key id), as
@@ -144,12 +147,17 @@ export class CodecStore implements WorkflowStore {
     const batch = new Batch();
     const encoded: NewRun = { ...run };
     this.enc(batch, run.input, (v) => (encoded.input = v));
-    this.enc(batch, run.state, (v) => (encoded.state = v));
+    this.encEngine(batch, run.state, readableState, (v) => (encoded.state = v));
     if (run.steps) encoded.steps = run.steps.map((step) => this.encodeStep(step, batch));
-    if (run.events) encoded.events = this.encodeAll(run.events, batch);
+    if (run.events) encoded.events = this.encodeEvents(run.events, batch);
     const wait = batch.done();
     if (wait) await wait;
     const res = await this.inner.createRun(encoded, options);
+    // NOTE: a created run holds what was just written: hand back the caller's own values instead of decoding them.
+    const steps = run.steps ?? [];
+    if (res.created && res.run.steps.length === steps.length) {
+      return { ...res, run: { ...res.run, input: run.input, state: run.state, steps: res.run.steps.map((step, i) => withValuesOf(step, steps[i])) } };
+    }
     return { ...res, run: await this.decodeRun(res.run) };
   }
 
@@ -184,11 +192,11 @@ export class CodecStore implements WorkflowStore {
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     const batch = new Batch();
     const encoded: RunPatch = { ...patch };
-    if (typeof patch.state === 'string') this.enc(batch, patch.state, (v) => (encoded.state = v));
+    if (typeof patch.state === 'string') this.encEngine(batch, patch.state, readableState, (v) => (encoded.state = v));
     if (typeof patch.output === 'string') this.enc(batch, patch.output, (v) => (encoded.output = v));
     if (patch.error) encoded.error = this.encodeError(patch.error, batch);
     if (patch.steps) encoded.steps = patch.steps.map(({ index, step }) => ({ index, step: this.encodeStep(step, batch) }));
-    if (patch.events) encoded.events = this.encodeAll(patch.events, batch);
+    if (patch.events) encoded.events = this.encodeEvents(patch.events, batch);
     // NOTE: the commit that fails a run whose stored data cannot be decoded keeps its nextInput: it may be the very
     // value that could not be decoded (a signal payload under a removed key), and `retry` after the repair needs it.
     if (patch.status === 'failed' && patch.error?.name === 'CorruptRunError') encoded.keepInput = true;
@@ -211,7 +219,7 @@ export class CodecStore implements WorkflowStore {
     let encodedPayload = payload;
     let encodedEvent = event;
     this.enc(batch, payload, (v) => (encodedPayload = v));
-    if (event !== undefined) this.enc(batch, event, (v) => (encodedEvent = v));
+    if (event !== undefined) this.encEngine(batch, event, readableEvent, (v) => (encodedEvent = v));
     const wait = batch.done();
     if (wait) await wait;
     return event === undefined ? this.inner.sendSignal(runId, name, encodedPayload) : this.inner.sendSignal(runId, name, encodedPayload, encodedEvent);
@@ -226,7 +234,7 @@ export class CodecStore implements WorkflowStore {
       encodedRequest = retry;
       this.enc(batch, request.nextInput, (v) => (retry.nextInput = v));
     }
-    if (event !== undefined) this.enc(batch, event, (v) => (encodedEvent = v));
+    if (event !== undefined) this.encEngine(batch, event, readableEvent, (v) => (encodedEvent = v));
     const wait = batch.done();
     if (wait) await wait;
     return event === undefined ? this.inner.control(runId, encodedRequest) : this.inner.control(runId, encodedRequest, encodedEvent);
@@ -237,7 +245,7 @@ export class CodecStore implements WorkflowStore {
     const batch = new Batch();
     const out = events.map((event) => {
       const decoded: StoredRunEvent = { ...event };
-      this.dec(
+      this.decEngine(
         batch,
         event.body,
         (v) => (decoded.body = v),
@@ -306,9 +314,15 @@ export class CodecStore implements WorkflowStore {
     );
   }
 
-  private encodeAll(texts: readonly string[], batch: Batch): string[] {
-    const out = texts.slice();
-    texts.forEach((text, i) => this.enc(batch, text, (v) => (out[i] = v)));
+  /** The engine's own JSON: stored as is when it matches the allowlist of `engine-json.ts`, else marked and encoded. */
+  private encEngine(batch: Batch, text: string, readable: (text: string) => boolean, set: (stored: string) => void): void {
+    if (readable(text)) return set(text);
+    this.enc(batch, text, (v) => set(ENCODED_MARK + v));
+  }
+
+  private encodeEvents(bodies: readonly string[], batch: Batch): string[] {
+    const out = bodies.slice();
+    bodies.forEach((body, i) => this.encEngine(batch, body, readableEvent, (v) => (out[i] = v)));
     return out;
   }
 
@@ -358,6 +372,12 @@ export class CodecStore implements WorkflowStore {
     );
   }
 
+  /** The engine's own JSON as stored by {@link encEngine}. */
+  private decEngine(batch: Batch, stored: string, set: (decoded: string) => void, fail: (reason: string) => void): void {
+    if (stored.startsWith(ENCODED_MARK)) this.dec(batch, stored.slice(ENCODED_MARK.length), set, fail);
+    else set(stored);
+  }
+
   private decodeRun<R extends StoredRun>(run: R): R | Promise<R> {
     const batch = new Batch();
     const out = this.decodeRunInto(run, batch);
@@ -390,7 +410,13 @@ export class CodecStore implements WorkflowStore {
       });
     };
     field(run.input, 'input', 'empty', (v) => (out.input = v));
-    field(run.state, 'state', 'empty', (v) => (out.state = v));
+    if (typeof run.state === 'string') {
+      const slot = notes.push(undefined) - 1;
+      this.decEngine(batch, run.state, (v) => (out.state = v), (reason) => {
+        notes[slot] = `state of run ${runName}: ${reason}`;
+        out.state = '';
+      });
+    }
     field(run.output, 'output', 'empty', (v) => (out.output = v));
     field(run.nextInput, 'nextInput', 'empty', (v) => (out.nextInput = v));
     if (run.error) {
@@ -541,4 +567,13 @@ function splitText(text: string, n: number): string[] {
     start = end;
   }
   return pieces.filter((piece, i) => piece.length > 0 || i === 0);
+}
+
+/** A step as the store returned it, with the (decoded) values of the step that was written. */
+function withValuesOf(stored: StoredStep, written: StoredStep): StoredStep {
+  const out: StoredStep = { ...stored };
+  if (written.output !== undefined) out.output = written.output;
+  if (written.error !== undefined) out.error = written.error;
+  if (stored.heartbeat) out.heartbeat = { ...stored.heartbeat, ...(written.heartbeat?.details !== undefined ? { details: written.heartbeat.details } : {}) };
+  return out;
 }

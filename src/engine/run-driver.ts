@@ -729,7 +729,8 @@ export class RunDriver {
     const info: RunErrorInfo = { name: error.name, message: error.message, ...(step !== undefined ? { step, phase: 'step' as const } : {}) };
     // NOTE: the engine state is left as stored (it may be what is damaged); a retry after a repair continues from it.
     this.record('run.failed', { error: eventError(error), ...(step !== undefined ? { step } : {}) });
-    await this.write({ status: 'failed', error: info, output: null, currentStep: step ?? null, clearCancel: true });
+    // NOTE: keepInput: a signal payload handed to the run must survive for the retry after a repair.
+    await this.write({ status: 'failed', error: info, output: null, currentStep: step ?? null, clearCancel: true, keepInput: true });
     this.done = true;
     this.host.instrumentation.runEnded(this.def.name, 'failed');
     this.host.onFinished(this.runId, { status: 'failed', error: info });

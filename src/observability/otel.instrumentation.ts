@@ -20,6 +20,17 @@ export const CAIRN_METRICS = {
 
 const NOOP_CLIENT_SPAN: ClientSpan = Object.freeze({ setAttribute: () => undefined });
 
+/** Metric attributes of one outcome, shared by every record (an SDK keeps them as the key of the series; never mutated). */
+const OUTCOME_OK: OtelApi.Attributes = { 'cairn.outcome': 'ok' };
+const OUTCOME_ERROR: OtelApi.Attributes = { 'cairn.outcome': 'error' };
+
+/**
+ * Runs executing on this process, for the `cairn.runs.in_flight` observable, and the meters it is registered with: one
+ * series per process, whatever the number of apps (as an up-down counter's adds would be), and no record per run.
+ */
+let runsInFlightNow = 0;
+const inFlightMeters = new WeakSet<OtelApi.Meter>();
+
 /** Bucket boundaries (ms) for durations that range from a fast step to a run left waiting for minutes. */
 const LONG_MS_BUCKETS = [0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
 
@@ -29,13 +40,18 @@ export class OtelInstrumentation implements Instrumentation {
   private readonly tracer: OtelApi.Tracer;
   private readonly runsStartedCounter: OtelApi.Counter;
   private readonly runsEndedCounter: OtelApi.Counter;
-  private readonly runsInFlight: OtelApi.UpDownCounter;
   private readonly stepDuration: OtelApi.Histogram;
   private readonly stepFailures: OtelApi.Counter;
   private readonly checkpointDuration: OtelApi.Histogram;
   private readonly checkpointFailures: OtelApi.Counter;
   private readonly claimLagHistogram: OtelApi.Histogram;
   private readonly leaseTakeovers: OtelApi.Counter;
+  /** Metric attributes by workflow, then by step, built once (records are on the hot path). */
+  private readonly workflowAttributes = new Map<string, OtelApi.Attributes>();
+  private readonly stepAttributes = new Map<string, Map<string, StepAttributes>>();
+  private readonly endedAttributes = new Map<string, Map<string, OtelApi.Attributes>>();
+  /** The parent context restored from each run's stored carrier, for its next attempts on this instance. */
+  private readonly parents = new WeakMap<TraceCarrier, OtelApi.Context>();
 
   /**
    * @param api the loaded `@opentelemetry/api`. The meter is taken now: the app's SDK must be registered before the
@@ -47,7 +63,12 @@ export class OtelInstrumentation implements Instrumentation {
     const m = CAIRN_METRICS;
     this.runsStartedCounter = meter.createCounter(m.runsStarted, { description: 'Runs created', unit: '{run}' });
     this.runsEndedCounter = meter.createCounter(m.runsEnded, { description: 'Runs that reached a terminal status', unit: '{run}' });
-    this.runsInFlight = meter.createUpDownCounter(m.runsInFlight, { description: 'Runs executing on this instance', unit: '{run}' });
+    if (!inFlightMeters.has(meter)) {
+      inFlightMeters.add(meter);
+      meter
+        .createObservableUpDownCounter(m.runsInFlight, { description: 'Runs executing on this instance', unit: '{run}' })
+        .addCallback((result) => result.observe(runsInFlightNow));
+    }
     this.stepDuration = meter.createHistogram(m.stepDuration, {
       description: 'Duration of one step attempt',
       unit: 'ms',
@@ -128,39 +149,67 @@ export class OtelInstrumentation implements Instrumentation {
   }
 
   runStarted(workflow: string): void {
-    this.runsStartedCounter.add(1, { 'cairn.workflow': workflow });
+    this.runsStartedCounter.add(1, this.ofWorkflow(workflow));
   }
 
   runEnded(workflow: string, status: string): void {
-    this.runsEndedCounter.add(1, { 'cairn.workflow': workflow, 'cairn.status': status });
+    let byStatus = this.endedAttributes.get(workflow);
+    if (!byStatus) this.endedAttributes.set(workflow, (byStatus = new Map()));
+    let attributes = byStatus.get(status);
+    if (!attributes) byStatus.set(status, (attributes = { 'cairn.workflow': workflow, 'cairn.status': status }));
+    this.runsEndedCounter.add(1, attributes);
   }
 
   stepEnded(workflow: string, step: string, durationMs: number, ok: boolean): void {
-    this.stepDuration.record(durationMs, { 'cairn.workflow': workflow, 'cairn.step': step, 'cairn.outcome': ok ? 'ok' : 'error' });
-    if (!ok) this.stepFailures.add(1, { 'cairn.workflow': workflow, 'cairn.step': step });
+    const attributes = this.ofStep(workflow, step);
+    this.stepDuration.record(durationMs, ok ? attributes.ok : attributes.error);
+    if (!ok) this.stepFailures.add(1, attributes.step);
   }
 
   checkpoint(durationMs: number, ok: boolean): void {
-    this.checkpointDuration.record(durationMs, { 'cairn.outcome': ok ? 'ok' : 'error' });
+    this.checkpointDuration.record(durationMs, ok ? OUTCOME_OK : OUTCOME_ERROR);
     if (!ok) this.checkpointFailures.add(1);
   }
 
   claimLag(workflow: string, ms: number): void {
-    this.claimLagHistogram.record(Math.max(0, ms), { 'cairn.workflow': workflow });
+    this.claimLagHistogram.record(Math.max(0, ms), this.ofWorkflow(workflow));
   }
 
   leaseTakeover(workflow: string): void {
-    this.leaseTakeovers.add(1, { 'cairn.workflow': workflow });
+    this.leaseTakeovers.add(1, this.ofWorkflow(workflow));
   }
 
   inFlight(delta: number): void {
-    this.runsInFlight.add(delta);
+    runsInFlightNow += delta;
+  }
+
+  private ofWorkflow(workflow: string): OtelApi.Attributes {
+    let attributes = this.workflowAttributes.get(workflow);
+    if (!attributes) this.workflowAttributes.set(workflow, (attributes = { 'cairn.workflow': workflow }));
+    return attributes;
+  }
+
+  private ofStep(workflow: string, step: string): StepAttributes {
+    let bySteps = this.stepAttributes.get(workflow);
+    if (!bySteps) this.stepAttributes.set(workflow, (bySteps = new Map()));
+    let attributes = bySteps.get(step);
+    if (!attributes) {
+      const base = { 'cairn.workflow': workflow, 'cairn.step': step };
+      attributes = { step: base, ok: { ...base, 'cairn.outcome': 'ok' }, error: { ...base, 'cairn.outcome': 'error' } };
+      bySteps.set(step, attributes);
+    }
+    return attributes;
   }
 
   /** The attempt's span, a child of the run's stored trace context, and the context that makes it active. */
   private startAttemptSpan(info: AttemptSpanInfo): { span: OtelApi.Span; active: OtelApi.Context } {
     const api = this.api;
-    const parent = info.trace ? restoreContext(api, info.trace) : api.ROOT_CONTEXT;
+    let parent = api.ROOT_CONTEXT;
+    if (info.trace) {
+      // NOTE: a run's carrier is one object for as long as it runs here: restored once, not at every attempt.
+      parent = this.parents.get(info.trace) ?? restoreContext(api, info.trace);
+      this.parents.set(info.trace, parent);
+    }
     const verb = info.kind === 'compensation' ? 'cairn.compensate' : 'cairn.step';
     const attributes: OtelApi.Attributes = {
       'cairn.run_id': info.runId,
@@ -190,4 +239,11 @@ export class OtelInstrumentation implements Instrumentation {
       // NOTE: as in runAttempt: the attempt's outcome matters more than its span.
     }
   }
+}
+
+/** The metric attributes of one step: for its failures, and for its durations by outcome. */
+interface StepAttributes {
+  step: OtelApi.Attributes;
+  ok: OtelApi.Attributes;
+  error: OtelApi.Attributes;
 }

@@ -72,5 +72,9 @@ function hex2(value: number): string {
 }
 
 function tooLarge(carrier: TraceCarrier): boolean {
-  return Buffer.byteLength(JSON.stringify(carrier)) > MAX_CARRIER_BYTES;
+  // NOTE: a bound first, without serializing: JSON writes a character in at most 6 bytes (`\u001f`), and each entry
+  // adds at most 6 more (quotes, colon, comma). A lone `traceparent` is well under the cap.
+  let bound = 2;
+  for (const key in carrier) bound += 6 + 6 * (key.length + carrier[key].length);
+  return bound > MAX_CARRIER_BYTES && Buffer.byteLength(JSON.stringify(carrier)) > MAX_CARRIER_BYTES;
 }

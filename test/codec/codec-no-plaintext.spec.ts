@@ -25,7 +25,7 @@ import { testKey } from './codec-test-helpers.js';
 
 /**
  * No plaintext in the raw store: a real app with the codec runs a workflow whose input, step outputs, heartbeat
- * details, signal payloads and error messages (a retried attempt, a failed run) all hold a marker, with cluster events
+ * details, signal payloads and error messages (a retried attempt, a failed and compensated run) all hold a marker, with cluster events
  * on; then every row of every table of the store's schema (Postgres) and every key of its prefix (Redis), and every
  * broadcast on its channel, are searched for the marker. The same scan of an app without a codec finds it (the scan
  * is not blind).
@@ -36,11 +36,15 @@ const redis = testRedis();
 
 @Workflow('codec_secret')
 class SecretFlow {
-  @Step({ retry: RetryPolicy.fixed(2, 10) })
+  @Step({ retry: RetryPolicy.fixed(2, 10), compensate: 'refund' })
   async charge(input: { card: string }, ctx: StepContext) {
     await ctx.heartbeat({ progress: `${MARKER} heartbeat` });
     if (ctx.attempt === 1) throw new Error(`card declined: ${MARKER}`);
     return { receipt: `${MARKER} receipt of ${input.card}` };
+  }
+  /** Undoes `charge` when the run fails: the engine state then holds the error being compensated. */
+  async refund() {
+    await sleep(20);
   }
   @Step() approve() {
     return Flow.waitForSignal('approve', { value: { waiting: `${MARKER} waiting` } });
@@ -64,6 +68,7 @@ async function exercise(client: WorkflowClient): Promise<string> {
   await client.signal(parked.runId, 'other', { note: `${MARKER} queued, never consumed` });
   expect(await ok.result()).toEqual({ done: `${MARKER} ${MARKER} approved` });
   await expect(failing.result()).rejects.toThrow(`refused: ${MARKER}`);
+  expect((await client.describe(failing.runId))!.status).toBe('compensated');
   const seen = JSON.stringify([
     await client.describe(ok.runId),
     await client.describe(failing.runId),

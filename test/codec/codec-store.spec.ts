@@ -13,7 +13,8 @@ const OTHER = { owner: 'codec-b', leaseMs: 30_000 };
 const MARKER = 'MARKER-7f3c';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const text = (what: string) => JSON.stringify({ what, marker: MARKER });
-const isCodecValue = (value: unknown) => typeof value === 'string' && AesGcmCodec.keyIdOf(value) !== undefined;
+/** A value as the codec wrote it (the engine's own JSON is marked with `~` when encoded). */
+const isCodecValue = (value: unknown) => typeof value === 'string' && AesGcmCodec.keyIdOf(value.replace(/^~/, '')) !== undefined;
 
 function wrapped(codec: PayloadCodec = aesCodec()) {
   const inner = new MemoryStore();
@@ -142,7 +143,7 @@ describe('CodecStore', () => {
     const { inner, store: writer } = wrapped(old);
     const at = new Date();
     await writer.createRun(
-      { runId: 'old', workflow: 'w', version: 1, input: '"in"', state: '{"v":1}', steps: [{ name: 's', status: 'failed', attempts: 1, error: 'E: m', heartbeat: { at, details: '7' } }] },
+      { runId: 'old', workflow: 'w', version: 1, input: '"in"', state: '{"secret":1}', steps: [{ name: 's', status: 'failed', attempts: 1, error: 'E: m', heartbeat: { at, details: '7' } }] },
       { onConflict: 'keep' },
     );
     const r = await writer.createRun({ runId: 'done', workflow: 'w', version: 1, input: '"in"', state: '{}' }, { onConflict: 'keep', lease: LEASE });
@@ -233,7 +234,7 @@ describe('CodecStore', () => {
     const { inner, store } = wrapped();
     await store.createRun({ runId: 'h', workflow: 'w', version: 1, input: '1', state: '{}', events: ['{"t":"run.started","at":1}'] }, { onConflict: 'keep' });
     const foreign = new AesGcmCodec({ keys: { gone: testKey() }, currentKeyId: 'gone' });
-    await inner.sendSignal('h', 'go', foreign.encode('"x"'), foreign.encode('{"t":"signal.received","at":2}'));
+    await inner.sendSignal('h', 'go', foreign.encode('"x"'), `~${foreign.encode('{"t":"signal.received","at":2,"e":{"n":"E","m":"m"}}')}`);
     await store.sendSignal('h', 'go', '"y"');
     const events = await store.listEvents('h', { limit: 10 });
     expect(events[0]).toEqual({ seq: 1, body: '{"t":"run.started","at":1}' });

@@ -597,10 +597,14 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
 /**
  * A sequence of up to `maxLength` operations: one to three createRun first (so that the rest has runs to work on),
  * then single ops and the odd motif.
+ *
+ * Longer sequences are filtered out rather than cut: a cut sequence does not shrink (removing an op shifts the next op
+ * past the cut into view, so the length stays at `maxLength` while fast-check tries thousands of candidates).
  */
 export function opSequence(maxLength: number): fc.Arbitrary<Op[]> {
   const chunk = fc.oneof({ arbitrary: opArb.map((op) => [op]), weight: 6 }, { arbitrary: motif, weight: 1 });
   return fc
     .tuple(fc.array(createOp, { minLength: 1, maxLength: 3 }), fc.array(chunk, { maxLength: maxLength - 3, size: 'max' }))
-    .map(([creates, rest]) => [...creates, ...rest.flat()].slice(0, maxLength));
+    .map(([creates, rest]) => [...creates, ...rest.flat()])
+    .filter((ops) => ops.length <= maxLength);
 }

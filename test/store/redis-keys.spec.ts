@@ -11,6 +11,7 @@ import { APPLY_KEYS, RedisKeys, WORKFLOW_GROUP_KEYS, keySlot } from '../../src/s
 import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, INDEX_LAYOUT_SCRIPT, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
+import { LIVE_GROUP_SAMPLE } from '../../src/store/workflow-store.interface.js';
 import { testRedis } from '../setup/test-servers.js';
 
 const redis = testRedis();
@@ -76,9 +77,11 @@ describe('Redis store keys', () => {
       keys.dueByVersion('wf {x}', '{damaged}'),
       keys.legacyDueByWorkflow('wf {x}'),
       keys.kicks,
+      keys.pipelines,
       keys.layout,
       keys.layoutLock,
     ];
+    expect(keys.pipelines.startsWith(keys.index)).toBe(true);
     expect(new Set(global.map(keySlot)).size).toBe(1);
   });
 
@@ -207,6 +210,22 @@ describe('Redis store keys', () => {
         expect(created.lastEventSeq).toBe(1);
         expect((await store.getRun(runId))).toMatchObject({ runId, workflow, input: payload, state: runId });
       }
+      // the pipeline fingerprint and description are data, and their hash is in the index slot; the summary reads the
+      // runs with one HMGET of each run's own hash
+      const fingerprint = `fp {${payload}}`;
+      await store.savePipeline(fingerprint, payload);
+      await store.savePipeline(fingerprint, 'another body');
+      expect(await store.getPipelines([fingerprint, `${fingerprint}x`])).toEqual({ [fingerprint]: payload });
+      const pipelineCalls = calls.filter((c) => c.name === 'hsetnx' || (c.name === 'hmget' && String(c.args[0]) === store.keys.pipelines));
+      expect(pipelineCalls.length).toBe(3);
+      for (const call of pipelineCalls) expect(keySlot(String(call.args[0]))).toBe(keySlot(store.keys.due));
+      const before = calls.length;
+      const live = (await store.summarizeLiveRuns()).filter((g) => g.workflow === workflow);
+      expect(live).toEqual([{ workflow, version: 2, count: HOSTILE_IDS.length, runIds: expect.any(Array) }]);
+      expect([...live[0].runIds].sort()).toEqual([...HOSTILE_IDS].sort().slice(0, LIVE_GROUP_SAMPLE));
+      const reads = calls.slice(before).filter((c) => c.name === 'hmget');
+      expect(reads.map((c) => String(c.args[0])).sort()).toEqual(HOSTILE_IDS.map((id) => store.keys.run(id).run).sort());
+      for (const call of calls.slice(before).filter((c) => c.name === 'zscan')) expect(keySlot(String(call.args[0]))).toBe(keySlot(store.keys.due));
       const claimed = await store.claimRuns(lease, 100, [{ workflow, version: 2 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
       const reclaimed = await store.claimOwnedRuns(lease, 100, [{ workflow, version: 2 }]);

@@ -319,6 +319,8 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   }
   const currentStep = h.get('cur');
   if (currentStep !== undefined) run.currentStep = currentStep;
+  const pipeline = h.get('pl');
+  if (pipeline !== undefined) run.pipeline = pipeline;
   const nextInput = h.get('ni');
   if (nextInput !== undefined) run.nextInput = nextInput;
   const waitSignal = h.get('ws');

@@ -30,6 +30,7 @@
  * | `iv`    | version of the run's index record: strictly increasing, at least the server clock in microseconds |
  * | `gen`   | generation of the run id (absent: 1)                                                             |
  * | `hs`    | history seq: the seq given to the run's last history event (absent: none yet; see `redis.keys.ts`) |
+ * | `pl`    | pipeline fingerprint given at creation (`NewRun.pipeline`; absent: none)                         |
  */
 export const RUN_FIELDS = {
   runId: 'id',
@@ -57,6 +58,7 @@ export const RUN_FIELDS = {
   indexVersion: 'iv',
   generation: 'gen',
   historySeq: 'hs',
+  pipeline: 'pl',
 } as const;
 
 /** Name of a field of a run hash. */

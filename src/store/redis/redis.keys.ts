@@ -28,6 +28,7 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `...:f:<status>` zset runId → finishedAt, per terminal status (purge)
  * - `...:m` hash runId → `<index version>|<status>|<workflow>` of the index entries (makes index updates idempotent)
  * - `...:k` zset `<op id><runId>` → 0 / first time seen: write-ahead marks of index updates in flight
+ * - `...:pipelines` hash fingerprint → pipeline description (`savePipeline`: written once, `HSETNX`; `getPipelines`)
  * - `...:layout` string: the version of this key layout ({@link INDEX_LAYOUT}); absent in a store written before it
  *   existed (layout 1). `...:layout-lock` string: held by the instance that migrates the indexes (`redis.layout.ts`).
  *
@@ -138,6 +139,8 @@ export class RedisKeys {
   readonly due: string;
   readonly meta: string;
   readonly kicks: string;
+  /** Pipeline descriptions by fingerprint (`savePipeline` / `getPipelines`). */
+  readonly pipelines: string;
   /** The key layout's version (see {@link INDEX_LAYOUT}). */
   readonly layout: string;
   /** Held by the instance migrating the key layout. */
@@ -151,6 +154,7 @@ export class RedisKeys {
     this.due = `${this.index}:due`;
     this.meta = `${this.index}:m`;
     this.kicks = `${this.index}:k`;
+    this.pipelines = `${this.index}:pipelines`;
     this.layout = `${this.index}:layout`;
     this.layoutLock = `${this.index}:layout-lock`;
     this.channel = `${prefix}events`;

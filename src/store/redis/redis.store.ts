@@ -12,6 +12,7 @@ import type {
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
+  LiveRunGroup,
   NewRun,
   QueuedSignal,
   RenewResult,
@@ -36,6 +37,7 @@ import { RedisIndexWriter } from './redis.index-writer.js';
 import { RedisKeys } from './redis.keys.js';
 import { ensureIndexLayout } from './redis.layout.js';
 import { RedisRunList } from './redis.list.js';
+import { summarizeLiveRuns } from './redis.live.js';
 import { reindexRuns } from './redis.reindex.js';
 import { RedisScriptRunner } from './redis.script-runner.js';
 import {
@@ -92,6 +94,11 @@ function uniqueRefs(workflows: readonly WorkflowRef[] | undefined): WorkflowRef[
 /** Checks a history body: a string (stored verbatim). */
 function checkEventBody(body: unknown): asserts body is string {
   if (typeof body !== 'string') throw new InvalidArgumentError(`A history event must be a string, got ${typeof body}.`);
+}
+
+/** Checks a pipeline fingerprint or description: a string (stored verbatim). */
+function checkPipelineText(what: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw new InvalidArgumentError(`${what} must be a string, got ${typeof value}.`);
 }
 
 /** A history entry `<seq>:<body>` (see `redis.keys.ts`), or undefined when it cannot be read. */
@@ -232,6 +239,7 @@ export class RedisStore implements WorkflowStore {
     const keys = this.keys.run(input.runId);
     const events = input.events ?? [];
     events.forEach(checkEventBody);
+    if (input.pipeline !== undefined) checkPipelineText('A pipeline fingerprint', input.pipeline);
     return guard('createRun', async () => {
       const lease = options.lease;
       const args: (string | number)[] = [
@@ -249,6 +257,8 @@ export class RedisStore implements WorkflowStore {
         lease ? randomUUID() : '',
         this.keys.channel,
         String(events.length),
+        input.pipeline !== undefined ? '1' : '0',
+        input.pipeline ?? '',
         ...events,
       ];
       (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
@@ -463,6 +473,41 @@ export class RedisStore implements WorkflowStore {
     return guard('listSignals', async () => {
       const flat = await this.scripts.run<string[]>({ script: LIST_SIGNALS, keys: [keys.run, keys.signals], args: [runId] });
       return decodeSignals(flat ?? []);
+    });
+  }
+
+  /**
+   * The live runs grouped by (workflow, version, pipeline, currentStep): the ids come from the status indexes of the
+   * live statuses only, and each run is read with one `HMGET` of a few fields, pipelined by batches (per node on a
+   * Cluster); an ended run is never read. See `redis.live.ts`. This instance's queued index records are applied first.
+   */
+  async summarizeLiveRuns(): Promise<LiveRunGroup[]> {
+    return guard('summarizeLiveRuns', async () => {
+      await this.index.flush();
+      return summarizeLiveRuns(this.client, this.keys);
+    });
+  }
+
+  /** Stores a pipeline description once under its fingerprint: one `HSETNX` on the `pipelines` hash (index slot). */
+  async savePipeline(fingerprint: string, body: string): Promise<void> {
+    checkPipelineText('A pipeline fingerprint', fingerprint);
+    checkPipelineText('A pipeline description', body);
+    await guard('savePipeline', () => this.client.hsetnx(this.keys.pipelines, fingerprint, body));
+  }
+
+  /** The pipeline descriptions of these fingerprints: one `HMGET` on the `pipelines` hash (unknown ones left out). */
+  async getPipelines(fingerprints: readonly string[]): Promise<Record<string, string>> {
+    fingerprints.forEach((fp) => checkPipelineText('A pipeline fingerprint', fp));
+    const wanted = [...new Set(fingerprints)];
+    if (wanted.length === 0) return {};
+    return guard('getPipelines', async () => {
+      const bodies = (await this.client.hmget(this.keys.pipelines, ...wanted)) as (string | null)[];
+      const out: Record<string, string> = {};
+      wanted.forEach((fp, i) => {
+        const body = bodies[i];
+        if (typeof body === 'string') out[fp] = body;
+      });
+      return out;
     });
   }
 

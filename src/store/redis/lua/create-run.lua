@@ -9,10 +9,11 @@ local leased = ARGV[10] == '1'
 local leaseMs = num(ARGV[11])
 if leased and not leaseMs then return redis.error_reply('cairn: createRun: leaseMs must be an integer') end
 local eventCount = num(ARGV[14])
-if not eventCount or eventCount < 0 or 14 + eventCount > #ARGV then
+-- ARGV[15], ARGV[16]: whether the run has a pipeline fingerprint, and the fingerprint; the events follow
+if not eventCount or eventCount < 0 or 16 + eventCount > #ARGV then
   return redis.error_reply('cairn: createRun: the event count must be an integer within the arguments')
 end
-local firstStep = 15 + eventCount
+local firstStep = 17 + eventCount
 if (#ARGV - firstStep + 1) % 2 ~= 0 then return redis.error_reply('cairn: createRun: a step without its record') end
 for i = firstStep, #ARGV, 2 do
   if not num(ARGV[i]) then return redis.error_reply('cairn: createRun: a step index must be an integer') end
@@ -39,13 +40,14 @@ if leased then st = ST.running end
 redis.call('HSET', r, 'id', runId, 'wf', ARGV[2], 'ver', ARGV[3], 'st', st, 'in', ARGV[4], 'state', ARGV[5],
   'pr', '0', 'due', ts, 'ca', ts, 'ua', ts, 'iv', fmt(n), 'gen', fmt(gen))
 if ARGV[6] == '1' then redis.call('HSET', r, 'cur', ARGV[7]) end
+if ARGV[15] == '1' then redis.call('HSET', r, 'pl', ARGV[16]) end
 if leased then redis.call('HSET', r, 'lo', ARGV[9], 'lt', ARGV[12], 'le', fmt(now + leaseMs)) end
 for i = firstStep, #ARGV, 2 do redis.call('HSET', s, ARGV[i], ARGV[i + 1]) end
 -- a new run's history starts at seq 1 (a replaced run's was deleted above)
 local lastSeq = 0
 if eventCount > 0 then
   local at = {}
-  for k = 1, eventCount do at[k] = 14 + k end
+  for k = 1, eventCount do at[k] = 16 + k end
   lastSeq = appendEvents(e, 0, at)
   redis.call('HSET', r, 'hs', fmt(lastSeq))
 end
