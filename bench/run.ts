@@ -465,13 +465,7 @@ async function startOtelPeer(store: 'memory' | 'postgres' | 'redis', url?: strin
  * of its own, warms it up like the main process's, and runs chunks of seq3 / conc64 on request (see stdioPeer).
  */
 async function serveOtelPeer(store: string, url: string | undefined): Promise<void> {
-  if (process.env.OBS_TMP_CONTROL === 'ctx') {
-    const { context } = await import('@opentelemetry/api');
-    const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  } else if (process.env.OBS_TMP_CONTROL !== '1') await registerOtel();
-  if (process.env.OBS_TMP_CONTROL === 'traces') (await import('@opentelemetry/api')).metrics.disable();
-  if (process.env.OBS_TMP_CONTROL === 'metrics') (await import('@opentelemetry/api')).trace.disable();
+  await registerOtel();
   const logger = { log() {}, warn() {}, error: (m: string) => console.error(m) };
   const made =
     store === 'postgres'

@@ -53,7 +53,7 @@ describe.each(servers)('crash observability: %s store', (kind, server) => {
         // The run is started in this process, under a parent span with a known trace id (an incoming request's).
         const parent = trace.wrapSpanContext({ traceId: TRACE_ID, spanId: PARENT_SPAN_ID, traceFlags: TraceFlags.SAMPLED, isRemote: true });
         await context.with(trace.setSpan(ROOT_CONTEXT, parent), () => s.client.client.start(CRASH_WORKFLOW, { i: 0 }, { id: runId }));
-        const start = spans.getFinishedSpans().find((span) => span.name === `cairn.start ${CRASH_WORKFLOW}`)!;
+        const start = spans.getFinishedSpans().find((span) => span.name === `cairn.start ${CRASH_WORKFLOW}` && span.attributes['cairn.run_id'] === runId)!;
         expect(start.kind).toBe(SpanKind.CLIENT);
         expect(start.spanContext().traceId).toBe(TRACE_ID);
         expect(start.parentSpanContext?.spanId).toBe(PARENT_SPAN_ID);

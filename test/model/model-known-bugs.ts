@@ -1,5 +1,5 @@
 import type { StoredRun, WorkflowStore } from '../../src/store/workflow-store.interface.js';
-import { WORKFLOWS, type Op } from './model-ops.js';
+import { WORKFLOW_REFS, type Op } from './model-ops.js';
 import { CLAIMABLE_STATUSES } from '../../src/store/run-state-machine.js';
 
 /**
@@ -55,8 +55,8 @@ export async function knownBugHit(
   if (CHECK_KNOWN_BUGS || bugs.size === 0) return undefined;
   const now = Date.now();
   if ((op.op === 'claimRuns' || op.op === 'finalClaim') && bugs.has('REDIS_CLAIM_ORDER')) {
-    const names = op.op === 'claimRuns' && op.workflows ? new Set(op.workflows.map((w) => WORKFLOWS[w] as string)) : undefined;
-    const due = (await reference.listRuns({ limit: 1_000 })).filter((r) => claimable(r, now) && (!names || names.has(r.workflow)));
+    const refs = op.op === 'claimRuns' && op.workflows ? new Set(op.workflows.map((i) => `${WORKFLOW_REFS[i].version}:${WORKFLOW_REFS[i].workflow}`)) : undefined;
+    const due = (await reference.listRuns({ limit: 1_000 })).filter((r) => claimable(r, now) && (!refs || refs.has(`${r.version}:${r.workflow}`)));
     const byDue = [...due].sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime()).map((r) => r.runId);
     const claimAt = (r: StoredRun) => Math.max(r.dueAt!.getTime(), r.leaseExpiresAt?.getTime() ?? -Infinity);
     const byClaimAt = [...due].sort((a, b) => claimAt(a) - claimAt(b)).map((r) => r.runId);

@@ -6,8 +6,8 @@ import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 /**
  * The operations of the model-based differential test (store-model.spec.ts), as plain data so that fast-check prints a
  * failing sequence readably and can shrink it. Everything refers to small pools by index: run ids, workflow names,
- * lease owners, signal names. Values that depend on the state of the run (a lease token, the index of a step entry)
- * are symbolic and resolved when the op runs (see model-runner.ts).
+ * (workflow, version) pairs of claim filters, lease owners, signal names. Values that depend on the state of the run
+ * (a lease token, the index of a step entry) are symbolic and resolved when the op runs (see model-runner.ts).
  *
  * History: `createRun`, `commit`, `sendSignal` and `control` carry history events now and then (bodies name the op
  * and the event's place in it, see model-runner.ts); now and then a commit writes enough of them to take a run up to
@@ -27,6 +27,15 @@ import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 export const RUN_IDS = ['r1', 'r2', "r3 {x}:'é"] as const;
 export const WORKFLOWS = ['wfA', 'wf:B {b}'] as const;
 export const OWNERS = ['owner-a', 'owner-b'] as const;
+/** Versions of runs (`createRun`) and of claim filters. */
+export const VERSIONS = [1, 2] as const;
+/**
+ * The (workflow, version) pairs a claim filter picks from, by index: every workflow of {@link WORKFLOWS} at every
+ * version of {@link VERSIONS} (index = workflow index × versions + version index).
+ */
+export const WORKFLOW_REFS: readonly { workflow: string; version: number }[] = WORKFLOWS.flatMap((workflow) =>
+  VERSIONS.map((version) => ({ workflow, version })),
+);
 export const SIGNALS = ['go', 'stop'] as const;
 
 export const ALL_STATUSES: readonly RunStatus[] = RUN_STATUSES;
@@ -174,6 +183,7 @@ export type Op =
       /** `NewRun.events`. */
       events?: 1 | 2;
     }
+  /** `workflows`: a claim filter, as indexes in {@link WORKFLOW_REFS}. */
   | { op: 'claimRuns'; owner: number; span: Span; limit: number; workflows?: number[] }
   | { op: 'claimRun'; run: RunRef; owner: number; span: Span; workflows?: number[] }
   /** `claimOwnedRuns` (optional in the port): the limit is 0 or above the pool, as the order among them is unspecified. */
@@ -198,6 +208,10 @@ export type Op =
 // Arbitraries
 // ---------------------------------------------------------------------------------------------------------------------
 
+/** `fc.record` making plain objects only (fast-check makes some with a null prototype, printed `__proto__:null`). */
+const record = ((model: Record<string, fc.Arbitrary<unknown>>, constraints?: object) =>
+  fc.record(model, { ...constraints, noNullPrototype: true })) as typeof fc.record;
+
 const runIndex = fc.integer({ min: 0, max: RUN_IDS.length - 1 });
 /** Operations on a lease mostly go to the run just claimed, so that most of them are not simply fenced off. */
 const leasedRun: fc.Arbitrary<RunRef> = fc.oneof(
@@ -220,10 +234,8 @@ const tokenRef: fc.Arbitrary<TokenRef> = fc.oneof(
   { arbitrary: fc.constant('stale' as const), weight: 1 },
   { arbitrary: fc.constant('bogus' as const), weight: 1 },
 );
-const workflowFilter = fc.option(
-  fc.constantFrom<number[]>([], [0], [1], [0, 1]),
-  { nil: undefined, freq: 2 },
-);
+/** A claim filter: none, or some (workflow, version) pairs (the empty list too), by index in WORKFLOW_REFS. */
+const workflowFilter = fc.option(fc.subarray(WORKFLOW_REFS.map((_, i) => i)), { nil: undefined, freq: 2 });
 
 /** `arb`'s value with probability `p`, else undefined (what it shrinks to). */
 const sometimes = <T>(arb: fc.Arbitrary<T>, p: number): fc.Arbitrary<T | undefined> =>
@@ -233,12 +245,12 @@ const sometimes = <T>(arb: fc.Arbitrary<T>, p: number): fc.Arbitrary<T | undefin
     { arbitrary: arb, weight: Math.round(p * 100) },
   );
 
-const heartbeatSpec = fc.record(
+const heartbeatSpec = record(
   { at: fc.integer({ min: 0, max: 19 }), details: fc.integer({ min: 0, max: 9 }) },
   { requiredKeys: ['at'] },
 );
 
-const stepSpec: fc.Arbitrary<StepSpec> = fc.record(
+const stepSpec: fc.Arbitrary<StepSpec> = record(
   {
     name: fc.integer({ min: 0, max: 2 }),
     status: fc.constantFrom<StepStatus>('running', 'running', 'completed', 'failed', 'compensated'),
@@ -251,13 +263,13 @@ const stepSpec: fc.Arbitrary<StepSpec> = fc.record(
   },
   { requiredKeys: ['name', 'status', 'attempts', 'output', 'error', 'heartbeat'] },
 );
-const stepWrite: fc.Arbitrary<StepWrite> = fc.record({
+const stepWrite: fc.Arbitrary<StepWrite> = record({
   slot: fc.constantFrom<StepSlot>('append', 'append', 'last', 'first'),
   step: stepSpec,
 });
 const stepWrites = (min: number, max: number) => fc.array(stepWrite, { minLength: min, maxLength: max });
 
-const heartbeatPatch = fc.record(
+const heartbeatPatch = record(
   {
     kind: fc.constant('heartbeat' as const),
     name: fc.integer({ min: 0, max: 2 }),
@@ -271,16 +283,16 @@ const heartbeatPatch = fc.record(
 /** History events of a commit: mostly none, a few, rarely enough to reach or cross the limit. */
 const commitEvents: fc.Arbitrary<EventCount | undefined> = fc.oneof(
   { withCrossShrink: true },
-  { arbitrary: fc.constant(undefined), weight: 60 },
-  { arbitrary: fc.constantFrom<EventCount>(1, 1, 2, 3), weight: 36 },
-  { arbitrary: fc.constantFrom<EventCount>('near', 'over'), weight: 3 },
+  { arbitrary: fc.constant(undefined), weight: 45 },
+  { arbitrary: fc.constantFrom<EventCount>(1, 1, 2, 3), weight: 50 },
+  { arbitrary: fc.constantFrom<EventCount>('near', 'over'), weight: 5 },
 );
 const flag = (p: number) => sometimes(fc.constant(true as const), p);
 
 const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   {
     weight: 5,
-    arbitrary: fc.record(
+    arbitrary: record(
       {
         kind: fc.constant('checkpoint' as const),
         steps: stepWrites(1, 2),
@@ -293,7 +305,7 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   },
   {
     weight: 3,
-    arbitrary: fc.record(
+    arbitrary: record(
       {
         kind: fc.constant('wait' as const),
         signal: signalIndex,
@@ -306,12 +318,12 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   },
   {
     weight: 3,
-    arbitrary: fc.record(
+    arbitrary: record(
       {
         kind: fc.constant('sleep' as const),
         due: fc.oneof(
-          fc.record({ delayMs: fc.constantFrom(0 as const, 60_000 as const) }),
-          fc.record({ at: fc.constantFrom('past' as const, 'future' as const) }),
+          record({ delayMs: fc.constantFrom(0 as const, 60_000 as const) }),
+          record({ at: fc.constantFrom('past' as const, 'future' as const) }),
         ),
         state: fc.integer({ min: 0, max: 9 }),
       },
@@ -321,7 +333,7 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'park' as const }) },
   {
     weight: 4,
-    arbitrary: fc.record(
+    arbitrary: record(
       {
         kind: fc.constant('terminal' as const),
         status: fc.constantFrom('completed' as const, 'failed' as const, 'cancelled' as const, 'compensated' as const),
@@ -336,14 +348,14 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'release' as const }) },
   {
     weight: 3,
-    arbitrary: fc.record(
+    arbitrary: record(
       {
         kind: fc.constant('mixed' as const),
         status: fc.constantFrom('running' as const, 'sleeping' as const, 'waiting' as const, 'compensating' as const, 'completed' as const, 'failed' as const),
         due: fc.oneof(
           fc.constant(null),
-          fc.record({ delayMs: fc.constantFrom(0 as const, 60_000 as const) }),
-          fc.record({ at: fc.constantFrom('past' as const, 'future' as const) }),
+          record({ delayMs: fc.constantFrom(0 as const, 60_000 as const) }),
+          record({ at: fc.constantFrom('past' as const, 'future' as const) }),
         ),
         release: fc.boolean(),
         clearCancel: fc.boolean(),
@@ -358,7 +370,7 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc.record(
+    arbitrary: record(
       { kind: fc.constant('clearCancel' as const), status: fc.constantFrom('compensating' as const, 'cancelled' as const) },
       { requiredKeys: ['kind'] },
     ),
@@ -369,24 +381,24 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
 const controlSpec: fc.Arbitrary<ControlSpec> = fc.oneof(
   fc.constant({ action: 'pause' as const }),
   fc.constant({ action: 'resume' as const }),
-  fc.record({ action: fc.constant('cancel' as const), compensate: fc.boolean() }),
-  fc.record({ action: fc.constant('retry' as const), nextInput: fc.integer({ min: 0, max: 9 }) }, { requiredKeys: ['action'] }),
-  { arbitrary: fc.record({ action: fc.constant('fitting' as const), pick: fc.integer({ min: 0, max: 5 }) }), weight: 4 },
+  record({ action: fc.constant('cancel' as const), compensate: fc.boolean() }),
+  record({ action: fc.constant('retry' as const), nextInput: fc.integer({ min: 0, max: 9 }) }, { requiredKeys: ['action'] }),
+  { arbitrary: record({ action: fc.constant('fitting' as const), pick: fc.integer({ min: 0, max: 5 }) }), weight: 4 },
 );
 
-const createOp: fc.Arbitrary<Op> = fc.record({
+const createOp: fc.Arbitrary<Op> = record({
   op: fc.constant('create' as const),
   run: runIndex,
   wf: wfIndex,
   conflict: fc.constantFrom('keep' as const, 'keep' as const, 'replace' as const),
-  lease: sometimes(fc.record({ owner: ownerIndex, span }), 0.6),
-  version: fc.integer({ min: 1, max: 2 }),
+  lease: sometimes(record({ owner: ownerIndex, span }), 0.6),
+  version: fc.constantFrom(...VERSIONS),
   firstStep: fc.boolean(),
   input: fc.integer({ min: 0, max: 9 }),
-  events: sometimes(fc.constantFrom(1 as const, 2 as const), 0.4),
+  events: sometimes(fc.constantFrom(1 as const, 2 as const), 0.6),
 });
 
-const createdBound: fc.Arbitrary<CreatedBound> = fc.record({
+const createdBound: fc.Arbitrary<CreatedBound> = record({
   run: fc.oneof(runIndex, fc.constant('same' as const), fc.constant('claimed' as const)),
   at: fc.constantFrom('before' as const, 'exact' as const, 'after' as const),
 });
@@ -395,7 +407,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 7, arbitrary: createOp },
   {
     weight: 4,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('claimRuns' as const),
       owner: ownerIndex,
       span,
@@ -405,11 +417,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 3,
-    arbitrary: fc.record({ op: fc.constant('claimRun' as const), run: anyRun, owner: ownerIndex, span, workflows: workflowFilter }),
+    arbitrary: record({ op: fc.constant('claimRun' as const), run: anyRun, owner: ownerIndex, span, workflows: workflowFilter }),
   },
   {
     weight: 2,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('claimOwned' as const),
       owner: ownerIndex,
       span,
@@ -419,7 +431,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 12,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('commit' as const),
       run: leasedRun,
       token: tokenRef,
@@ -430,23 +442,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       midStep: flag(0.1),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('renew' as const), run: leasedRun, token: tokenRef, span }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('release' as const), run: leasedRun, token: tokenRef }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('take' as const), run: leasedRun, token: tokenRef, signal: signalRef }) },
+  { weight: 2, arbitrary: record({ op: fc.constant('renew' as const), run: leasedRun, token: tokenRef, span }) },
+  { weight: 2, arbitrary: record({ op: fc.constant('release' as const), run: leasedRun, token: tokenRef }) },
+  { weight: 3, arbitrary: record({ op: fc.constant('take' as const), run: leasedRun, token: tokenRef, signal: signalRef }) },
   {
     weight: 3,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('send' as const),
       run: anyRun,
       signal: signalRef,
       payload: fc.integer({ min: 0, max: 99 }),
-      event: flag(0.4),
+      event: flag(0.6),
     }),
   },
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('control' as const), run: anyRun, request: controlSpec, event: flag(0.4) }) },
+  { weight: 5, arbitrary: record({ op: fc.constant('control' as const), run: anyRun, request: controlSpec, event: flag(0.6) }) },
   {
     weight: 3,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('list' as const),
       wf: sometimes(wfIndex, 0.4),
       statuses: sometimes(fc.subarray([...ALL_STATUSES], { minLength: 0, maxLength: 4 }), 0.4),
@@ -458,27 +470,27 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 2,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('events' as const),
       run: anyRun,
       after: sometimes(
-        fc.record({ from: fc.constantFrom('zero' as const, 'first' as const, 'last' as const), offset: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const) }),
+        record({ from: fc.constantFrom('zero' as const, 'first' as const, 'last' as const), offset: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const) }),
         0.6,
       ),
       limit: fc.constantFrom(1 as const, 2 as const, 3 as const, 'all' as const, 'all' as const),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('count' as const), wf: sometimes(wfIndex, 0.5) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('signals' as const), run: anyRun }) },
+  { weight: 1, arbitrary: record({ op: fc.constant('count' as const), wf: sometimes(wfIndex, 0.5) }) },
+  { weight: 1, arbitrary: record({ op: fc.constant('signals' as const), run: anyRun }) },
   {
     weight: 2,
-    arbitrary: fc.record({
+    arbitrary: record({
       op: fc.constant('purge' as const),
       statuses: fc.subarray([...TERMINAL, 'running' as RunStatus], { minLength: 1 }),
       olderThanMs: fc.constantFrom(0 as const, 60_000 as const),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('get' as const), run: anyRun }) },
+  { weight: 1, arbitrary: record({ op: fc.constant('get' as const), run: anyRun }) },
 );
 
 /**
@@ -504,7 +516,7 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
       { op: 'take', ...latestClaimed, signal: 'waited' },
     ]),
   // a waiting run paused, signalled while paused, resumed: it is due, and gets the signal
-  fc.record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }), owner: ownerIndex }).map(({ signal, payload, owner }): Op[] => [
+  record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }), owner: ownerIndex }).map(({ signal, payload, owner }): Op[] => [
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal, steps: [] } },
     { op: 'control', run: 'same', request: { action: 'pause' } },
     { op: 'send', run: 'same', signal: 'waited', payload },
@@ -525,12 +537,12 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
       { op: 'purge', statuses, olderThanMs },
     ]),
   // a signal queued before the wait is consumed by the wait itself
-  fc.record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }) }).map(({ signal, payload }): Op[] => [
+  record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }) }).map(({ signal, payload }): Op[] => [
     { op: 'send', run: 'claimed', signal, payload },
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal, steps: [] } },
   ]),
   // pause a leased run, which pauses at its next commit; resume it; claim it again
-  fc.record({ steps: stepWrites(1, 1), owner: ownerIndex }).map(({ steps, owner }): Op[] => [
+  record({ steps: stepWrites(1, 1), owner: ownerIndex }).map(({ steps, owner }): Op[] => [
     { op: 'control', run: 'claimed', request: { action: 'pause' } },
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps } },
     { op: 'control', run: 'same', request: { action: 'resume' } },
@@ -546,12 +558,15 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
     ]),
   // a pause requested while a step runs waits for the step's end: a heartbeat (midStep) leaves it pending, the next
   // checkpoint applies it
-  fc.record({ beat: heartbeatPatch, steps: stepWrites(1, 1), events: commitEvents }).map(({ beat, steps, events }): Op[] => [
-    { op: 'control', run: 'claimed', request: { action: 'pause' }, event: true },
-    { op: 'commit', ...latestClaimed, span: 'long', patch: beat, events },
-    { op: 'get', run: 'same' },
-    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: 1 },
-  ]),
+  {
+    weight: 2,
+    arbitrary: record({ beat: heartbeatPatch, steps: stepWrites(1, 1), events: commitEvents }).map(({ beat, steps, events }): Op[] => [
+      { op: 'control', run: 'claimed', request: { action: 'pause' }, event: true },
+      { op: 'commit', ...latestClaimed, span: 'long', patch: beat, events },
+      { op: 'get', run: 'same' },
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: 1 },
+    ]),
+  },
   // a signal's payload handed to a step survives a released retry (keepInput): the next claimer gets it
   fc
     .record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }), owner: ownerIndex, steps: stepWrites(0, 1), beat: fc.boolean() })
@@ -563,32 +578,51 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
       { op: 'claimRun', run: 'same', owner, span: 'long' },
     ]),
   // a history reaching the limit and crossing it, read in pages
-  fc
-    .record({
+  {
+    weight: 2,
+    arbitrary: record({
       big: fc.constantFrom<EventCount>('near', 'over'),
       more: fc.constantFrom<EventCount>(1, 2, 3),
       steps: stepWrites(1, 1),
       offset: fc.constantFrom(0 as const, 1 as const, 2 as const, 3 as const),
       limit: fc.constantFrom(1 as const, 2 as const, 3 as const),
-    })
-    .map(({ big, more, steps, offset, limit }): Op[] => [
+    }).map(({ big, more, steps, offset, limit }): Op[] => [
       { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: big },
       { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'checkpoint', steps }, events: more },
       { op: 'events', run: 'same', after: { from: 'zero', offset }, limit },
       { op: 'events', run: 'same', after: { from: 'first', offset }, limit },
     ]),
+  },
   // runs listed by creation time
-  fc
-    .record({ first: createOp, second: createOp, from: sometimes(createdBound, 0.6), to: sometimes(createdBound, 0.6), wf: sometimes(wfIndex, 0.3) })
-    .map(({ first, second, from, to, wf }): Op[] => [first, second, { op: 'list', limit: 4, wf, from, to }]),
+  {
+    weight: 2,
+    arbitrary: record({
+      first: createOp,
+      second: createOp,
+      from: sometimes(createdBound, 0.6),
+      to: sometimes(createdBound, 0.6),
+      wf: sometimes(wfIndex, 0.3),
+    }).map(({ first, second, from, to, wf }): Op[] => [first, second, { op: 'list', limit: 4, wf, from, to }]),
+  },
+  // signals of both names queued and listed, one consumed by a wait, listed again
+  record({
+    sends: fc.array(record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }) }), { minLength: 2, maxLength: 4 }),
+    wait: signalIndex,
+    event: flag(0.5),
+  }).map(({ sends, wait, event }): Op[] => [
+    ...sends.map(({ signal, payload }): Op => ({ op: 'send', run: 'claimed', signal, payload, event })),
+    { op: 'signals', run: 'same' },
+    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal: wait, steps: [] } },
+    { op: 'signals', run: 'same' },
+  ]),
   // cancel a leased run: the holder sees it, compensates or ends it
-  fc.record({ compensate: fc.boolean(), end: fc.constantFrom('compensating' as const, 'cancelled' as const) }).map(({ compensate, end }): Op[] => [
+  record({ compensate: fc.boolean(), end: fc.constantFrom('compensating' as const, 'cancelled' as const) }).map(({ compensate, end }): Op[] => [
     { op: 'control', run: 'claimed', request: { action: 'cancel', compensate } },
     { op: 'renew', ...latestClaimed, span: 'long' },
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'clearCancel', status: end } },
   ]),
   // sleep, wake, be claimed by whoever polls
-  fc.record({ due: fc.constantFrom<DueChoice>({ delayMs: 0 }, { at: 'past' }, { delayMs: 60_000 }), owner: ownerIndex }).map(({ due, owner }): Op[] => [
+  record({ due: fc.constantFrom<DueChoice>({ delayMs: 0 }, { at: 'past' }, { delayMs: 60_000 }), owner: ownerIndex }).map(({ due, owner }): Op[] => [
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'sleep', due } },
     { op: 'claimRuns', owner, span: 'long', limit: 2 },
   ]),

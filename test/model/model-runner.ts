@@ -18,6 +18,7 @@ import {
   RUN_IDS,
   SIGNALS,
   WORKFLOWS,
+  WORKFLOW_REFS,
   eventCount,
   type AfterSeqSpec,
   type ControlSpec,
@@ -205,6 +206,9 @@ export function commitPatch(op: Extract<Op, { op: 'commit' }>, stepsLength: numb
 }
 
 type Plain = Record<string, unknown>;
+
+/** The claim filter of an op: (workflow, version) pairs by index in WORKFLOW_REFS (fresh objects for each call). */
+export const claimFilter = (refs: number[] | undefined) => refs?.map((i) => ({ ...WORKFLOW_REFS[i] }));
 
 /** What an op's symbolic parts stand for, resolved once on the reference and given to both stores. */
 interface Resolved {
@@ -477,7 +481,7 @@ export class Driver {
             store.claimRuns(
               { owner: OWNERS[op.owner], leaseMs: spanMs(op.span) },
               op.limit,
-              op.workflows?.map((w) => WORKFLOWS[w]),
+              claimFilter(op.workflows),
             ),
           (runs) => {
             for (const r of runs) this.noteClaim(r.runId, r.leaseToken);
@@ -487,7 +491,7 @@ export class Driver {
       case 'claimOwned':
         // The order among the runs is unspecified: compared by run id (tokens get their symbols in that order).
         return this.timed(
-          () => store.claimOwnedRuns!({ owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, op.limit, op.workflows?.map((w) => WORKFLOWS[w])),
+          () => store.claimOwnedRuns!({ owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, op.limit, claimFilter(op.workflows)),
           (runs) => {
             const sorted = [...runs].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
             for (const r of sorted) this.noteClaim(r.runId, r.leaseToken);
@@ -496,7 +500,7 @@ export class Driver {
         );
       case 'claimRun': {
         return this.timed(
-          () => store.claimRun(runId, { owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, op.workflows?.map((w) => WORKFLOWS[w])),
+          () => store.claimRun(runId, { owner: OWNERS[op.owner], leaseMs: spanMs(op.span) }, claimFilter(op.workflows)),
           (run) => {
             if (run) this.noteClaim(run.runId, run.leaseToken);
             return this.run(run) ?? null;

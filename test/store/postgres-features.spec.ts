@@ -113,7 +113,7 @@ describePg('PostgresStore', () => {
     it('still has its tables after the hostile ids', async () => {
       await withPgClient(url, async (query) => {
         const rows = await query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [store.names.schema]);
-        expect(rows[0].n).toBe(5);
+        expect(rows[0].n).toBe(6);
       });
     });
 
@@ -250,7 +250,7 @@ describePg('PostgresStore', () => {
         expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
         await withPgClient(url, async (query) => {
           const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [name]);
-          expect(tables.map((t) => t.table_name)).toEqual(['My-App.run_events', 'My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
+          expect(tables.map((t) => t.table_name)).toEqual(['My-App.pipelines', 'My-App.run_events', 'My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
           const indexes = await query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [name]);
           for (const index of indexes) expect(String(index.indexname).startsWith('My-App.')).toBe(true);
           expect(indexes.map((i) => i.indexname)).toEqual(
@@ -294,12 +294,18 @@ describePg('PostgresStore', () => {
     });
 
     /**
-     * Turns the current tables into those of version 1, 2, 3 or 4 (the DDL of version 4 is that of version 5 without
-     * the history table, `runs.event_seq` and the steps' heartbeat columns); below 3 with `runId`'s running step 0 as
-     * a row of steps.
+     * Turns the current tables into those of version 1, 2, 3, 4 or 5 (the DDL of version 5 is that of version 6
+     * without the pipelines table and `runs.pipeline`; that of version 4 is version 5's without the history table,
+     * `runs.event_seq` and the steps' heartbeat columns); below 3 with `runId`'s running step 0 as a row of steps.
      */
-    async function downgrade(name: string, runId: string, to: 1 | 2 | 3 | 4): Promise<void> {
+    async function downgrade(name: string, runId: string, to: 1 | 2 | 3 | 4 | 5): Promise<void> {
       await withPgClient(url, async (query) => {
+        await query(`DROP TABLE "${name}".cairn_pipelines`);
+        await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN pipeline`);
+        if (to === 5) {
+          await query(`UPDATE "${name}".cairn_schema_version SET version = 5`);
+          return;
+        }
         await query(`DROP TABLE "${name}".cairn_run_events`);
         await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN event_seq`);
         await query(`ALTER TABLE "${name}".cairn_steps DROP COLUMN heartbeat_at, DROP COLUMN heartbeat`);
@@ -445,7 +451,7 @@ describePg('PostgresStore', () => {
         // The rows are kept as they were (event_seq 0: no history).
         for (const [i, r] of [inFlight, waiting, ended].entries()) {
           const rows = await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [r.runId]));
-          expect(rows[0]).toEqual({ ...before[i], event_seq: 0 });
+          expect(rows[0]).toEqual({ ...before[i], event_seq: 0, pipeline: null });
           expect(await second.listEvents(r.runId, { limit: 10 })).toEqual([]);
         }
         expect(await second.getRun(inFlight.runId)).toMatchObject({ status: 'running', currentStep: 'b', steps: [a, b] });
@@ -481,6 +487,59 @@ describePg('PostgresStore', () => {
         await sleep(5);
         expect(await second.purge(['completed'], 0)).toBe(2);
         expect(await second.listEvents(inFlight.runId, { limit: 10 })).toEqual([]);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('upgrades a version 5 schema, keeping its runs: no pipeline for them, then pipelines and summaries work', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const workflow = `wf-${randomUUID()}`;
+      const { run: inFlight } = await first.createRun(newRun({ workflow, currentStep: 'b', events: ['{"t":"start"}'] }), { onConflict: 'keep', lease: LEASE });
+      const { run: ended } = await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease: LEASE });
+      await first.commit(ended.runId, ended.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '"done"' });
+      await first.close();
+      await downgrade(name, inFlight.runId, 5);
+      const columns = (table: string) =>
+        withPgClient(url, (query) =>
+          query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`, [name, table]),
+        ).then((rows) => rows.map((r) => r.column_name));
+      expect(await columns('cairn_runs')).not.toContain('pipeline');
+      expect(await columns('cairn_pipelines')).toEqual([]);
+      const rowOf = async (runId: string) =>
+        (await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [runId])))[0];
+      const before = [await rowOf(inFlight.runId), await rowOf(ended.runId)];
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        const version = await withPgClient(url, (query) => query(`SELECT version FROM "${name}".cairn_schema_version`));
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+        expect(await columns('cairn_runs')).toContain('pipeline');
+        expect(await columns('cairn_pipelines')).toEqual(['fingerprint', 'body']);
+        // The rows are kept as they were (no pipeline).
+        expect(await rowOf(inFlight.runId)).toEqual({ ...before[0], pipeline: null });
+        expect(await rowOf(ended.runId)).toEqual({ ...before[1], pipeline: null });
+        expect((await second.getRun(inFlight.runId))!.pipeline).toBeUndefined();
+        expect(await second.listEvents(inFlight.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"start"}' }]);
+
+        const { run: fresh } = await second.createRun(newRun({ workflow, currentStep: 'b', pipeline: 'fp-6' }), { onConflict: 'keep' });
+        expect((await second.getRun(fresh.runId))!.pipeline).toBe('fp-6');
+        const groups = (await second.summarizeLiveRuns()).filter((g) => g.workflow === workflow);
+        expect(groups.map((g) => [g.pipeline ?? null, g.currentStep, g.runIds]).sort()).toEqual(
+          [
+            [null, 'b', [inFlight.runId]],
+            ['fp-6', 'b', [fresh.runId]],
+          ].sort(),
+        );
+        await second.savePipeline('fp-6', '["a","b"]');
+        expect(await second.getPipelines(['fp-6'])).toEqual({ 'fp-6': '["a","b"]' });
+        // A replace of an old run writes the new run's fingerprint.
+        const replaced = await second.createRun(newRun({ runId: ended.runId, workflow, pipeline: 'fp-6' }), { onConflict: 'replace' });
+        expect(replaced.run).toMatchObject({ generation: 2, pipeline: 'fp-6' });
+        expect((await second.getRun(ended.runId))!.pipeline).toBe('fp-6');
       } finally {
         await second.close();
       }

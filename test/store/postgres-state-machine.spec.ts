@@ -137,10 +137,10 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(unknown).toEqual([]);
   });
 
-  it('renders the DDL as schema version 5 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
+  it('renders the DDL as schema version 6 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
     // NOTE: the status CHECK and the claim index predicate are rendered from the definition, but a database created
     // by an earlier release keeps its own: a new status or class needs a migration of both. Update these texts then.
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     const ddl = Object.values(statements).join('\n');
     expect(ddl).toContain(
       `CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled'))`,
@@ -150,6 +150,15 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(ddl).toContain('event_seq integer NOT NULL DEFAULT 0');
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_run_events" \(\s*run_id text COLLATE "C" NOT NULL,\s*seq integer NOT NULL,\s*body text NOT NULL,\s*PRIMARY KEY \(run_id, seq\)\s*\)/);
     expect(ddl).toMatch(/heartbeat_at timestamptz,\s*heartbeat text,/);
+    // Version 6: the runs' pipeline fingerprints and the pipeline descriptions.
+    expect(ddl).toMatch(/event_seq integer NOT NULL DEFAULT 0,\s*pipeline text\s*\)/);
+    expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_pipelines" \(\s*fingerprint text COLLATE "C" PRIMARY KEY,\s*body text NOT NULL\s*\)/);
+  });
+
+  it('summarizes the live runs by the live class, the leading column of the status list index', () => {
+    expect(statements.summarizeLiveRuns).toContain(`WHERE r.status IN ('${LIVE_STATUSES.join("','")}')`);
+    const index = Object.values(statements).find((sql) => sql.includes('_status_list_idx'))!;
+    expect(index).toMatch(/ON "public"\."cairn_runs" \(status, /);
   });
 
   it('renders the claim index predicate as the claim statements do (one text: the planner matches them)', () => {

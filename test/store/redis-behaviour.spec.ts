@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { Redis, type Command } from 'ioredis';
 import { InvalidArgumentError, StoreError } from '../../src/errors/errors.js';
 import { RedisKeys } from '../../src/store/redis/redis.keys.js';
+import { LIVE_STATUSES } from '../../src/store/run-state-machine.js';
 import { compareRunIds } from '../../src/store/run-id-order.js';
 import { ALL_SCRIPTS, APPLY_INDEX, COMMIT, CREATE_RUN } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore, type RedisStoreLogger } from '../../src/store/redis/redis.store.js';
@@ -192,6 +193,37 @@ redis.describe('RedisStore on a shared server', () => {
     }
     expect(seen).toEqual(expected);
     expect(await store.listRuns({ workflow, statuses: ['pending', 'running'], limit: 1000 })).toHaveLength(ids.length);
+  });
+
+  describe('live run summary', () => {
+    it('reads only the live status indexes and the live runs, and skips runs that are gone or no longer live', async () => {
+      const client = new Redis(url());
+      try {
+        const commands = recordCommands(client);
+        const store = await open({ client });
+        const workflow = `wf-${randomUUID().slice(0, 6)}`;
+        const create = (runId: string, lease = false) =>
+          store.createRun({ runId, workflow, version: 3, input: '1', state: '{}', pipeline: 'fp', currentStep: 'a' }, { onConflict: 'keep', lease: lease ? LEASE : undefined });
+        for (const id of ['l1', 'l2', 'gone', 'lagging']) await create(id);
+        const ended = (await create('ended', true)).run;
+        expect((await store.commit('ended', ended.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+        await store.listRuns({ limit: 1 }); // let the index updates go out
+        // a run deleted by hand (as if expired) and one whose index entry lags its status
+        await admin.del(store.keys.run('gone').run);
+        await admin.hset(store.keys.run('lagging').run, 'st', 'completed');
+        commands.length = 0;
+        const groups = await store.summarizeLiveRuns();
+        expect(groups).toEqual([{ workflow, version: 3, pipeline: 'fp', currentStep: 'a', count: 2, runIds: expect.any(Array) }]);
+        expect(groups[0].runIds.sort()).toEqual(['l1', 'l2']);
+        const scanned = commands.filter((c) => c.name === 'zscan').map((c) => c.args[0]);
+        expect(scanned.sort()).toEqual(LIVE_STATUSES.map((s) => store.keys.byStatus(s)).sort());
+        const read = commands.filter((c) => c.name === 'hmget').map((c) => c.args[0]);
+        expect(read.sort()).toEqual(['gone', 'l1', 'l2', 'lagging'].map((id) => store.keys.run(id).run).sort());
+        expect(commands.filter((c) => !['zscan', 'hmget'].includes(c.name))).toEqual([]);
+      } finally {
+        client.disconnect();
+      }
+    });
   });
 
   describe('dashboard queries', () => {

@@ -71,7 +71,7 @@ describe('compileWorkflow', () => {
     @Workflow('same') class B { @Step() b() {} }
     const registry = new WorkflowRegistry();
     registry.register(compile(A));
-    expect(() => registry.register(compile(B))).toThrow(/Two workflows are named "same" \(classes "A" and "B"\)/);
+    expect(() => registry.register(compile(B))).toThrow(/Two workflows are named "same" with version 1 \(classes "A" and "B"\)/);
     expect(() => registry.resolve(A)).toThrow(/call `await app.init\(\)`/);
     registry.markReady();
     expect(registry.resolve(A).name).toBe('same');

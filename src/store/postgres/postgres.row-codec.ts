@@ -247,6 +247,7 @@ export function mapRun(row: Row): StoredRun {
     leaseToken: str(row.lease_token),
     leaseExpiresAt: date(row.lease_expires_at),
     finishedAt: date(row.finished_at),
+    pipeline: str(row.pipeline),
     corrupt: damage.text,
   };
   for (const [key, value] of Object.entries(optional)) {

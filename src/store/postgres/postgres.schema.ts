@@ -7,7 +7,7 @@ import { CLAIMABLE_STATUSES, RUN_STATUSES } from '../run-state-machine.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -43,9 +43,11 @@ export interface SchemaNames {
   signals: string;
   /** The runs' histories (since version 5). */
   events: string;
+  /** The pipeline descriptions by fingerprint (since version 6). */
+  pipelines: string;
   meta: string;
   /** Unqualified table names (for catalog lookups). */
-  tables: { runs: string; steps: string; signals: string; events: string; meta: string };
+  tables: { runs: string; steps: string; signals: string; events: string; pipelines: string; meta: string };
   /** Quoted index names (unqualified: an index lives in its table's schema). */
   indexes: {
     claim: string;
@@ -86,6 +88,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     steps: `${prefix}steps`,
     signals: `${prefix}signals`,
     events: `${prefix}run_events`,
+    pipelines: `${prefix}pipelines`,
     meta: `${prefix}schema_version`,
   };
   const indexNames = {
@@ -96,7 +99,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     purge: `${prefix}runs_purge_idx`,
     signalsQueue: `${prefix}signals_queue_idx`,
   };
-  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`, `${prefix}run_events_pkey`]) {
+  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`, `${prefix}run_events_pkey`, `${prefix}pipelines_pkey`]) {
     checkIdentifier('table/index name (from tablePrefix)', name);
   }
   const qSchema = quoteIdent(schema);
@@ -109,6 +112,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     steps: q(tables.steps),
     signals: q(tables.signals),
     events: q(tables.events),
+    pipelines: q(tables.pipelines),
     meta: q(tables.meta),
     tables,
     indexes: {
@@ -134,6 +138,14 @@ function eventsTable(n: SchemaNames): string {
     )`;
 }
 
+/** The pipeline descriptions (version 6), in the DDL and in the migration from version 5. */
+function pipelinesTable(n: SchemaNames): string {
+  return `CREATE TABLE IF NOT EXISTS ${n.pipelines} (
+      fingerprint text COLLATE "C" PRIMARY KEY,
+      body text NOT NULL
+    )`;
+}
+
 /**
  * DDL of the current schema version, every statement idempotent (`IF NOT EXISTS`).
  *
@@ -156,6 +168,11 @@ function eventsTable(n: SchemaNames): string {
  *   `seq <= event_seq - RUN_HISTORY_LIMIT`, in the same statement. A replaced run starts again at 1.
  * - `steps.heartbeat_at`, `steps.heartbeat` (since version 5): a step visit's latest heartbeat and its details (in
  *   `live_step` as `hb`, `hd`).
+ * - `runs.pipeline` (since version 6): the fingerprint of the pipeline the run started on (null: none given), for
+ *   the deploy-time compatibility check; `pipelines` (since version 6) holds the descriptions by fingerprint, written
+ *   once each. `summarizeLiveRuns` reads the live runs through the status list index (the `status IN` of the live
+ *   class is its leading column), so it reads no ended run. No index of its own: one on `current_step`, which most
+ *   checkpoints change, would cost them their HOT updates.
  *
  * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
  * ~0.015 ms. Rows are only ever written by statements that hold the run's row (they join the locked or updated run),
@@ -200,7 +217,8 @@ export function schemaStatements(n: SchemaNames): string[] {
       live_step text,
       live_index integer,
       generation integer NOT NULL DEFAULT 1,
-      event_seq integer NOT NULL DEFAULT 0
+      event_seq integer NOT NULL DEFAULT 0,
+      pipeline text
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -224,6 +242,7 @@ export function schemaStatements(n: SchemaNames): string[] {
       created_at timestamptz NOT NULL DEFAULT now()
     )`,
     eventsTable(n),
+    pipelinesTable(n),
     // The claim: earliest due first among claimable statuses. NOTE: the predicate must stay the claim statement's
     // (`claimable` in postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
     `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
@@ -261,11 +280,15 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
     `ALTER TABLE ${n.steps} ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz, ADD COLUMN IF NOT EXISTS heartbeat text`,
     eventsTable(n),
   ],
+  // 5 → 6: the runs' pipeline fingerprints (null for every existing run: started without one; a nullable column
+  // rewrites nothing) and the pipeline descriptions.
+  5: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS pipeline text`, pipelinesTable(n)],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */
 export function dropStatements(n: SchemaNames): string[] {
   return [
+    `DROP TABLE IF EXISTS ${n.pipelines}`,
     `DROP TABLE IF EXISTS ${n.events}`,
     `DROP TABLE IF EXISTS ${n.signals}`,
     `DROP TABLE IF EXISTS ${n.steps}`,

@@ -98,7 +98,7 @@ export function runColumns(r: string): string {
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
-    ${r}.live_step, ${r}.live_index, ${r}.generation`;
+    ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline`;
 }
 
 /**

@@ -82,6 +82,11 @@ export interface Statements {
   /** Runs per status: of every workflow, or of one. */
   countRuns: string;
   countRunsForWorkflow: string;
+  /** The live runs grouped by workflow, version, pipeline and current step (the compatibility check). */
+  summarizeLiveRuns: string;
+  /** A pipeline description under its fingerprint, once; the descriptions of some fingerprints. */
+  savePipeline: string;
+  getPipelines: string;
   /** The signals queued for a live run, per name in send order. */
   listSignals: string;
   /** A page of `listRuns` with the filters it has. */

@@ -13,6 +13,7 @@ import type {
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
+  LiveRunGroup,
   NewRun,
   QueuedSignal,
   RenewResult,
@@ -154,6 +155,12 @@ function claimFilter(workflows: readonly WorkflowRef[] | undefined): [string[], 
   return keys.size === 0 ? null : [[...names], [...versions], [...keys]];
 }
 
+/** Run ids sent as a JSON array text (so no driver's or app's array parser is involved). */
+function textArray(value: unknown): string[] {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  return Array.isArray(parsed) ? parsed.map(String) : [];
+}
+
 function isEntityManager(value: unknown): value is EntityManager {
   return typeof value === 'object' && value !== null && typeof (value as { query?: unknown }).query === 'function';
 }
@@ -290,6 +297,7 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The run id', input.runId);
     checkStorable('The workflow name', input.workflow);
     checkStorable('The current step name', input.currentStep);
+    checkStorable('The pipeline fingerprint', input.pipeline);
     for (const step of input.steps ?? []) checkStorable('A step name', step.name);
     const events = eventBodies(input.events);
     return this.op('createRun', async (db) => {
@@ -329,6 +337,7 @@ export class PostgresStore implements WorkflowStore {
           steps: stepsJson,
           written,
           events,
+          pipeline: input.pipeline ?? null,
         };
         const args = (statement: keyof typeof NEW_RUN_ARGS) => NEW_RUN_ARGS[statement].values(values);
         let row: Row | undefined;
@@ -384,6 +393,7 @@ export class PostgresStore implements WorkflowStore {
             generation: num(row.generation) ?? 1,
           };
           if (input.currentStep !== undefined) run.currentStep = input.currentStep;
+          if (input.pipeline !== undefined) run.pipeline = input.pipeline;
           if (lease && token) {
             run.leaseOwner = lease.owner;
             run.leaseToken = token;
@@ -684,6 +694,39 @@ export class PostgresStore implements WorkflowStore {
     return this.op('listSignals', async (db) => {
       const rows = await db.query(this.sql.listSignals, [runId]);
       return rows.map((row) => ({ name: String(row.name), payload: String(row.payload) }));
+    });
+  }
+
+  async summarizeLiveRuns(): Promise<LiveRunGroup[]> {
+    return this.op('summarizeLiveRuns', async (db) => {
+      const rows = await db.query(this.sql.summarizeLiveRuns, []);
+      return rows.map((row) => {
+        const group: LiveRunGroup = {
+          workflow: String(row.workflow),
+          version: num(row.version) ?? 1,
+          count: num(row.n) ?? 0,
+          runIds: textArray(row.run_ids),
+        };
+        if (row.pipeline !== null && row.pipeline !== undefined) group.pipeline = String(row.pipeline);
+        if (row.current_step !== null && row.current_step !== undefined) group.currentStep = String(row.current_step);
+        return group;
+      });
+    });
+  }
+
+  async savePipeline(fingerprint: string, body: string): Promise<void> {
+    checkStorable('The pipeline fingerprint', fingerprint);
+    checkStorable('The pipeline description', body);
+    await this.op('savePipeline', (db) => db.query(this.sql.savePipeline, [fingerprint, body]));
+  }
+
+  async getPipelines(fingerprints: readonly string[]): Promise<Record<string, string>> {
+    const wanted = [...new Set(fingerprints)].filter((fp) => typeof fp === 'string' && storable(fp));
+    if (wanted.length === 0) return {};
+    return this.op('getPipelines', async (db) => {
+      const out: Record<string, string> = {};
+      for (const row of await db.query(this.sql.getPipelines, [wanted])) out[String(row.fingerprint)] = String(row.body);
+      return out;
     });
   }
 
