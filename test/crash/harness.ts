@@ -13,6 +13,7 @@ import { Test } from '@nestjs/testing';
 import { DurableExecutionModule, WorkflowClient, type RunInfo, type StoreOptions } from '../../src/index.js';
 import { CrashWorkflow, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
 import { HeartbeatWorkflow } from './heartbeat-workflow.js';
+import { VersionedV1, VersionedV2 } from './versioned-workflow.js';
 
 export { CRASH_WORKFLOW, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
 
@@ -131,7 +132,7 @@ const silent = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
 export async function startClient(store: CrashStore): Promise<TestClient> {
   const module = await Test.createTestingModule({
     imports: [DurableExecutionModule.forRoot({ store: store.options, worker: { enabled: false } })],
-    providers: [CrashWorkflow, HeartbeatWorkflow],
+    providers: [CrashWorkflow, HeartbeatWorkflow, VersionedV1, VersionedV2],
   })
     .setLogger(silent)
     .compile();
@@ -294,6 +295,8 @@ export interface WorkerSettings {
   keepAlive?: boolean;
   /** Register OpenTelemetry in the worker, writing its spans to this file (CRASH_OTEL_SPANS; otel-file-exporter.ts). */
   otelSpans?: string;
+  /** Versions of the versioned workflow the worker registers, e.g. '1' or '1,2' (versioned-workflow.ts). */
+  versions?: string;
 }
 
 /** Spawns `worker-app.ts` as a child process and waits for its READY line (and STARTED when it starts runs). */
@@ -314,6 +317,7 @@ export async function startWorker(store: CrashStore, ledger: Ledger, settings: W
     CRASH_KEEPALIVE: settings.keepAlive === false ? '0' : '1',
     CRASH_RELEASE_FILE: settings.releaseFile ?? '',
     CRASH_OTEL_SPANS: settings.otelSpans ?? '',
+    CRASH_VERSIONS: settings.versions ?? '',
     NO_COLOR: '1',
   };
   // NOTE: Jest's --experimental-vm-modules must not leak into the child.

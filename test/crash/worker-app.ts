@@ -9,7 +9,8 @@
  * - `CRASH_START=N` (+ `CRASH_RUN_PREFIX`): start N runs with ids `${prefix}${i}` once bootstrapped;
  * - `CRASH_LEDGER` and the step settings: see crash-workflow.ts;
  * - `CRASH_KEEPALIVE=0`: do not keep the process alive by a timer of its own (see below);
- * - `CRASH_OTEL_SPANS=<file>`: register OpenTelemetry with spans written to that file (otel-file-exporter.ts).
+ * - `CRASH_OTEL_SPANS=<file>`: register OpenTelemetry with spans written to that file (otel-file-exporter.ts);
+ * - `CRASH_VERSIONS=1,2`: also register those versions of the versioned workflow (versioned-workflow.ts).
  *
  * It registers the crash workflow and the heartbeat workflow (heartbeat-workflow.ts).
  *
@@ -21,6 +22,7 @@ import { NestFactory } from '@nestjs/core';
 import { DurableExecutionModule, WorkflowClient, type StoreOptions } from '../../src/index.js';
 import { CRASH_WORKFLOW, CrashWorkflow } from './crash-workflow.js';
 import { HeartbeatWorkflow } from './heartbeat-workflow.js';
+import { versionedFromEnv } from './versioned-workflow.js';
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
         },
       }),
     ],
-    providers: [CrashWorkflow, HeartbeatWorkflow],
+    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[])],
   })
   class CrashWorkerModule {}
 
