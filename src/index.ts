@@ -76,3 +76,4 @@ export {
   type RedactedField,
   type ValueNode,
 } from './dashboard/index.js';
+export type { CompatibilityReport } from './engine/compatibility.js';
