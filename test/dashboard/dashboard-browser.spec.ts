@@ -2,8 +2,10 @@
  * The dashboard in a real browser (Debian's Chromium through playwright-core): the flows an operator follows, live
  * updates over server-sent events, inert markup in values, and read-only mode. Saves the README's screenshots.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { INestApplication } from '@nestjs/common';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -12,7 +14,14 @@ import { eventually } from '../nest/helpers.js';
 import { behaviour, bootDashboard, DashApproval, DashBooking, DashOrder, gate, resetBehaviour } from './dashboard-fixtures.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+/**
+ * Where the screenshots go: the README's images in docs/ with CAIRN_UPDATE_SCREENSHOTS=1, else a temporary folder (the
+ * tests still take them, without rewriting tracked files on every run).
+ */
+const DOCS =
+  process.env.CAIRN_UPDATE_SCREENSHOTS === '1'
+    ? fileURLToPath(new URL('../../docs/', import.meta.url))
+    : `${mkdtempSync(join(tmpdir(), 'cairn-dashboard-shots-'))}/`;
 const WAIT = { timeout: 5_000 };
 
 let browser: Browser;
