@@ -169,6 +169,14 @@ export class RunDriver {
     return this.token;
   }
 
+  /** Where the run is, for log lines: its workflow, and the step (and attempt) at the cursor. */
+  position(): { workflow: string; step?: string; attempt?: number } {
+    const step = this.state.comp ? this.steps[this.state.comp.queue[0]]?.name : (this.state.cursor ?? undefined);
+    const entry = this.steps[this.state.entry];
+    const attempt = !this.state.comp && entry && entry.name === step ? entry.attempts + 1 : undefined;
+    return { workflow: this.def.name, ...(step !== undefined ? { step } : {}), ...(attempt !== undefined ? { attempt } : {}) };
+  }
+
   /** Incarnation of the run id this driver executes (a replacement has a higher one). */
   get generation(): number {
     return this.claimed.generation ?? 1;

@@ -774,7 +774,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       if (!res.ok) {
         this.logger.warn(
           `Run "${driver.runId}": lease lost to another instance; interrupting it here (its step is aborted through ctx.signal, and the instance that took it over continues the run). If this recurs, raise worker.leaseMs or find what blocks this process's event loop.`,
-          runLogFields({ event: 'lease.lost', runId: driver.runId }),
+          runLogFields({ event: 'lease.lost', runId: driver.runId, ...driver.position() }),
         );
         driver.lose();
         return;

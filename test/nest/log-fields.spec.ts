@@ -131,3 +131,41 @@ describe('structured log fields', () => {
     expect(withHook).toEqual(expect.objectContaining({ msg: message, context: 'DurableExecution', ...fields('log-pino', 'step.failed', 2) }));
   });
 });
+
+describe('the lease-lost line', () => {
+  it('names the workflow, step and attempt of the interrupted run', async () => {
+    const { MemoryStore } = await import('../../src/index.js');
+    class LosingStore extends MemoryStore {
+      lose = false;
+      override async renewLease(runId: string, token: string, leaseMs: number) {
+        return this.lose ? ({ ok: false } as const) : super.renewLease(runId, token, leaseMs);
+      }
+    }
+    @Workflow('held')
+    class Held {
+      @Step() wait(_: unknown, ctx: { signal: AbortSignal }) {
+        return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve('aborted')));
+      }
+    }
+    const store = new LosingStore();
+    const calls: unknown[][] = [];
+    const record = (...args: unknown[]) => void calls.push(args);
+    const module = await Test.createTestingModule({
+      imports: [DurableExecutionModule.forRoot({ store, worker: { leaseMs: 300, pollIntervalMs: 50, shutdownGraceMs: 100 } })],
+      providers: [Held],
+    })
+      .setLogger({ log: record, warn: record, error: record, debug() {}, verbose() {} })
+      .compile();
+    const app = await module.init();
+    apps.push(app);
+    await app.get(Client).start(Held, null, { id: 'lost-lease' });
+    store.lose = true;
+    const deadline = Date.now() + 5_000;
+    let line: unknown[] | undefined;
+    while (!line && Date.now() < deadline) {
+      line = calls.find((c) => String(c[0]).includes('lease lost to another instance; interrupting it here'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(line?.[1]).toEqual({ event: 'lease.lost', runId: 'lost-lease', workflow: 'held', step: 'wait', attempt: 1 });
+  });
+});
