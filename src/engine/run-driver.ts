@@ -12,7 +12,7 @@ import type { Serializer } from './serializer.js';
 import type { CompensationContext, StepContext, StepLogger } from './step-context.interface.js';
 import { abortableSleep, invokeAttempt, type AttemptOutcome } from './step-invoker.js';
 import { idempotencyKey, visitNumberAt } from './visit-keys.js';
-import { encodeEvent, eventError, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
+import { encodeEvent, eventError, type NewRunEvent, type RunEventType } from './run-history.js';
 import type { Instrumentation } from '../observability/instrumentation.interface.js';
 import { errorFields, runLogFields } from '../observability/log-fields.js';
 import type { EngineClock } from './clock.js';
@@ -36,7 +36,7 @@ export interface DriverHost {
   /** Names this instance in history events. */
   readonly instanceId: string;
   /** History events of a run were written (for the local event stream). */
-  onEvents(runId: string, workflow: string, events: RunEvent[]): void;
+  onEvents(runId: string, workflow: string, events: readonly NewRunEvent[], lastSeq: number | undefined): void;
   /** At most one heartbeat write per run per this many ms (the latest details are written at the end of the window). */
   readonly heartbeatWriteMs: number;
   /** Traces and metrics (a no-op without OpenTelemetry). */
@@ -455,22 +455,10 @@ export class RunDriver {
       const lastHeartbeat = this.lastHeartbeat(entry.index);
       this.record('step.started', { step: step.name, attempt });
       const began = Date.now();
-      const outcome = await this.invoke('step', step, attempt, this.def.instance, step.methodName, entry.index, (signal, heartbeat) => {
-        const ctx: StepContext = {
-          runId: this.runId,
-          workflow: this.def.name,
-          step: step.name,
-          attempt,
-          input: this.runInput,
-          results: this.results,
-          signal,
-          idempotencyKey: key,
-          logger: this.host.logger,
-          heartbeat,
-          lastHeartbeat,
-        };
-        return [input, ctx];
-      });
+      const outcome = await this.invoke('step', step, attempt, this.def.instance, step.methodName, entry.index, (signal, heartbeat) => [
+        input,
+        this.contextOf(step, attempt, key, signal, heartbeat, lastHeartbeat),
+      ]);
       const durationMs = Date.now() - began;
       if (!(outcome.ok === false && outcome.error instanceof Interrupt)) this.host.instrumentation.stepEnded(this.def.name, step.name, durationMs, outcome.ok);
       if (this.interrupt) {
@@ -512,6 +500,30 @@ export class RunDriver {
       await this.failStep(step.name, entry.index, attempt, error, startedAt, durationMs);
       return false;
     }
+  }
+
+  /** What a step or compensation method receives as its context. */
+  private contextOf(
+    step: StepDefinition,
+    attempt: number,
+    idempotencyKey: string,
+    signal: AbortSignal,
+    heartbeat: (details?: unknown) => Promise<void>,
+    lastHeartbeat: unknown,
+  ): StepContext {
+    return {
+      runId: this.runId,
+      workflow: this.def.name,
+      step: step.name,
+      attempt,
+      input: this.runInput,
+      results: this.results,
+      signal,
+      idempotencyKey,
+      logger: this.host.logger,
+      heartbeat,
+      lastHeartbeat,
+    };
   }
 
   /** The details of the latest heartbeat of the visit at `index` (from an earlier attempt), decoded. */
@@ -840,17 +852,7 @@ export class RunDriver {
       attempt: (step, method, index, attempt, output) =>
         this.invoke('compensation', step, attempt, this.def.instance, method, index, (signal, heartbeat) => {
           const ctx: CompensationContext = {
-            runId: this.runId,
-            workflow: this.def.name,
-            step: step.name,
-            attempt,
-            input: this.runInput,
-            results: this.results,
-            signal,
-            idempotencyKey: `${this.visitKey(index)}:compensate`,
-            logger: this.host.logger,
-            heartbeat,
-            lastHeartbeat: this.lastHeartbeat(index),
+            ...this.contextOf(step, attempt, `${this.visitKey(index)}:compensate`, signal, heartbeat, this.lastHeartbeat(index)),
             error: thrown,
           };
           return [output, ctx];
@@ -967,7 +969,7 @@ export class RunDriver {
       throw this.lost();
     }
     this.lastWrite = Date.now();
-    if (events.length > 0) this.host.onEvents(this.runId, this.def.name, numbered(events, res.lastEventSeq));
+    if (events.length > 0) this.host.onEvents(this.runId, this.def.name, events, res.lastEventSeq);
     return res;
   }
 }

@@ -22,7 +22,7 @@ import type {
 } from '../store/workflow-store.interface.js';
 import { isTerminal } from '../store/workflow-store.interface.js';
 import { EventPublisher, type WorkflowEventListener } from './event-publisher.js';
-import { encodeEvent, numbered, type NewRunEvent, type RunEvent, type RunEventType } from './run-history.js';
+import { encodeEvent, numbered, type NewRunEvent, type RunEventType } from './run-history.js';
 import type { EngineHealth, EngineHealthSource } from './engine-health.interface.js';
 import { checkCompatibility, pipelineOf, type CompatibilityReport } from './compatibility.js';
 import { NOOP_INSTRUMENTATION } from '../observability/instrumentation.js';
@@ -305,7 +305,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     }
     if (!result.created) return false;
     this.recentlyFinished.delete(runId);
-    if (this.recordsHistory) this.onEvents(runId, def.name, numbered([started], result.lastEventSeq));
+    if (this.recordsHistory) this.onEvents(runId, def.name, [started], result.lastEventSeq);
     this.instrumentation.runStarted(def.name);
     const stored = result.run;
     // NOTE: a replaced run may be executing here; only an older generation gives way (concurrent replacements of one id
@@ -486,16 +486,16 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     }
   }
 
-  onEvents(runId: string, workflow: string, events: RunEvent[]): void {
-    this.events.emit(runId, workflow, events);
+  onEvents(runId: string, workflow: string, events: readonly NewRunEvent[], lastSeq: number | undefined): void {
+    // NOTE: on every checkpoint: numbered copies are made only when someone listens.
+    if (this.events.listening) this.events.emit(runId, workflow, numbered(events, lastSeq));
   }
 
   /** Events a client call wrote for a run (its workflow is looked up only when someone listens). */
   private onEventsOf(runId: string, events: NewRunEvent[], lastSeq: number | undefined): void {
     if (!this.events.listening) return;
-    const numberedEvents = numbered(events, lastSeq);
     void this.store.getRun(runId).then(
-      (run) => run && this.events.emit(runId, run.workflow, numberedEvents),
+      (run) => run && this.onEvents(runId, run.workflow, events, lastSeq),
       () => undefined,
     );
   }
