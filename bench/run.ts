@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst]
+ * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst,fanout1k,fanout10k]
  *
  * Prints one line per measurement:
  *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AesGcmCodec, DurableExecutionModule, Step, Workflow, WorkflowClient, type PayloadCodec, type WorkflowStore } from '../src/index.js';
+import { AesGcmCodec, DurableExecutionModule, Flow, Step, Workflow, WorkflowClient, type PayloadCodec, type WorkflowStore } from '../src/index.js';
 import { createStore } from '../src/store/create-store.js';
 
 @Workflow('bench3')
@@ -31,6 +31,26 @@ class Bench3 {
   }
   @Step() c(prev: { n: number; a: number; b: number }) {
     return { ...prev, c: 3 };
+  }
+}
+
+/** A one-step child of the fan-out scenarios. */
+@Workflow('bench1')
+class Bench1 {
+  @Step() only(input: { i: number }) {
+    return { i: input.i };
+  }
+}
+
+/** `fanout1k` / `fanout10k`: one parent whose step fans out `n` one-step children with `Flow.all`, then counts them. */
+@Workflow('benchFanout')
+class BenchFanout {
+  @Step() spread(input: { n: number }) {
+    return Flow.all(Array.from({ length: input.n }, (_, i) => Flow.child(Bench1, { i })));
+  }
+  @Step() join(outputs: { i: number }[]) {
+    for (let i = 0; i < outputs.length; i++) if (outputs[i].i !== i) throw new Error(`wrong child output at ${i}`);
+    return { children: outputs.length };
   }
 }
 
@@ -70,7 +90,7 @@ const otelTurns = flag('otel') === 'turns';
  */
 const codecWanted = args.includes('--codec');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
-const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20,burst').split(',');
+const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20,burst,fanout1k,fanout10k').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /**
  * Sequential runs before any measurement, on every store and on DBOS (run-dbos.mjs uses the same number): the rate
@@ -131,7 +151,7 @@ async function countRedisCommands(): Promise<void> {
 async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}, codec?: PayloadCodec) {
   @Module({
     imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker }, ...(codec ? { codec } : {}) })],
-    providers: [Bench3, Bench20],
+    providers: [Bench3, Bench20, Bench1, BenchFanout],
   })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
@@ -259,12 +279,37 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
       const r = summary([await seq(client, 'bench20', runs)]);
       line(name, 'steps20', { ...r, step_ms: r.p50_ms / 20 });
     }
+    for (const [scenario, full] of [['fanout1k', 1_000], ['fanout10k', 10_000]] as const) {
+      if (scenariosWanted.includes(scenario)) await fanout(name, scenario, client, smoke ? (full === 1_000 ? 20 : 50) : full);
+    }
   } finally {
     await app.close();
     await codec?.finish();
   }
   if (scenariosWanted.includes('resume')) await resume(name, make);
   if (scenariosWanted.includes('burst')) await burst(name, make);
+}
+
+/**
+ * `fanout1k` / `fanout10k`: one parent run fans out `children` one-step children with `Flow.all` and joins them:
+ * `wall_ms` from `start()` to the parent's result. The reference, measured right after on the same app: as many
+ * independent `conc64` runs (the 3-step bench3, 64 in flight), `conc64_ms`; `ratio_vs_conc64` = wall_ms ÷ conc64_ms
+ * (the goal for fanout10k: at most 10).
+ */
+async function fanout(name: string, scenario: string, client: WorkflowClient, children: number): Promise<void> {
+  const t0 = performance.now();
+  const handle = await client.start(BenchFanout, { n: children }, { id: `${scenario}-${randomUUID().slice(0, 8)}` });
+  const out = (await handle.result({ timeout: '1800s' })) as { children: number };
+  const wall = performance.now() - t0;
+  if (out.children !== children) throw new Error('wrong result');
+  const reference = await conc(client, children, 64);
+  line(name, scenario, {
+    wall_ms: wall,
+    children_per_s: children / (wall / 1000),
+    children,
+    conc64_ms: reference.ms,
+    ratio_vs_conc64: wall / reference.ms,
+  });
 }
 
 /**

@@ -5,7 +5,7 @@ export { DurableExecutionExceptionFilter, httpStatusOf } from './nest/durable-ex
 export { Workflow, type WorkflowOptions } from './decorators/workflow.decorator.js';
 export { Step, type StepOptions } from './decorators/step.decorator.js';
 export { RetryPolicy, type RetryOptions } from './definition/retry-policy.js';
-export { Flow, type FlowDirective } from './engine/flow.js';
+export { Flow, type FlowDirective, type ChildDirective, type ChildResult, type OnParentEnd, type WorkflowRefLike } from './engine/flow.js';
 export { RUN_EVENT_TYPES, type RunEvent, type RunEventType, type WorkflowRunEvent } from './engine/run-history.js';
 export { WorkflowEvents, type WorkflowEventFilter } from './nest/workflow-events.js';
 export { OnWorkflowEvent } from './decorators/on-workflow-event.decorator.js';
@@ -77,3 +77,9 @@ export {
   type ValueNode,
 } from './dashboard/index.js';
 export type { CompatibilityReport } from './engine/compatibility.js';
+// Schedules (DESIGN §3.3)
+export { Schedule } from './decorators/schedule.decorator.js';
+export type { ScheduleSpec, ScheduleOverlap, ScheduleCatchUp } from './definition/schedule-spec.js';
+export { MAX_CATCH_UP_PER_PASS } from './definition/schedule-spec.js';
+export { ScheduleClient, type ScheduleInfo, type ScheduleCreateSpec, type ScheduleUpdate } from './client/schedule-client.js';
+export type { ScheduleStore, StoredSchedule, NewSchedule, SchedulePatch, ScheduleSource } from './store/schedule-store.interface.js';

@@ -26,7 +26,7 @@ export interface SampleAppConfig {
   approvalThreshold: number;
   /** How long a large order waits for approval before it is compensated. @default '24h' */
   approvalTimeout: string | number;
-  /** How long shipping takes (the `ship` step times out after 5 s). @default 1000 */
+  /** How long shipping a parcel takes (each `handOver` attempt times out after 5 s). @default 1000 */
   shipDelayMs: number;
   /** Ownership lease of a run: after a crash, the restarted app resumes the run once it expires. @default 5000 */
   leaseMs: number;

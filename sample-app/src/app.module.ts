@@ -11,6 +11,7 @@ import { PaymentService } from './fakes/payment.service.js';
 import { ShippingService } from './fakes/shipping.service.js';
 import { OrderFulfilmentWorkflow } from './orders/order-fulfilment.workflow.js';
 import { OrdersController } from './orders/orders.controller.js';
+import { ShipParcelWorkflow } from './orders/ship-parcel.workflow.js';
 
 /** The module's store options for the configured store. */
 export function storeOptions(config: SampleAppConfig): StoreOptions {
@@ -63,6 +64,7 @@ export class AppModule {
         ShippingService,
         NotificationService,
         OrderFulfilmentWorkflow,
+        ShipParcelWorkflow,
       ],
     };
   }

@@ -32,6 +32,13 @@ export interface RunInfo {
   createdAt: Date;
   updatedAt: Date;
   finishedAt?: Date;
+  /** The run whose step started this one (`Flow.child`, `Flow.all`, `Flow.allSettled`). */
+  parentRunId?: string;
+  /**
+   * How many runs have held this run id, from 1: `Flow.continueAsNew` and `start()` with `terminate-existing` each add
+   * one.
+   */
+  generation: number;
 }
 
 /** Options of `start()`. */
@@ -64,6 +71,8 @@ export interface ListRunsFilter {
   createdFrom?: Date;
   /** Only runs created before this instant. */
   createdTo?: Date;
+  /** Only the child runs of this run. */
+  parentRunId?: string;
 }
 
 /** A reference to a run. */

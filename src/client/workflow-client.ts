@@ -10,9 +10,10 @@ import {
   WorkflowFailedError,
 } from '../errors/errors.js';
 import { parseDuration } from '../definition/duration.js';
+import { ScheduleClient } from './schedule-client.js';
 import type { WorkflowRegistry } from '../definition/workflow.registry.js';
 import type { WorkflowEngine } from '../engine/workflow-engine.js';
-import { assertRunId, assertSignalName } from '../engine/argument-checks.js';
+import { assertRunId, assertSignalId, assertSignalName } from '../engine/argument-checks.js';
 import { corruptRunError, errorMessage } from '../engine/error-text.js';
 import { decodeEvent, type RunEvent } from '../engine/run-history.js';
 import type { CompatibilityReport } from '../engine/compatibility.js';
@@ -38,6 +39,11 @@ export class WorkflowClient {
     private readonly engine: WorkflowEngine,
     private readonly registry: WorkflowRegistry,
   ) {}
+
+  /** Durable schedules: `create`, `update`, `pause`, `resume`, `delete`, `trigger`, `describe`, `list` (see ScheduleClient). */
+  get schedules(): ScheduleClient {
+    return ScheduleClient.for(this.engine, this.registry, (runId) => this.getHandle(runId));
+  }
 
   /**
    * Starts a run of a workflow (its class or name). With an `id` that exists, `conflictPolicy` decides:
@@ -109,12 +115,16 @@ export class WorkflowClient {
     return run ? this.toRunInfo(run) : undefined;
   }
 
-  /** Sends a durable signal; queued per run and name, first in first out. */
-  async signal(runId: string, name: string, payload?: unknown): Promise<void> {
+  /**
+   * Sends a durable signal; queued per run and name, first in first out. With `id`, a repeat of that id for that run
+   * is ignored (even after the first was consumed): retry a webhook's delivery with its event id safely.
+   */
+  async signal(runId: string, name: string, payload?: unknown, options: { id?: string } = {}): Promise<void> {
     assertRunId(runId);
     assertSignalName(name);
+    if (options.id !== undefined) assertSignalId(options.id);
     await this.engine.instrumentation.clientCall(`cairn.signal ${name}`, { 'cairn.run_id': runId, 'cairn.signal': name }, async () =>
-      this.check(runId, await this.engine.sendSignal(runId, name, payload), 'signal'),
+      this.check(runId, await this.engine.sendSignal(runId, name, payload, undefined, options.id === undefined ? {} : { id: options.id }), 'signal'),
     );
   }
 
@@ -240,7 +250,16 @@ export class WorkflowClient {
     };
     const createdFrom = instant(filter.createdFrom, 'createdFrom');
     const createdTo = instant(filter.createdTo, 'createdTo');
-    const runs = await this.engine.listRuns({ workflow: filter.workflow, statuses, limit: limit + 1, after, createdFrom, createdTo });
+    if (filter.parentRunId !== undefined) assertRunId(filter.parentRunId);
+    const runs = await this.engine.listRuns({
+      workflow: filter.workflow,
+      statuses,
+      limit: limit + 1,
+      after,
+      createdFrom,
+      createdTo,
+      ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
+    });
     const page = runs.slice(0, limit);
     const last = page[page.length - 1];
     return {
@@ -345,7 +364,9 @@ export class WorkflowClient {
       }),
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
+      generation: run.generation ?? 1,
     };
+    if (run.parentRunId !== undefined) info.parentRunId = run.parentRunId;
     if (run.output !== undefined) {
       const output = decode(run.output, 'the output');
       if (output.ok) info.output = output.value;

@@ -11,10 +11,13 @@ import {
   type CreateRunOptions,
   type CreateRunResult,
   type ListEventsQuery,
+  type NewChildRun,
   type NewRun,
   type QueuedSignal,
   type RenewResult,
+  type RunOutcome,
   type RunPatch,
+  type SendSignalOptions,
   type StoreEvent,
   type StoredRun,
   type StoredRunEvent,
@@ -197,6 +200,23 @@ export class CodecStore implements WorkflowStore {
     if (patch.error) encoded.error = this.encodeError(patch.error, batch);
     if (patch.steps) encoded.steps = patch.steps.map(({ index, step }) => ({ index, step: this.encodeStep(step, batch) }));
     if (patch.events) encoded.events = this.encodeEvents(patch.events, batch);
+    if (patch.restart) {
+      const restart = { ...patch.restart };
+      encoded.restart = restart;
+      this.enc(batch, patch.restart.input, (v) => (restart.input = v));
+    }
+    if (patch.children?.spawn) {
+      encoded.children = {
+        ...patch.children,
+        spawn: patch.children.spawn.map((child) => {
+          const copy: NewChildRun = { ...child };
+          this.enc(batch, child.input, (v) => (copy.input = v));
+          this.encEngine(batch, child.state, readableState, (v) => (copy.state = v));
+          if (child.events) copy.events = this.encodeEvents(child.events, batch);
+          return copy;
+        }),
+      };
+    }
     // NOTE: the commit that fails a run whose stored data cannot be decoded keeps its nextInput: it may be the very
     // value that could not be decoded (a signal payload under a removed key), and `retry` after the repair needs it.
     if (patch.status === 'failed' && patch.error?.name === 'CorruptRunError') encoded.keepInput = true;
@@ -205,16 +225,16 @@ export class CodecStore implements WorkflowStore {
     const res = await this.inner.commit(runId, token, encoded);
     if (!res.ok || res.consumedSignal === undefined) return res;
     const payload = await this.decodeHanded(runId, token, res.consumedSignal.payload);
-    return { ...res, consumedSignal: { payload } };
+    return { ...res, consumedSignal: { name: res.consumedSignal.name, payload } };
   }
 
-  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
-    const res = await this.inner.takeSignal(runId, token, name);
+  async takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult> {
+    const res = await this.inner.takeSignal(runId, token, names);
     if (!res.ok || res.payload === undefined) return res;
     return { ...res, payload: await this.decodeHanded(runId, token, res.payload) };
   }
 
-  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string, options?: SendSignalOptions): Promise<ControlResult> {
     const batch = new Batch();
     let encodedPayload = payload;
     let encodedEvent = event;
@@ -222,7 +242,27 @@ export class CodecStore implements WorkflowStore {
     if (event !== undefined) this.encEngine(batch, event, readableEvent, (v) => (encodedEvent = v));
     const wait = batch.done();
     if (wait) await wait;
+    if (options?.id !== undefined) return this.inner.sendSignal(runId, name, encodedPayload, encodedEvent, options);
     return event === undefined ? this.inner.sendSignal(runId, name, encodedPayload) : this.inner.sendSignal(runId, name, encodedPayload, encodedEvent);
+  }
+
+  /** Outputs and error messages decoded; one that cannot be decoded reads as `''` / a text saying why. */
+  async getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]> {
+    const outcomes = await this.inner.getRunOutcomes(runIds);
+    const batch = new Batch();
+    const out = outcomes.map((outcome) => {
+      const copy: RunOutcome = { ...outcome };
+      if (typeof outcome.output === 'string') this.dec(batch, outcome.output, (v) => (copy.output = v), () => (copy.output = ''));
+      if (outcome.error) {
+        const error = { ...outcome.error };
+        copy.error = error;
+        this.dec(batch, outcome.error.message, (v) => (error.message = v), (reason) => (error.message = undecodableText(reason)));
+      }
+      return copy;
+    });
+    const wait = batch.done();
+    if (wait) await wait;
+    return out;
   }
 
   async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {

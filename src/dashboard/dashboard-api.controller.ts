@@ -29,7 +29,7 @@ export class DashboardApiController {
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {}
 
-  /** `?workflow&status&from&to&tz&id&limit&cursor`: a page of runs, newest first, and the counts per status. */
+  /** `?workflow&status&from&to&tz&id&parent&limit&cursor`: a page of runs, newest first, and the counts per status. */
   @Get('api/runs')
   @JsonApi()
   runs(@Query() query: Query): Promise<RunsPage> {

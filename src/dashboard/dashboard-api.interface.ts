@@ -24,6 +24,8 @@ export interface RunsFilter {
   createdTo?: Date;
   /** An exact run id. */
   runId?: string;
+  /** Only the child runs of this run (`?parent=`). */
+  parentRunId?: string;
   limit: number;
   cursor?: string;
   /** The browser's `getTimezoneOffset()` the time range was entered in (to show it back). */
@@ -40,6 +42,8 @@ export interface RunSummary {
   createdAt: Date;
   updatedAt: Date;
   finishedAt?: Date;
+  /** The run whose step started this one. */
+  parentRunId?: string;
   /** The run's error: its name and the start of its message (after `redact`). */
   error?: { name: string; message: string; step?: string };
 }
@@ -118,12 +122,35 @@ export interface RunDetail {
   /** True when older events were dropped (a run keeps its newest 1,000). */
   historyTrimmed: boolean;
   signals: { name: string; payload: ShownValue }[];
-  /** The signal the run waits for, when it waits. */
+  /** The signal the run waits for, when it waits for signals (the first name of a `Flow.waitForAny`). */
   waitingFor?: string;
+  /** Every signal name the run waits for (one, or each name of a `Flow.waitForAny`). */
+  waitingForSignals?: string[];
+  /** How many child runs the run's current step started and waits for (`Flow.child`, `all`, `allSettled`). */
+  waitingForChildren?: number;
+  /** The run whose step started this one. */
+  parentRunId?: string;
+  /** How many runs have held this run id, from 1 (`Flow.continueAsNew` and `terminate-existing` add one). */
+  generation: number;
+  /** The run's child runs, newest first. */
+  children: ChildrenView;
   /** Actions the run allows now (none in read-only mode). */
   actions: OperatorAction[];
   /** Steps a fork may start from. */
   forkSteps: string[];
+}
+
+/** The first child runs of a run (newest first), and whether it has more. */
+export interface ChildrenView {
+  /** At most 20 children (`CHILDREN_SHOWN`). */
+  runs: RunSummary[];
+  /** The run has more children than `runs` lists: see the runs list with `?parent=<runId>`. */
+  more: boolean;
+  /**
+   * How many children the run's history says its steps started (`child.started` events), when it is known and at least
+   * as many as are listed; absent when older events were dropped.
+   */
+  total?: number;
 }
 
 /** A step of a registered workflow, as the workflows page shows it. */

@@ -12,7 +12,7 @@ import { DEFAULT_PAGE_SIZE, MAX_ACTION_VALUE_CHARS, MAX_PAGE_SIZE, MAX_QUERY_CHA
 
 type Query = Record<string, unknown>;
 
-const RUNS_QUERY_KEYS = ['workflow', 'status', 'from', 'to', 'tz', 'id', 'limit', 'cursor'] as const;
+const RUNS_QUERY_KEYS = ['workflow', 'status', 'from', 'to', 'tz', 'id', 'parent', 'limit', 'cursor'] as const;
 const LOCAL_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?)?$/;
 const ZONED_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
 
@@ -34,9 +34,14 @@ function text(source: Query, key: string, max = MAX_QUERY_CHARS): string | undef
   return value;
 }
 
-/** A run id from the path or a query. */
-export function parseRunId(value: unknown): string {
-  assertRunId(value);
+/** A run id from the path or a query; `name`: the query parameter it came in, for the message. */
+export function parseRunId(value: unknown, name?: string): string {
+  try {
+    assertRunId(value);
+  } catch (error) {
+    if (name === undefined || !(error instanceof InvalidArgumentError)) throw error;
+    throw new InvalidArgumentError(`Parameter "${name}": ${error.message}`);
+  }
   return value;
 }
 
@@ -103,7 +108,9 @@ export function parseRunsQuery(query: Query = {}): RunsFilter {
     throw new InvalidArgumentError('Parameter "from" must not be after "to".');
   }
   const id = text(query, 'id', 1024);
-  if (id !== undefined) filter.runId = parseRunId(id);
+  if (id !== undefined) filter.runId = parseRunId(id, 'id');
+  const parent = text(query, 'parent', 1024);
+  if (parent !== undefined) filter.parentRunId = parseRunId(parent, 'parent');
   const limit = text(query, 'limit', 10);
   if (limit !== undefined) {
     const n = Number(limit);
@@ -236,7 +243,7 @@ export function parseBulkBody(body: unknown, action: 'cancel' | 'retry'): { filt
   const b = bodyObject(body, action === 'cancel' ? ['filter', 'confirmCount', 'compensate'] : ['filter', 'confirmCount'], `bulk ${action}`);
   const filterQuery = b.filter ?? {};
   if (typeof filterQuery !== 'object' || filterQuery === null || Array.isArray(filterQuery)) {
-    throw new InvalidArgumentError('Field "filter" must be an object of the runs filter (workflow, status, from, to, tz, id).');
+    throw new InvalidArgumentError('Field "filter" must be an object of the runs filter (workflow, status, from, to, tz, id, parent).');
   }
   const filter = parseRunsQuery(filterQuery as Query);
   if (filter.cursor !== undefined || (filterQuery as Query).limit !== undefined) {

@@ -19,6 +19,8 @@ export const MAX_PAGE_SIZE = 200;
 
 /** History events read for the run page (a run keeps at most RUN_HISTORY_LIMIT, 1,000). */
 export const HISTORY_PAGE_SIZE = 1_000;
+/** Children listed on a run's page (and in the API's run detail); the rest are on the runs list with `?parent=`. */
+export const CHILDREN_SHOWN = 20;
 
 /** Most runs one bulk action touches; run it again for more. */
 export const BULK_LIMIT = 10_000;

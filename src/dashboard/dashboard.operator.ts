@@ -139,7 +139,8 @@ export class DashboardOperator {
         statuses.includes(run.status) &&
         (filter.workflow === undefined || run.workflow === filter.workflow) &&
         (!filter.createdFrom || run.createdAt >= filter.createdFrom) &&
-        (!filter.createdTo || run.createdAt < filter.createdTo);
+        (!filter.createdTo || run.createdAt < filter.createdTo) &&
+        (filter.parentRunId === undefined || run.parentRunId === filter.parentRunId);
       return ok ? [run.runId] : [];
     }
     const ids: string[] = [];
@@ -150,6 +151,7 @@ export class DashboardOperator {
         status: statuses,
         createdFrom: filter.createdFrom,
         createdTo: filter.createdTo,
+        ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
         limit: Math.min(BULK_PAGE, max - ids.length),
         cursor,
       });

@@ -13,6 +13,7 @@ import { LIVE_STATUSES, RUN_STATUSES } from '../store/run-state-machine.js';
 import type { RunStatus } from '../store/workflow-store.interface.js';
 import type {
   AttemptView,
+  ChildrenView,
   HistoryEventView,
   OperatorAction,
   RunDetail,
@@ -24,7 +25,7 @@ import type {
   WorkflowView,
 } from './dashboard-api.interface.js';
 import type { ValueRef } from './dashboard-request.parser.js';
-import { DASHBOARD_OPTIONS, HISTORY_PAGE_SIZE, LIST_ERROR_CHARS, VALUE_FULL_CHARS, VALUE_PREVIEW_CHARS } from './dashboard.constants.js';
+import { CHILDREN_SHOWN, DASHBOARD_OPTIONS, HISTORY_PAGE_SIZE, LIST_ERROR_CHARS, VALUE_FULL_CHARS, VALUE_PREVIEW_CHARS } from './dashboard.constants.js';
 import type { ResolvedDashboardOptions } from './dashboard.options.js';
 import { ValuePresenter } from './dashboard-values.js';
 
@@ -70,6 +71,7 @@ export class DashboardReader {
         cursor: filter.cursor,
         createdFrom: filter.createdFrom,
         createdTo: filter.createdTo,
+        ...(filter.parentRunId !== undefined ? { parentRunId: filter.parentRunId } : {}),
       }));
     }
     return { runs: runs.map((run) => this.summary(run)), ...(cursor !== undefined ? { cursor } : {}), counts: await counts };
@@ -85,7 +87,11 @@ export class DashboardReader {
   async run(runId: string): Promise<RunDetail> {
     const info = await this.client.describe(runId);
     if (!info) throw new RunNotFoundError(runId);
-    const [page, queued] = await Promise.all([this.client.history(runId, { limit: HISTORY_PAGE_SIZE }), this.engine.listSignals(runId)]);
+    const [page, queued, children] = await Promise.all([
+      this.client.history(runId, { limit: HISTORY_PAGE_SIZE }),
+      this.engine.listSignals(runId),
+      this.client.list({ parentRunId: runId, limit: CHILDREN_SHOWN + 1 }),
+    ]);
     const where = { runId, workflow: info.workflow };
     const budget = VALUE_PREVIEW_CHARS;
     const history = page.events.map((event) => this.historyEvent(event, where));
@@ -106,17 +112,16 @@ export class DashboardReader {
       signals: queued.map((signal, i) => ({ name: signal.name, payload: this.signalPayload(signal.payload, where, i, budget) })),
       actions: this.options.readOnly ? [] : actionsFor(info).filter((a) => a !== 'fork' || forkSteps.length > 0),
       forkSteps,
+      ...(info.parentRunId !== undefined ? { parentRunId: info.parentRunId } : {}),
+      generation: info.generation,
+      children: this.children(children.runs, page.events, (page.events[0]?.seq ?? 1) > 1),
     };
     if ('output' in info) detail.output = this.values.show(info.output, { ...where, field: 'output' }, 'output', budget);
     if (info.error) {
       const { message, ...rest } = info.error;
       detail.error = { ...rest, message: this.values.showMessage(message, where, 'error', budget) };
     }
-    if (info.status === 'waiting') {
-      const wait = [...page.events].reverse().find((e) => e.type === 'run.waiting');
-      const signal = (wait?.detail as { signal?: unknown } | undefined)?.signal;
-      if (typeof signal === 'string') detail.waitingFor = signal;
-    }
+    if (info.status === 'waiting') Object.assign(detail, waitOf(page.events, info.currentStep));
     detail.steps = this.steps(info, history, where, budget);
     return detail;
   }
@@ -224,6 +229,7 @@ export class DashboardReader {
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
       ...(run.finishedAt ? { finishedAt: run.finishedAt } : {}),
+      ...(run.parentRunId !== undefined ? { parentRunId: run.parentRunId } : {}),
       ...(run.error
         ? {
             error: {
@@ -234,6 +240,27 @@ export class DashboardReader {
           }
         : {}),
     };
+  }
+
+  /** The first children listed (one more than shown tells whether there are more), and their total from the history. */
+  private children(listed: RunInfo[], events: RunEvent[], trimmed: boolean): ChildrenView {
+    const view: ChildrenView = { runs: listed.slice(0, CHILDREN_SHOWN).map((run) => this.summary(run)), more: listed.length > CHILDREN_SHOWN };
+    if (!trimmed) {
+      // NOTE: a step that runs again after a crash records the same children again (same ids): counted once.
+      const seen = new Set<string>();
+      let total = 0;
+      for (const event of events) {
+        if (event.type !== 'child.started') continue;
+        const detail = event.detail as { count?: unknown; runIds?: unknown } | undefined;
+        if (typeof detail?.count !== 'number') continue;
+        const key = JSON.stringify([event.step, detail.count, detail.runIds]);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        total += detail.count;
+      }
+      if (total >= listed.length) view.total = total;
+    }
+    return view;
   }
 
   private historyEvent(event: RunEvent, where: { runId: string; workflow: string }): HistoryEventView {
@@ -303,7 +330,22 @@ function matches(run: RunInfo, filter: RunsFilter): boolean {
   if (filter.statuses && !filter.statuses.includes(run.status)) return false;
   if (filter.createdFrom && run.createdAt < filter.createdFrom) return false;
   if (filter.createdTo && run.createdAt >= filter.createdTo) return false;
+  if (filter.parentRunId !== undefined && run.parentRunId !== filter.parentRunId) return false;
   return filter.cursor === undefined;
+}
+
+/**
+ * What a `waiting` run waits for, from its latest wait in the history: the signal names of a `run.waiting`
+ * (`detail.signal`, or `detail.signals` of `Flow.waitForAny`), or the children of the current step's `child.started`.
+ */
+function waitOf(events: RunEvent[], currentStep: string | undefined): Pick<RunDetail, 'waitingFor' | 'waitingForSignals' | 'waitingForChildren'> {
+  const wait = [...events].reverse().find((e) => e.type === 'run.waiting' || e.type === 'child.started' || e.type === 'child.ended');
+  if (!wait || (currentStep !== undefined && wait.step !== undefined && wait.step !== currentStep)) return {};
+  const detail = (wait.detail ?? {}) as { signal?: unknown; signals?: unknown; count?: unknown };
+  if (wait.type === 'child.started') return typeof detail.count === 'number' ? { waitingForChildren: detail.count } : {};
+  if (wait.type !== 'run.waiting') return {};
+  const names = Array.isArray(detail.signals) ? detail.signals.filter((s): s is string => typeof s === 'string') : typeof detail.signal === 'string' ? [detail.signal] : [];
+  return names.length > 0 ? { waitingFor: names[0], waitingForSignals: names } : {};
 }
 
 /** What an operator may do to a run in its status (the store decides for good; this only hides pointless buttons). */

@@ -33,3 +33,12 @@ export function assertSignalName(name: unknown, where = 'A signal name'): assert
     );
   }
 }
+
+/** Checks a signal's deduplication id (`client.signal(…, { id })`): the same rules as a run id. */
+export function assertSignalId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_NAME_LENGTH || !isStorableText(id)) {
+    throw new InvalidArgumentError(
+      `A signal id must be a non-empty string of at most ${MAX_NAME_LENGTH} characters without NUL or unpaired surrogates (got ${typeof id === 'string' ? `a string of ${id.length} characters` : typeof id}).`,
+    );
+  }
+}

@@ -2,8 +2,8 @@ import { InvalidArgumentError, MaxTransitionsExceededError, WorkflowDefinitionEr
 import { parseDuration } from '../definition/duration.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
 import type { DueSpec } from '../store/workflow-store.interface.js';
-import { assertSignalName } from './argument-checks.js';
-import { isFlowDirective } from './flow.js';
+import { assertRunId, assertSignalName } from './argument-checks.js';
+import { isFlowDirective, type ChildDirective } from './flow.js';
 
 /** What a step's return value means for its run. */
 export interface StepResolution {
@@ -14,11 +14,23 @@ export interface StepResolution {
   /**
    * `next`: complete the step and start `next` (plain value, goto). `end`: the run completes with `output`.
    * `sleep` / `wait`: complete the step and suspend; `next` is the step after it (absent: the run then ends).
+   * `children`: start child runs; the step completes with their outputs when they end (`value`/`output` unused).
+   * `restart`: `Flow.continueAsNew`; `output` is the new generation's serialized input.
    */
-  kind: 'next' | 'end' | 'sleep' | 'wait';
+  kind: 'next' | 'end' | 'sleep' | 'wait' | 'children' | 'restart';
   next?: StepDefinition;
   sleep?: { due: DueSpec; wakeInMs: number };
-  wait?: { signal: string; timeoutMs?: number };
+  /** `any`: `Flow.waitForAny` (the next step receives `{ signal, payload }`, and a timeout is not a failure). */
+  wait?: { signals: string[]; timeoutMs?: number; any: boolean };
+  children?: ChildrenRequest;
+}
+
+/** A validated `Flow.child` / `Flow.all` / `Flow.allSettled`. */
+export interface ChildrenRequest {
+  mode: 'child' | 'all' | 'allSettled';
+  children: ChildDirective[];
+  /** How many may be live at once (the number of children when unbounded). */
+  concurrency: number;
 }
 
 /** What resolving needs besides the definition. */
@@ -39,10 +51,22 @@ export interface ResolveContext {
  */
 export function resolveStepReturn(def: WorkflowDefinition, step: StepDefinition, returned: unknown, ctx: ResolveContext): StepResolution {
   const directive = isFlowDirective(returned) ? returned : undefined;
+  if (directive?.kind === 'child' || directive?.kind === 'children') {
+    const children = checkChildren(step.name, directive.kind === 'child' ? [directive] : directive.children);
+    const mode = directive.kind === 'child' ? 'child' : directive.mode;
+    const concurrency = directive.kind === 'children' && directive.concurrency !== undefined ? directive.concurrency : Math.max(1, children.length);
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new InvalidArgumentError(`Step "${step.name}" returned Flow.${mode} with concurrency ${String(concurrency)}: use a positive integer.`);
+    }
+    return { value: undefined, output: '', kind: 'children', next: def.steps[step.index + 1], children: { mode, children, concurrency } };
+  }
+  if (directive?.kind === 'continueAsNew') {
+    return { value: directive.input, output: ctx.serialize(directive.input), kind: 'restart' };
+  }
   const value = directive ? directive.value : returned;
   const output = ctx.serialize(value);
   let next: StepDefinition | undefined;
-  if (!directive || directive.kind === 'wait' || directive.kind === 'sleep') next = def.steps[step.index + 1];
+  if (!directive || directive.kind === 'wait' || directive.kind === 'waitAny' || directive.kind === 'sleep') next = def.steps[step.index + 1];
   if (directive?.kind === 'goto') {
     next = def.stepsByName.get(directive.step);
     if (!next) {
@@ -59,16 +83,25 @@ export function resolveStepReturn(def: WorkflowDefinition, step: StepDefinition,
     );
   }
   if (directive?.kind === 'sleep') return { value, output, kind: 'sleep', next, sleep: sleepDue(directive.duration, step.name, ctx.now()) };
-  if (directive?.kind === 'wait') {
-    assertSignalName(directive.signal, `Step "${step.name}" returned Flow.waitForSignal: the signal name`);
+  if (directive?.kind === 'wait' || directive?.kind === 'waitAny') {
+    const what = directive.kind === 'wait' ? 'Flow.waitForSignal' : 'Flow.waitForAny';
+    let signals: string[];
+    if (directive.kind === 'wait') signals = [directive.signal];
+    else {
+      if (!Array.isArray(directive.signals) || directive.signals.length === 0) {
+        throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForAny without signal names: pass a non-empty array of names.`);
+      }
+      signals = [...new Set(directive.signals)];
+    }
+    for (const name of signals) assertSignalName(name, `Step "${step.name}" returned ${what}: the signal name`);
     let timeoutMs: number | undefined;
     if (directive.timeout !== undefined) {
       timeoutMs = parseDuration(directive.timeout);
       if (timeoutMs === undefined) {
-        throw new InvalidArgumentError(`Step "${step.name}" returned Flow.waitForSignal with an invalid timeout ${JSON.stringify(directive.timeout)}.`);
+        throw new InvalidArgumentError(`Step "${step.name}" returned ${what} with an invalid timeout ${JSON.stringify(directive.timeout)}.`);
       }
     }
-    return { value, output, kind: 'wait', next, wait: { signal: directive.signal, timeoutMs } };
+    return { value, output, kind: 'wait', next, wait: { signals, timeoutMs, any: directive.kind === 'waitAny' } };
   }
   if (!next || directive?.kind === 'complete') return { value, output, kind: 'end' };
   return { value, output, kind: 'next', next };
@@ -90,4 +123,30 @@ export function sleepDue(duration: number | string | Date, stepName: string, now
     throw new InvalidArgumentError(`Step "${stepName}" returned Flow.sleep with an invalid duration ${JSON.stringify(duration)} (use ms, '5s', '2m', '1h' or a Date).`);
   }
   return { due: { delayMs: ms }, wakeInMs: ms };
+}
+
+/** Checks the children of `Flow.all` / `Flow.allSettled` / `Flow.child`: each made by `Flow.child`, ids valid and distinct. */
+function checkChildren(stepName: string, children: readonly unknown[]): ChildDirective[] {
+  if (!Array.isArray(children)) {
+    throw new InvalidArgumentError(`Step "${stepName}" returned Flow.all/allSettled without an array of Flow.child(...) directives.`);
+  }
+  const ids = new Set<string>();
+  return children.map((child, i) => {
+    if (!isFlowDirective(child) || child.kind !== 'child') {
+      throw new InvalidArgumentError(`Step "${stepName}": element ${i} of Flow.all/allSettled is not a Flow.child(...) directive.`);
+    }
+    const wf = child.workflow;
+    if (typeof wf !== 'function' && (typeof wf !== 'string' || wf.length === 0)) {
+      throw new InvalidArgumentError(`Step "${stepName}": Flow.child needs a @Workflow class or a workflow name (child ${i}).`);
+    }
+    if (child.onParentEnd !== undefined && child.onParentEnd !== 'cancel' && child.onParentEnd !== 'abandon') {
+      throw new InvalidArgumentError(`Step "${stepName}": Flow.child onParentEnd must be 'cancel' or 'abandon' (got ${JSON.stringify(child.onParentEnd)}).`);
+    }
+    if (child.id !== undefined) {
+      assertRunId(child.id);
+      if (ids.has(child.id)) throw new InvalidArgumentError(`Step "${stepName}": two children have the id "${child.id}".`);
+      ids.add(child.id);
+    }
+    return child;
+  });
 }

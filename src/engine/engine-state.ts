@@ -14,6 +14,30 @@ export interface CompensationState {
   base: number;
 }
 
+/** A step's child runs, in the parent's state: enough to name every child and decide when the step is done. */
+export interface JoinState {
+  entry: number;
+  mode: 'child' | 'all' | 'allSettled';
+  /** Number of children. */
+  n: number;
+  /** Ids are `${key}:${i}` unless `ids` lists them (some were given explicitly). */
+  key: string;
+  ids?: string[];
+  /** Most children live at once. */
+  c: number;
+  /** Indexes of the children started with `onParentEnd: 'abandon'`. */
+  abandon?: number[];
+  /** Attempt of the step that returned the directive, and when it started. */
+  attempt: number;
+  startedAt: string;
+}
+
+/** The run ids of a join's children, in order. */
+export function joinIds(join: JoinState): string[] {
+  if (join.ids) return join.ids;
+  return Array.from({ length: join.n }, (_, i) => `${join.key}:${i}`);
+}
+
 /**
  * The engine's private part of a stored run (`StoredRun.state`), kept small: everything else is in first-class fields.
  */
@@ -29,8 +53,18 @@ export interface EngineState {
   rec: number;
   /** Attempts recorded before the current retry budget of the cursor visit. */
   base: number;
-  /** While waiting: the entry of the step that returned waitForSignal. */
-  wait?: { entry: number; signal: string };
+  /**
+   * While waiting: the entry of the step that returned waitForSignal (`signal`) or waitForAny (`any`: every name; the
+   * next step then receives `{ signal, payload }`).
+   */
+  wait?: { entry: number; signal: string; any?: string[] };
+  /**
+   * A `Flow.waitForAny` ended (by `signal`, whose payload is the run's `nextInput`, or by its timeout: `null`): the
+   * cursor step receives `{ signal, payload }` / `{ signal: null, timedOut: true }`. Cleared by the next checkpoint.
+   */
+  delivered?: { signal: string | null };
+  /** While the step at `entry` waits for its child runs (Flow.child / all / allSettled). */
+  join?: JoinState;
   comp?: CompensationState;
   /** The run ended failed here; a `retry` continues from it. */
   failed?: 'step' | 'compensation';

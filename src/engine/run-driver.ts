@@ -1,10 +1,18 @@
-import { RecoveryLimitError, SignalTimeoutError, WorkflowCancelledError, WorkflowDefinitionError, type RunErrorInfo } from '../errors/errors.js';
+import {
+  ChildWorkflowFailedError,
+  RecoveryLimitError,
+  SignalTimeoutError,
+  WorkflowCancelledError,
+  WorkflowDefinitionError,
+  type RunErrorInfo,
+} from '../errors/errors.js';
 import { retryDelay, type ResolvedRetry } from '../definition/retry-policy.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition/workflow-definition.interface.js';
-import type { ClaimedRun, CommitResult, RunPatch, RunStatus, StoredStep } from '../store/workflow-store.interface.js';
-import { decodeState, encodeState, initialState, type CompensationState, type EngineState } from './engine-state.js';
+import { isTerminal, LIVE_STATUSES, type ClaimedRun, type CommitResult, type NewChildRun, type RunOutcome, type RunPatch, type RunStatus, type StoredStep } from '../store/workflow-store.interface.js';
+import { decodeState, encodeState, initialState, joinIds, type CompensationState, type EngineState, type JoinState } from './engine-state.js';
+import type { ChildResult, WorkflowRefLike } from './flow.js';
 import { compensationQueue, restoreError, runCompensations } from './compensation.js';
-import { resolveStepReturn, type StepResolution } from './directive.resolver.js';
+import { resolveStepReturn, type ChildrenRequest, type StepResolution } from './directive.resolver.js';
 import { rebuildRun } from './run-rebuild.js';
 import { corruptRunError, describeError, errorMessage, errorName, errorStack } from './error-text.js';
 import { shouldRetry } from './retry.decision.js';
@@ -13,7 +21,7 @@ import type { CompensationContext, StepContext, StepLogger } from './step-contex
 import { abortableSleep, invokeAttempt, type AttemptOutcome } from './step-invoker.js';
 import { idempotencyKey, visitNumberAt } from './visit-keys.js';
 import { encodeEvent, eventError, type NewRunEvent, type RunEventType } from './run-history.js';
-import type { Instrumentation } from '../observability/instrumentation.interface.js';
+import type { Instrumentation, TraceCarrier } from '../observability/instrumentation.interface.js';
 import { errorFields, runLogFields } from '../observability/log-fields.js';
 import type { EngineClock } from './clock.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
@@ -47,6 +55,19 @@ export interface DriverHost {
   readonly clock: EngineClock;
   /** A write of a run was committed (progress, for the testing module). */
   committed(): void;
+  /**
+   * A child run to create (`RunPatch.children.spawn`): resolves the workflow (UnknownWorkflowError) and serializes the
+   * input (SerializationError, PayloadTooLargeError). `trace`: the parent's trace context, so the child's spans join
+   * the parent's trace.
+   */
+  childRun(workflow: WorkflowRefLike, runId: string, input: unknown, trace?: TraceCarrier): NewChildRun;
+  /** Requests the cancel (with compensation) of these runs; never throws (a failure is logged). */
+  cancelRuns(runIds: readonly string[], why: string): Promise<void>;
+}
+
+/** Children that end this way fail a `Flow.child` / `Flow.all` step. */
+function endedUnsuccessfully(status: RunStatus): status is 'failed' | 'compensated' | 'cancelled' {
+  return isTerminal(status) && status !== 'completed';
 }
 
 /** The heartbeats of the attempt running now: which step entry they go to, and the throttle of their writes. */
@@ -114,6 +135,8 @@ export class RunDriver {
   private heartbeat?: HeartbeatSlot;
   /** A heartbeat write in flight: every other write waits for it, so writes of one run never overtake each other. */
   private heartbeatWrite?: Promise<void>;
+  /** Set when the run left this instance to be claimed again at once (`Flow.continueAsNew`). */
+  requeue = false;
 
   constructor(
     private readonly host: DriverHost,
@@ -205,7 +228,7 @@ export class RunDriver {
           await this.release();
           return;
         }
-        const proceed = await this.runCursorStep();
+        const proceed = this.state.join ? await this.joinChildren(this.state.join) : await this.runCursorStep();
         if (!proceed) return;
       }
     } catch (error) {
@@ -371,14 +394,13 @@ export class RunDriver {
   private async wakeFromWait(): Promise<boolean> {
     const wait = this.state.wait;
     if (!wait) return true;
-    const taken = await this.host.store.takeSignal(this.runId, this.token, wait.signal);
+    const names = wait.any ?? [wait.signal];
+    const taken = await this.host.store.takeSignal(this.runId, this.token, names);
     if (!taken.ok) throw this.lost();
     this.lastWrite = Date.now();
-    if (taken.payload !== undefined) {
-      this.input = this.decode(taken.payload, `the payload of signal "${wait.signal}"`);
-      return true;
-    }
+    if (taken.payload !== undefined) return this.receiveSignal(taken.signal ?? wait.signal, taken.payload);
     const waitStep = this.steps[wait.entry]?.name ?? String(this.state.cursor);
+    if (taken.timedOut && wait.any) return this.deliverAny(null);
     if (taken.timedOut) {
       // NOTE: a retry of the failed run re-runs the waiting step (its entry stays completed so it is compensated).
       this.state.cursor = waitStep;
@@ -390,13 +412,175 @@ export class RunDriver {
     }
     // Woken for another reason (e.g. resumed): wait again for the rest of the timeout.
     const remaining = this.claimed.waitUntil ? Math.max(0, this.claimed.waitUntil.getTime() - this.host.clock.now()) : undefined;
-    const res = await this.write({ wait: { signal: wait.signal, timeoutMs: remaining }, state: encodeState(this.state), currentStep: waitStep });
-    if (res.consumedSignal && !res.paused) {
-      this.input = this.decode(res.consumedSignal.payload, `the payload of signal "${wait.signal}"`);
-      return true;
-    }
+    const res = await this.write({ wait: { signals: names, timeoutMs: remaining }, state: encodeState(this.state), currentStep: waitStep });
+    if (res.consumedSignal && !res.paused) return this.receiveSignal(res.consumedSignal.name, res.consumedSignal.payload);
     if (remaining !== undefined && !res.paused) this.host.scheduleWake(this.runId, remaining);
     return false;
+  }
+
+  /**
+   * A signal the run waited for was handed to it (its payload is the run's `nextInput` now). After `Flow.waitForAny`
+   * the next step receives `{ signal, payload }`: which signal it was is written at once (a crash before the next
+   * checkpoint must rebuild the same input).
+   */
+  private async receiveSignal(name: string, payload: string): Promise<boolean> {
+    const decoded = this.decode(payload, `the payload of signal "${name}"`);
+    if (!this.state.wait?.any) {
+      this.input = decoded;
+      return true;
+    }
+    return this.deliverAny(name, decoded);
+  }
+
+  /** `Flow.waitForAny` ended: by a signal (`name`), or by its timeout (`null`). */
+  private async deliverAny(name: string | null, payload?: unknown): Promise<boolean> {
+    this.state.wait = undefined;
+    this.state.delivered = { signal: name };
+    const res = await this.write({ status: 'running', state: encodeState(this.state), currentStep: this.state.cursor, keepInput: true });
+    this.input = name === null ? { signal: null, timedOut: true } : { signal: name, payload };
+    return !res.paused;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Child runs
+
+  /** A step returned Flow.child / all / allSettled: create the children and wait for them (one write). */
+  private async startChildren(step: StepDefinition, index: number, attempt: number, startedAt: Date, req: ChildrenRequest, durationMs: number): Promise<boolean> {
+    const key = this.keyOf(step.name, this.visits.get(step.name) ?? 1);
+    const n = req.children.length;
+    if (n === 0) return this.completeStep(step, index, attempt, startedAt, [], durationMs);
+    const explicit = req.children.some((child) => child.id !== undefined);
+    const ids = req.children.map((child, i) => child.id ?? `${key}:${i}`);
+    let spawn: NewChildRun[];
+    try {
+      spawn = req.children.map((child, i) => ({ ...this.host.childRun(child.workflow, ids[i], child.input, this.state.trace), held: i >= req.concurrency }));
+    } catch (error) {
+      await this.failStep(step.name, index, attempt, error, startedAt, durationMs);
+      return false;
+    }
+    const abandon = req.children.flatMap((child, i) => (child.onParentEnd === 'abandon' ? [i] : []));
+    const join: JoinState = {
+      entry: index,
+      mode: req.mode,
+      n,
+      key,
+      ...(explicit ? { ids } : {}),
+      c: req.concurrency,
+      ...(abandon.length > 0 ? { abandon } : {}),
+      attempt,
+      startedAt: startedAt.toISOString(),
+    };
+    const state = this.state;
+    state.join = join;
+    state.rec = 0;
+    const entry: StoredStep = { name: step.name, status: 'running', attempts: attempt, startedAt, ...heartbeatOf(this.steps[index]) };
+    this.steps[index] = entry;
+    this.record('child.started', { step: step.name, attempt, durationMs, detail: { count: n, concurrency: req.concurrency, runIds: ids.slice(0, 10) } });
+    const held = Math.max(0, n - req.concurrency);
+    const res = await this.write({
+      steps: [{ index, step: entry }],
+      state: encodeState(state),
+      currentStep: step.name,
+      children: { spawn, open: 0, openAtMost: waitThreshold(held, req.concurrency), failFast: req.mode !== 'allSettled' },
+    });
+    if (res.paused) return false;
+    return res.childrenReady === true;
+  }
+
+  /**
+   * The step at `join.entry` waits for its children: read their outcomes (one store call), then fail the step (a child
+   * failed), complete it (all ended), or release held children and wait again.
+   */
+  private async joinChildren(join: JoinState): Promise<boolean> {
+    const ids = joinIds(join);
+    const outcomes = new Map((await this.host.store.getRunOutcomes(ids)).map((o) => [o.runId, o]));
+    const stepName = this.steps[join.entry]?.name ?? String(this.state.cursor);
+    const startedAt = new Date(join.startedAt);
+    if (join.mode !== 'allSettled') {
+      const failedAt = ids.findIndex((id) => {
+        const o = outcomes.get(id);
+        return !o || endedUnsuccessfully(o.status);
+      });
+      if (failedAt >= 0) {
+        const id = ids[failedAt];
+        const o = outcomes.get(id);
+        const error = new ChildWorkflowFailedError(
+          id,
+          o ? (o.error ? { name: o.error.name, message: o.error.message } : { name: 'Error', message: `the child run ended ${o.status}` }) : { name: 'RunNotFoundError', message: `no run has the id "${id}"` },
+          o ? (o.status as 'failed' | 'compensated' | 'cancelled') : 'missing',
+        );
+        this.record('child.ended', { step: stepName, detail: { runId: id, status: o?.status ?? 'missing' } });
+        await this.failStep(stepName, join.entry, join.attempt, error, startedAt);
+        return false;
+      }
+    }
+    const live = ids.filter((id) => {
+      const o = outcomes.get(id);
+      return o !== undefined && !isTerminal(o.status);
+    });
+    if (live.length === 0) {
+      const value = join.mode === 'child' ? this.childOutput(outcomes.get(ids[0])!) : join.mode === 'all' ? ids.map((id) => this.childOutput(outcomes.get(id)!)) : ids.map((id) => this.childResult(id, outcomes.get(id)));
+      this.state.join = undefined;
+      this.record('child.ended', { step: stepName, detail: { count: ids.length } });
+      const step = this.def.stepsByName.get(stepName);
+      // NOTE: a step removed from the code meanwhile: the cursor check of runCursorStep fails it.
+      if (!step) return true;
+      return this.completeStep(step, join.entry, join.attempt, startedAt, value, Date.now() - startedAt.getTime());
+    }
+    const held = live.filter((id) => outcomes.get(id)!.held);
+    const release = held.slice(0, Math.max(0, join.c - (live.length - held.length)));
+    const res = await this.write({
+      state: encodeState(this.state),
+      currentStep: stepName,
+      keepInput: true,
+      children: { release, open: live.length, openAtMost: waitThreshold(held.length - release.length, join.c), failFast: join.mode !== 'allSettled' },
+    });
+    if (res.paused) return false;
+    return res.childrenReady === true;
+  }
+
+  private childOutput(outcome: RunOutcome): unknown {
+    return this.decode(outcome.output, `the output of child run "${outcome.runId}"`);
+  }
+
+  private childResult(runId: string, outcome: RunOutcome | undefined): ChildResult {
+    if (!outcome) return { runId, status: 'failed', error: { name: 'RunNotFoundError', message: `no run has the id "${runId}" (purged before its parent read it?)` } };
+    if (outcome.status === 'completed') return { runId, status: 'completed', output: this.childOutput(outcome) };
+    const error = outcome.error ? { name: outcome.error.name, message: outcome.error.message } : { name: 'Error', message: `the child run ended ${outcome.status}` };
+    return { runId, status: outcome.status as 'failed' | 'compensated' | 'cancelled', error };
+  }
+
+  /**
+   * The parent is cancelled or fails while its step waits for children: cancel (with compensation) the live ones
+   * started with `onParentEnd: 'cancel'` (the default); `'abandon'` leaves them running. Before the parent's own write,
+   * so a crash in between repeats it (a cancel is idempotent).
+   */
+  private async endChildren(join: JoinState): Promise<void> {
+    this.state.join = undefined;
+    const abandon = new Set(join.abandon ?? []);
+    const ids = joinIds(join).filter((_, i) => !abandon.has(i));
+    if (ids.length === 0) return;
+    const outcomes = await this.host.store.getRunOutcomes(ids);
+    const live = outcomes.filter((o) => !isTerminal(o.status)).map((o) => o.runId);
+    if (live.length > 0) await this.host.cancelRuns(live, `its parent run "${this.runId}" ended`);
+  }
+
+  /**
+   * A run cancelled after a crash in the middle of its step: that step may have created children whose parent never
+   * recorded them (a store that creates them before the parent's commit, Redis). Cancel the live runs that name this
+   * run as their parent, so none is left behind.
+   */
+  private async endUnjoinedChildren(): Promise<void> {
+    const live: string[] = [];
+    let after: { createdAt: Date; runId: string } | undefined;
+    for (;;) {
+      const page = await this.host.store.listRuns({ parentRunId: this.runId, statuses: [...LIVE_STATUSES], limit: 500, ...(after ? { after } : {}) });
+      live.push(...page.map((run) => run.runId));
+      if (page.length < 500) break;
+      const last = page[page.length - 1];
+      after = { createdAt: last.createdAt, runId: last.runId };
+    }
+    if (live.length > 0) await this.host.cancelRuns(live, `its parent run "${this.runId}" was cancelled`);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -650,6 +834,7 @@ export class RunDriver {
       await this.failStep(step.name, index, attempt, error, startedAt, durationMs);
       return false;
     }
+    if (resolution.kind === 'children') return this.startChildren(step, index, attempt, startedAt, resolution.children!, durationMs);
     const { value, output, next } = resolution;
 
     const now = new Date();
@@ -669,8 +854,10 @@ export class RunDriver {
     state.rec = 0;
     state.base = 0;
     state.wait = undefined;
+    state.delivered = undefined;
     const nextEntry = index + 1;
 
+    if (resolution.kind === 'restart') return this.continueAsNew(output);
     if (resolution.kind === 'end') {
       await this.finish('completed', output, [{ index, step: done }]);
       return false;
@@ -695,18 +882,16 @@ export class RunDriver {
     }
     if (resolution.kind === 'wait') {
       const wait = resolution.wait!;
-      state.wait = { entry: index, signal: wait.signal };
-      this.record('run.waiting', { step: step.name, detail: { signal: wait.signal, ...(wait.timeoutMs !== undefined ? { timeoutMs: wait.timeoutMs } : {}) } });
+      state.wait = { entry: index, signal: wait.signals[0], ...(wait.any ? { any: wait.signals } : {}) };
+      const named = wait.any ? { signals: wait.signals } : { signal: wait.signals[0] };
+      this.record('run.waiting', { step: step.name, detail: { ...named, ...(wait.timeoutMs !== undefined ? { timeoutMs: wait.timeoutMs } : {}) } });
       const res = await this.write({
         steps: [{ index, step: done }],
         state: encodeState(state),
         currentStep: step.name,
-        wait,
+        wait: { signals: wait.signals, timeoutMs: wait.timeoutMs },
       });
-      if (res.consumedSignal && !res.paused) {
-        this.input = this.decode(res.consumedSignal.payload, `the payload of signal "${wait.signal}"`);
-        return true;
-      }
+      if (res.consumedSignal && !res.paused) return this.receiveSignal(res.consumedSignal.name, res.consumedSignal.payload);
       if (!res.consumedSignal && wait.timeoutMs !== undefined && !res.paused) this.host.scheduleWake(this.runId, wait.timeoutMs);
       return false;
     }
@@ -727,6 +912,29 @@ export class RunDriver {
     if (res.paused) return false;
     this.input = value;
     return true;
+  }
+
+  /**
+   * `Flow.continueAsNew(input)`: one write restarts the run id at the first step with `input`, no step entries and the
+   * next generation (new idempotency keys); the run is released due now and claimed again here at once.
+   */
+  private async continueAsNew(input: string): Promise<boolean> {
+    const first = this.def.steps[0];
+    const fresh = initialState(first.name, this.state.trace);
+    this.record('run.started', { detail: { version: this.def.version, continuedAsNew: true, generation: this.generation + 1 } });
+    await this.write({
+      restart: { input },
+      status: 'pending',
+      state: encodeState(fresh),
+      currentStep: first.name,
+      output: null,
+      error: null,
+      due: { delayMs: 0 },
+      release: true,
+    });
+    this.done = true;
+    this.requeue = true;
+    return false;
   }
 
   /** Decodes a stored value; a damaged one fails the run with CorruptRunError instead of throwing a SyntaxError. */
@@ -758,6 +966,7 @@ export class RunDriver {
 
   /** A step failed for good: record it, then compensate or fail the run. */
   private async failStep(stepName: string, index: number, attempts: number, error: unknown, startedAt?: Date, durationMs?: number): Promise<void> {
+    if (this.state.join) await this.endChildren(this.state.join);
     const failed: StoredStep = {
       name: stepName,
       status: 'failed',
@@ -785,9 +994,11 @@ export class RunDriver {
   // Cancel and compensation
 
   private async handleCancel(cancel: { compensate: boolean }): Promise<void> {
+    const current = this.steps[this.state.entry];
+    if (this.state.join) await this.endChildren(this.state.join);
+    else if (current && current.status === 'running' && this.claimed.recovered) await this.endUnjoinedChildren();
     const cancelled = new WorkflowCancelledError(this.runId);
     const patches: { index: number; step: StoredStep }[] = [];
-    const current = this.steps[this.state.entry];
     if (current && current.status === 'running') {
       const failed: StoredStep = { ...current, status: 'failed', finishedAt: new Date(), error: describeError(cancelled) };
       this.steps[this.state.entry] = failed;
@@ -977,4 +1188,13 @@ export class RunDriver {
 /** The heartbeat of a step entry, to carry into the entry that replaces it. */
 function heartbeatOf(entry: StoredStep | undefined): Pick<StoredStep, 'heartbeat'> {
   return entry?.heartbeat ? { heartbeat: entry.heartbeat } : {};
+}
+
+/**
+ * `openAtMost` of a children wait with `held` children not released yet: none held, wake when all have ended; else
+ * wake when half of the `concurrency` slots are free, to release the next batch (a wake-up per half batch, not per
+ * child).
+ */
+function waitThreshold(held: number, concurrency: number): number {
+  return held > 0 ? held + Math.floor(concurrency / 2) : 0;
 }

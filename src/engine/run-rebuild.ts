@@ -35,7 +35,10 @@ export function rebuildRun(run: StoredRun, state: EngineState, decode: (text: st
     }
   }
   let input: unknown;
-  if (run.nextInput !== undefined) input = decode(run.nextInput, 'the payload of the signal handed to it');
+  if (state.delivered) {
+    const { signal } = state.delivered;
+    input = signal === null ? { signal: null, timedOut: true } : { signal, payload: decode(run.nextInput, `the payload of signal "${signal}"`) };
+  } else if (run.nextInput !== undefined) input = decode(run.nextInput, 'the payload of the signal handed to it');
   else input = hasLast ? decode(lastOutput, 'the output of the previous step') : runInput;
   return { runInput, results, visits, input };
 }

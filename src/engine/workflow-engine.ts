@@ -13,7 +13,9 @@ import type {
   ListEventsQuery,
   ListRunsQuery,
   QueuedSignal,
+  NewChildRun,
   RunStatus,
+  SendSignalOptions,
   StoredStep,
   StoreEvent,
   StoredRun,
@@ -26,13 +28,14 @@ import { encodeEvent, numbered, type NewRunEvent, type RunEventType } from './ru
 import type { EngineHealth, EngineHealthSource } from './engine-health.interface.js';
 import { checkCompatibility, pipelineOf, type CompatibilityReport } from './compatibility.js';
 import { NOOP_INSTRUMENTATION } from '../observability/instrumentation.js';
-import type { Instrumentation } from '../observability/instrumentation.interface.js';
+import type { Instrumentation, TraceCarrier } from '../observability/instrumentation.interface.js';
 import { errorFields, interruptedStep, runLogFields } from '../observability/log-fields.js';
 import { SYSTEM_CLOCK, type EngineClock, type TimerHandle } from './clock.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
 import { Serializer } from './serializer.js';
 import type { StepLogger } from './step-context.interface.js';
+import type { WorkflowRefLike } from './flow.js';
 
 /** Settings of the engine (resolved from the module options). */
 export interface EngineOptions {
@@ -266,6 +269,41 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     return runId;
   }
 
+  /** A child run for a parent's `children` commit (see DriverHost.childRun). */
+  childRun(workflow: WorkflowRefLike, runId: string, input: unknown, trace?: TraceCarrier): NewChildRun {
+    const def = this.registry.resolve(workflow);
+    const serialized = this.serializer.serialize(input, `input of child workflow "${def.name}" (run "${runId}")`);
+    const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version } };
+    return {
+      runId,
+      workflow: def.name,
+      version: def.version,
+      input: serialized,
+      state: encodeState(initialState(def.steps[0].name, trace)),
+      ...(this.recordsHistory ? { events: [encodeEvent(started)] } : {}),
+      pipeline: this.fingerprint(def),
+    };
+  }
+
+  /** Requests the cancel (with compensation) of these runs, a few at a time; failures are logged, never thrown. */
+  async cancelRuns(runIds: readonly string[], why: string): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < runIds.length) {
+        const runId = runIds[next++];
+        try {
+          await this.control(runId, { action: 'cancel', compensate: true }, undefined, { reason: why });
+        } catch (error) {
+          this.logger.error(
+            `Could not cancel run "${runId}" (${why}): ${describeError(error)}. Cancel it with client.cancel("${runId}").`,
+            runLogFields({ event: 'run.cancel_failed', runId, error: errorFields(error) }),
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, runIds.length) }, worker));
+  }
+
   /**
    * Writes a new run whose next step is `cursor` (after the `steps` it starts with); when this instance has capacity
    * it claims it in the same store call and runs it at once.
@@ -397,7 +435,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   }
 
   /** Queues a signal; a run waiting for it is claimed here at once when this instance has room. */
-  async sendSignal(runId: string, name: string, payload: unknown, by?: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: unknown, by?: string, options: SendSignalOptions = {}): Promise<ControlResult> {
     const serialized = this.serializer.serialize(payload, `payload of signal "${name}"`);
     const event: NewRunEvent = {
       type: 'signal.received',
@@ -405,7 +443,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       instanceId: this.instanceId,
       detail: by === undefined ? { signal: name } : { signal: name, by },
     };
-    const res = await this.store.sendSignal(runId, name, serialized, this.recordsHistory ? encodeEvent(event) : undefined);
+    const encoded = this.recordsHistory ? encodeEvent(event) : undefined;
+    const res = options.id === undefined ? await this.store.sendSignal(runId, name, serialized, encoded) : await this.store.sendSignal(runId, name, serialized, encoded, { id: options.id });
     if (res.outcome === 'ok' && this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
     if (res.outcome === 'ok' && res.status === 'waiting') void this.kick(runId);
     return res;
@@ -699,6 +738,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
         this.running.delete(done);
         this.wakeWaiters(claimed.runId);
+        if (driver.requeue && !this.draining) void this.kick(claimed.runId);
         // NOTE: a slot just freed: when more work may be due (a full claim batch, starts that found no slot), claim now
         // rather than at the next poll, so a burst drains at full speed.
         if (this.backlog && !this.draining) this.schedulePoll(0);

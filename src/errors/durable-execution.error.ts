@@ -24,7 +24,9 @@ export type DurableExecutionErrorCode =
   | 'CAIRN_NOT_READY'
   | 'CAIRN_LEASE_LOST'
   | 'CAIRN_STORE'
-  | 'CAIRN_CONFIGURATION';
+  | 'CAIRN_CONFIGURATION'
+  | 'CAIRN_CHILD_WORKFLOW_FAILED'
+  | 'CAIRN_SCHEDULE_NOT_FOUND';
 
 /** Base class of every error thrown by nestjs-cairn. */
 export abstract class DurableExecutionError extends Error {

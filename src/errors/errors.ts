@@ -63,6 +63,27 @@ export class WorkflowFailedError extends DurableExecutionError {
   }
 }
 
+/**
+ * A child run started by `Flow.child`, `Flow.all` (or adopted by them) ended `failed`, `compensated` or `cancelled`:
+ * the parent's step fails with this error, final (never retried). Under `Flow.all` the parent's other live children
+ * are cancelled first. `cause` is the child's error (`{ name, message }`).
+ */
+export class ChildWorkflowFailedError extends DurableExecutionError {
+  readonly code = 'CAIRN_CHILD_WORKFLOW_FAILED' as const;
+  override readonly cause: { name: string; message: string };
+  constructor(
+    readonly childRunId: string,
+    cause: { name: string; message: string },
+    /** How the child ended. */
+    readonly childStatus: 'failed' | 'compensated' | 'cancelled' | 'missing' = 'failed',
+  ) {
+    super(
+      `Child run "${childRunId}" ${childStatus === 'missing' ? 'no longer exists (purged before its parent read it?)' : `ended ${childStatus}`}: ${cause.name}: ${cause.message}`,
+    );
+    this.cause = cause;
+  }
+}
+
 /** A run was cancelled. */
 export class WorkflowCancelledError extends DurableExecutionError {
   readonly code = 'CAIRN_WORKFLOW_CANCELLED' as const;
@@ -199,4 +220,12 @@ export class StoreError extends DurableExecutionError {
 /** The module's options are invalid. */
 export class ConfigurationError extends DurableExecutionError {
   readonly code = 'CAIRN_CONFIGURATION' as const;
+}
+
+/** No schedule has this id (`client.schedules.update/pause/resume/delete/trigger`). */
+export class ScheduleNotFoundError extends DurableExecutionError {
+  readonly code = 'CAIRN_SCHEDULE_NOT_FOUND' as const;
+  constructor(readonly scheduleId: string) {
+    super(`Schedule "${scheduleId}" not found. client.schedules.list() shows the schedules that exist.`);
+  }
 }

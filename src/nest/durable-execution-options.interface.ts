@@ -28,6 +28,11 @@ export type StoreOptions =
        * entries of expired runs go at the next `listRuns` over them or `purge` (`retention`). @default none
        */
       ttl?: number | string;
+      /**
+       * How often a parent waiting for child runs is checked again, in ms: a child's end wakes its parent in a second
+       * write (another slot), and a crash between the two is repaired by this check. @default 30000
+       */
+      childRecheckMs?: number;
     }
   | {
       type: 'pglite';

@@ -9,6 +9,10 @@ import type { WorkflowRunEvent } from '../engine/run-history.js';
 import type { CompatibilityReport } from '../engine/compatibility.js';
 import { ConfigurationError, WorkflowDefinitionError } from '../errors/errors.js';
 import { DURABLE_EXECUTION_OPTIONS } from './durable-execution.module-definition.js';
+import { declaredSchedules, rememberDeclaredSchedules, type DeclaredSchedule } from '../definition/schedule-declarations.js';
+import { Scheduler } from '../engine/scheduler.js';
+import { scheduleStoreOf } from '../store/schedules/schedule-store.factory.js';
+import { reconcileSchedules } from './schedule.reconciler.js';
 import type { DurableExecutionOptions } from './durable-execution-options.interface.js';
 
 /**
@@ -25,6 +29,8 @@ export const CHECK_ONLY_ENV = 'CAIRN_CHECK_ONLY';
 export class DurableExecutionOrchestrator implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('DurableExecution');
   private readonly unbind: (() => void)[] = [];
+  private declared: DeclaredSchedule[] = [];
+  private scheduler?: Scheduler;
 
   constructor(
     private readonly explorer: WorkflowExplorer,
@@ -42,6 +48,8 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
   onModuleInit(): void {
     for (const definition of this.explorer.explore()) this.registry.register(definition);
     this.registry.markReady();
+    this.declared = declaredSchedules(this.registry.all(), (value, what) => this.engine.serializer.serialize(value, what));
+    rememberDeclaredSchedules(this.registry, this.declared);
     for (const binding of this.explorer.exploreEventHandlers()) this.unbind.push(this.bind(binding));
   }
 
@@ -65,7 +73,9 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
   async onApplicationBootstrap(): Promise<void> {
     if (process.env[CHECK_ONLY_ENV] === '1') return;
     await this.checkCompatibility();
+    await this.startSchedules();
     await this.engine.start();
+    if (this.scheduler) this.scheduler.start();
     const names = this.registry.names();
     this.logger.log(
       `Store "${this.store.name}", ${names.length} workflow(s)${names.length ? `: ${names.join(', ')}` : ''}; worker ${this.engine.isWorker ? 'enabled' : 'disabled'} (instance ${this.engine.instanceId})`,
@@ -89,7 +99,28 @@ export class DurableExecutionOrchestrator implements OnModuleInit, OnApplication
     this.logger.warn(text);
   }
 
+  /**
+   * Reconciles the stored decorator schedules with the code, and prepares this instance's scheduler (a worker fires
+   * schedules; an instance with `worker.enabled: false` does not).
+   */
+  private async startSchedules(): Promise<void> {
+    const store = scheduleStoreOf(this.engine.store);
+    if (!store) {
+      if (this.declared.length === 0) return;
+      const first = this.declared[0];
+      throw new WorkflowDefinitionError(
+        `@Schedule "${first.id}" of ${first.className}: the "${this.store.name}" store does not keep schedules. Use the memory, pglite, ` +
+          'postgres or redis store, or give the custom store a `schedules` property implementing ScheduleStore.',
+      );
+    }
+    await reconcileSchedules(store, this.declared, this.registry.names(), this.engine.clock.now(), this.logger);
+    if (this.engine.isWorker) {
+      this.scheduler = new Scheduler(this.engine, this.registry, store, new Map(this.declared.map((d) => [d.id, d])));
+    }
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
+    await this.scheduler?.stop();
     await this.engine.stop();
     for (const unbind of this.unbind.splice(0)) unbind();
     await this.store.close();

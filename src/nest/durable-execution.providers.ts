@@ -3,6 +3,7 @@ import { WorkflowClient } from '../client/workflow-client.js';
 import { WorkflowRegistry } from '../definition/workflow.registry.js';
 import { WorkflowEngine } from '../engine/workflow-engine.js';
 import { createStore } from '../store/create-store.js';
+import { scheduleStoreOf } from '../store/schedules/schedule-store.factory.js';
 import type { WorkflowStore } from '../store/workflow-store.interface.js';
 import type { DurableExecutionOptions } from './durable-execution-options.interface.js';
 import { resolveEngineOptions } from './durable-execution.options.js';
@@ -22,6 +23,7 @@ export const storeProvider: Provider = {
     // The codec sits at the engine↔store boundary: everything the engine writes is encoded, everything read decoded.
     const store = options.codec === undefined ? created : new (await import('../codec/codec.store.js')).CodecStore(created, options.codec);
     await store.init();
+    await scheduleStoreOf(store)?.init();
     return store;
   },
 };

@@ -9,7 +9,7 @@ export type { StoreLogger } from './store-logger.interface.js';
 type StoreConfig =
   | { type: 'memory' }
   | { type: 'postgres'; url?: string; dataSource?: unknown; schema?: string; tablePrefix?: string }
-  | { type: 'redis'; url?: string; client?: unknown; keyPrefix?: string; ttl?: number | string }
+  | { type: 'redis'; url?: string; client?: unknown; keyPrefix?: string; ttl?: number | string; childRecheckMs?: number }
   | { type: 'pglite'; dataDir?: string }
   | WorkflowStore;
 

@@ -2,7 +2,7 @@ import type { RunErrorInfo } from '../errors/errors.js';
 
 import type { RunStatus } from './run-state-machine.js';
 
-export { isTerminal, TERMINAL_STATUSES, type RunStatus } from './run-state-machine.js';
+export { isTerminal, LIVE_STATUSES, TERMINAL_STATUSES, type RunStatus } from './run-state-machine.js';
 
 /** Status of one step visit. */
 export type StepStatus = 'running' | 'completed' | 'failed' | 'compensated';
@@ -64,8 +64,11 @@ export interface StoredRun {
   state: string;
   /** Input of the next step, set by the store when it hands a queued signal's payload to the run. */
   nextInput?: string;
-  /** Signal the run waits for (status `waiting`, or `paused` from `waiting`). */
-  waitSignal?: string;
+  /**
+   * Signal names the run waits for (status `waiting`, or `paused` from `waiting`): the first queued or arriving signal
+   * of any of them is handed to it. One name for `Flow.waitForSignal`, several for `Flow.waitForAny`.
+   */
+  waitSignals?: string[];
   /** When the signal wait times out, if it has a timeout. */
   waitUntil?: Date;
   /** Status to go back to on `resume` (only while `paused`). */
@@ -89,12 +92,54 @@ export interface StoredRun {
   generation: number;
   /** The pipeline fingerprint given at `createRun` (absent for runs created without one). */
   pipeline?: string;
+  /** The run whose commit spawned this one (`RunPatch.children.spawn`), or that adopted it. */
+  parentRunId?: string;
+  /** Bookkeeping of the run's child runs, present once it has spawned or adopted any (see {@link ChildrenState}). */
+  children?: ChildrenState;
   /**
    * Set when a field the store itself encodes (a step record, the error, an index field …) could not be decoded.
    * The store still returns the run, with safe placeholders for what it could not read, and never lets one such run
    * break a call that concerns other runs. Names the run and the field, e.g. `step 2 of run "x": Unexpected token`.
    */
   corrupt?: string;
+}
+
+/**
+ * A parent run's view of its children, kept by the store on the parent (O(1) per child end: no scan of the siblings).
+ */
+export interface ChildrenState {
+  /** Live children linked to this run: set by the parent's commits (`RunPatch.children`), minus one per child end. */
+  open: number;
+  /** A linked child ended with a status other than `completed` since the parent's last `children` commit. */
+  failed: boolean;
+  /** While the run waits for its children (status `waiting`, or `paused` from it): when it becomes due again. */
+  wait?: { openAtMost: number; failFast: boolean };
+}
+
+/** A child run created by its parent's commit (`RunPatch.children.spawn`). */
+export interface NewChildRun {
+  runId: string;
+  workflow: string;
+  version: number;
+  input: string;
+  state: string;
+  /** First history events of the child (`body` texts), written with it. */
+  events?: string[];
+  pipeline?: string;
+  /** Created `pending` but not due (`dueAt` null) until the parent releases it (`RunPatch.children.release`). */
+  held?: boolean;
+}
+
+/** What a parent needs to know about one of its children (`getRunOutcomes`). */
+export interface RunOutcome {
+  runId: string;
+  status: RunStatus;
+  /** Serialized output, once completed. */
+  output?: string;
+  error?: RunErrorInfo;
+  parentRunId?: string;
+  /** `pending` with no `dueAt`: a held child not released yet. */
+  held: boolean;
 }
 
 /** A run handed to a worker by a claim. */
@@ -186,20 +231,48 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
  * 2. The fields given are written; `steps` entries are upserted by index (`index === steps.length` appends).
  *    `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them; `nextInput` too, unless
  *    `keepInput` is set. `events` are appended to the run's history in order (see {@link RUN_HISTORY_LIMIT}).
- * 3. `wait`: if a signal named `wait.signal` is queued, the first one is removed, its payload becomes `nextInput`,
- *    status becomes `running` (the lease is kept) and `consumedSignal` is returned. Otherwise status becomes `waiting`,
- *    `waitSignal` is set, `waitUntil`/`dueAt` are now + `timeoutMs` (or null) and the lease is released.
- * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields;
- *    `finishedAt` is set to now, and the run's queued signals (never to be delivered) are deleted.
+ * 3. `wait`: if a signal named one of `wait.signals` is queued, the earliest sent of them (across those names) is
+ *    removed, its payload becomes `nextInput`, status becomes `running` (the lease is kept) and `consumedSignal` is
+ *    returned with its name. Otherwise status becomes `waiting`, `waitSignals` is set, `waitUntil`/`dueAt` are now +
+ *    `timeoutMs` (or null) and the lease is released.
+ * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields
+ *    (`children.wait` too); `finishedAt` is set to now, and the run's queued signals (never to be delivered) are
+ *    deleted. When the run has a `parentRunId`, was live before this commit and that parent exists, the parent's
+ *    `children.open` goes down by one (never below 0), `children.failed` is set when the status is not `completed`,
+ *    and, when the parent waits for its children (`children.wait`, status `waiting` or `paused` from `waiting`) and
+ *    now `open <= openAtMost` or (`failFast` and `failed`), the parent's `dueAt` becomes now (a `ready` event).
+ *    Postgres and the memory store do this in the same atomic write; the Redis store in a second script on the
+ *    parent's slot right after (see ARCHITECTURE.md: a crash between the two is repaired by the parent's recheck).
  * 5. If `pauseRequested` is set, no cancel is pending, the resulting status is live (not terminal, not paused) and the
  *    patch is not `midStep`:
  *    status becomes `paused`, `resumeStatus` the status it would have had, `pauseRequested` false, the lease released,
  *    and `dueAt` = now if it was null or the run was to keep running. `paused: true` is returned.
  * 6. `clearCancel` clears `cancelRequested`. If a cancel is (still) pending on a live run, `dueAt` becomes now and
  *    `cancel` is returned so the lease holder (or whoever claims it next) handles it.
- * 7. `release` (or rule 3/5) clears the lease owner, token and expiry. Otherwise the lease is extended to now + `leaseMs`.
+ * 7. `release` (or rule 3/5/8) clears the lease owner, token and expiry. Otherwise the lease is extended to now + `leaseMs`.
+ * 8. `children` (applied after 2, before 5):
+ *    a. each `spawn` entry whose id does not exist is created `pending` with `parentRunId` = this run, due now (or not
+ *       due when `held`), with generation 1 and its `events`. An existing id is never replaced: a live run without a
+ *       parent is linked (its `parentRunId` set); a run already linked to this run, an ended run (it is linked for
+ *       listing when it has no parent) or another parent's run is left as is. A new `ready` event per due child.
+ *    b. each `release` id naming a held child of this run (`pending`, not due, `parentRunId` = this run) becomes due now.
+ *    c. `children.open` = `open` + the number of runs created or linked by (a).
+ *    d. if `open <= openAtMost`, or `failFast` and `children.failed`: the status becomes `running`, the lease is kept
+ *       and `childrenReady: true` is returned. Otherwise the status becomes `waiting`, `children.wait` is set and the
+ *       lease is released; `dueAt` becomes null, except in a store that wakes parents in a second write (Redis): there
+ *       it is now + its recheck interval, so a wake-up lost to a crash between the two writes is found.
+ *    e. `children.failed` becomes false (the parent reads its children's outcomes after every wake-up).
  * `updatedAt` = now.
  */
+export interface ChildrenPatch {
+  spawn?: NewChildRun[];
+  release?: string[];
+  /** Live children the parent counts, not including those (a) creates or links. */
+  open: number;
+  openAtMost: number;
+  failFast: boolean;
+}
+
 export interface RunPatch {
   status?: RunStatus;
   state?: string;
@@ -208,7 +281,15 @@ export interface RunPatch {
   error?: RunErrorInfo | null;
   steps?: { index: number; step: StoredStep }[];
   due?: DueSpec;
-  wait?: { signal: string; timeoutMs?: number };
+  wait?: { signals: readonly string[]; timeoutMs?: number };
+  /** The run spawns or waits for child runs (see rule 8). */
+  children?: ChildrenPatch;
+  /**
+   * `Flow.continueAsNew`: before the other fields apply, the run's step entries are deleted, `input` becomes this
+   * text, `nextInput` and `children` are cleared and `generation` goes up by one. History, queued signals and
+   * signal ids are kept.
+   */
+  restart?: { input: string };
   release?: boolean;
   clearCancel?: boolean;
   /**
@@ -232,8 +313,10 @@ export type CommitResult =
       paused?: boolean;
       /** A cancel is pending. */
       cancel?: { compensate: boolean };
-      /** Payload of the signal consumed by `wait`. */
-      consumedSignal?: { payload: string };
+      /** The signal consumed by `wait`: its name and payload. */
+      consumedSignal?: { name: string; payload: string };
+      /** `children`: the parent need not wait (rule 8d); it keeps its lease and reads its children's outcomes. */
+      childrenReady?: boolean;
       /** When the patch had `events`: the `seq` given to the last of them. */
       lastEventSeq?: number;
     };
@@ -245,8 +328,13 @@ export type TakeSignalResult =
   | { ok: false }
   | {
       ok: true;
-      /** The first queued signal of that name; it is removed, becomes `nextInput` and the status becomes `running`. */
+      /**
+       * The earliest sent queued signal of those names; it is removed, becomes `nextInput` and the status becomes
+       * `running`.
+       */
       payload?: string;
+      /** The name of the signal taken (with `payload`). */
+      signal?: string;
       /** No signal and `waitUntil` has passed. */
       timedOut: boolean;
     };
@@ -285,6 +373,17 @@ export interface ListRunsQuery {
   limit: number;
   /** Return runs strictly after this one in the order (createdAt desc, runId desc). */
   after?: { createdAt: Date; runId: string };
+  /** Only the children of this run (`parentRunId`). */
+  parentRunId?: string;
+}
+
+/** Options of `sendSignal`. */
+export interface SendSignalOptions {
+  /**
+   * Deduplication id: when a signal with this id was already accepted for this run (consumed or not), nothing is
+   * stored and the outcome is `noop`. Ids are kept with the run (deleted with it) and survive `restart`.
+   */
+  id?: string;
 }
 
 /** Filter of `countRuns`. */
@@ -398,15 +497,24 @@ export interface WorkflowStore {
   releaseLease(runId: string, token: string): Promise<void>;
   /** Fenced atomic change of a run: see {@link RunPatch}. */
   commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult>;
-  /** Fenced: hand the first queued signal named `name` to a waiting run (see {@link TakeSignalResult}). */
-  takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult>;
+  /**
+   * Fenced: hand the earliest sent queued signal named one of `names` to a waiting run (see {@link TakeSignalResult}).
+   */
+  takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult>;
 
   /**
-   * Queue a signal (FIFO per run and name). On a run that waits for that name (status `waiting`, or `paused` with
-   * `waitSignal` set) `dueAt` becomes now. `not-found` / `not-active` (terminal) store nothing. With outcome `ok`,
-   * `event` (a history `body`) is appended to the run's history in the same write.
+   * Queue a signal (FIFO per run; `consumedSignal`/`takeSignal` pick the earliest sent among the names waited for).
+   * On a run that waits for that name (status `waiting`, or `paused` with `waitSignals` set) `dueAt` becomes now.
+   * `not-found` / `not-active` (terminal) store nothing; neither does a repeated `options.id` (`noop`). With outcome
+   * `ok`, `event` (a history `body`) is appended to the run's history in the same write.
    */
-  sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult>;
+  sendSignal(runId: string, name: string, payload: string, event?: string, options?: SendSignalOptions): Promise<ControlResult>;
+
+  /**
+   * The outcome of each of these runs that exists (unknown ids are left out; order unspecified): for a parent reading
+   * its children after a wake-up. One round trip (or one per slot group in Redis Cluster) for any number of ids.
+   */
+  getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]>;
   /**
    * Record a control request:
    * - `pause`: terminal → not-active; paused → noop; leased (live lease) → `pauseRequested` (ok); otherwise status

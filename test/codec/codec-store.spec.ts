@@ -30,6 +30,51 @@ function strings(value: unknown, path = '', out: [string, string][] = []): [stri
 }
 
 describe('CodecStore', () => {
+  it('encodes child inputs, states and events, a restart input and signal ids pass through; outcomes come back decoded', async () => {
+    const { inner, store } = wrapped();
+    const parent = await store.createRun({ runId: 'p', workflow: 'w', version: 1, input: text('parent'), state: '{}' }, { onConflict: 'keep', lease: LEASE });
+    const token = parent.run.leaseToken!;
+    await store.commit('p', token, {
+      children: {
+        spawn: [
+          { runId: 'p:0', workflow: 'c', version: 1, input: text('child 0'), state: text('child state'), events: [text('child event')] },
+          { runId: 'p:1', workflow: 'c', version: 1, input: text('child 1'), state: '{}', held: true },
+        ],
+        open: 0,
+        openAtMost: 1,
+        failFast: true,
+      },
+      leaseMs: 30_000,
+    });
+    for (const id of ['p:0', 'p:1']) {
+      const raw = (await inner.getRun(id))!;
+      expect(isCodecValue(raw.input)).toBe(true);
+      expect(raw.parentRunId).toBe('p');
+    }
+    expect(isCodecValue((await inner.getRun('p:0'))!.state)).toBe(true);
+    expect(isCodecValue((await inner.listEvents('p:0', { limit: 10 }))[0].body)).toBe(true);
+    expect((await store.getRun('p:1'))!.input).toBe(text('child 1'));
+
+    const child = (await store.claimRun('p:0', OTHER))!;
+    await store.commit('p:0', child.leaseToken, { status: 'completed', output: text('child output'), leaseMs: 30_000 });
+    expect(isCodecValue((await inner.getRunOutcomes(['p:0']))[0].output)).toBe(true);
+    const outcomes = await store.getRunOutcomes(['p:0', 'p:1', 'missing']);
+    expect(outcomes.find((o) => o.runId === 'p:0')).toMatchObject({ status: 'completed', output: text('child output'), held: false });
+    expect(outcomes.find((o) => o.runId === 'p:1')).toMatchObject({ status: 'pending', held: true });
+    expect(outcomes).toHaveLength(2);
+
+    const again = (await store.claimRun('p', LEASE))!;
+    await store.commit('p', again.leaseToken, { restart: { input: text('next generation') }, status: 'pending', release: true, due: { delayMs: 0 }, leaseMs: 30_000 });
+    const raw = (await inner.getRun('p'))!;
+    expect(isCodecValue(raw.input)).toBe(true);
+    expect(raw.generation).toBe(2);
+    expect((await store.getRun('p'))!.input).toBe(text('next generation'));
+
+    expect((await store.sendSignal('p', 'go', text('signal'), undefined, { id: 'e1' })).outcome).toBe('ok');
+    expect((await store.sendSignal('p', 'go', text('signal'), undefined, { id: 'e1' })).outcome).toBe('noop');
+    expect(await store.listSignals('p')).toEqual([{ name: 'go', payload: text('signal') }]);
+  });
+
   it('stores every opaque value encoded and hands it back decoded; ids, names, statuses and times stay plain', async () => {
     const { inner, store } = wrapped();
     const at = new Date();
@@ -94,16 +139,16 @@ describe('CodecStore', () => {
     // a commit that consumes the signal hands back its payload decoded
     const claimed = (await store.claimRun('r1', LEASE))!;
     expect(claimed).toMatchObject({ input: text('input'), nextInput: text('skip') });
-    const consumed = await store.commit('r1', claimed.leaseToken, { wait: { signal: 'approve' }, leaseMs: 30_000 });
+    const consumed = await store.commit('r1', claimed.leaseToken, { wait: { signals: ['approve'] }, leaseMs: 30_000 });
     expect(consumed).toMatchObject({ ok: true, consumedSignal: { payload: text('signal') } });
     expect(isCodecValue((await inner.getRun('r1'))!.nextInput)).toBe(true);
 
     // and takeSignal
     await store.sendSignal('r1', 'again', text('signal 2'));
-    await store.commit('r1', claimed.leaseToken, { wait: { signal: 'other' }, leaseMs: 30_000 });
+    await store.commit('r1', claimed.leaseToken, { wait: { signals: ['other'] }, leaseMs: 30_000 });
     await store.sendSignal('r1', 'other', text('signal 3'));
     const again = (await store.claimRun('r1', OTHER))!;
-    expect(await store.takeSignal('r1', again.leaseToken, 'other')).toEqual({ ok: true, payload: text('signal 3'), timedOut: false });
+    expect(await store.takeSignal('r1', again.leaseToken, ['other'])).toMatchObject({ ok: true, payload: text('signal 3'), timedOut: false });
     // the error and output as written
     const failed = await store.createRun({ runId: 'r2', workflow: 'order', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE });
     await store.commit('r2', failed.run.leaseToken!, { status: 'failed', output: text('out'), error: { name: 'Boom', message: `m ${MARKER}`, step: 's', phase: 'compensation' }, leaseMs: 1 });
@@ -210,7 +255,7 @@ describe('CodecStore', () => {
     const foreign = new AesGcmCodec({ keys: { gone: testKey() }, currentKeyId: 'gone' });
     const r = await store.createRun({ runId: 's1', workflow: 'w', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE });
     await inner.sendSignal('s1', 'go', foreign.encode('"payload"'));
-    const error = await store.commit('s1', r.run.leaseToken!, { wait: { signal: 'go' }, leaseMs: 30_000 }).then(
+    const error = await store.commit('s1', r.run.leaseToken!, { wait: { signals: ['go'] }, leaseMs: 30_000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -223,10 +268,10 @@ describe('CodecStore', () => {
 
     // takeSignal likewise
     const t = await store.createRun({ runId: 's2', workflow: 'w', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE });
-    await store.commit('s2', t.run.leaseToken!, { wait: { signal: 'go' }, leaseMs: 30_000 });
+    await store.commit('s2', t.run.leaseToken!, { wait: { signals: ['go'] }, leaseMs: 30_000 });
     await inner.sendSignal('s2', 'go', 'plain "text"');
     const waiting = (await store.claimRun('s2', LEASE))!;
-    await expect(store.takeSignal('s2', waiting.leaseToken, 'go')).rejects.toThrow(/not a value of this codec/);
+    await expect(store.takeSignal('s2', waiting.leaseToken, ['go'])).rejects.toThrow(/not a value of this codec/);
     expect((await store.claimRun('s2', OTHER))!.corrupt).toMatch(/^nextInput of run "s2": not a value of this codec/);
   });
 

@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { LIVE_GROUP_SAMPLE, PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
 import type {
+  ChildrenPatch,
   ClaimedRun,
   LeaseRequest,
+  NewChildRun,
   NewRun,
   RunPatch,
   StoreEvent,
@@ -22,6 +24,12 @@ export interface ConformanceTarget {
    * and claimed (with `corrupt` set) or parked, that it can be failed, and that other runs are not held back.
    */
   corruptions?: Record<string, (store: WorkflowStore, runId: string) => Promise<void>>;
+  /**
+   * The store wakes a parent after a child's end in a second write (Redis, see rule 8d of `RunPatch`): a parent that
+   * waits for its children then keeps a `dueAt` in the future (its recheck) instead of none. The suite then accepts
+   * either; it checks "not claimable now" for every store.
+   */
+  wakesParentsInSecondWrite?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,6 +76,21 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
     async function finish(runId: string, token: string, status: 'completed' | 'failed' | 'cancelled' | 'compensated') {
       const res = await store.commit(runId, token, patch({ status }));
       expect(res.ok).toBe(true);
+    }
+    const child = (workflow: string, over: Partial<NewChildRun> = {}): NewChildRun => {
+      const { runId, input, state } = newRun(workflow);
+      return { runId: `${runId}-child`, workflow, version: 1, input, state, ...over };
+    };
+    const children = (over: Partial<ChildrenPatch> = {}): ChildrenPatch => ({ open: 0, openAtMost: 0, failFast: false, ...over });
+    /**
+     * A parent waiting for its children: not claimable now, and no `dueAt` (or, in a store that wakes parents in a
+     * second write, one in the future: its recheck, rule 8d).
+     */
+    async function expectParked(runId: string) {
+      const run = (await store.getRun(runId))!;
+      if (target.wakesParentsInSecondWrite && run.dueAt !== undefined) expect(run.dueAt.getTime()).toBeGreaterThan(Date.now());
+      else expect(run.dueAt).toBeUndefined();
+      expect(await store.claimRun(runId, OTHER)).toBeUndefined();
     }
 
     describe('createRun', () => {
@@ -153,7 +176,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect((await store.commit(old.runId, old.leaseToken, patch({ status: 'completed' }))).ok).toBe(false);
         const claimed = (await store.claimRun(old.runId, LEASE))!;
         expect(claimed.recovered).toBe(false);
-        const take = await store.commit(old.runId, claimed.leaseToken, patch({ wait: { signal: 'go' } }));
+        const take = await store.commit(old.runId, claimed.leaseToken, patch({ wait: { signals: ['go'] } }));
         expect(take).toMatchObject({ ok: true });
         expect(take.ok && take.consumedSignal).toBeFalsy();
       });
@@ -231,7 +254,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         await store.commit(run.runId, run.leaseToken, patch({ status: 'failed', error: { name: 'E', message: 'm' } }));
         expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('ok');
         const again = (await store.claimRun(run.runId, LEASE))!;
-        const res = await store.commit(run.runId, again.leaseToken, patch({ wait: { signal: 'x' } }));
+        const res = await store.commit(run.runId, again.leaseToken, patch({ wait: { signals: ['x'] } }));
         expect(res.ok && res.consumedSignal).toBeFalsy();
         expect((await store.getRun(run.runId))!.status).toBe('waiting');
       });
@@ -367,7 +390,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         }));
         expect(stale.ok).toBe(false);
         expect((await store.renewLease(first.runId, first.leaseToken, 30_000)).ok).toBe(false);
-        expect((await store.takeSignal(first.runId, first.leaseToken, 'x')).ok).toBe(false);
+        expect((await store.takeSignal(first.runId, first.leaseToken, ['x'])).ok).toBe(false);
         await store.releaseLease(first.runId, first.leaseToken);
         const after = (await store.getRun(first.runId))!;
         expect(after.state).toBe(before.state);
@@ -417,7 +440,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           const ended = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
           await finish(ended.runId, ended.leaseToken!, 'completed');
           const waiting = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: mine })).run;
-          expect((await store.commit(waiting.runId, waiting.leaseToken!, patch({ wait: { signal: 'go' } }))).ok).toBe(true);
+          expect((await store.commit(waiting.runId, waiting.leaseToken!, patch({ wait: { signals: ['go'] } }))).ok).toBe(true);
           // Leased to the owner, due later (a retry delay waited holding the lease): still its own.
           expect((await store.commit(b.runId, b.leaseToken, patch({ due: { delayMs: 60_000 } }))).ok).toBe(true);
 
@@ -648,19 +671,19 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect((await store.sendSignal(run.runId, 'go', '"p1"')).outcome).toBe('ok');
         await store.sendSignal(run.runId, 'other', '"o1"');
         await store.sendSignal(run.runId, 'go', '"p2"');
-        const first = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go', timeoutMs: 60_000 } }));
+        const first = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'], timeoutMs: 60_000 } }));
         expect(first).toMatchObject({ ok: true, consumedSignal: { payload: '"p1"' } });
         let stored = (await store.getRun(run.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.nextInput).toBe('"p1"');
         expect(stored.leaseToken).toBe(run.leaseToken);
-        const second = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        const second = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         expect(second).toMatchObject({ ok: true, consumedSignal: { payload: '"p2"' } });
-        const third = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        const third = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         expect(third.ok && third.consumedSignal).toBeFalsy();
         stored = (await store.getRun(run.runId))!;
         expect(stored.status).toBe('waiting');
-        expect(stored.waitSignal).toBe('go');
+        expect(stored.waitSignals).toEqual(['go']);
         expect(stored.nextInput).toBeUndefined();
         expect(stored.leaseToken).toBeUndefined();
         expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
@@ -669,15 +692,15 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const woke = (await store.claimRun(run.runId, OTHER))!;
         expect(woke).toBeDefined();
         expect(woke.status).toBe('waiting');
-        expect(woke.waitSignal).toBe('go');
-        const take = await store.takeSignal(run.runId, woke.leaseToken, 'go');
-        expect(take).toEqual({ ok: true, payload: '"p3"', timedOut: false });
+        expect(woke.waitSignals).toEqual(['go']);
+        const take = await store.takeSignal(run.runId, woke.leaseToken, ['go']);
+        expect(take).toEqual({ ok: true, payload: '"p3"', signal: 'go', timedOut: false });
         stored = (await store.getRun(run.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.nextInput).toBe('"p3"');
-        expect(stored.waitSignal).toBeUndefined();
-        expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, timedOut: false });
-        const other = await store.commit(run.runId, woke.leaseToken, patch({ wait: { signal: 'other' } }));
+        expect(stored.waitSignals).toBeUndefined();
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['go'])).toEqual({ ok: true, timedOut: false });
+        const other = await store.commit(run.runId, woke.leaseToken, patch({ wait: { signals: ['other'] } }));
         expect(other).toMatchObject({ ok: true, consumedSignal: { payload: '"o1"' } });
         // any later commit clears nextInput
         await store.commit(run.runId, woke.leaseToken, patch({}));
@@ -690,7 +713,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         for (let i = 5; i < 15; i++) await store.sendSignal(run.runId, 'n', `${i}`);
         const got: string[] = [];
         for (let i = 0; i < 15; i++) {
-          const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'n' } }));
+          const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['n'] } }));
           if (res.ok && res.consumedSignal) got.push(res.consumedSignal.payload);
         }
         expect(got.slice(5)).toEqual(Array.from({ length: 10 }, (_, i) => `${i + 5}`));
@@ -699,14 +722,630 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
 
       it('times a wait out durably', async () => {
         const run = await createClaimed(wf());
-        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go', timeoutMs: 150 } }));
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'], timeoutMs: 150 } }));
         const waiting = (await store.getRun(run.runId))!;
         expect(waiting.waitUntil).toBeInstanceOf(Date);
         expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
         await sleep(250);
         const woke = (await store.claimRun(run.runId, OTHER))!;
         expect(woke.status).toBe('waiting');
-        expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, timedOut: true });
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['go'])).toEqual({ ok: true, timedOut: true });
+      });
+    });
+
+    describe('signal waits on several names', () => {
+      it('consumes the earliest sent signal of the names waited for, across names, and names it', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'b', '"b1"');
+        await store.sendSignal(run.runId, 'c', '"c1"');
+        await store.sendSignal(run.runId, 'a', '"a1"');
+        await store.sendSignal(run.runId, 'b', '"b2"');
+        const waitAB = patch({ wait: { signals: ['a', 'b'] } });
+        expect(await store.commit(run.runId, run.leaseToken, waitAB)).toMatchObject({ ok: true, consumedSignal: { name: 'b', payload: '"b1"' } });
+        let stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.nextInput).toBe('"b1"');
+        expect(stored.leaseToken).toBe(run.leaseToken);
+        expect(stored.waitSignals).toBeUndefined();
+        expect(await store.commit(run.runId, run.leaseToken, waitAB)).toMatchObject({ ok: true, consumedSignal: { name: 'a', payload: '"a1"' } });
+        expect(await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['b', 'a'] } }))).toMatchObject({
+          ok: true,
+          consumedSignal: { name: 'b', payload: '"b2"' },
+        });
+        const none = await store.commit(run.runId, run.leaseToken, waitAB);
+        expect(none.ok && none.consumedSignal).toBeFalsy();
+        stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('waiting');
+        expect(stored.waitSignals).toEqual(['a', 'b']);
+        expect(stored.leaseToken).toBeUndefined();
+        expect(stored.nextInput).toBeUndefined();
+        expect(await store.listSignals(run.runId)).toEqual([{ name: 'c', payload: '"c1"' }]);
+      });
+
+      it('takes the earliest sent of several names with takeSignal, and returns its name', async () => {
+        const run = await createClaimed(wf());
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['x', 'y'], timeoutMs: 60_000 } }));
+        expect(await store.sendSignal(run.runId, 'y', '"y1"')).toMatchObject({ outcome: 'ok', status: 'waiting' });
+        await store.sendSignal(run.runId, 'x', '"x1"');
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke.status).toBe('waiting');
+        expect(woke.waitSignals).toEqual(['x', 'y']);
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['x', 'y'])).toEqual({ ok: true, payload: '"y1"', signal: 'y', timedOut: false });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.nextInput).toBe('"y1"');
+        expect(stored.waitSignals).toBeUndefined();
+        expect(stored.waitUntil).toBeUndefined();
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['z', 'x'])).toEqual({ ok: true, payload: '"x1"', signal: 'x', timedOut: false });
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['x', 'y'])).toEqual({ ok: true, timedOut: false });
+      });
+
+      it('wakes a run waiting for any of its names, and only for those', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow);
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['a', 'b'] } }));
+        await store.sendSignal(run.runId, 'c', '"c"');
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        await store.sendSignal(run.runId, 'b', '"b"');
+        const woke = (await store.claimRun(run.runId, OTHER))!;
+        expect(woke).toBeDefined();
+        expect(await store.takeSignal(run.runId, woke.leaseToken, ['a', 'b'])).toMatchObject({ payload: '"b"', signal: 'b' });
+
+        // paused from waiting: due, claimable once resumed
+        const paused = await createClaimed(workflow);
+        await store.commit(paused.runId, paused.leaseToken, patch({ wait: { signals: ['a', 'b'] } }));
+        expect((await store.control(paused.runId, { action: 'pause' })).outcome).toBe('ok');
+        expect((await store.getRun(paused.runId))!.waitSignals).toEqual(['a', 'b']);
+        await store.sendSignal(paused.runId, 'a', '"a"');
+        expect(await store.claimRun(paused.runId, OTHER)).toBeUndefined();
+        await store.control(paused.runId, { action: 'resume' });
+        const resumed = (await store.claimRun(paused.runId, OTHER))!;
+        expect(resumed.status).toBe('waiting');
+        expect(await store.takeSignal(paused.runId, resumed.leaseToken, ['b', 'a'])).toMatchObject({ payload: '"a"', signal: 'a' });
+      });
+    });
+
+    describe('signal ids', () => {
+      it('stores a signal once per id: a repeat is a noop that stores nothing and writes no event', async () => {
+        const run = await createClaimed(wf());
+        expect(await store.sendSignal(run.runId, 'go', '"1"', '{"t":"s1"}', { id: 'k1' })).toEqual({ outcome: 'ok', status: 'running', eventSeq: 1 });
+        const repeat = await store.sendSignal(run.runId, 'go', '"2"', '{"t":"s2"}', { id: 'k1' });
+        expect(repeat).toMatchObject({ outcome: 'noop', status: 'running' });
+        expect(repeat.eventSeq).toBeUndefined();
+        // the id is the run's, whatever the name
+        expect((await store.sendSignal(run.runId, 'other', '"3"', undefined, { id: 'k1' })).outcome).toBe('noop');
+        expect((await store.sendSignal(run.runId, 'go', '"4"', undefined, { id: 'k2' })).outcome).toBe('ok');
+        expect((await store.sendSignal(run.runId, 'go', '"5"')).outcome).toBe('ok');
+        expect((await store.sendSignal(run.runId, 'go', '"5"')).outcome).toBe('ok');
+        expect(await store.listSignals(run.runId)).toEqual([
+          { name: 'go', payload: '"1"' },
+          { name: 'go', payload: '"4"' },
+          { name: 'go', payload: '"5"' },
+          { name: 'go', payload: '"5"' },
+        ]);
+        expect((await store.listEvents(run.runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"s1"}']);
+      });
+
+      it('remembers an id after its signal was consumed, and a repeat does not wake the run', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'go', '"first"', undefined, { id: 'once' });
+        expect(await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }))).toMatchObject({ consumedSignal: { payload: '"first"' } });
+        const waiting = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
+        expect(waiting.ok && waiting.consumedSignal).toBeFalsy();
+        expect((await store.sendSignal(run.runId, 'go', '"again"', undefined, { id: 'once' })).outcome).toBe('noop');
+        expect(await store.listSignals(run.runId)).toEqual([]);
+        expect(await store.claimRun(run.runId, OTHER)).toBeUndefined();
+        expect((await store.sendSignal(run.runId, 'go', '"new"', undefined, { id: 'twice' })).outcome).toBe('ok');
+        expect(await store.claimRun(run.runId, OTHER)).toBeDefined();
+      });
+
+      it('keeps ids per run', async () => {
+        const workflow = wf();
+        const a = await createClaimed(workflow);
+        const b = await createClaimed(workflow);
+        expect((await store.sendSignal(a.runId, 'go', '"a"', undefined, { id: 'same' })).outcome).toBe('ok');
+        expect((await store.sendSignal(b.runId, 'go', '"b"', undefined, { id: 'same' })).outcome).toBe('ok');
+        expect(await store.listSignals(b.runId)).toEqual([{ name: 'go', payload: '"b"' }]);
+      });
+
+      it('answers noop to a repeated id of an ended run, not-active to a new one, and not-found to an unknown run', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'go', '"1"', undefined, { id: 'k' });
+        await finish(run.runId, run.leaseToken, 'completed');
+        expect(await store.sendSignal(run.runId, 'go', '"1"', '{"t":"late"}', { id: 'k' })).toEqual({ outcome: 'noop', status: 'completed' });
+        expect(await store.sendSignal(run.runId, 'go', '"1"', undefined, { id: 'new' })).toEqual({ outcome: 'not-active', status: 'completed' });
+        expect((await store.sendSignal(`missing-${randomUUID()}`, 'go', '1', undefined, { id: 'k' })).outcome).toBe('not-found');
+        expect(await store.listEvents(run.runId, { limit: 10 })).toEqual([]);
+      });
+
+      it('deletes the ids with the run: a replaced or purged run accepts them again', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow);
+        await store.sendSignal(run.runId, 'go', '"1"', undefined, { id: 'k' });
+        await store.createRun(newRun(workflow, { runId: run.runId }), { onConflict: 'replace' });
+        expect((await store.sendSignal(run.runId, 'go', '"2"', undefined, { id: 'k' })).outcome).toBe('ok');
+        const claimed = (await store.claimRun(run.runId, LEASE))!;
+        await finish(run.runId, claimed.leaseToken, 'compensated');
+        await sleep(20);
+        await store.purge(['compensated'], 0);
+        expect(await store.getRun(run.runId)).toBeUndefined();
+        await createClaimed(workflow, { runId: run.runId });
+        expect((await store.sendSignal(run.runId, 'go', '"3"', undefined, { id: 'k' })).outcome).toBe('ok');
+        expect(await store.listSignals(run.runId)).toEqual([{ name: 'go', payload: '"3"' }]);
+      });
+
+      it('keeps the ids of a failed run through a retry', async () => {
+        const run = await createClaimed(wf());
+        await store.sendSignal(run.runId, 'go', '"1"', undefined, { id: 'k' });
+        await finish(run.runId, run.leaseToken, 'failed');
+        expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('ok');
+        expect((await store.sendSignal(run.runId, 'go', '"2"', undefined, { id: 'k' })).outcome).toBe('noop');
+        expect(await store.listSignals(run.runId)).toEqual([]);
+      });
+    });
+
+    describe('child runs: spawn', () => {
+      it('creates each new child pending and due now, linked to its parent, with generation 1 and its events', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const c1 = child(workflow, { events: ['{"t":"child start"}'], pipeline: 'fp-c' });
+        const c2 = child(workflow);
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c1, c2] }) }));
+        expect(res.ok).toBe(true);
+        expect(res.ok && res.childrenReady).toBeFalsy();
+        const stored = (await store.getRun(c1.runId))!;
+        expect(stored).toMatchObject({ runId: c1.runId, workflow, version: 1, status: 'pending', input: c1.input, state: c1.state, generation: 1 });
+        expect(stored.parentRunId).toBe(parent.runId);
+        expect(stored.pipeline).toBe('fp-c');
+        expect(stored.steps).toEqual([]);
+        expect(stored.dueAt).toBeInstanceOf(Date);
+        expect(stored.leaseToken).toBeUndefined();
+        expect(await store.listEvents(c1.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"child start"}' }]);
+        expect(await store.listEvents(c2.runId, { limit: 10 })).toEqual([]);
+        expect((await store.getRun(c2.runId))!.parentRunId).toBe(parent.runId);
+        const claimed = await store.claimRuns(OTHER, 10, [v1(workflow)]);
+        expect(claimed.map((r) => r.runId).sort()).toEqual([c1.runId, c2.runId].sort());
+        expect(claimed.every((r) => r.status === 'running')).toBe(true);
+      });
+
+      it('makes the parent wait for its children: waiting, lease released, not claimable, open counted', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow), child(workflow)], open: 1, openAtMost: 2 }) }));
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('waiting');
+        expect(stored.leaseToken).toBeUndefined();
+        expect(stored.children).toEqual({ open: 3, failed: false, wait: { openAtMost: 2, failFast: false } });
+        await expectParked(parent.runId);
+        expect((await store.commit(parent.runId, parent.leaseToken, patch({ state: '{}' }))).ok).toBe(false);
+      });
+
+      it('lets the parent go on when few enough children are open: running, lease kept, childrenReady', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow)], open: 2, openAtMost: 3 }) }));
+        expect(res).toMatchObject({ ok: true, childrenReady: true });
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.leaseToken).toBe(parent.leaseToken);
+        expect(stored.children).toEqual({ open: 3, failed: false });
+        expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
+        // no spawn: the count is the patch's
+        const again = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 0, openAtMost: 0 }) }));
+        expect(again).toMatchObject({ ok: true, childrenReady: true });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 0, failed: false });
+      });
+
+      it('creates a held child not due until its parent releases it', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const other = await createClaimed(workflow);
+        const held = child(workflow, { held: true });
+        const foreign = child(workflow, { held: true });
+        await store.commit(other.runId, other.leaseToken, patch({ children: children({ spawn: [foreign], openAtMost: 5 }) }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held], openAtMost: 5 }) }));
+        expect(res).toMatchObject({ ok: true, childrenReady: true });
+        let stored = (await store.getRun(held.runId))!;
+        expect(stored.status).toBe('pending');
+        expect(stored.dueAt).toBeUndefined();
+        expect(stored.parentRunId).toBe(parent.runId);
+        expect(await store.claimRun(held.runId, OTHER)).toBeUndefined();
+        expect((await store.getRunOutcomes([held.runId]))[0]).toMatchObject({ runId: held.runId, status: 'pending', held: true });
+        // another parent's held child is not released by this one
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId, foreign.runId], open: 1, openAtMost: 5 }) }));
+        stored = (await store.getRun(held.runId))!;
+        expect(stored.dueAt).toBeInstanceOf(Date);
+        expect((await store.getRunOutcomes([held.runId]))[0].held).toBe(false);
+        expect((await store.getRun(foreign.runId))!.dueAt).toBeUndefined();
+        expect(await store.claimRun(foreign.runId, OTHER)).toBeUndefined();
+        expect((await store.claimRun(held.runId, OTHER))?.status).toBe('running');
+        // releasing a child that is not held changes nothing
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId], open: 1, openAtMost: 5 }) }));
+        expect((await store.getRun(held.runId))!.status).toBe('running');
+      });
+
+      it('releases a child spawned held in the same commit', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const held = child(workflow, { held: true });
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held], release: [held.runId], openAtMost: 1 }) }));
+        expect((await store.claimRun(held.runId, OTHER))?.runId).toBe(held.runId);
+      });
+
+      it('never replaces an existing id: links a live run without a parent, leaves the others as they are', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const stranger = await createClaimed(workflow);
+        const live = newRun(workflow, { events: ['{"t":"own"}'] });
+        await store.createRun(live, { onConflict: 'keep' });
+        const ended = await createClaimed(workflow);
+        await finish(ended.runId, ended.leaseToken, 'completed');
+        const foreign = child(workflow);
+        await store.commit(stranger.runId, stranger.leaseToken, patch({ children: children({ spawn: [foreign], openAtMost: 5 }) }));
+
+        const spawn = [live, ended, foreign, { ...foreign, runId: parent.runId }].map((r) => child(workflow, { runId: r.runId, input: '"replaced?"', events: ['{"t":"x"}'] }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn, openAtMost: 5 }) }));
+        expect(res).toMatchObject({ ok: true, childrenReady: true });
+        // only the live run without a parent is counted
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        const linked = (await store.getRun(live.runId))!;
+        expect(linked).toMatchObject({ parentRunId: parent.runId, input: live.input, status: 'pending', generation: 1 });
+        expect((await store.listEvents(live.runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"own"}']);
+        const endedNow = (await store.getRun(ended.runId))!;
+        expect(endedNow).toMatchObject({ status: 'completed', parentRunId: parent.runId, input: ended.input });
+        expect((await store.getRun(foreign.runId))!.parentRunId).toBe(stranger.runId);
+        const self = (await store.getRun(parent.runId))!;
+        expect(self.parentRunId).toBeUndefined();
+        expect(self.input).not.toBe('"replaced?"');
+
+        // linked to this run already: not counted again
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow, { runId: live.runId })], open: 1, openAtMost: 5 }) }));
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        const listed = await store.listRuns({ parentRunId: parent.runId, limit: 10 });
+        expect(listed.map((r) => r.runId).sort()).toEqual([live.runId, ended.runId].sort());
+      });
+
+      it('goes on at once when a child failed and failFast is set, then resets the failed flag', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const c = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c, child(workflow)], openAtMost: 2 }) }));
+        const claimed = (await store.claimRun(c.runId, OTHER))!;
+        await finish(c.runId, claimed.leaseToken, 'failed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: true });
+        // failFast off: the failure alone does not let the parent go on
+        const notFast = await createClaimed(workflow);
+        const d = child(workflow);
+        await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ spawn: [d, child(workflow)], openAtMost: 2 }) }));
+        await finish(d.runId, (await store.claimRun(d.runId, OTHER))!.leaseToken, 'failed');
+        const waits = await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: false }) }));
+        expect(waits.ok && waits.childrenReady).toBeFalsy();
+        expect((await store.getRun(notFast.runId))!.status).toBe('waiting');
+
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: true }) }));
+        expect(res).toMatchObject({ ok: true, childrenReady: true });
+        let stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.children).toEqual({ open: 1, failed: false });
+        // the flag was reset: the same wait now waits
+        const second = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: true }) }));
+        expect(second.ok && second.childrenReady).toBeFalsy();
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('waiting');
+        expect(stored.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 0, failFast: true } });
+      });
+
+      it('publishes a ready event for each due child created or released, when it supports events', async () => {
+        if (!store.subscribe) return;
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => events.push(e));
+        try {
+          const workflow = wf();
+          const parent = await createClaimed(workflow);
+          const due = child(workflow);
+          const held = child(workflow, { held: true });
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [due, held], openAtMost: 5 }) }));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId], open: 2, openAtMost: 5 }) }));
+          const deadline = Date.now() + 3_000;
+          const seen = (id: string) => events.some((e) => e.type === 'ready' && e.runId === id);
+          while (Date.now() < deadline && !(seen(due.runId) && seen(held.runId))) await sleep(10);
+          expect(events).toContainEqual({ type: 'ready', runId: due.runId });
+          expect(events).toContainEqual({ type: 'ready', runId: held.runId });
+        } finally {
+          await unsubscribe();
+        }
+      });
+
+      it('lists the children of a run newest first, in pages, with the other filters', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const ids: string[] = [];
+        for (let round = 0; round < 3; round++) {
+          const batch = Array.from({ length: 3 }, () => child(workflow));
+          ids.push(...batch.map((c) => c.runId));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: batch, open: ids.length - 3, openAtMost: 100 }) }));
+          await store.createRun(newRun(workflow), { onConflict: 'keep' }); // not a child
+          await sleep(3);
+        }
+        const seen: StoredRun[] = [];
+        let after: { createdAt: Date; runId: string } | undefined;
+        for (let page = 0; page < 10; page++) {
+          const runs = await store.listRuns({ parentRunId: parent.runId, limit: 4, after });
+          seen.push(...runs);
+          if (runs.length < 4) break;
+          const last = runs[runs.length - 1];
+          after = { createdAt: last.createdAt, runId: last.runId };
+        }
+        expect(seen.map((r) => r.runId).sort()).toEqual([...ids].sort());
+        expect(new Set(seen.map((r) => r.runId)).size).toBe(ids.length);
+        const all = await store.listRuns({ parentRunId: parent.runId, limit: 50 });
+        expect(seen.map((r) => r.runId)).toEqual(all.map((r) => r.runId));
+        for (let i = 1; i < all.length; i++) expect(all[i - 1].createdAt.getTime()).toBeGreaterThanOrEqual(all[i].createdAt.getTime());
+        expect(all.every((r) => r.parentRunId === parent.runId)).toBe(true);
+        const done = (await store.claimRun(ids[0], OTHER))!;
+        await finish(ids[0], done.leaseToken, 'completed');
+        expect((await store.listRuns({ parentRunId: parent.runId, statuses: ['completed'], limit: 50 })).map((r) => r.runId)).toEqual([ids[0]]);
+        expect(await store.listRuns({ parentRunId: parent.runId, workflow: wf(), limit: 50 })).toEqual([]);
+        expect(await store.listRuns({ parentRunId: `missing-${randomUUID()}`, limit: 50 })).toEqual([]);
+      });
+    });
+
+    describe('child runs: end', () => {
+      it('counts each child end once in its parent, and sets failed when it did not complete', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 10 }) }));
+        const ca = (await store.claimRun(a.runId, OTHER))!;
+        await finish(a.runId, ca.leaseToken, 'completed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 2, failed: false });
+        // a fenced-out end changes nothing
+        expect((await store.commit(a.runId, ca.leaseToken, patch({ status: 'failed' }))).ok).toBe(false);
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 2, failed: false });
+        const cb = (await store.claimRun(b.runId, OTHER))!;
+        await finish(b.runId, cb.leaseToken, 'cancelled');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: true });
+        // the parent was not waiting: it keeps its lease and status
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('running');
+        expect(stored.leaseToken).toBe(parent.leaseToken);
+        // never below 0
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 0, openAtMost: 10 }) }));
+        const cc = (await store.claimRun(c.runId, OTHER))!;
+        await finish(c.runId, cc.leaseToken, 'completed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 0, failed: false });
+      });
+
+      it('wakes a waiting parent only when its condition holds', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 1 }) }));
+        // a failure does not wake it without failFast
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'failed');
+        let stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toEqual({ open: 2, failed: true, wait: { openAtMost: 1, failFast: false } });
+        expect(stored.status).toBe('waiting');
+        await expectParked(parent.runId);
+        // the second end brings the open children down to openAtMost
+        await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'completed');
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toMatchObject({ open: 1, failed: true });
+        expect(stored.dueAt).toBeInstanceOf(Date);
+        expect(stored.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+        const woke = (await store.claimRun(parent.runId, OTHER))!;
+        expect(woke).toBeDefined();
+        expect(woke.status).toBe('waiting');
+        expect(woke.recovered).toBe(false);
+      });
+
+      it('wakes a failFast parent at the first failure, not at a success', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 0, failFast: true }) }));
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        await expectParked(parent.runId);
+        await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'compensated');
+        expect((await store.getRun(parent.runId))!.children).toMatchObject({ open: 1, failed: true });
+        expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
+      });
+
+      it('makes a parent paused while waiting due, claimable once resumed', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const quiet = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
+        await store.commit(quiet.runId, quiet.leaseToken, patch({ children: children({ spawn: [child(workflow)], openAtMost: 0 }) }));
+        for (const id of [parent.runId, quiet.runId]) {
+          expect((await store.control(id, { action: 'pause' })).outcome).toBe('ok');
+          expect((await store.getRun(id))!).toMatchObject({ status: 'paused', resumeStatus: 'waiting' });
+        }
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('paused');
+        expect(stored.children).toMatchObject({ open: 0 });
+        expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
+        for (const id of [parent.runId, quiet.runId]) await store.control(id, { action: 'resume' });
+        expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
+        // without a child's end, the other one still waits
+        expect(await store.claimRun(quiet.runId, OTHER)).toBeUndefined();
+      });
+
+      it('ends the children wait at the parent\'s next commit: a later child end does not wake a run waiting for a signal', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b] = [child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b], openAtMost: 1 }) }));
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        const woke = (await store.claimRun(parent.runId, OTHER))!;
+        expect(woke.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 1, failFast: false } });
+        await store.commit(parent.runId, woke.leaseToken, patch({ wait: { signals: ['go'] } }));
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'failed');
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toEqual({ open: 0, failed: true });
+        expect(stored.status).toBe('waiting');
+        expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
+      });
+
+      it('publishes a ready event for a woken parent, when it supports events', async () => {
+        if (!store.subscribe) return;
+        const events: StoreEvent[] = [];
+        const unsubscribe = await store.subscribe((e) => events.push(e));
+        try {
+          const workflow = wf();
+          const parent = await createClaimed(workflow);
+          const a = child(workflow);
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
+          await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+          const deadline = Date.now() + 3_000;
+          while (Date.now() < deadline && !events.some((e) => e.type === 'ready' && e.runId === parent.runId)) await sleep(10);
+          expect(events).toContainEqual({ type: 'ready', runId: parent.runId });
+        } finally {
+          await unsubscribe();
+        }
+      });
+
+      it('ends a child whose parent is gone', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 5 }) }));
+        await finish(parent.runId, parent.leaseToken, 'compensated');
+        await sleep(20);
+        await store.purge(['compensated'], 0);
+        expect(await store.getRun(parent.runId)).toBeUndefined();
+        const ca = (await store.claimRun(a.runId, OTHER))!;
+        expect((await store.commit(a.runId, ca.leaseToken, patch({ status: 'failed', error: { name: 'E', message: 'm' } }))).ok).toBe(true);
+        expect((await store.getRun(a.runId))!).toMatchObject({ status: 'failed', parentRunId: parent.runId });
+        expect(await store.getRun(parent.runId)).toBeUndefined();
+      });
+
+      it('ends a parent like any run: its own wait cleared, its children left running', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
+        await store.control(parent.runId, { action: 'cancel', compensate: false });
+        const claimed = (await store.claimRun(parent.runId, OTHER))!;
+        await store.commit(parent.runId, claimed.leaseToken, patch({ status: 'cancelled', clearCancel: true }));
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('cancelled');
+        expect(stored.children?.wait).toBeUndefined();
+        expect((await store.getRun(a.runId))!.status).toBe('pending');
+      });
+    });
+
+    describe('getRunOutcomes', () => {
+      it('returns the outcome of each run that exists, leaving unknown ids out', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b, held, d] = [child(workflow), child(workflow), child(workflow, { held: true }), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, held, d], openAtMost: 10 }) }));
+        const ca = (await store.claimRun(a.runId, OTHER))!;
+        await store.commit(a.runId, ca.leaseToken, patch({ status: 'completed', output: '{"ok":"ünï 🚀"}' }));
+        const cb = (await store.claimRun(b.runId, OTHER))!;
+        await store.commit(b.runId, cb.leaseToken, patch({ status: 'failed', error: { name: 'Boom', message: 'it broke', step: 's', phase: 'step' } }));
+        await store.claimRun(d.runId, OTHER);
+        const plain = newRun(workflow);
+        await store.createRun(plain, { onConflict: 'keep' });
+        const missing = `missing-${randomUUID()}`;
+        const outcomes = await store.getRunOutcomes([a.runId, missing, b.runId, held.runId, d.runId, plain.runId]);
+        const byId = [...outcomes].sort((x, y) => (x.runId < y.runId ? -1 : x.runId > y.runId ? 1 : 0));
+        const expected = [
+          { runId: a.runId, status: 'completed', output: '{"ok":"ünï 🚀"}', parentRunId: parent.runId, held: false },
+          { runId: b.runId, status: 'failed', error: { name: 'Boom', message: 'it broke', step: 's', phase: 'step' }, parentRunId: parent.runId, held: false },
+          { runId: held.runId, status: 'pending', parentRunId: parent.runId, held: true },
+          { runId: d.runId, status: 'running', parentRunId: parent.runId, held: false },
+          { runId: plain.runId, status: 'pending', held: false },
+        ].sort((x, y) => (x.runId < y.runId ? -1 : x.runId > y.runId ? 1 : 0));
+        expect(byId).toEqual(expected);
+        expect(byId.find((o) => o.runId === plain.runId)!.parentRunId).toBeUndefined();
+        expect(await store.getRunOutcomes([])).toEqual([]);
+        expect(await store.getRunOutcomes([missing])).toEqual([]);
+      });
+
+      it('reads many runs in one call', async () => {
+        const workflow = wf();
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) {
+          const r = newRun(workflow, { runId: `${workflow}-${i}-{slot${i}}` });
+          await store.createRun(r, { onConflict: 'keep' });
+          ids.push(r.runId);
+        }
+        const outcomes = await store.getRunOutcomes(ids);
+        expect(outcomes.map((o) => o.runId).sort()).toEqual([...ids].sort());
+        expect(outcomes.every((o) => o.status === 'pending' && o.held === false)).toBe(true);
+      });
+    });
+
+    describe('restart (continue-as-new)', () => {
+      it('deletes the steps, replaces the input, raises the generation, then applies the rest of the patch', async () => {
+        const workflow = wf();
+        const run = await createClaimed(workflow, { steps: [{ name: 'a', status: 'running', attempts: 0 }], currentStep: 'a', events: ['{"t":"start"}'] });
+        await store.commit(run.runId, run.leaseToken, patch({
+          steps: [
+            { index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1' } },
+            { index: 1, step: { name: 'b', status: 'running', attempts: 0 } },
+          ],
+        }));
+        await store.sendSignal(run.runId, 'go', '"handed"', undefined, { id: 'used' });
+        expect(await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }))).toMatchObject({ consumedSignal: { payload: '"handed"' } });
+        await store.sendSignal(run.runId, 'later', '"queued"', undefined, { id: 'queued' });
+        const first = { name: 'a', status: 'running' as const, attempts: 0 };
+        const res = await store.commit(run.runId, run.leaseToken, patch({
+          restart: { input: '"next round"' },
+          keepInput: true,
+          state: '{"round":2}',
+          currentStep: 'a',
+          steps: [{ index: 0, step: first }],
+          events: ['{"t":"continued"}'],
+        }));
+        expect(res).toMatchObject({ ok: true, lastEventSeq: 2 });
+        const stored = (await store.getRun(run.runId))!;
+        expect(stored.steps).toEqual([first]);
+        expect(stored.input).toBe('"next round"');
+        expect(stored.generation).toBe(2);
+        expect(stored.state).toBe('{"round":2}');
+        expect(stored.currentStep).toBe('a');
+        expect(stored.nextInput).toBeUndefined();
+        expect(stored.status).toBe('running');
+        expect(stored.leaseToken).toBe(run.leaseToken);
+        expect(stored.createdAt.getTime()).toBe(run.createdAt.getTime());
+        // history, queued signals and signal ids are kept
+        expect((await store.listEvents(run.runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"start"}', '{"t":"continued"}']);
+        expect(await store.listSignals(run.runId)).toEqual([{ name: 'later', payload: '"queued"' }]);
+        expect((await store.sendSignal(run.runId, 'go', '"x"', undefined, { id: 'used' })).outcome).toBe('noop');
+        expect((await store.sendSignal(run.runId, 'later', '"x"', undefined, { id: 'queued' })).outcome).toBe('noop');
+        // and again
+        await store.commit(run.runId, run.leaseToken, patch({ restart: { input: '"third"' } }));
+        const third = (await store.getRun(run.runId))!;
+        expect(third).toMatchObject({ generation: 3, input: '"third"', steps: [] });
+        expect((await store.getRunOutcomes([run.runId]))[0]).toMatchObject({ status: 'running' });
+      });
+
+      it('clears the children state; the old children stay linked', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 5 }) }));
+        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        await store.commit(parent.runId, parent.leaseToken, patch({ restart: { input: '"again"' } }));
+        expect((await store.getRun(parent.runId))!.children).toBeUndefined();
+        expect((await store.getRun(a.runId))!.parentRunId).toBe(parent.runId);
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        const after = (await store.getRun(parent.runId))!;
+        expect(after.children?.open ?? 0).toBe(0);
+        expect(after.children?.wait).toBeUndefined();
+        expect(after.leaseToken).toBe(parent.leaseToken);
+      });
+
+      it('is fenced like any commit', async () => {
+        const run = await createClaimed(wf());
+        expect((await store.commit(run.runId, 'stale-token', patch({ restart: { input: '"x"' } }))).ok).toBe(false);
+        expect((await store.getRun(run.runId))!).toMatchObject({ generation: 1, input: run.input });
       });
     });
 
@@ -730,7 +1369,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
 
       it('keeps a signal sent to a paused waiting run and wakes it on resume', async () => {
         const run = await createClaimed(wf());
-        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         await store.control(run.runId, { action: 'pause' });
         expect((await store.getRun(run.runId))!.status).toBe('paused');
         expect((await store.sendSignal(run.runId, 'go', '"late"')).outcome).toBe('ok');
@@ -738,7 +1377,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         await store.control(run.runId, { action: 'resume' });
         const woke = (await store.claimRun(run.runId, OTHER))!;
         expect(woke.status).toBe('waiting');
-        expect((await store.takeSignal(run.runId, woke.leaseToken, 'go'))).toMatchObject({ payload: '"late"' });
+        expect((await store.takeSignal(run.runId, woke.leaseToken, ['go']))).toMatchObject({ payload: '"late"' });
       });
 
       it('pauses a leased run at its next commit', async () => {
@@ -803,7 +1442,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const sleeping = await createClaimed(workflow);
         await store.commit(sleeping.runId, sleeping.leaseToken, patch({ status: 'sleeping', due: { delayMs: 60_000 }, release: true }));
         const waiting = await createClaimed(workflow);
-        await store.commit(waiting.runId, waiting.leaseToken, patch({ wait: { signal: 'never' } }));
+        await store.commit(waiting.runId, waiting.leaseToken, patch({ wait: { signals: ['never'] } }));
         const paused = newRun(workflow);
         await store.createRun(paused, { onConflict: 'keep' });
         await store.control(paused.runId, { action: 'pause' });
@@ -950,7 +1589,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         // a purged id can be used again, with no leftover signals
         const reused = await store.createRun({ ...newRun(workflow), runId: done.runId }, { onConflict: 'keep', lease: LEASE });
         expect(reused.created).toBe(true);
-        const res = await store.commit(done.runId, reused.run.leaseToken!, patch({ wait: { signal: 'x' } }));
+        const res = await store.commit(done.runId, reused.run.leaseToken!, patch({ wait: { signals: ['x'] } }));
         expect(res.ok && res.consumedSignal).toBeFalsy();
       });
     });
@@ -1076,7 +1715,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       it('keeps the input handed over by a signal through commits with keepInput, and clears it otherwise', async () => {
         const run = await createClaimed(wf());
         await store.sendSignal(run.runId, 'go', '"payload"');
-        const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        const res = await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         expect(res).toMatchObject({ ok: true, consumedSignal: { payload: '"payload"' } });
         await store.commit(run.runId, run.leaseToken, patch({ keepInput: true, due: { delayMs: 60_000 }, release: true }));
         expect((await store.getRun(run.runId))!.nextInput).toBe('"payload"');
@@ -1105,7 +1744,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       it('keeps nextInput for the next claimer after a released commit with keepInput', async () => {
         const run = await createClaimed(wf());
         await store.sendSignal(run.runId, 'go', '"p"');
-        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         await store.commit(run.runId, run.leaseToken, patch({ keepInput: true, due: { delayMs: 0 }, release: true }));
         const claimed = (await store.claimRun(run.runId, OTHER))!;
         expect(claimed.nextInput).toBe('"p"');
@@ -1260,7 +1899,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(queued).toHaveLength(3);
         expect(queued.filter((q) => q.name === 'go').map((q) => q.payload)).toEqual(['"g1"', `"g2 ünï 🚀 '"`]);
         expect(queued.filter((q) => q.name === 'stop').map((q) => q.payload)).toEqual(['"s1"']);
-        await store.commit(run.runId, run.leaseToken, patch({ wait: { signal: 'go' } }));
+        await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));
         expect((await store.listSignals(run.runId)).filter((q) => q.name === 'go').map((q) => q.payload)).toEqual([`"g2 ünï 🚀 '"`]);
         await finish(run.runId, run.leaseToken, 'completed');
         expect(await store.listSignals(run.runId)).toEqual([]);

@@ -297,6 +297,14 @@ export interface WorkerSettings {
   otelSpans?: string;
   /** Versions of the versioned workflow the worker registers, e.g. '1' or '1,2' (versioned-workflow.ts). */
   versions?: string;
+  /** Register the fan-out workflows of children-workflow.ts (CRASH_CHILDREN=1). */
+  children?: boolean;
+  /** The Redis store's `childRecheckMs` (CRASH_CHILD_RECHECK_MS). */
+  childRecheckMs?: number;
+  /** How long each fan-out child's step sleeps (CRASH_CHILD_STEP_MS). */
+  childStepMs?: number;
+  /** Where the worker SIGKILLs itself (CRASH_KILL_AT; children-kill-points.ts). */
+  killAt?: string;
 }
 
 /** Spawns `worker-app.ts` as a child process and waits for its READY line (and STARTED when it starts runs). */
@@ -318,6 +326,10 @@ export async function startWorker(store: CrashStore, ledger: Ledger, settings: W
     CRASH_RELEASE_FILE: settings.releaseFile ?? '',
     CRASH_OTEL_SPANS: settings.otelSpans ?? '',
     CRASH_VERSIONS: settings.versions ?? '',
+    CRASH_CHILDREN: settings.children ? '1' : '',
+    CRASH_CHILD_RECHECK_MS: settings.childRecheckMs !== undefined ? String(settings.childRecheckMs) : '',
+    CRASH_CHILD_STEP_MS: String(settings.childStepMs ?? 0),
+    CRASH_KILL_AT: settings.killAt ?? '',
     NO_COLOR: '1',
   };
   // NOTE: Jest's --experimental-vm-modules must not leak into the child.

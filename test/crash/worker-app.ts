@@ -10,7 +10,10 @@
  * - `CRASH_LEDGER` and the step settings: see crash-workflow.ts;
  * - `CRASH_KEEPALIVE=0`: do not keep the process alive by a timer of its own (see below);
  * - `CRASH_OTEL_SPANS=<file>`: register OpenTelemetry with spans written to that file (otel-file-exporter.ts);
- * - `CRASH_VERSIONS=1,2`: also register those versions of the versioned workflow (versioned-workflow.ts).
+ * - `CRASH_VERSIONS=1,2`: also register those versions of the versioned workflow (versioned-workflow.ts);
+ * - `CRASH_CHILDREN=1`: also register the fan-out workflows (children-workflow.ts); `CRASH_CHILD_RECHECK_MS`: the
+ *   Redis store's `childRecheckMs`; `CRASH_KILL_AT`: a point of a store write where the process SIGKILLs itself
+ *   (children-kill-points.ts).
  *
  * It registers the crash workflow and the heartbeat workflow (heartbeat-workflow.ts).
  *
@@ -19,10 +22,12 @@
 import 'reflect-metadata';
 import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DurableExecutionModule, WorkflowClient, type StoreOptions } from '../../src/index.js';
+import { DurableExecutionModule, WORKFLOW_STORE, WorkflowClient, type StoreOptions, type WorkflowStore } from '../../src/index.js';
 import { CRASH_WORKFLOW, CrashWorkflow } from './crash-workflow.js';
 import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 import { versionedFromEnv } from './versioned-workflow.js';
+import { FanoutChild, FanoutParent } from './children-workflow.js';
+import { installKillPoint } from './children-kill-points.js';
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -39,7 +44,13 @@ function storeFromEnv(): StoreOptions {
       return { type: 'postgres', url: process.env.DATABASE_URL, schema: process.env.CRASH_SCHEMA };
     case 'redis':
       if (!process.env.REDIS_URL || !process.env.CRASH_KEY_PREFIX) throw new Error('CRASH_STORE=redis needs REDIS_URL and CRASH_KEY_PREFIX');
-      return { type: 'redis', url: process.env.REDIS_URL, keyPrefix: process.env.CRASH_KEY_PREFIX };
+      return {
+        type: 'redis',
+        url: process.env.REDIS_URL,
+        keyPrefix: process.env.CRASH_KEY_PREFIX,
+        // NOTE: a RedisStore option the module's StoreOptions type does not list; createStore passes it through.
+        ...(process.env.CRASH_CHILD_RECHECK_MS ? ({ childRecheckMs: int('CRASH_CHILD_RECHECK_MS', 30_000) } as object) : {}),
+      };
     default:
       throw new Error(`CRASH_STORE must be postgres or redis (got ${process.env.CRASH_STORE})`);
   }
@@ -63,7 +74,7 @@ async function main(): Promise<void> {
         },
       }),
     ],
-    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[])],
+    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[]), ...(process.env.CRASH_CHILDREN === '1' ? [FanoutParent, FanoutChild] : [])],
   })
   class CrashWorkerModule {}
 
@@ -93,6 +104,7 @@ async function main(): Promise<void> {
   // interval plays that part. CRASH_KEEPALIVE=0 leaves it out.
   const keepAlive = process.env.CRASH_KEEPALIVE === '0' ? undefined : setInterval(() => undefined, 60_000);
   process.once('exit', () => clearInterval(keepAlive));
+  if (process.env.CRASH_KILL_AT) installKillPoint(app.get<WorkflowStore>(WORKFLOW_STORE), process.env.CRASH_KILL_AT);
   process.stdout.write(`READY ${process.pid}\n`);
 
   const count = int('CRASH_START', 0);

@@ -10,7 +10,21 @@ import request from 'supertest';
 import { ConfigurationError, DurableExecutionDashboardModule, WorkflowClient, type RunEvent } from '../../src/index.js';
 import { SCRIPT_ASSET, STYLE_ASSET } from '../../src/dashboard/assets/dashboard-assets.js';
 import { eventually, rejection } from '../nest/helpers.js';
-import { bootDashboard, behaviour, DashApproval, DashBooking, DashOrder, HeaderUserGuard, resetBehaviour, type AdapterKind } from './dashboard-fixtures.js';
+import {
+  bootDashboard,
+  behaviour,
+  CHILD_WORKFLOWS,
+  DashAny,
+  DashApproval,
+  DashBooking,
+  DashFanOut,
+  DashItem,
+  DashOrder,
+  HeaderUserGuard,
+  resetBehaviour,
+  WORKFLOWS,
+  type AdapterKind,
+} from './dashboard-fixtures.js';
 
 const ADAPTERS: AdapterKind[] = ['express', 'fastify'];
 const P = '/workflows';
@@ -330,6 +344,122 @@ describe.each(ADAPTERS)('dashboard API on %s', (kind) => {
     expect(text).toContain(`"runId":"live-${kind}"`);
     expect(text).toContain('"type":"run.started"');
     await client.cancel(`live-${kind}`);
+  });
+});
+
+describe.each(ADAPTERS)('child runs in the dashboard API on %s', (kind) => {
+  let app: INestApplication;
+  let client: WorkflowClient;
+  const items = (parent: string, count: number) => Array.from({ length: count }, (_, i) => `${parent}:item:${String(i).padStart(2, '0')}`);
+  const ids = (runs: { runId: string }[]) => runs.map((r) => r.runId);
+  const api = () => request(app.getHttpServer());
+
+  beforeAll(async () => {
+    ({ app, client } = await bootDashboard(kind, {}, {}, [...WORKFLOWS, ...CHILD_WORKFLOWS]));
+    await client.start(DashFanOut, { count: 22 }, { id: 'fan-big' });
+    await client.start(DashFanOut, { count: 2 }, { id: 'fan-small' });
+    await client.start(DashAny, {}, { id: 'any-1' });
+    await client.start(DashItem, { n: 0 }, { id: 'gen-1' });
+    await client.start(DashItem, { n: 1 }, { id: 'gen-1', conflictPolicy: 'terminate-existing' });
+    await eventually(async () => {
+      const runs = await Promise.all(['fan-big', 'fan-small', 'any-1', 'gen-1', ...items('fan-big', 22), ...items('fan-small', 2)].map((id) => client.describe(id)));
+      return runs.every((run) => run?.status === 'waiting');
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('gives a parent its first 20 children, whether it has more, their total and that it waits for them', async () => {
+    const res = await api().get(`${P}/api/runs/fan-big`);
+    expect(res.status).toBe(200);
+    const run = res.body;
+    expect(run).toMatchObject({ runId: 'fan-big', status: 'waiting', generation: 1, waitingForChildren: 22, children: { more: true, total: 22 } });
+    expect(run).not.toHaveProperty('parentRunId');
+    expect(run).not.toHaveProperty('waitingFor');
+    expect(run.children.runs).toHaveLength(20);
+    expect(new Set(ids(run.children.runs)).size).toBe(20);
+    for (const child of run.children.runs) {
+      expect(items('fan-big', 22)).toContain(child.runId);
+      expect(child).toMatchObject({ workflow: 'dash-item', version: 1, status: 'waiting', parentRunId: 'fan-big' });
+    }
+    const small = (await api().get(`${P}/api/runs/fan-small`)).body;
+    expect(small).toMatchObject({ waitingForChildren: 2, children: { more: false, total: 2 } });
+    expect(ids(small.children.runs).sort()).toEqual(items('fan-small', 2));
+    const lone = (await api().get(`${P}/api/runs/any-1`)).body;
+    expect(lone.children).toEqual({ runs: [], more: false, total: 0 });
+  });
+
+  it('gives a child its parent, every signal name of a wait and the generation', async () => {
+    const child = (await api().get(`${P}/api/runs/fan-big:item:03`)).body;
+    expect(child).toMatchObject({ runId: 'fan-big:item:03', parentRunId: 'fan-big', generation: 1, waitingFor: 'go', waitingForSignals: ['go'] });
+    expect(child).not.toHaveProperty('waitingForChildren');
+    expect((await api().get(`${P}/api/runs/any-1`)).body).toMatchObject({ waitingFor: 'approve', waitingForSignals: ['approve', 'reject'] });
+    expect((await api().get(`${P}/api/runs/gen-1`)).body).toMatchObject({ generation: 2, waitingForSignals: ['go'] });
+  });
+
+  it('says no more that a parent waits once its children ended, and shows them ended', async () => {
+    for (const id of items('fan-small', 2)) await client.signal(id, 'go', id);
+    expect(await client.getHandle('fan-small').result({ timeout: '5s' })).toEqual({ children: 2 });
+    const run = (await api().get(`${P}/api/runs/fan-small`)).body;
+    expect(run.status).toBe('completed');
+    expect(run).not.toHaveProperty('waitingForChildren');
+    expect(run.children.runs.map((c: { status: string }) => c.status)).toEqual(['completed', 'completed']);
+    expect(run.history.map((e: RunEvent) => e.type)).toEqual(expect.arrayContaining(['child.started', 'child.ended']));
+  });
+
+  it('lists the children of a run with ?parent=, with the other filters and paging', async () => {
+    const all = await api().get(`${P}/api/runs?parent=fan-big`);
+    expect(all.status).toBe(200);
+    expect(ids(all.body.runs).sort()).toEqual(items('fan-big', 22));
+    expect(all.body.runs.every((r: { parentRunId?: string }) => r.parentRunId === 'fan-big')).toBe(true);
+    const first = await api().get(`${P}/api/runs?parent=fan-big&limit=15`);
+    expect(first.body.runs).toHaveLength(15);
+    const rest = await api().get(`${P}/api/runs?parent=fan-big&limit=15&cursor=${first.body.cursor}`);
+    expect([...ids(first.body.runs), ...ids(rest.body.runs)].sort()).toEqual(items('fan-big', 22));
+    expect((await api().get(`${P}/api/runs?parent=fan-big&status=completed`)).body.runs).toEqual([]);
+    expect(ids((await api().get(`${P}/api/runs?parent=fan-small&workflow=dash-item`)).body.runs).sort()).toEqual(items('fan-small', 2));
+    expect(ids((await api().get(`${P}/api/runs?parent=fan-small&id=fan-small:item:01`)).body.runs)).toEqual(['fan-small:item:01']);
+    expect((await api().get(`${P}/api/runs?parent=fan-big&id=fan-small:item:01`)).body.runs).toEqual([]);
+    expect((await api().get(`${P}/api/runs?parent=any-1`)).body.runs).toEqual([]);
+    expect((await api().get(`${P}/api/runs?parent=`)).body.runs.length).toBeGreaterThan(22);
+  });
+
+  it('refuses a malformed parent with 400, on the API, the page and a bulk preview', async () => {
+    for (const query of [`parent=${'x'.repeat(256)}`, 'parent=a&parent=b', 'parent=%00']) {
+      const res = await api().get(`${P}/api/runs?${query}`);
+      expect([query, res.status, res.body.code]).toEqual([query, 400, 'CAIRN_INVALID_ARGUMENT']);
+    }
+    expect((await api().get(`${P}/api/runs?parent=${'x'.repeat(256)}`)).body.message).toContain('"parent"');
+    const page = await api().get(`${P}?parent=a&parent=b`);
+    expect(page.status).toBe(400);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect((await api().get(`${P}/api/bulk/cancel?parent=${'x'.repeat(256)}`)).status).toBe(400);
+  });
+
+  it('keeps the parent in a bulk action\'s filter: only that run\'s children are touched', async () => {
+    expect((await api().get(`${P}/api/bulk/cancel?parent=fan-big`)).body).toEqual({ action: 'cancel', count: 22, capped: false });
+    expect((await api().get(`${P}/api/bulk/cancel?parent=fan-big&id=fan-big:item:00`)).body.count).toBe(1);
+    expect((await api().get(`${P}/api/bulk/cancel?parent=any-1&id=fan-big:item:00`)).body.count).toBe(0);
+    expect((await api().get(`${P}/api/bulk/cancel?workflow=dash-item`)).body.count).toBe(23);
+  });
+
+  it('renders the parent filter, the children panel and the parent link on the pages', async () => {
+    const list = await api().get(`${P}?parent=fan-big`);
+    expect(list.status).toBe(200);
+    expect(list.text).toContain('children of <a class="id" href="workflows/runs/fan-big">fan-big</a>');
+    expect(list.text).toContain('name="parent" value="fan-big"');
+    expect(list.text).toContain('data-filter="{&quot;parent&quot;:&quot;fan-big&quot;}"');
+    expect(list.text.match(/<tr data-run=/g)).toHaveLength(22);
+    const parent = await api().get(`${P}/runs/fan-big`);
+    expect(parent.text).toContain('<a class="all-children" href="../../workflows?parent=fan-big">all 22 children</a>');
+    expect(parent.text).toContain('22 child runs');
+    expect(parent.text).toMatch(/<section data-live="children"><section class="panel children">/);
+    const child = await api().get(`${P}/runs/${encodeURIComponent('fan-big:item:00')}`);
+    expect(child.text).toContain('<a class="parent-run" href="../../workflows/runs/fan-big">fan-big</a>');
+    expect(child.text).toContain('<section data-live="children"></section>');
+    expect(child.text).not.toContain('Generation');
+    expect((await api().get(`${P}/runs/gen-1`)).text).toMatch(/<dt>Generation<\/dt><dd class="generation"[^>]*>2<\/dd>/);
   });
 });
 

@@ -11,7 +11,20 @@ import type { INestApplication } from '@nestjs/common';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { WorkflowClient } from '../../src/index.js';
 import { eventually } from '../nest/helpers.js';
-import { behaviour, bootDashboard, DashApproval, DashBooking, DashOrder, gate, resetBehaviour } from './dashboard-fixtures.js';
+import {
+  behaviour,
+  bootDashboard,
+  CHILD_WORKFLOWS,
+  DashAny,
+  DashApproval,
+  DashBooking,
+  DashFanOut,
+  DashItem,
+  DashOrder,
+  gate,
+  resetBehaviour,
+  WORKFLOWS,
+} from './dashboard-fixtures.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /**
@@ -234,6 +247,104 @@ describe('dashboard in a browser', () => {
     expect(await page.locator('img').count()).toBe(0);
     expect(nativeDialogs).toEqual([]);
     await client.cancel(id);
+  });
+
+  it('raised no script, console or policy error on any page', () => {
+    expect(browserErrors).toEqual([]);
+  });
+});
+
+describe('child runs in a browser', () => {
+  let app: INestApplication;
+  let client: WorkflowClient;
+  let url: string;
+  const items = (parent: string, count: number) => Array.from({ length: count }, (_, i) => `${parent}:item:${String(i).padStart(2, '0')}`);
+
+  beforeAll(async () => {
+    resetBehaviour();
+    browserErrors.length = 0;
+    ({ app, client } = await bootDashboard('express', {}, { events: { cluster: true } }, [...WORKFLOWS, ...CHILD_WORKFLOWS]));
+    await app.listen(0, '127.0.0.1');
+    url = `${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/workflows`;
+    await client.start(DashFanOut, { count: 23 }, { id: 'fan-b' });
+    await client.start(DashFanOut, { count: 2 }, { id: 'fan-s' });
+    await client.start(DashAny, {}, { id: 'any-b' });
+    await client.start(DashItem, { n: 0 }, { id: 'gen-b' });
+    await client.start(DashItem, { n: 1 }, { id: 'gen-b', conflictPolicy: 'terminate-existing' });
+    await eventually(async () => {
+      const runs = await Promise.all(['fan-b', 'fan-s', 'any-b', 'gen-b', ...items('fan-b', 23), ...items('fan-s', 2)].map((id) => client.describe(id)));
+      return runs.every((run) => run?.status === 'waiting');
+    });
+    page = await freshPage();
+  });
+  afterAll(async () => {
+    await context?.close();
+    await app?.close();
+  });
+
+  it('shows a parent\'s first 20 children and what it waits for, and opens all of them on the runs page', async () => {
+    await page.goto(`${url}/runs/fan-b`);
+    expect(await page.locator('.summary .waiting-for').textContent()).toBe('23 child runs');
+    const rows = page.locator('.children tbody tr[data-run]');
+    expect(await rows.count()).toBe(20);
+    expect(new Set(await page.locator('.children tbody td.id a').allTextContents()).size).toBe(20);
+    expect(await page.locator('.children tbody .badge').allTextContents()).toEqual(Array(20).fill('waiting'));
+    expect(await page.locator('.children tbody td:nth-child(2)').first().textContent()).toBe('dash-item v1');
+    expect(await page.locator('.children h2 .muted').textContent()).toBe('23');
+    expect(await page.locator('a.all-children').textContent()).toBe('all 23 children');
+    await Promise.all([page.waitForURL(/\/workflows\?parent=fan-b$/, WAIT), page.click('a.all-children')]);
+    expect(await page.locator('h1').textContent()).toBe('Child runs');
+    expect(await page.locator('.parent-filter').textContent()).toContain('children of fan-b');
+    expect(await page.inputValue('form.filters input[name="parent"]')).toBe('fan-b');
+    expect((await page.locator('table.runs tbody tr[data-run]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-run')))).sort()).toEqual(items('fan-b', 23));
+    await Promise.all([page.waitForURL(/parent=fan-b&status=waiting|status=waiting&parent=fan-b/, WAIT), page.click('.counts a[data-status="waiting"]')]);
+    expect(await page.locator('table.runs tbody tr[data-run]').count()).toBe(23);
+    await Promise.all([page.waitForURL(/\/workflows\?status=waiting$/, WAIT), page.click('.parent-filter a.small')]);
+    expect(await page.locator('.parent-filter').count()).toBe(0);
+    expect(await page.locator('table.runs tbody tr[data-run="any-b"]').count()).toBe(1);
+  });
+
+  it('filters the runs list by parent from the filter form', async () => {
+    await page.goto(url);
+    await page.fill('form.filters input[name="parent"]', 'fan-s');
+    await Promise.all([page.waitForURL(/parent=fan-s/, WAIT), page.click('form.filters button[type="submit"]')]);
+    expect(page.url()).not.toContain('id=');
+    expect((await page.locator('table.runs tbody tr[data-run]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-run')))).sort()).toEqual(items('fan-s', 2));
+    await page.fill('form.filters input[name="parent"]', 'any-b');
+    await Promise.all([page.waitForURL(/parent=any-b/, WAIT), page.click('form.filters button[type="submit"]')]);
+    expect(await page.locator('table.runs td.empty').textContent()).toBe('No child run of this run matches this filter.');
+  });
+
+  it('links a child to its parent, and shows no children panel on a run without children', async () => {
+    await page.goto(`${url}/runs/fan-b`);
+    await Promise.all([page.waitForURL(/runs\/fan-b%3Aitem%3A\d\d$/, WAIT), page.click('.children tbody td.id a >> nth=0')]);
+    expect(await page.locator('.summary a.parent-run').textContent()).toBe('fan-b');
+    expect(await page.locator('.summary .waiting-for').textContent()).toBe('signal go');
+    expect(await page.locator('.children').count()).toBe(0);
+    expect(await page.locator('.summary .generation').count()).toBe(0);
+    await Promise.all([page.waitForURL(/runs\/fan-b$/, WAIT), page.click('.summary a.parent-run')]);
+    expect(await page.locator('h1 .id').textContent()).toBe('fan-b');
+    await page.goto(`${url}/runs/fan-s`);
+    expect(await page.locator('.children tbody tr[data-run]').count()).toBe(2);
+    expect(await page.locator('a.all-children').count()).toBe(0);
+  });
+
+  it('shows every signal name of a waitForAny, and the generation of a run id started again', async () => {
+    await page.goto(`${url}/runs/any-b`);
+    expect(await page.locator('.summary .waiting-for').textContent()).toBe('any of the signals approve, reject');
+    await page.goto(`${url}/runs/gen-b`);
+    expect(await page.locator('.summary .generation').textContent()).toBe('2');
+  });
+
+  it('updates the children panel and the wait live as the children end', async () => {
+    await page.goto(`${url}/runs/fan-s`);
+    await page.waitForSelector('#live.on', WAIT);
+    expect(await page.locator('.summary .waiting-for').textContent()).toBe('2 child runs');
+    for (const id of items('fan-s', 2)) await client.signal(id, 'go', id);
+    await page.waitForSelector('.summary .badge.s-completed', WAIT);
+    await page.waitForFunction(() => document.querySelectorAll('.children .badge.s-completed').length === 2, undefined, WAIT);
+    expect(await page.locator('.summary .waiting-for').count()).toBe(0);
+    expect(await page.locator('table.history').textContent()).toContain('child.ended');
   });
 
   it('raised no script, console or policy error on any page', () => {

@@ -13,6 +13,7 @@ import {
   Workflow,
   WorkflowClient,
   type DurableExecutionDashboardOptions,
+  type StepContext,
   type DurableExecutionOptions,
 } from '../../src/index.js';
 import { gate, silentLogger, testOptions, type Gate } from '../nest/helpers.js';
@@ -73,6 +74,42 @@ export class DashBooking {
 }
 
 export const WORKFLOWS = [DashOrder, DashApproval, DashBooking];
+
+/** A child run: waits for `go`, then ends with its input and the payload. */
+@Workflow('dash-item')
+export class DashItem {
+  @Step() hold(input: { n: number }) {
+    return Flow.waitForSignal('go', { value: input });
+  }
+  @Step() done(payload: unknown) {
+    return { done: payload };
+  }
+}
+
+/** Starts `count` `dash-item` children (ids `<parent>:item:<i>`) and waits for all of them; then sums them up. */
+@Workflow('dash-fan-out')
+export class DashFanOut {
+  @Step() spread(input: { count: number }, ctx: StepContext) {
+    return Flow.all(Array.from({ length: input.count }, (_, n) => Flow.child(DashItem, { n }, { id: `${ctx.runId}:item:${String(n).padStart(2, '0')}` })));
+  }
+  @Step() total(outputs: unknown[]) {
+    return { children: outputs.length };
+  }
+}
+
+/** Waits for the first of `approve` and `reject` (Flow.waitForAny). */
+@Workflow('dash-any')
+export class DashAny {
+  @Step() decide() {
+    return Flow.waitForAny(['approve', 'reject']);
+  }
+  @Step() done(got: unknown) {
+    return got;
+  }
+}
+
+/** The child-run workflows, for the suites that boot with them (the others keep their counts). */
+export const CHILD_WORKFLOWS = [DashItem, DashFanOut, DashAny];
 
 /** A guard that lets requests with `x-user` in, as that user. */
 @Injectable()

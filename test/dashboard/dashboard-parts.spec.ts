@@ -127,6 +127,14 @@ describe('filters and options', () => {
     expect(parseRunsQuery({ status: 'failed,waiting', limit: '10', workflow: '' })).toEqual({ statuses: ['failed', 'waiting'], limit: 10 });
   });
 
+  it('reads the parent filter as a run id, and refuses a malformed one naming the parameter', () => {
+    expect(parseRunsQuery({ parent: 'order-1:spread:0' })).toEqual({ parentRunId: 'order-1:spread:0', limit: 50 });
+    expect(parseRunsQuery({ parent: '' })).toEqual({ limit: 50 });
+    expect(() => parseRunsQuery({ parent: 'x'.repeat(256) })).toThrow(/Parameter "parent": A run id must be/);
+    expect(() => parseRunsQuery({ parent: ['a', 'b'] })).toThrow(/"parent" must be given once/);
+    expect(() => parseRunsQuery({ parent: 'a\u0000b' })).toThrow(/NUL/);
+  });
+
   it('names the operator from request.user', () => {
     expect(operatorOf({ headers: {}, user: 'ops' })).toBe('ops');
     expect(operatorOf({ headers: {}, user: { id: 7, email: 'a@b' } })).toBe('7');

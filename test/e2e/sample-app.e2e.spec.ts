@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import type { RunInfo } from '../../src/index.js';
 import { createApp, type SampleAppConfig } from '../../sample-app/src/create-app.js';
-import type { Charge, Reservation } from '../../sample-app/src/fakes/fake-state.store.js';
+import type { Charge, Reservation, Shipment } from '../../sample-app/src/fakes/fake-state.store.js';
 import { cleanUp, e2eConfig, e2eStores, orderBody, waitForOrder, waitForStatus, type E2eStore } from './sample-app.support.js';
 
 /** The sample app over HTTP, on every store: payments fail every other call (rate 0.5), approval times out after 2 s. */
@@ -51,8 +51,13 @@ describe.each(e2eStores())('sample app on the %s store', (store: E2eStore) => {
     const charges = await chargesOf(orderId);
     expect(charges).toHaveLength(1);
     expect(charges[0]).toMatchObject({ orderId, amount: 25, status: 'captured', idempotencyKey: `${orderId}:chargePayment` });
-    expect(order.output).toEqual({ orderId, chargeId: charges[0].chargeId, trackingNumber: expect.any(String), approvedBy: 'auto' });
-    expect((await request(server).get('/shipments').query({ orderId })).body.shipments).toHaveLength(1);
+    const shipments = (await request(server).get('/shipments').query({ orderId })).body.shipments as Shipment[];
+    expect(shipments).toHaveLength(1);
+    expect(order.output).toEqual({ orderId, chargeId: charges[0].chargeId, trackingNumbers: [shipments[0].trackingNumber], approvedBy: 'auto' });
+    // The parcel shipped as a child run, listed under the order, with a deterministic id.
+    const parcels = (await request(server).get(`/orders/${orderId}/parcels`)).body.parcels as RunInfo[];
+    expect(parcels.map((p) => [p.runId, p.workflow, p.status, p.parentRunId])).toEqual([[`${orderId}:ship:0`, 'ship-parcel', 'completed', orderId]]);
+    expect(step(order, 'ship').output).toEqual([{ ...shipments[0], parcel: 1, approvedBy: 'auto' }]);
     expect((await request(server).get('/notifications').query({ orderId })).body.notifications).toHaveLength(1);
     const reservation = (await inventory()).reservations.find((r) => r.orderId === orderId);
     expect(reservation).toMatchObject({ status: 'held', items: [{ sku: 'book', qty: 2 }] });
@@ -73,6 +78,33 @@ describe.each(e2eStores())('sample app on the %s store', (store: E2eStore) => {
     }
     // A charge whose response was lost was asked for again with the same key and returned, not taken twice.
     expect(charges.some(([c]) => c.requests >= 2)).toBe(true);
+  });
+
+  it('an order of several items ships one parcel per item, each a child run, and lists them', async () => {
+    const items = [
+      { sku: 'cup', qty: 2 },
+      { sku: 'plate', qty: 4 },
+      { sku: 'bowl', qty: 1 },
+    ];
+    const orderId = await place(orderBody(60, items), `parcels-${store}`);
+    const order = await waitForStatus(server, orderId, 'completed');
+    const res = await request(server).get(`/orders/${orderId}/parcels`);
+    expect(res.status).toBe(200);
+    const parcels = res.body.parcels as RunInfo[];
+    expect(parcels.map((p) => [p.runId, p.status, p.parentRunId, (p.input as { items: unknown }).items])).toEqual(
+      items.map((item, i) => [`${orderId}:ship:${i}`, 'completed', orderId, [item]]),
+    );
+    const shipments = (await request(server).get('/shipments').query({ orderId })).body.shipments as Shipment[];
+    expect(shipments).toHaveLength(3);
+    const byParcel = parcels.map((p) => (p.output as Shipment).trackingNumber);
+    expect(new Set(byParcel).size).toBe(3);
+    expect(order.output).toMatchObject({ orderId, trackingNumbers: byParcel, approvedBy: 'auto' });
+    // A parcel's run is a run like any other: describe it by its id.
+    const first = (await request(server).get(`/orders/${encodeURIComponent(`${orderId}:ship:0`)}`)).body as RunInfo;
+    expect(first).toMatchObject({ workflow: 'ship-parcel', status: 'completed', parentRunId: orderId });
+    // Children are not orders: the order list shows only order-fulfilment runs.
+    expect((await allOrders()).every((o) => o.workflow === 'order-fulfilment')).toBe(true);
+    expect((await request(server).get('/orders/no-such-order/parcels')).status).toBe(404);
   });
 
   it('a large order waits for the approve signal, then completes', async () => {

@@ -93,7 +93,9 @@ describe('sample app process on PGlite: crash and restart', () => {
     const placed = await request(first.url).post('/orders').set('Idempotency-Key', 'order-killed').send(orderBody(25, [{ sku: 'lamp', qty: 1 }]));
     expect(placed.status).toBe(201);
     const orderId = placed.body.orderId as string;
-    await waitForOrder(first.url, orderId, (o) => o.status === 'running' && o.currentStep === 'ship', 30_000);
+    // The order waits in `ship` (no lease held) while its parcel's child run is shipping.
+    await waitForOrder(first.url, orderId, (o) => o.status === 'waiting' && o.currentStep === 'ship', 30_000);
+    await waitForOrder(first.url, `${orderId}:ship:0`, (o) => o.status === 'running', 30_000);
 
     first.child.kill('SIGKILL');
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
@@ -118,7 +120,10 @@ describe('sample app process on PGlite: crash and restart', () => {
     ]);
     // The execution cut off by the crash recorded no outcome, so it is not counted (DESIGN §1, RunInfo.steps).
     expect(order.steps.find((s) => s.name === 'ship')?.attempts).toBe(1);
-    expect(order.output).toMatchObject({ orderId, chargeId: after.charges[0].chargeId, trackingNumber: after.shipments[0].trackingNumber });
+    expect(order.output).toMatchObject({ orderId, chargeId: after.charges[0].chargeId, trackingNumbers: [after.shipments[0].trackingNumber] });
+    // The parcel's run was cut off in its step too: it recorded one attempt, and shipped once.
+    const parcel = await waitForStatus(second.url, `${orderId}:ship:0`, 'completed');
+    expect(parcel.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([['handOver', 'completed', 1]]);
 
     second.child.kill('SIGTERM');
     expect(await second.exited).toEqual({ code: null, signal: 'SIGTERM' }); // Nest closes the app, then re-raises the signal
@@ -130,7 +135,7 @@ describe('sample app process on PGlite: crash and restart', () => {
     const first = await start(longLease);
     const placed = await request(first.url).post('/orders').send(orderBody(30, [{ sku: 'chair', qty: 2 }]));
     const orderId = placed.body.orderId as string;
-    await waitForOrder(first.url, orderId, (o) => o.status === 'running' && o.currentStep === 'ship', 30_000);
+    await waitForOrder(first.url, `${orderId}:ship:0`, (o) => o.status === 'running', 30_000);
 
     const interrupted = Date.now();
     first.child.kill('SIGINT');

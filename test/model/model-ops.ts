@@ -14,6 +14,11 @@ import { RUN_HISTORY_LIMIT } from '../../src/store/workflow-store.interface.js';
  * {@link RUN_HISTORY_LIMIT} or past it, so trimming is compared too. `listEvents`, `listSignals`, `countRuns` and
  * `listRuns` by creation time are ops of their own, and the final state compares them for every run.
  *
+ * Signal waits on one name or on both (`also`), signals with deduplication ids (a small pool, so ids repeat), child
+ * runs (`children` commits spawning ids of the same pool, so new, linked, ended and foreign children all occur, held
+ * ones and releases), `restart` (continue-as-new) and `getRunOutcomes` (an op of its own, and in the final state, with
+ * `listRuns` by `parentRunId`).
+ *
  * Not generated, on purpose: what the port leaves undefined or the engine never sends (a commit to status `pending`
  * or `paused`, `wait` together with a status, step indexes that leave a gap or repeat within one patch, negative
  * durations, an empty `events` array, a `listEvents` limit below 1), caller transactions, concurrency, damaged data,
@@ -73,6 +78,14 @@ export interface StepSpec {
   heartbeat?: { at: number; details?: number };
 }
 
+/** A child run of a `children` commit: its id by index in {@link RUN_IDS}, its workflow, held or due, with an event. */
+export interface ChildSpec {
+  run: number;
+  wf: number;
+  held: boolean;
+  events?: true;
+}
+
 /** Where a step entry of a patch goes, resolved against the run's current steps. */
 export type StepSlot = 'append' | 'last' | 'first';
 
@@ -91,7 +104,12 @@ export type PatchSpec =
       currentStep?: number | null;
       status?: 'running' | 'compensating';
     }
-  | { kind: 'wait'; signal: number; timeout?: 0 | 60_000; steps: StepWrite[]; state?: number }
+  /** `also`: wait on both names (this one first, then the other). */
+  | { kind: 'wait'; signal: number; also?: true; timeout?: 0 | 60_000; steps: StepWrite[]; state?: number }
+  /** Rule 8: spawn children (ids of the run pool, so existing ids occur), release held ones, wait or go on. */
+  | { kind: 'children'; spawn: ChildSpec[]; release: number[]; open: 0 | 1 | 2; openAtMost: 0 | 1 | 2; failFast: boolean }
+  /** `restart` (continue-as-new) with a new input, and the first step entry of the new round. */
+  | { kind: 'restart'; input: number; steps: StepWrite[]; state?: number }
   | { kind: 'sleep'; due: DueChoice; state?: number }
   | { kind: 'park' }
   | {
@@ -136,8 +154,13 @@ export type ControlRequestSpec =
  */
 export type ControlSpec = ControlRequestSpec | { action: 'fitting'; pick: number };
 
-/** A signal name by index, or `waited`: the name the run waits for in the reference (else the first name). */
+/**
+ * A signal name by index, or `waited`: the names the run waits for in the reference (else the first name); a signal
+ * sent to `waited` goes to the last of them.
+ */
 export type SignalRef = number | 'waited';
+/** The names `takeSignal` asks for: one, the run's (`waited`), or `both`. */
+export type TakeRef = SignalRef | 'both';
 
 /**
  * How many history events an op writes: a few, or `near` ({@link RUN_HISTORY_LIMIT} − 2) and `over` (the limit + 3),
@@ -192,11 +215,14 @@ export type Op =
   | { op: 'commit'; run: RunRef; token: TokenRef; span: Span; patch: PatchSpec; events?: EventCount; keepInput?: true; midStep?: true }
   | { op: 'renew'; run: RunRef; token: TokenRef; span: Span }
   | { op: 'release'; run: RunRef; token: TokenRef }
-  | { op: 'take'; run: RunRef; token: TokenRef; signal: SignalRef }
+  | { op: 'take'; run: RunRef; token: TokenRef; signal: TakeRef }
   /** `event`: with a history event (appended only when the outcome is `ok`). */
-  | { op: 'send'; run: RunRef; signal: SignalRef; payload: number; event?: true }
+  /** `id`: a deduplication id from a small pool (`sendSignal`'s `options.id`). */
+  | { op: 'send'; run: RunRef; signal: SignalRef; payload: number; event?: true; id?: number }
+  /** `getRunOutcomes` of some ids of the pool (no repeats), and an unknown id when `missing`. */
+  | { op: 'outcomes'; runs: number[]; missing: boolean }
   | { op: 'control'; run: RunRef; request: ControlSpec; event?: true }
-  | { op: 'list'; wf?: number; statuses?: RunStatus[]; limit: number; after?: RunRef; from?: CreatedBound; to?: CreatedBound }
+  | { op: 'list'; wf?: number; statuses?: RunStatus[]; limit: number; after?: RunRef; from?: CreatedBound; to?: CreatedBound; parent?: number }
   /** `listEvents`; `limit: 'all'` reads the whole history (more than the limit). */
   | { op: 'events'; run: RunRef; after?: AfterSeqSpec; limit: 1 | 2 | 3 | 'all' }
   | { op: 'count'; wf?: number }
@@ -228,6 +254,10 @@ const wfIndex = fc.integer({ min: 0, max: WORKFLOWS.length - 1 });
 const ownerIndex = fc.integer({ min: 0, max: OWNERS.length - 1 });
 const signalIndex = fc.integer({ min: 0, max: SIGNALS.length - 1 });
 const signalRef: fc.Arbitrary<SignalRef> = fc.oneof(signalIndex, fc.constant('waited' as const));
+const takeRef: fc.Arbitrary<TakeRef> = fc.oneof(signalIndex, fc.constant('waited' as const), fc.constant('both' as const));
+/** Deduplication ids of `sendSignal`: few, so that they repeat. */
+export const SIGNAL_IDS = ['id-0', 'id-1', "id {2}:'"] as const;
+const signalId = fc.integer({ min: 0, max: SIGNAL_IDS.length - 1 });
 const span: fc.Arbitrary<Span> = fc.oneof({ arbitrary: fc.constant('long' as const), weight: 3 }, { arbitrary: fc.constant('short' as const), weight: 1 });
 const tokenRef: fc.Arbitrary<TokenRef> = fc.oneof(
   { arbitrary: fc.constant('latest' as const), weight: 8 },
@@ -289,6 +319,29 @@ const commitEvents: fc.Arbitrary<EventCount | undefined> = fc.oneof(
 );
 const flag = (p: number) => sometimes(fc.constant(true as const), p);
 
+const childSpec: fc.Arbitrary<ChildSpec> = record(
+  { run: runIndex, wf: wfIndex, held: fc.boolean(), events: fc.constant(true as const) },
+  { requiredKeys: ['run', 'wf', 'held'] },
+);
+
+/** A `children` commit: a few spawns (often none), releases of pool ids, small counts. */
+function childrenPatch(): fc.Arbitrary<Extract<PatchSpec, { kind: 'children' }>> {
+  return record({
+    kind: fc.constant('children' as const),
+    spawn: fc.array(childSpec, { maxLength: 2 }),
+    release: fc.subarray(RUN_IDS.map((_, i) => i), { maxLength: 2 }),
+    open: fc.constantFrom(0 as const, 1 as const, 2 as const),
+    openAtMost: fc.constantFrom(0 as const, 0 as const, 1 as const, 2 as const),
+    failFast: fc.boolean(),
+  });
+}
+
+const outcomesOp: fc.Arbitrary<Op> = record({
+  op: fc.constant('outcomes' as const),
+  runs: fc.subarray(RUN_IDS.map((_, i) => i)),
+  missing: fc.boolean(),
+});
+
 const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
   {
     weight: 5,
@@ -309,11 +362,20 @@ const patchSpec: fc.Arbitrary<PatchSpec> = fc.oneof(
       {
         kind: fc.constant('wait' as const),
         signal: signalIndex,
+        also: fc.constant(true as const),
         timeout: fc.constantFrom(0 as const, 60_000 as const),
         steps: stepWrites(0, 1),
         state: fc.integer({ min: 0, max: 9 }),
       },
       { requiredKeys: ['kind', 'signal', 'steps'] },
+    ),
+  },
+  { weight: 3, arbitrary: childrenPatch() },
+  {
+    weight: 1,
+    arbitrary: record(
+      { kind: fc.constant('restart' as const), input: fc.integer({ min: 0, max: 9 }), steps: stepWrites(0, 1), state: fc.integer({ min: 0, max: 9 }) },
+      { requiredKeys: ['kind', 'input', 'steps'] },
     ),
   },
   {
@@ -444,7 +506,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 2, arbitrary: record({ op: fc.constant('renew' as const), run: leasedRun, token: tokenRef, span }) },
   { weight: 2, arbitrary: record({ op: fc.constant('release' as const), run: leasedRun, token: tokenRef }) },
-  { weight: 3, arbitrary: record({ op: fc.constant('take' as const), run: leasedRun, token: tokenRef, signal: signalRef }) },
+  { weight: 3, arbitrary: record({ op: fc.constant('take' as const), run: leasedRun, token: tokenRef, signal: takeRef }) },
   {
     weight: 3,
     arbitrary: record({
@@ -453,8 +515,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       signal: signalRef,
       payload: fc.integer({ min: 0, max: 99 }),
       event: flag(0.6),
+      id: sometimes(signalId, 0.4),
     }),
   },
+  { weight: 2, arbitrary: outcomesOp },
   { weight: 5, arbitrary: record({ op: fc.constant('control' as const), run: anyRun, request: controlSpec, event: flag(0.6) }) },
   {
     weight: 3,
@@ -466,6 +530,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       after: sometimes(anyRun, 0.3),
       from: sometimes(createdBound, 0.3),
       to: sometimes(createdBound, 0.3),
+      parent: sometimes(runIndex, 0.3),
     }),
   },
   {
@@ -620,6 +685,46 @@ const motif: fc.Arbitrary<Op[]> = fc.oneof(
     { op: 'control', run: 'claimed', request: { action: 'cancel', compensate } },
     { op: 'renew', ...latestClaimed, span: 'long' },
     { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'clearCancel', status: end } },
+  ]),
+  // wait on both names; a signal of the last one wakes it; claimed, it takes whichever was sent first
+  record({ signal: signalIndex, payload: fc.integer({ min: 0, max: 99 }), owner: ownerIndex, first: fc.boolean() }).map(({ signal, payload, owner, first }): Op[] => [
+    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal, also: true, steps: [] } },
+    ...(first ? [{ op: 'send' as const, run: 'same' as const, signal, payload: payload + 1 }] : []),
+    { op: 'send', run: 'same', signal: 'waited', payload },
+    { op: 'claimRun', run: 'same', owner, span: 'long' },
+    { op: 'take', ...latestClaimed, signal: 'waited' },
+  ]),
+  // signals with ids: a repeat is a noop, also once the first was consumed
+  record({ signal: signalIndex, id: signalId, payload: fc.integer({ min: 0, max: 99 }), event: flag(0.5) }).map(({ signal, id, payload, event }): Op[] => [
+    { op: 'send', run: 'claimed', signal, payload, id, event },
+    { op: 'send', run: 'same', signal, payload: payload + 1, id, event },
+    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'wait', signal, steps: [] } },
+    { op: 'send', run: 'same', signal, payload: payload + 2, id, event },
+    { op: 'signals', run: 'same' },
+  ]),
+  // a parent spawns children and waits; they are claimed, one ends; the parent's view of them; whoever is due runs
+  {
+    weight: 3,
+    arbitrary: record({
+      children: childrenPatch(),
+      owner: ownerIndex,
+      end: fc.constantFrom('completed' as const, 'failed' as const, 'cancelled' as const),
+      output: fc.integer({ min: 0, max: 9 }),
+    }).map(({ children, owner, end, output }): Op[] => [
+      { op: 'commit', ...latestClaimed, span: 'long', patch: children },
+      { op: 'outcomes', runs: [0, 1, 2], missing: false },
+      { op: 'claimRuns', owner, span: 'long', limit: 4 },
+      { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'terminal', status: end, output, clearCancel: false, steps: [] } },
+      { op: 'outcomes', runs: [0, 1, 2], missing: true },
+      { op: 'claimRuns', owner, span: 'long', limit: 4 },
+    ]),
+  },
+  // continue-as-new, with queued signals and used ids kept
+  record({ input: fc.integer({ min: 0, max: 9 }), steps: stepWrites(0, 1), id: signalId, signal: signalIndex }).map(({ input, steps, id, signal }): Op[] => [
+    { op: 'send', run: 'claimed', signal, payload: 1, id },
+    { op: 'commit', ...latestClaimed, span: 'long', patch: { kind: 'restart', input, steps }, events: 1 },
+    { op: 'send', run: 'same', signal, payload: 2, id },
+    { op: 'get', run: 'same' },
   ]),
   // sleep, wake, be claimed by whoever polls
   record({ due: fc.constantFrom<DueChoice>({ delayMs: 0 }, { at: 'past' }, { delayMs: 60_000 }), owner: ownerIndex }).map(({ due, owner }): Op[] => [

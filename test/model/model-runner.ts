@@ -4,6 +4,7 @@ import type {
   ControlRequest,
   DueSpec,
   QueuedSignal,
+  RunOutcome,
   RunPatch,
   RunStatus,
   StoredRun,
@@ -17,6 +18,7 @@ import {
   OWNERS,
   RUN_IDS,
   SIGNALS,
+  SIGNAL_IDS,
   WORKFLOWS,
   WORKFLOW_REFS,
   eventCount,
@@ -146,11 +148,40 @@ export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: 
         ...currentStep(spec.currentStep),
         ...(spec.status ? { status: spec.status } : {}),
       };
-    case 'wait':
+    case 'wait': {
+      const others = spec.also ? SIGNALS.filter((_, k) => k !== spec.signal) : [];
       return {
         leaseMs,
-        wait: { signal: SIGNALS[spec.signal], ...(spec.timeout === undefined ? {} : { timeoutMs: spec.timeout }) },
+        wait: { signals: [SIGNALS[spec.signal], ...others], ...(spec.timeout === undefined ? {} : { timeoutMs: spec.timeout }) },
         ...steps(spec.steps),
+        ...state(spec.state),
+      };
+    }
+    case 'children':
+      return {
+        leaseMs,
+        children: {
+          spawn: spec.spawn.map((child, k) => ({
+            runId: RUN_IDS[child.run],
+            workflow: WORKFLOWS[child.wf],
+            version: 1,
+            input: `{"child":${i}}`,
+            state: '{"s":0}',
+            ...(child.held ? { held: true } : {}),
+            ...(child.events ? { events: [eventBody(i, 100 + k)] } : {}),
+          })),
+          release: spec.release.map((k) => RUN_IDS[k]),
+          open: spec.open,
+          openAtMost: spec.openAtMost,
+          failFast: spec.failFast,
+        },
+      };
+    case 'restart':
+      // The run's steps are deleted first: the patch's entries are placed against none.
+      return {
+        leaseMs,
+        restart: { input: `{"in":"restart ${spec.input}"}` },
+        ...(spec.steps.length > 0 ? { steps: placeSteps(spec.steps, 0) } : {}),
         ...state(spec.state),
       };
     case 'sleep':
@@ -217,8 +248,12 @@ interface Resolved {
   patch?: RunPatch;
   /** Of a control op. */
   request?: ControlRequest;
-  /** Of send / take. */
+  /** Of send. */
   signal?: string;
+  /** Of send: the deduplication id. */
+  id?: string;
+  /** Of take. */
+  signals?: string[];
   /** History events of create / send / control. */
   events?: string[];
   /** Of listEvents. */
@@ -300,6 +335,13 @@ function signalsOf(signals: QueuedSignal[]): unknown {
   return Object.fromEntries([...byName].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** `getRunOutcomes`, by run id (their order is unspecified), without absent fields. */
+function outcomesOf(outcomes: RunOutcome[]): unknown {
+  return [...outcomes]
+    .map((o) => (o && typeof o === 'object' ? dropUndefined({ ...o, error: o.error ? dropUndefined(o.error) : o.error }) : o))
+    .sort((a, b) => (String(a.runId) < String(b.runId) ? -1 : String(a.runId) > String(b.runId) ? 1 : 0));
+}
+
 /** Counts without the zero ones (a store may leave out statuses with none); anything but a number 0 is kept. */
 function countsOf(counts: Partial<Record<RunStatus, number>>): Plain {
   const out = Object.entries(counts).filter(([, n]) => n !== 0 && n !== undefined);
@@ -323,6 +365,8 @@ export class Driver {
     readonly label: string,
     readonly store: WorkflowStore,
     private readonly base: number,
+    /** See {@link SequenceOptions.wakesParentsInSecondWrite}. */
+    private readonly parentRecheck = false,
   ) {}
 
   private token(runId: string, ref: TokenRef): string {
@@ -410,8 +454,17 @@ export class Driver {
   run(run: StoredRun | ClaimedRun | undefined): Plain | undefined {
     if (run === undefined) return undefined;
     const out: Plain = {};
+    // A parent waiting for its children in a store that wakes parents in a second write has a recheck in the future
+    // where the memory store has none (rule 8d): shown as none. A woken parent's `dueAt` (now) is compared.
+    const recheck = this.parentRecheck && run.children?.wait !== undefined && run.dueAt instanceof Date && run.dueAt.getTime() > Date.now();
     for (const [key, value] of Object.entries(run)) {
       if (value === undefined) continue;
+      if (key === 'dueAt' && recheck) continue;
+      if (key === 'children' && value && typeof value === 'object') {
+        const children = dropUndefined(value);
+        out[key] = children.wait && typeof children.wait === 'object' ? { ...children, wait: dropUndefined(children.wait) } : children;
+        continue;
+      }
       if (key === 'leaseToken') out[key] = this.symbol(value);
       else if (key === 'steps') out[key] = Array.isArray(value) ? (value as StoredStep[]).map((s) => this.step(s)) : value;
       else if (value instanceof Date) out[key] = this.time(value);
@@ -450,7 +503,7 @@ export class Driver {
    * Runs one generated op. `runId` (what the op's run refers to) and `patch` (of a commit) are resolved once, on the
    * reference, and given to both stores.
    */
-  async exec(op: Op, { runId, patch, request, signal, events, afterSeq, from, to }: Resolved): Promise<unknown> {
+  async exec(op: Op, { runId, patch, request, signal, signals, id, events, afterSeq, from, to }: Resolved): Promise<unknown> {
     const store = this.store;
     switch (op.op) {
       case 'create': {
@@ -521,10 +574,17 @@ export class Driver {
       }
       case 'take': {
         const token = this.token(runId, op.token);
-        return this.timed(() => store.takeSignal(runId, token, signal!), (res) => dropUndefined(res));
+        return this.timed(() => store.takeSignal(runId, token, signals!), (res) => dropUndefined(res));
       }
       case 'send':
-        return this.timed(() => store.sendSignal(runId, signal!, `"p${op.payload}"`, events?.[0]), (res) => dropUndefined(res));
+        return this.timed(
+          () => (id === undefined ? store.sendSignal(runId, signal!, `"p${op.payload}"`, events?.[0]) : store.sendSignal(runId, signal!, `"p${op.payload}"`, events?.[0], { id })),
+          (res) => dropUndefined(res),
+        );
+      case 'outcomes': {
+        const ids = [...op.runs.map((k) => RUN_IDS[k]), ...(op.missing ? ['missing {m}'] : [])];
+        return this.timed(() => store.getRunOutcomes(ids), (outcomes) => outcomesOf(outcomes));
+      }
       case 'control':
         return this.timed(() => store.control(runId, request!, events?.[0]), (res) => dropUndefined(res));
       case 'events':
@@ -556,6 +616,7 @@ export class Driver {
               ...(after ? { after } : {}),
               ...(createdFrom ? { createdFrom } : {}),
               ...(createdTo ? { createdTo } : {}),
+              ...(op.parent === undefined ? {} : { parentRunId: RUN_IDS[op.parent] }),
             }),
           (runs) => runs.map((r) => this.run(r)),
         );
@@ -604,6 +665,15 @@ export async function checkClock(store: WorkflowStore, label: string): Promise<v
   }
 }
 
+/** What the runner must know of the store under test. */
+export interface SequenceOptions {
+  /**
+   * The store wakes parents in a second write (Redis): a parent waiting for its children has a `dueAt` in the future
+   * (its recheck) where the memory store has none. Such a `dueAt` is left out of both stores' runs.
+   */
+  wakesParentsInSecondWrite?: boolean;
+}
+
 /** A divergence between the reference and the store under test (the message carries the whole trace). */
 export class Divergence extends Error {
   override readonly name = 'Divergence';
@@ -620,10 +690,12 @@ export async function runSequence(
   subject: WorkflowStore,
   label: string,
   knownBugs: ReadonlySet<KnownBug> = new Set(),
+  options: SequenceOptions = {},
 ): Promise<void> {
   const base = Date.now();
-  const refDriver = new Driver('memory', reference, base);
-  const sub = new Driver(label, subject, base);
+  const recheck = options.wakesParentsInSecondWrite === true;
+  const refDriver = new Driver('memory', reference, base, recheck);
+  const sub = new Driver(label, subject, base, recheck);
   const trace: string[] = [];
   let lastEnd = 0;
 
@@ -675,9 +747,15 @@ export async function runSequence(
         notes.push(`${key}: ${bound.at} ${JSON.stringify(boundRun)}`);
       }
     }
-    if (op.op === 'send' || op.op === 'take') {
-      resolved.signal = op.signal === 'waited' ? (current?.waitSignal ?? SIGNALS[0]) : SIGNALS[op.signal];
+    if (op.op === 'send') {
+      resolved.signal = op.signal === 'waited' ? (current?.waitSignals?.at(-1) ?? SIGNALS[0]) : SIGNALS[op.signal];
       if (op.signal === 'waited') notes.push(`signal = ${JSON.stringify(resolved.signal)}`);
+      if (op.id !== undefined) resolved.id = SIGNAL_IDS[op.id];
+    }
+    if (op.op === 'take') {
+      const names = op.signal === 'waited' ? (current?.waitSignals ?? [SIGNALS[0]]) : op.signal === 'both' ? [...SIGNALS] : [SIGNALS[op.signal]];
+      resolved.signals = [...names];
+      if (op.signal === 'waited') notes.push(`signals = ${JSON.stringify(names)}`);
     }
     const what = `#${i} ${JSON.stringify(op)}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
     await waitUntil(lastEnd + GAP_MS);
@@ -727,6 +805,18 @@ export async function runSequence(
       false,
     );
     await compare(`final listSignals(${runId})`, (d) => d.timed(() => d.store.listSignals(runId), (signals) => signalsOf(signals)), false);
+  }
+  await compare(
+    'final getRunOutcomes(every id)',
+    (d) => d.timed(() => d.store.getRunOutcomes([...RUN_IDS, 'missing {m}']), (outcomes) => outcomesOf(outcomes)),
+    false,
+  );
+  for (const runId of RUN_IDS) {
+    await compare(
+      `final listRuns({ parentRunId: ${runId} })`,
+      (d) => d.timed(() => d.store.listRuns({ parentRunId: runId, limit: 100 }), (rs) => rs.map((r) => r.runId)),
+      false,
+    );
   }
   await compare('final countRuns({})', (d) => d.timed(() => d.store.countRuns({}), (counts) => countsOf(counts)), false);
   for (const workflow of WORKFLOWS) {

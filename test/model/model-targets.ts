@@ -23,6 +23,8 @@ export interface ModelTarget {
   readonly label: string;
   /** Divergences found and reported (see model-known-bugs.ts): the ops that hit them are skipped for this store. */
   readonly knownBugs?: ReadonlySet<KnownBug>;
+  /** The store wakes parents in a second write (Redis, rule 8d of `RunPatch`): see `SequenceOptions`. */
+  readonly wakesParentsInSecondWrite?: boolean;
   setup(): Promise<void>;
   /** An initialised store with no runs, for one sequence. */
   fresh(): Promise<WorkflowStore>;
@@ -103,6 +105,7 @@ function redisTarget(label: string, connect: () => Promise<Redis | Cluster>, del
   return {
     label,
     knownBugs: new Set<KnownBug>(['REDIS_CLAIM_ORDER']),
+    wakesParentsInSecondWrite: true,
     async setup() {
       client = await connect();
     },

@@ -55,7 +55,9 @@ function describeModel(describeFn: typeof describe | typeof describe.skip, targe
             const subject = await target.fresh();
             const reference = new MemoryStore();
             try {
-              await runSequence(ops, reference, subject, target.label, target.knownBugs);
+              await runSequence(ops, reference, subject, target.label, target.knownBugs, {
+                wakesParentsInSecondWrite: target.wakesParentsInSecondWrite,
+              });
             } finally {
               await target.done(subject);
               await reference.close();

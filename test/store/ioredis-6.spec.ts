@@ -59,6 +59,7 @@ describeRedis('redis store on an ioredis 6 client', () => {
         entry.client.disconnect();
       },
       corruptions: redisCorruptions(),
+      wakesParentsInSecondWrite: true,
     });
 
     it('drops the index entries of expired runs (ttl: the sweep reads scores through the RESP3 reply)', async () => {

@@ -104,8 +104,8 @@ describePg('PostgresStore', () => {
       expect(run.workflow).toBe(runId);
       expect(run.currentStep).toBe(runId);
       expect((await store.sendSignal(runId, runId, runId)).outcome).toBe('ok');
-      const res = await store.commit(runId, created.run.leaseToken!, { leaseMs: 30_000, wait: { signal: runId } });
-      expect(res).toMatchObject({ ok: true, consumedSignal: { payload: runId } });
+      const res = await store.commit(runId, created.run.leaseToken!, { leaseMs: 30_000, wait: { signals: [runId] } });
+      expect(res).toMatchObject({ ok: true, consumedSignal: { name: runId, payload: runId } });
       expect((await store.listRuns({ workflow: runId, limit: 5 })).map((r) => r.runId)).toEqual([runId]);
       expect((await store.control(runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
     });
@@ -113,7 +113,7 @@ describePg('PostgresStore', () => {
     it('still has its tables after the hostile ids', async () => {
       await withPgClient(url, async (query) => {
         const rows = await query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`, [store.names.schema]);
-        expect(rows[0].n).toBe(6);
+        expect(rows[0].n).toBe(7);
       });
     });
 
@@ -250,7 +250,7 @@ describePg('PostgresStore', () => {
         expect((await store.getRun(run.runId))?.runId).toBe(run.runId);
         await withPgClient(url, async (query) => {
           const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [name]);
-          expect(tables.map((t) => t.table_name)).toEqual(['My-App.pipelines', 'My-App.run_events', 'My-App.runs', 'My-App.schema_version', 'My-App.signals', 'My-App.steps']);
+          expect(tables.map((t) => t.table_name)).toEqual(['My-App.pipelines', 'My-App.run_events', 'My-App.runs', 'My-App.schema_version', 'My-App.signal_ids', 'My-App.signals', 'My-App.steps']);
           const indexes = await query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [name]);
           for (const index of indexes) expect(String(index.indexname).startsWith('My-App.')).toBe(true);
           expect(indexes.map((i) => i.indexname)).toEqual(
@@ -294,12 +294,39 @@ describePg('PostgresStore', () => {
     });
 
     /**
-     * Turns the current tables into those of version 1, 2, 3, 4 or 5 (the DDL of version 5 is that of version 6
+     * Turns the current tables into those of version 1 … 6 (version 6 has `wait_signal text` for `wait_signals`, and no
+     * child columns nor signal ids table; the DDL of version 5 is that of version 6
      * without the pipelines table and `runs.pipeline`; that of version 4 is version 5's without the history table,
      * `runs.event_seq` and the steps' heartbeat columns); below 3 with `runId`'s running step 0 as a row of steps.
      */
-    async function downgrade(name: string, runId: string, to: 1 | 2 | 3 | 4 | 5): Promise<void> {
+    /** A runs row of version 6 as the migration to 7 leaves it: its wait signal in an array, no children. */
+    function v7Columns(row: Record<string, unknown>): Record<string, unknown> {
+      const { wait_signal: waitSignal, ...rest } = row;
+      return {
+        ...rest,
+        wait_signals: waitSignal === null || waitSignal === undefined ? null : [waitSignal],
+        parent_run_id: null,
+        children_open: null,
+        children_failed: null,
+        children_wait_at_most: null,
+        children_fail_fast: null,
+      };
+    }
+
+    async function downgrade(name: string, runId: string, to: 1 | 2 | 3 | 4 | 5 | 6): Promise<void> {
       await withPgClient(url, async (query) => {
+        // Version 6: one wait signal per run, no child runs, no signal ids.
+        await query(`DROP TABLE "${name}".cairn_signal_ids`);
+        await query(`ALTER TABLE "${name}".cairn_runs ADD COLUMN wait_signal text`);
+        await query(`UPDATE "${name}".cairn_runs SET wait_signal = wait_signals[1]`);
+        await query(
+          `ALTER TABLE "${name}".cairn_runs DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_open,
+             DROP COLUMN children_failed, DROP COLUMN children_wait_at_most, DROP COLUMN children_fail_fast`,
+        );
+        if (to === 6) {
+          await query(`UPDATE "${name}".cairn_schema_version SET version = 6`);
+          return;
+        }
         await query(`DROP TABLE "${name}".cairn_pipelines`);
         await query(`ALTER TABLE "${name}".cairn_runs DROP COLUMN pipeline`);
         if (to === 5) {
@@ -358,9 +385,9 @@ describePg('PostgresStore', () => {
         expect(version[0].version).toBe(SCHEMA_VERSION);
         const kept = await second.getRun(run.runId);
         expect(kept?.steps).toEqual([{ name: 'a', status: 'running', attempts: 0, startedAt: new Date(1_000) }]);
-        expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } })).toEqual({
+        expect(await second.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } })).toEqual({
           ok: true,
-          consumedSignal: { payload: '1' },
+          consumedSignal: { name: 'go', payload: '1' },
         });
       } finally {
         await second.close();
@@ -424,7 +451,7 @@ describePg('PostgresStore', () => {
       const { run: inFlight } = await first.createRun(newRun({ steps: [a, b], currentStep: 'b' }), { onConflict: 'keep', lease: LEASE });
       const { run: waiting } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
       await first.sendSignal(waiting.runId, 'other', '"o"');
-      await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+      await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } });
       const { run: ended } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
       await first.commit(ended.runId, ended.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '"done"' });
       await first.close();
@@ -451,7 +478,7 @@ describePg('PostgresStore', () => {
         // The rows are kept as they were (event_seq 0: no history).
         for (const [i, r] of [inFlight, waiting, ended].entries()) {
           const rows = await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [r.runId]));
-          expect(rows[0]).toEqual({ ...before[i], event_seq: 0, pipeline: null });
+          expect(rows[0]).toEqual({ ...v7Columns(before[i]), event_seq: 0, pipeline: null });
           expect(await second.listEvents(r.runId, { limit: 10 })).toEqual([]);
         }
         expect(await second.getRun(inFlight.runId)).toMatchObject({ status: 'running', currentStep: 'b', steps: [a, b] });
@@ -483,10 +510,54 @@ describePg('PostgresStore', () => {
         expect(await second.listEvents(ended.runId, { limit: 10 })).toEqual([]);
         // The old signal is still there for the waiting run.
         const claimed = (await second.claimRun(waiting.runId, LEASE))!;
-        expect(await second.takeSignal(waiting.runId, claimed.leaseToken, 'other')).toEqual({ ok: true, payload: '"o"', timedOut: false });
+        expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['other'])).toEqual({ ok: true, payload: '"o"', signal: 'other', timedOut: false });
         await sleep(5);
         expect(await second.purge(['completed'], 0)).toBe(2);
         expect(await second.listEvents(inFlight.runId, { limit: 10 })).toEqual([]);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('upgrades a version 6 schema: a waiting run\'s signal becomes a one-name wait, then child runs and signal ids work', async () => {
+      const name = schema();
+      const first = new PostgresStore({ url, schema: name, logger: silent });
+      await first.init();
+      const { run: waiting } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await first.sendSignal(waiting.runId, 'other', '"o"');
+      await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'], timeoutMs: 3_600_000 } });
+      const { run: running } = await first.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await first.close();
+      await downgrade(name, waiting.runId, 6);
+      const rowOf = async (runId: string) =>
+        (await withPgClient(url, (query) => query(`SELECT * FROM "${name}".cairn_runs WHERE run_id = $1`, [runId])))[0];
+      const before = [await rowOf(waiting.runId), await rowOf(running.runId)];
+      expect(before[0].wait_signal).toBe('go');
+      expect(before[1].wait_signal).toBeNull();
+
+      const second = new PostgresStore({ url, schema: name, logger: silent });
+      await second.init();
+      try {
+        const version = await withPgClient(url, (query) => query(`SELECT version FROM "${name}".cairn_schema_version`));
+        expect(version[0].version).toBe(SCHEMA_VERSION);
+        expect(await rowOf(waiting.runId)).toEqual(v7Columns(before[0]));
+        expect(await rowOf(running.runId)).toEqual(v7Columns(before[1]));
+        expect(await second.getRun(waiting.runId)).toMatchObject({ status: 'waiting', waitSignals: ['go'] });
+        expect((await second.getRun(waiting.runId))!.children).toBeUndefined();
+        // The migrated wait is woken by its signal (once per id), and the signal is handed to it.
+        expect(await second.sendSignal(waiting.runId, 'go', '"g"', undefined, { id: 'k' })).toEqual({ outcome: 'ok', status: 'waiting' });
+        expect(await second.sendSignal(waiting.runId, 'go', '"g2"', undefined, { id: 'k' })).toEqual({ outcome: 'noop', status: 'waiting' });
+        const claimed = (await second.claimRun(waiting.runId, LEASE))!;
+        expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['go', 'other'])).toEqual({ ok: true, payload: '"o"', signal: 'other', timedOut: false });
+        expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['go'])).toEqual({ ok: true, payload: '"g"', signal: 'go', timedOut: false });
+        // An old run spawns children, which are listed by parent, and whose end it counts.
+        const child = { runId: `child-${randomUUID()}`, workflow: 'w', version: 1, input: '1', state: '{}' };
+        expect(await second.commit(running.runId, running.leaseToken!, { leaseMs: 30_000, children: { spawn: [child], open: 0, openAtMost: 0, failFast: false } })).toEqual({ ok: true });
+        expect((await second.listRuns({ parentRunId: running.runId, limit: 10 })).map((r) => r.runId)).toEqual([child.runId]);
+        const c = (await second.claimRun(child.runId, LEASE))!;
+        await second.commit(child.runId, c.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2' });
+        expect(await second.getRun(running.runId)).toMatchObject({ children: { open: 0, failed: false, wait: { openAtMost: 0, failFast: false } } });
+        expect(await second.getRunOutcomes([child.runId])).toEqual([{ runId: child.runId, status: 'completed', output: '2', parentRunId: running.runId, held: false }]);
       } finally {
         await second.close();
       }
@@ -520,8 +591,8 @@ describePg('PostgresStore', () => {
         expect(await columns('cairn_runs')).toContain('pipeline');
         expect(await columns('cairn_pipelines')).toEqual(['fingerprint', 'body']);
         // The rows are kept as they were (no pipeline).
-        expect(await rowOf(inFlight.runId)).toEqual({ ...before[0], pipeline: null });
-        expect(await rowOf(ended.runId)).toEqual({ ...before[1], pipeline: null });
+        expect(await rowOf(inFlight.runId)).toEqual({ ...v7Columns(before[0]), pipeline: null });
+        expect(await rowOf(ended.runId)).toEqual({ ...v7Columns(before[1]), pipeline: null });
         expect((await second.getRun(inFlight.runId))!.pipeline).toBeUndefined();
         expect(await second.listEvents(inFlight.runId, { limit: 10 })).toEqual([{ seq: 1, body: '{"t":"start"}' }]);
 
@@ -762,10 +833,10 @@ describePg('PostgresStore', () => {
             { index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1', startedAt: t0, finishedAt: new Date() } },
             { index: 1, step: { name: 'b', status: 'running', attempts: 0, startedAt: new Date() } },
           ],
-          wait: { signal: 'go', timeoutMs: 1_000 },
+          wait: { signals: ['go'], timeoutMs: 1_000 },
         }),
       );
-      expect(result).toMatchObject({ ok: true, consumedSignal: { payload: '"payload"' } });
+      expect(result).toMatchObject({ ok: true, consumedSignal: { name: 'go', payload: '"payload"' } });
       expect(queries).toHaveLength(1);
 
       const { queries: endQueries } = await count(() => store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2' }));
@@ -797,8 +868,8 @@ describePg('PostgresStore', () => {
       expect(fast.queries).toHaveLength(1);
       expect(JSON.stringify(fast.queries)).toContain('AND NOT r.pause_requested');
       await store.sendSignal(run.runId, 'go', '"p"');
-      const full = await checkpoint(1, { wait: { signal: 'go' } });
-      expect(full.result).toEqual({ ok: true, consumedSignal: { payload: '"p"' }, lastEventSeq: 5 });
+      const full = await checkpoint(1, { wait: { signals: ['go'] } });
+      expect(full.result).toEqual({ ok: true, consumedSignal: { name: 'go', payload: '"p"' }, lastEventSeq: 5 });
       expect(full.queries).toHaveLength(1);
       const signal = await count(() => store.sendSignal(run.runId, 's', '1', '{"t":"signal"}'));
       expect(signal.result).toEqual({ outcome: 'ok', status: 'running', eventSeq: 6 });
@@ -835,7 +906,7 @@ describePg('PostgresStore', () => {
       expect((await count(() => store.renewLease(runId, claimed[0].leaseToken, 30_000))).queries).toHaveLength(1);
       expect((await count(() => store.sendSignal(runId, 's', '1'))).queries).toHaveLength(1);
       expect((await count(() => store.control(runId, { action: 'pause' }))).queries).toHaveLength(1);
-      expect((await count(() => store.takeSignal(runId, claimed[0].leaseToken, 's'))).queries).toHaveLength(1);
+      expect((await count(() => store.takeSignal(runId, claimed[0].leaseToken, ['s']))).queries).toHaveLength(1);
     });
   });
 
@@ -1074,8 +1145,8 @@ describePg('PostgresStore', () => {
       await withPgClient(url, async (query) => {
         // A sender holds the run row: its signal is not visible to the commit's snapshot.
         await query('BEGIN');
-        await query(sql.sendSignal, [run.runId, 'go', '"raced"', null]);
-        const commit = store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, wait: { signal: 'go' } });
+        await query(sql.sendSignal, [run.runId, 'go', '"raced"', null, null]);
+        const commit = store.commit(run.runId, run.leaseToken, { leaseMs: 30_000, wait: { signals: ['go'] } });
         await sleep(200); // the commit has taken its snapshot and waits for the row lock
         await query('COMMIT');
         const res = await commit;
@@ -1088,7 +1159,7 @@ describePg('PostgresStore', () => {
           expect(stored.status).toBe('waiting');
           const woke = (await store.claimRun(run.runId, LEASE))!;
           expect(woke).toBeDefined();
-          expect(await store.takeSignal(run.runId, woke.leaseToken, 'go')).toEqual({ ok: true, payload: '"raced"', timedOut: false });
+          expect(await store.takeSignal(run.runId, woke.leaseToken, ['go'])).toEqual({ ok: true, payload: '"raced"', signal: 'go', timedOut: false });
         }
       });
     });
@@ -1263,7 +1334,7 @@ describePg('PostgresStore', () => {
       await withPgClient(url, async (query) => {
         // A sender holds the run row: its signal is not visible to the commit's snapshot.
         await query('BEGIN');
-        await query(sql.sendSignal, [run.runId, 'late', '"raced"', null]);
+        await query(sql.sendSignal, [run.runId, 'late', '"raced"', null, null]);
         const commit = store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' });
         await sleep(200); // the commit has taken its snapshot and waits for the row lock
         await query('COMMIT');
@@ -1436,7 +1507,8 @@ describePg('PostgresStore', () => {
       for (const key of ['commit', 'commitNoWait', 'commitFast', 'commitBatch', 'commitBatchNoWait'] as const) {
         expect(sql[key]).not.toContain('run_events');
         expect(sql[key]).not.toContain('event_seq');
-        expect(sql[key]).not.toContain('text[]');
+        // NOTE: the events come as a text[] unnested into rows (the signal names of a wait are a text[] too).
+        expect(sql[key]).not.toContain('unnest(');
       }
       for (const key of ['commitEvents', 'commitNoWaitEvents', 'commitFastEvents', 'commitBatchEvents', 'commitBatchNoWaitEvents'] as const) {
         expect(sql[key]).toContain('run_events');
@@ -1455,7 +1527,7 @@ describePg('PostgresStore', () => {
       if (path === 'full') expect((await store.control(runId, { action: 'pause' })).outcome).toBe('ok');
       const commit = async (events: string[]) => {
         if (path === 'wait') await store.sendSignal(runId, 'go', '"g"');
-        const extra = path === 'full' ? { midStep: true } : path === 'wait' ? { wait: { signal: 'go' } } : {};
+        const extra = path === 'full' ? { midStep: true } : path === 'wait' ? { wait: { signals: ['go'] } } : {};
         return store.commit(runId, leaseToken, { leaseMs: 30_000, events, ...extra });
       };
       expect(await commit(bodies(3, 'x'))).toMatchObject({ ok: true, lastEventSeq: LIMIT + 2 });
@@ -1588,7 +1660,7 @@ describePg('PostgresStore', () => {
             steps: [{ index: 0, step: { name: 'a', status: 'running', attempts: 1, heartbeat: beat } }],
           };
           if (i % 2 === 0 || i === 3 || i === 5) base.events = [`{"e":${i},"n":1}`, `{"e":${i},"n":2}`];
-          if (i === 6) base.wait = { signal: 'go' };
+          if (i === 6) base.wait = { signals: ['go'] };
           if (i === 7) Object.assign(base, { status: 'completed', output: '1' });
           return base;
         };
@@ -1601,7 +1673,7 @@ describePg('PostgresStore', () => {
         results.forEach((result, i) => {
           if (i === 3) expect(result).toEqual({ ok: false });
           else if (i === 5) expect(result).toEqual({ ok: true, lastEventSeq: LIMIT + 2 });
-          else if (i === 6) expect(result).toEqual({ ok: true, consumedSignal: { payload: '"payload"' }, lastEventSeq: 3 });
+          else if (i === 6) expect(result).toEqual({ ok: true, consumedSignal: { name: 'go', payload: '"payload"' }, lastEventSeq: 3 });
           else if (i % 2 === 0) expect(result).toEqual({ ok: true, lastEventSeq: 3 });
           else expect(result).toEqual({ ok: true });
         });
@@ -1706,7 +1778,7 @@ describePg('PostgresStore', () => {
         const { run } = await target.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
         const token = run.leaseToken!;
         await target.sendSignal(run.runId, 'go', '"in"');
-        expect(await target.commit(run.runId, token, { leaseMs: 30_000, wait: { signal: 'go' } })).toEqual({ ok: true, consumedSignal: { payload: '"in"' } });
+        expect(await target.commit(run.runId, token, { leaseMs: 30_000, wait: { signals: ['go'] } })).toEqual({ ok: true, consumedSignal: { name: 'go', payload: '"in"' } });
         if (path === 'full') expect((await target.control(run.runId, { action: 'pause' })).outcome).toBe('ok');
         const commit = async (keepInput: boolean) => {
           const patch: RunPatch = { leaseMs: 30_000, keepInput, midStep: path === 'full', state: `{"k":${keepInput}}` };
@@ -1728,6 +1800,68 @@ describePg('PostgresStore', () => {
         if (target !== store) await target.close();
       }
     });
+  });
+
+  describe('child runs (schema version 7)', () => {
+    it('spawns thousands of children in the parent\'s one statement, and a child\'s end updates its parent in its own; ready events for both', async () => {
+      const name = schema();
+      const store = new PostgresStore({ url, schema: name, logger: silent });
+      const listener = new PostgresStore({ url, schema: name, logger: silent });
+      await Promise.all([store.init(), listener.init()]);
+      const seen: StoreEvent[] = [];
+      const unsubscribe = await listener.subscribe((e) => seen.push(e));
+      const counter = { n: 0 };
+      const pool = (store.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
+      const original = pool.query.bind(pool);
+      pool.query = (...args: unknown[]) => {
+        counter.n++;
+        return original(...args);
+      };
+      try {
+        const { run: parent } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+        const spawn = Array.from({ length: 3_000 }, (_, i) => ({
+          runId: `${parent.runId}-c${i}`,
+          workflow: 'child',
+          version: 1,
+          input: `${i}`,
+          state: '{}',
+          events: ['{"t":"started"}'],
+          held: i >= 2,
+        }));
+        let before = counter.n;
+        const t0 = Date.now();
+        expect(
+          await store.commit(parent.runId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, release: [spawn[2].runId], open: 0, openAtMost: 2_998, failFast: true } }),
+        ).toEqual({ ok: true });
+        const spawnMs = Date.now() - t0;
+        expect(counter.n - before).toBe(1);
+        expect(spawnMs).toBeLessThan(5_000);
+        expect(await store.getRun(parent.runId)).toMatchObject({ status: 'waiting', children: { open: 3_000, failed: false, wait: { openAtMost: 2_998, failFast: true } } });
+        expect((await store.getRun(parent.runId))!.dueAt).toBeUndefined();
+        expect(await store.listEvents(spawn[5].runId, { limit: 5 })).toEqual([{ seq: 1, body: '{"t":"started"}' }]);
+        const outcomes = await store.getRunOutcomes(spawn.slice(0, 4).map((c) => c.runId));
+        expect(outcomes.map((o) => [o.runId, o.held]).sort()).toEqual(spawn.slice(0, 4).map((c, i) => [c.runId, i === 3]));
+        // Ready events: the two due children and the released one (not the held ones).
+        const ready = () => new Set(seen.filter((e) => e.type === 'ready').map((e) => (e as { runId: string }).runId));
+        await waitFor(() => ready().size >= 3);
+        expect([...ready()].sort()).toEqual(spawn.slice(0, 3).map((c) => c.runId).sort());
+        expect((await store.listRuns({ parentRunId: parent.runId, limit: 5_000 })).length).toBe(3_000);
+
+        // A child's end: one statement, which counts it on the parent; a failed one wakes it (failFast).
+        const child = (await store.claimRun(spawn[0].runId, LEASE))!;
+        before = counter.n;
+        expect(await store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'no' } })).toEqual({ ok: true });
+        expect(counter.n - before).toBe(1);
+        const woken = (await store.getRun(parent.runId))!;
+        expect(woken).toMatchObject({ status: 'waiting', children: { open: 2_999, failed: true } });
+        expect(woken.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+        await waitFor(() => ready().has(parent.runId));
+      } finally {
+        pool.query = original;
+        await unsubscribe();
+        await Promise.all([store.close(), listener.close()]);
+      }
+    }, 60_000);
   });
 
   describe('publish', () => {

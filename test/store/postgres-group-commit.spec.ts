@@ -54,7 +54,7 @@ function patchOf(i: number, kind: Kind): RunPatch {
   switch (kind) {
     case 'consume':
     case 'wait':
-      return { state: `{"i":${i}}`, currentStep: 'w', steps, wait: { signal: 'go', timeoutMs: 60_000 }, leaseMs: 30_000 };
+      return { state: `{"i":${i}}`, currentStep: 'w', steps, wait: { signals: ['go'], timeoutMs: 60_000 }, leaseMs: 30_000 };
     case 'terminal':
       return { status: 'completed', output: `{"r":${i}}`, currentStep: null, steps, leaseMs: 30_000 };
     case 'bad':
@@ -75,7 +75,7 @@ function shape(run: StoredRun | undefined) {
     output: run.output,
     currentStep: run.currentStep,
     nextInput: run.nextInput,
-    waitSignal: run.waitSignal,
+    waitSignals: run.waitSignals,
     waiting: run.waitUntil !== undefined,
     resumeStatus: run.resumeStatus,
     cancelRequested: run.cancelRequested,
@@ -121,7 +121,7 @@ async function scenario(store: PostgresStore, withWaits = true) {
   const leftovers: (string | undefined)[] = [];
   for (let i = 0; i < N; i++) {
     if (kindOf(i) === 'consume') {
-      const taken = await store.takeSignal(ids[i], tokens[i], 'go');
+      const taken = await store.takeSignal(ids[i], tokens[i], ['go']);
       leftovers.push(taken.ok ? taken.payload : 'not-ok');
     } else {
       leftovers.push(undefined);
@@ -144,7 +144,7 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
         expect(result).toEqual({ ok: false });
         break;
       case 'consume':
-        expect(result).toEqual({ ok: true, consumedSignal: { payload: `"first-${i}"` } });
+        expect(result).toEqual({ ok: true, consumedSignal: { name: 'go', payload: `"first-${i}"` } });
         break;
       case 'pause':
         expect(result).toEqual({ ok: true, paused: true });
@@ -168,7 +168,7 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   if (withWaits) {
     expect(run(1)).toMatchObject({ status: 'running', nextInput: '"first-1"', state: '{"i":1}', leaseToken: a.tokens[1] });
     expect(a.leftovers[1]).toBe('"second-1"');
-    expect(run(2)).toMatchObject({ status: 'waiting', waitSignal: 'go', state: '{"i":2}' });
+    expect(run(2)).toMatchObject({ status: 'waiting', waitSignals: ['go'], state: '{"i":2}' });
     expect(run(2).leaseToken).toBeUndefined();
   } else {
     expect(run(1)).toMatchObject({ status: 'running', currentStep: 'step-1', state: '{"i":1}', leaseToken: a.tokens[1] });
@@ -394,6 +394,49 @@ describePg('Postgres group commit', () => {
       else expect(run).toMatchObject({ state: `{"i":${i}}`, currentStep: `step-${i}` });
       expect(run.steps).toHaveLength(i === 5 || i === 6 ? 1 : 2);
     }
+  });
+
+  it('updates a parent once per ending child in a batch, and sends a child ending with its parent\'s commit again alone', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const create = async (runId: string) =>
+      (await store.createRun({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const child = (runId: string) => ({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' });
+    // p1 goes on while its children run (openAtMost high); p2 waits until at most one is left.
+    const p1 = await create('p1');
+    expect(await store.commit('p1', p1.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p1a'), child('p1b')], open: 0, openAtMost: 10, failFast: false } })).toEqual({
+      ok: true,
+      childrenReady: true,
+    });
+    const p2 = await create('p2');
+    expect(await store.commit('p2', p2.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p2a'), child('p2b'), child('p2c')], open: 0, openAtMost: 1, failFast: false } })).toEqual({ ok: true });
+    const claimed = new Map<string, string>();
+    for (const id of ['p1a', 'p1b', 'p2a', 'p2b']) claimed.set(id, (await store.claimRun(id, LEASE))!.leaseToken);
+    const blocker = await create('blocker');
+
+    const before = counter.count;
+    const results = await Promise.all([
+      store.commit('blocker', blocker.leaseToken!, { state: '{"b":1}', leaseMs: 30_000 }), // alone: the others queue
+      store.commit('p1', p1.leaseToken!, { state: '{"p":1}', leaseMs: 30_000 }),
+      store.commit('p1a', claimed.get('p1a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
+      store.commit('p1b', claimed.get('p1b')!, { status: 'failed', error: { name: 'E', message: 'm' }, leaseMs: 30_000 }),
+      store.commit('p2a', claimed.get('p2a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
+      store.commit('p2b', claimed.get('p2b')!, { status: 'completed', output: '2', leaseMs: 30_000 }),
+    ]);
+    expect(results).toEqual(Array.from({ length: 6 }, () => ({ ok: true })));
+    const texts = counter.texts.slice(before);
+    expect(texts.filter((x) => x.includes('json_to_recordset($1::json)')).length).toBeGreaterThan(0);
+    // p1a and p1b, sent again alone after the batch (by the fast path, which applies rule 4 too).
+    const afterBatch = texts.slice(texts.findIndex((x) => x.includes('json_to_recordset($1::json)')) + 1);
+    expect(afterBatch.filter((x) => x.includes('AND NOT r.pause_requested'))).toHaveLength(2);
+
+    // p1's checkpoint applied, and both its children counted (they went again alone: their parent was in the batch).
+    expect(await store.getRun('p1')).toMatchObject({ status: 'running', state: '{"p":1}', children: { open: 0, failed: true } });
+    // p2's two children ended in one statement: one UPDATE of p2 counting both, which wakes it (open 1 <= 1).
+    const p2After = (await store.getRun('p2'))!;
+    expect(p2After).toMatchObject({ status: 'waiting', children: { open: 1, failed: false, wait: { openAtMost: 1, failFast: false } } });
+    expect(p2After.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+    expect((await store.claimRun('p2', LEASE))?.runId).toBe('p2');
   });
 });
 

@@ -122,7 +122,7 @@ describe('PGlite store: one app per data folder', () => {
     await first.init();
     const running = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
     const waiting = (await first.createRun(newRun({ workflow }), { onConflict: 'keep', lease })).run;
-    expect((await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 60_000, wait: { signal: 'go', timeoutMs: 3_600_000 } })).ok).toBe(true);
+    expect((await first.commit(waiting.runId, waiting.leaseToken!, { leaseMs: 60_000, wait: { signals: ['go'], timeoutMs: 3_600_000 } })).ok).toBe(true);
     expect(await first.claimRuns({ owner: 'other', leaseMs: 60_000 }, 10, [{ workflow, version: 1 }])).toEqual([]);
     await first.close(); // without releasing: as if killed
 
@@ -262,6 +262,13 @@ describe('PGlite store: the same SQL as PostgreSQL', () => {
       const { run } = await first.createRun(newRun({ steps: [{ name: 'a', status: 'running', attempts: 0 }] }), { onConflict: 'keep', lease: LEASE });
       const n = first.names;
       const q = (first as unknown as { client: SqlClient }).client.query;
+      // Back to version 6 (one wait signal, no child runs, no signal ids), then to 4.
+      await q(`DROP TABLE ${n.signalIds}`);
+      await q(`ALTER TABLE ${n.runs} ADD COLUMN wait_signal text`);
+      await q(
+        `ALTER TABLE ${n.runs} DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_open, DROP COLUMN children_failed,
+           DROP COLUMN children_wait_at_most, DROP COLUMN children_fail_fast`,
+      );
       await q(`DROP TABLE ${n.events}`);
       await q(`ALTER TABLE ${n.runs} DROP COLUMN event_seq`);
       await q(`ALTER TABLE ${n.steps} DROP COLUMN heartbeat_at, DROP COLUMN heartbeat`);

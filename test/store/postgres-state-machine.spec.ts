@@ -80,6 +80,7 @@ function everyStatement(schema: string, prefix: string): Record<string, string> 
       }
     }
   }
+  all['list(parentRunId)'] = sql.list({ workflow: true, statuses: true, after: true, parentRunId: true });
   schemaStatements(names).forEach((ddl, i) => (all[`schema #${i}`] = ddl));
   return all;
 }
@@ -137,10 +138,10 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(unknown).toEqual([]);
   });
 
-  it('renders the DDL as schema version 6 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
+  it('renders the DDL as schema version 7 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
     // NOTE: the status CHECK and the claim index predicate are rendered from the definition, but a database created
     // by an earlier release keeps its own: a new status or class needs a migration of both. Update these texts then.
-    expect(SCHEMA_VERSION).toBe(6);
+    expect(SCHEMA_VERSION).toBe(7);
     const ddl = Object.values(statements).join('\n');
     expect(ddl).toContain(
       `CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled'))`,
@@ -151,8 +152,18 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_run_events" \(\s*run_id text COLLATE "C" NOT NULL,\s*seq integer NOT NULL,\s*body text NOT NULL,\s*PRIMARY KEY \(run_id, seq\)\s*\)/);
     expect(ddl).toMatch(/heartbeat_at timestamptz,\s*heartbeat text,/);
     // Version 6: the runs' pipeline fingerprints and the pipeline descriptions.
-    expect(ddl).toMatch(/event_seq integer NOT NULL DEFAULT 0,\s*pipeline text\s*\)/);
+    expect(ddl).toMatch(/event_seq integer NOT NULL DEFAULT 0,\s*pipeline text,/);
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_pipelines" \(\s*fingerprint text COLLATE "C" PRIMARY KEY,\s*body text NOT NULL\s*\)/);
+    // Version 7: waits for several signals, child runs, signal ids.
+    expect(ddl).toMatch(/next_input text,\s*wait_signals text\[\],\s*wait_until timestamptz,/);
+    expect(ddl).not.toMatch(/wait_signal text/);
+    expect(ddl).toMatch(
+      /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_open integer,\s*children_failed boolean,\s*children_wait_at_most integer,\s*children_fail_fast boolean\s*\) WITH \(fillfactor = 85\)/,
+    );
+    expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_signal_ids" \(\s*run_id text COLLATE "C" NOT NULL,\s*id text NOT NULL,\s*PRIMARY KEY \(run_id, id\)\s*\)/);
+    expect(ddl).toMatch(
+      /CREATE INDEX IF NOT EXISTS "cairn_runs_parent_list_idx" ON "public"\."cairn_runs" \(parent_run_id, created_at DESC, run_id DESC\)\s*WHERE parent_run_id IS NOT NULL/,
+    );
   });
 
   it('summarizes the live runs by the live class, the leading column of the status list index', () => {

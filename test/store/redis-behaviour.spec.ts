@@ -351,8 +351,8 @@ redis.describe('RedisStore on a shared server', () => {
         { name: 'a:b', payload: '"c"' },
         { name: 'go', payload: '"p"' },
       ]);
-      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
-      expect(res).toEqual({ ok: true, consumedSignal: { payload: '"p"' } });
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } });
+      expect(res).toEqual({ ok: true, consumedSignal: { name: 'go', payload: '"p"' } });
       expect(await store.listSignals(run.runId)).toEqual([{ name: 'a:b', payload: '"c"' }]);
       await admin.del(q);
       await admin.set(q, 'not a hash');
@@ -382,7 +382,7 @@ redis.describe('RedisStore on a shared server', () => {
     const run = (await store.createRun({ runId: randomUUID(), workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
     await store.control(run.runId, { action: 'pause' });
     await store.control(run.runId, { action: 'resume' });
-    await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
+    await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } });
     await store.sendSignal(run.runId, 'go', '1');
     await store.createRun({ runId: run.runId, workflow: 'wf', version: 1, input: '2', state: '{}' }, { onConflict: 'replace', lease: LEASE });
     const deadline = Date.now() + 2_000;
@@ -534,8 +534,8 @@ redis.describe('RedisStore on a shared server', () => {
       const q = store.keys.run(run.runId).signals;
       await admin.hset(q, 'h:go', 'x', 't:go', 'y');
       expect((await store.sendSignal(run.runId, 'go', '"p"')).outcome).toBe('ok');
-      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 'go' } });
-      expect(res).toEqual({ ok: true, consumedSignal: { payload: '"p"' } });
+      const res = await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } });
+      expect(res).toEqual({ ok: true, consumedSignal: { name: 'go', payload: '"p"' } });
     });
 
     it('round-trips NUL and other control characters in errors and step records', async () => {
@@ -574,7 +574,7 @@ redis.describe('RedisStore on a shared server', () => {
         }
         if (i % 10 === 8) {
           // consumes one signal, then ends
-          await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signal: 's1' } });
+          await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['s1'] } });
           const again = await store.claimRun(run.runId, LEASE);
           if (again) return store.commit(run.runId, again.leaseToken, { leaseMs: 30_000, status: 'completed' });
           return store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed' });
@@ -670,9 +670,9 @@ redis.describe('RedisStore on a shared server', () => {
       await expect(store.renewLease(run.runId, token, NaN)).rejects.toBeInstanceOf(InvalidArgumentError);
       // the script checks its ops too, before its first write
       const keys = store.keys.run(run.runId);
-      await expect(admin.eval(COMMIT.lua, 4, keys.run, keys.steps, keys.signals, keys.events, run.runId, token, '30000', store.keys.channel,
+      await expect(admin.eval(COMMIT.lua, 6, keys.run, keys.steps, keys.signals, keys.events, keys.signalIds, keys.children, run.runId, token, '30000', store.keys.channel,
         'st', 'completed', 'state', '"changed"', 'due', 'abc')).rejects.toThrow(/due needs an integer/);
-      await expect(admin.eval(COMMIT.lua, 4, keys.run, keys.steps, keys.signals, keys.events, run.runId, token, '30000', store.keys.channel,
+      await expect(admin.eval(COMMIT.lua, 6, keys.run, keys.steps, keys.signals, keys.events, keys.signalIds, keys.children, run.runId, token, '30000', store.keys.channel,
         'st', 'completed', 'step')).rejects.toThrow(/without its arguments/);
       const stored = (await store.getRun(run.runId))!;
       expect(stored).toMatchObject({ status: 'running', state: '{}', leaseToken: token });
@@ -688,7 +688,7 @@ redis.describe('RedisStore on a shared server', () => {
       const runKeys = keys.run(runId);
       // what createRun sends, without the index update that follows it
       await admin.zadd(keys.kicks, 0, `0123456789abcdef${runId}`);
-      await admin.eval(CREATE_RUN.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
+      await admin.eval(CREATE_RUN.lua, 6, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events, runKeys.signalIds, runKeys.children,
         runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel, '0', '0', '');
       expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
       expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toEqual([]); // first sight of the kick
@@ -708,7 +708,7 @@ redis.describe('RedisStore on a shared server', () => {
       const [run] = await store.claimRuns({ owner: 'a', leaseMs: 300 }, 1, [{ workflow, version: 1 }]);
       const runKeys = keys.run(run.runId);
       // the holder's commit (sleep 0 ms, release) without its index update
-      await admin.eval(COMMIT.lua, 4, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events,
+      await admin.eval(COMMIT.lua, 6, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events, runKeys.signalIds, runKeys.children,
         run.runId, run.leaseToken, '30000', keys.channel, 'st', 'sleeping', 'due', '0', 'rel');
       expect(await store.claimRuns(LEASE, 1, [{ workflow, version: 1 }])).toEqual([]); // the index still says: leased until expiry
       await sleep(350);

@@ -70,6 +70,7 @@ describeCluster('RedisStore on Redis Cluster', () => {
       await clients.get(store)?.quit();
     },
     corruptions: redisCorruptions(),
+    wakesParentsInSecondWrite: true,
   });
 
   it('spreads runs over the masters and keeps each run\'s keys on one of them', async () => {

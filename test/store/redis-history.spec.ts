@@ -185,7 +185,7 @@ redis.describe('RedisStore history (as stored)', () => {
   it('keeps ni through a commit with keepInput, and only then', async () => {
     const { runId, token } = await claimed();
     await store.sendSignal(runId, 'go', '"p"');
-    expect(await store.commit(runId, token, { leaseMs: 30_000, wait: { signal: 'go' } })).toMatchObject({ consumedSignal: { payload: '"p"' } });
+    expect(await store.commit(runId, token, { leaseMs: 30_000, wait: { signals: ['go'] } })).toMatchObject({ consumedSignal: { name: 'go', payload: '"p"' } });
     const keys = store.keys.run(runId);
     await store.commit(runId, token, { leaseMs: 30_000, keepInput: true, state: '{"a":1}' });
     expect(await admin.hget(keys.run, 'ni')).toBe('"p"');

@@ -61,7 +61,9 @@ describe('Redis store keys', () => {
       expect(runKeys.steps).toBe(runKeys.run.replace(/:r$/, ':s'));
       expect(runKeys.signals).toBe(runKeys.run.replace(/:r$/, ':q'));
       expect(runKeys.events).toBe(runKeys.run.replace(/:r$/, ':e'));
-      expect(Object.keys(runKeys).sort()).toEqual(['events', 'run', 'signals', 'steps']);
+      expect(runKeys.signalIds).toBe(runKeys.run.replace(/:r$/, ':i'));
+      expect(runKeys.children).toBe(runKeys.run.replace(/:r$/, ':c'));
+      expect(Object.keys(runKeys).sort()).toEqual(['children', 'events', 'run', 'signalIds', 'signals', 'steps']);
       const slots = new Set(Object.values(runKeys).map(keySlot));
       expect(slots.size).toBe(1);
       expect(seen.has(runKeys.run)).toBe(false);
@@ -153,7 +155,10 @@ describe('Redis store keys', () => {
       dueIn: encodeCommitOp.dueIn(5),
       dueAt: encodeCommitOp.dueAt(new Date(1_000)),
       clearDue: encodeCommitOp.clearDue(),
-      wait: encodeCommitOp.wait('go', undefined),
+      wait: encodeCommitOp.wait(['go'], undefined),
+      restart: encodeCommitOp.restart('1'),
+      children: encodeCommitOp.children(1, 0, true, 30_000),
+      childLink: encodeCommitOp.childLink('c', '1000'),
       release: encodeCommitOp.release(),
       clearCancel: encodeCommitOp.clearCancel(),
       keepInput: encodeCommitOp.keepInput(),
@@ -240,14 +245,14 @@ describe('Redis store keys', () => {
         const consumed = await store.commit(runId, token, {
           leaseMs: 30_000,
           steps: [{ index: 0, step: { name: runId, status: 'completed', attempts: 1, output: payload } }],
-          wait: { signal },
+          wait: { signals: [signal] },
           events: [signal, payload],
         });
-        expect(consumed).toEqual({ ok: true, consumedSignal: { payload }, lastEventSeq: 4 });
-        expect((await store.commit(runId, token, { leaseMs: 30_000, wait: { signal: `${signal}x` } })).ok).toBe(true);
+        expect(consumed).toEqual({ ok: true, consumedSignal: { name: signal, payload }, lastEventSeq: 4 });
+        expect((await store.commit(runId, token, { leaseMs: 30_000, wait: { signals: [`${signal}x`] } })).ok).toBe(true);
         await store.sendSignal(runId, `${signal}x`, runId);
         const again = (await store.claimRun(runId, lease))!;
-        expect(await store.takeSignal(runId, again.leaseToken, `${signal}x`)).toEqual({ ok: true, payload: runId, timedOut: false });
+        expect(await store.takeSignal(runId, again.leaseToken, [`${signal}x`])).toEqual({ ok: true, payload: runId, signal: `${signal}x`, timedOut: false });
         await store.releaseLease(runId, again.leaseToken);
         expect(await store.control(runId, { action: 'pause' }, `${payload}:pause`)).toMatchObject({ outcome: 'ok', eventSeq: 5 });
         expect((await store.control(runId, { action: 'resume' })).outcome).toBe('ok');
@@ -274,6 +279,37 @@ describe('Redis store keys', () => {
       // purge deleted every key of the runs, their histories included
       expect((await client.keys(`${prefix}{*}:*`)).filter((key) => !key.startsWith(store.keys.index))).toEqual([]);
       expect(await store.listRuns({ workflow, limit: 100 })).toEqual([]);
+
+      // child runs with hostile ids: spawned (half held), released, signalled with ids, ended (each end tells the
+      // parent), read back as outcomes and listed by parent
+      const parentId = `${HOSTILE_IDS[1]} parent`;
+      const parent = (await store.createRun({ runId: parentId, workflow, version: 2, input: payload, state: '{}' }, { onConflict: 'keep', lease })).run;
+      const all = HOSTILE_IDS.length;
+      const spawn = HOSTILE_IDS.map((runId, i) => ({ runId, workflow, version: 2, input: payload, state: runId, events: [payload], held: i % 2 === 0 }));
+      const held = spawn.filter((child) => child.held).map((child) => child.runId);
+      const kept = { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: all, failFast: false } };
+      expect(await store.commit(parentId, parent.leaseToken!, kept)).toEqual({ ok: true, childrenReady: true });
+      expect((await store.getRunOutcomes([...HOSTILE_IDS, 'unknown'])).filter((o) => o.held).map((o) => o.runId).sort()).toEqual([...held].sort());
+      const release = { leaseMs: 30_000, children: { release: held, open: all, openAtMost: all - 1, failFast: false } };
+      expect(await store.commit(parentId, parent.leaseToken!, release)).toEqual({ ok: true });
+      for (const runId of HOSTILE_IDS) {
+        expect(await store.sendSignal(runId, payload, payload, undefined, { id: runId })).toMatchObject({ outcome: 'ok' });
+        expect(await store.sendSignal(runId, payload, payload, undefined, { id: runId })).toMatchObject({ outcome: 'noop' });
+        const child = (await store.claimRun(runId, lease))!;
+        expect(child.parentRunId).toBe(parentId);
+        expect((await store.commit(runId, child.leaseToken, { leaseMs: 30_000, status: 'completed', output: runId })).ok).toBe(true);
+      }
+      expect((await store.getRun(parentId))!.children).toEqual({ open: 0, failed: false, wait: { openAtMost: all - 1, failFast: false } });
+      const outcomes = await store.getRunOutcomes(HOSTILE_IDS);
+      expect(outcomes.map((o) => [o.runId, o.status, o.output, o.parentRunId]).sort()).toEqual(
+        HOSTILE_IDS.map((runId) => [runId, 'completed', runId, parentId]).sort(),
+      );
+      expect((await store.listRuns({ parentRunId: parentId, limit: 100 })).map((r) => r.runId).sort()).toEqual([...HOSTILE_IDS].sort());
+      const woken = (await store.claimRun(parentId, lease))!;
+      expect((await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+      await sleep(5);
+      expect(await store.purge(['completed'], 0)).toBe(all + 1);
+      expect((await client.keys(`${prefix}{*}:*`)).filter((key) => !key.startsWith(store.keys.index))).toEqual([]);
 
       // every script ran, and each call's KEYS hash to one slot
       const byName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));

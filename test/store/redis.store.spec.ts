@@ -25,5 +25,6 @@ redis.describe('redis', () => {
       if (prefix) await deletePrefix(prefix);
     },
     corruptions: redisCorruptions(),
+    wakesParentsInSecondWrite: true,
   });
 });

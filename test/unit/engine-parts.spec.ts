@@ -63,7 +63,22 @@ describe('resolveStepReturn', () => {
     expect(resolveStepReturn(def, b, Flow.goto('a', 'v'), ctx())).toMatchObject({ kind: 'next', next: a, value: 'v' });
     expect(resolveStepReturn(def, a, Flow.complete('done'), ctx())).toMatchObject({ kind: 'end', output: '"done"' });
     expect(resolveStepReturn(def, a, Flow.sleep('2s', 'z'), ctx())).toMatchObject({ kind: 'sleep', next: b, sleep: { due: { delayMs: 2_000 }, wakeInMs: 2_000 } });
-    expect(resolveStepReturn(def, a, Flow.waitForSignal('go', { timeout: '1m' }), ctx())).toMatchObject({ kind: 'wait', next: b, wait: { signal: 'go', timeoutMs: 60_000 } });
+    expect(resolveStepReturn(def, a, Flow.waitForSignal('go', { timeout: '1m' }), ctx())).toMatchObject({ kind: 'wait', next: b, wait: { signals: ['go'], timeoutMs: 60_000, any: false } });
+    expect(resolveStepReturn(def, a, Flow.waitForAny(['yes', 'no', 'yes'], { timeout: 5 }), ctx())).toMatchObject({
+      kind: 'wait',
+      next: b,
+      wait: { signals: ['yes', 'no'], timeoutMs: 5, any: true },
+    });
+    expect(() => resolveStepReturn(def, a, Flow.waitForAny([]), ctx())).toThrow(/without signal names/);
+    expect(() => resolveStepReturn(def, a, Flow.waitForAny(['ok', '']), ctx())).toThrow(/Flow.waitForAny: the signal name/);
+    expect(resolveStepReturn(def, a, Flow.continueAsNew({ n: 2 }), ctx())).toMatchObject({ kind: 'restart', output: '{"n":2}' });
+    expect(resolveStepReturn(def, a, Flow.child('w', 1), ctx())).toMatchObject({ kind: 'children', children: { mode: 'child', concurrency: 1 } });
+    expect(resolveStepReturn(def, a, Flow.all([Flow.child('w', 1), Flow.child('w', 2)], { concurrency: 1 }), ctx())).toMatchObject({
+      kind: 'children',
+      children: { mode: 'all', concurrency: 1 },
+    });
+    expect(() => resolveStepReturn(def, a, Flow.all([Flow.child('w', 1)], { concurrency: 1.5 }), ctx())).toThrow(/concurrency 1.5/);
+    expect(() => resolveStepReturn(def, a, Flow.allSettled([Flow.child('w', 1, { onParentEnd: 'never' as never })]), ctx())).toThrow(/onParentEnd/);
   });
 
   it('keeps a sleep until a Date as that instant (the local timer alone uses this clock)', () => {

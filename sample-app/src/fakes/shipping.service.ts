@@ -23,11 +23,13 @@ export class ShippingService {
     if (existing) return existing;
     if (this.delayMs > 0) await delay(this.delayMs, undefined, { signal });
     return this.state.update((s) => {
+      const shipmentId = randomUUID().slice(0, 8);
       s.shipments[idempotencyKey] ??= {
-        shipmentId: `shp_${randomUUID().slice(0, 8)}`,
+        shipmentId: `shp_${shipmentId}`,
         idempotencyKey,
         orderId,
-        trackingNumber: `TRK${Date.now().toString(36).toUpperCase()}`,
+        // NOTE: parcels of one order ship in the same millisecond: the time alone would repeat.
+        trackingNumber: `TRK${Date.now().toString(36).toUpperCase()}${shipmentId.slice(0, 4).toUpperCase()}`,
         items,
         shippedAt: new Date().toISOString(),
       };

@@ -2,12 +2,12 @@ import { Inject } from '@nestjs/common';
 import { Flow, RetryPolicy, Step, Workflow, type CompensationContext, type StepContext } from '../cairn.js';
 import { SAMPLE_APP_CONFIG } from '../app.constants.js';
 import type { SampleAppConfig } from '../app.config.js';
-import type { Charge, Reservation, Shipment } from '../fakes/fake-state.store.js';
+import type { Charge, Reservation } from '../fakes/fake-state.store.js';
 import { InventoryService } from '../fakes/inventory.service.js';
 import { NotificationService } from '../fakes/notification.service.js';
 import { PaymentService } from '../fakes/payment.service.js';
-import { ShippingService } from '../fakes/shipping.service.js';
-import type { Approval, OrderInput, OrderResult } from './order.types.js';
+import type { Approval, OrderInput, OrderResult, ShippedParcel } from './order.types.js';
+import { ShipParcelWorkflow } from './ship-parcel.workflow.js';
 
 /** The workflow's name, as runs record it. */
 export const ORDER_FULFILMENT = 'order-fulfilment';
@@ -15,7 +15,8 @@ export const ORDER_FULFILMENT = 'order-fulfilment';
 type Ctx = StepContext<OrderInput>;
 
 /**
- * Fulfils an order: reserve stock → charge payment → (large orders) wait for approval → ship → confirm.
+ * Fulfils an order: reserve stock → charge payment → (large orders) wait for approval → ship → confirm. Shipping
+ * starts one child run per parcel ({@link ShipParcelWorkflow}) and waits for all of them.
  *
  * Every step's output is checkpointed, so a crash at any point resumes at the step that was running. If a step fails
  * for good, or the order is cancelled, the completed steps are undone in reverse order: the charge is refunded, then
@@ -26,7 +27,6 @@ export class OrderFulfilmentWorkflow {
   constructor(
     private readonly inventory: InventoryService,
     private readonly payments: PaymentService,
-    private readonly shipping: ShippingService,
     private readonly notifications: NotificationService,
     @Inject(SAMPLE_APP_CONFIG) private readonly config: SampleAppConfig,
   ) {}
@@ -69,21 +69,33 @@ export class OrderFulfilmentWorkflow {
     return Flow.waitForSignal('approve', { timeout: this.config.approvalTimeout, value: { approvalRequired: true } });
   }
 
-  @Step({ timeout: '5s', retry: RetryPolicy.fixed(3, '500ms') })
-  async ship(approval: Approval, ctx: Ctx): Promise<Shipment & { approvedBy: string }> {
-    const shipment = await this.shipping.ship(ctx.idempotencyKey, ctx.runId, ctx.input.items, ctx.signal);
-    return { ...shipment, approvedBy: approval.approvedBy };
+  // One child run per parcel (here, one per line of the order), all shipping at once. The parent waits ('waiting', no
+  // lease held) until every parcel has shipped; this step's output is the array of the children's outputs, in order.
+  // Their ids are deterministic (`<orderId>:ship:0`, `:1`, …), so after a crash the step finds its children again
+  // instead of shipping twice. A parcel that fails for good fails this step (ChildWorkflowFailedError), cancels the
+  // parcels still shipping, and the order is compensated: refund, then stock release. Cancelling the order cancels the
+  // parcels still shipping.
+  @Step()
+  ship(approval: Approval, ctx: Ctx) {
+    // NOTE: the approval signal's payload reaches only this step (a step that waits records its `value`, not the
+    // payload), so it travels with the parcels and comes back in their outputs for the confirmation.
+    return Flow.all(
+      ctx.input.items.map((item, i) =>
+        Flow.child(ShipParcelWorkflow, { orderId: ctx.runId, parcel: i + 1, items: [item], approvedBy: approval.approvedBy }),
+      ),
+    );
   }
 
   @Step({ retry: RetryPolicy.exponential(3, '100ms') })
-  sendConfirmation(shipment: Shipment & { approvedBy: string }, ctx: Ctx): OrderResult {
+  sendConfirmation(parcels: ShippedParcel[], ctx: Ctx): OrderResult {
     const charge = ctx.results.chargePayment as Charge;
+    const trackingNumbers = parcels.map((p) => p.trackingNumber);
     this.notifications.send(
       ctx.idempotencyKey,
       ctx.runId,
       ctx.input.customerId,
-      `Your order ${ctx.runId} is on its way: tracking number ${shipment.trackingNumber}.`,
+      `Your order ${ctx.runId} is on its way in ${parcels.length} parcel(s): tracking ${trackingNumbers.join(', ')}.`,
     );
-    return { orderId: ctx.runId, chargeId: charge.chargeId, trackingNumber: shipment.trackingNumber, approvedBy: shipment.approvedBy };
+    return { orderId: ctx.runId, chargeId: charge.chargeId, trackingNumbers, approvedBy: parcels[0].approvedBy };
   }
 }

@@ -1,4 +1,4 @@
-import type { OrderItem } from '../fakes/fake-state.store.js';
+import type { OrderItem, Shipment } from '../fakes/fake-state.store.js';
 
 export type { OrderItem };
 
@@ -15,10 +15,24 @@ export interface Approval {
   approvedAt: string;
 }
 
+/** The input of a ship-parcel child run: one parcel of an order (one line of the order per parcel). */
+export interface ParcelInput {
+  orderId: string;
+  /** 1-based number of the parcel in the order. */
+  parcel: number;
+  items: OrderItem[];
+  /** Who approved the order ('auto' for small orders), handed back in the output for the confirmation. */
+  approvedBy: string;
+}
+
+/** The output of a ship-parcel child run. */
+export type ShippedParcel = Shipment & { parcel: number; approvedBy: string };
+
 /** The run's output once the order is fulfilled. */
 export interface OrderResult {
   orderId: string;
   chargeId: string;
-  trackingNumber: string;
+  /** One per parcel, in the order's item order. */
+  trackingNumbers: string[];
   approvedBy: string;
 }

@@ -4,7 +4,7 @@ import { WorkflowClient, type RunInfo } from '../cairn.js';
 import { SAMPLE_APP_CONFIG } from '../app.constants.js';
 import type { SampleAppConfig } from '../app.config.js';
 import { ORDER_FULFILMENT, OrderFulfilmentWorkflow } from './order-fulfilment.workflow.js';
-import type { Approval, OrderInput } from './order.types.js';
+import type { Approval, OrderInput, ParcelInput } from './order.types.js';
 import { parseApprover, parseListQuery, parseOrderInput } from './order.validation.js';
 
 /**
@@ -43,6 +43,14 @@ export class OrdersController {
   @Get(':id')
   get(@Param('id') id: string): Promise<RunInfo> {
     return this.workflows.getHandle(id).describe();
+  }
+
+  /** The order's parcels: the ship-parcel child runs its `ship` step started, with their status and shipment. */
+  @Get(':id/parcels')
+  async parcels(@Param('id') id: string): Promise<{ parcels: RunInfo[] }> {
+    await this.workflows.getHandle(id).describe(); // 404 for an unknown order
+    const { runs } = await this.workflows.list({ parentRunId: id, limit: 1000 });
+    return { parcels: runs.sort((a, b) => (a.input as ParcelInput).parcel - (b.input as ParcelInput).parcel) };
   }
 
   /** Approves a large order waiting in `awaitApproval` (body: optional `{ approvedBy }`). */

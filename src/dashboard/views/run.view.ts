@@ -3,7 +3,10 @@ import { html, type SafeHtml } from './html.js';
 import { duration, layout, query, runHref, statusBadge, time, type PageContext } from './layout.view.js';
 import { messageBlock, messageText, valueBlock } from './value.view.js';
 
-/** The run page: summary, actions, error, input and output, the step timeline, queued signals and the history. */
+/**
+ * The run page: summary (with parent, generation, what it waits for), actions, error, input and output, the children,
+ * the step timeline, queued signals and the history. Each `data-live` region is replaced whole when the page refreshes.
+ */
 export function runPage(ctx: PageContext, run: RunDetail): string {
   const showAll = (value: ShownValue) => (value.ref ? `${runHref(ctx, run.runId)}/value${query({ ref: value.ref })}` : undefined);
   const runMs = (run.finishedAt ?? run.updatedAt).getTime() - run.createdAt.getTime();
@@ -14,7 +17,9 @@ export function runPage(ctx: PageContext, run: RunDetail): string {
   <dl class="facts">
     <div><dt>Workflow</dt><dd>${run.workflow} <span class="muted">v${run.version}</span></dd></div>
     <div><dt>Current step</dt><dd>${run.currentStep ?? '–'}</dd></div>
-    ${run.waitingFor !== undefined ? html`<div><dt>Waiting for signal</dt><dd class="mono">${run.waitingFor}</dd></div>` : ''}
+    ${waitingFor(run)}
+    ${run.parentRunId !== undefined ? html`<div><dt>Parent run</dt><dd class="id"><a class="parent-run" href="${runHref(ctx, run.parentRunId)}">${run.parentRunId}</a></dd></div>` : ''}
+    ${run.generation > 1 ? html`<div><dt>Generation</dt><dd class="generation" title="continue-as-new or terminate-existing started this run id again">${run.generation}</dd></div>` : ''}
     <div><dt>Created</dt><dd>${time(run.createdAt)}</dd></div>
     <div><dt>Updated</dt><dd>${time(run.updatedAt)}</dd></div>
     <div><dt>Finished</dt><dd>${time(run.finishedAt)}</dd></div>
@@ -32,6 +37,9 @@ ${run.error
   <section class="panel"><h2>Input</h2>${valueBlock(run.input, showAll(run.input))}</section>
   <section class="panel"><h2>Output</h2>${run.output ? valueBlock(run.output, showAll(run.output)) : html`<p class="muted">${run.status === 'completed' ? 'undefined' : 'Not finished.'}</p>`}</section>
 </div>
+</section>
+<section data-live="children">${childrenPanel(ctx, run)}</section>
+<section data-live="steps">
 <section class="panel"><h2>Steps</h2>
   ${run.steps.length === 0 ? html`<p class="muted">No step has started yet.</p>` : html`<ol class="timeline">${run.steps.map((step) => stepItem(step, showAll))}</ol>`}
 </section>
@@ -49,6 +57,42 @@ ${run.error
 </section>
 </section>`;
   return layout(ctx, { title: run.runId, stream: { runId: run.runId } }, content);
+}
+
+/** What a waiting run waits for: its signal names, or the children its current step started. */
+function waitingFor(run: RunDetail): SafeHtml | string {
+  if (run.waitingForChildren !== undefined) {
+    const n = run.waitingForChildren;
+    return html`<div><dt>Waiting for</dt><dd class="waiting-for">${n.toLocaleString('en')} child run${n === 1 ? '' : 's'}</dd></div>`;
+  }
+  const names = run.waitingForSignals ?? (run.waitingFor !== undefined ? [run.waitingFor] : []);
+  if (names.length === 0) return '';
+  return html`<div><dt>Waiting for</dt><dd class="waiting-for">${names.length === 1 ? 'signal ' : 'any of the signals '}${names.map(
+    (name, i) => html`${i > 0 ? ', ' : ''}<span class="mono signal-name">${name}</span>`,
+  )}</dd></div>`;
+}
+
+/** The run's first children (id, workflow, status), with a link to all of them on the runs list when there are more. */
+function childrenPanel(ctx: PageContext, run: RunDetail): SafeHtml | string {
+  const { runs, more, total } = run.children;
+  if (runs.length === 0) return '';
+  const allHref = `${ctx.root}${query({ parent: run.runId })}`;
+  const allText = total !== undefined && total > runs.length ? `all ${total.toLocaleString('en')} children` : 'all children';
+  return html`<section class="panel children"><h2>Children <span class="muted small">${more ? (total !== undefined && total > runs.length ? total.toLocaleString('en') : `more than ${runs.length}`) : runs.length}</span></h2>
+  <table class="runs children-table">
+    <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Step</th><th>Created</th></tr></thead>
+    <tbody>${runs.map(
+      (child) => html`<tr data-run="${child.runId}">
+      <td class="id"><a href="${runHref(ctx, child.runId)}">${child.runId}</a></td>
+      <td>${child.workflow}<span class="muted small"> v${child.version}</span></td>
+      <td>${statusBadge(child.status)}</td>
+      <td>${child.currentStep ?? ''}</td>
+      <td>${time(child.createdAt)}</td>
+    </tr>`,
+    )}</tbody>
+  </table>
+  ${more ? html`<p class="small">The ${runs.length} newest. <a class="all-children" href="${allHref}">${allText}</a></p>` : ''}
+</section>`;
 }
 
 function actions(run: RunDetail): SafeHtml {

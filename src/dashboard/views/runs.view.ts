@@ -12,6 +12,7 @@ export function filterQuery(filter: RunsFilter): Record<string, string | undefin
     from: filter.createdFrom?.toISOString(),
     to: filter.createdTo?.toISOString(),
     id: filter.runId,
+    parent: filter.parentRunId,
   };
 }
 
@@ -29,7 +30,10 @@ export function runsPage(ctx: PageContext, filter: RunsFilter, page: RunsPage, w
   const total = Object.values(page.counts).reduce((a, b) => a + b, 0);
   const nextHref = page.cursor ? `${ctx.root}${query({ ...current, limit: filter.limit === DEFAULT_PAGE_SIZE ? undefined : filter.limit, cursor: page.cursor })}` : undefined;
   const content = html`
-<h1>Runs</h1>
+${filter.parentRunId !== undefined
+  ? html`<p class="crumbs parent-filter"><a href="${ctx.root}">Runs</a> › children of <a class="id" href="${runHref(ctx, filter.parentRunId)}">${filter.parentRunId}</a> <a class="small" href="${ctx.root}${query({ ...current, parent: undefined })}">(all runs)</a></p>`
+  : ''}
+<h1>${filter.parentRunId !== undefined ? 'Child runs' : 'Runs'}</h1>
 <form class="filters" method="get" action="${ctx.root}">
   <label>Workflow
     <select name="workflow"><option value="">All workflows</option>${names.map(
@@ -42,17 +46,18 @@ export function runsPage(ctx: PageContext, filter: RunsFilter, page: RunsPage, w
   <label>Created from <input type="datetime-local" name="from" value="${localInput(filter.createdFrom, filter.tzOffset)}"></label>
   <label>to <input type="datetime-local" name="to" value="${localInput(filter.createdTo, filter.tzOffset)}"></label>
   <label>Run id <input type="search" name="id" value="${filter.runId ?? ''}" maxlength="255" placeholder="exact id"></label>
+  <label>Children of <input type="search" name="parent" value="${filter.parentRunId ?? ''}" maxlength="255" placeholder="parent run id"></label>
   <input type="hidden" name="tz" value="${filter.tzOffset ?? ''}">
   <button type="submit">Filter</button>
   <a class="button secondary" href="${ctx.root}">Clear</a>
 </form>
 <section data-live="counts" class="counts" aria-label="Runs per status">
-  <a class="count${filter.statuses ? '' : ' active'}" href="${ctx.root}${query({ workflow: filter.workflow })}">all <b>${total.toLocaleString('en')}</b></a>
+  <a class="count${filter.statuses ? '' : ' active'}" href="${ctx.root}${query({ workflow: filter.workflow, parent: filter.parentRunId })}">all <b>${total.toLocaleString('en')}</b></a>
   ${RUN_STATUSES.map(
     (s) =>
-      html`<a class="count s-${s}${status === s ? ' active' : ''}" data-status="${s}" href="${ctx.root}${query({ workflow: filter.workflow, status: s })}">${s} <b>${page.counts[s].toLocaleString('en')}</b></a>`,
+      html`<a class="count s-${s}${status === s ? ' active' : ''}" data-status="${s}" href="${ctx.root}${query({ workflow: filter.workflow, parent: filter.parentRunId, status: s })}">${s} <b>${page.counts[s].toLocaleString('en')}</b></a>`,
   )}
-  <span class="muted small">${filter.workflow ? html`of ${filter.workflow}, ` : ''}all time</span>
+  <span class="muted small">${filter.workflow ? html`of ${filter.workflow}, ` : ''}all time${filter.parentRunId !== undefined ? ', every run (not only these children)' : ''}</span>
 </section>
 ${ctx.readOnly
   ? ''
@@ -65,7 +70,7 @@ ${ctx.readOnly
   <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Step</th><th>Created</th><th>Updated</th><th>Error</th></tr></thead>
   <tbody>
   ${page.runs.length === 0
-    ? html`<tr><td colspan="7" class="empty">No runs match this filter.</td></tr>`
+    ? html`<tr><td colspan="7" class="empty">${filter.parentRunId !== undefined ? 'No child run of this run matches this filter.' : 'No runs match this filter.'}</td></tr>`
     : page.runs.map(
         (run) => html`<tr data-run="${run.runId}">
     <td class="id"><a href="${runHref(ctx, run.runId)}">${run.runId}</a></td>
@@ -84,5 +89,5 @@ ${ctx.readOnly
   ${nextHref ? html`<a rel="next" href="${nextHref}">Next page »</a>` : ''}
 </nav>
 </section>`;
-  return layout(ctx, { title: 'Runs', nav: 'runs', stream: filter.workflow ? { workflow: filter.workflow } : {} }, content);
+  return layout(ctx, { title: filter.parentRunId !== undefined ? `Children of ${filter.parentRunId}` : 'Runs', nav: 'runs', stream: filter.workflow ? { workflow: filter.workflow } : {} }, content);
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type {
+  ChildrenPatch,
+  ChildrenState,
   ClaimedRun,
   CommitResult,
   ControlRequest,
@@ -11,12 +13,15 @@ import type {
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
+  NewChildRun,
   NewRun,
   LiveRunGroup,
   QueuedSignal,
   RenewResult,
+  RunOutcome,
   RunPatch,
   RunStatus,
+  SendSignalOptions,
   StoreEvent,
   StoredRun,
   StoredRunEvent,
@@ -40,13 +45,27 @@ interface History {
   seq: number;
 }
 
+/** A signal queued for a run; a run's queue is kept in the order the signals were sent (across names). */
+interface Queued {
+  name: string;
+  payload: string;
+}
+
 function copyRun(run: StoredRun): StoredRun {
   return {
     ...run,
     steps: run.steps.map(copyStep),
     error: run.error ? { ...run.error } : undefined,
     cancelRequested: run.cancelRequested ? { ...run.cancelRequested } : undefined,
+    waitSignals: run.waitSignals ? [...run.waitSignals] : undefined,
+    children: run.children ? copyChildren(run.children) : undefined,
   };
+}
+
+function copyChildren(children: ChildrenState): ChildrenState {
+  const copy: ChildrenState = { open: children.open, failed: children.failed };
+  if (children.wait) copy.wait = { ...children.wait };
+  return copy;
 }
 
 /**
@@ -62,7 +81,10 @@ function copyRun(run: StoredRun): StoredRun {
 export class MemoryStore implements WorkflowStore {
   readonly name = 'memory';
   private readonly runs = new Map<string, StoredRun>();
-  private readonly signals = new Map<string, Map<string, string[]>>();
+  /** Queued signals per run, in the order they were sent (all names in one queue: the earliest sent wins, rule 3). */
+  private readonly signals = new Map<string, Queued[]>();
+  /** `sendSignal` ids accepted per run: kept with the run (through its end and `restart`), deleted with it. */
+  private readonly signalIds = new Map<string, Set<string>>();
   private readonly histories = new Map<string, History>();
   private readonly pipelines = new Map<string, string>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
@@ -93,10 +115,7 @@ export class MemoryStore implements WorkflowStore {
     }
     const existing = this.runs.get(input.runId);
     if (existing && options.onConflict === 'keep') return { created: false, run: copyRun(existing) };
-    if (existing) {
-      this.signals.delete(input.runId);
-      this.histories.delete(input.runId);
-    }
+    if (existing) this.forget(input.runId);
     const now = new Date(this.now());
     const run: StoredRun = {
       runId: input.runId,
@@ -136,6 +155,7 @@ export class MemoryStore implements WorkflowStore {
     const after = query.after;
     const matches = [...this.runs.values()].filter((run) => {
       if (query.workflow !== undefined && run.workflow !== query.workflow) return false;
+      if (query.parentRunId !== undefined && run.parentRunId !== query.parentRunId) return false;
       if (statuses && !statuses.has(run.status)) return false;
       if (query.createdFrom && run.createdAt.getTime() < query.createdFrom.getTime()) return false;
       if (query.createdTo && run.createdAt.getTime() >= query.createdTo.getTime()) return false;
@@ -261,12 +281,27 @@ export class MemoryStore implements WorkflowStore {
   }
 
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    // Rule 1: fencing.
     const run = this.leased(runId, token);
     if (!run) return { ok: false };
     const now = this.now();
+    const wasLive = isLive(run.status);
+    /** Other runs this commit makes claimable (spawned or released children, a woken parent): `ready` events. */
+    const readyRuns: string[] = [];
     let release = patch.release === true;
-    let consumedSignal: { payload: string } | undefined;
+    let consumedSignal: { name: string; payload: string } | undefined;
+    let childrenReady: boolean | undefined;
 
+    // `restart` (continue-as-new), before the other fields: history, queued signals and signal ids are kept.
+    if (patch.restart) {
+      run.steps = [];
+      run.input = patch.restart.input;
+      run.nextInput = undefined;
+      run.children = undefined;
+      run.generation += 1;
+    }
+
+    // Rule 2: the fields given; the wait fields are cleared unless rule 3 or 8 sets them again.
     if (patch.status !== undefined) run.status = patch.status;
     if (patch.state !== undefined) run.state = patch.state;
     if (patch.currentStep !== undefined) run.currentStep = patch.currentStep ?? undefined;
@@ -276,24 +311,34 @@ export class MemoryStore implements WorkflowStore {
     if (patch.due !== undefined) run.dueAt = dueAt(patch.due, now);
     const lastEventSeq = this.append(runId, patch.events);
     if (!patch.keepInput) run.nextInput = undefined;
-    run.waitSignal = undefined;
+    run.waitSignals = undefined;
     run.waitUntil = undefined;
+    // NOTE: like `waitSignals`, a children wait lasts until the run's next commit (a woken parent re-commits it).
+    if (run.children) run.children.wait = undefined;
 
+    // Rule 3: a signal wait, on any of several names.
     if (patch.wait) {
-      const payload = this.popSignal(runId, patch.wait.signal);
-      if (payload !== undefined) {
+      const signal = this.takeQueued(runId, patch.wait.signals);
+      if (signal) {
         run.status = 'running';
-        run.nextInput = payload;
-        consumedSignal = { payload };
+        run.nextInput = signal.payload;
+        consumedSignal = signal;
       } else {
         run.status = 'waiting';
-        run.waitSignal = patch.wait.signal;
+        run.waitSignals = [...patch.wait.signals];
         run.waitUntil = patch.wait.timeoutMs !== undefined ? new Date(now + patch.wait.timeoutMs) : undefined;
         run.dueAt = run.waitUntil;
         release = true;
       }
     }
 
+    // Rule 8: spawn, link and release children; wait for them or go on.
+    if (patch.children) {
+      childrenReady = this.applyChildren(run, patch.children, now, readyRuns);
+      if (!childrenReady) release = true;
+    }
+
+    // Rule 4 (terminal) or rule 5 (a pending pause).
     let paused = false;
     if (isTerminal(run.status)) {
       run.dueAt = undefined;
@@ -303,6 +348,7 @@ export class MemoryStore implements WorkflowStore {
       run.finishedAt = new Date(now);
       this.signals.delete(runId);
       release = true;
+      if (wasLive) this.childEnded(run, now, readyRuns);
     } else if (run.pauseRequested && !run.cancelRequested && run.status !== 'paused' && !patch.midStep) {
       if (!release || run.dueAt === undefined) {
         if (run.status !== 'waiting') run.dueAt = new Date(now);
@@ -314,10 +360,12 @@ export class MemoryStore implements WorkflowStore {
       release = true;
     }
 
+    // Rule 6: a pending cancel.
     if (patch.clearCancel) run.cancelRequested = undefined;
     const cancel = run.cancelRequested && !isTerminal(run.status) ? { ...run.cancelRequested } : undefined;
     if (cancel) run.dueAt = new Date(now);
 
+    // Rule 7: the lease.
     if (release) clearLease(run);
     else run.leaseExpiresAt = new Date(now + patch.leaseMs);
     run.updatedAt = new Date(now);
@@ -326,46 +374,145 @@ export class MemoryStore implements WorkflowStore {
     else if (release && run.dueAt && run.dueAt.getTime() <= now && run.status !== 'paused') {
       this.emit({ type: 'ready', runId });
     }
-    return { ok: true, paused: paused || undefined, cancel, consumedSignal, ...(lastEventSeq !== undefined ? { lastEventSeq } : {}) };
+    for (const other of readyRuns) this.emit({ type: 'ready', runId: other });
+    return {
+      ok: true,
+      paused: paused || undefined,
+      cancel,
+      consumedSignal,
+      ...(childrenReady ? { childrenReady } : {}),
+      ...(lastEventSeq !== undefined ? { lastEventSeq } : {}),
+    };
   }
 
-  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+  /**
+   * Rule 8 of a commit by `parent`: (a) spawn new children and link parentless live ones, (b) release held children,
+   * (c) count them, (d) decide whether the parent waits, (e) reset `failed`. Returns whether the parent need not wait
+   * (`childrenReady`); pushes the children that became due to `readyRuns`.
+   */
+  private applyChildren(parent: StoredRun, patch: ChildrenPatch, now: number, readyRuns: string[]): boolean {
+    // a. Spawn. An existing id is never replaced; only a parentless run is linked, and only a live one is counted.
+    let added = 0;
+    for (const spec of patch.spawn ?? []) {
+      const existing = this.runs.get(spec.runId);
+      if (!existing) {
+        this.runs.set(spec.runId, newChildRun(spec, parent.runId, now));
+        this.append(spec.runId, spec.events);
+        if (!spec.held) readyRuns.push(spec.runId);
+        added++;
+      } else if (existing.parentRunId === undefined && existing.runId !== parent.runId) {
+        // NOTE: an ended run is linked for listing (listRuns by parentRunId) but not counted: it never ends again.
+        existing.parentRunId = parent.runId;
+        if (isLive(existing.status)) added++;
+      }
+      // Otherwise (already this run's child, another parent's child, or the parent itself): left as is.
+    }
+
+    // b. Release held children of this parent: pending and not due.
+    for (const childId of patch.release ?? []) {
+      const child = this.runs.get(childId);
+      if (child && child.parentRunId === parent.runId && child.status === 'pending' && child.dueAt === undefined) {
+        child.dueAt = new Date(now);
+        readyRuns.push(childId);
+      }
+    }
+
+    // c. Count, d. wait or go on, e. reset the failed flag.
+    const children = (parent.children ??= { open: 0, failed: false });
+    children.open = patch.open + added;
+    const ready = children.open <= patch.openAtMost || (patch.failFast && children.failed);
+    children.failed = false;
+    if (ready) {
+      parent.status = 'running';
+    } else {
+      parent.status = 'waiting';
+      children.wait = { openAtMost: patch.openAtMost, failFast: patch.failFast };
+      // NOTE: a store that wakes parents in a second write (Redis) sets now + its recheck interval instead.
+      parent.dueAt = undefined;
+    }
+    return ready;
+  }
+
+  /**
+   * Rule 4, for a run that just ended: its parent's bookkeeping, in the same write. One less open child, `failed` when
+   * it did not complete, and the parent due now when it waits for its children and its condition now holds. A parent
+   * that is gone, or keeps no children state (replaced, or restarted since), is left alone.
+   */
+  private childEnded(child: StoredRun, now: number, readyRuns: string[]): void {
+    const parent = child.parentRunId !== undefined ? this.runs.get(child.parentRunId) : undefined;
+    const children = parent?.children;
+    if (!parent || !children) return;
+    children.open = Math.max(0, children.open - 1);
+    if (child.status !== 'completed') children.failed = true;
+    const wait = children.wait;
+    const waiting = parent.status === 'waiting' || (parent.status === 'paused' && parent.resumeStatus === 'waiting');
+    if (wait && waiting && (children.open <= wait.openAtMost || (wait.failFast && children.failed))) {
+      parent.dueAt = new Date(now);
+      // A paused parent is not claimable: `resume` sends its ready event.
+      if (parent.status === 'waiting') readyRuns.push(parent.runId);
+    }
+  }
+
+  async takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult> {
     const run = this.leased(runId, token);
     if (!run) return { ok: false };
     const now = this.now();
-    const payload = this.popSignal(runId, name);
-    if (payload !== undefined) {
+    const signal = this.takeQueued(runId, names);
+    if (signal) {
       run.status = 'running';
-      run.nextInput = payload;
-      run.waitSignal = undefined;
+      run.nextInput = signal.payload;
+      run.waitSignals = undefined;
       run.waitUntil = undefined;
       run.updatedAt = new Date(now);
-      return { ok: true, payload, timedOut: false };
+      return { ok: true, payload: signal.payload, signal: signal.name, timedOut: false };
     }
     return { ok: true, timedOut: run.waitUntil !== undefined && run.waitUntil.getTime() <= now };
   }
 
-  private popSignal(runId: string, name: string): string | undefined {
-    const queue = this.signals.get(runId)?.get(name);
-    if (!queue || queue.length === 0) return undefined;
-    return queue.shift();
+  /** Removes and returns the earliest sent queued signal named one of `names` (rule 3, `takeSignal`). */
+  private takeQueued(runId: string, names: readonly string[]): Queued | undefined {
+    const queue = this.signals.get(runId);
+    const index = queue ? queue.findIndex((signal) => names.includes(signal.name)) : -1;
+    if (index < 0) return undefined;
+    const [signal] = queue!.splice(index, 1);
+    return { name: signal.name, payload: signal.payload };
   }
 
-  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string, options?: SendSignalOptions): Promise<ControlResult> {
     const run = this.runs.get(runId);
     if (!run) return { outcome: 'not-found' };
+    const id = options?.id;
+    // NOTE: a repeated id is a noop even once the run has ended: the signal was accepted the first time.
+    if (id !== undefined && this.signalIds.get(runId)?.has(id)) return { outcome: 'noop', status: run.status };
     if (isTerminal(run.status)) return { outcome: 'not-active', status: run.status };
-    let byName = this.signals.get(runId);
-    if (!byName) this.signals.set(runId, (byName = new Map()));
-    let queue = byName.get(name);
-    if (!queue) byName.set(name, (queue = []));
-    queue.push(payload);
+    if (id !== undefined) {
+      let ids = this.signalIds.get(runId);
+      if (!ids) this.signalIds.set(runId, (ids = new Set()));
+      ids.add(id);
+    }
+    let queue = this.signals.get(runId);
+    if (!queue) this.signals.set(runId, (queue = []));
+    queue.push({ name, payload });
     const eventSeq = event !== undefined ? this.append(runId, [event]) : undefined;
-    if (run.waitSignal === name) {
+    if (run.waitSignals?.includes(name)) {
       run.dueAt = new Date(this.now());
       if (run.status === 'waiting') this.emit({ type: 'ready', runId });
     }
     return { outcome: 'ok', status: run.status, ...(eventSeq !== undefined ? { eventSeq } : {}) };
+  }
+
+  async getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]> {
+    const outcomes: RunOutcome[] = [];
+    for (const runId of new Set(runIds)) {
+      const run = this.runs.get(runId);
+      if (!run) continue;
+      const outcome: RunOutcome = { runId, status: run.status, held: run.status === 'pending' && run.dueAt === undefined };
+      if (run.output !== undefined) outcome.output = run.output;
+      if (run.error) outcome.error = { ...run.error };
+      if (run.parentRunId !== undefined) outcome.parentRunId = run.parentRunId;
+      outcomes.push(outcome);
+    }
+    return outcomes;
   }
 
   async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {
@@ -440,9 +587,10 @@ export class MemoryStore implements WorkflowStore {
   }
 
   async listSignals(runId: string): Promise<QueuedSignal[]> {
-    const byName = this.signals.get(runId);
-    if (!byName) return [];
-    return [...byName].flatMap(([name, queue]) => queue.map((payload) => ({ name, payload })));
+    const queue = this.signals.get(runId) ?? [];
+    // Grouped by name, each name's signals in the order they were sent.
+    const names = [...new Set(queue.map((signal) => signal.name))];
+    return names.flatMap((name) => queue.filter((signal) => signal.name === name).map((signal) => ({ name, payload: signal.payload })));
   }
 
   async summarizeLiveRuns(): Promise<LiveRunGroup[]> {
@@ -483,12 +631,18 @@ export class MemoryStore implements WorkflowStore {
     for (const [runId, run] of this.runs) {
       if (isTerminal(run.status) && wanted.has(run.status) && run.finishedAt && run.finishedAt.getTime() < cutoff) {
         this.runs.delete(runId);
-        this.signals.delete(runId);
-        this.histories.delete(runId);
+        this.forget(runId);
         count++;
       }
     }
     return count;
+  }
+
+  /** Deletes what is kept with a run besides the run itself: queued signals, signal ids, history (purge, replace). */
+  private forget(runId: string): void {
+    this.signals.delete(runId);
+    this.signalIds.delete(runId);
+    this.histories.delete(runId);
   }
 
   async publish(body: string): Promise<void> {
@@ -504,6 +658,27 @@ export class MemoryStore implements WorkflowStore {
       this.listeners.delete(listener);
     };
   }
+}
+
+/** A child run created by its parent's commit (rule 8a): pending, due now unless held, generation 1. */
+function newChildRun(spec: NewChildRun, parentRunId: string, now: number): StoredRun {
+  const child: StoredRun = {
+    runId: spec.runId,
+    workflow: spec.workflow,
+    version: spec.version,
+    status: 'pending',
+    input: spec.input,
+    state: spec.state,
+    steps: [],
+    pauseRequested: false,
+    dueAt: spec.held ? undefined : new Date(now),
+    createdAt: new Date(now),
+    updatedAt: new Date(now),
+    generation: 1,
+    parentRunId,
+  };
+  if (spec.pipeline !== undefined) child.pipeline = spec.pipeline;
+  return child;
 }
 
 function dueAt(due: DueSpec, now: number): Date | undefined {

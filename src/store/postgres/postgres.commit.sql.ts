@@ -33,7 +33,7 @@ export const COMMIT_PARAMS = new ParamTable([
   ['set_due', 'boolean'],
   ['due', 'float8'], // ms from now; null: never (unless `due_at`)
   ['due_at', 'float8'], // absolute wake-up time (epoch ms), or null
-  ['wait', 'text'], // signal name, or null
+  ['wait', 'text[]'], // signal names, or null
   ['wait_ms', 'float8'], // signal timeout ms, or null
   ['release', 'boolean'],
   ['clear_cancel', 'boolean'],
@@ -49,6 +49,48 @@ export const COMMIT_PARAMS = new ParamTable([
 
 /** Name of a checkpoint parameter. */
 export type CommitParam = (typeof COMMIT_PARAMS)['specs'][number][0];
+
+/**
+ * Parameters of the `commitSpecial` statement (a patch with `children` or `restart`, always alone): those of the
+ * checkpoint, then these. The children to spawn come as parallel arrays (one INSERT … SELECT FROM unnest for all of
+ * them), their first events flattened (`ev_ids[i]`'s event number `ev_seqs[i]`).
+ */
+const SPECIAL_ONLY_PARAMS = [
+  ['restart', 'boolean'],
+  ['restart_input', 'text'],
+  ['ch', 'boolean'], // the patch has `children`
+  ['ch_open', 'integer'],
+  ['ch_at_most', 'integer'],
+  ['ch_fail_fast', 'boolean'],
+  ['sp_ids', 'text[]'],
+  ['sp_workflows', 'text[]'],
+  ['sp_versions', 'integer[]'],
+  ['sp_inputs', 'text[]'],
+  ['sp_states', 'text[]'],
+  ['sp_pipelines', 'text[]'],
+  ['sp_held', 'boolean[]'],
+  ['sp_nev', 'integer[]'], // each child's event_seq (its number of events)
+  ['ev_ids', 'text[]'],
+  ['ev_seqs', 'integer[]'],
+  ['ev_bodies', 'text[]'],
+  ['rel_ids', 'text[]'],
+] as const;
+
+const SPECIAL_COMMIT_PARAMS = new ParamTable([...COMMIT_PARAMS.specs, ...SPECIAL_ONLY_PARAMS]);
+
+/** Name of a parameter of `commitSpecial` that the other checkpoint statements do not have. */
+export type SpecialParam = (typeof SPECIAL_ONLY_PARAMS)[number][0];
+
+/** The values of `commitSpecial`'s own parameters, by name. */
+export type SpecialValues = Record<SpecialParam, unknown>;
+
+/** The parameters of `commitSpecial`: the checkpoint's values (with a wait and events), its step rows, then its own. */
+export function specialCommitArgs(values: CommitValues, steps: string | null, special: SpecialValues): unknown[] {
+  return SPECIAL_COMMIT_PARAMS.valuesWith<'steps' | SpecialParam>(values as Record<Exclude<CommitParam, 'steps'>, unknown>, {
+    steps,
+    ...special,
+  });
+}
 
 /** The values of a checkpoint's parameters, by name. */
 export type CommitValues = Record<CommitParam, unknown>;
@@ -122,7 +164,9 @@ type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
  * newest row version if a control request commits first). It also applies only when the run's live step, if the
  * patch replaces it, is an index the patch writes (always so for the engine's checkpoints), so it never has to move
  * the old live step into the steps table. It returns no row when it did nothing (fenced, a pause/cancel pending,
- * terminal, another live step): the caller then sends `commitNoWait`, which decides.
+ * terminal, another live step): the caller then sends `commitNoWait`, which decides. Like every checkpoint it clears
+ * the run's wait fields (`wait_signals`, `wait_until`, `children_wait_*`). A terminal commit of a child updates its
+ * parent's row by rule 4 in the same statement (`fpar` → `parentCtes`; nothing runs for the others: `term` is false).
  * Cheaper per checkpoint than `commitNoWait` (~0.05 ms): no row lock of its own, no CTE chain, and the step row
  * as plain parameters (no JSON record set). A terminal commit also deletes the run's queued signals (`dg`, skipped
  * by its one-time filter otherwise) and reports `stale_signals` (see {@link commitStatement}). Parameters:
@@ -145,8 +189,10 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
           error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
           next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
-          wait_signal = NULL,
+          wait_signals = NULL,
           wait_until = NULL,
+          children_wait_at_most = NULL,
+          children_fail_fast = NULL,
           resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
           due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
           lease_owner = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_owner END,
@@ -163,7 +209,7 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
           AND ${F('status')} IS DISTINCT FROM 'paused'
           AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
-        RETURNING r.run_id, r.signal_seq,${events ? ' r.event_seq,' : ''}
+        RETURNING r.run_id, r.signal_seq, r.status, r.parent_run_id,${events ? ' r.event_seq,' : ''}
           CASE WHEN ${F('term')} THEN 'finished'
                WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
       ),
@@ -180,8 +226,14 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
       et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq' })}),`
           : ''
       }
-      dg AS (DELETE FROM ${n.signals} g WHERE ${F('term')} AND g.run_id = ${F('run_id')} AND EXISTS (SELECT 1 FROM upd))
+      dg AS (DELETE FROM ${n.signals} g WHERE ${F('term')} AND g.run_id = ${F('run_id')} AND EXISTS (SELECT 1 FROM upd)),
+      fpar AS (
+        SELECT upd.parent_run_id, upd.status, true AS term, true AS was_live, now() AS ts FROM upd
+        WHERE ${F('term')} AND upd.parent_run_id IS NOT NULL
+      ),
+      ${parentCtes(n, 'fpar')}
       SELECT upd.evt, CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END AS notified,
+        (SELECT pn.ids FROM pn) AS woke,
         CASE WHEN ${F('term')} THEN ${staleSignals(n, 'upd.signal_seq', 'upd.run_id')} END AS stale_signals${
           events ? ', upd.event_seq AS last_event_seq' : ''
         }
@@ -214,7 +266,7 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
 }
 
 /**
- * The checkpoint: ONE statement applying rules 1–7 of RunPatch, for one run or (`batch`) for several runs at once.
+ * The checkpoint: ONE statement applying rules 1–8 of RunPatch, for one run or (`batch`) for several runs at once.
  *
  * `cur` fences (token) and locks the run; `sig` pops the first queued signal for `wait`; c1..f compute the new row;
  * `upd` writes it, `st` upserts the step rows (only when `upd` did); the SELECT returns the flags and notifies.
@@ -235,16 +287,39 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * indexes whatever the table sizes (a join on json_to_recordset, estimated at 100 rows, would seq-scan tables of a
  * few thousand rows).
  *
+ * `wait` takes the names of a wait (text[]): `sig` pops the earliest sent queued signal of any of them (lowest id) and
+ * returns its name (`consumed_name`).
+ *
+ * Rule 4, parents: a terminal commit of a child (`parent_run_id`, live before) updates its parent's row in the same
+ * statement (`parentCtes`: one UPDATE by key, several children of one parent in a batch counted together), and
+ * NOTIFYs `ready` for a parent it wakes (`woke`: their ids, for in-process events). In a batch, the terminal commit of
+ * a child whose parent's own commit is in the same batch is left out (not locked, nothing written) and reported as a
+ * `deferred` row: the caller sends it again alone (one statement must not write a row twice).
+ *
+ * `special` (`commitSpecial`, a patch with `children` and/or `restart`; single, with a wait and events): rule 8 and
+ * continue-as-new in the same statement. `kid` is the spawn list (parallel array parameters, unnest), `kins` creates
+ * the new children in ONE INSERT (ON CONFLICT DO NOTHING: an existing id is never replaced), `kev` writes their first
+ * events, `klink` links the parentless existing ones (counted when live), `krel` releases held children of this run
+ * (`kready` + `kn`: NOTIFY `ready` for each child made due). `c1.ch_open` counts them; `c2` decides between `running`
+ * (`children_ready`) and `waiting` (lease released, `due_at` null, `children_wait_*` set). `restart`: the step rows
+ * not written by the patch are deleted (`dsr`), the old live step is dropped, `input`, `generation`, `next_input` and
+ * the children columns are reset in `upd`.
+ *
  * `events` (the `…Events` statements, for patches with history events): `cur` reads the run's `event_seq` (under the
  * lock), `f` computes the new one (`last_event_seq`, null without events: in a batch, commits without events have
  * `p_events` null), `upd` writes it, `ea` appends the events (only when `upd` did: it joins `upd`) and `et` trims the
  * history to RUN_HISTORY_LIMIT. Without `events` none of this is rendered.
  */
-export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch: boolean } & CommitVariant): string {
+export function commitStatement(
+  n: SchemaNames,
+  { batch, wait, events, special = false }: { batch: boolean; special?: boolean } & CommitVariant,
+): string {
   const terminal = sqlList(TERMINAL_STATUSES);
-  const params = variantParams({ wait, events });
+  const params = special ? SPECIAL_COMMIT_PARAMS : variantParams({ wait, events });
   /** A parameter as seen from CTE `at` (batch: a column carried along; single: `$n` with its type). */
   const P = (name: CommitParam, at: string): string => (batch ? `${at}.p_${name}` : params.ref(name));
+  /** A parameter of the `special` statement (single only). */
+  const S = (name: SpecialParam): string => SPECIAL_COMMIT_PARAMS.ref(name);
   const pColumns = params.specs
     .map(([name, type]) => `p_${name} ${type}`)
     .join(', ');
@@ -254,13 +329,17 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
   )
     .map((name) => `c4.p_${name}`)
     .join(', ');
+  const batchIds = 'ARRAY(SELECT p.p_run_id FROM p)';
 
   const p = batch
     ? `p AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${pColumns})),`
     : '';
+  // NOTE (batch): the terminal commit of a child whose parent is in the same batch is left out (`dfr`, sent again
+  // alone by the caller): the parent's row would be written twice by one statement (`upd` and `pu`), which keeps one.
+  const deferred = `COALESCE(p.p_status IN ${terminal} AND r.parent_run_id = ANY (${batchIds}), false)`;
   const curFrom = batch
     ? `FROM p JOIN ${n.runs} r ON r.run_id = p.p_run_id AND r.lease_token = p.p_token
-        WHERE r.run_id = ANY (ARRAY(SELECT p.p_run_id FROM p))
+        WHERE r.run_id = ANY (${batchIds}) AND NOT ${deferred}
         ORDER BY r.run_id
         FOR NO KEY UPDATE OF r`
     : `FROM ${n.runs} r WHERE r.run_id = ${P('run_id', '')} AND r.lease_token = ${P('token', '')}
@@ -270,60 +349,123 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
     : batch
       ? `
       snap AS MATERIALIZED (
-        SELECT r.run_id, r.signal_seq AS seq0 FROM ${n.runs} r WHERE r.run_id = ANY (ARRAY(SELECT p.p_run_id FROM p))
+        SELECT r.run_id, r.signal_seq AS seq0 FROM ${n.runs} r WHERE r.run_id = ANY (${batchIds})
       ),
       sig AS (
         DELETE FROM ${n.signals} g WHERE g.id = ANY (ARRAY(
           SELECT x.id FROM p CROSS JOIN LATERAL (
-            SELECT q.id FROM ${n.signals} q WHERE q.run_id = p.p_run_id AND q.name = p.p_wait ORDER BY q.id LIMIT 1
+            SELECT q.id FROM ${n.signals} q WHERE q.run_id = p.p_run_id AND q.name = ANY (p.p_wait) ORDER BY q.id LIMIT 1
           ) x
           WHERE p.p_wait IS NOT NULL AND EXISTS (SELECT 1 FROM cur WHERE cur.run_id = p.p_run_id)
-        )) RETURNING g.run_id, g.payload
+        )) RETURNING g.run_id, g.name, g.payload
       ),`
       : `
       snap AS MATERIALIZED (SELECT r.signal_seq AS seq0 FROM ${n.runs} r WHERE r.run_id = ${P('run_id', '')}),
       sig AS (
         DELETE FROM ${n.signals} g WHERE g.id = (
           SELECT q.id FROM ${n.signals} q
-          WHERE q.run_id = ${P('run_id', '')} AND q.name = ${P('wait', '')} AND EXISTS (SELECT 1 FROM cur)
+          WHERE q.run_id = ${P('run_id', '')} AND q.name = ANY (${P('wait', '')}) AND EXISTS (SELECT 1 FROM cur)
           ORDER BY q.id LIMIT 1
-        ) RETURNING g.payload
+        ) RETURNING g.name, g.payload
+      ),`;
+  // Rule 8 (the `special` statement): spawn (`kid` → `kins` + `kev`), link (`klink`), release (`krel`). One INSERT of
+  // every new child from arrays (unnest), whatever their number.
+  const childCtes = !special
+    ? ''
+    : `
+      kid AS MATERIALIZED (
+        SELECT k.* FROM unnest(${S('sp_ids')}, ${S('sp_workflows')}, ${S('sp_versions')}, ${S('sp_inputs')}, ${S('sp_states')},
+            ${S('sp_pipelines')}, ${S('sp_held')}, ${S('sp_nev')})
+          AS k(run_id, workflow, version, input, state, pipeline, held, nev)
+        WHERE ${S('ch')} AND EXISTS (SELECT 1 FROM cur) AND k.run_id <> ${P('run_id', '')}
+      ),
+      kins AS (
+        INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, pause_requested, due_at, created_at,
+                                    updated_at, pipeline, event_seq, parent_run_id)
+        SELECT kid.run_id, kid.workflow, kid.version, 'pending', kid.input, kid.state, false,
+          CASE WHEN kid.held AND NOT (kid.run_id = ANY (COALESCE(${S('rel_ids')}, ARRAY[]::text[]))) THEN NULL ELSE t.ts END,
+          t.ts, t.ts, kid.pipeline, kid.nev, ${P('run_id', '')}
+        FROM kid CROSS JOIN (SELECT date_trunc('milliseconds', cur.ts) AS ts FROM cur) t
+        ON CONFLICT (run_id) DO NOTHING
+        RETURNING r.run_id, r.due_at
+      ),
+      kev AS (
+        INSERT INTO ${n.events} (run_id, seq, body)
+        SELECT v.run_id, v.seq, v.body FROM unnest(${S('ev_ids')}, ${S('ev_seqs')}, ${S('ev_bodies')}) AS v(run_id, seq, body)
+        WHERE v.run_id IN (SELECT kins.run_id FROM kins)
+      ),
+      klink AS (
+        UPDATE ${n.runs} c SET parent_run_id = ${P('run_id', '')}
+        FROM kid WHERE c.run_id = kid.run_id AND c.run_id = ANY (ARRAY(SELECT kid.run_id FROM kid)) AND c.parent_run_id IS NULL
+        RETURNING c.run_id, c.status NOT IN ${terminal} AS live
+      ),
+      krel AS (
+        UPDATE ${n.runs} c SET due_at = cur.ts
+        FROM cur WHERE c.run_id = ANY (${S('rel_ids')}) AND c.parent_run_id = ${P('run_id', '')} AND c.status = 'pending'
+          AND c.due_at IS NULL
+        RETURNING c.run_id
+      ),
+      kready AS (
+        SELECT kins.run_id FROM kins WHERE kins.due_at IS NOT NULL UNION ALL SELECT krel.run_id FROM krel
+      ),
+      kn AS (
+        SELECT json_agg(kready.run_id)::text AS ids, count(${notifyExpr(n, `'ready'`, 'kready.run_id')}) AS notified FROM kready
       ),`;
   const consumed = !wait ? 'NULL::text' : batch ? 'sig.payload' : '(SELECT payload FROM sig)';
+  const consumedName = !wait ? 'NULL::text' : batch ? 'sig.name' : '(SELECT name FROM sig)';
   const raced = !wait ? 'false' : batch ? 'cur.signal_seq IS DISTINCT FROM snap.seq0' : 'cur.signal_seq IS DISTINCT FROM (SELECT seq0 FROM snap)';
   const c1From = !batch
     ? 'FROM cur'
     : `FROM cur JOIN p ON p.p_run_id = cur.run_id${wait ? `
           LEFT JOIN snap ON snap.run_id = cur.run_id
           LEFT JOIN sig ON sig.run_id = cur.run_id` : ''}`;
-  const waitParam = (at: string) => (wait ? P('wait', at) : 'NULL::text');
+  const waitParam = (at: string) => (wait ? P('wait', at) : 'NULL::text[]');
   const waitUntil = wait ? addMs('c2.ts', P('wait_ms', 'c2')) : 'NULL::timestamptz';
+  /** Rule 8c/d (`special`): the parent's open children after the spawn, and whether it need not wait. */
+  const childrenCols = !special
+    ? ''
+    : `,
+          CASE WHEN ${S('ch')} THEN ${S('ch_open')} + (SELECT count(*) FROM kins)::integer
+            + (SELECT count(*) FROM klink WHERE klink.live)::integer END AS ch_open`;
+  const chReady = `(c1.ch_open <= ${S('ch_at_most')} OR (${S('ch_fail_fast')} AND COALESCE(c1.children_failed, false)))`;
+  const status1 = `CASE WHEN ${waitParam('c1')} IS NULL THEN c1.status0 WHEN c1.consumed IS NOT NULL THEN 'running' ELSE 'waiting' END`;
+  /** Restart (`special`): the old live step is dropped, not moved to the steps table. */
+  const oldLiveIndex = special ? `CASE WHEN ${S('restart')} THEN NULL ELSE cur.old_live_index END` : 'cur.old_live_index';
 
   return `
       WITH ${p}
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
-               r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index,${events ? ' r.event_seq AS old_event_seq,' : ''} now() AS ts
+               r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index,${events ? ' r.event_seq AS old_event_seq,' : ''}
+               r.parent_run_id, r.status NOT IN ${terminal} AS was_live,${special ? ' r.children_failed,' : ''} now() AS ts
         ${curFrom}
-      ),${signalCtes}
+      ),${signalCtes}${childCtes}
       c1 AS (
-        SELECT cur.*${batch ? ', p.*' : ''}, ${consumed} AS consumed, ${raced} AS raced,
+        SELECT cur.*${batch ? ', p.*' : ''}, ${consumed} AS consumed, ${consumedName} AS consumed_name, ${raced} AS raced,
           COALESCE(${P('status', 'p')}, cur.status) AS status0,
-          CASE WHEN ${P('set_due', 'p')} THEN ${dueExpr('cur.ts', P('due', 'p'), P('due_at', 'p'))} ELSE cur.due_at END AS due0
+          CASE WHEN ${P('set_due', 'p')} THEN ${dueExpr('cur.ts', P('due', 'p'), P('due_at', 'p'))} ELSE cur.due_at END AS due0${childrenCols}
         ${c1From}
       ),
       c2 AS (
         SELECT c1.*,
-          (${waitParam('c1')} IS NOT NULL AND c1.consumed IS NULL) AS waits,
-          CASE WHEN ${waitParam('c1')} IS NULL THEN c1.status0 WHEN c1.consumed IS NOT NULL THEN 'running' ELSE 'waiting' END AS status1
+          (${waitParam('c1')} IS NOT NULL AND c1.consumed IS NULL) AS waits,${
+            special
+              ? `
+          (${S('ch')} AND NOT ${chReady}) AS ch_waits,
+          (${S('ch')} AND ${chReady}) AS ch_ready,
+          CASE WHEN ${S('ch')} THEN (CASE WHEN ${chReady} THEN 'running' ELSE 'waiting' END) ELSE ${status1} END AS status1`
+              : `
+          false AS ch_waits,
+          ${status1} AS status1`
+          }
         FROM c1
       ),
       c3 AS (
         SELECT c2.*,
-          CASE WHEN c2.waits THEN ${waitParam('c2')} END AS new_wait_signal,
+          CASE WHEN c2.waits THEN ${waitParam('c2')} END AS new_wait_signals,
           CASE WHEN c2.waits THEN ${waitUntil} END AS new_wait_until,
-          CASE WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${waitUntil} END) ELSE c2.due0 END AS due1,
-          (${P('release', 'c2')} OR c2.waits) AS rel1,
+          CASE WHEN c2.ch_waits THEN NULL WHEN c2.waits THEN (CASE WHEN c2.raced THEN c2.ts ELSE ${waitUntil} END) ELSE c2.due0 END AS due1,
+          (${P('release', 'c2')} OR c2.waits OR c2.ch_waits) AS rel1,
           c2.status1 IN ${terminal} AS term
         FROM c2
       ),
@@ -335,8 +477,10 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
         FROM c3
       ),
       f AS (
-        SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.term, c4.do_pause, c4.new_wait_signal, c4.new_wait_until,
-          c4.cancel_after, c4.signal_seq,${batch ? ` ${carried},` : ''}${
+        SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.consumed_name, c4.term, c4.do_pause, c4.new_wait_signals,
+          c4.new_wait_until, c4.cancel_after, c4.signal_seq, c4.parent_run_id, c4.was_live, c4.ch_waits,${
+            special ? ' c4.ch_ready, c4.ch_open,' : ''
+          }${batch ? ` ${carried},` : ''}${
             events
               ? `
           CASE WHEN cardinality(${P('events', 'c4')}) > 0 THEN c4.old_event_seq + cardinality(${P('events', 'c4')}) END AS last_event_seq,`
@@ -360,8 +504,8 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
           current_step = CASE WHEN ${P('set_step', 'f')} THEN ${P('step', 'f')} ELSE r.current_step END,
           output = CASE WHEN ${P('set_output', 'f')} THEN ${P('output', 'f')} ELSE r.output END,
           error = CASE WHEN ${P('set_error', 'f')} THEN ${P('error', 'f')}::jsonb ELSE r.error END,
-          next_input = COALESCE(f.consumed, CASE WHEN ${P('keep_input', 'f')} THEN r.next_input END),
-          wait_signal = f.new_wait_signal,
+          next_input = COALESCE(f.consumed, CASE WHEN ${P('keep_input', 'f')}${special ? ` AND NOT ${S('restart')}` : ''} THEN r.next_input END),
+          wait_signals = f.new_wait_signals,
           wait_until = f.new_wait_until,
           resume_status = f.resume_status,
           pause_requested = f.pause_requested,
@@ -371,15 +515,37 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
           lease_token = CASE WHEN f.rel THEN NULL ELSE r.lease_token END,
           lease_expires_at = CASE WHEN f.rel THEN NULL ELSE ${addMs('f.ts', P('lease_ms', 'f'))} END,
           updated_at = f.ts,
-          finished_at = f.finished_at,
+          finished_at = f.finished_at,${
+            special
+              ? `
+          live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} WHEN ${S('restart')} THEN NULL ELSE r.live_step END,
+          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} WHEN ${S('restart')} THEN NULL ELSE r.live_index END,
+          input = CASE WHEN ${S('restart')} THEN ${S('restart_input')} ELSE r.input END,
+          generation = r.generation + CASE WHEN ${S('restart')} THEN 1 ELSE 0 END,
+          children_open = CASE WHEN ${S('ch')} THEN f.ch_open WHEN ${S('restart')} THEN NULL ELSE r.children_open END,
+          children_failed = CASE WHEN ${S('ch')} THEN false WHEN ${S('restart')} THEN NULL ELSE r.children_failed END,
+          children_wait_at_most = CASE WHEN f.ch_waits THEN ${S('ch_at_most')} END,
+          children_fail_fast = CASE WHEN f.ch_waits THEN ${S('ch_fail_fast')} END`
+              : `
           live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} ELSE r.live_step END,
-          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END${
+          live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END,
+          children_wait_at_most = NULL,
+          children_fail_fast = NULL`
+          }${
             events ? `,
           event_seq = COALESCE(f.last_event_seq, r.event_seq)` : ''
           }
         FROM f WHERE r.run_id = f.run_id${batch ? ' AND r.run_id = ANY (ARRAY(SELECT f.run_id FROM f))' : ''}
         RETURNING r.run_id${events ? ', f.last_event_seq' : ''}
-      ),
+      ),${
+        special
+          ? `
+      dsr AS (
+        DELETE FROM ${n.steps} s WHERE s.run_id = ${P('run_id', '')} AND ${S('restart')} AND NOT (s.idx = ANY (${P('written', '')}))
+          AND EXISTS (SELECT 1 FROM upd)
+      ),`
+          : ''
+      }
       st AS (${
         batch
           ? upsertStepsSql(
@@ -395,7 +561,7 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
               n,
               `upd CROSS JOIN cur CROSS JOIN LATERAL ${stepRowsFrom(
                 { steps: P('steps', ''), setLive: P('set_live', ''), liveIndex: P('live_index', ''), written: P('written', '') },
-                { live: 'cur.old_live', index: 'cur.old_live_index' },
+                { live: 'cur.old_live', index: oldLiveIndex },
               )}`,
               'upd.run_id',
             )
@@ -416,18 +582,63 @@ export function commitStatement(n: SchemaNames, { batch, wait, events }: { batch
           ? `DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT f.run_id FROM f WHERE f.term))`
           : `DELETE FROM ${n.signals} g WHERE g.run_id = ${P('run_id', '')} AND EXISTS (SELECT 1 FROM f WHERE f.term)`
       }),
+      ${parentCtes(n, 'f')},
       e AS (
         SELECT f.*, CASE WHEN f.term THEN 'finished'
                          WHEN f.rel AND f.due_at IS NOT NULL AND f.due_at <= f.ts AND f.status <> 'paused' THEN 'ready'
                     END AS evt
         FROM f
       )
-      SELECT ${batch ? 'e.k, ' : ''}e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel, e.consumed, e.evt,
-        CASE WHEN e.evt IS NOT NULL THEN ${notifyExpr(n, 'e.evt', 'e.run_id')} END AS notified,
-        CASE WHEN e.term THEN ${staleSignals(n, 'e.signal_seq', 'e.run_id')} END AS stale_signals${
-          events ? ', e.last_event_seq' : ''
-        }
-      FROM e`;
+      SELECT ${batch ? 'e.k, false AS deferred, ' : ''}e.do_pause AS paused, CASE WHEN NOT e.term THEN e.cancel_after END AS cancel,
+        e.consumed, e.consumed_name, e.evt,
+        CASE WHEN e.evt IS NOT NULL THEN ${notifyExpr(n, 'e.evt', 'e.run_id')} END${batch ? '::text' : ''} AS notified,
+        CASE WHEN e.term THEN ${staleSignals(n, 'e.signal_seq', 'e.run_id')} END AS stale_signals,
+        (SELECT pn.ids FROM pn) AS woke${
+          special ? `, (SELECT kn.ids FROM kn) AS ready_runs, e.ch_ready AS children_ready` : ''
+        }${events ? ', e.last_event_seq' : ''}
+      FROM e${
+        batch
+          ? `
+      UNION ALL
+      SELECT p.k, true, NULL::boolean, NULL::boolean, NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::text${
+        events ? ', NULL::integer' : ''
+      }
+      FROM p JOIN ${n.runs} r ON r.run_id = p.p_run_id AND r.lease_token = p.p_token
+      WHERE r.run_id = ANY (${batchIds}) AND ${deferred}`
+          : ''
+      }`;
+}
+
+/**
+ * Rule 4 for the parents of the runs a checkpoint ends (CTE `f`: `term`, `was_live`, `parent_run_id`, `status`, `ts`): per
+ * parent (`pc`, several children of one parent in a batch count together) one less open child (never below 0),
+ * `failed` when one did not complete, and due now when it waits for its children (`children_wait_*`, waiting or paused
+ * from waiting) and its condition now holds. One UPDATE of the parent's row by its key, in the same statement as the
+ * children's terminal writes: O(1) per child, no scan of the siblings. A parent without children state is left alone.
+ * `pn`: the woken parents that are `waiting` (not paused), with their `ready` NOTIFY.
+ */
+function parentCtes(n: SchemaNames, f: string): string {
+  const open = `GREATEST(pr.children_open - pc.n, 0)`;
+  return `pc AS (
+        SELECT ${f}.parent_run_id AS run_id, count(*)::integer AS n, bool_or(${f}.status <> 'completed') AS failed, max(${f}.ts) AS ts
+        FROM ${f} WHERE ${f}.term AND ${f}.was_live AND ${f}.parent_run_id IS NOT NULL
+        GROUP BY ${f}.parent_run_id
+      ),
+      pu AS (
+        UPDATE ${n.runs} pr SET
+          children_open = ${open},
+          children_failed = pr.children_failed OR pc.failed,
+          due_at = CASE WHEN pr.children_wait_at_most IS NOT NULL
+                         AND (pr.status = 'waiting' OR (pr.status = 'paused' AND pr.resume_status = 'waiting'))
+                         AND (${open} <= pr.children_wait_at_most OR (pr.children_fail_fast AND (pr.children_failed OR pc.failed)))
+                        THEN pc.ts ELSE pr.due_at END
+        FROM pc WHERE pr.run_id = pc.run_id AND pr.run_id = ANY (ARRAY(SELECT pc.run_id FROM pc)) AND pr.children_open IS NOT NULL
+        RETURNING pr.run_id, (pr.status = 'waiting' AND pr.children_wait_at_most IS NOT NULL
+          AND (pr.children_open <= pr.children_wait_at_most OR (pr.children_fail_fast AND pr.children_failed))) AS woke
+      ),
+      pn AS (
+        SELECT json_agg(pu.run_id)::text AS ids, count(${notifyExpr(n, `'ready'`, 'pu.run_id')}) AS notified FROM pu WHERE pu.woke
+      )`;
 }
 
 /** The checkpoint statements (see `Statements`). */
@@ -444,6 +655,8 @@ export function commitStatements(n: SchemaNames) {
     commitFastEvents: fastCommitStatement(n, { events: true }),
     commitBatchEvents: commitStatement(n, { batch: true, wait: true, events: true }),
     commitBatchNoWaitEvents: commitStatement(n, { batch: true, wait: false, events: true }),
+    // A patch with `children` or `restart` (rule 8, continue-as-new): always alone, never the fast path.
+    commitSpecial: commitStatement(n, { batch: false, wait: true, events: true, special: true }),
     // The queued signals of a run that has ended (a terminal run never gets new ones: sendSignal refuses it, under
     // the row lock), after a terminal commit reported stale_signals. $1 run_id
     dropStaleSignals: `

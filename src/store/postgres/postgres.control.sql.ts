@@ -7,13 +7,16 @@ export function controlStatements(n: SchemaNames) {
   const terminal = sqlList(TERMINAL_STATUSES);
   const notify = (type: string, runId: string) => notifyExpr(n, type, runId);
 
-  /** Signal pop: the first queued signal `name` of the run locked by CTE `cur` (FIFO by id). */
-  const popSignal = (nameParam: string) => `
+  /**
+   * Signal pop: the earliest sent queued signal (lowest id) named one of `namesParam` (text[]) of the run locked by
+   * CTE `cur`.
+   */
+  const popSignal = (namesParam: string) => `
     DELETE FROM ${n.signals} g WHERE g.id = (
       SELECT q.id FROM ${n.signals} q
-      WHERE q.run_id = $1::text AND q.name = ${nameParam}::text AND EXISTS (SELECT 1 FROM cur)
+      WHERE q.run_id = $1::text AND q.name = ANY (${namesParam}::text[]) AND EXISTS (SELECT 1 FROM cur)
       ORDER BY q.id LIMIT 1
-    ) RETURNING g.payload`;
+    ) RETURNING g.name, g.payload`;
 
   /**
    * The history event (`event`, a text parameter; null: none) of a request applied by CTE `upd` (which returns the
@@ -51,7 +54,7 @@ export function controlStatements(n: SchemaNames) {
     // $1 the payload (see messagePayload in postgres.event-hub.ts)
     publish: `SELECT pg_notify(${quoteLiteral(n.channel)}, $1::text) AS notified`,
 
-    // $1 run_id, $2 token, $3 signal name
+    // $1 run_id, $2 token, $3 signal names (text[])
     takeSignal: `
       WITH cur AS MATERIALIZED (
         SELECT r.run_id, r.wait_until, now() AS ts FROM ${n.runs} r
@@ -60,33 +63,53 @@ export function controlStatements(n: SchemaNames) {
       ),
       sig AS (${popSignal('$3')}),
       upd AS (
-        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, wait_signal = NULL, wait_until = NULL,
+        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, wait_signals = NULL, wait_until = NULL,
           updated_at = cur.ts
         FROM cur, sig WHERE r.run_id = cur.run_id
         RETURNING r.run_id
       )
-      SELECT (SELECT payload FROM sig) AS payload, (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
+      SELECT (SELECT payload FROM sig) AS payload, (SELECT name FROM sig) AS signal,
+        (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
       FROM cur`,
 
-    // $1 run_id, $2 name, $3 payload, $4 history event (null: none)
+    // $1 run_id, $2 name, $3 payload, $4 history event (null: none), $5 deduplication id (null: none). An id already
+    // accepted for the run (`signal_ids`) stores nothing (`dup`); the row lock serializes the sends of one run, and
+    // the INSERT … ON CONFLICT sees an id committed after this statement's snapshot too.
     sendSignal: `
       WITH cur AS MATERIALIZED (
-        SELECT r.run_id, r.status, r.wait_signal FROM ${n.runs} r WHERE r.run_id = $1::text
+        SELECT r.run_id, r.status, r.wait_signals FROM ${n.runs} r WHERE r.run_id = $1::text
         FOR NO KEY UPDATE
+      ),
+      gid AS (
+        INSERT INTO ${n.signalIds} (run_id, id)
+        SELECT cur.run_id, $5::text FROM cur WHERE $5::text IS NOT NULL AND cur.status NOT IN ${terminal}
+        ON CONFLICT (run_id, id) DO NOTHING
+        RETURNING run_id
+      ),
+      ok AS MATERIALIZED (
+        SELECT cur.* FROM cur WHERE cur.status NOT IN ${terminal} AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM gid))
       ),
       ins AS (
         INSERT INTO ${n.signals} (run_id, name, payload)
-        SELECT cur.run_id, $2::text, $3::text FROM cur WHERE cur.status NOT IN ${terminal}
+        SELECT ok.run_id, $2::text, $3::text FROM ok
         RETURNING id
       ),
       upd AS (
         UPDATE ${n.runs} r SET signal_seq = r.signal_seq + 1,
-          due_at = CASE WHEN cur.wait_signal = $2::text THEN now() ELSE r.due_at END, ${countEvent('$4::text')}
-        FROM cur WHERE r.run_id = cur.run_id AND cur.status NOT IN ${terminal}
+          due_at = CASE WHEN $2::text = ANY (ok.wait_signals) THEN now() ELSE r.due_at END, ${countEvent('$4::text')}
+        FROM ok WHERE r.run_id = ok.run_id
         RETURNING r.run_id, r.event_seq
       ),${eventCtes('$4::text')}
-      e AS (SELECT cur.*, CASE WHEN cur.status = 'waiting' AND cur.wait_signal = $2::text THEN 'ready' END AS evt FROM cur)
-      SELECT e.status, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
+      e AS (
+        SELECT cur.*,
+          CASE WHEN $5::text IS NULL THEN false
+               -- NOTE: a repeated id is a noop even once the run has ended (the signal was accepted the first time).
+               WHEN cur.status IN ${terminal} THEN EXISTS (SELECT 1 FROM ${n.signalIds} gi WHERE gi.run_id = cur.run_id AND gi.id = $5::text)
+               ELSE NOT EXISTS (SELECT 1 FROM gid) END AS dup,
+          CASE WHEN cur.status = 'waiting' AND $2::text = ANY (cur.wait_signals) AND EXISTS (SELECT 1 FROM ok) THEN 'ready' END AS evt
+        FROM cur
+      )
+      SELECT e.status, e.dup, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
         CASE WHEN $4::text IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
       FROM e`,
 

@@ -1,4 +1,13 @@
-import { commitArgs, commitParamNames, type CommitValues, type CommitVariant, commitVariant, fastCommitArgs } from './postgres.commit.sql.js';
+import {
+  commitArgs,
+  commitParamNames,
+  type CommitValues,
+  type CommitVariant,
+  commitVariant,
+  fastCommitArgs,
+  type SpecialValues,
+  specialCommitArgs,
+} from './postgres.commit.sql.js';
 import { type Row, type SqlClient, TypeOrmSqlClient } from './postgres.client.js';
 import type { StepRow } from './postgres.sql-fragments.js';
 import type { Statements } from './postgres.sql.js';
@@ -15,6 +24,8 @@ interface PendingCommit {
   steps: StepRow[] | null;
   /** Whether it may go in a batch statement (the JSON form keeps every value as is). */
   batchable: boolean;
+  /** A patch with `children` or `restart`: `commitSpecial`'s own parameters (it goes alone). */
+  special?: SpecialValues;
   resolve(row: Row | undefined): void;
   reject(error: unknown): void;
 }
@@ -39,6 +50,7 @@ export type CommitStatements = Pick<
   | 'commitFastEvents'
   | 'commitBatchEvents'
   | 'commitBatchNoWaitEvents'
+  | 'commitSpecial'
 >;
 
 /**
@@ -91,13 +103,13 @@ export class GroupCommit {
    * Sends a checkpoint (`values`, and its rows for the steps table) when a statement slot is free, alone or with the
    * checkpoints of other runs queued meanwhile. Resolves to the statement's row for it (none: fenced out).
    */
-  commit(db: SqlClient, runId: string, values: CommitValues, steps: StepRow[] | null): Promise<Row | undefined> {
+  commit(db: SqlClient, runId: string, values: CommitValues, steps: StepRow[] | null, special?: SpecialValues): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
       // Non-finite numbers have no JSON form: such a commit always goes alone (its error, if any, is its own).
-      const batchable = [values.due, values.due_at, values.wait_ms, values.lease_ms].every(
-        (v) => v === null || (typeof v === 'number' && Number.isFinite(v)),
-      );
-      const item: PendingCommit = { runId, values, steps, batchable, resolve, reject };
+      const batchable =
+        special === undefined &&
+        [values.due, values.due_at, values.wait_ms, values.lease_ms].every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)));
+      const item: PendingCommit = { runId, values, steps, batchable, special, resolve, reject };
       this.queue.push(item);
       this.pump(db);
     });
@@ -167,14 +179,30 @@ export class GroupCommit {
       return;
     }
     const byK = new Map<number, Row>();
-    for (const row of rows) byK.set(Number(row.k), row);
-    batch.forEach((item, k) => item.resolve(byK.get(k)));
+    const deferred = new Set<number>();
+    for (const row of rows) {
+      if (row.deferred === true || row.deferred === 't') deferred.add(Number(row.k));
+      else byK.set(Number(row.k), row);
+    }
+    // NOTE: a run's terminal commit whose parent's commit was in the same statement was left out (see
+    // commitStatement): it goes again alone.
+    const again: Promise<void>[] = [];
+    batch.forEach((item, k) => {
+      const row = byK.get(k);
+      if (row || !deferred.has(k)) item.resolve(row);
+      else again.push(this.sendOne(db, item));
+    });
+    await Promise.all(again);
   }
 
   private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
     try {
       const variant = commitVariant(item.values);
       const s = this.statements;
+      if (item.special) {
+        const [row] = await this.send(db, s.commitSpecial, specialCommitArgs(item.values, item.steps ? JSON.stringify(item.steps) : null, item.special));
+        return item.resolve(row);
+      }
       if (!variant.wait && (item.steps?.length ?? 0) <= 1) {
         // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
         // (see commitFast).

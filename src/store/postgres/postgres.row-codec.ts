@@ -1,7 +1,7 @@
 import type { RunErrorInfo } from '../../errors/errors.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
 import { type RunStatus, RUN_STATUS_SET } from '../run-state-machine.js';
-import type { StoredRun, StoredStep } from '../workflow-store.interface.js';
+import type { ChildrenState, RunOutcome, StoredRun, StoredStep } from '../workflow-store.interface.js';
 import type { Row } from './postgres.client.js';
 import type { StepRow } from './postgres.sql-fragments.js';
 import { storableText } from './postgres.storable-text.js';
@@ -193,6 +193,32 @@ function readSteps(row: Row, damage: Damage): StoredStep[] {
   return steps;
 }
 
+/** `StoredRun.children` from the `children_*` columns (absent when `children_open` is null). */
+function childrenOf(row: Row): ChildrenState | undefined {
+  const open = num(row.children_open);
+  if (open === undefined) return undefined;
+  const children: ChildrenState = { open, failed: bool(row.children_failed) };
+  const atMost = num(row.children_wait_at_most);
+  if (atMost !== undefined) children.wait = { openAtMost: atMost, failFast: bool(row.children_fail_fast) };
+  return children;
+}
+
+/** A run's outcome (`getRunOutcomes`) from a row of `run_id, status, output, error, parent_run_id, held`. */
+export function mapOutcome(row: Row): RunOutcome {
+  const outcome: RunOutcome = { runId: String(row.run_id), status: row.status as RunStatus, held: bool(row.held) };
+  const output = str(row.output);
+  if (output !== undefined) outcome.output = output;
+  if (row.error !== null && row.error !== undefined) {
+    const parsed = parseJson(row.error);
+    const decoded = parsed.error ?? decodeError(parsed.value);
+    // NOTE: a damaged error still says the run failed: a placeholder, as getRun's `corrupt` would name it.
+    outcome.error = typeof decoded === 'string' ? { name: 'Error', message: `<undecodable: ${decoded}>` } : decoded;
+  }
+  const parent = str(row.parent_run_id);
+  if (parent !== undefined) outcome.parentRunId = parent;
+  return outcome;
+}
+
 /**
  * A stored run from a row of `runColumns` (+ `steps`). Optional fields are left out when null. Never throws: what
  * cannot be decoded is replaced by a placeholder (a step) or left out (the error), and named in `corrupt`.
@@ -230,12 +256,19 @@ export function mapRun(row: Row): StoredRun {
     damage.add('column resume_status', `unknown status ${JSON.stringify(resumeStatus)}`);
     resumeStatus = undefined;
   }
+  let waitSignals: string[] | undefined;
+  if (row.wait_signals !== null && row.wait_signals !== undefined) {
+    const parsed = parseJson(row.wait_signals);
+    if (parsed.error === undefined && Array.isArray(parsed.value) && parsed.value.every((v) => typeof v === 'string')) {
+      waitSignals = parsed.value as string[];
+    } else damage.add('column wait_signals', parsed.error ?? 'not an array of names');
+  }
   const optional: Partial<StoredRun> = {
     output: str(row.output),
     error,
     currentStep: str(row.current_step),
     nextInput: str(row.next_input),
-    waitSignal: str(row.wait_signal),
+    waitSignals,
     waitUntil: date(row.wait_until),
     resumeStatus,
     cancelRequested:
@@ -248,6 +281,8 @@ export function mapRun(row: Row): StoredRun {
     leaseExpiresAt: date(row.lease_expires_at),
     finishedAt: date(row.finished_at),
     pipeline: str(row.pipeline),
+    parentRunId: str(row.parent_run_id),
+    children: childrenOf(row),
     corrupt: damage.text,
   };
   for (const [key, value] of Object.entries(optional)) {

@@ -58,7 +58,7 @@ export const NEW_RUN_ARGS = {
 };
 
 /**
- * Which filters a `list` statement has; its parameters come in this order (the ones it has): workflow, statuses,
+ * Which filters a `list` statement has; its parameters come in this order (the ones it has): parentRunId, workflow, statuses,
  * createdFrom (epoch ms), createdTo (epoch ms), after (epoch ms, run id), limit.
  */
 export interface ListFilter {
@@ -67,6 +67,8 @@ export interface ListFilter {
   createdFrom?: boolean;
   createdTo?: boolean;
   after: boolean;
+  /** Only the children of a run (the parent list index). */
+  parentRunId?: boolean;
 }
 
 /** The statements that create, replace, read, list and purge runs (see `Statements`). */
@@ -127,6 +129,7 @@ export function runStatements(n: SchemaNames) {
   const replaceChildrenCtes = (P: ParamRefs<'run_id' | 'steps' | 'written' | 'events'>, when: string) => `
       ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ${P.ref('run_id')} AND NOT (s.idx = ANY (${P.ref('written')})) AND ${when}),
       dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ${P.ref('run_id')} AND ${when}),
+      di AS (DELETE FROM ${n.signalIds} gi WHERE gi.run_id = ${P.ref('run_id')} AND ${when}),
       de AS (
         DELETE FROM ${n.events} h WHERE h.run_id = ${P.ref('run_id')}
           AND (h.seq > ${eventCount(P)} OR h.seq <= ${eventCount(P)} - ${RUN_HISTORY_LIMIT}) AND ${when}
@@ -158,11 +161,12 @@ export function runStatements(n: SchemaNames) {
         ON CONFLICT (run_id) DO UPDATE SET
           workflow = EXCLUDED.workflow, version = EXCLUDED.version, status = EXCLUDED.status, input = EXCLUDED.input,
           output = NULL, error = NULL, current_step = EXCLUDED.current_step, state = EXCLUDED.state, next_input = NULL,
-          wait_signal = NULL, wait_until = NULL, resume_status = NULL, cancel_compensate = NULL, pause_requested = false,
+          wait_signals = NULL, wait_until = NULL, resume_status = NULL, cancel_compensate = NULL, pause_requested = false,
           due_at = EXCLUDED.due_at, lease_owner = EXCLUDED.lease_owner, lease_token = EXCLUDED.lease_token,
           lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
           finished_at = NULL, live_step = EXCLUDED.live_step, live_index = EXCLUDED.live_index,
-          event_seq = EXCLUDED.event_seq, pipeline = EXCLUDED.pipeline, generation = r.generation + 1${
+          event_seq = EXCLUDED.event_seq, pipeline = EXCLUDED.pipeline, parent_run_id = NULL, children_open = NULL,
+          children_failed = NULL, children_wait_at_most = NULL, children_fail_fast = NULL, generation = r.generation + 1${
             single ? `
         WHERE r.xmin = (SELECT s0.xmin FROM ${n.runs} s0 WHERE s0.run_id = ${P.ref('run_id')})` : ''
           }
@@ -202,6 +206,12 @@ export function runStatements(n: SchemaNames) {
 
     getRun: `SELECT ${runColumns('r')}, ${stepsOf(n, 'r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
 
+    // $1 run ids (text[]): what a parent reads of its children. `held`: pending and not due (not released yet).
+    getRunOutcomes: `
+      SELECT r.run_id, r.status, r.output, r.error::text AS error, r.parent_run_id,
+        (r.status = 'pending' AND r.due_at IS NULL) AS held
+      FROM ${n.runs} r WHERE r.run_id = ANY ($1::text[])`,
+
     // $1 run_id, $2 after seq, $3 limit
     listEvents: `
       SELECT h.seq, h.body FROM ${n.events} h WHERE h.run_id = $1::text AND h.seq > $2::integer
@@ -221,6 +231,7 @@ export function runStatements(n: SchemaNames) {
       -- that is terminal and row-locked, so this statement's snapshot sees them all.
       ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ANY (ARRAY(SELECT c.run_id FROM c))),
       dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT c.run_id FROM c))),
+      di AS (DELETE FROM ${n.signalIds} gi WHERE gi.run_id = ANY (ARRAY(SELECT c.run_id FROM c))),
       de AS (DELETE FROM ${n.events} h WHERE h.run_id = ANY (ARRAY(SELECT c.run_id FROM c)))
       SELECT count(*)::integer AS deleted FROM d`,
 
@@ -251,10 +262,11 @@ export function runStatements(n: SchemaNames) {
         AND EXISTS (SELECT 1 FROM ${n.runs} r WHERE r.run_id = $1::text AND r.status NOT IN ${terminal})
       ORDER BY g.name, g.id`,
 
-    list({ workflow, statuses, createdFrom, createdTo, after }: ListFilter): string {
+    list({ workflow, statuses, createdFrom, createdTo, after, parentRunId }: ListFilter): string {
       const where: string[] = [];
       const params: string[] = [];
       const next = () => `$${params.push('x')}`;
+      if (parentRunId) where.push(`r.parent_run_id = ${next()}::text`);
       if (workflow) where.push(`r.workflow = ${next()}::text`);
       if (statuses) where.push(`r.status = ANY(${next()}::text[])`);
       // NOTE: plain ranges on created_at, so each list index (… created_at DESC, run_id DESC) scans only the range.

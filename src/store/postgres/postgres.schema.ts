@@ -7,7 +7,7 @@ import { CLAIMABLE_STATUSES, RUN_STATUSES } from '../run-state-machine.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -45,9 +45,11 @@ export interface SchemaNames {
   events: string;
   /** The pipeline descriptions by fingerprint (since version 6). */
   pipelines: string;
+  /** The `sendSignal` deduplication ids accepted per run (since version 7). */
+  signalIds: string;
   meta: string;
   /** Unqualified table names (for catalog lookups). */
-  tables: { runs: string; steps: string; signals: string; events: string; pipelines: string; meta: string };
+  tables: { runs: string; steps: string; signals: string; events: string; pipelines: string; signalIds: string; meta: string };
   /** Quoted index names (unqualified: an index lives in its table's schema). */
   indexes: {
     claim: string;
@@ -56,6 +58,8 @@ export interface SchemaNames {
     statusList: string;
     purge: string;
     signalsQueue: string;
+    /** The children of a run, in the list order (since version 7). */
+    parentList: string;
   };
   /** NOTIFY channel (a plain lower-case identifier, at most 63 bytes). */
   channel: string;
@@ -89,6 +93,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     signals: `${prefix}signals`,
     events: `${prefix}run_events`,
     pipelines: `${prefix}pipelines`,
+    signalIds: `${prefix}signal_ids`,
     meta: `${prefix}schema_version`,
   };
   const indexNames = {
@@ -98,8 +103,16 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     statusList: `${prefix}runs_status_list_idx`,
     purge: `${prefix}runs_purge_idx`,
     signalsQueue: `${prefix}signals_queue_idx`,
+    parentList: `${prefix}runs_parent_list_idx`,
   };
-  for (const name of [...Object.values(tables), ...Object.values(indexNames), `${prefix}steps_pkey`, `${prefix}run_events_pkey`, `${prefix}pipelines_pkey`]) {
+  for (const name of [
+    ...Object.values(tables),
+    ...Object.values(indexNames),
+    `${prefix}steps_pkey`,
+    `${prefix}run_events_pkey`,
+    `${prefix}pipelines_pkey`,
+    `${prefix}signal_ids_pkey`,
+  ]) {
     checkIdentifier('table/index name (from tablePrefix)', name);
   }
   const qSchema = quoteIdent(schema);
@@ -113,6 +126,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     signals: q(tables.signals),
     events: q(tables.events),
     pipelines: q(tables.pipelines),
+    signalIds: q(tables.signalIds),
     meta: q(tables.meta),
     tables,
     indexes: {
@@ -122,6 +136,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
       statusList: quoteIdent(indexNames.statusList),
       purge: quoteIdent(indexNames.purge),
       signalsQueue: quoteIdent(indexNames.signalsQueue),
+      parentList: quoteIdent(indexNames.parentList),
     },
     channel: channelName(schema, prefix),
     lockKey: `nestjs-cairn:schema:${schema}`,
@@ -144,6 +159,24 @@ function pipelinesTable(n: SchemaNames): string {
       fingerprint text COLLATE "C" PRIMARY KEY,
       body text NOT NULL
     )`;
+}
+
+/** The `sendSignal` deduplication ids (version 7), in the DDL and in the migration from version 6. */
+function signalIdsTable(n: SchemaNames): string {
+  return `CREATE TABLE IF NOT EXISTS ${n.signalIds} (
+      run_id text COLLATE "C" NOT NULL,
+      id text NOT NULL,
+      PRIMARY KEY (run_id, id)
+    )`;
+}
+
+/**
+ * `listRuns({ parentRunId })` (version 7): a run's children in the list order. Partial: the runs without a parent (most
+ * of them) have no entry, so it costs their writes nothing.
+ */
+function parentListIndex(n: SchemaNames): string {
+  return `CREATE INDEX IF NOT EXISTS ${n.indexes.parentList} ON ${n.runs} (parent_run_id, created_at DESC, run_id DESC)
+      WHERE parent_run_id IS NOT NULL`;
 }
 
 /**
@@ -173,6 +206,13 @@ function pipelinesTable(n: SchemaNames): string {
  *   once each. `summarizeLiveRuns` reads the live runs through the status list index (the `status IN` of the live
  *   class is its leading column), so it reads no ended run. No index of its own: one on `current_step`, which most
  *   checkpoints change, would cost them their HOT updates.
+ * - Version 7 (child runs, waits for any of several signals, signal ids, continue-as-new):
+ *   `runs.wait_signals` (text[]) replaces `wait_signal`: the names a waiting run waits for. `runs.parent_run_id`: the
+ *   run that spawned or adopted it (the partial `parent_list` index serves `listRuns({ parentRunId })`).
+ *   `runs.children_open` / `children_failed` (null: the run has no children state) and `children_wait_at_most` /
+ *   `children_fail_fast` (null: not waiting for its children) are `StoredRun.children`: a child's terminal commit
+ *   updates them on its parent's row in the same statement (O(1): no scan of the siblings). `signal_ids`: the
+ *   `sendSignal` deduplication ids per run, deleted with the run (purge, replace), kept through its end and `restart`.
  *
  * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
  * ~0.015 ms. Rows are only ever written by statements that hold the run's row (they join the locked or updated run),
@@ -201,7 +241,7 @@ export function schemaStatements(n: SchemaNames): string[] {
       current_step text,
       state text NOT NULL,
       next_input text,
-      wait_signal text,
+      wait_signals text[],
       wait_until timestamptz,
       resume_status text,
       cancel_compensate boolean,
@@ -218,7 +258,12 @@ export function schemaStatements(n: SchemaNames): string[] {
       live_index integer,
       generation integer NOT NULL DEFAULT 1,
       event_seq integer NOT NULL DEFAULT 0,
-      pipeline text
+      pipeline text,
+      parent_run_id text COLLATE "C",
+      children_open integer,
+      children_failed boolean,
+      children_wait_at_most integer,
+      children_fail_fast boolean
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -243,6 +288,7 @@ export function schemaStatements(n: SchemaNames): string[] {
     )`,
     eventsTable(n),
     pipelinesTable(n),
+    signalIdsTable(n),
     // The claim: earliest due first among claimable statuses. NOTE: the predicate must stay the claim statement's
     // (`claimable` in postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
     `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
@@ -255,6 +301,7 @@ export function schemaStatements(n: SchemaNames): string[] {
     `CREATE INDEX IF NOT EXISTS ${i.purge} ON ${n.runs} (status, finished_at) WHERE finished_at IS NOT NULL`,
     // Signal queues: FIFO per run and name.
     `CREATE INDEX IF NOT EXISTS ${i.signalsQueue} ON ${n.signals} (run_id, name, id)`,
+    parentListIndex(n),
   ];
 }
 
@@ -283,11 +330,23 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
   // 5 → 6: the runs' pipeline fingerprints (null for every existing run: started without one; a nullable column
   // rewrites nothing) and the pipeline descriptions.
   5: (n) => [`ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS pipeline text`, pipelinesTable(n)],
+  // 6 → 7: child runs, waits for several signals, signal ids. Nullable columns rewrite nothing; the single wait signal
+  // of the runs waiting for one (a few rows) becomes a one-name array, then the old column goes (a catalog change).
+  6: (n) => [
+    `ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS wait_signals text[], ADD COLUMN IF NOT EXISTS parent_run_id text COLLATE "C",
+      ADD COLUMN IF NOT EXISTS children_open integer, ADD COLUMN IF NOT EXISTS children_failed boolean,
+      ADD COLUMN IF NOT EXISTS children_wait_at_most integer, ADD COLUMN IF NOT EXISTS children_fail_fast boolean`,
+    `UPDATE ${n.runs} SET wait_signals = ARRAY[wait_signal] WHERE wait_signal IS NOT NULL`,
+    `ALTER TABLE ${n.runs} DROP COLUMN IF EXISTS wait_signal`,
+    signalIdsTable(n),
+    parentListIndex(n),
+  ],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */
 export function dropStatements(n: SchemaNames): string[] {
   return [
+    `DROP TABLE IF EXISTS ${n.signalIds}`,
     `DROP TABLE IF EXISTS ${n.pipelines}`,
     `DROP TABLE IF EXISTS ${n.events}`,
     `DROP TABLE IF EXISTS ${n.signals}`,

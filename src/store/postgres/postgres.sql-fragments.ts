@@ -94,11 +94,13 @@ export function stepsOf(n: SchemaNames, runIdExpr: string): string {
 export function runColumns(r: string): string {
   return `
     ${r}.run_id, ${r}.workflow, ${r}.version, ${r}.status, ${r}.input, ${r}.output, ${r}.error::text AS error,
-    ${r}.current_step, ${r}.state, ${r}.next_input, ${r}.wait_signal, ${ms(`${r}.wait_until`)} AS wait_until,
+    ${r}.current_step, ${r}.state, ${r}.next_input, array_to_json(${r}.wait_signals)::text AS wait_signals,
+    ${ms(`${r}.wait_until`)} AS wait_until,
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
-    ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline`;
+    ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline, ${r}.parent_run_id, ${r}.children_open,
+    ${r}.children_failed, ${r}.children_wait_at_most, ${r}.children_fail_fast`;
 }
 
 /**

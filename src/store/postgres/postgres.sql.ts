@@ -40,6 +40,8 @@ export interface Statements {
   replaceRunLocked: string;
   replaceChildren: string;
   getRun: string;
+  /** What a parent reads of its children: status, output, error, parent, held (`getRunOutcomes`). */
+  getRunOutcomes: string;
   /** A page of a run's history. */
   listEvents: string;
   claimRuns: string;
@@ -67,6 +69,8 @@ export interface Statements {
   commitFastEvents: string;
   commitBatchEvents: string;
   commitBatchNoWaitEvents: string;
+  /** A patch with `children` (rule 8: spawn, link, release, wait) or `restart`: always alone (`commitStatement`). */
+  commitSpecial: string;
   /** After a terminal commit that raced with a signal (see `stale_signals` of the commit statements). */
   dropStaleSignals: string;
   takeSignal: string;

@@ -17,7 +17,9 @@ import type {
   NewRun,
   QueuedSignal,
   RenewResult,
+  RunOutcome,
   RunPatch,
+  SendSignalOptions,
   RunStatus,
   StoreEvent,
   StoredRun,
@@ -26,7 +28,7 @@ import type {
   WorkflowRef,
   WorkflowStore,
 } from '../workflow-store.interface.js';
-import { PUBLISH_MAX_BYTES } from '../workflow-store.interface.js';
+import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { isTerminal } from '../run-state-machine.js';
 import { managerQuery, type Row, type SqlClient, type StoreLogger, TypeOrmSqlClient } from './postgres.client.js';
 import {
@@ -38,10 +40,10 @@ import {
   schemaNames,
   type SqlQuery,
 } from './postgres.schema.js';
-import type { CommitValues } from './postgres.commit.sql.js';
+import type { CommitValues, SpecialValues } from './postgres.commit.sql.js';
 import { messagePayload, PostgresEventHub } from './postgres.event-hub.js';
 import { GroupCommit } from './postgres.group-commit.js';
-import { bool, errorAsStored, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
+import { bool, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
 import { NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
 import { buildStatements, type Statements } from './postgres.sql.js';
 import { checkStorable, storable } from './postgres.storable-text.js';
@@ -153,6 +155,66 @@ function claimFilter(workflows: readonly WorkflowRef[] | undefined): [string[], 
     keys.add(`${version}:${workflow}`);
   }
   return keys.size === 0 ? null : [[...names], [...versions], [...keys]];
+}
+
+/**
+ * The parameters of `commitSpecial` of a patch with `children` and/or `restart`: the children to spawn as parallel
+ * arrays (the first of each id only: a later one would find it existing), their first events flattened (the newest
+ * RUN_HISTORY_LIMIT of each, numbered as an append would number them).
+ */
+function specialValues(patch: RunPatch): SpecialValues {
+  const children = patch.children;
+  const seen = new Set<string>();
+  const spawn = (children?.spawn ?? []).filter((child) => {
+    checkStorable('The child run id', child.runId);
+    checkStorable('The workflow name', child.workflow);
+    checkStorable('The pipeline fingerprint', child.pipeline);
+    if (seen.has(child.runId)) return false;
+    seen.add(child.runId);
+    return true;
+  });
+  const evIds: string[] = [];
+  const evSeqs: number[] = [];
+  const evBodies: string[] = [];
+  const nev: number[] = [];
+  for (const child of spawn) {
+    const events = child.events ?? [];
+    for (const body of events) checkEventBody(body);
+    nev.push(events.length);
+    for (let i = Math.max(0, events.length - RUN_HISTORY_LIMIT); i < events.length; i++) {
+      evIds.push(child.runId);
+      evSeqs.push(i + 1);
+      evBodies.push(events[i]);
+    }
+  }
+  for (const id of children?.release ?? []) checkStorable('The child run id', id);
+  if (children) {
+    for (const [what, value] of [['open', children.open], ['openAtMost', children.openAtMost]] as const) {
+      if (!Number.isInteger(value) || value < MIN_INT4 || value > MAX_INT4) {
+        throw new InvalidArgumentError(`children.${what} must be an integer (got ${value}).`);
+      }
+    }
+  }
+  return {
+    restart: patch.restart !== undefined,
+    restart_input: patch.restart?.input ?? null,
+    ch: children !== undefined,
+    ch_open: children?.open ?? null,
+    ch_at_most: children?.openAtMost ?? null,
+    ch_fail_fast: children?.failFast === true,
+    sp_ids: spawn.map((c) => c.runId),
+    sp_workflows: spawn.map((c) => c.workflow),
+    sp_versions: spawn.map((c) => c.version),
+    sp_inputs: spawn.map((c) => c.input),
+    sp_states: spawn.map((c) => c.state),
+    sp_pipelines: spawn.map((c) => c.pipeline ?? null),
+    sp_held: spawn.map((c) => c.held === true),
+    sp_nev: nev,
+    ev_ids: evIds,
+    ev_seqs: evSeqs,
+    ev_bodies: evBodies,
+    rel_ids: [...(children?.release ?? [])],
+  };
 }
 
 /** Run ids sent as a JSON array text (so no driver's or app's array parser is involved). */
@@ -441,10 +503,12 @@ export class PostgresStore implements WorkflowStore {
     if (query.limit === 0) return [];
     if (query.statuses && query.statuses.length === 0) return [];
     if (query.workflow !== undefined && !storable(query.workflow)) return [];
+    if (query.parentRunId !== undefined && !storable(query.parentRunId)) return [];
     const createdFrom = creationBound('createdFrom', query.createdFrom);
     const createdTo = creationBound('createdTo', query.createdTo);
     return this.op('listRuns', async (db) => {
       const params: unknown[] = [];
+      if (query.parentRunId !== undefined) params.push(query.parentRunId);
       if (query.workflow !== undefined) params.push(query.workflow);
       if (query.statuses) params.push([...query.statuses]);
       if (createdFrom !== undefined) params.push(createdFrom);
@@ -457,6 +521,7 @@ export class PostgresStore implements WorkflowStore {
         createdFrom: createdFrom !== undefined,
         createdTo: createdTo !== undefined,
         after: query.after !== undefined,
+        parentRunId: query.parentRunId !== undefined,
       });
       return (await db.query(sql, params)).map(mapRun);
     });
@@ -539,7 +604,8 @@ export class PostgresStore implements WorkflowStore {
 
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     if (!storable(runId) || !storable(token)) return { ok: false };
-    checkStorable('The signal name', patch.wait?.signal);
+    const waitSignals = patch.wait ? [...patch.wait.signals] : null;
+    for (const name of waitSignals ?? []) checkStorable('The signal name', name);
     checkStorable('The current step name', patch.currentStep ?? undefined);
     for (const entry of patch.steps ?? []) checkStorable('A step name', entry.step.name);
     const dueAt = patch.due && 'at' in patch.due ? patch.due.at.getTime() : null;
@@ -561,7 +627,7 @@ export class PostgresStore implements WorkflowStore {
       set_due: patch.due !== undefined,
       due: patch.due && 'delayMs' in patch.due ? patch.due.delayMs : null,
       due_at: dueAt,
-      wait: patch.wait ? patch.wait.signal : null,
+      wait: waitSignals,
       wait_ms: patch.wait?.timeoutMs ?? null,
       release: patch.release === true,
       clear_cancel: patch.clearCancel === true,
@@ -574,14 +640,20 @@ export class PostgresStore implements WorkflowStore {
       mid_step: patch.midStep === true,
       events,
     };
+    const special = patch.children !== undefined || patch.restart !== undefined ? specialValues(patch) : undefined;
     return this.op('commit', async (db) => {
-      const row = await this.groupCommit.commit(db, runId, values, table);
+      const row = await this.groupCommit.commit(db, runId, values, table, special);
       if (!row) return { ok: false };
       this.events.emitLocal(row.evt, runId);
+      // Other runs the commit made claimable: spawned or released children, a woken parent.
+      for (const other of [...textArray(row.ready_runs ?? null), ...textArray(row.woke ?? null)]) this.events.emitLocal('ready', other);
       const result: CommitResult & { ok: true } = { ok: true };
       if (bool(row.paused)) result.paused = true;
       if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };
-      if (row.consumed !== null && row.consumed !== undefined) result.consumedSignal = { payload: String(row.consumed) };
+      if (row.consumed !== null && row.consumed !== undefined) {
+        result.consumedSignal = { name: String(row.consumed_name), payload: String(row.consumed) };
+      }
+      if (bool(row.children_ready)) result.childrenReady = true;
       const lastEventSeq = seqOf(row.last_event_seq);
       if (lastEventSeq !== undefined) result.lastEventSeq = lastEventSeq;
       // NOTE: rare (a signal raced with the run's end): the statement could not see it to delete it. The commit
@@ -595,13 +667,15 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
-  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+  async takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult> {
     if (!storable(runId) || !storable(token)) return { ok: false };
-    checkStorable('The signal name', name);
+    for (const name of names) checkStorable('The signal name', name);
     return this.op('takeSignal', async (db) => {
-      const [row] = await this.hot(db, this.sql.takeSignal, [runId, token, name]);
+      const [row] = await this.hot(db, this.sql.takeSignal, [runId, token, [...names]]);
       if (!row) return { ok: false };
-      if (row.payload !== null && row.payload !== undefined) return { ok: true, payload: String(row.payload), timedOut: false };
+      if (row.payload !== null && row.payload !== undefined) {
+        return { ok: true, payload: String(row.payload), signal: String(row.signal), timedOut: false };
+      }
       return { ok: true, timedOut: bool(row.timed_out) };
     });
   }
@@ -610,19 +684,31 @@ export class PostgresStore implements WorkflowStore {
   // Signals and control requests
   // -------------------------------------------------------------------------------------------------------------
 
-  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string, options?: SendSignalOptions): Promise<ControlResult> {
     if (!storable(runId)) return { outcome: 'not-found' };
     checkStorable('The signal name', name);
     if (event !== undefined) checkEventBody(event);
+    const id = options?.id;
+    if (id !== undefined) {
+      if (typeof id !== 'string') throw new InvalidArgumentError(`A signal id must be a string (got ${typeof id}).`);
+      checkStorable('The signal id', id);
+    }
     return this.op('sendSignal', async (db) => {
-      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload, event ?? null]);
+      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload, event ?? null, id ?? null]);
       if (!row) return { outcome: 'not-found' };
       const status = row.status as RunStatus;
+      if (bool(row.dup)) return { outcome: 'noop', status };
       if (isTerminal(status)) return { outcome: 'not-active', status };
       this.events.emitLocal(row.evt, runId);
       const eventSeq = seqOf(row.event_seq);
       return eventSeq === undefined ? { outcome: 'ok', status } : { outcome: 'ok', status, eventSeq };
     });
+  }
+
+  async getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]> {
+    const wanted = [...new Set(runIds)].filter((id) => typeof id === 'string' && storable(id));
+    if (wanted.length === 0) return [];
+    return this.op('getRunOutcomes', async (db) => (await this.hot(db, this.sql.getRunOutcomes, [wanted])).map(mapOutcome));
   }
 
   async control(runId: string, request: ControlRequest, event?: string): Promise<ControlResult> {

@@ -28,4 +28,13 @@ export interface RedisStoreOptions {
    * `reindex()`). Default: none (ended runs stay until purged).
    */
   ttl?: number | string;
+  /**
+   * How long a parent waiting for its children (`Flow` child runs) waits at most before it is due again, in ms.
+   * Parent and children are in different slots: a child's end reaches its parent in a second write, and a parent's
+   * children are released after its commit. If the process dies between two of these writes, the parent's recheck
+   * makes it due, and its engine reads its children's outcomes and carries on (it releases the children still held and
+   * spawns the missing ones again). A shorter interval repairs sooner, at the cost of a claim and a read of the
+   * children's outcomes per waiting parent per interval. Default 30000 ms.
+   */
+  childRecheckMs?: number;
 }

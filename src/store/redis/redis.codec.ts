@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type RunErrorInfo } from '../../errors/errors.js';
 import { RUN_STATUS_SET } from '../run-state-machine.js';
-import type { ClaimedRun, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
+import type { ChildrenState, ClaimedRun, RunOutcome, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
 
 /**
  * A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt,
@@ -323,8 +323,8 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   if (pipeline !== undefined) run.pipeline = pipeline;
   const nextInput = h.get('ni');
   if (nextInput !== undefined) run.nextInput = nextInput;
-  const waitSignal = h.get('ws');
-  if (waitSignal !== undefined) run.waitSignal = waitSignal;
+  const waitSignals = decodeWaitSignals(h.get('wn'), h.get('ws'), damage);
+  if (waitSignals !== undefined) run.waitSignals = waitSignals;
   const waitUntil = timeField('wu');
   if (waitUntil) run.waitUntil = waitUntil;
   const resumeStatus = h.get('rs');
@@ -348,5 +348,59 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   if (leaseExpiresAt) run.leaseExpiresAt = leaseExpiresAt;
   const finishedAt = timeField('fa');
   if (finishedAt) run.finishedAt = finishedAt;
+  const parentRunId = h.get('par');
+  if (parentRunId !== undefined) run.parentRunId = parentRunId;
+  const children = decodeChildren(h, damage);
+  if (children) run.children = children;
   return run;
+}
+
+/** `waitSignals` from `wn` (JSON array of names) or, as written by earlier releases, `ws` (one name). */
+function decodeWaitSignals(wn: string | undefined, ws: string | undefined, damage: Damage): string[] | undefined {
+  if (wn === undefined) return ws === undefined ? undefined : [ws];
+  try {
+    const names: unknown = JSON.parse(wn);
+    if (Array.isArray(names) && names.every((name) => typeof name === 'string')) return names as string[];
+  } catch {
+    // reported below
+  }
+  damage.field('wn', `not a JSON array of names: ${JSON.stringify(wn.slice(0, 40))}`);
+  return [];
+}
+
+/** A count field of the children state (`co`, `cwa`): an integer. */
+function countField(h: Map<string, string>, name: string, damage: Damage): number | undefined {
+  const value = h.get(name);
+  if (value === undefined) return undefined;
+  if (INTEGER.test(value)) return Number(value);
+  damage.field(name, `not a count: ${JSON.stringify(value.slice(0, 40))}`);
+  return 0;
+}
+
+/** `children` from `co`, `cf`, `cwa`, `cwf` (absent without `co`). */
+function decodeChildren(h: Map<string, string>, damage: Damage): ChildrenState | undefined {
+  const open = countField(h, 'co', damage);
+  if (open === undefined) return undefined;
+  const children: ChildrenState = { open, failed: h.get('cf') === '1' };
+  const openAtMost = countField(h, 'cwa', damage);
+  if (openAtMost !== undefined) children.wait = { openAtMost, failFast: h.get('cwf') === '1' };
+  return children;
+}
+
+/**
+ * A {@link RunOutcome} from the fields `getRunOutcomes` reads (`HMGET st out err par due`), or undefined for a run
+ * that does not exist. A damaged status is read as {@link PARKED_STATUS}, a damaged error is left out.
+ */
+export function decodeOutcome(runId: string, fields: readonly (string | null)[]): RunOutcome | undefined {
+  const [st, out, err, par, due] = fields;
+  if (typeof st !== 'string') return undefined;
+  const status = STATUS_SET.has(st) ? (st as RunStatus) : PARKED_STATUS;
+  const outcome: RunOutcome = { runId, status, held: status === 'pending' && typeof due !== 'string' };
+  if (typeof out === 'string') outcome.output = out;
+  if (typeof err === 'string') {
+    const error = decodeError(err, new Damage(runId));
+    if (error) outcome.error = error;
+  }
+  if (typeof par === 'string') outcome.parentRunId = par;
+  return outcome;
 }

@@ -9,6 +9,11 @@ import { encodeError, encodeStep, integerArg } from './redis.codec.js';
  * so the script's parser and the encoders below read the same definition.
  */
 export const COMMIT_OPS = {
+  /**
+   * `RunPatch.restart` (continue-as-new), first of the ops: deletes the step visits, sets `in`, deletes `ni` and the
+   * children fields, and raises `gen` by one. Argument: the new input.
+   */
+  restart: { code: 'rst', arity: 1 },
   /** Sets `st`. Argument: the status. */
   setStatus: { code: 'st', arity: 1 },
   /** Sets `state`. Argument: the engine's state (JSON). */
@@ -33,8 +38,16 @@ export const COMMIT_OPS = {
   dueAt: { code: 'dueat', arity: 1 },
   /** Deletes `due` (not due). */
   clearDue: { code: 'due-', arity: 0 },
-  /** Waits for a signal. Arguments: the signal name, the timeout in ms (integer, `''` for none). */
+  /** Waits for signals. Arguments: the names (JSON array, stored as `wn`), the timeout in ms (integer, `''` for none). */
   wait: { code: 'wait', arity: 2 },
+  /**
+   * `RunPatch.children` (rule 8 c-e). Arguments: the live children counted (the patch's `open` plus those step 1
+   * created or linked while live), `openAtMost`, `failFast` (`1`/`0`), the recheck interval in ms (the waiting
+   * parent's `due`).
+   */
+  children: { code: 'ch', arity: 4 },
+  /** Adds a child to the run's children list (`ListRunsQuery.parentRunId`). Arguments: the child id, its createdAt (ms). */
+  childLink: { code: 'chl', arity: 2 },
   /** Releases the lease. */
   release: { code: 'rel', arity: 0 },
   /** Clears the cancel request. */
@@ -61,7 +74,15 @@ export type CommitOpName = keyof typeof COMMIT_OPS;
 /** Wire code of a commit operation. */
 export type CommitOpCode = (typeof COMMIT_OPS)[CommitOpName]['code'];
 
-type Args<N extends number> = N extends 0 ? [] : N extends 1 ? [string] : N extends 2 ? [string, string] : never;
+type Args<N extends number> = N extends 0
+  ? []
+  : N extends 1
+    ? [string]
+    : N extends 2
+      ? [string, string]
+      : N extends 4
+        ? [string, string, string, string]
+        : never;
 
 /** One encoded operation: its code, then exactly as many arguments as the table says. */
 export type EncodedCommitOp<K extends CommitOpName = CommitOpName> = K extends CommitOpName
@@ -86,8 +107,18 @@ export const encodeCommitOp = {
   dueIn: (delayMs: number) => op('dueIn', integerArg('A delay', delayMs)),
   dueAt: (at: Date) => op('dueAt', integerArg('A wake-up time', new Date(at).getTime())),
   clearDue: () => op('clearDue'),
-  wait: (signal: string, timeoutMs: number | undefined) =>
-    op('wait', signal, timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
+  wait: (signals: readonly string[], timeoutMs: number | undefined) =>
+    op('wait', JSON.stringify(signals.map(String)), timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
+  restart: (input: string) => op('restart', input),
+  children: (open: number, openAtMost: number, failFast: boolean, recheckMs: number) =>
+    op(
+      'children',
+      integerArg('children.open', open),
+      integerArg('children.openAtMost', openAtMost),
+      failFast ? '1' : '0',
+      integerArg('The child recheck interval', recheckMs),
+    ),
+  childLink: (childId: string, createdAt: string) => op('childLink', childId, createdAt),
   release: () => op('release'),
   clearCancel: () => op('clearCancel'),
   keepInput: () => op('keepInput'),
@@ -97,13 +128,19 @@ export const encodeCommitOp = {
 } satisfies { [K in CommitOpName]: (...args: never[]) => EncodedCommitOp<K> };
 
 /**
- * The commit script's operations for a patch, in the order the script applies them (fields, steps, due, wait, then the
- * lease, cancel, input and mid-step flags, then the history events in order). `leaseMs` is not an op: it is a fixed argument of
- * the script. A patch without events has no event op, so its commit does no history work at all.
+ * The commit script's operations for a patch, in the order the script applies them (a restart first, then fields,
+ * steps, due, wait, then the lease, cancel, input and mid-step flags, then the history events in order). `leaseMs` is
+ * not an op: it is a fixed argument of the script. A patch without events has no event op, so its commit does no
+ * history work at all. `children` is not encoded here: the store adds its ops (`children`, `childLink`) once the
+ * children are created (see `RedisStore.commit`).
  * @throws InvalidArgumentError for a step index that is not a non-negative integer, or a time that is not finite
  */
 export function encodePatch(patch: RunPatch): string[] {
   const ops: EncodedCommitOp[] = [];
+  if (patch.restart !== undefined) {
+    if (typeof patch.restart?.input !== 'string') throw new InvalidArgumentError('restart.input must be a string.');
+    ops.push(encodeCommitOp.restart(patch.restart.input));
+  }
   if (patch.status !== undefined) ops.push(encodeCommitOp.setStatus(patch.status));
   if (patch.state !== undefined) ops.push(encodeCommitOp.setState(patch.state));
   if (patch.currentStep !== undefined) {
@@ -120,7 +157,13 @@ export function encodePatch(patch: RunPatch): string[] {
     else if ('at' in patch.due) ops.push(encodeCommitOp.dueAt(patch.due.at));
     else ops.push(encodeCommitOp.dueIn(patch.due.delayMs));
   }
-  if (patch.wait) ops.push(encodeCommitOp.wait(patch.wait.signal, patch.wait.timeoutMs));
+  if (patch.wait) {
+    const signals = patch.wait.signals;
+    if (!Array.isArray(signals) || !signals.every((name) => typeof name === 'string')) {
+      throw new InvalidArgumentError('wait.signals must be an array of signal names.');
+    }
+    ops.push(encodeCommitOp.wait(signals, patch.wait.timeoutMs));
+  }
   if (patch.release) ops.push(encodeCommitOp.release());
   if (patch.clearCancel) ops.push(encodeCommitOp.clearCancel());
   if (patch.keepInput) ops.push(encodeCommitOp.keepInput());

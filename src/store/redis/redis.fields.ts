@@ -15,7 +15,8 @@
  * | `cur`   | current step name                                                                                |
  * | `state` | the engine's state (JSON, opaque)                                                                |
  * | `ni`    | next input: payload of the signal handed to the run                                              |
- * | `ws`    | signal the run waits for                                                                         |
+ * | `wn`    | signals the run waits for: JSON array of names                                                   |
+ * | `ws`    | signal the run waits for (one name), as written by releases before `wn`: read, never written       |
  * | `wu`    | when the signal wait times out                                                                   |
  * | `rs`    | status to resume to (while paused)                                                               |
  * | `cr`    | cancel requested: `1` with compensation, `0` without (absent: none)                              |
@@ -31,6 +32,11 @@
  * | `gen`   | generation of the run id (absent: 1)                                                             |
  * | `hs`    | history seq: the seq given to the run's last history event (absent: none yet; see `redis.keys.ts`) |
  * | `pl`    | pipeline fingerprint given at creation (`NewRun.pipeline`; absent: none)                         |
+ * | `par`   | parent run id (`StoredRun.parentRunId`; absent: none)                                            |
+ * | `co`    | children: live children linked (decimal; absent: the run has no children state)                  |
+ * | `cf`    | children: a linked child ended without completing since the last `children` commit (`1`/`0`)    |
+ * | `cwa`   | children wait: `openAtMost` (decimal; absent: not waiting for children)                          |
+ * | `cwf`   | children wait: `failFast` (`1`/`0`)                                                              |
  */
 export const RUN_FIELDS = {
   runId: 'id',
@@ -43,7 +49,8 @@ export const RUN_FIELDS = {
   currentStep: 'cur',
   state: 'state',
   nextInput: 'ni',
-  waitSignal: 'ws',
+  waitSignals: 'wn',
+  legacyWaitSignal: 'ws',
   waitUntil: 'wu',
   resumeStatus: 'rs',
   cancelRequested: 'cr',
@@ -59,6 +66,11 @@ export const RUN_FIELDS = {
   generation: 'gen',
   historySeq: 'hs',
   pipeline: 'pl',
+  parentRunId: 'par',
+  childrenOpen: 'co',
+  childrenFailed: 'cf',
+  childrenWaitOpenAtMost: 'cwa',
+  childrenWaitFailFast: 'cwf',
 } as const;
 
 /** Name of a field of a run hash. */

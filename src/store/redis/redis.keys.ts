@@ -7,12 +7,24 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * Per run (all in the slot of the run's hash tag, `{<base64url of the UTF-8 run id>}`):
  * - `<prefix>{<tag>}:r` hash: the run's fields (see `redis.fields.ts` for the field names)
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
- * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<seq>:<name>` payload);
- *   deleted when the run ends, is replaced or purged
+ * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<pos>:<name>` payload,
+ *   `o:<pos>:<name>` the order it was sent in: the value of the run's send counter `n` then; a wait for several names
+ *   takes the queued signal of the lowest order); deleted when the run ends, is replaced or purged
+ * - `<prefix>{<tag>}:i` set: the ids of the signals accepted for the run (`sendSignal` with an id: a repeated one
+ *   stores nothing). Kept when the run ends or restarts (continue-as-new); deleted with the run (replace, purge, ttl)
+ * - `<prefix>{<tag>}:c` zset childRunId → the child's createdAt: the children a parent spawned or linked
+ *   (`ListRunsQuery.parentRunId`; an entry whose run is gone or names another parent is skipped when listed). Written
+ *   by the parent's `children` commit; deleted with the parent
  * - `<prefix>{<tag>}:e` list: the run's history, oldest first, each entry `<seq>:<body>` (decimal seq, then the body
  *   verbatim); seqs are contiguous (appends only, trimmed from the head to `RUN_HISTORY_LIMIT`), and the last seq given
  *   is the run hash's `hs` field. Deleted with the run (replace, purge)
  * With the store's `ttl`, the commit that ends a run sets its keys to expire `ttl` later; `retry` removes the expiry.
+ *
+ * Parent and child runs are in different slots: a parent's `children` commit creates its children held (not due) in
+ * their slots first, then commits the parent (its count of live children), then releases them; a child's terminal
+ * commit returns its parent, whose count the store then updates with a second script in the parent's slot. A waiting
+ * parent is due again after `childRecheckMs`, so that a step lost to a crash between two of these writes is made up
+ * for by the parent's engine (see `RedisStore.commit`).
  * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
  * Global indexes (all in the slot of the index hash tag, `{~<base64url of the prefix>}`):
@@ -123,12 +135,26 @@ export function checkRunId(runId: unknown): asserts runId is string {
   }
 }
 
+/** Whether a value can name a run's keys (see `checkRunId`). */
+export function isRunId(value: unknown): value is string {
+  try {
+    checkRunId(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface RunKeys {
   run: string;
   steps: string;
   signals: string;
   /** The run's history (list). */
   events: string;
+  /** The ids of the signals accepted for the run (set). */
+  signalIds: string;
+  /** The run's children (zset: child id → createdAt). */
+  children: string;
 }
 
 /** Key names of one prefix. */
@@ -163,7 +189,7 @@ export class RedisKeys {
   run(runId: string): RunKeys {
     checkRunId(runId);
     const base = `${this.prefix}{${encodeName(runId)}}`;
-    return { run: `${base}:r`, steps: `${base}:s`, signals: `${base}:q`, events: `${base}:e` };
+    return { run: `${base}:r`, steps: `${base}:s`, signals: `${base}:q`, events: `${base}:e`, signalIds: `${base}:i`, children: `${base}:c` };
   }
 
   byStatus(status: RunStatus): string {

@@ -5,9 +5,12 @@ import { decodeSnapshot, type IndexRecord, type Snapshot } from './redis.codec.j
 import { scorePairs, type RedisClient } from './redis.connection.js';
 import { dropGoneRuns } from './redis.expiry.js';
 import type { RedisIndexWriter } from './redis.index-writer.js';
-import type { RedisKeys } from './redis.keys.js';
+import { isRunId, type RedisKeys } from './redis.keys.js';
 import type { RedisScriptRunner } from './redis.script-runner.js';
 import { READ_RUN } from './redis.scripts.js';
+
+/** Entries of a parent's children list read per round when other filters apply too. */
+const CHILD_PAGE = 100;
 
 /** An entry of a list index: a run id and its score (creation time). */
 interface IndexEntry {
@@ -50,21 +53,27 @@ export class RedisRunList {
     if (statuses && statuses.length === 0) return [];
     await this.index.flush();
     const workflow = query.workflow;
+    const parent = query.parentRunId;
+    if (parent !== undefined && !isRunId(parent)) return [];
+    // NOTE: the children of a parent are read from its children list (its slot), the other filters from each run
     const keys =
-      workflow !== undefined && statuses
-        ? statuses.map((s) => this.keys.byWorkflowStatus(workflow, s))
-        : workflow !== undefined
-          ? [this.keys.byWorkflow(workflow)]
-          : statuses
-            ? statuses.map((s) => this.keys.byStatus(s))
-            : [this.keys.created];
+      parent !== undefined
+        ? [this.keys.run(parent).children]
+        : workflow !== undefined && statuses
+          ? statuses.map((s) => this.keys.byWorkflowStatus(workflow, s))
+          : workflow !== undefined
+            ? [this.keys.byWorkflow(workflow)]
+            : statuses
+              ? statuses.map((s) => this.keys.byStatus(s))
+              : [this.keys.created];
     const wanted = statuses ? new Set<RunStatus>(statuses) : undefined;
     const bounds: ScoreBounds = { from: boundScore(query.createdFrom), to: boundScore(query.createdTo) };
     if (bounds.from !== undefined && bounds.to !== undefined && bounds.from >= bounds.to) return [];
     const out: StoredRun[] = [];
     let cursor = query.after ? { score: query.after.createdAt.getTime(), id: query.after.runId } : undefined;
     for (let round = 0; round < 100 && out.length < limit; round++) {
-      const need = limit - out.length;
+      // a children list holds runs of every workflow and status: read larger pages when filtering them here
+      const need = parent !== undefined && (workflow !== undefined || wanted) ? Math.max(limit - out.length, CHILD_PAGE) : limit - out.length;
       const entries = await this.indexPage(keys, bounds, cursor, need);
       if (entries.length === 0) break;
       const reads = await this.runner.runMany<[Snapshot, IndexRecord]>(
@@ -81,16 +90,18 @@ export class RedisRunList {
         // NOTE: a run whose creation time cannot be read keeps its index score (see APPLY_INDEX), and is listed
         // with it, so that pages stay in order.
         const createdAtDamaged = decoded?.damaged.has('ca') === true;
-        const matches =
+        const indexed =
           run !== undefined &&
           (createdAtDamaged || run.createdAt.getTime() === entry.score) &&
-          (workflow === undefined || run.workflow === workflow) &&
-          (!wanted || wanted.has(run.status));
+          (parent === undefined || run.parentRunId === parent);
+        const matches = indexed && (workflow === undefined || run.workflow === workflow) && (!wanted || wanted.has(run.status));
         if (matches) {
           if (createdAtDamaged) run.createdAt = new Date(entry.score);
-          out.push(run);
+          if (out.length < limit) out.push(run);
         } else if (record[1] !== '1') {
           gone.push(record); // the run is gone (expired, or deleted by hand): drop its entries
+        } else if (parent !== undefined) {
+          // a child of another workflow or status, or an entry of a run that is no longer this parent's: skipped
         } else {
           this.index.enqueue(record, { extra: workflow ?? '', repair: true }); // a stale index entry: repair it
         }

@@ -112,6 +112,37 @@ export class RedisScriptRunner {
   }
 
   /**
+   * {@link RedisScriptRunner.runKicked} of several per-run scripts: one `ZADD` of all their kicks, then the scripts, in
+   * one pipeline (one round trip) unless the client is a Cluster (then the kicks first, then the scripts side by side).
+   * Reports each call's outcome; the kicks of failed calls stay (claimers repair those runs' index entries).
+   */
+  async runManyKicked<T>(calls: readonly { runId: string; call: ScriptCall }[]): Promise<{ results: Settled<T>[]; kicks: string[] }> {
+    if (calls.length === 0) return { results: [], kicks: [] };
+    const kicks = calls.map(({ runId }) => randomBytes(KICK_ID_BYTES).toString('hex') + runId);
+    const marks = kicks.flatMap((kick) => [0, kick]);
+    const client = this.client();
+    if (isCluster(client)) {
+      await client.zadd(this.kicksKey, ...marks);
+      return { results: await this.runSettled<T>(calls.map(({ call }) => call)), kicks };
+    }
+    const pipeline = client.pipeline();
+    pipeline.zadd(this.kicksKey, ...marks);
+    for (const { call } of calls) pipeline.evalsha(call.script.sha, call.keys.length, ...call.keys, ...call.args);
+    const replies = (await pipeline.exec()) ?? [];
+    if (replies[0]?.[0]) throw replies[0][0];
+    const results: Settled<T>[] = calls.map((_, i) => {
+      const [error, value] = replies[i + 1] ?? [new StoreError('Redis store: missing pipeline reply'), undefined];
+      return error ? { ok: false, error } : { ok: true, value: value as T };
+    });
+    const retry = results.flatMap((result, i) => (!result.ok && isNoScript(result.error) ? [i] : []));
+    if (retry.length > 0) {
+      const again = await this.runSettled<T>(retry.map((i) => calls[i].call));
+      retry.forEach((i, j) => (results[i] = again[j]));
+    }
+    return { results, kicks };
+  }
+
+  /**
    * Runs a per-run script preceded by a kick: a write-ahead mark in the global index slot saying that the run's
    * index entries may be about to change. The mark is removed when the resulting index record is applied; if this
    * process dies in between, claimers repair the run's index entries from the run itself.

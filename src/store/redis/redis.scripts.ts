@@ -89,7 +89,7 @@ function script(name: string): LuaScript {
 }
 
 /**
- * KEYS: run, steps, signals, events. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
+ * KEYS: run, steps, signals, events, signal ids, children. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
  * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
  * (stepIndex, stepJson) pairs.
  * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written), previousVersion (the
@@ -124,28 +124,32 @@ export const RENEW_LEASE = script('renewLease');
 export const RELEASE_LEASE = script('releaseLease');
 
 /**
- * The fenced commit of RunPatch, rules 1-7 of the interface, in one script. KEYS: run, steps, signals, events.
+ * The fenced commit of RunPatch, in one script: rules 1-8 of the interface, except the parent's side of rule 4 (the
+ * script returns the parent; see {@link CHILD_ENDED}) and the children's side of rule 8 ({@link SPAWN_CHILD} before,
+ * {@link RELEASE_CHILD} after). KEYS: run, steps, signals, events, signal ids, children.
  * ARGV: runId, token, leaseMs, channel, then ops, each its code and arguments as `COMMIT_OPS` defines them (built by
  * `encodePatch` in `redis.commit-ops.ts`). The ops are checked before the first write (an invalid one writes nothing).
  * Returns {0} or {1, paused, cancel ('' none, '0' no compensation, else compensate), consumed, payload, record,
- * indexDirty, lastEventSeq (0: the patch had no events)}.
+ * indexDirty, lastEventSeq (0: the patch had no events), consumed signal's name ('' none), childrenReady (1/0),
+ * parent ('' unless the commit ended a live run that has a parent), status}.
  */
 export const COMMIT = script('commit');
 
 /**
- * KEYS: run, signals. ARGV: runId, token, name.
- * Returns {0} or {1, got, payload, timedOut, record}.
+ * KEYS: run, signals. ARGV: runId, token, then the names waited for (the earliest sent queued signal of them is taken).
+ * Returns {0} or {1, got, payload, timedOut, record, name ('' none)}.
  */
 export const TAKE_SIGNAL = script('takeSignal');
 
 /**
- * KEYS: run, signals, events. ARGV: runId, name, payload, channel, then the history event (optional), appended when the
- * outcome is `ok`. Returns {outcome, status, record, eventSeq (0: none appended)}.
+ * KEYS: run, signals, events, signal ids. ARGV: runId, name, payload, channel, hasId ('1'/'0'), id, then the history
+ * event (optional), appended when the outcome is `ok`. A repeated id is `noop`. Returns {outcome, status, record,
+ * eventSeq (0: none appended)}.
  */
 export const SEND_SIGNAL = script('sendSignal');
 
 /**
- * KEYS: run, steps, signals, events (`retry` removes the expiry of them all). ARGV: runId, action, compensate
+ * KEYS: run, steps, signals, events, signal ids, children (`retry` removes the expiry of them all). ARGV: runId, action, compensate
  * ('1'/'0'), channel, hasNextInput ('1'/'0'), nextInput (set by a `retry` that has it, '' otherwise), then the history
  * event (optional), appended when the outcome is `ok`.
  * Returns {outcome, status, record, eventSeq (0: none appended)}.
@@ -160,7 +164,7 @@ export const LIST_SIGNALS = script('listSignals');
 
 /**
  * Deletes one run (its history too) if it is terminal, of one of the statuses and finished before now - olderThanMs.
- * KEYS: run, steps, signals, events. ARGV: runId, olderThanMs, statuses... Returns {deleted, record}.
+ * KEYS: run, steps, signals, events, signal ids, children. ARGV: runId, olderThanMs, statuses... Returns {deleted, record}.
  */
 export const PURGE_RUN = script('purgeRun');
 
@@ -218,6 +222,30 @@ export const APPLY_INDEX = script('applyIndex');
  */
 export const INDEX_LAYOUT_SCRIPT = script('indexLayout');
 
+/**
+ * Step 1 of a parent's `children` commit, per child (its slot): creates the child `pending`, held (not due), with its
+ * parent and generation 1, or applies rule 8a to an existing id (never replaced; a parentless one is linked). KEYS: the
+ * child's run, steps, signals, events, signal ids, children. ARGV: childId, parentId, workflow, version, input, state,
+ * hasPipeline, pipeline, eventCount, then the history bodies. Returns {outcome, record, createdAt} with outcome
+ * `created`, `linked` (a live run without a parent), `linked-ended` (an ended one: linked for listing), `mine`
+ * (already this parent's) or `other` (another parent's).
+ */
+export const SPAWN_CHILD = script('spawnChild');
+
+/**
+ * Step 3 of a parent's `children` commit: a held child of that parent (`pending`, not due) becomes due now. KEYS: the
+ * child's run. ARGV: childId, parentId, channel. Returns {released, record}.
+ */
+export const RELEASE_CHILD = script('releaseChild');
+
+/**
+ * The parent's side of rule 4, after a linked child's terminal commit (the parent's slot): its count of live children
+ * goes down (never below 0), `cf` is set for a child that did not complete, and a parent waiting for its children
+ * whose condition holds becomes due now. KEYS: the parent's run. ARGV: parentId, failed ('1'/'0'), channel. Returns
+ * {0} (no such run) or {1, record, indexDirty}.
+ */
+export const CHILD_ENDED = script('childEnded');
+
 /** Every script of the store, loaded by `init()`. */
 export const ALL_SCRIPTS: readonly LuaScript[] = [
   CREATE_RUN,
@@ -238,4 +266,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   PURGE_CANDIDATES,
   APPLY_INDEX,
   INDEX_LAYOUT_SCRIPT,
+  SPAWN_CHILD,
+  RELEASE_CHILD,
+  CHILD_ENDED,
 ];

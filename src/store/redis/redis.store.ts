@@ -9,6 +9,7 @@ import type {
   CountRunsQuery,
   CreateRunOptions,
   CreateRunResult,
+  ChildrenPatch,
   LeaseRequest,
   ListEventsQuery,
   ListRunsQuery,
@@ -16,8 +17,10 @@ import type {
   NewRun,
   QueuedSignal,
   RenewResult,
+  RunOutcome,
   RunPatch,
   RunStatus,
+  SendSignalOptions,
   StoreEvent,
   StoredRun,
   StoredRunEvent,
@@ -27,20 +30,21 @@ import type {
 } from '../workflow-store.interface.js';
 import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { RedisClaims } from './redis.claims.js';
-import { decodeRun, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
+import { decodeOutcome, decodeRun, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { encodeCommitOp, encodePatch } from './redis.commit-ops.js';
-import { checkDurability, connectRedis, type RedisClient } from './redis.connection.js';
-import { guard } from './redis.errors.js';
+import { checkDurability, connectRedis, isCluster, type RedisClient } from './redis.connection.js';
+import { errorMessage, guard } from './redis.errors.js';
 import { RedisEvents } from './redis.events.js';
 import { dropGoneRuns, parseTtl, sweepExpired } from './redis.expiry.js';
 import { RedisIndexWriter } from './redis.index-writer.js';
-import { RedisKeys } from './redis.keys.js';
+import { checkRunId, isRunId, keySlot, RedisKeys, type RunKeys } from './redis.keys.js';
 import { ensureIndexLayout } from './redis.layout.js';
 import { RedisRunList } from './redis.list.js';
 import { summarizeLiveRuns } from './redis.live.js';
 import { reindexRuns } from './redis.reindex.js';
 import { RedisScriptRunner } from './redis.script-runner.js';
 import {
+  CHILD_ENDED,
   COMMIT,
   CONTROL,
   CREATE_RUN,
@@ -50,8 +54,10 @@ import {
   PURGE_RUN,
   READ_RUN,
   RELEASE_LEASE,
+  RELEASE_CHILD,
   RENEW_LEASE,
   SEND_SIGNAL,
+  SPAWN_CHILD,
   TAKE_SIGNAL,
 } from './redis.scripts.js';
 import type { RedisStoreLogger, RedisStoreOptions } from './redis-store-options.interface.js';
@@ -66,6 +72,25 @@ const DEFAULT_LOGGER: RedisStoreLogger = {
 
 /** Runs purged per round (one candidates script, then one script per run). */
 const PURGE_BATCH = 200;
+
+/** Every key of a run, in the order the scripts that take them all expect (`redis.keys.ts`). */
+function allKeys(keys: RunKeys): string[] {
+  return [keys.run, keys.steps, keys.signals, keys.events, keys.signalIds, keys.children];
+}
+
+/** Default of `RedisStoreOptions.childRecheckMs`. */
+const DEFAULT_CHILD_RECHECK_MS = 30_000;
+
+/** A spawn entry's outcome from `SPAWN_CHILD` (see `redis.scripts.ts`). */
+type SpawnOutcome = 'created' | 'linked' | 'linked-ended' | 'mine' | 'other';
+
+/** A spawn entry after step (1) of a `children` commit: its outcome, whether it is held, its createdAt (ms text). */
+interface SpawnedChild {
+  runId: string;
+  outcome: SpawnOutcome;
+  held: boolean;
+  createdAt: string;
+}
 
 /** The outcome of a client request script: `{outcome, status, record, eventSeq (0: none appended)}`. */
 type RequestReply = [string, string, IndexRecord, number];
@@ -89,6 +114,28 @@ function uniqueRefs(workflows: readonly WorkflowRef[] | undefined): WorkflowRef[
     seen.set(JSON.stringify([ref.workflow, String(ref.version)]), ref);
   }
   return [...seen.values()];
+}
+
+/** The fields `getRunOutcomes` reads of each run (see `decodeOutcome`). */
+const OUTCOME_FIELDS = ['st', 'out', 'err', 'par', 'due'] as const;
+
+/**
+ * Checks a `children` patch before anything is written: counts are integers, spawn entries are well-formed.
+ * @throws InvalidArgumentError
+ */
+function checkChildren(children: ChildrenPatch): ChildrenPatch {
+  integerArg('children.open', children.open);
+  integerArg('children.openAtMost', children.openAtMost);
+  for (const child of children.spawn ?? []) {
+    checkRunId(child?.runId);
+    for (const [field, value] of [['workflow', child.workflow], ['input', child.input], ['state', child.state]] as const) {
+      if (typeof value !== 'string') throw new InvalidArgumentError(`A child run's ${field} must be a string, got ${typeof value}.`);
+    }
+    (child.events ?? []).forEach(checkEventBody);
+    if (child.pipeline !== undefined) checkPipelineText('A pipeline fingerprint', child.pipeline);
+  }
+  for (const id of children.release ?? []) checkRunId(id);
+  return children;
 }
 
 /** Checks a history body: a string (stored verbatim). */
@@ -161,11 +208,18 @@ export class RedisStore implements WorkflowStore {
   private readonly events: RedisEvents;
   /** Expiry of an ended run's keys in ms (`RedisStoreOptions.ttl`), if any. */
   readonly ttlMs?: number;
+  /** When a parent waiting for its children is due again at the latest (`RedisStoreOptions.childRecheckMs`). */
+  readonly childRecheckMs: number;
 
   constructor(private readonly options: RedisStoreOptions = {}) {
     const prefix = options.keyPrefix ?? 'cairn:';
     if (typeof prefix !== 'string') throw new ConfigurationError('Redis store: keyPrefix must be a string.');
     this.ttlMs = parseTtl(options.ttl);
+    const recheck = options.childRecheckMs ?? DEFAULT_CHILD_RECHECK_MS;
+    if (typeof recheck !== 'number' || !Number.isSafeInteger(recheck) || recheck < 1) {
+      throw new ConfigurationError(`Redis store: childRecheckMs must be a positive integer number of milliseconds (got ${String(recheck)}).`);
+    }
+    this.childRecheckMs = recheck;
     this.keys = new RedisKeys(prefix);
     this.logger = options.logger ?? DEFAULT_LOGGER;
     if (options.client) this.clientRef = options.client;
@@ -264,7 +318,7 @@ export class RedisStore implements WorkflowStore {
       (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
       const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null]>(input.runId, {
         script: CREATE_RUN,
-        keys: [keys.run, keys.steps, keys.signals, keys.events],
+        keys: allKeys(keys),
         args,
       });
       const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion] = result;
@@ -340,6 +394,19 @@ export class RedisStore implements WorkflowStore {
     });
   }
 
+  /**
+   * One commit script (`COMMIT`), the hot path: a commit without `children` by a run without a parent is that script
+   * alone. Two cases take more writes, because a parent and its children are in different slots:
+   * - `children` (rule 8): (1) the spawned children are created held (not due) with their parent, one script each in
+   *   their own slots (pipelined); (2) the parent's commit counts those created or linked while live, and, when it
+   *   waits, is due again after `childRecheckMs`; (3) the spawned children that are not `held` and the `release` ids
+   *   become due. A child cannot end before its parent counts it (it is not due before (3)). A crash between the
+   *   steps leaves children held or a parent that is not woken: its recheck makes it due, and its engine reads its
+   *   children's outcomes, releases the held ones and spawns the missing ones again (same ids: kept, not created twice).
+   * - a commit that ends a linked child (rule 4): the script returns the parent, and `CHILD_ENDED` then updates the
+   *   parent's count and wakes it when its condition holds. A crash between the two is repaired by the recheck.
+   * Steps after the run's own commit are not undone when they fail: they are logged, and the recheck repairs them.
+   */
   async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     const keys = this.keys.run(runId);
     const ops = encodePatch(patch);
@@ -347,14 +414,27 @@ export class RedisStore implements WorkflowStore {
       ops.push(...encodeCommitOp.expireOnEnd(this.ttlMs));
     }
     const leaseMs = integerArg('The lease', patch.leaseMs);
+    const children = patch.children !== undefined ? checkChildren(patch.children) : undefined;
     return guard('commit', async () => {
+      let spawned: SpawnedChild[] = [];
+      if (children) {
+        // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this read
+        // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids)
+        if ((children.spawn ?? []).length > 0 && (await this.client.hget(keys.run, 'lt')) !== token) return { ok: false };
+        spawned = await this.spawnChildren(runId, children);
+        const counted = spawned.filter((child) => child.outcome === 'created' || child.outcome === 'linked').length;
+        ops.push(...encodeCommitOp.children(children.open + counted, children.openAtMost, children.failFast, this.childRecheckMs));
+        for (const child of spawned) {
+          if (child.outcome !== 'other' && child.createdAt !== '') ops.push(...encodeCommitOp.childLink(child.runId, child.createdAt));
+        }
+      }
       const result = await this.scripts.run<[number, ...unknown[]]>({
         script: COMMIT,
-        keys: [keys.run, keys.steps, keys.signals, keys.events],
+        keys: allKeys(keys),
         args: [runId, token, leaseMs, this.keys.channel, ...ops],
       });
       if (result[0] !== 1) return { ok: false };
-      const [, paused, cancel, consumed, payload, record, dirty, lastEventSeq] = result as [
+      const [, paused, cancel, consumed, payload, record, dirty, lastEventSeq, consumedName, childrenReady, parent, status] = result as [
         number,
         number,
         string,
@@ -363,47 +443,189 @@ export class RedisStore implements WorkflowStore {
         IndexRecord,
         number,
         number,
+        string,
+        number,
+        string,
+        string,
       ];
+      if (children) {
+        const release = new Set(spawned.filter((child) => child.outcome === 'created' && !child.held).map((child) => child.runId));
+        for (const id of children.release ?? []) release.add(id);
+        await this.releaseChildren(runId, [...release]);
+      }
+      if (parent) await this.notifyParent(parent, runId, status !== 'completed');
+      // NOTE: after the other writes, so that their index records go in the same batch
       if (dirty === 1) this.index.enqueue(record);
       const out: CommitResult = { ok: true };
       if (paused === 1) out.paused = true;
       if (cancel) out.cancel = { compensate: cancel !== '0' };
-      if (consumed === 1) out.consumedSignal = { payload };
+      if (consumed === 1) out.consumedSignal = { name: consumedName, payload };
+      if (childrenReady === 1) out.childrenReady = true;
       if (lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
       return out;
     });
   }
 
-  async takeSignal(runId: string, token: string, name: string): Promise<TakeSignalResult> {
+  /** Step (1) of a `children` commit: creates (held) or links each spawned child in its own slot. */
+  private async spawnChildren(
+    parentRunId: string,
+    children: ChildrenPatch,
+  ): Promise<SpawnedChild[]> {
+    const spawn = children.spawn ?? [];
+    if (spawn.length === 0) return [];
+    const { results, kicks } = await this.scripts.runManyKicked<[SpawnOutcome, IndexRecord, string]>(
+      spawn.map((child) => {
+        const keys = this.keys.run(child.runId);
+        const events = child.events ?? [];
+        return {
+          runId: child.runId,
+          call: {
+            script: SPAWN_CHILD,
+            keys: allKeys(keys),
+            args: [
+              child.runId,
+              parentRunId,
+              child.workflow,
+              String(child.version),
+              child.input,
+              child.state,
+              child.pipeline !== undefined ? '1' : '0',
+              child.pipeline ?? '',
+              String(events.length),
+              ...events,
+            ],
+          },
+        };
+      }),
+    );
+    const out: SpawnedChild[] = [];
+    let failure: unknown;
+    results.forEach((result, i) => {
+      if (!result.ok) {
+        failure ??= result.error;
+        return;
+      }
+      const [outcome, record, createdAt] = result.value;
+      this.index.enqueue(record, { kick: kicks[i] });
+      out.push({ runId: spawn[i].runId, outcome, held: spawn[i].held === true, createdAt: typeof createdAt === 'string' ? createdAt : '' });
+    });
+    // NOTE: the parent's commit is not written: the children created are held, and found again (same ids) by a retry
+    if (failure !== undefined) throw failure;
+    return out;
+  }
+
+  /** Step (3) of a `children` commit: the held children of this parent among `ids` become due now. */
+  private async releaseChildren(parentRunId: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      const { results, kicks } = await this.scripts.runManyKicked<[number, IndexRecord]>(
+        ids.map((id) => ({
+          runId: id,
+          call: { script: RELEASE_CHILD, keys: [this.keys.run(id).run], args: [id, parentRunId, this.keys.channel] },
+        })),
+      );
+      const failed = results.find((result) => !result.ok);
+      results.forEach((result, i) => {
+        if (result.ok) this.index.enqueue(result.value[1], { kick: kicks[i] });
+      });
+      if (failed && !failed.ok) throw failed.error;
+    } catch (error) {
+      this.logger.warn(
+        `Redis store: releasing the children of run ${JSON.stringify(parentRunId)} failed (${errorMessage(error)}); ` +
+          `they stay held until the parent's recheck (childRecheckMs) releases them.`,
+      );
+    }
+  }
+
+  /** Rule 4's second write: the parent of a linked child that just ended counts it and may wake (`CHILD_ENDED`). */
+  private async notifyParent(parentRunId: string, childRunId: string, failed: boolean): Promise<void> {
+    try {
+      const result = await this.scripts.run<[number, IndexRecord?, number?]>({
+        script: CHILD_ENDED,
+        keys: [this.keys.run(parentRunId).run],
+        args: [parentRunId, failed ? '1' : '0', this.keys.channel],
+      });
+      if (result[0] === 1 && result[2] === 1 && result[1]) this.index.enqueue(result[1]);
+    } catch (error) {
+      this.logger.warn(
+        `Redis store: telling run ${JSON.stringify(parentRunId)} that its child ${JSON.stringify(childRunId)} ended failed ` +
+          `(${errorMessage(error)}); the parent finds out at its recheck (childRecheckMs).`,
+      );
+    }
+  }
+
+  async takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult> {
     const keys = this.keys.run(runId);
+    if (!Array.isArray(names) || !names.every((name) => typeof name === 'string')) {
+      throw new InvalidArgumentError('takeSignal: names must be an array of signal names.');
+    }
     return guard('takeSignal', async () => {
       const result = await this.scripts.run<[number, ...unknown[]]>({
         script: TAKE_SIGNAL,
         keys: [keys.run, keys.signals],
-        args: [runId, token, name],
+        args: [runId, token, ...names],
       });
       if (result[0] !== 1) return { ok: false };
-      const [, got, payload, timedOut, record] = result as [number, number, string, number, IndexRecord];
+      const [, got, payload, timedOut, record, name] = result as [number, number, string, number, IndexRecord, string];
       if (got === 1) {
         this.index.enqueue(record);
-        return { ok: true, payload, timedOut: false };
+        return { ok: true, payload, signal: name, timedOut: false };
       }
       return { ok: true, timedOut: timedOut === 1 };
+    });
+  }
+
+  /**
+   * The outcomes of these runs: one `HMGET` per run, in one pipeline (on a Cluster, one pipeline per slot, side by
+   * side). Unknown ids are left out.
+   */
+  async getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]> {
+    // NOTE: an id that cannot name a run (not a string, empty) is unknown: left out
+    const ids = [...new Set(runIds)].filter(isRunId);
+    if (ids.length === 0) return [];
+    return guard('getRunOutcomes', async () => {
+      const client = this.client;
+      const groups = new Map<number, string[]>();
+      if (isCluster(client)) {
+        for (const id of ids) {
+          const slot = keySlot(this.keys.run(id).run);
+          let group = groups.get(slot);
+          if (!group) groups.set(slot, (group = []));
+          group.push(id);
+        }
+      } else {
+        groups.set(0, ids);
+      }
+      const replies = await Promise.all(
+        [...groups.values()].map(async (group) => {
+          const pipeline = client.pipeline();
+          for (const id of group) pipeline.hmget(this.keys.run(id).run, ...OUTCOME_FIELDS);
+          const results = (await pipeline.exec()) ?? [];
+          return group.map((id, i) => {
+            const [error, fields] = results[i] ?? [new StoreError('Redis store: missing pipeline reply'), undefined];
+            if (error) throw error;
+            return decodeOutcome(id, fields as (string | null)[]);
+          });
+        }),
+      );
+      return replies.flat().filter((outcome): outcome is RunOutcome => outcome !== undefined);
     });
   }
 
   // ---------------------------------------------------------------------------------------------------------------
   // client requests
 
-  async sendSignal(runId: string, name: string, payload: string, event?: string): Promise<ControlResult> {
+  async sendSignal(runId: string, name: string, payload: string, event?: string, options?: SendSignalOptions): Promise<ControlResult> {
     const keys = this.keys.run(runId);
     if (event !== undefined) checkEventBody(event);
+    const id = options?.id;
+    if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError(`A signal id must be a string, got ${typeof id}.`);
     return guard('sendSignal', async () => {
-      const args = [runId, name, payload, this.keys.channel];
+      const args = [runId, name, payload, this.keys.channel, id !== undefined ? '1' : '0', id ?? ''];
       if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: SEND_SIGNAL,
-        keys: [keys.run, keys.signals, keys.events],
+        keys: [keys.run, keys.signals, keys.events, keys.signalIds],
         args,
       });
       this.index.enqueue(result[2], { kick });
@@ -421,7 +643,7 @@ export class RedisStore implements WorkflowStore {
       if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: CONTROL,
-        keys: [keys.run, keys.steps, keys.signals, keys.events],
+        keys: allKeys(keys),
         args,
       });
       this.index.enqueue(result[2], { kick });
@@ -536,7 +758,7 @@ export class RedisStore implements WorkflowStore {
         const results = await this.scripts.runMany<[number, IndexRecord]>(
           fresh.map((id) => {
             const keys = this.keys.run(id);
-            return { script: PURGE_RUN, keys: [keys.run, keys.steps, keys.signals, keys.events], args: [id, older, ...terminal] };
+            return { script: PURGE_RUN, keys: allKeys(keys), args: [id, older, ...terminal] };
           }),
         );
         const gone: IndexRecord[] = [];

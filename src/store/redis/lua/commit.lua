@@ -1,4 +1,6 @@
-local r, s, q, e = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS: run, steps, signals, events, signal ids, children (the last two: only expired with the run, and the
+-- children list a `children` commit adds to).
+local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local runId = ARGV[1]
 local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr', 'hs')
 if p[1] ~= ARGV[2] then return {0} end
@@ -16,8 +18,16 @@ while i <= #ARGV do
   if op == OP.expireOnEnd and not ((num(ARGV[i + 1]) or 0) > 0) then
     return redis.error_reply('cairn: commit: ttl needs a positive integer')
   end
-  if op == OP.wait and ARGV[i + 2] ~= '' and not num(ARGV[i + 2]) then
-    return redis.error_reply('cairn: commit: wait needs an integer timeout')
+  if op == OP.wait then
+    if ARGV[i + 2] ~= '' and not num(ARGV[i + 2]) then return redis.error_reply('cairn: commit: wait needs an integer timeout') end
+    local ok, names = pcall(cjson.decode, ARGV[i + 1])
+    if not ok or type(names) ~= 'table' then return redis.error_reply('cairn: commit: wait needs a JSON array of names') end
+  end
+  if op == OP.children and not (num(ARGV[i + 1]) and num(ARGV[i + 2]) and num(ARGV[i + 4])) then
+    return redis.error_reply('cairn: commit: children needs integers')
+  end
+  if op == OP.childLink and not num(ARGV[i + 2]) then
+    return redis.error_reply('cairn: commit: childLink needs an integer score')
   end
   i = i + 1 + n
 end
@@ -25,14 +35,20 @@ local now, nowUs = clock()
 local oldSt = p[2]
 local oldClaim = claimAt(p[2], p[3], p[4])
 local release, clearCancel = false, false
-local waitName, waitTimeout = nil, nil
+local waitJson, waitTimeout = nil, nil
+local children = nil
 local ttl = nil
 local keepInput, midStep = false, false
 local events = nil
 i = 5
 while i <= #ARGV do
   local op = ARGV[i]
-  if op == OP.setStatus then redis.call('HSET', r, 'st', ARGV[i + 1])
+  if op == OP.restart then
+    -- continue-as-new: a fresh incarnation of the run (history, queued signals, signal ids and the children list kept)
+    redis.call('DEL', s)
+    redis.call('HSET', r, 'in', ARGV[i + 1], 'gen', fmt((num(redis.call('HGET', r, 'gen')) or 1) + 1))
+    redis.call('HDEL', r, 'ni', 'co', 'cf', 'cwa', 'cwf')
+  elseif op == OP.setStatus then redis.call('HSET', r, 'st', ARGV[i + 1])
   elseif op == OP.setState then redis.call('HSET', r, 'state', ARGV[i + 1])
   elseif op == OP.setCurrentStep then redis.call('HSET', r, 'cur', ARGV[i + 1])
   elseif op == OP.clearCurrentStep then redis.call('HDEL', r, 'cur')
@@ -44,7 +60,9 @@ while i <= #ARGV do
   elseif op == OP.dueIn then redis.call('HSET', r, 'due', fmt(now + num(ARGV[i + 1])))
   elseif op == OP.dueAt then redis.call('HSET', r, 'due', fmt(num(ARGV[i + 1])))
   elseif op == OP.clearDue then redis.call('HDEL', r, 'due')
-  elseif op == OP.wait then waitName = ARGV[i + 1]; waitTimeout = ARGV[i + 2]
+  elseif op == OP.wait then waitJson = ARGV[i + 1]; waitTimeout = ARGV[i + 2]
+  elseif op == OP.children then children = i
+  elseif op == OP.childLink then redis.call('ZADD', ch, num(ARGV[i + 2]), ARGV[i + 1])
   elseif op == OP.release then release = true
   elseif op == OP.clearCancel then clearCancel = true
   elseif op == OP.expireOnEnd then ttl = num(ARGV[i + 1])
@@ -60,17 +78,17 @@ end
 local lastSeq = 0
 if events then lastSeq = appendEvents(e, lastEventSeq(p[7], e), events) end
 if keepInput then
-  redis.call('HDEL', r, 'ws', 'wu')
+  redis.call('HDEL', r, 'ws', 'wn', 'wu', 'cwa', 'cwf')
 else
-  redis.call('HDEL', r, 'ni', 'ws', 'wu')
+  redis.call('HDEL', r, 'ni', 'ws', 'wn', 'wu', 'cwa', 'cwf')
 end
-local consumed = nil
-if waitName then
-  consumed = popSignal(q, waitName)
+local consumed, consumedName = nil, nil
+if waitJson then
+  consumed, consumedName = popEarliest(q, waitNames(waitJson, nil))
   if consumed then
     redis.call('HSET', r, 'st', ST.running, 'ni', consumed)
   else
-    redis.call('HSET', r, 'st', ST.waiting, 'ws', waitName)
+    redis.call('HSET', r, 'st', ST.waiting, 'wn', waitJson)
     if waitTimeout ~= '' then
       local wu = fmt(now + num(waitTimeout))
       redis.call('HSET', r, 'wu', wu, 'due', wu)
@@ -79,6 +97,23 @@ if waitName then
     end
     release = true
   end
+end
+local childrenReady = 0
+if children then
+  -- rule 8 c-e: the parent's count of live children, and whether it waits for them
+  local open, most, failFast = num(ARGV[children + 1]), num(ARGV[children + 2]), ARGV[children + 3] == '1'
+  local failed = redis.call('HGET', r, 'cf')
+  if open <= most or (failFast and failed == '1') then
+    redis.call('HSET', r, 'st', ST.running)
+    childrenReady = 1
+  else
+    -- NOTE: due again after the recheck interval, not never: a child's end is reported to its parent by a second
+    -- script (another slot), and a wake-up lost to a crash between the two is found then
+    redis.call('HSET', r, 'st', ST.waiting, 'cwa', fmt(most), 'cwf', failFast and '1' or '0',
+      'due', fmt(now + num(ARGV[children + 4])))
+    release = true
+  end
+  redis.call('HSET', r, 'co', fmt(open), 'cf', '0')
 end
 local st = redis.call('HGET', r, 'st')
 local cr = p[6]
@@ -128,6 +163,8 @@ if TERMINAL[st] then
     redis.call('PEXPIRE', r, ttl)
     redis.call('PEXPIRE', s, ttl)
     redis.call('PEXPIRE', e, ttl)
+    redis.call('PEXPIRE', ids, ttl)
+    redis.call('PEXPIRE', ch, ttl)
   end
   publish(ARGV[4], 'finished', runId)
 elseif release and due and due <= now and st ~= ST.paused then
@@ -139,4 +176,10 @@ local dirty = 0
 if st ~= oldSt or (newClaim ~= -1 and (oldClaim == -1 or newClaim < oldClaim)) then dirty = 1 end
 local got = 0
 if consumed then got = 1 end
-return {1, paused, cancel, got, consumed or '', rec, dirty, lastSeq}
+-- rule 4: a linked child that ends names its parent, which the store notifies with a second script (its own slot)
+local parent = ''
+if TERMINAL[st] and oldSt and not TERMINAL[oldSt] then
+  local par = redis.call('HGET', r, 'par')
+  if par then parent = par end
+end
+return {1, paused, cancel, got, consumed or '', rec, dirty, lastSeq, consumedName or '', childrenReady, parent, st}

@@ -36,6 +36,9 @@ end
 local function publish(channel, kind, runId)
   redis.call('PUBLISH', channel, cjson.encode({type = kind, runId = runId}))
 end
+-- Signal queues (`q`, see redis.keys.ts): per name a FIFO of positions h < pos <= t, each with its payload
+-- `v:<pos>:<name>` and its order `o:<pos>:<name>` (the run's send counter `n` when it was queued; absent in a queue
+-- written before it existed: taken as sent first).
 local function popSignal(q, name)
   local h = num(redis.call('HGET', q, 'h:' .. name)) or 0
   local t = num(redis.call('HGET', q, 't:' .. name)) or 0
@@ -43,14 +46,51 @@ local function popSignal(q, name)
   h = h + 1
   local field = 'v:' .. fmt(h) .. ':' .. name
   local payload = redis.call('HGET', q, field)
-  redis.call('HDEL', q, field)
+  redis.call('HDEL', q, field, 'o:' .. fmt(h) .. ':' .. name)
   if h >= t then redis.call('HDEL', q, 'h:' .. name, 't:' .. name) else redis.call('HSET', q, 'h:' .. name, fmt(h)) end
   if payload then return payload end
   return nil
 end
+-- The earliest sent queued signal among `names` (a list): removed; returns its payload and name, or nil.
+local function popEarliest(q, names)
+  if #names == 1 then
+    local payload = popSignal(q, names[1])
+    if payload then return payload, names[1] end
+    return nil
+  end
+  local best, bestSeq = nil, nil
+  for _, name in ipairs(names) do
+    local h = num(redis.call('HGET', q, 'h:' .. name)) or 0
+    local t = num(redis.call('HGET', q, 't:' .. name)) or 0
+    if h < t then
+      local seq = num(redis.call('HGET', q, 'o:' .. fmt(h + 1) .. ':' .. name)) or 0
+      if not bestSeq or seq < bestSeq then best, bestSeq = name, seq end
+    end
+  end
+  if not best then return nil end
+  local payload = popSignal(q, best)
+  if payload then return payload, best end
+  return nil
+end
 local function pushSignal(q, name, payload)
   local t = (num(redis.call('HGET', q, 't:' .. name)) or 0) + 1
-  redis.call('HSET', q, 't:' .. name, fmt(t), 'v:' .. fmt(t) .. ':' .. name, payload)
+  local n = (num(redis.call('HGET', q, 'n')) or 0) + 1
+  redis.call('HSET', q, 't:' .. name, fmt(t), 'v:' .. fmt(t) .. ':' .. name, payload, 'o:' .. fmt(t) .. ':' .. name, fmt(n), 'n', fmt(n))
+end
+-- The names of a run's signal wait: `wn` (JSON array of names), or `ws` (one name, as written by earlier releases).
+-- A `wn` that cannot be read waits for nothing.
+local function waitNames(wn, ws)
+  if wn then
+    local ok, names = pcall(cjson.decode, wn)
+    if ok and type(names) == 'table' then
+      local out = {}
+      for _, name in ipairs(names) do if type(name) == 'string' then out[#out + 1] = name end end
+      return out
+    end
+    return {}
+  end
+  if ws then return {ws} end
+  return {}
 end
 -- History (`e`, a list of `<seq>:<body>`): the seq of the run's last event, from its `hs` field (`hs`: the field's
 -- value, read by the caller); a missing or damaged one goes on from the newest entry kept (or 0), so that a damaged

@@ -1,4 +1,5 @@
-local r, s, q, e = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS: every key of the run (run, steps, signals, events, signal ids, children).
+local r = KEYS[1]
 local runId = ARGV[1]
 local now, nowUs = clock()
 local v = redis.call('HMGET', r, 'st', 'fa', 'iv', 'wf', 'ver')
@@ -9,7 +10,7 @@ local fa, older = num(v[2]), tonumber(ARGV[2])
 if TERMINAL[v[1]] and wanted and fa and fa < now - older then
   local n = (num(v[3]) or 0) + 1
   if nowUs > n then n = nowUs end
-  redis.call('DEL', r, s, q, e)
+  redis.call('DEL', unpack(KEYS))
   return {1, {runId, '0', fmt(n), v[4] or '', '', '-1', '-1', '-1', v[5] or ''}}
 end
 return {0, record(r, runId, nowUs)}

@@ -1,0 +1,239 @@
+import type { DeclaredSchedule } from '../definition/schedule-declarations.js';
+import {
+  planTicks,
+  scheduledRunId,
+  timingOf,
+  type StorableScheduleSpec,
+  type ScheduleTiming,
+} from '../definition/schedule-spec.js';
+import type { WorkflowDefinition } from '../definition/workflow-definition.interface.js';
+import type { WorkflowRegistry } from '../definition/workflow.registry.js';
+import type { ScheduleStore, StoredSchedule } from '../store/schedule-store.interface.js';
+import { isTerminal } from '../store/workflow-store.interface.js';
+import type { TimerHandle } from './clock.js';
+import { describeError } from './error-text.js';
+import type { WorkflowEngine } from './workflow-engine.js';
+
+/** How often the scheduler reads the due schedules (and how far ahead, to set exact timers). */
+export const SCHEDULE_POLL_MS = 1_000;
+/** Due schedules handled per pass; more are taken by the next pass, at once. */
+const PASS_LIMIT = 100;
+const FAR_FUTURE = 8.64e15;
+
+const schedulers = new WeakMap<WorkflowEngine, Scheduler>();
+
+/** The scheduler running with this engine, if any (the client wakes it when a schedule changes here). */
+export function schedulerOf(engine: WorkflowEngine): Scheduler | undefined {
+  return schedulers.get(engine);
+}
+
+/**
+ * The input of a run of a schedule at `fireAt`: the decorator's function of the tick, the stored value, or the default
+ * `{ scheduledAt: fireAt }`.
+ * @throws Error when the input is a function this instance's code does not declare, or the function throws
+ */
+export function scheduledInput(engine: WorkflowEngine, scheduleId: string, spec: StorableScheduleSpec, declared: DeclaredSchedule | undefined, fireAt: Date): unknown {
+  if (spec.inputFn) {
+    const fn = declared?.resolved.inputFn;
+    if (!fn) throw new Error(`its input is a function of the code, and this instance's code does not declare @Schedule "${scheduleId}" with one`);
+    return fn(fireAt);
+  }
+  if (spec.input !== undefined) return engine.decode(spec.input);
+  return { scheduledAt: fireAt };
+}
+
+/**
+ * Fires due schedules: every {@link SCHEDULE_POLL_MS} it reads the schedules due within the next poll (one indexed
+ * read), fires those due now and sets a timer at the exact time of the next one. With the testing module's manual
+ * clock it reads the earliest schedule instead and sets a clock timer at its time (no polling).
+ *
+ * A tick starts its run through `engine.startRun` with the deterministic id `<schedule id>@<ISO time>` and
+ * `conflictPolicy: 'use-existing'`, then advances the schedule with a compare-and-set: instances that fire the same
+ * tick converge on one run, and the one whose compare-and-set loses changes nothing more. A crash between the start
+ * and the advance fires the tick again, with the same id: still one run.
+ */
+export class Scheduler {
+  private timer?: TimerHandle;
+  private passing = false;
+  private again = false;
+  private started = false;
+  private stopped = false;
+  private current?: Promise<void>;
+  /** Schedules (id and version) whose problem was logged, so it is logged once. */
+  private readonly reported = new Set<string>();
+
+  constructor(
+    private readonly engine: WorkflowEngine,
+    private readonly registry: WorkflowRegistry,
+    private readonly store: ScheduleStore,
+    private readonly declared: ReadonlyMap<string, DeclaredSchedule>,
+  ) {}
+
+  /** This app's decorator schedule with this id, if the code declares it. */
+  declaredSchedule(id: string): DeclaredSchedule | undefined {
+    return this.declared.get(id);
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    schedulers.set(this.engine, this);
+    this.wake();
+  }
+
+  /** Stops the timers and waits for a pass in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.engine.clock.clearTimer(this.timer);
+    if (schedulers.get(this.engine) === this) schedulers.delete(this.engine);
+    await this.current;
+  }
+
+  /** Looks at the due schedules now (a schedule changed on this instance). */
+  wake(): void {
+    if (!this.started || this.stopped) return;
+    this.engine.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    void this.pass();
+  }
+
+  private pass(): Promise<void> {
+    if (this.passing) {
+      this.again = true;
+      return this.current ?? Promise.resolve();
+    }
+    this.passing = true;
+    this.current = this.runPass().finally(() => {
+      this.passing = false;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        void this.pass();
+      }
+    });
+    return this.current;
+  }
+
+  private async runPass(): Promise<void> {
+    const clock = this.engine.clock;
+    const now = clock.now();
+    let earliest: number | undefined;
+    let more = false;
+    try {
+      const names = this.registry.names();
+      const until = clock.manual ? FAR_FUTURE : now + SCHEDULE_POLL_MS;
+      const due = names.length === 0 ? [] : await this.store.due(new Date(until), PASS_LIMIT, names);
+      for (const schedule of due) {
+        if (this.stopped) return;
+        const at = schedule.nextFireAt!.getTime();
+        if (at > now) {
+          earliest = earliest === undefined ? at : Math.min(earliest, at);
+          continue;
+        }
+        try {
+          if (await this.fireDue(schedule, now)) more = true;
+        } catch (error) {
+          this.engine.logger.error(
+            `Schedule "${schedule.id}" (${schedule.workflow}): firing its tick of ${schedule.nextFireAt!.toISOString()} failed: ${describeError(error)}. ` +
+              'The next pass tries again (the run id is the same, so it starts at most once).',
+          );
+        }
+      }
+      if (due.length === PASS_LIMIT && earliest === undefined) more = true;
+    } catch (error) {
+      this.engine.logger.error(`Reading the due schedules from the ${this.engine.store.name} store failed: ${describeError(error)}`);
+    }
+    if (this.stopped) return;
+    const after = clock.now();
+    const delay = more ? 0 : earliest !== undefined ? Math.max(0, earliest - after) : clock.manual ? undefined : SCHEDULE_POLL_MS;
+    if (delay === undefined) return;
+    this.engine.clock.clearTimer(this.timer);
+    this.timer = clock.setTimer(() => {
+      this.timer = undefined;
+      void this.pass();
+    }, clock.manual ? delay : Math.min(delay, SCHEDULE_POLL_MS));
+    (this.timer as NodeJS.Timeout).unref?.();
+  }
+
+  /**
+   * Fires the due ticks of one schedule (per its `catchUp` and `overlap`), then advances it.
+   * @returns whether ticks are still due (`catchUp: 'all'` past its limit per pass)
+   */
+  private async fireDue(schedule: StoredSchedule, now: number): Promise<boolean> {
+    let spec: StorableScheduleSpec;
+    let timing: ScheduleTiming;
+    try {
+      spec = JSON.parse(schedule.spec) as StorableScheduleSpec;
+      timing = timingOf(spec);
+    } catch (error) {
+      this.reportOnce(schedule, `its stored spec cannot be read (${describeError(error)}); update or delete it`);
+      return false;
+    }
+    const def = this.registry.get(schedule.workflow);
+    if (!def) return false;
+    const declared = schedule.source === 'decorator' ? this.declared.get(schedule.id) : undefined;
+    if (spec.inputFn && !declared?.resolved.inputFn) {
+      // NOTE: an older or newer deployment declares it: left to an instance whose code has the function.
+      this.reportOnce(schedule, 'its input is a function that this instance\'s code does not declare; instances that declare it fire it');
+      return false;
+    }
+    const plan = planTicks(timing, spec.catchUp, schedule.nextFireAt!.getTime(), now);
+    if (plan.skipped > 0) {
+      this.engine.logger.log(
+        `Schedule "${schedule.id}": ${plan.skipped} tick(s) missed while no instance ran were skipped (catchUp: '${spec.catchUp}')`,
+      );
+    }
+    let lastRunId = schedule.lastRunId;
+    let lastFireAt: number | undefined;
+    for (const tick of plan.fire) {
+      const runId = await this.fireTick(schedule, spec, def, declared, tick, lastRunId);
+      if (runId !== undefined) {
+        lastRunId = runId;
+        lastFireAt = tick;
+      }
+    }
+    const advanced = await this.store.advance(schedule.id, schedule.version, {
+      nextFireAt: plan.next === undefined ? null : new Date(plan.next),
+      ...(lastFireAt !== undefined ? { lastFireAt: new Date(lastFireAt), lastRunId } : {}),
+    });
+    // NOTE: a lost compare-and-set means another instance advanced it (or it was changed): nothing more to do.
+    return advanced !== undefined && plan.next !== undefined && plan.next <= now;
+  }
+
+  /** One tick: applies `overlap`, then starts the run. Returns its id, or undefined when the tick starts nothing. */
+  private async fireTick(
+    schedule: StoredSchedule,
+    spec: StorableScheduleSpec,
+    def: WorkflowDefinition,
+    declared: DeclaredSchedule | undefined,
+    tick: number,
+    previous: string | undefined,
+  ): Promise<string | undefined> {
+    const runId = scheduledRunId(schedule.id, tick);
+    if (previous !== undefined && previous !== runId && spec.overlap !== 'allow') {
+      const run = await this.engine.getRun(previous);
+      if (run && !isTerminal(run.status)) {
+        if (spec.overlap === 'skip') {
+          this.engine.logger.log(`Schedule "${schedule.id}": tick ${new Date(tick).toISOString()} skipped, run "${previous}" is still ${run.status} (overlap: 'skip')`);
+          return undefined;
+        }
+        await this.engine.control(previous, { action: 'cancel', compensate: true }, undefined, { reason: `schedule "${schedule.id}": overlap cancel-previous` });
+      }
+    }
+    let input: unknown;
+    try {
+      input = scheduledInput(this.engine, schedule.id, spec, declared, new Date(tick));
+    } catch (error) {
+      this.engine.logger.error(`Schedule "${schedule.id}": tick ${new Date(tick).toISOString()} starts nothing: its input failed: ${describeError(error)}`);
+      return undefined;
+    }
+    await this.engine.startRun(def, input, { id: runId, conflictPolicy: 'use-existing' });
+    return runId;
+  }
+
+  private reportOnce(schedule: StoredSchedule, problem: string): void {
+    const key = `${schedule.id}\u0000${schedule.version}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.engine.logger.warn(`Schedule "${schedule.id}" (${schedule.workflow}) is not fired by this instance: ${problem}.`);
+  }
+}

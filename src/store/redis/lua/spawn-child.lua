@@ -1,0 +1,34 @@
+-- KEYS: the child's run, steps, signals, events, signal ids, children. ARGV: childId, parentId, workflow, version,
+-- input, state, hasPipeline ('1'/'0'), pipeline, eventCount, then eventCount history bodies.
+-- Step 1 of a parent's `children` commit (RunPatch rule 8a): a new id is created `pending` and held (not due) with
+-- its parent; the parent's commit then counts it, and the store releases it after that (release-child.lua).
+local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local runId, parentId = ARGV[1], ARGV[2]
+local eventCount = num(ARGV[9])
+if not eventCount or eventCount < 0 or 9 + eventCount ~= #ARGV then
+  return redis.error_reply('cairn: spawnChild: the event count must match the arguments')
+end
+local now, nowUs = clock()
+local v = redis.call('HMGET', r, 'st', 'par', 'ca')
+if v[1] or redis.call('EXISTS', r) == 1 then
+  -- an existing id is never replaced
+  local ca = v[3] or ''
+  if v[2] == parentId then return {'mine', record(r, runId, nowUs), ca} end
+  -- another parent's child, or the parent itself: left as is
+  if v[2] or runId == parentId then return {'other', record(r, runId, nowUs), ca} end
+  redis.call('HSET', r, 'par', parentId)
+  if v[1] and not TERMINAL[v[1]] then return {'linked', record(r, runId, nowUs), ca} end
+  return {'linked-ended', record(r, runId, nowUs), ca}
+end
+-- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one
+redis.call('DEL', s, q, e, ids, ch)
+local ts = fmt(now)
+redis.call('HSET', r, 'id', runId, 'wf', ARGV[3], 'ver', ARGV[4], 'st', ST.pending, 'in', ARGV[5], 'state', ARGV[6],
+  'pr', '0', 'ca', ts, 'ua', ts, 'iv', fmt(nowUs), 'gen', '1', 'par', parentId)
+if ARGV[7] == '1' then redis.call('HSET', r, 'pl', ARGV[8]) end
+if eventCount > 0 then
+  local at = {}
+  for k = 1, eventCount do at[k] = 9 + k end
+  redis.call('HSET', r, 'hs', fmt(appendEvents(e, 0, at)))
+end
+return {'created', record(r, runId, nowUs), ts}

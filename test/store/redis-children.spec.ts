@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { Redis, type Command } from 'ioredis';
+import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { ALL_SCRIPTS, COMMIT } from '../../src/store/redis/redis.scripts.js';
+import type { RunPatch } from '../../src/store/workflow-store.interface.js';
+import { testRedis } from '../setup/test-servers.js';
+
+/**
+ * Child runs on Redis, where a parent and its children are in different slots: what the two-write design (see
+ * `RedisStore.commit`) adds to the conformance suite: the recheck that repairs a crash between the writes, and the
+ * writes each kind of commit costs.
+ */
+const redis = testRedis();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const LEASE = { owner: 'children', leaseMs: 30_000 };
+const quiet = { log() {}, warn() {}, error() {} };
+const scriptName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
+
+redis.describe('Redis store: child runs across slots', () => {
+  let admin: Redis;
+  let client: Redis;
+  let store: RedisStore;
+  let prefix: string;
+  const commands: { name: string; args: string[] }[] = [];
+
+  /** The commands sent by `action`: names, with scripts by their name. */
+  async function sent(action: () => Promise<unknown>): Promise<string[]> {
+    await sleep(30); // index updates in flight are applied
+    const from = commands.length;
+    await action();
+    await sleep(30);
+    return commands.slice(from).map((c) => (c.name === 'evalsha' ? `script:${scriptName.get(c.args[0])}` : c.name));
+  }
+
+  beforeAll(async () => {
+    admin = new Redis(redis.url);
+    client = new Redis(redis.url);
+    const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
+    client.sendCommand = ((command: Command, stream?: unknown) => {
+      commands.push({ name: command.name, args: command.args.map(String) });
+      return original(command, stream);
+    }) as typeof client.sendCommand;
+    prefix = `cairn-children-${randomUUID().slice(0, 8)}:`;
+    store = new RedisStore({ client, keyPrefix: prefix, logger: quiet, childRecheckMs: 400 });
+    await store.init();
+  });
+
+  afterAll(async () => {
+    await store.close();
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    await client.quit();
+    await admin.quit();
+  });
+
+  async function parentWaitingFor(count: number) {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const parentId = `parent-${randomUUID()}`;
+    const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const spawn = Array.from({ length: count }, (_, i) => ({ runId: `${parentId}-child-${i}`, workflow, version: 1, input: String(i), state: '{}' }));
+    const result = await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: 0, failFast: false } });
+    expect(result).toEqual({ ok: true });
+    return { parentId, childIds: spawn.map((c) => c.runId) };
+  }
+
+  it('keeps a waiting parent due at its recheck, not never', async () => {
+    const before = Date.now();
+    const { parentId } = await parentWaitingFor(1);
+    const parent = (await store.getRun(parentId))!;
+    expect(parent.status).toBe('waiting');
+    expect(parent.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 0, failFast: false } });
+    expect(parent.dueAt!.getTime()).toBeGreaterThanOrEqual(before + 400 - 50);
+    expect(parent.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 400 + 50);
+  });
+
+  it('wakes the parent by its recheck when a child ended without telling it (a crash between the two scripts)', async () => {
+    const { parentId, childIds } = await parentWaitingFor(1);
+    const child = (await store.claimRun(childIds[0], LEASE))!;
+    expect(child.parentRunId).toBe(parentId);
+    // the child's terminal commit script alone, as a process that died before the parent's script would have sent it
+    const keys = store.keys.run(child.runId);
+    const reply = (await admin.eval(COMMIT.lua, 6, keys.run, keys.steps, keys.signals, keys.events, keys.signalIds, keys.children,
+      child.runId, child.leaseToken, '30000', store.keys.channel, 'st', 'completed', 'out', '"done"')) as unknown[];
+    expect(reply[0]).toBe(1);
+    expect(reply[10]).toBe(parentId); // the script named the parent to tell
+    // the parent was not told: it still counts the child and is not claimable before its recheck
+    expect((await store.getRun(parentId))!.children).toMatchObject({ open: 1 });
+    expect(await store.claimRun(parentId, LEASE)).toBeUndefined();
+    await sleep(450);
+    // its recheck makes it due: its engine reads the outcomes and finds the child ended
+    const woken = (await store.claimRun(parentId, LEASE))!;
+    expect(woken).toMatchObject({ runId: parentId, status: 'waiting' });
+    expect(await store.getRunOutcomes(childIds)).toEqual([{ runId: child.runId, status: 'completed', output: '"done"', parentRunId: parentId, held: false }]);
+    // the engine then commits what it read (no live child left): the parent goes on
+    expect(await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { open: 0, openAtMost: 0, failFast: false } })).toEqual({
+      ok: true,
+      childrenReady: true,
+    });
+  });
+
+  it('wakes the parent at once when the second script runs', async () => {
+    const { parentId, childIds } = await parentWaitingFor(1);
+    const child = (await store.claimRun(childIds[0], LEASE))!;
+    expect(await store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'failed' })).toEqual({ ok: true });
+    const parent = (await store.getRun(parentId))!;
+    expect(parent.children).toEqual({ open: 0, failed: true, wait: { openAtMost: 0, failFast: false } });
+    expect(parent.dueAt!.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(await store.claimRun(parentId, LEASE)).toMatchObject({ runId: parentId });
+  });
+
+  it('releases held children at the recheck when the step after the parent\'s commit was lost', async () => {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const parentId = `parent-${randomUUID()}`;
+    const childId = `${parentId}-held`;
+    const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    // step (1) and (2) only: the child created held, the parent counting it (as a process that died before step 3)
+    const spawn = [{ runId: childId, workflow, version: 1, input: '1', state: '{}', held: true }];
+    await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: 0, failFast: false } });
+    expect(await store.getRunOutcomes([childId])).toEqual([{ runId: childId, status: 'pending', parentRunId: parentId, held: true }]);
+    expect(await store.claimRun(childId, LEASE)).toBeUndefined();
+    await sleep(450);
+    // the recheck: the engine reads the held child and releases it
+    const woken = (await store.claimRun(parentId, LEASE))!;
+    await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { release: [childId], open: 1, openAtMost: 0, failFast: false } });
+    expect(await store.claimRun(childId, LEASE)).toMatchObject({ runId: childId, status: 'running' });
+  });
+
+  it('costs an ordinary commit one script, and a linked child\'s end one more script on its parent', async () => {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const runId = `plain-${randomUUID()}`;
+    const run = (await store.createRun({ runId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const step: RunPatch = { leaseMs: 30_000, currentStep: 'b', steps: [{ index: 0, step: { name: 'a', status: 'completed', attempts: 1, output: '1' } }] };
+    expect(await sent(() => store.commit(runId, run.leaseToken!, step))).toEqual(['script:commit']);
+    expect(await sent(() => store.commit(runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '1' }))).toEqual([
+      'script:commit',
+      'script:applyIndex',
+    ]);
+    const { parentId, childIds } = await parentWaitingFor(1);
+    const child = (await store.claimRun(childIds[0], LEASE))!;
+    expect(await sent(() => store.commit(child.runId, child.leaseToken, step))).toEqual(['script:commit']);
+    const ended = await sent(() => store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'completed', output: '1' }));
+    expect(ended).toEqual(['script:commit', 'script:childEnded', 'script:applyIndex']);
+    expect((await store.getRun(parentId))!.children).toMatchObject({ open: 0 });
+  });
+});
