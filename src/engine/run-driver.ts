@@ -473,6 +473,9 @@ export class RunDriver {
     const state = this.state;
     state.join = join;
     state.rec = 0;
+    // NOTE: as completeStep does: a signal wait or waitForAny delivery before this step is over.
+    state.wait = undefined;
+    state.delivered = undefined;
     const entry: StoredStep = { name: step.name, status: 'running', attempts: attempt, startedAt, ...heartbeatOf(this.steps[index]) };
     this.steps[index] = entry;
     this.record('child.started', { step: step.name, attempt, durationMs, detail: { count: n, concurrency: req.concurrency, runIds: ids.slice(0, 10) } });

@@ -130,7 +130,9 @@ export class Scheduler {
           continue;
         }
         try {
-          if (await this.fireDue(schedule, now)) more = true;
+          const next = await this.fireDue(schedule, now);
+          if (next !== undefined && next <= now) more = true;
+          else if (next !== undefined) earliest = earliest === undefined ? next : Math.min(earliest, next);
         } catch (error) {
           this.engine.logger.error(
             `Schedule "${schedule.id}" (${schedule.workflow}): firing its tick of ${schedule.nextFireAt!.toISOString()} failed: ${describeError(error)}. ` +
@@ -156,9 +158,9 @@ export class Scheduler {
 
   /**
    * Fires the due ticks of one schedule (per its `catchUp` and `overlap`), then advances it.
-   * @returns whether ticks are still due (`catchUp: 'all'` past its limit per pass)
+   * @returns its next tick when this pass advanced it (at or before `now`: ticks are still due, `catchUp: 'all'`)
    */
-  private async fireDue(schedule: StoredSchedule, now: number): Promise<boolean> {
+  private async fireDue(schedule: StoredSchedule, now: number): Promise<number | undefined> {
     let spec: StorableScheduleSpec;
     let timing: ScheduleTiming;
     try {
@@ -166,15 +168,15 @@ export class Scheduler {
       timing = timingOf(spec);
     } catch (error) {
       this.reportOnce(schedule, `its stored spec cannot be read (${describeError(error)}); update or delete it`);
-      return false;
+      return undefined;
     }
     const def = this.registry.get(schedule.workflow);
-    if (!def) return false;
+    if (!def) return undefined;
     const declared = schedule.source === 'decorator' ? this.declared.get(schedule.id) : undefined;
     if (spec.inputFn && !declared?.resolved.inputFn) {
       // NOTE: an older or newer deployment declares it: left to an instance whose code has the function.
       this.reportOnce(schedule, 'its input is a function that this instance\'s code does not declare; instances that declare it fire it');
-      return false;
+      return undefined;
     }
     const plan = planTicks(timing, spec.catchUp, schedule.nextFireAt!.getTime(), now);
     if (plan.skipped > 0) {
@@ -196,7 +198,7 @@ export class Scheduler {
       ...(lastFireAt !== undefined ? { lastFireAt: new Date(lastFireAt), lastRunId } : {}),
     });
     // NOTE: a lost compare-and-set means another instance advanced it (or it was changed): nothing more to do.
-    return advanced !== undefined && plan.next !== undefined && plan.next <= now;
+    return advanced ? plan.next : undefined;
   }
 
   /** One tick: applies `overlap`, then starts the run. Returns its id, or undefined when the tick starts nothing. */

@@ -112,6 +112,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   private lastClaim?: { lagMs: number; at: number };
   private readonly lease: LeaseRequest;
   private readonly active = new Map<string, RunDriver>();
+  /** Runs kicked while their driver was still here (see `kick`). */
+  private readonly kickAfterDriver = new Set<string>();
   private readonly running = new Set<Promise<void>>();
   private readonly wakeTimers = new Map<string, TimerHandle>();
   private readonly waiters = new Map<string, Set<Waiter>>();
@@ -597,7 +599,12 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   /** Try to claim one run here now (after a control call, a store event or a local timer). */
   async kick(runId: string): Promise<void> {
     this.recentlyFinished.delete(runId);
-    if (this.active.has(runId)) return;
+    if (this.active.has(runId)) {
+      // NOTE: the run may be on its way out (a parent whose children ended before its wait commit returned, a signal
+      // sent during its wait commit): claim it again once its driver is gone, rather than at the next poll.
+      this.kickAfterDriver.add(runId);
+      return;
+    }
     if (!this.hasCapacity()) {
       this.backlog = true;
       return;
@@ -738,7 +745,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         if (this.active.get(claimed.runId) === driver) this.active.delete(claimed.runId);
         this.running.delete(done);
         this.wakeWaiters(claimed.runId);
-        if (driver.requeue && !this.draining) void this.kick(claimed.runId);
+        const again = this.kickAfterDriver.delete(claimed.runId);
+        if ((driver.requeue || again) && !this.draining && !this.active.has(claimed.runId)) void this.kick(claimed.runId);
         // NOTE: a slot just freed: when more work may be due (a full claim batch, starts that found no slot), claim now
         // rather than at the next poll, so a burst drains at full speed.
         if (this.backlog && !this.draining) this.schedulePoll(0);

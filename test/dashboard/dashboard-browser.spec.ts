@@ -342,7 +342,7 @@ describe('child runs in a browser', () => {
     expect(await page.locator('.summary .waiting-for').textContent()).toBe('2 child runs');
     for (const id of items('fan-s', 2)) await client.signal(id, 'go', id);
     await page.waitForSelector('.summary .badge.s-completed', WAIT);
-    await page.waitForFunction(() => document.querySelectorAll('.children .badge.s-completed').length === 2, undefined, WAIT);
+    for (const id of items('fan-s', 2)) await page.waitForSelector(`.children tr[data-run="${id}"] .badge.s-completed`, WAIT);
     expect(await page.locator('.summary .waiting-for').count()).toBe(0);
     expect(await page.locator('table.history').textContent()).toContain('child.ended');
   });
