@@ -8,15 +8,16 @@ import {
   RunAlreadyExistsError,
   RunNotActiveError,
   RunNotFoundError,
+  ScheduleNotFoundError,
 } from '../errors/errors.js';
 
 /**
  * The HTTP status for an error of this library that a request can cause, or undefined when it is a server error:
- * 404 unknown run, 409 a run that has ended, is in the wrong state or already exists, 400 a bad argument, 413 a payload
+ * 404 unknown run or schedule, 409 a run that has ended, is in the wrong state or already exists, 400 a bad argument, 413 a payload
  * over `maxPayloadBytes`.
  */
 export function httpStatusOf(error: DurableExecutionError): number | undefined {
-  if (error instanceof RunNotFoundError) return HttpStatus.NOT_FOUND;
+  if (error instanceof RunNotFoundError || error instanceof ScheduleNotFoundError) return HttpStatus.NOT_FOUND;
   if (error instanceof RunNotActiveError || error instanceof InvalidRunStateError || error instanceof RunAlreadyExistsError) {
     return HttpStatus.CONFLICT;
   }

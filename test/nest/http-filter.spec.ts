@@ -15,6 +15,8 @@ import {
   WorkflowClient,
   httpStatusOf,
   RunNotFoundError,
+  ScheduleNotFoundError,
+  ChildWorkflowFailedError,
   StoreError,
 } from '../../src/index.js';
 import { moduleFor, silentLogger } from './helpers.js';
@@ -63,6 +65,8 @@ class HttpModule {}
 describe('httpStatusOf', () => {
   it('maps client errors and leaves server errors alone', () => {
     expect(httpStatusOf(new RunNotFoundError('x'))).toBe(404);
+    expect(httpStatusOf(new ScheduleNotFoundError('nightly'))).toBe(404);
+    expect(httpStatusOf(new ChildWorkflowFailedError('c', { name: 'E', message: 'm' }))).toBeUndefined();
     expect(httpStatusOf(new StoreError('down'))).toBeUndefined();
   });
 });

@@ -34,6 +34,7 @@ import { LIVE_GROUP_SAMPLE, PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../work
 import { isClaimableStatus, isDueOnRelease, isLive, isTerminal, statusAfterClaim } from '../run-state-machine.js';
 import { InvalidArgumentError } from '../../errors/errors.js';
 import { compareRunIds } from '../run-id-order.js';
+import { MemoryScheduleStore } from './memory.schedules.js';
 
 function copyStep(step: StoredStep): StoredStep {
   return step.heartbeat ? { ...step, heartbeat: { ...step.heartbeat } } : { ...step };
@@ -90,6 +91,12 @@ export class MemoryStore implements WorkflowStore {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
 
   async init(): Promise<void> {}
+
+  /** The schedules kept with the runs (see `ScheduleStore`). */
+  get schedules(): MemoryScheduleStore {
+    return (this.scheduleStore ??= new MemoryScheduleStore(this.clock));
+  }
+  private scheduleStore?: MemoryScheduleStore;
 
   async close(): Promise<void> {
     this.listeners.clear();

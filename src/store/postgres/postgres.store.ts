@@ -47,6 +47,7 @@ import { bool, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } 
 import { NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
 import { buildStatements, type Statements } from './postgres.sql.js';
 import { checkStorable, storable } from './postgres.storable-text.js';
+import { PostgresScheduleStore } from './postgres.schedules.js';
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -321,6 +322,12 @@ export class PostgresStore implements WorkflowStore {
     this.client = undefined;
     await client?.close();
   }
+
+  /** The schedules, in a table of this store's schema (see `ScheduleStore`). */
+  get schedules(): PostgresScheduleStore {
+    return (this.scheduleStore ??= new PostgresScheduleStore(() => this.db(), this.names));
+  }
+  private scheduleStore?: PostgresScheduleStore;
 
   private db(): SqlClient {
     if (this.client) return this.client;
@@ -646,7 +653,8 @@ export class PostgresStore implements WorkflowStore {
       if (!row) return { ok: false };
       this.events.emitLocal(row.evt, runId);
       // Other runs the commit made claimable: spawned or released children, a woken parent.
-      for (const other of [...textArray(row.ready_runs ?? null), ...textArray(row.woke ?? null)]) this.events.emitLocal('ready', other);
+      if (row.woke != null) for (const other of textArray(row.woke)) this.events.emitLocal('ready', other);
+      if (row.ready_runs != null) for (const other of textArray(row.ready_runs)) this.events.emitLocal('ready', other);
       const result: CommitResult & { ok: true } = { ok: true };
       if (bool(row.paused)) result.paused = true;
       if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };

@@ -13,8 +13,10 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `<prefix>{<tag>}:i` set: the ids of the signals accepted for the run (`sendSignal` with an id: a repeated one
  *   stores nothing). Kept when the run ends or restarts (continue-as-new); deleted with the run (replace, purge, ttl)
  * - `<prefix>{<tag>}:c` zset childRunId → the child's createdAt: the children a parent spawned or linked
- *   (`ListRunsQuery.parentRunId`; an entry whose run is gone or names another parent is skipped when listed). Written
- *   by the parent's `children` commit; deleted with the parent
+ *   (`ListRunsQuery.parentRunId`). Written by the parent's `children` commit. It belongs to the run id, not to one
+ *   run: a child stays linked to its parent's id (its `par`) when the parent is replaced, purged or expires, so the list
+ *   is kept then (never expired, never deleted with the run). A purged child leaves it (`purge`); an entry whose run
+ *   is gone or names another parent is dropped when `listRuns` meets it; an empty list is no key
  * - `<prefix>{<tag>}:e` list: the run's history, oldest first, each entry `<seq>:<body>` (decimal seq, then the body
  *   verbatim); seqs are contiguous (appends only, trimmed from the head to `RUN_HISTORY_LIMIT`), and the last seq given
  *   is the run hash's `hs` field. Deleted with the run (replace, purge)

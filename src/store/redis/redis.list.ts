@@ -83,6 +83,7 @@ export class RedisRunList {
         }),
       );
       const gone: IndexRecord[] = [];
+      const stale: string[] = [];
       entries.forEach((entry, i) => {
         const [snapshot, record] = reads[i];
         const decoded = decodeSnapshot(snapshot, entry.id);
@@ -101,12 +102,18 @@ export class RedisRunList {
         } else if (record[1] !== '1') {
           gone.push(record); // the run is gone (expired, or deleted by hand): drop its entries
         } else if (parent !== undefined) {
-          // a child of another workflow or status, or an entry of a run that is no longer this parent's: skipped
+          // a child of another workflow or status is skipped; the entry of a run that is no longer this parent's
+          // (replaced) is dropped from the list
+          if (run && run.parentRunId !== parent) stale.push(entry.id);
         } else {
           this.index.enqueue(record, { extra: workflow ?? '', repair: true }); // a stale index entry: repair it
         }
       });
       if (gone.length > 0) await dropGoneRuns(this.client(), this.keys, this.index, gone, workflow ?? '');
+      if (parent !== undefined) {
+        for (const record of gone) stale.push(record[0]);
+        if (stale.length > 0) await this.client().zrem(this.keys.run(parent).children, ...stale);
+      }
       const last = entries[entries.length - 1];
       cursor = { score: last.score, id: last.id };
       if (entries.length < need) break;

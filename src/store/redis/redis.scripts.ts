@@ -164,7 +164,9 @@ export const LIST_SIGNALS = script('listSignals');
 
 /**
  * Deletes one run (its history too) if it is terminal, of one of the statuses and finished before now - olderThanMs.
- * KEYS: run, steps, signals, events, signal ids, children. ARGV: runId, olderThanMs, statuses... Returns {deleted, record}.
+ * KEYS: run, steps, signals, events, signal ids (not the children list: see `redis.keys.ts`). ARGV: runId,
+ * olderThanMs, statuses... Returns {deleted, record, parent ('' none: the store removes a purged child from its
+ * parent's children list)}.
  */
 export const PURGE_RUN = script('purgeRun');
 

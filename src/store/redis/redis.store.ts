@@ -61,6 +61,7 @@ import {
   TAKE_SIGNAL,
 } from './redis.scripts.js';
 import type { RedisStoreLogger, RedisStoreOptions } from './redis-store-options.interface.js';
+import { RedisScheduleStore } from './redis.schedules.js';
 
 export type { RedisStoreLogger, RedisStoreOptions } from './redis-store-options.interface.js';
 
@@ -232,6 +233,12 @@ export class RedisStore implements WorkflowStore {
   }
 
   /** The ioredis client in use (after `init()`). */
+  /** The schedules, under this store's key prefix (see `ScheduleStore`). */
+  get schedules(): RedisScheduleStore {
+    return (this.scheduleStore ??= new RedisScheduleStore(() => this.client, this.keys.prefix));
+  }
+  private scheduleStore?: RedisScheduleStore;
+
   get client(): RedisClient {
     if (!this.clientRef) throw new StoreError('Redis store: init() has not been called.');
     return this.clientRef;
@@ -755,19 +762,23 @@ export class RedisStore implements WorkflowStore {
         });
         const fresh = [...new Set(ids)].filter((id) => !seen.has(id));
         if (fresh.length === 0) break;
-        const results = await this.scripts.runMany<[number, IndexRecord]>(
+        const results = await this.scripts.runMany<[number, IndexRecord, string?]>(
           fresh.map((id) => {
             const keys = this.keys.run(id);
-            return { script: PURGE_RUN, keys: allKeys(keys), args: [id, older, ...terminal] };
+            return { script: PURGE_RUN, keys: allKeys(keys).slice(0, 5), args: [id, older, ...terminal] };
           }),
         );
         const gone: IndexRecord[] = [];
-        results.forEach(([deleted, record], i) => {
+        const unlisted: Promise<unknown>[] = [];
+        results.forEach(([deleted, record, parent], i) => {
           seen.add(fresh[i]);
           if (deleted === 1) count++;
+          // a purged child leaves its parent's children list (the parent's slot)
+          if (deleted === 1 && parent) unlisted.push(this.client.zrem(this.keys.run(parent).children, fresh[i]));
           if (deleted !== 1 && record[1] !== '1') gone.push(record); // already gone (expired): drop its entries
           else this.index.enqueue(record);
         });
+        await Promise.all(unlisted);
         await dropGoneRuns(this.client, this.keys, this.index, gone);
         await this.index.flush();
       }

@@ -1,8 +1,6 @@
 import { CodecStore } from '../../codec/codec.store.js';
 import type { PayloadCodec } from '../../codec/payload-codec.interface.js';
 import { ConfigurationError, StoreError } from '../../errors/errors.js';
-import { MemoryStore } from '../memory/memory.store.js';
-import { MemoryScheduleStore } from '../memory/memory.schedules.js';
 import type { WorkflowStore } from '../workflow-store.interface.js';
 import type { NewSchedule, SchedulePatch, ScheduleStore, StoredSchedule } from '../schedule-store.interface.js';
 
@@ -29,8 +27,6 @@ export function scheduleStoreOf(store: WorkflowStore): ScheduleStore | undefined
   } else {
     const own = (store as WorkflowStore & { schedules?: unknown }).schedules;
     found = isScheduleStore(own) ? own : undefined;
-    // TEMP(schedules): until MemoryStore has its `schedules` hook.
-    if (!found && store instanceof MemoryStore) found = new MemoryScheduleStore((store as unknown as { clock: { now(): number } }).clock);
   }
   if (found) wrapped.set(store, found);
   return found;

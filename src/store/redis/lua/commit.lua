@@ -1,5 +1,5 @@
--- KEYS: run, steps, signals, events, signal ids, children (the last two: only expired with the run, and the
--- children list a `children` commit adds to).
+-- KEYS: run, steps, signals, events, signal ids (expired with the run), children (the list a `children` commit adds
+-- to; it never expires: the children stay linked to the run id).
 local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local runId = ARGV[1]
 local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr', 'hs')
@@ -164,7 +164,6 @@ if TERMINAL[st] then
     redis.call('PEXPIRE', s, ttl)
     redis.call('PEXPIRE', e, ttl)
     redis.call('PEXPIRE', ids, ttl)
-    redis.call('PEXPIRE', ch, ttl)
   end
   publish(ARGV[4], 'finished', runId)
 elseif release and due and due <= now and st ~= ST.paused then

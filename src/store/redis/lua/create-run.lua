@@ -1,5 +1,6 @@
--- KEYS: run, steps, signals, events, signal ids, children (every key of the run: a replace deletes them all).
-local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- KEYS: run, steps, signals, events, signal ids, children. A replace deletes them all but the children list: the
+-- children of the run id stay linked to it (their `par`), and listed.
+local r, s, q, e, ids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local runId = ARGV[1]
 local now, nowUs = clock()
 local exists = redis.call('EXISTS', r) == 1
@@ -28,10 +29,10 @@ if exists then
   local g = num(p[3])
   if g and g > 1 then gen = g end
   gen = gen + 1
-  redis.call('DEL', r, s, q, e, ids, ch)
+  redis.call('DEL', r, s, q, e, ids)
 else
   -- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one
-  redis.call('DEL', s, q, e, ids, ch)
+  redis.call('DEL', s, q, e, ids)
 end
 local n = iv + 1
 if nowUs > n then n = nowUs end

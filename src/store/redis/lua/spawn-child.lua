@@ -2,7 +2,7 @@
 -- input, state, hasPipeline ('1'/'0'), pipeline, eventCount, then eventCount history bodies.
 -- Step 1 of a parent's `children` commit (RunPatch rule 8a): a new id is created `pending` and held (not due) with
 -- its parent; the parent's commit then counts it, and the store releases it after that (release-child.lua).
-local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local r, s, q, e, ids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local runId, parentId = ARGV[1], ARGV[2]
 local eventCount = num(ARGV[9])
 if not eventCount or eventCount < 0 or 9 + eventCount ~= #ARGV then
@@ -20,8 +20,9 @@ if v[1] or redis.call('EXISTS', r) == 1 then
   if v[1] and not TERMINAL[v[1]] then return {'linked', record(r, runId, nowUs), ca} end
   return {'linked-ended', record(r, runId, nowUs), ca}
 end
--- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one
-redis.call('DEL', s, q, e, ids, ch)
+-- NOTE: leftovers of a run whose keys expired (or were deleted by hand) one by one; its children list stays (see
+-- create-run.lua)
+redis.call('DEL', s, q, e, ids)
 local ts = fmt(now)
 redis.call('HSET', r, 'id', runId, 'wf', ARGV[3], 'ver', ARGV[4], 'st', ST.pending, 'in', ARGV[5], 'state', ARGV[6],
   'pr', '0', 'ca', ts, 'ua', ts, 'iv', fmt(nowUs), 'gen', '1', 'par', parentId)
