@@ -166,7 +166,27 @@ class SignalCollector {
   }
 }
 
-const ALL = [Square, SlowChild, OneChild, FanOut, Settle, SiblingCancel, ParentOfSlow, BadChildren, EmptyAll, AnySignal, Counter, SignalCollector];
+let broken = new Set<number>();
+
+@Workflow({ name: 'flaky-square' })
+class FlakySquare {
+  @Step() compute(input: { n: number }) {
+    if (broken.has(input.n)) throw new NonRetryableError(`square ${input.n} is broken`);
+    return input.n * input.n;
+  }
+}
+
+@Workflow({ name: 'flaky-fan' })
+class FlakyFan {
+  @Step() spread(input: { ns: number[] }) {
+    return Flow.all(input.ns.map((n) => Flow.child(FlakySquare, { n })));
+  }
+  @Step() sum(squares: number[]) {
+    return squares;
+  }
+}
+
+const ALL = [FlakySquare, FlakyFan, Square, SlowChild, OneChild, FanOut, Settle, SiblingCancel, ParentOfSlow, BadChildren, EmptyAll, AnySignal, Counter, SignalCollector];
 
 /** Waits until `check` stops throwing. */
 function until(check: () => unknown): Promise<unknown> {
@@ -182,6 +202,7 @@ beforeEach(() => {
   maxLive = 0;
   holds = gate();
   undone = [];
+  broken = new Set();
 });
 
 
@@ -258,6 +279,36 @@ function compositionSuite(on: () => DurableExecutionOptions) {
       const parent = (await client.describe('fails'))!;
       expect(parent.steps.find((s) => s.name === 'spread')).toMatchObject({ status: 'failed', attempts: 1 });
       expect(undone).toEqual(['fan-out begin']);
+    });
+
+    it('a parent paused while its children run joins them once resumed', async () => {
+      const { client } = await apps.boot(ALL, on());
+      const handle = await client.start(FanOut, { ns: [1, 2, 3], hold: true }, { id: 'paused-parent' });
+      await until(async () => expect((await client.describe('paused-parent'))!.status).toBe('waiting'));
+      await client.pause('paused-parent');
+      holds.open();
+      await until(async () => {
+        const { runs } = await client.list({ parentRunId: 'paused-parent' });
+        expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+      });
+      await sleep(100);
+      expect((await client.describe('paused-parent'))!.status).toBe('paused');
+      await client.resume('paused-parent');
+      expect(await handle.result({ timeout: 5_000 })).toEqual({ squares: [1, 4, 9], total: 14 });
+    });
+
+    it('a parent failed on a child is recovered by retrying the child, then the parent', async () => {
+      const { client } = await apps.boot(ALL, on());
+      broken.add(2);
+      const handle = await client.start(FlakyFan, { ns: [1, 2, 3] }, { id: 'flaky' });
+      const error = await rejection(handle.result({ timeout: 5_000 }), WorkflowFailedError);
+      expect(error.status).toBe('failed');
+      broken.delete(2);
+      await client.retry('flaky:spread:1');
+      await until(async () => expect((await client.describe('flaky:spread:1'))!.status).toBe('completed'));
+      await client.retry('flaky');
+      expect(await client.getHandle('flaky').result({ timeout: 5_000 })).toEqual([1, 4, 9]);
+      expect((await client.list({ parentRunId: 'flaky' })).runs).toHaveLength(3);
     });
 
     it('under Flow.all a failed child cancels its live siblings, with compensation', async () => {
