@@ -688,7 +688,7 @@ redis.describe('RedisStore on a shared server', () => {
       const runKeys = keys.run(runId);
       // what createRun sends, without the index update that follows it
       await admin.zadd(keys.kicks, 0, `0123456789abcdef${runId}`);
-      await admin.eval(CREATE_RUN.lua, 6, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events, runKeys.signalIds, runKeys.children,
+      await admin.eval(CREATE_RUN.lua, 5, runKeys.run, runKeys.steps, runKeys.signals, runKeys.events, runKeys.signalIds,
         runId, workflow, '1', '1', '{}', '0', '', 'keep', '', '0', '0', '', keys.channel, '0', '0', '');
       expect(await store.listRuns({ workflow, limit: 10 })).toEqual([]);
       expect(await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }])).toEqual([]); // first sight of the kick

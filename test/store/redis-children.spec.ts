@@ -126,6 +126,42 @@ redis.describe('Redis store: child runs across slots', () => {
     expect(await store.claimRun(childId, LEASE)).toMatchObject({ runId: childId, status: 'running' });
   });
 
+  it('keeps a run id\'s children list when the parent is replaced, and drops a purged child from it', async () => {
+    const { parentId, childIds } = await parentWaitingFor(2);
+    const listed = async () => (await store.listRuns({ parentRunId: parentId, limit: 10 })).map((r) => r.runId).sort();
+    expect(await listed()).toEqual([...childIds].sort());
+    // a replaced parent: its children still name it (as in the memory store), so they are still listed
+    await store.createRun({ runId: parentId, workflow: 'other', version: 1, input: '2', state: '{}' }, { onConflict: 'replace' });
+    expect(await listed()).toEqual([...childIds].sort());
+    // a purged child leaves the list; a replaced one (no parent any more) is dropped when listed
+    const child = (await store.claimRun(childIds[0], LEASE))!;
+    await store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'completed' });
+    await sleep(5);
+    expect(await store.purge(['completed'], 0)).toBeGreaterThanOrEqual(1);
+    const list = store.keys.run(parentId).children;
+    expect(await admin.zrange(list, 0, -1)).toEqual([childIds[1]]);
+    await store.createRun({ runId: childIds[1], workflow: 'other', version: 1, input: '2', state: '{}' }, { onConflict: 'replace' });
+    expect(await listed()).toEqual([]);
+    expect(await admin.exists(list)).toBe(0);
+  });
+
+  it('reads a signal wait written by an earlier release (one name in `ws`) and queues without an order field', async () => {
+    const runId = `legacy-${randomUUID()}`;
+    const run = (await store.createRun({ runId, workflow: 'wf', version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    await store.commit(runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['go'] } });
+    const keys = store.keys.run(runId);
+    // the wait and a queued signal as an earlier release wrote them
+    await admin.hdel(keys.run, 'wn');
+    await admin.hset(keys.run, 'ws', 'go', 'due', String(Date.now() + 60_000));
+    await admin.hset(keys.signals, 'h:old', '0', 't:old', '1', 'v:1:old', '"first"');
+    expect((await store.getRun(runId))!.waitSignals).toEqual(['go']);
+    expect((await store.sendSignal(runId, 'go', '"second"')).outcome).toBe('ok');
+    const claimed = (await store.claimRun(runId, LEASE))!; // the signal made it due
+    expect(claimed.runId).toBe(runId);
+    // a queued signal without an order field counts as sent first
+    expect(await store.takeSignal(runId, claimed.leaseToken, ['go', 'old'])).toEqual({ ok: true, payload: '"first"', signal: 'old', timedOut: false });
+  });
+
   it('costs an ordinary commit one script, and a linked child\'s end one more script on its parent', async () => {
     const workflow = `wf-${randomUUID().slice(0, 6)}`;
     const runId = `plain-${randomUUID()}`;

@@ -21,13 +21,13 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  *   verbatim); seqs are contiguous (appends only, trimmed from the head to `RUN_HISTORY_LIMIT`), and the last seq given
  *   is the run hash's `hs` field. Deleted with the run (replace, purge)
  * With the store's `ttl`, the commit that ends a run sets its keys to expire `ttl` later; `retry` removes the expiry.
+ * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
  * Parent and child runs are in different slots: a parent's `children` commit creates its children held (not due) in
  * their slots first, then commits the parent (its count of live children), then releases them; a child's terminal
  * commit returns its parent, whose count the store then updates with a second script in the parent's slot. A waiting
  * parent is due again after `childRecheckMs`, so that a step lost to a crash between two of these writes is made up
  * for by the parent's engine (see `RedisStore.commit`).
- * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
  * Global indexes (all in the slot of the index hash tag, `{~<base64url of the prefix>}`):
  * - `...:c` zset runId → createdAt (list, no filter)

@@ -89,7 +89,7 @@ function script(name: string): LuaScript {
 }
 
 /**
- * KEYS: run, steps, signals, events, signal ids, children. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
+ * KEYS: run, steps, signals, events, signal ids. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
  * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
  * (stepIndex, stepJson) pairs.
  * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written), previousVersion (the
@@ -149,7 +149,7 @@ export const TAKE_SIGNAL = script('takeSignal');
 export const SEND_SIGNAL = script('sendSignal');
 
 /**
- * KEYS: run, steps, signals, events, signal ids, children (`retry` removes the expiry of them all). ARGV: runId, action, compensate
+ * KEYS: run, steps, signals, events, signal ids (`retry` removes the expiry of them all). ARGV: runId, action, compensate
  * ('1'/'0'), channel, hasNextInput ('1'/'0'), nextInput (set by a `retry` that has it, '' otherwise), then the history
  * event (optional), appended when the outcome is `ok`.
  * Returns {outcome, status, record, eventSeq (0: none appended)}.
@@ -227,10 +227,11 @@ export const INDEX_LAYOUT_SCRIPT = script('indexLayout');
 /**
  * Step 1 of a parent's `children` commit, per child (its slot): creates the child `pending`, held (not due), with its
  * parent and generation 1, or applies rule 8a to an existing id (never replaced; a parentless one is linked). KEYS: the
- * child's run, steps, signals, events, signal ids, children. ARGV: childId, parentId, workflow, version, input, state,
- * hasPipeline, pipeline, eventCount, then the history bodies. Returns {outcome, record, createdAt} with outcome
- * `created`, `linked` (a live run without a parent), `linked-ended` (an ended one: linked for listing), `mine`
- * (already this parent's) or `other` (another parent's).
+ * child's run, steps, signals, events, signal ids. ARGV: childId, parentId, workflow, version, input, state,
+ * hasPipeline, pipeline, createdAt (ms: one clock reading for every child of the commit), eventCount, then the history
+ * bodies. Returns {outcome, record, createdAt} with outcome `created`, `linked` (a live run without a parent),
+ * `linked-ended` (an ended one: linked for listing), `mine` (already this parent's) or `other` (another parent's, or
+ * the parent itself).
  */
 export const SPAWN_CHILD = script('spawnChild');
 

@@ -74,9 +74,17 @@ const DEFAULT_LOGGER: RedisStoreLogger = {
 /** Runs purged per round (one candidates script, then one script per run). */
 const PURGE_BATCH = 200;
 
-/** Every key of a run, in the order the scripts that take them all expect (`redis.keys.ts`). */
-function allKeys(keys: RunKeys): string[] {
-  return [keys.run, keys.steps, keys.signals, keys.events, keys.signalIds, keys.children];
+/**
+ * The keys of a run that go with it (created, replaced, expired, purged, retried together), in the order the scripts
+ * expect: run, steps, signals, events, signal ids. Not its children list (see `redis.keys.ts`).
+ */
+function ownKeys(keys: RunKeys): string[] {
+  return [keys.run, keys.steps, keys.signals, keys.events, keys.signalIds];
+}
+
+/** The commit script's keys: {@link ownKeys}, then the children list. */
+function commitKeys(keys: RunKeys): string[] {
+  return [...ownKeys(keys), keys.children];
 }
 
 /** Default of `RedisStoreOptions.childRecheckMs`. */
@@ -325,7 +333,7 @@ export class RedisStore implements WorkflowStore {
       (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
       const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null]>(input.runId, {
         script: CREATE_RUN,
-        keys: allKeys(keys),
+        keys: ownKeys(keys),
         args,
       });
       const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion] = result;
@@ -425,19 +433,30 @@ export class RedisStore implements WorkflowStore {
     return guard('commit', async () => {
       let spawned: SpawnedChild[] = [];
       if (children) {
-        // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this read
-        // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids)
-        if ((children.spawn ?? []).length > 0 && (await this.client.hget(keys.run, 'lt')) !== token) return { ok: false };
-        spawned = await this.spawnChildren(runId, children);
+        if ((children.spawn ?? []).length > 0) {
+          // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this read
+          // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids).
+          // The same round trip reads the clock: the children of one commit are created at one time, as in one write.
+          const [[fenceError, leaseToken], [timeError, time]] = ((await this.client.pipeline().hget(keys.run, 'lt').time().exec()) ?? []) as [
+            Error | null,
+            unknown,
+          ][];
+          if (fenceError || timeError) throw fenceError ?? timeError;
+          if (leaseToken !== token) return { ok: false };
+          const [seconds, micros] = time as [string | number, string | number];
+          spawned = await this.spawnChildren(runId, children, String(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)));
+        }
         const counted = spawned.filter((child) => child.outcome === 'created' || child.outcome === 'linked').length;
         ops.push(...encodeCommitOp.children(children.open + counted, children.openAtMost, children.failFast, this.childRecheckMs));
         for (const child of spawned) {
-          if (child.outcome !== 'other' && child.createdAt !== '') ops.push(...encodeCommitOp.childLink(child.runId, child.createdAt));
+          // NOTE: a damaged creation time is listed with score 0 (the list takes the score for a time it cannot read)
+          const score = /^-?\d{1,16}$/.test(child.createdAt) ? child.createdAt : '0';
+          if (child.outcome !== 'other') ops.push(...encodeCommitOp.childLink(child.runId, score));
         }
       }
       const result = await this.scripts.run<[number, ...unknown[]]>({
         script: COMMIT,
-        keys: allKeys(keys),
+        keys: commitKeys(keys),
         args: [runId, token, leaseMs, this.keys.channel, ...ops],
       });
       if (result[0] !== 1) return { ok: false };
@@ -474,10 +493,7 @@ export class RedisStore implements WorkflowStore {
   }
 
   /** Step (1) of a `children` commit: creates (held) or links each spawned child in its own slot. */
-  private async spawnChildren(
-    parentRunId: string,
-    children: ChildrenPatch,
-  ): Promise<SpawnedChild[]> {
+  private async spawnChildren(parentRunId: string, children: ChildrenPatch, createdAt: string): Promise<SpawnedChild[]> {
     const spawn = children.spawn ?? [];
     if (spawn.length === 0) return [];
     const { results, kicks } = await this.scripts.runManyKicked<[SpawnOutcome, IndexRecord, string]>(
@@ -488,7 +504,7 @@ export class RedisStore implements WorkflowStore {
           runId: child.runId,
           call: {
             script: SPAWN_CHILD,
-            keys: allKeys(keys),
+            keys: ownKeys(keys),
             args: [
               child.runId,
               parentRunId,
@@ -498,6 +514,7 @@ export class RedisStore implements WorkflowStore {
               child.state,
               child.pipeline !== undefined ? '1' : '0',
               child.pipeline ?? '',
+              createdAt,
               String(events.length),
               ...events,
             ],
@@ -650,7 +667,7 @@ export class RedisStore implements WorkflowStore {
       if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: CONTROL,
-        keys: allKeys(keys),
+        keys: ownKeys(keys),
         args,
       });
       this.index.enqueue(result[2], { kick });
@@ -765,7 +782,7 @@ export class RedisStore implements WorkflowStore {
         const results = await this.scripts.runMany<[number, IndexRecord, string?]>(
           fresh.map((id) => {
             const keys = this.keys.run(id);
-            return { script: PURGE_RUN, keys: allKeys(keys).slice(0, 5), args: [id, older, ...terminal] };
+            return { script: PURGE_RUN, keys: ownKeys(keys), args: [id, older, ...terminal] };
           }),
         );
         const gone: IndexRecord[] = [];

@@ -1,4 +1,4 @@
--- KEYS: run, steps, signals, events (every key of the run: `retry` removes their expiry).
+-- KEYS: run, steps, signals, events, signal ids (every key that expires with the run: `retry` removes their expiry).
 -- ARGV: runId, action, compensate, channel, hasNextInput ('1'/'0'), nextInput, then the history event (optional).
 local r, e = KEYS[1], KEYS[4]
 local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]

@@ -1,5 +1,5 @@
--- KEYS: run, steps, signals, events, signal ids, children. A replace deletes them all but the children list: the
--- children of the run id stay linked to it (their `par`), and listed.
+-- KEYS: run, steps, signals, events, signal ids: a replace deletes them all (not the run id's children list: its
+-- children stay linked to it, see redis.keys.ts).
 local r, s, q, e, ids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local runId = ARGV[1]
 local now, nowUs = clock()

@@ -1,0 +1,330 @@
+/**
+ * The checker of the chaos soak: reads every run from the store (through a WorkflowClient) and the effects ledger of
+ * every worker, and counts the runs that break an invariant:
+ * - lost: a run missing, a stored output that no finished execution produced, a signal never delivered, a compensation
+ *   missing, a child run missing;
+ * - duplicated: a step body started again after its checkpoint (the next step had begun), a side effect under another
+ *   idempotency key than the visit's, a signal delivered twice, a compensation of a visit that did not complete or in a
+ *   run that needed none, more step visits than the workflow makes;
+ * - stuck: a run not ended after the drain, or a resume slower than lease + poll + injected outage (+ slack);
+ * - wrong_status: an end status other than the one the input and the control calls imply, compensations out of
+ *   reverse order, the wrong signal winning a waitForAny.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunInfo, WorkflowClient } from '../src/index.js';
+import type { RunPlan } from './plan.js';
+import { COMPENSABLE, type ChaosEntry } from './workflows.js';
+
+export interface Window {
+  kind: 'worker-down' | 'worker-stopped' | 'store-restart' | 'latency' | 'drop' | 'blackhole';
+  from: number;
+  to: number;
+  pid?: number;
+}
+
+export interface ControlLog {
+  startedAt?: number;
+  signals: { name: string; id: string; p: string; ackedAt: number; outcome: string }[];
+  pauses: { from: number; to: number; pause: string; resume: string }[];
+  cancel?: { outcome: string; uncertain: boolean; at: number };
+  retriedAt?: number;
+}
+
+export type ViolationKind = 'lost' | 'duplicated' | 'stuck' | 'wrong_status';
+export interface Violation {
+  run: string;
+  kind: ViolationKind;
+  detail: string;
+}
+
+export interface CheckResult {
+  runs: number;
+  childRuns: number;
+  lost: number;
+  duplicated: number;
+  stuck: number;
+  wrongStatus: number;
+  maxResumeMs: number;
+  /** The gap behind max_resume_ms. */
+  maxResumeAt?: string;
+  reExecutions: number;
+  violations: Violation[];
+}
+
+export interface CheckInput {
+  client: WorkflowClient;
+  dir: string;
+  plans: RunPlan[];
+  controls: Map<string, ControlLog>;
+  windows: Window[];
+  leaseMs: number;
+  pollMs: number;
+  slackMs: number;
+  describe(id: string): Promise<RunInfo | undefined>;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'compensated', 'cancelled']);
+const SEQUENCE: Record<string, string[]> = {
+  'chaos-linear': ['open', 'flaky', 'slow', 'nap', 'finish'],
+  'chaos-loop': ['start', 'loop', 'loop', 'loop', 'end'],
+  'chaos-signal': ['prep', 'wait', 'got', 'wait', 'got'],
+  'chaos-any': ['wait', 'got'],
+  'chaos-fan': ['pre', 'fan', 'join'],
+  'chaos-cycle': ['tick', 'next'],
+  'chaos-manual': ['pre', 'gate'],
+  'chaos-child': ['work'],
+};
+
+export function keyOf(runId: string, step: string, visit: number, gen: number): string {
+  const key = visit <= 1 ? `${runId}:${step}` : `${runId}:${step}#${visit}`;
+  return gen > 1 ? `${key}~${gen}` : key;
+}
+
+export function readLedgers(dir: string): ChaosEntry[] {
+  const out: ChaosEntry[] = [];
+  for (const f of readdirSync(dir)) {
+    if (!/^ledger-.*\.jsonl$/.test(f)) continue;
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (!line) continue;
+      try {
+        out.push(JSON.parse(line) as ChaosEntry);
+      } catch {
+        // a torn last line of a killed process (never observed: one write() per line)
+      }
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+/** Length of the union of the windows' parts inside [from, to]. */
+function covered(windows: { from: number; to: number }[], from: number, to: number): number {
+  const parts = windows
+    .map((w) => [Math.max(w.from, from), Math.min(w.to, to)] as const)
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let end = -Infinity;
+  for (const [a, b] of parts) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
+}
+
+export async function check(input: CheckInput): Promise<CheckResult> {
+  const entries = readLedgers(input.dir);
+  const byRun = new Map<string, ChaosEntry[]>();
+  for (const e of entries) {
+    const list = byRun.get(e.run) ?? [];
+    list.push(e);
+    byRun.set(e.run, list);
+  }
+  const violations: Violation[] = [];
+  const flag = (run: string, kind: ViolationKind, detail: string) => violations.push({ run, kind, detail });
+  const outages = input.windows.filter((w) => w.kind !== 'worker-down' && w.kind !== 'worker-stopped');
+  let maxResumeMs = 0;
+  let maxResumeAt: string | undefined;
+  let reExecutions = 0;
+  let childRuns = 0;
+
+  /** Records a resume gap [from, to] of a run and checks it against the bound. */
+  const resume = (run: string, what: string, from: number, to: number, log?: ControlLog) => {
+    if (!(to > from)) return;
+    const paused = covered((log?.pauses ?? []).map((p) => ({ from: p.from, to: p.to })), from, to);
+    const gap = to - from - paused;
+    const outage = covered(outages, from, to);
+    if (gap > maxResumeMs) {
+      maxResumeMs = gap;
+      maxResumeAt = `${run} ${what}`;
+    }
+    const bound = input.leaseMs + input.pollMs + outage + input.slackMs;
+    if (gap > bound) flag(run, 'stuck', `${what}: resumed after ${gap} ms > lease ${input.leaseMs} + poll ${input.pollMs} + outage ${outage} + slack ${input.slackMs}`);
+  };
+
+  const checkRun = async (runId: string, wf: string, plan: RunPlan | undefined, info: RunInfo | undefined, log: ControlLog | undefined) => {
+    const lines = byRun.get(runId) ?? [];
+    if (!info) return flag(runId, 'lost', 'the run is not in the store');
+    if (!TERMINAL.has(info.status)) {
+      let kids = '';
+      if (wf === 'chaos-fan') {
+        const page = await input.client.list({ parentRunId: runId, limit: 100 }).catch(() => ({ runs: [] as RunInfo[] }));
+        kids = `; its children: ${page.runs.map((k) => `${k.runId} ${k.status}`).join(', ') || 'none'}`;
+      }
+      const last = lines.at(-1);
+      return flag(runId, 'stuck', `still ${info.status} at step ${info.currentStep ?? '-'} after the drain${kids}; last ledger line: ${last ? `${last.t} ${last.key} at ${last.at}` : 'none'}`);
+    }
+
+    // --- status
+    if (plan) {
+      const allowed = new Set<string>();
+      const c = log?.cancel;
+      if (c?.outcome === 'ok') {
+        allowed.add('cancelled');
+        if (plan.expect === 'compensated') allowed.add('compensated');
+      } else {
+        allowed.add(plan.expect);
+        if (c?.uncertain) allowed.add('cancelled');
+      }
+      if (!allowed.has(info.status)) {
+        flag(runId, 'wrong_status', `ended ${info.status}, expected ${[...allowed].join(' or ')} (cancel: ${c ? JSON.stringify(c) : 'none'}; error: ${info.error?.name ?? ''} ${info.error?.message?.slice(0, 200) ?? ''})`);
+      }
+    }
+
+    // --- keys: every side effect under the key of the visit the body is in
+    for (const e of lines) {
+      const stepKey = keyOf(runId, e.step, e.visit, e.gen);
+      const expected = e.t === 'cs' || e.t === 'cd' ? `${stepKey}:compensate` : stepKey;
+      if (e.key !== expected) flag(runId, 'duplicated', `${e.t} of ${e.step} (visit ${e.visit}, gen ${e.gen}) under key ${e.key}, expected ${expected}`);
+    }
+
+    // --- the stored steps
+    const visits = new Map<string, number>();
+    const steps = info.steps.map((st) => {
+      const v = (visits.get(st.name) ?? 0) + 1;
+      visits.set(st.name, v);
+      return { ...st, visit: v, key: keyOf(runId, st.name, v, info.generation) };
+    });
+    if (info.status === 'completed') {
+      const names = steps.map((s) => s.name);
+      const want = SEQUENCE[wf];
+      if (names.join(',') !== want.join(',')) {
+        flag(runId, names.length > want.length ? 'duplicated' : 'wrong_status', `completed with steps ${names.join(',')}, expected ${want.join(',')}`);
+      }
+    }
+    const starts = (key: string) => lines.filter((e) => e.t === 's' && e.key === key);
+    const dones = (key: string) => lines.filter((e) => e.t === 'd' && e.key === key);
+    for (let i = 0; i < steps.length; i++) {
+      const st = steps[i];
+      if (st.status !== 'completed' && st.status !== 'compensated') continue;
+      const nonce = (st.output as { nonce?: unknown } | undefined)?.nonce;
+      if (typeof nonce === 'string' && !dones(st.key).some((d) => d.nonce === nonce)) {
+        flag(runId, 'lost', `step ${st.key}: stored output (nonce ${nonce}) is from no finished execution in the ledger`);
+      }
+      const next = steps[i + 1];
+      const nextStart = next ? starts(next.key)[0] : undefined;
+      if (nextStart) {
+        const late = starts(st.key).filter((e) => e.at > nextStart.at);
+        if (late.length > 0) flag(runId, 'duplicated', `step ${st.key} started again (pid ${late[0].pid}, attempt ${late[0].att}) after its checkpoint: ${next.key} had started at ${nextStart.at}, it at ${late[0].at}`);
+        // The resume gap from this step's checkpointed execution to the next step.
+        const produced = dones(st.key).find((d) => d.nonce === nonce) ?? dones(st.key).at(-1);
+        if (produced && st.name !== 'fan' && st.name !== 'gate') {
+          let ready = produced.at;
+          if (wf === 'chaos-linear' && st.name === 'nap') ready += (plan?.input as { sleepMs: number }).sleepMs;
+          if (st.name === 'wait') {
+            const sig = wf === 'chaos-any' ? log?.signals[0] : log?.signals[st.visit - 1];
+            if (!sig) ready = Infinity;
+            else ready = Math.max(ready, sig.ackedAt);
+          }
+          if (ready !== Infinity) resume(runId, `${st.key} → ${next.key}`, ready, nextStart.at, log);
+        }
+      }
+    }
+    // Re-executions of one visit: the gap from the interrupted execution to the next one.
+    const sByKey = new Map<string, ChaosEntry[]>();
+    for (const e of lines) if (e.t === 's') sByKey.set(e.key, [...(sByKey.get(e.key) ?? []), e]);
+    for (const [key, list] of sByKey) {
+      for (let i = 1; i < list.length; i++) {
+        const s1 = list[i - 1];
+        const s2 = list[i];
+        if (s2.att > s1.att) continue; // a retry, not a resume
+        reExecutions++;
+        const end = lines.find((e) => (e.t === 'd' || e.t === 'a') && e.nonce === s1.nonce);
+        const cut = input.windows.find((w) => (w.kind === 'worker-down' || w.kind === 'worker-stopped') && w.pid === s1.pid && w.from >= s1.at && w.from <= s2.at);
+        let from = end?.at ?? cut?.from ?? s1.at;
+        if (log?.retriedAt && log.retriedAt > from && log.retriedAt < s2.at) from = log.retriedAt;
+        resume(runId, `re-execution of ${key}`, from, s2.at, log);
+      }
+    }
+    // Start → first step.
+    const first = lines.find((e) => e.t === 's');
+    if (log?.startedAt && first && first.at > log.startedAt) resume(runId, 'start → first step', log.startedAt, first.at, log);
+
+    // --- signals
+    if (wf === 'chaos-signal' && info.status === 'completed') {
+      const got = steps.filter((s) => s.name === 'got').map((s) => (s.output as { got?: { p?: string } } | undefined)?.got?.p);
+      if (got.join(',') !== 'a,b') flag(runId, got.filter((p) => p === 'a').length > 1 ? 'duplicated' : 'lost', `signals received ${JSON.stringify(got)}, sent a then b (each twice under its id)`);
+    }
+    if (wf === 'chaos-any' && info.status === 'completed') {
+      const got = (steps.find((s) => s.name === 'got')?.output as { got?: { signal?: string | null; payload?: { p?: string } } } | undefined)?.got;
+      const firstSent = plan?.signals?.[0];
+      if (!got?.signal) flag(runId, 'lost', `the step after waitForAny received ${JSON.stringify(got)}, not { signal, payload }: the name of the signal that woke it was lost`);
+      else if (got.signal !== firstSent?.name || got.payload?.p !== firstSent?.payload.p) flag(runId, 'wrong_status', `waitForAny received ${JSON.stringify(got)}, the earliest sent was ${firstSent?.name}`);
+    }
+    if (wf === 'chaos-cycle' && info.status === 'completed') {
+      if (info.generation !== 3) flag(runId, 'wrong_status', `completed in generation ${info.generation}, expected 3`);
+      for (const g of [1, 2, 3]) if (dones(keyOf(runId, 'tick', 1, g)).length === 0) flag(runId, 'lost', `generation ${g}: tick never finished`);
+    }
+
+    // --- compensations
+    const comp = lines.filter((e) => e.t === 'cs');
+    const compensating = info.status === 'compensated' || info.status === 'cancelled';
+    if (!compensating) {
+      if (comp.length > 0) flag(runId, 'duplicated', `ended ${info.status} but compensation ran: ${[...new Set(comp.map((e) => e.key))].join(', ')}`);
+    } else {
+      const need = steps.filter((s) => (s.status === 'completed' || s.status === 'compensated') && COMPENSABLE[wf].has(s.name)).map((s) => `${s.key}:compensate`).reverse();
+      const firstAt = new Map<string, number>();
+      for (const e of comp) if (!firstAt.has(e.key)) firstAt.set(e.key, e.at);
+      const ran = [...firstAt.keys()];
+      const missing = need.filter((k) => !ran.includes(k));
+      const extra = ran.filter((k) => !need.includes(k));
+      if (missing.length > 0) flag(runId, 'lost', `compensations missing: ${missing.join(', ')} (ran: ${ran.join(', ') || 'none'})`);
+      if (extra.length > 0) flag(runId, 'duplicated', `compensations of visits that were not completed: ${extra.join(', ')} (needed: ${need.join(', ') || 'none'})`);
+      if (missing.length === 0 && extra.length === 0 && ran.join(',') !== need.join(',')) flag(runId, 'wrong_status', `compensations ran in the order ${ran.join(', ')}, expected ${need.join(', ')}`);
+      for (const k of need) if (ran.includes(k) && !lines.some((e) => e.t === 'cd' && e.key === k)) flag(runId, 'lost', `compensation ${k} never finished`);
+      for (let i = 0; i + 1 < ran.length; i++) {
+        const nextAt = firstAt.get(ran[i + 1])!;
+        const again = comp.find((e) => e.key === ran[i] && e.at > nextAt);
+        if (again) flag(runId, 'duplicated', `compensation ${ran[i]} started again after ${ran[i + 1]} had started`);
+      }
+    }
+
+    // --- children
+    if (wf === 'chaos-fan') {
+      const fan = steps.find((s) => s.name === 'fan');
+      if (fan) {
+        const kids: RunInfo[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await input.client.list({ parentRunId: runId, limit: 100, cursor });
+          kids.push(...page.runs);
+          cursor = page.cursor;
+        } while (cursor);
+        const n = (plan?.input as { children: number }).children;
+        const failChild = (plan?.input as { failChild: number }).failChild;
+        const ids = kids.map((k) => k.runId).sort();
+        const want = Array.from({ length: n }, (_, i) => `${fan.key}:${i}`).sort();
+        if (ids.join(',') !== want.join(',') && (info.status === 'completed' || fan.status === 'completed')) {
+          flag(runId, ids.length > n ? 'duplicated' : 'lost', `children ${ids.join(',')}, expected ${want.join(',')}`);
+        }
+        for (const kid of kids) {
+          childRuns++;
+          const i = Number(kid.runId.slice(kid.runId.lastIndexOf(':') + 1));
+          const full = await input.describe(kid.runId);
+          await checkRun(kid.runId, 'chaos-child', undefined, full, undefined);
+          if (info.status === 'completed' && kid.status !== 'completed') flag(runId, 'wrong_status', `completed with child ${kid.runId} ${kid.status}`);
+          if (i === failChild && kid.status === 'completed') flag(runId, 'wrong_status', `child ${kid.runId} was to fail, it completed`);
+        }
+      }
+    }
+  };
+
+  for (const plan of input.plans) {
+    const info = await input.describe(plan.id);
+    await checkRun(plan.id, plan.wf, plan, info, input.controls.get(plan.id));
+  }
+  const count = (kind: ViolationKind) => new Set(violations.filter((v) => v.kind === kind).map((v) => v.run)).size;
+  return {
+    runs: input.plans.length,
+    childRuns,
+    lost: count('lost'),
+    duplicated: count('duplicated'),
+    stuck: count('stuck'),
+    wrongStatus: count('wrong_status'),
+    maxResumeMs: Math.round(maxResumeMs),
+    maxResumeAt,
+    reExecutions,
+    violations,
+  };
+}

@@ -1,0 +1,398 @@
+/**
+ * The chaos soak: a store (own throwaway server, or DATABASE_URL / REDIS_URL), a fault proxy in front of it, W worker
+ * processes (chaos/worker.ts) behind the proxy, a worker-less client in this process that drives the planned runs and
+ * their control calls, and a fault loop. Then the checker (checker.ts).
+ */
+import 'reflect-metadata';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Module, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DurableExecutionModule, InvalidRunStateError, RunNotActiveError, RunNotFoundError, WorkflowClient, type RunInfo } from '../src/index.js';
+import { chaosStoreOptions } from './store-options.js';
+import { CHAOS_WORKFLOWS } from './workflows.js';
+import { FaultProxy } from './proxy.js';
+import { makePlan, rng, type RunPlan } from './plan.js';
+import { check, type CheckResult, type ControlLog, type Window } from './checker.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface SoakOptions {
+  store: 'postgres' | 'redis' | 'pglite';
+  runs: number;
+  workers: number;
+  durationMs: number;
+  seed: number;
+  leaseMs: number;
+  pollMs: number;
+  /** How long after the fault window the runs may take to end. */
+  drainMs: number;
+  /** Allowance of the resume bound for a loaded machine (documented). */
+  slackMs: number;
+  dir?: string;
+  log: (line: string) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Worker {
+  index: number;
+  child: ChildProcess;
+  pid: number;
+  state: 'running' | 'stopped' | 'dead';
+  out: string;
+}
+
+interface Store {
+  kind: SoakOptions['store'];
+  url: string;
+  host: string;
+  port: number;
+  namespace: string;
+  restart?: () => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+async function openStore(opts: SoakOptions, dir: string): Promise<Store> {
+  const namespace = opts.store === 'postgres' ? `chaos_${randomUUID().slice(0, 8)}` : `chaos:${randomUUID().slice(0, 8)}:`;
+  if (opts.store === 'postgres') {
+    if (process.env.DATABASE_URL) {
+      const u = new URL(process.env.DATABASE_URL);
+      return { kind: 'postgres', url: u.toString(), host: u.hostname, port: Number(u.port || 5432), namespace, stop: async () => undefined };
+    }
+    const { startPostgres } = await import('../test/setup/postgres-server.js');
+    const pg = await startPostgres();
+    return { kind: 'postgres', url: pg.url, host: '127.0.0.1', port: pg.port, namespace, restart: () => pg.restart(), stop: () => pg.stop() };
+  }
+  if (opts.store === 'redis') {
+    if (process.env.REDIS_URL) {
+      const u = new URL(process.env.REDIS_URL);
+      return { kind: 'redis', url: u.toString(), host: u.hostname, port: Number(u.port || 6379), namespace, stop: async () => undefined };
+    }
+    const { startRedis } = await import('../test/setup/redis-server.js');
+    const redis = await startRedis({ appendfsync: 'always' });
+    return { kind: 'redis', url: redis.url, host: '127.0.0.1', port: redis.port, namespace, restart: () => redis.kill9AndRestart(), stop: () => redis.stop() };
+  }
+  throw new Error('--store=pglite is not supported by the soak yet (one process per data folder: see docs/chaos.md)');
+}
+
+function proxiedUrl(store: Store, port: number): string {
+  const u = new URL(store.url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  return u.toString();
+}
+
+export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults: number; dir: string }> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cairn-chaos-'));
+  mkdirSync(join(dir, 'markers'), { recursive: true });
+  const store = await openStore(opts, dir);
+  const proxy = new FaultProxy(store.host, store.port);
+  await proxy.start();
+  const workerUrl = proxiedUrl(store, proxy.port);
+  const windows: Window[] = [];
+  const faultLog: string[] = [];
+  const controls = new Map<string, ControlLog>();
+  let faults = 0;
+  const workers: Worker[] = [];
+  let app: INestApplicationContext | undefined;
+  const began = Date.now();
+  const r = rng(opts.seed ^ 0x9e3779b9);
+  const between = (lo: number, hi: number) => Math.round(lo + r() * (hi - lo));
+  const note = (what: string) => faultLog.push(`${Date.now() - began}ms ${what}`);
+
+  const spawnWorker = (index: number): Promise<Worker> => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CHAOS_STORE: store.kind,
+      CHAOS_URL: workerUrl,
+      CHAOS_NAMESPACE: store.namespace,
+      CHAOS_LEDGER: join(dir, `ledger-${index}.jsonl`),
+      CHAOS_MARKERS: join(dir, 'markers'),
+      CHAOS_INSTANCE: `chaos-w${index}`,
+      CHAOS_LEASE_MS: String(opts.leaseMs),
+      CHAOS_POLL_MS: String(opts.pollMs),
+      NO_COLOR: '1',
+    };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, ['--import', '@swc-node/register/esm-register', 'chaos/worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const w: Worker = { index, child, pid: child.pid!, state: 'running', out: '' };
+    const onData = (c: Buffer) => {
+      w.out += c.toString('utf8');
+      if (w.out.length > 400_000) w.out = w.out.slice(-200_000);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code, signal) => {
+      w.state = 'dead';
+      writeFileSync(join(dir, `worker-${index}-${w.pid}.log`), `${w.out}\nexit code=${code} signal=${signal}\n`);
+    });
+    return new Promise((resolveReady, reject) => {
+      const timer = setInterval(() => {
+        if (/^READY \d+$/m.test(w.out)) {
+          clearInterval(timer);
+          resolveReady(w);
+        } else if (w.state === 'dead') {
+          clearInterval(timer);
+          reject(new Error(`worker ${index} exited before READY:\n${w.out.slice(-3000)}`));
+        }
+      }, 20);
+    });
+  };
+
+  try {
+    @Module({
+      imports: [DurableExecutionModule.forRoot({ store: chaosStoreOptions(store.kind, store.url, store.namespace), worker: { enabled: false } })],
+      providers: CHAOS_WORKFLOWS,
+    })
+    class ChaosClientModule {}
+    app = await NestFactory.createApplicationContext(ChaosClientModule, { logger: ['error'], abortOnError: false });
+    const client = app.get(WorkflowClient);
+
+    for (let i = 0; i < opts.workers; i++) workers[i] = await spawnWorker(i);
+    opts.log(`chaos: store=${store.kind} workers=${opts.workers} runs=${opts.runs} duration=${opts.durationMs}ms seed=${opts.seed} dir=${dir}`);
+
+    /** A client call retried through store outages. `uncertain`: an attempt failed in a way that may have applied it. */
+    const persist = async (what: () => Promise<void>): Promise<{ outcome: 'ok' | 'not-active' | 'not-found' | 'invalid-state'; uncertain: boolean }> => {
+      let uncertain = false;
+      const deadline = Date.now() + opts.durationMs + opts.drainMs;
+      for (;;) {
+        try {
+          await what();
+          return { outcome: 'ok', uncertain };
+        } catch (error) {
+          if (error instanceof RunNotActiveError) return { outcome: 'not-active', uncertain };
+          if (error instanceof RunNotFoundError) return { outcome: 'not-found', uncertain };
+          if (error instanceof InvalidRunStateError) return { outcome: 'invalid-state', uncertain };
+          uncertain = true;
+          if (Date.now() > deadline) throw error;
+          await sleep(200);
+        }
+      }
+    };
+    const describe = async (id: string): Promise<RunInfo | undefined> => {
+      for (;;) {
+        try {
+          return await client.describe(id);
+        } catch {
+          await sleep(200);
+        }
+      }
+    };
+
+    const plans = makePlan(opts.seed, opts.runs, Math.round(opts.durationMs * 0.85));
+    const driveEnd = began + opts.durationMs + opts.drainMs;
+
+    const script = async (p: RunPlan) => {
+      const log: ControlLog = { signals: [], pauses: [] };
+      controls.set(p.id, log);
+      await sleep(Math.max(0, began + p.startAt - Date.now()));
+      await persist(() => client.start(p.wf, p.input, { id: p.id }).then(() => undefined));
+      log.startedAt = Date.now();
+      const tasks: Promise<void>[] = [];
+      if (p.pause) {
+        const pz = p.pause;
+        tasks.push(
+          (async () => {
+            await sleep(pz.afterMs);
+            const at = Date.now();
+            const res = await persist(() => client.pause(p.id));
+            if (res.outcome !== 'ok' && !res.uncertain) return;
+            await sleep(pz.forMs);
+            const resumed = await persist(() => client.resume(p.id));
+            log.pauses.push({ from: at, to: Date.now(), pause: res.outcome, resume: resumed.outcome });
+          })(),
+        );
+      }
+      if (p.cancelAfterMs !== undefined) {
+        const after = p.cancelAfterMs;
+        tasks.push(
+          (async () => {
+            await sleep(after);
+            const res = await persist(() => client.cancel(p.id));
+            log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now() };
+          })(),
+        );
+      }
+      if (p.signals) {
+        const sends = p.signals;
+        tasks.push(
+          (async () => {
+            for (let i = 0; i < sends.length; i++) {
+              const s = sends[i];
+              await sleep(s.delayMs);
+              if (i === 1 && p.cancelWhileWaiting) {
+                // Cancel once the run waits for its second signal (it would wait for it for 30 minutes).
+                while (Date.now() < driveEnd) {
+                  const info = await describe(p.id);
+                  if (info && info.steps.filter((st) => st.name === 'wait').length >= 2 && info.status === 'waiting') break;
+                  await sleep(100);
+                }
+                const res = await persist(() => client.cancel(p.id));
+                log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now() };
+                return;
+              }
+              const first = await persist(() => client.signal(p.id, s.name, s.payload, { id: s.id }));
+              const ackedAt = Date.now();
+              // The same signal id again: it must be ignored.
+              await persist(() => client.signal(p.id, s.name, s.payload, { id: s.id }));
+              log.signals.push({ name: s.name, id: s.id, p: s.payload.p, ackedAt, outcome: first.outcome });
+            }
+          })(),
+        );
+      }
+      if (p.manual) {
+        tasks.push(
+          (async () => {
+            while (Date.now() < driveEnd) {
+              const info = await describe(p.id);
+              if (info?.status === 'failed') {
+                writeFileSync(join(dir, 'markers', encodeURIComponent(p.id)), '');
+                const res = await persist(() => client.retry(p.id));
+                if (res.outcome === 'ok') {
+                  log.retriedAt = Date.now();
+                  return;
+                }
+              }
+              await sleep(150);
+            }
+          })(),
+        );
+      }
+      await Promise.all(tasks);
+    };
+    const scripts = Promise.all(plans.map((p) => script(p).catch((error: unknown) => opts.log(`chaos: driver of ${p.id} failed: ${String(error)}`))));
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Faults
+    const faultEnd = began + opts.durationMs;
+    const restarting = new Set<Promise<void>>();
+    const usable = () => workers.filter((w) => w.state === 'running');
+    const gapMs = Math.max(1_500, Math.min(5_000, opts.durationMs / 14));
+    await sleep(1_000);
+    while (Date.now() < faultEnd - 2_000) {
+      await sleep(between(gapMs * 0.5, gapMs * 1.5));
+      if (Date.now() >= faultEnd - 2_000) break;
+      const x = r();
+      if (x < 0.22 && usable().length > 1) {
+        const w = usable()[Math.floor(r() * usable().length)];
+        const at = Date.now();
+        w.child.kill('SIGKILL');
+        w.state = 'dead';
+        note(`SIGKILL worker ${w.index} (pid ${w.pid})`);
+        faults++;
+        const downMs = between(300, 2_000);
+        const p = (async () => {
+          await sleep(downMs);
+          workers[w.index] = await spawnWorker(w.index);
+          windows.push({ kind: 'worker-down', from: at, to: Date.now(), pid: w.pid });
+        })();
+        restarting.add(p);
+        void p.finally(() => restarting.delete(p));
+      } else if (x < 0.4 && usable().length > 1) {
+        const w = usable()[Math.floor(r() * usable().length)];
+        const at = Date.now();
+        w.child.kill('SIGSTOP');
+        w.state = 'stopped';
+        const ms = between(500, opts.leaseMs * 2);
+        note(`SIGSTOP worker ${w.index} (pid ${w.pid}) for ${ms}ms`);
+        faults++;
+        const p = (async () => {
+          await sleep(ms);
+          w.child.kill('SIGCONT');
+          if (w.state === 'stopped') w.state = 'running';
+          windows.push({ kind: 'worker-stopped', from: at, to: Date.now(), pid: w.pid });
+        })();
+        restarting.add(p);
+        void p.finally(() => restarting.delete(p));
+      } else if (x < 0.55 && store.restart) {
+        const at = Date.now();
+        note(`store restart (${store.kind === 'postgres' ? 'pg_ctl stop -m immediate; start' : 'SIGKILL redis-server; restart on its AOF'})`);
+        faults++;
+        await store.restart();
+        windows.push({ kind: 'store-restart', from: at, to: Date.now() });
+        note(`store back after ${Date.now() - at}ms`);
+      } else if (x < 0.7) {
+        const ms = between(1_500, 4_000);
+        const lat = between(20, 120);
+        note(`proxy latency ${lat}ms for ${ms}ms`);
+        faults++;
+        const at = Date.now();
+        proxy.latency(lat);
+        await sleep(ms);
+        proxy.latency(0);
+        windows.push({ kind: 'latency', from: at, to: Date.now() });
+      } else if (x < 0.85) {
+        const n = proxy.dropAll(0.5 + r() * 0.5);
+        note(`proxy dropped ${n} connections mid-stream`);
+        faults++;
+        windows.push({ kind: 'drop', from: Date.now(), to: Date.now() + 500 });
+      } else {
+        const ms = between(1_500, 4_000);
+        const then = r() < 0.5 ? 'flush' : 'drop';
+        note(`proxy black-hole for ${ms}ms, then ${then}`);
+        faults++;
+        const at = Date.now();
+        proxy.blackhole();
+        await sleep(ms);
+        proxy.release(then);
+        windows.push({ kind: 'blackhole', from: at, to: Date.now() });
+      }
+    }
+    // Heal everything.
+    await Promise.all([...restarting]);
+    for (const w of workers) {
+      if (w.state === 'stopped') {
+        w.child.kill('SIGCONT');
+        w.state = 'running';
+      }
+    }
+    for (let i = 0; i < workers.length; i++) if (workers[i].state === 'dead') workers[i] = await spawnWorker(i);
+    const faultsEndedAt = Date.now();
+    opts.log(`chaos: fault window over after ${faultsEndedAt - began}ms (${faults} faults); draining`);
+
+    await scripts;
+    // Wait for every run to end.
+    const ids = plans.map((p) => p.id);
+    let pending = ids;
+    const drainDeadline = Math.max(Date.now(), faultsEndedAt) + opts.drainMs;
+    while (pending.length > 0 && Date.now() < drainDeadline) {
+      const still: string[] = [];
+      for (let i = 0; i < pending.length; i += 100) {
+        const batch = pending.slice(i, i + 100);
+        const infos = await Promise.all(batch.map((id) => describe(id)));
+        batch.forEach((id, j) => {
+          const s = infos[j]?.status;
+          if (!s || !['completed', 'failed', 'compensated', 'cancelled'].includes(s)) still.push(id);
+        });
+      }
+      pending = still;
+      if (pending.length > 0) await sleep(500);
+    }
+    // Let in-flight compensations of ended children settle, then stop the workers before reading the ledger.
+    await sleep(500);
+    await Promise.all(
+      workers.map(async (w) => {
+        if (w.state === 'dead') return;
+        w.child.kill('SIGCONT');
+        w.child.kill('SIGTERM');
+        const exited = new Promise((d) => w.child.once('exit', d));
+        const t = setTimeout(() => w.child.kill('SIGKILL'), 8_000);
+        await exited;
+        clearTimeout(t);
+      }),
+    );
+    writeFileSync(join(dir, 'faults.log'), `${faultLog.join('\n')}\n`);
+    const result = await check({ client, dir, plans, controls, windows, leaseMs: opts.leaseMs, pollMs: opts.pollMs, slackMs: opts.slackMs, describe });
+    return { ...result, faults, dir };
+  } finally {
+    for (const w of workers) if (w && w.state !== 'dead') w.child.kill('SIGKILL');
+    await app?.close().catch(() => undefined);
+    await proxy.stop().catch(() => undefined);
+    await store.stop().catch(() => undefined);
+  }
+}
