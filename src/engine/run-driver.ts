@@ -999,7 +999,8 @@ export class RunDriver {
   private async handleCancel(cancel: { compensate: boolean }): Promise<void> {
     const current = this.steps[this.state.entry];
     if (this.state.join) await this.endChildren(this.state.join);
-    else if (current && current.status === 'running' && this.claimed.recovered) await this.endUnjoinedChildren();
+    // NOTE: a recovered run's step may have created children before its process died (its entry may not even be written)
+    else if (this.claimed.recovered && !this.state.comp) await this.endUnjoinedChildren();
     const cancelled = new WorkflowCancelledError(this.runId);
     const patches: { index: number; step: StoredStep }[] = [];
     if (current && current.status === 'running') {

@@ -297,10 +297,8 @@ const AFTER_KILL: Record<SpawnPoint, { parent: string; children: number; listed:
   // the whole spawn written: the parent waits, the children are due
   'spawn-after-commit': { parent: 'waiting', children: N, listed: N, held: 0, spawnBodies: 1 },
   // Redis: children created held, the parent's commit not written: the step is re-run and finds them (same ids).
-  // NOTE: not listed under the parent yet: Redis writes the parent's child index (`{parent}:c`) in the parent's commit
-  // (redis.keys.ts), so until the step is re-run list({ parentRunId }) shows none of the 100 held runs whose
-  // parentRunId is the parent (see the report: the memory store lists a child from its creation).
-  'spawn-held': { parent: 'running', children: N, listed: 0, held: N, spawnBodies: 2 },
+  // They are listed under the parent already: its child index is written ahead of the children (spawn-intent.lua).
+  'spawn-held': { parent: 'running', children: N, listed: N, held: N, spawnBodies: 2 },
   // Redis: the parent waits, its children are held: its recheck releases them
   'spawn-unreleased': { parent: 'waiting', children: N, listed: N, held: N, spawnBodies: 1 },
 };
@@ -455,11 +453,45 @@ const servers: [StoreKind, TestServer, SpawnPoint[], Ending[]][] = [
   ],
 ];
 
+/**
+ * Redis: the worker dies after creating the children held and before the parent's commit, then the parent is cancelled
+ * before its step runs again. The children must not be left behind (held forever, never run, never ended): the cancel
+ * finds them under the parent and cancels them.
+ */
+async function cancelAfterSpawnHeld(f: Fanout): Promise<void> {
+  const parentId = 'orphans';
+  const ids = childIdsOf(parentId).slice(0, 5);
+  const a = await worker(f, { killAt: 'spawn-held', concurrency: 20 });
+  await f.client.start(FANOUT_PARENT, { n: 5 }, { id: parentId, conflictPolicy: 'fail' });
+  await killLineOf(f, a, 'spawn-held');
+  expect((await f.raw.getRunOutcomes(ids)).map((o) => [o.status, o.held])).toEqual(ids.map(() => ['pending', true]));
+  await f.client.cancel(parentId);
+  await worker(f, { concurrency: 20, pollMs: 100 });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const outcomes = await f.raw.getRunOutcomes(ids);
+    const parent = (await f.raw.getRun(parentId))!;
+    if (parent.status === 'cancelled' && outcomes.length === 5 && outcomes.every((o) => o.status === 'cancelled')) break;
+    if (Date.now() > deadline) {
+      throw new Error(`left behind: parent ${parent.status}, children ${JSON.stringify(outcomes.map((o) => [o.runId, o.status, o.held]))}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // none of the children ran
+  expect(f.lines().filter((l) => l.wf === FANOUT_CHILD)).toEqual([]);
+}
+
 describe.each(servers)('crash: child runs on %s', (kind, server, spawnPoints, endings) => {
   server.describe(`(${kind})`, () => {
     it.each(spawnPoints)(`SIGKILL at %s of a parent's 100 children: a fresh worker finishes; each child once, one join, no duplicate`, async (point) => {
       await withFanout(kind, server.url, (f) => killWhileSpawning(f, point));
     }, 45_000);
+
+    if (kind === 'redis') {
+      it('SIGKILL with the children held and the parent not committed, then a cancel: the children are cancelled too', async () => {
+        await withFanout(kind, server.url, (f) => cancelAfterSpawnHeld(f));
+      }, 45_000);
+    }
 
     it.each(endings.map((e) => [e.point, e] as const))(`SIGKILL while the children end (%s): the survivor finishes, the parent completes within the bound`, async (_point, ending) => {
       await withFanout(kind, server.url, (f) => killWhileChildrenEnd(f, ending));

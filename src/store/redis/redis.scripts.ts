@@ -225,6 +225,14 @@ export const APPLY_INDEX = script('applyIndex');
 export const INDEX_LAYOUT_SCRIPT = script('indexLayout');
 
 /**
+ * Step 0 of a parent's `children` commit (the parent's slot): fenced by the lease token, reads the clock once and lists
+ * the ids about to be spawned under the parent (write-ahead, so held children left by a crash before the parent's
+ * commit are found by `listRuns({ parentRunId })`). KEYS: the parent's run, its children list. ARGV: the parent's id, token,
+ * then the child ids. Returns false (not the lease holder: nothing written) or the time in ms.
+ */
+export const SPAWN_INTENT = script('spawnIntent');
+
+/**
  * Step 1 of a parent's `children` commit, per child (its slot): creates the child `pending`, held (not due), with its
  * parent and generation 1, or applies rule 8a to an existing id (never replaced; a parentless one is linked). KEYS: the
  * child's run, steps, signals, events, signal ids. ARGV: childId, parentId, workflow, version, input, state,
@@ -269,6 +277,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   PURGE_CANDIDATES,
   APPLY_INDEX,
   INDEX_LAYOUT_SCRIPT,
+  SPAWN_INTENT,
   SPAWN_CHILD,
   RELEASE_CHILD,
   CHILD_ENDED,

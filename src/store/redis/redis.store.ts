@@ -58,6 +58,7 @@ import {
   RENEW_LEASE,
   SEND_SIGNAL,
   SPAWN_CHILD,
+  SPAWN_INTENT,
   TAKE_SIGNAL,
 } from './redis.scripts.js';
 import type { RedisStoreLogger, RedisStoreOptions } from './redis-store-options.interface.js';
@@ -434,17 +435,17 @@ export class RedisStore implements WorkflowStore {
       let spawned: SpawnedChild[] = [];
       if (children) {
         if ((children.spawn ?? []).length > 0) {
-          // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this read
+          // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this step
           // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids).
-          // The same round trip reads the clock: the children of one commit are created at one time, as in one write.
-          const [[fenceError, leaseToken], [timeError, time]] = ((await this.client.pipeline().hget(keys.run, 'lt').time().exec()) ?? []) as [
-            Error | null,
-            unknown,
-          ][];
-          if (fenceError || timeError) throw fenceError ?? timeError;
-          if (leaseToken !== token) return { ok: false };
-          const [seconds, micros] = time as [string | number, string | number];
-          spawned = await this.spawnChildren(runId, children, String(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)));
+          // The same script reads the clock (the children of one commit are created at one time, as in one write) and
+          // lists the ids under the parent first, so children left held by a crash are still listed (and cancelled).
+          const time = await this.scripts.run<number | null | false>({
+            script: SPAWN_INTENT,
+            keys: [keys.run, keys.children],
+            args: [runId, token, ...(children.spawn ?? []).map((child) => child.runId)],
+          });
+          if (typeof time !== 'number') return { ok: false };
+          spawned = await this.spawnChildren(runId, children, String(time));
         }
         const counted = spawned.filter((child) => child.outcome === 'created' || child.outcome === 'linked').length;
         ops.push(...encodeCommitOp.children(children.open + counted, children.openAtMost, children.failFast, this.childRecheckMs));
