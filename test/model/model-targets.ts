@@ -58,7 +58,7 @@ function sqlTarget(label: string, make: () => PostgresStore, exec: (store: Postg
     async fresh() {
       const n = store!.names;
       // One statement; much faster than TRUNCATE on PGlite (about 2 ms against 70).
-      const tables = [n.runs, n.steps, n.signals, n.events];
+      const tables = [n.runs, n.steps, n.signals, n.events, n.signalIds];
       await exec(store!, `WITH ${tables.map((t, i) => `d${i} AS (DELETE FROM ${t})`).join(', ')} SELECT 1`);
       return store!;
     },
