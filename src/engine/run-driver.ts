@@ -1,5 +1,6 @@
 import {
   ChildWorkflowFailedError,
+  InvalidArgumentError,
   RecoveryLimitError,
   SignalTimeoutError,
   WorkflowCancelledError,
@@ -137,6 +138,8 @@ export class RunDriver {
   private heartbeatWrite?: Promise<void>;
   /** Set when the run left this instance to be claimed again at once (`Flow.continueAsNew`). */
   requeue = false;
+  /** The store's `children.ended` of this run, as last read (see `sawCounter`). */
+  private childrenEnded: number;
 
   constructor(
     private readonly host: DriverHost,
@@ -154,6 +157,7 @@ export class RunDriver {
     }
     this.steps = claimed.steps;
     this.cancel = claimed.cancelRequested;
+    this.childrenEnded = claimed.children?.ended ?? 0;
   }
 
   /** True once the run should stop on this instance (lease lost, shutdown, replaced). */
@@ -454,6 +458,9 @@ export class RunDriver {
     let spawn: NewChildRun[];
     try {
       spawn = req.children.map((child, i) => ({ ...this.host.childRun(child.workflow, ids[i], child.input, this.state.trace), held: i >= req.concurrency }));
+      // NOTE: explicit ids may name existing runs: one read (with this run's counter) to refuse another parent's live run,
+      // whose end would never be counted here.
+      if (explicit) await this.checkAdoptable(req.children.flatMap((child) => (child.id !== undefined ? [child.id] : [])));
     } catch (error) {
       await this.failStep(step.name, index, attempt, error, startedAt, durationMs);
       return false;
@@ -484,7 +491,11 @@ export class RunDriver {
       steps: [{ index, step: entry }],
       state: encodeState(state),
       currentStep: step.name,
-      children: { spawn, open: 0, openAtMost: waitThreshold(held, req.concurrency), failFast: req.mode !== 'allSettled' },
+      children: {
+        spawn,
+        endedAtLeast: this.childrenEnded + endsToWaitFor(n - held, held, req.concurrency),
+        failFast: req.mode !== 'allSettled',
+      },
     });
     if (res.paused) return false;
     return res.childrenReady === true;
@@ -496,7 +507,11 @@ export class RunDriver {
    */
   private async joinChildren(join: JoinState): Promise<boolean> {
     const ids = joinIds(join);
-    const outcomes = new Map((await this.host.store.getRunOutcomes(ids)).map((o) => [o.runId, o]));
+    // NOTE: this run first: its counter of child ends is read no later than the children (see getRunOutcomes), so every
+    // end not seen in the outcomes is counted above it, and the wait below cannot miss one.
+    const outcomes = new Map((await this.host.store.getRunOutcomes([this.runId, ...ids])).map((o) => [o.runId, o]));
+    this.sawCounter(outcomes.get(this.runId));
+    outcomes.delete(this.runId);
     const stepName = this.steps[join.entry]?.name ?? String(this.state.cursor);
     const startedAt = new Date(join.startedAt);
     if (join.mode !== 'allSettled') {
@@ -532,14 +547,36 @@ export class RunDriver {
     }
     const held = live.filter((id) => outcomes.get(id)!.held);
     const release = held.slice(0, Math.max(0, join.c - (live.length - held.length)));
+    const running = live.length - held.length + release.length;
     const res = await this.write({
       state: encodeState(this.state),
       currentStep: stepName,
       keepInput: true,
-      children: { release, open: live.length, openAtMost: waitThreshold(held.length - release.length, join.c), failFast: join.mode !== 'allSettled' },
+      children: {
+        release,
+        endedAtLeast: this.childrenEnded + endsToWaitFor(running, held.length - release.length, join.c),
+        failFast: join.mode !== 'allSettled',
+      },
     });
     if (res.paused) return false;
     return res.childrenReady === true;
+  }
+
+  /** The store's count of this run's child ends, as last read (it only goes up: an older value only wakes it early). */
+  private sawCounter(own: RunOutcome | undefined): void {
+    if (own?.childrenEnded !== undefined) this.childrenEnded = Math.max(this.childrenEnded, own.childrenEnded);
+  }
+
+  /** Explicit child ids: an existing live run that is another run's child cannot be adopted (its end is counted there). */
+  private async checkAdoptable(ids: string[]): Promise<void> {
+    const outcomes = await this.host.store.getRunOutcomes([this.runId, ...ids]);
+    this.sawCounter(outcomes.find((o) => o.runId === this.runId));
+    const taken = outcomes.find((o) => o.runId !== this.runId && !isTerminal(o.status) && o.parentRunId !== undefined && o.parentRunId !== this.runId);
+    if (taken) {
+      throw new InvalidArgumentError(
+        `Flow.child id "${taken.runId}" names a live run that is already a child of run "${taken.parentRunId}"; a run has one parent. Use another id, or wait for it to end.`,
+      );
+    }
   }
 
   private childOutput(outcome: RunOutcome): unknown {
@@ -1100,6 +1137,13 @@ export class RunDriver {
       return 'left';
     }
     await abortableSleep(delay, this.abort.signal, this.host.clock);
+    // NOTE: a process stopped during the delay (SIGSTOP, a long GC pause, a suspended VM) may have lost its lease and
+    // the run may have gone on elsewhere: make sure the lease is still ours before the next attempt's side effects.
+    if (Date.now() - this.lastWrite > this.host.leaseMs / 2) {
+      const renewed = await this.host.store.renewLease(this.runId, this.token, this.host.leaseMs);
+      if (!renewed.ok) throw this.lost();
+      this.lastWrite = Date.now();
+    }
     return 'continue';
   }
 
@@ -1195,10 +1239,10 @@ function heartbeatOf(entry: StoredStep | undefined): Pick<StoredStep, 'heartbeat
 }
 
 /**
- * `openAtMost` of a children wait with `held` children not released yet: none held, wake when all have ended; else
- * wake when half of the `concurrency` slots are free, to release the next batch (a wake-up per half batch, not per
- * child).
+ * How many more child ends a parent waits for, with `running` children released and `held` ones not yet: none held,
+ * all of them; else until half of the `concurrency` slots are free, to release the next batch (a wake-up per half
+ * batch, not per child).
  */
-function waitThreshold(held: number, concurrency: number): number {
-  return held > 0 ? held + Math.floor(concurrency / 2) : 0;
+function endsToWaitFor(running: number, held: number, concurrency: number): number {
+  return held > 0 ? Math.max(1, running - Math.floor(concurrency / 2)) : running;
 }

@@ -108,12 +108,16 @@ export interface StoredRun {
  * A parent run's view of its children, kept by the store on the parent (O(1) per child end: no scan of the siblings).
  */
 export interface ChildrenState {
-  /** Live children linked to this run: set by the parent's commits (`RunPatch.children`), minus one per child end. */
-  open: number;
+  /**
+   * How many times a run linked to this one ended (each linked child's terminal commit adds one; never goes down, and
+   * only `restart` clears it). Monotonic, so a parent that read its counter and its children's outcomes in one
+   * `getRunOutcomes` can ask to be woken after k more ends without ever missing one (rule 8).
+   */
+  ended: number;
   /** A linked child ended with a status other than `completed` since the parent's last `children` commit. */
   failed: boolean;
   /** While the run waits for its children (status `waiting`, or `paused` from it): when it becomes due again. */
-  wait?: { openAtMost: number; failFast: boolean };
+  wait?: { endedAtLeast: number; failFast: boolean };
 }
 
 /** A child run created by its parent's commit (`RunPatch.children.spawn`). */
@@ -140,6 +144,8 @@ export interface RunOutcome {
   parentRunId?: string;
   /** `pending` with no `dueAt`: a held child not released yet. */
   held: boolean;
+  /** The run's own `children.ended` (when it has children state): a parent reads its counter with its children. */
+  childrenEnded?: number;
 }
 
 /** A run handed to a worker by a claim. */
@@ -238,9 +244,9 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
  * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields
  *    (`children.wait` too); `finishedAt` is set to now, and the run's queued signals (never to be delivered) are
  *    deleted. When the run has a `parentRunId`, was live before this commit and that parent exists, the parent's
- *    `children.open` goes down by one (never below 0), `children.failed` is set when the status is not `completed`,
+ *    `children.ended` goes up by one, `children.failed` is set when the status is not `completed`,
  *    and, when the parent waits for its children (`children.wait`, status `waiting` or `paused` from `waiting`) and
- *    now `open <= openAtMost` or (`failFast` and `failed`), the parent's `dueAt` becomes now (a `ready` event).
+ *    now `ended >= endedAtLeast` or (`failFast` and `failed`), the parent's `dueAt` becomes now (a `ready` event).
  *    Postgres and the memory store do this in the same atomic write; the Redis store in a second script on the
  *    parent's slot right after (see ARCHITECTURE.md: a crash between the two is repaired by the parent's recheck).
  * 5. If `pauseRequested` is set, no cancel is pending, the resulting status is live (not terminal, not paused) and the
@@ -256,8 +262,9 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
  *       parent is linked (its `parentRunId` set); a run already linked to this run, an ended run (it is linked for
  *       listing when it has no parent) or another parent's run is left as is. A new `ready` event per due child.
  *    b. each `release` id naming a held child of this run (`pending`, not due, `parentRunId` = this run) becomes due now.
- *    c. `children.open` = `open` + the number of runs created or linked by (a).
- *    d. if `open <= openAtMost`, or `failFast` and `children.failed`: the status becomes `running`, the lease is kept
+ *    c. `children.ended` (0 when the run had no children state) goes up by one for each `spawn` entry whose run has
+ *       ended (it existed ended: it will never end again, so it counts now); a live run of another parent never counts.
+ *    d. if `ended >= endedAtLeast`, or `failFast` and `children.failed`: the status becomes `running`, the lease is kept
  *       and `childrenReady: true` is returned. Otherwise the status becomes `waiting`, `children.wait` is set and the
  *       lease is released; `dueAt` becomes null, except in a store that wakes parents in a second write (Redis): there
  *       it is now + its recheck interval, so a wake-up lost to a crash between the two writes is found.
@@ -267,9 +274,8 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
 export interface ChildrenPatch {
   spawn?: NewChildRun[];
   release?: string[];
-  /** Live children the parent counts, not including those (a) creates or links. */
-  open: number;
-  openAtMost: number;
+  /** Wake the parent once `children.ended` reaches this (see {@link ChildrenState.ended}). */
+  endedAtLeast: number;
   failFast: boolean;
 }
 
@@ -512,7 +518,10 @@ export interface WorkflowStore {
 
   /**
    * The outcome of each of these runs that exists (unknown ids are left out; order unspecified): for a parent reading
-   * its children after a wake-up. One round trip (or one per slot group in Redis Cluster) for any number of ids.
+   * itself (the first id: its `childrenEnded`) and its children after a wake-up. The first id is read no later than the
+   * others (one snapshot in SQL; in Redis its read completes before the others are sent), so a child read as live ends
+   * after that counter was read: its end is counted in a later value of the counter, never in the one read. One round
+   * trip (two in Redis) for any number of ids.
    */
   getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]>;
   /**

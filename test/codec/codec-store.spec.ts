@@ -40,8 +40,7 @@ describe('CodecStore', () => {
           { runId: 'p:0', workflow: 'c', version: 1, input: text('child 0'), state: text('child state'), events: [text('child event')] },
           { runId: 'p:1', workflow: 'c', version: 1, input: text('child 1'), state: '{}', held: true },
         ],
-        open: 0,
-        openAtMost: 1,
+        endedAtLeast: 1,
         failFast: true,
       },
       leaseMs: 30_000,
@@ -58,10 +57,11 @@ describe('CodecStore', () => {
     const child = (await store.claimRun('p:0', OTHER))!;
     await store.commit('p:0', child.leaseToken, { status: 'completed', output: text('child output'), leaseMs: 30_000 });
     expect(isCodecValue((await inner.getRunOutcomes(['p:0']))[0].output)).toBe(true);
-    const outcomes = await store.getRunOutcomes(['p:0', 'p:1', 'missing']);
+    const outcomes = await store.getRunOutcomes(['p', 'p:0', 'p:1', 'missing']);
+    expect(outcomes.find((o) => o.runId === 'p')).toMatchObject({ status: 'waiting', childrenEnded: 1 });
     expect(outcomes.find((o) => o.runId === 'p:0')).toMatchObject({ status: 'completed', output: text('child output'), held: false });
     expect(outcomes.find((o) => o.runId === 'p:1')).toMatchObject({ status: 'pending', held: true });
-    expect(outcomes).toHaveLength(2);
+    expect(outcomes).toHaveLength(3);
 
     const again = (await store.claimRun('p', LEASE))!;
     await store.commit('p', again.leaseToken, { restart: { input: text('next generation') }, status: 'pending', release: true, due: { delayMs: 0 }, leaseMs: 30_000 });

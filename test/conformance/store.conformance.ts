@@ -81,7 +81,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       const { runId, input, state } = newRun(workflow);
       return { runId: `${runId}-child`, workflow, version: 1, input, state, ...over };
     };
-    const children = (over: Partial<ChildrenPatch> = {}): ChildrenPatch => ({ open: 0, openAtMost: 0, failFast: false, ...over });
+    /** A `children` patch: by default it waits for no end (`endedAtLeast: 0`), so the parent goes on. */
+    const children = (over: Partial<ChildrenPatch> = {}): ChildrenPatch => ({ endedAtLeast: 0, failFast: false, ...over });
     /**
      * A parent waiting for its children: not claimable now, and no `dueAt` (or, in a store that wakes parents in a
      * second write, one in the future: its recheck, rule 8d).
@@ -890,7 +891,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const parent = await createClaimed(workflow);
         const c1 = child(workflow, { events: ['{"t":"child start"}'], pipeline: 'fp-c' });
         const c2 = child(workflow);
-        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c1, c2] }) }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c1, c2], endedAtLeast: 1 }) }));
         expect(res.ok).toBe(true);
         expect(res.ok && res.childrenReady).toBeFalsy();
         const stored = (await store.getRun(c1.runId))!;
@@ -908,32 +909,44 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(claimed.every((r) => r.status === 'running')).toBe(true);
       });
 
-      it('makes the parent wait for its children: waiting, lease released, not claimable, open counted', async () => {
+      it('makes the parent wait for more ends than it has seen: waiting, lease released, not claimable, new children not counted', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow), child(workflow)], open: 1, openAtMost: 2 }) }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow), child(workflow)], endedAtLeast: 1 }) }));
+        expect(res.ok && res.childrenReady).toBeFalsy();
         const stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('waiting');
         expect(stored.leaseToken).toBeUndefined();
-        expect(stored.children).toEqual({ open: 3, failed: false, wait: { openAtMost: 2, failFast: false } });
+        expect(stored.children).toEqual({ ended: 0, failed: false, wait: { endedAtLeast: 1, failFast: false } });
         await expectParked(parent.runId);
         expect((await store.commit(parent.runId, parent.leaseToken, patch({ state: '{}' }))).ok).toBe(false);
       });
 
-      it('lets the parent go on when few enough children are open: running, lease kept, childrenReady', async () => {
+      it('lets the parent go on once its counter has reached endedAtLeast: running, lease kept, childrenReady', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
-        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow)], open: 2, openAtMost: 3 }) }));
+        const a = child(workflow);
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], endedAtLeast: 0 }) }));
         expect(res).toMatchObject({ ok: true, childrenReady: true });
-        const stored = (await store.getRun(parent.runId))!;
+        let stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.leaseToken).toBe(parent.leaseToken);
-        expect(stored.children).toEqual({ open: 3, failed: false });
+        expect(stored.children).toEqual({ ended: 0, failed: false });
         expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
-        // no spawn: the count is the patch's
-        const again = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 0, openAtMost: 0 }) }));
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        // equal is enough
+        const again = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 1 }) }));
         expect(again).toMatchObject({ ok: true, childrenReady: true });
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 0, failed: false });
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toEqual({ ended: 1, failed: false });
+        expect(stored.leaseToken).toBe(parent.leaseToken);
+        // one more than it has: it waits
+        const waits = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 2 }) }));
+        expect(waits.ok && waits.childrenReady).toBeFalsy();
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('waiting');
+        expect(stored.children).toEqual({ ended: 1, failed: false, wait: { endedAtLeast: 2, failFast: false } });
+        await expectParked(parent.runId);
       });
 
       it('creates a held child not due until its parent releases it', async () => {
@@ -942,8 +955,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const other = await createClaimed(workflow);
         const held = child(workflow, { held: true });
         const foreign = child(workflow, { held: true });
-        await store.commit(other.runId, other.leaseToken, patch({ children: children({ spawn: [foreign], openAtMost: 5 }) }));
-        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held], openAtMost: 5 }) }));
+        await store.commit(other.runId, other.leaseToken, patch({ children: children({ spawn: [foreign] }) }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held] }) }));
         expect(res).toMatchObject({ ok: true, childrenReady: true });
         let stored = (await store.getRun(held.runId))!;
         expect(stored.status).toBe('pending');
@@ -952,7 +965,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(await store.claimRun(held.runId, OTHER)).toBeUndefined();
         expect((await store.getRunOutcomes([held.runId]))[0]).toMatchObject({ runId: held.runId, status: 'pending', held: true });
         // another parent's held child is not released by this one
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId, foreign.runId], open: 1, openAtMost: 5 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId, foreign.runId] }) }));
         stored = (await store.getRun(held.runId))!;
         expect(stored.dueAt).toBeInstanceOf(Date);
         expect((await store.getRunOutcomes([held.runId]))[0].held).toBe(false);
@@ -960,7 +973,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(await store.claimRun(foreign.runId, OTHER)).toBeUndefined();
         expect((await store.claimRun(held.runId, OTHER))?.status).toBe('running');
         // releasing a child that is not held changes nothing
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId], open: 1, openAtMost: 5 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId] }) }));
         expect((await store.getRun(held.runId))!.status).toBe('running');
       });
 
@@ -968,11 +981,11 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const held = child(workflow, { held: true });
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held], release: [held.runId], openAtMost: 1 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [held], release: [held.runId], endedAtLeast: 1 }) }));
         expect((await store.claimRun(held.runId, OTHER))?.runId).toBe(held.runId);
       });
 
-      it('never replaces an existing id: links a live run without a parent, leaves the others as they are', async () => {
+      it('never replaces an existing id: links a run without a parent, leaves the others as they are', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const stranger = await createClaimed(workflow);
@@ -981,13 +994,13 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const ended = await createClaimed(workflow);
         await finish(ended.runId, ended.leaseToken, 'completed');
         const foreign = child(workflow);
-        await store.commit(stranger.runId, stranger.leaseToken, patch({ children: children({ spawn: [foreign], openAtMost: 5 }) }));
+        await store.commit(stranger.runId, stranger.leaseToken, patch({ children: children({ spawn: [foreign] }) }));
 
         const spawn = [live, ended, foreign, { ...foreign, runId: parent.runId }].map((r) => child(workflow, { runId: r.runId, input: '"replaced?"', events: ['{"t":"x"}'] }));
-        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn, openAtMost: 5 }) }));
+        // the ended run counts at once: the commit goes on
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn, endedAtLeast: 1 }) }));
         expect(res).toMatchObject({ ok: true, childrenReady: true });
-        // only the live run without a parent is counted
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: false });
         const linked = (await store.getRun(live.runId))!;
         expect(linked).toMatchObject({ parentRunId: parent.runId, input: live.input, status: 'pending', generation: 1 });
         expect((await store.listEvents(live.runId, { limit: 10 })).map((e) => e.body)).toEqual(['{"t":"own"}']);
@@ -997,42 +1010,77 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const self = (await store.getRun(parent.runId))!;
         expect(self.parentRunId).toBeUndefined();
         expect(self.input).not.toBe('"replaced?"');
+        expect(await store.listEvents(foreign.runId, { limit: 10 })).toEqual([]);
 
-        // linked to this run already: not counted again
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow, { runId: live.runId })], open: 1, openAtMost: 5 }) }));
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        // linked to this run already, and live: not counted
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [child(workflow, { runId: live.runId })] }) }));
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: false });
         const listed = await store.listRuns({ parentRunId: parent.runId, limit: 10 });
         expect(listed.map((r) => r.runId).sort()).toEqual([live.runId, ended.runId].sort());
+        // the linked run's end counts in its new parent
+        await finish(live.runId, (await store.claimRun(live.runId, OTHER))!.leaseToken, 'failed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 2, failed: true });
+      });
+
+      it('counts every spawned run that has ended at once, its own or not; a live run of another parent never counts', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const stranger = await createClaimed(workflow);
+        const endedOwnless = await createClaimed(workflow);
+        await finish(endedOwnless.runId, endedOwnless.leaseToken, 'failed');
+        const [endedForeign, liveForeign] = [child(workflow), child(workflow)];
+        await store.commit(stranger.runId, stranger.leaseToken, patch({ children: children({ spawn: [endedForeign, liveForeign] }) }));
+        await finish(endedForeign.runId, (await store.claimRun(endedForeign.runId, OTHER))!.leaseToken, 'completed');
+        expect((await store.getRun(stranger.runId))!.children).toEqual({ ended: 1, failed: false });
+
+        const spawn = [endedOwnless.runId, endedForeign.runId, liveForeign.runId].map((runId) => child(workflow, { runId }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn, endedAtLeast: 3 }) }));
+        expect(res.ok && res.childrenReady).toBeFalsy();
+        let stored = (await store.getRun(parent.runId))!;
+        expect(stored.status).toBe('waiting');
+        // an ended run counts whatever its end (failed is about ends the parent saw happen)
+        expect(stored.children).toEqual({ ended: 2, failed: false, wait: { endedAtLeast: 3, failFast: false } });
+        await expectParked(parent.runId);
+        expect((await store.getRun(endedOwnless.runId))!.parentRunId).toBe(parent.runId);
+        expect((await store.getRun(endedForeign.runId))!.parentRunId).toBe(stranger.runId);
+        expect((await store.getRun(liveForeign.runId))!.parentRunId).toBe(stranger.runId);
+        // the other parent's child ends: it counts for its own parent only
+        await finish(liveForeign.runId, (await store.claimRun(liveForeign.runId, OTHER))!.leaseToken, 'failed');
+        expect((await store.getRun(stranger.runId))!.children).toEqual({ ended: 2, failed: true });
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toEqual({ ended: 2, failed: false, wait: { endedAtLeast: 3, failFast: false } });
+        expect(stored.status).toBe('waiting');
+        await expectParked(parent.runId);
       });
 
       it('goes on at once when a child failed and failFast is set, then resets the failed flag', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const c = child(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c, child(workflow)], openAtMost: 2 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [c, child(workflow)] }) }));
         const claimed = (await store.claimRun(c.runId, OTHER))!;
         await finish(c.runId, claimed.leaseToken, 'failed');
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: true });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: true });
         // failFast off: the failure alone does not let the parent go on
         const notFast = await createClaimed(workflow);
         const d = child(workflow);
-        await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ spawn: [d, child(workflow)], openAtMost: 2 }) }));
+        await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ spawn: [d, child(workflow)] }) }));
         await finish(d.runId, (await store.claimRun(d.runId, OTHER))!.leaseToken, 'failed');
-        const waits = await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: false }) }));
+        const waits = await store.commit(notFast.runId, notFast.leaseToken, patch({ children: children({ endedAtLeast: 2, failFast: false }) }));
         expect(waits.ok && waits.childrenReady).toBeFalsy();
-        expect((await store.getRun(notFast.runId))!.status).toBe('waiting');
+        expect((await store.getRun(notFast.runId))!).toMatchObject({ status: 'waiting', children: { ended: 1, failed: false, wait: { endedAtLeast: 2, failFast: false } } });
 
-        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: true }) }));
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 2, failFast: true }) }));
         expect(res).toMatchObject({ ok: true, childrenReady: true });
         let stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('running');
-        expect(stored.children).toEqual({ open: 1, failed: false });
-        // the flag was reset: the same wait now waits
-        const second = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 1, openAtMost: 0, failFast: true }) }));
+        expect(stored.children).toEqual({ ended: 1, failed: false });
+        // the flag was reset (the counter was not): the same wait now waits
+        const second = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 2, failFast: true }) }));
         expect(second.ok && second.childrenReady).toBeFalsy();
         stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('waiting');
-        expect(stored.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 0, failFast: true } });
+        expect(stored.children).toEqual({ ended: 1, failed: false, wait: { endedAtLeast: 2, failFast: true } });
       });
 
       it('publishes a ready event for each due child created or released, when it supports events', async () => {
@@ -1044,8 +1092,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           const parent = await createClaimed(workflow);
           const due = child(workflow);
           const held = child(workflow, { held: true });
-          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [due, held], openAtMost: 5 }) }));
-          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId], open: 2, openAtMost: 5 }) }));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [due, held] }) }));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ release: [held.runId] }) }));
           const deadline = Date.now() + 3_000;
           const seen = (id: string) => events.some((e) => e.type === 'ready' && e.runId === id);
           while (Date.now() < deadline && !(seen(due.runId) && seen(held.runId))) await sleep(10);
@@ -1063,7 +1111,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         for (let round = 0; round < 3; round++) {
           const batch = Array.from({ length: 3 }, () => child(workflow));
           ids.push(...batch.map((c) => c.runId));
-          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: batch, open: ids.length - 3, openAtMost: 100 }) }));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: batch }) }));
           await store.createRun(newRun(workflow), { onConflict: 'keep' }); // not a child
           await sleep(3);
         }
@@ -1091,46 +1139,70 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
     });
 
     describe('child runs: end', () => {
-      it('counts each child end once in its parent, and sets failed when it did not complete', async () => {
+      it('counts each child end once in its parent, never down, and sets failed when it did not complete', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 10 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c] }) }));
         const ca = (await store.claimRun(a.runId, OTHER))!;
         await finish(a.runId, ca.leaseToken, 'completed');
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 2, failed: false });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: false });
         // a fenced-out end changes nothing
         expect((await store.commit(a.runId, ca.leaseToken, patch({ status: 'failed' }))).ok).toBe(false);
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 2, failed: false });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: false });
         const cb = (await store.claimRun(b.runId, OTHER))!;
         await finish(b.runId, cb.leaseToken, 'cancelled');
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: true });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 2, failed: true });
         // the parent was not waiting: it keeps its lease and status
         const stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.leaseToken).toBe(parent.leaseToken);
-        // never below 0
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ open: 0, openAtMost: 10 }) }));
+        // a children commit resets the flag, never the counter
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 0 }) }));
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 2, failed: false });
         const cc = (await store.claimRun(c.runId, OTHER))!;
         await finish(c.runId, cc.leaseToken, 'completed');
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 0, failed: false });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 3, failed: false });
+      });
+
+      it('counts a retried child that ends again once more, and that end can wake its parent', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a] }) }));
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'failed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: true });
+        // a retry takes nothing back
+        expect((await store.control(a.runId, { action: 'retry' })).outcome).toBe('ok');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: true });
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: 2 }) }));
+        expect(res.ok && res.childrenReady).toBeFalsy();
+        await expectParked(parent.runId);
+        expect((await store.getRunOutcomes([parent.runId]))[0].childrenEnded).toBe(1);
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        const stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toEqual({ ended: 2, failed: false, wait: { endedAtLeast: 2, failFast: false } });
+        expect(stored.dueAt).toBeInstanceOf(Date);
+        expect(stored.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+        expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
+        expect((await store.getRunOutcomes([parent.runId]))[0].childrenEnded).toBe(2);
       });
 
       it('wakes a waiting parent only when its condition holds', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 1 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], endedAtLeast: 2 }) }));
         // a failure does not wake it without failFast
         await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'failed');
         let stored = (await store.getRun(parent.runId))!;
-        expect(stored.children).toEqual({ open: 2, failed: true, wait: { openAtMost: 1, failFast: false } });
+        expect(stored.children).toEqual({ ended: 1, failed: true, wait: { endedAtLeast: 2, failFast: false } });
         expect(stored.status).toBe('waiting');
         await expectParked(parent.runId);
-        // the second end brings the open children down to openAtMost
+        // the second end brings the counter up to endedAtLeast
         await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'completed');
         stored = (await store.getRun(parent.runId))!;
-        expect(stored.children).toMatchObject({ open: 1, failed: true });
+        expect(stored.children).toMatchObject({ ended: 2, failed: true });
         expect(stored.dueAt).toBeInstanceOf(Date);
         expect(stored.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
         const woke = (await store.claimRun(parent.runId, OTHER))!;
@@ -1143,11 +1215,44 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const [a, b, c] = [child(workflow), child(workflow), child(workflow)];
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], openAtMost: 0, failFast: true }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, c], endedAtLeast: 3, failFast: true }) }));
         await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        expect((await store.getRun(parent.runId))!.children).toMatchObject({ ended: 1, failed: false });
         await expectParked(parent.runId);
         await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'compensated');
-        expect((await store.getRun(parent.runId))!.children).toMatchObject({ open: 1, failed: true });
+        expect((await store.getRun(parent.runId))!.children).toMatchObject({ ended: 2, failed: true });
+        expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
+      });
+
+      it('goes on at the commit when a child ended after the parent read its counter (endedAtLeast is not reached by its own read)', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const [a, b] = [child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b] }) }));
+        // the parent reads itself first, then its children: none has ended yet
+        let read = await store.getRunOutcomes([parent.runId, a.runId, b.runId]);
+        let mine = read.find((o) => o.runId === parent.runId)!;
+        expect(mine.childrenEnded).toBe(0);
+        expect(read.filter((o) => o.runId !== parent.runId).map((o) => o.status)).toEqual(['pending', 'pending']);
+        // a child ends between that read and the parent's commit
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        // the parent asks for one end more than it read: it is already there, so it does not wait (and miss it)
+        const res = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: mine.childrenEnded! + 1 }) }));
+        expect(res).toMatchObject({ ok: true, childrenReady: true });
+        let stored = (await store.getRun(parent.runId))!;
+        expect(stored).toMatchObject({ status: 'running', leaseToken: parent.leaseToken, children: { ended: 1, failed: false } });
+        expect(stored.children?.wait).toBeUndefined();
+        // read again: the counter shows that end; waiting for one more is woken by the other child
+        read = await store.getRunOutcomes([parent.runId, a.runId, b.runId]);
+        mine = read.find((o) => o.runId === parent.runId)!;
+        expect(mine.childrenEnded).toBe(1);
+        expect(read.find((o) => o.runId === a.runId)!.status).toBe('completed');
+        const waits = await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ endedAtLeast: mine.childrenEnded! + 1 }) }));
+        expect(waits.ok && waits.childrenReady).toBeFalsy();
+        await expectParked(parent.runId);
+        await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'completed');
+        stored = (await store.getRun(parent.runId))!;
+        expect(stored.children).toMatchObject({ ended: 2 });
         expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
       });
 
@@ -1156,8 +1261,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const parent = await createClaimed(workflow);
         const quiet = await createClaimed(workflow);
         const a = child(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
-        await store.commit(quiet.runId, quiet.leaseToken, patch({ children: children({ spawn: [child(workflow)], openAtMost: 0 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], endedAtLeast: 1 }) }));
+        await store.commit(quiet.runId, quiet.leaseToken, patch({ children: children({ spawn: [child(workflow)], endedAtLeast: 1 }) }));
         for (const id of [parent.runId, quiet.runId]) {
           expect((await store.control(id, { action: 'pause' })).outcome).toBe('ok');
           expect((await store.getRun(id))!).toMatchObject({ status: 'paused', resumeStatus: 'waiting' });
@@ -1165,7 +1270,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
         const stored = (await store.getRun(parent.runId))!;
         expect(stored.status).toBe('paused');
-        expect(stored.children).toMatchObject({ open: 0 });
+        expect(stored.children).toMatchObject({ ended: 1 });
         expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
         for (const id of [parent.runId, quiet.runId]) await store.control(id, { action: 'resume' });
         expect((await store.claimRun(parent.runId, OTHER))?.status).toBe('waiting');
@@ -1177,15 +1282,15 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const [a, b] = [child(workflow), child(workflow)];
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b], openAtMost: 1 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b], endedAtLeast: 1 }) }));
         await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
         const woke = (await store.claimRun(parent.runId, OTHER))!;
-        expect(woke.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 1, failFast: false } });
+        expect(woke.children).toEqual({ ended: 1, failed: false, wait: { endedAtLeast: 1, failFast: false } });
         await store.commit(parent.runId, woke.leaseToken, patch({ wait: { signals: ['go'] } }));
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: false });
         await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'failed');
         const stored = (await store.getRun(parent.runId))!;
-        expect(stored.children).toEqual({ open: 0, failed: true });
+        expect(stored.children).toEqual({ ended: 2, failed: true });
         expect(stored.status).toBe('waiting');
         expect(await store.claimRun(parent.runId, OTHER)).toBeUndefined();
       });
@@ -1198,7 +1303,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
           const workflow = wf();
           const parent = await createClaimed(workflow);
           const a = child(workflow);
-          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
+          await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], endedAtLeast: 1 }) }));
           await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
           const deadline = Date.now() + 3_000;
           while (Date.now() < deadline && !events.some((e) => e.type === 'ready' && e.runId === parent.runId)) await sleep(10);
@@ -1212,7 +1317,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const a = child(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 5 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a] }) }));
         await finish(parent.runId, parent.leaseToken, 'compensated');
         await sleep(20);
         await store.purge(['compensated'], 0);
@@ -1227,7 +1332,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const a = child(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 0 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], endedAtLeast: 1 }) }));
         await store.control(parent.runId, { action: 'cancel', compensate: false });
         const claimed = (await store.claimRun(parent.runId, OTHER))!;
         await store.commit(parent.runId, claimed.leaseToken, patch({ status: 'cancelled', clearCancel: true }));
@@ -1243,7 +1348,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const workflow = wf();
         const parent = await createClaimed(workflow);
         const [a, b, held, d] = [child(workflow), child(workflow), child(workflow, { held: true }), child(workflow)];
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, held, d], openAtMost: 10 }) }));
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b, held, d] }) }));
         const ca = (await store.claimRun(a.runId, OTHER))!;
         await store.commit(a.runId, ca.leaseToken, patch({ status: 'completed', output: '{"ok":"ünï 🚀"}' }));
         const cb = (await store.claimRun(b.runId, OTHER))!;
@@ -1252,9 +1357,10 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const plain = newRun(workflow);
         await store.createRun(plain, { onConflict: 'keep' });
         const missing = `missing-${randomUUID()}`;
-        const outcomes = await store.getRunOutcomes([a.runId, missing, b.runId, held.runId, d.runId, plain.runId]);
+        const outcomes = await store.getRunOutcomes([parent.runId, a.runId, missing, b.runId, held.runId, d.runId, plain.runId]);
         const byId = [...outcomes].sort((x, y) => (x.runId < y.runId ? -1 : x.runId > y.runId ? 1 : 0));
         const expected = [
+          { runId: parent.runId, status: 'running', held: false, childrenEnded: 2 },
           { runId: a.runId, status: 'completed', output: '{"ok":"ünï 🚀"}', parentRunId: parent.runId, held: false },
           { runId: b.runId, status: 'failed', error: { name: 'Boom', message: 'it broke', step: 's', phase: 'step' }, parentRunId: parent.runId, held: false },
           { runId: held.runId, status: 'pending', parentRunId: parent.runId, held: true },
@@ -1263,8 +1369,22 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         ].sort((x, y) => (x.runId < y.runId ? -1 : x.runId > y.runId ? 1 : 0));
         expect(byId).toEqual(expected);
         expect(byId.find((o) => o.runId === plain.runId)!.parentRunId).toBeUndefined();
+        // childrenEnded only for a run that has children state
+        for (const id of [a.runId, b.runId, held.runId, d.runId, plain.runId]) expect(byId.find((o) => o.runId === id)!.childrenEnded).toBeUndefined();
         expect(await store.getRunOutcomes([])).toEqual([]);
         expect(await store.getRunOutcomes([missing])).toEqual([]);
+      });
+
+      it('reports a parent\'s counter of child ends as childrenEnded, 0 before any end, read alone or among others', async () => {
+        const workflow = wf();
+        const parent = await createClaimed(workflow);
+        const a = child(workflow);
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], endedAtLeast: 1 }) }));
+        expect(await store.getRunOutcomes([parent.runId])).toEqual([{ runId: parent.runId, status: 'waiting', held: false, childrenEnded: 0 }]);
+        await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
+        const outcomes = await store.getRunOutcomes([parent.runId, a.runId]);
+        expect(outcomes.find((o) => o.runId === parent.runId)).toEqual({ runId: parent.runId, status: 'waiting', held: false, childrenEnded: 1 });
+        expect(outcomes.find((o) => o.runId === a.runId)).toMatchObject({ status: 'completed', parentRunId: parent.runId });
       });
 
       it('reads many runs in one call', async () => {
@@ -1326,18 +1446,20 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect((await store.getRunOutcomes([run.runId]))[0]).toMatchObject({ status: 'running' });
       });
 
-      it('clears the children state; the old children stay linked', async () => {
+      it('clears the children state (the counter too); the old children stay linked', async () => {
         const workflow = wf();
         const parent = await createClaimed(workflow);
-        const a = child(workflow);
-        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a], openAtMost: 5 }) }));
-        expect((await store.getRun(parent.runId))!.children).toEqual({ open: 1, failed: false });
+        const [a, b] = [child(workflow), child(workflow)];
+        await store.commit(parent.runId, parent.leaseToken, patch({ children: children({ spawn: [a, b] }) }));
+        await finish(b.runId, (await store.claimRun(b.runId, OTHER))!.leaseToken, 'failed');
+        expect((await store.getRun(parent.runId))!.children).toEqual({ ended: 1, failed: true });
         await store.commit(parent.runId, parent.leaseToken, patch({ restart: { input: '"again"' } }));
         expect((await store.getRun(parent.runId))!.children).toBeUndefined();
+        expect((await store.getRunOutcomes([parent.runId]))[0].childrenEnded).toBeUndefined();
         expect((await store.getRun(a.runId))!.parentRunId).toBe(parent.runId);
         await finish(a.runId, (await store.claimRun(a.runId, OTHER))!.leaseToken, 'completed');
         const after = (await store.getRun(parent.runId))!;
-        expect(after.children?.open ?? 0).toBe(0);
+        expect(after.children?.ended ?? 0).toBe(0);
         expect(after.children?.wait).toBeUndefined();
         expect(after.leaseToken).toBe(parent.leaseToken);
       });

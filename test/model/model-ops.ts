@@ -106,8 +106,13 @@ export type PatchSpec =
     }
   /** `also`: wait on both names (this one first, then the other). */
   | { kind: 'wait'; signal: number; also?: true; timeout?: 0 | 60_000; steps: StepWrite[]; state?: number }
-  /** Rule 8: spawn children (ids of the run pool, so existing ids occur), release held ones, wait or go on. */
-  | { kind: 'children'; spawn: ChildSpec[]; release: number[]; open: 0 | 1 | 2; openAtMost: 0 | 1 | 2; failFast: boolean }
+  /**
+   * Rule 8: spawn children (ids of the run pool, so existing ids occur), release held ones, wait or go on.
+   * `endedAtLeast` is the run's `children.ended` in the reference just before the commit (0 when it has none) plus
+   * `more` (as the engine asks: k more ends than the counter it read), or, with `stale`, `more` alone (a counter read
+   * long ago, or a first wait).
+   */
+  | { kind: 'children'; spawn: ChildSpec[]; release: number[]; more: 0 | 1 | 2; stale?: true; failFast: boolean }
   /** `restart` (continue-as-new) with a new input, and the first step entry of the new round. */
   | { kind: 'restart'; input: number; steps: StepWrite[]; state?: number }
   | { kind: 'sleep'; due: DueChoice; state?: number }
@@ -324,14 +329,14 @@ const childSpec: fc.Arbitrary<ChildSpec> = record(
   { requiredKeys: ['run', 'wf', 'held'] },
 );
 
-/** A `children` commit: a few spawns (often none), releases of pool ids, small counts. */
+/** A `children` commit: a few spawns (often none), releases of pool ids, a wait for a few more ends (or none). */
 function childrenPatch(): fc.Arbitrary<Extract<PatchSpec, { kind: 'children' }>> {
   return record({
     kind: fc.constant('children' as const),
     spawn: fc.array(childSpec, { maxLength: 2 }),
     release: fc.subarray(RUN_IDS.map((_, i) => i), { maxLength: 2 }),
-    open: fc.constantFrom(0 as const, 1 as const, 2 as const),
-    openAtMost: fc.constantFrom(0 as const, 0 as const, 1 as const, 2 as const),
+    more: fc.constantFrom(0 as const, 1 as const, 1 as const, 2 as const),
+    stale: flag(0.2),
     failFast: fc.boolean(),
   });
 }

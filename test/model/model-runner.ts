@@ -127,8 +127,11 @@ function placeSteps(writes: StepWrite[], length: number): RunPatch['steps'] {
   return out;
 }
 
-/** The concrete patch of a commit op (`stepsLength`: the run's entries in the reference store; `i`: the op index). */
-export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: number, base: number): RunPatch {
+/**
+ * The concrete patch of a commit op (`stepsLength`: the run's entries in the reference store; `childrenEnded`: its
+ * `children.ended` there, 0 when it has none; `i`: the op index).
+ */
+export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: number, base: number, childrenEnded = 0): RunPatch {
   const leaseMs = spanMs(span);
   const state = (n: number | undefined) => (n === undefined ? {} : { state: `{"v":${n},"op":${i}}` });
   // `at` lies an hour from the sequence's start, and differs per op (no two runs due at the same instant).
@@ -171,8 +174,7 @@ export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: 
             ...(child.events ? { events: [eventBody(i, 100 + k)] } : {}),
           })),
           release: spec.release.map((k) => RUN_IDS[k]),
-          open: spec.open,
-          openAtMost: spec.openAtMost,
+          endedAtLeast: (spec.stale ? 0 : childrenEnded) + spec.more,
           failFast: spec.failFast,
         },
       };
@@ -228,8 +230,8 @@ export function buildPatch(spec: PatchSpec, span: Span, stepsLength: number, i: 
 }
 
 /** The patch of a commit op: what its `patch` builds, with the op's history events and flags. */
-export function commitPatch(op: Extract<Op, { op: 'commit' }>, stepsLength: number, i: number, base: number): RunPatch {
-  const patch = buildPatch(op.patch, op.span, stepsLength, i, base);
+export function commitPatch(op: Extract<Op, { op: 'commit' }>, stepsLength: number, i: number, base: number, childrenEnded = 0): RunPatch {
+  const patch = buildPatch(op.patch, op.span, stepsLength, i, base, childrenEnded);
   if (op.events !== undefined) patch.events = eventBodies(i, eventCount(op.events));
   if (op.keepInput) patch.keepInput = true;
   if (op.midStep) patch.midStep = true;
@@ -727,7 +729,10 @@ export async function runSequence(
     const current = await reference.getRun(runId);
     const resolved: Resolved = { runId };
     const notes: string[] = typeof ref === 'string' ? [`${ref} = ${JSON.stringify(runId)}`] : [];
-    if (op.op === 'commit') resolved.patch = commitPatch(op, current?.steps.length ?? 0, i, base);
+    if (op.op === 'commit') {
+      resolved.patch = commitPatch(op, current?.steps.length ?? 0, i, base, current?.children?.ended ?? 0);
+      if (resolved.patch.children) notes.push(`endedAtLeast = ${resolved.patch.children.endedAtLeast}`);
+    }
     if (op.op === 'control') {
       resolved.request = fittingRequest(op.request, current);
       if (op.request.action === 'fitting') notes.push(`request = ${JSON.stringify(resolved.request)}`);

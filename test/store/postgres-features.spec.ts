@@ -306,9 +306,9 @@ describePg('PostgresStore', () => {
         ...rest,
         wait_signals: waitSignal === null || waitSignal === undefined ? null : [waitSignal],
         parent_run_id: null,
-        children_open: null,
+        children_ended: null,
         children_failed: null,
-        children_wait_at_most: null,
+        children_wait_ended_at_least: null,
         children_fail_fast: null,
       };
     }
@@ -320,8 +320,8 @@ describePg('PostgresStore', () => {
         await query(`ALTER TABLE "${name}".cairn_runs ADD COLUMN wait_signal text`);
         await query(`UPDATE "${name}".cairn_runs SET wait_signal = wait_signals[1]`);
         await query(
-          `ALTER TABLE "${name}".cairn_runs DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_open,
-             DROP COLUMN children_failed, DROP COLUMN children_wait_at_most, DROP COLUMN children_fail_fast`,
+          `ALTER TABLE "${name}".cairn_runs DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_ended,
+             DROP COLUMN children_failed, DROP COLUMN children_wait_ended_at_least, DROP COLUMN children_fail_fast`,
         );
         if (to === 6) {
           await query(`UPDATE "${name}".cairn_schema_version SET version = 6`);
@@ -552,12 +552,14 @@ describePg('PostgresStore', () => {
         expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['go'])).toEqual({ ok: true, payload: '"g"', signal: 'go', timedOut: false });
         // An old run spawns children, which are listed by parent, and whose end it counts.
         const child = { runId: `child-${randomUUID()}`, workflow: 'w', version: 1, input: '1', state: '{}' };
-        expect(await second.commit(running.runId, running.leaseToken!, { leaseMs: 30_000, children: { spawn: [child], open: 0, openAtMost: 0, failFast: false } })).toEqual({ ok: true });
+        expect(await second.commit(running.runId, running.leaseToken!, { leaseMs: 30_000, children: { spawn: [child], endedAtLeast: 1, failFast: false } })).toEqual({ ok: true });
         expect((await second.listRuns({ parentRunId: running.runId, limit: 10 })).map((r) => r.runId)).toEqual([child.runId]);
         const c = (await second.claimRun(child.runId, LEASE))!;
         await second.commit(child.runId, c.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2' });
-        expect(await second.getRun(running.runId)).toMatchObject({ children: { open: 0, failed: false, wait: { openAtMost: 0, failFast: false } } });
+        expect(await second.getRun(running.runId)).toMatchObject({ status: 'waiting', children: { ended: 1, failed: false, wait: { endedAtLeast: 1, failFast: false } } });
+        expect((await second.getRun(running.runId))!.dueAt).toBeDefined();
         expect(await second.getRunOutcomes([child.runId])).toEqual([{ runId: child.runId, status: 'completed', output: '2', parentRunId: running.runId, held: false }]);
+        expect((await second.getRunOutcomes([running.runId]))[0].childrenEnded).toBe(1);
       } finally {
         await second.close();
       }
@@ -1831,12 +1833,12 @@ describePg('PostgresStore', () => {
         let before = counter.n;
         const t0 = Date.now();
         expect(
-          await store.commit(parent.runId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, release: [spawn[2].runId], open: 0, openAtMost: 2_998, failFast: true } }),
+          await store.commit(parent.runId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, release: [spawn[2].runId], endedAtLeast: 2, failFast: true } }),
         ).toEqual({ ok: true });
         const spawnMs = Date.now() - t0;
         expect(counter.n - before).toBe(1);
         expect(spawnMs).toBeLessThan(5_000);
-        expect(await store.getRun(parent.runId)).toMatchObject({ status: 'waiting', children: { open: 3_000, failed: false, wait: { openAtMost: 2_998, failFast: true } } });
+        expect(await store.getRun(parent.runId)).toMatchObject({ status: 'waiting', children: { ended: 0, failed: false, wait: { endedAtLeast: 2, failFast: true } } });
         expect((await store.getRun(parent.runId))!.dueAt).toBeUndefined();
         expect(await store.listEvents(spawn[5].runId, { limit: 5 })).toEqual([{ seq: 1, body: '{"t":"started"}' }]);
         const outcomes = await store.getRunOutcomes(spawn.slice(0, 4).map((c) => c.runId));
@@ -1853,7 +1855,7 @@ describePg('PostgresStore', () => {
         expect(await store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'failed', error: { name: 'E', message: 'no' } })).toEqual({ ok: true });
         expect(counter.n - before).toBe(1);
         const woken = (await store.getRun(parent.runId))!;
-        expect(woken).toMatchObject({ status: 'waiting', children: { open: 2_999, failed: true } });
+        expect(woken).toMatchObject({ status: 'waiting', children: { ended: 1, failed: true } });
         expect(woken.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
         await waitFor(() => ready().has(parent.runId));
       } finally {
@@ -1862,6 +1864,132 @@ describePg('PostgresStore', () => {
         await Promise.all([store.close(), listener.close()]);
       }
     }, 60_000);
+
+    /**
+     * The lost wake-up of an absolute counter: a child that ends between its parent's snapshot and the parent's write
+     * must still be counted. A transaction of the test's holds a row lock so that both statements are under way (the
+     * parent's with its snapshot taken) before either writes; which one gets the row first then varies.
+     */
+    describe('a child end racing with its parent\'s commit', () => {
+      const waiters = (name: string) =>
+        withPgClient(url, async (query) =>
+          Number(
+            (
+              await query(`SELECT count(*)::integer AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0`, [
+                `"${name}".`,
+              ])
+            )[0].n,
+          ),
+        );
+      const untilWaiting = async (name: string, n: number) => {
+        const deadline = Date.now() + 10_000;
+        while ((await waiters(name)) < n) {
+          if (Date.now() > deadline) throw new Error(`fewer than ${n} statements waiting for a lock`);
+          await sleep(5);
+        }
+      };
+      /** Runs `race` while a transaction of the test's holds `runId`'s row, once `waiting` statements wait for it. */
+      const underLock = async <T>(name: string, runId: string, waiting: number, race: () => Promise<T>): Promise<T> =>
+        withPgClient(url, async (query) => {
+          await query('BEGIN');
+          await query(`SELECT 1 FROM "${name}".cairn_runs WHERE run_id = $1 FOR UPDATE`, [runId]);
+          const racing = race();
+          racing.catch(() => undefined);
+          try {
+            await untilWaiting(name, waiting);
+          } finally {
+            await query('COMMIT');
+          }
+          return racing;
+        });
+
+      /**
+       * Starts `a`, then `b` once `a` waits for the locked row, and releases the row once both wait: `a` gets it first.
+       */
+      const inOrder = <A, B>(name: string, lockedRunId: string, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> =>
+        underLock(name, lockedRunId, 2, async () => {
+          const first = a();
+          first.catch(() => undefined);
+          await untilWaiting(name, 1);
+          return Promise.all([first, b()]);
+        });
+
+      for (const childFirst of [false, true]) {
+        const order = childFirst ? 'the child\'s end first' : 'the parent\'s commit first';
+        it(`counts an end of the parent's child while the parent waits again (rejoin), ${order}: never overwritten`, async () => {
+          const name = schema();
+          const parents = new PostgresStore({ url, schema: name, logger: silent });
+          const children = new PostgresStore({ url, schema: name, logger: silent });
+          await Promise.all([parents.init(), children.init()]);
+          try {
+            for (let i = 0; i < 3; i++) {
+              const { run: parent } = await parents.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+              const a = { runId: `${parent.runId}-a`, workflow: 'w', version: 1, input: '1', state: '{}' };
+              const spawn = { leaseMs: 30_000, children: { spawn: [a], endedAtLeast: 0, failFast: false } };
+              expect(await parents.commit(parent.runId, parent.leaseToken!, spawn)).toEqual({ ok: true, childrenReady: true });
+              const mine = (await parents.getRunOutcomes([parent.runId, a.runId])).find((o) => o.runId === parent.runId)!;
+              expect(mine.childrenEnded).toBe(0);
+              const claimed = (await children.claimRun(a.runId, LEASE))!;
+              // Either way the parent's commit reads the child live (its snapshot is taken before the end commits).
+              const wait = () => parents.commit(parent.runId, parent.leaseToken!, { leaseMs: 30_000, children: { endedAtLeast: mine.childrenEnded! + 1, failFast: false } });
+              const end = () => children.commit(a.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed', output: '2' });
+              const [waits, ends] = childFirst
+                ? ((await inOrder(name, parent.runId, end, wait)).reverse() as [Awaited<ReturnType<typeof wait>>, Awaited<ReturnType<typeof end>>])
+                : await inOrder(name, parent.runId, wait, end);
+              expect(ends).toEqual({ ok: true });
+              const after = (await parents.getRun(parent.runId))!;
+              expect(after.children?.ended).toBe(1);
+              if (childFirst) {
+                // The end was counted before the parent's commit locked its row: the commit sees it and goes on.
+                expect(waits).toEqual({ ok: true, childrenReady: true });
+                expect(after.status).toBe('running');
+              } else {
+                // The end came after the parent's commit: it wakes the parent.
+                expect(waits).toEqual({ ok: true });
+                expect(after).toMatchObject({ status: 'waiting', dueAt: expect.any(Date) });
+              }
+            }
+          } finally {
+            await Promise.all([parents.close(), children.close()]);
+          }
+        }, 60_000);
+
+        it(`counts a parentless run that ends while the parent spawns (links) it, ${order}`, async () => {
+          const name = schema();
+          const parents = new PostgresStore({ url, schema: name, logger: silent });
+          const children = new PostgresStore({ url, schema: name, logger: silent });
+          await Promise.all([parents.init(), children.init()]);
+          try {
+            for (let i = 0; i < 3; i++) {
+              const { run: parent } = await parents.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+              const { run: orphan } = await children.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+              const spec = { runId: orphan.runId, workflow: 'w', version: 1, input: '1', state: '{}' };
+              // The parent's commit locks its own row, then waits for the run's (to link it).
+              const spawn = () => parents.commit(parent.runId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn: [spec], endedAtLeast: 1, failFast: false } });
+              const end = () => children.commit(orphan.runId, orphan.leaseToken!, { leaseMs: 30_000, status: 'completed', output: '2' });
+              const [spawns, ends] = childFirst
+                ? ((await inOrder(name, orphan.runId, end, spawn)).reverse() as [Awaited<ReturnType<typeof spawn>>, Awaited<ReturnType<typeof end>>])
+                : await inOrder(name, orphan.runId, spawn, end);
+              expect(ends).toEqual({ ok: true });
+              expect((await children.getRun(orphan.runId))!.parentRunId).toBe(parent.runId);
+              const after = (await parents.getRun(parent.runId))!;
+              expect(after.children?.ended).toBe(1);
+              if (childFirst) {
+                // It ended without a parent; the link (re-checked on its newest row) counts it as ended now.
+                expect(spawns).toEqual({ ok: true, childrenReady: true });
+                expect(after.status).toBe('running');
+              } else {
+                // Linked live, then its end (re-checked on the parent's newest row, which has children state) wakes it.
+                expect(spawns).toEqual({ ok: true });
+                expect(after).toMatchObject({ status: 'waiting', dueAt: expect.any(Date) });
+              }
+            }
+          } finally {
+            await Promise.all([parents.close(), children.close()]);
+          }
+        }, 60_000);
+      }
+    });
   });
 
   describe('publish', () => {

@@ -402,14 +402,14 @@ describePg('Postgres group commit', () => {
     const create = async (runId: string) =>
       (await store.createRun({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
     const child = (runId: string) => ({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' });
-    // p1 goes on while its children run (openAtMost high); p2 waits until at most one is left.
+    // p1 goes on while its children run (endedAtLeast 0); p2 waits until two of its three have ended.
     const p1 = await create('p1');
-    expect(await store.commit('p1', p1.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p1a'), child('p1b')], open: 0, openAtMost: 10, failFast: false } })).toEqual({
+    expect(await store.commit('p1', p1.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p1a'), child('p1b')], endedAtLeast: 0, failFast: false } })).toEqual({
       ok: true,
       childrenReady: true,
     });
     const p2 = await create('p2');
-    expect(await store.commit('p2', p2.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p2a'), child('p2b'), child('p2c')], open: 0, openAtMost: 1, failFast: false } })).toEqual({ ok: true });
+    expect(await store.commit('p2', p2.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p2a'), child('p2b'), child('p2c')], endedAtLeast: 2, failFast: false } })).toEqual({ ok: true });
     const claimed = new Map<string, string>();
     for (const id of ['p1a', 'p1b', 'p2a', 'p2b']) claimed.set(id, (await store.claimRun(id, LEASE))!.leaseToken);
     const blocker = await create('blocker');
@@ -431,10 +431,10 @@ describePg('Postgres group commit', () => {
     expect(afterBatch.filter((x) => x.includes('AND NOT r.pause_requested'))).toHaveLength(2);
 
     // p1's checkpoint applied, and both its children counted (they went again alone: their parent was in the batch).
-    expect(await store.getRun('p1')).toMatchObject({ status: 'running', state: '{"p":1}', children: { open: 0, failed: true } });
-    // p2's two children ended in one statement: one UPDATE of p2 counting both, which wakes it (open 1 <= 1).
+    expect(await store.getRun('p1')).toMatchObject({ status: 'running', state: '{"p":1}', children: { ended: 2, failed: true } });
+    // p2's two children ended in one statement: one UPDATE of p2 counting both, which wakes it (ended 2 >= 2).
     const p2After = (await store.getRun('p2'))!;
-    expect(p2After).toMatchObject({ status: 'waiting', children: { open: 1, failed: false, wait: { openAtMost: 1, failFast: false } } });
+    expect(p2After).toMatchObject({ status: 'waiting', children: { ended: 2, failed: false, wait: { endedAtLeast: 2, failFast: false } } });
     expect(p2After.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
     expect((await store.claimRun('p2', LEASE))?.runId).toBe('p2');
   });

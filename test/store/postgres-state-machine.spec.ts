@@ -158,7 +158,7 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(ddl).toMatch(/next_input text,\s*wait_signals text\[\],\s*wait_until timestamptz,/);
     expect(ddl).not.toMatch(/wait_signal text/);
     expect(ddl).toMatch(
-      /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_open integer,\s*children_failed boolean,\s*children_wait_at_most integer,\s*children_fail_fast boolean\s*\) WITH \(fillfactor = 85\)/,
+      /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_ended integer,\s*children_failed boolean,\s*children_wait_ended_at_least integer,\s*children_fail_fast boolean\s*\) WITH \(fillfactor = 85\)/,
     );
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_signal_ids" \(\s*run_id text COLLATE "C" NOT NULL,\s*id text NOT NULL,\s*PRIMARY KEY \(run_id, id\)\s*\)/);
     expect(ddl).toMatch(

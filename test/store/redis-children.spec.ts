@@ -59,7 +59,7 @@ redis.describe('Redis store: child runs across slots', () => {
     const parentId = `parent-${randomUUID()}`;
     const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
     const spawn = Array.from({ length: count }, (_, i) => ({ runId: `${parentId}-child-${i}`, workflow, version: 1, input: String(i), state: '{}' }));
-    const result = await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: 0, failFast: false } });
+    const result = await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, endedAtLeast: count, failFast: false } });
     expect(result).toEqual({ ok: true });
     return { parentId, childIds: spawn.map((c) => c.runId) };
   }
@@ -69,7 +69,7 @@ redis.describe('Redis store: child runs across slots', () => {
     const { parentId } = await parentWaitingFor(1);
     const parent = (await store.getRun(parentId))!;
     expect(parent.status).toBe('waiting');
-    expect(parent.children).toEqual({ open: 1, failed: false, wait: { openAtMost: 0, failFast: false } });
+    expect(parent.children).toEqual({ ended: 0, failed: false, wait: { endedAtLeast: 1, failFast: false } });
     expect(parent.dueAt!.getTime()).toBeGreaterThanOrEqual(before + 400 - 50);
     expect(parent.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 400 + 50);
   });
@@ -84,16 +84,16 @@ redis.describe('Redis store: child runs across slots', () => {
       child.runId, child.leaseToken, '30000', store.keys.channel, 'st', 'completed', 'out', '"done"')) as unknown[];
     expect(reply[0]).toBe(1);
     expect(reply[10]).toBe(parentId); // the script named the parent to tell
-    // the parent was not told: it still counts the child and is not claimable before its recheck
-    expect((await store.getRun(parentId))!.children).toMatchObject({ open: 1 });
+    // the parent was not told: its count is still 0 and it is not claimable before its recheck
+    expect((await store.getRun(parentId))!.children).toMatchObject({ ended: 0 });
     expect(await store.claimRun(parentId, LEASE)).toBeUndefined();
     await sleep(450);
     // its recheck makes it due: its engine reads the outcomes and finds the child ended
     const woken = (await store.claimRun(parentId, LEASE))!;
     expect(woken).toMatchObject({ runId: parentId, status: 'waiting' });
     expect(await store.getRunOutcomes(childIds)).toEqual([{ runId: child.runId, status: 'completed', output: '"done"', parentRunId: parentId, held: false }]);
-    // the engine then commits what it read (no live child left): the parent goes on
-    expect(await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { open: 0, openAtMost: 0, failFast: false } })).toEqual({
+    // the engine then commits what it read (no live child left to wait for): the parent goes on
+    expect(await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { endedAtLeast: 0, failFast: false } })).toEqual({
       ok: true,
       childrenReady: true,
     });
@@ -104,7 +104,7 @@ redis.describe('Redis store: child runs across slots', () => {
     const child = (await store.claimRun(childIds[0], LEASE))!;
     expect(await store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'failed' })).toEqual({ ok: true });
     const parent = (await store.getRun(parentId))!;
-    expect(parent.children).toEqual({ open: 0, failed: true, wait: { openAtMost: 0, failFast: false } });
+    expect(parent.children).toEqual({ ended: 1, failed: true, wait: { endedAtLeast: 1, failFast: false } });
     expect(parent.dueAt!.getTime()).toBeLessThanOrEqual(Date.now());
     expect(await store.claimRun(parentId, LEASE)).toMatchObject({ runId: parentId });
   });
@@ -116,13 +116,13 @@ redis.describe('Redis store: child runs across slots', () => {
     const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
     // step (1) and (2) only: the child created held, the parent counting it (as a process that died before step 3)
     const spawn = [{ runId: childId, workflow, version: 1, input: '1', state: '{}', held: true }];
-    await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: 0, failFast: false } });
+    await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, endedAtLeast: 1, failFast: false } });
     expect(await store.getRunOutcomes([childId])).toEqual([{ runId: childId, status: 'pending', parentRunId: parentId, held: true }]);
     expect(await store.claimRun(childId, LEASE)).toBeUndefined();
     await sleep(450);
     // the recheck: the engine reads the held child and releases it
     const woken = (await store.claimRun(parentId, LEASE))!;
-    await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { release: [childId], open: 1, openAtMost: 0, failFast: false } });
+    await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { release: [childId], endedAtLeast: 1, failFast: false } });
     expect(await store.claimRun(childId, LEASE)).toMatchObject({ runId: childId, status: 'running' });
   });
 
@@ -177,6 +177,106 @@ redis.describe('Redis store: child runs across slots', () => {
     expect(await sent(() => store.commit(child.runId, child.leaseToken, step))).toEqual(['script:commit']);
     const ended = await sent(() => store.commit(child.runId, child.leaseToken, { leaseMs: 30_000, status: 'completed', output: '1' }));
     expect(ended).toEqual(['script:commit', 'script:childEnded', 'script:applyIndex']);
-    expect((await store.getRun(parentId))!.children).toMatchObject({ open: 0 });
+    expect((await store.getRun(parentId))!.children).toMatchObject({ ended: 1 });
   });
+
+  it('never loses a child\'s end that happens between the parent\'s read of its counter and its commit', async () => {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const parentId = `parent-${randomUUID()}`;
+    const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const spawn = [0, 1].map((i) => ({ runId: `${parentId}-child-${i}`, workflow, version: 1, input: String(i), state: '{}' }));
+    // wake at the first end
+    expect(await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, endedAtLeast: 1, failFast: false } })).toEqual({ ok: true });
+    const [a, b] = [(await store.claimRun(spawn[0].runId, LEASE))!, (await store.claimRun(spawn[1].runId, LEASE))!];
+    await store.commit(a.runId, a.leaseToken, { leaseMs: 30_000, status: 'completed', output: '"a"' });
+    const woken = (await store.claimRun(parentId, LEASE))!;
+    expect(woken.runId).toBe(parentId);
+    // the engine reads itself first, then its children: 1 ended, b live
+    const read = await store.getRunOutcomes([parentId, a.runId, b.runId]);
+    expect(read.find((o) => o.runId === parentId)!.childrenEnded).toBe(1);
+    expect(read.find((o) => o.runId === b.runId)!.status).toBe('running');
+    // b ends before the parent's commit: its end is counted on top of what the parent read, not overwritten by it
+    await store.commit(b.runId, b.leaseToken, { leaseMs: 30_000, status: 'completed', output: '"b"' });
+    expect(await store.commit(parentId, woken.leaseToken, { leaseMs: 30_000, children: { endedAtLeast: 2, failFast: false } })).toEqual({
+      ok: true,
+      childrenReady: true,
+    });
+    expect((await store.getRun(parentId))!.children).toEqual({ ended: 2, failed: false });
+  });
+
+  it('counts a linked live run that ends between its spawn and the parent\'s commit', async () => {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const parentId = `parent-${randomUUID()}`;
+    const orphanId = `orphan-${randomUUID()}`;
+    const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const orphan = (await store.createRun({ runId: orphanId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    // the orphan ends right after step 1 linked it, before step 2 (the parent's commit)
+    const internals = store as unknown as { spawnChildren: (...args: unknown[]) => Promise<unknown> };
+    const original = internals.spawnChildren;
+    internals.spawnChildren = async (...args: unknown[]) => {
+      const spawned = await original.apply(store, args);
+      await store.commit(orphanId, orphan.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'Error', message: 'x' } });
+      return spawned;
+    };
+    try {
+      const spawn = [{ runId: orphanId, workflow, version: 1, input: '1', state: '{}' }];
+      expect(await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, endedAtLeast: 1, failFast: true } })).toEqual({
+        ok: true,
+        childrenReady: true,
+      });
+    } finally {
+      internals.spawnChildren = original;
+    }
+    expect((await store.getRun(orphanId))!.parentRunId).toBe(parentId);
+    expect((await store.getRun(parentId))!.children).toEqual({ ended: 1, failed: false });
+  });
+
+  it('counts spawn entries whose run had already ended, and never another parent\'s live run', async () => {
+    const workflow = `wf-${randomUUID().slice(0, 6)}`;
+    const id = () => `run-${randomUUID()}`;
+    const parentId = id();
+    const parent = (await store.createRun({ runId: parentId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const endedId = id();
+    const ended = (await store.createRun({ runId: endedId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    await store.commit(endedId, ended.leaseToken!, { leaseMs: 30_000, status: 'completed' });
+    // another parent's live child
+    const otherId = id();
+    const other = (await store.createRun({ runId: otherId, workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+    const theirsId = `${otherId}-child`;
+    await store.commit(otherId, other.leaseToken!, { leaseMs: 30_000, children: { spawn: [{ runId: theirsId, workflow, version: 1, input: '1', state: '{}' }], endedAtLeast: 1, failFast: false } });
+    const spawn = [endedId, theirsId].map((runId) => ({ runId, workflow, version: 1, input: '1', state: '{}' }));
+    expect(await store.commit(parentId, parent.leaseToken!, { leaseMs: 30_000, children: { spawn, endedAtLeast: 2, failFast: false } })).toEqual({ ok: true });
+    expect((await store.getRun(parentId))!.children).toEqual({ ended: 1, failed: false, wait: { endedAtLeast: 2, failFast: false } });
+    // the ended run linked for listing, another parent's left as is
+    expect((await store.getRun(endedId))!.parentRunId).toBe(parentId);
+    expect((await store.getRun(theirsId))!.parentRunId).toBe(otherId);
+  });
+
+  it('reads the first id of getRunOutcomes before it sends the others, and the others in one pipeline', async () => {
+    const { parentId, childIds } = await parentWaitingFor(3);
+    const log: string[] = [];
+    const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
+    const key = (command: Command) => String(command.args[0]);
+    client.sendCommand = ((command: Command, stream?: unknown) => {
+      if (command.name === 'hmget') {
+        log.push(`send ${key(command)}`);
+        command.promise.then(() => log.push(`reply ${key(command)}`), () => undefined);
+      }
+      return original(command, stream);
+    }) as typeof client.sendCommand;
+    let outcomes;
+    try {
+      outcomes = await store.getRunOutcomes([parentId, ...childIds]);
+    } finally {
+      client.sendCommand = original as typeof client.sendCommand;
+    }
+    const parentKey = store.keys.run(parentId).run;
+    expect(log.slice(0, 2)).toEqual([`send ${parentKey}`, `reply ${parentKey}`]);
+    expect(log.slice(2, 5).sort()).toEqual(childIds.map((c) => `send ${store.keys.run(c).run}`).sort());
+    expect(outcomes.find((o) => o.runId === parentId)).toMatchObject({ status: 'waiting', childrenEnded: 0 });
+    expect(outcomes.filter((o) => o.runId !== parentId).map((o) => o.status)).toEqual(['pending', 'pending', 'pending']);
+    // one id: one command
+    expect(await sent(() => store.getRunOutcomes([childIds[0]]))).toEqual(['hmget']);
+  });
+
 });

@@ -287,10 +287,10 @@ describe('Redis store keys', () => {
       const all = HOSTILE_IDS.length;
       const spawn = HOSTILE_IDS.map((runId, i) => ({ runId, workflow, version: 2, input: payload, state: runId, events: [payload], held: i % 2 === 0 }));
       const held = spawn.filter((child) => child.held).map((child) => child.runId);
-      const kept = { leaseMs: 30_000, children: { spawn, open: 0, openAtMost: all, failFast: false } };
+      const kept = { leaseMs: 30_000, children: { spawn, endedAtLeast: 0, failFast: false } };
       expect(await store.commit(parentId, parent.leaseToken!, kept)).toEqual({ ok: true, childrenReady: true });
       expect((await store.getRunOutcomes([...HOSTILE_IDS, 'unknown'])).filter((o) => o.held).map((o) => o.runId).sort()).toEqual([...held].sort());
-      const release = { leaseMs: 30_000, children: { release: held, open: all, openAtMost: all - 1, failFast: false } };
+      const release = { leaseMs: 30_000, children: { release: held, endedAtLeast: 1, failFast: false } };
       expect(await store.commit(parentId, parent.leaseToken!, release)).toEqual({ ok: true });
       for (const runId of HOSTILE_IDS) {
         expect(await store.sendSignal(runId, payload, payload, undefined, { id: runId })).toMatchObject({ outcome: 'ok' });
@@ -299,7 +299,7 @@ describe('Redis store keys', () => {
         expect(child.parentRunId).toBe(parentId);
         expect((await store.commit(runId, child.leaseToken, { leaseMs: 30_000, status: 'completed', output: runId })).ok).toBe(true);
       }
-      expect((await store.getRun(parentId))!.children).toEqual({ open: 0, failed: false, wait: { openAtMost: all - 1, failFast: false } });
+      expect((await store.getRun(parentId))!.children).toEqual({ ended: all, failed: false, wait: { endedAtLeast: 1, failFast: false } });
       const outcomes = await store.getRunOutcomes(HOSTILE_IDS);
       expect(outcomes.map((o) => [o.runId, o.status, o.output, o.parentRunId]).sort()).toEqual(
         HOSTILE_IDS.map((runId) => [runId, 'completed', runId, parentId]).sort(),

@@ -64,7 +64,7 @@ function copyRun(run: StoredRun): StoredRun {
 }
 
 function copyChildren(children: ChildrenState): ChildrenState {
-  const copy: ChildrenState = { open: children.open, failed: children.failed };
+  const copy: ChildrenState = { ended: children.ended, failed: children.failed };
   if (children.wait) copy.wait = { ...children.wait };
   return copy;
 }
@@ -398,21 +398,21 @@ export class MemoryStore implements WorkflowStore {
    * (`childrenReady`); pushes the children that became due to `readyRuns`.
    */
   private applyChildren(parent: StoredRun, patch: ChildrenPatch, now: number, readyRuns: string[]): boolean {
-    // a. Spawn. An existing id is never replaced; only a parentless run is linked, and only a live one is counted.
-    let added = 0;
+    // a. Spawn. An existing id is never replaced; only a parentless run is linked. c. An ended one counts as ended now
+    // (it never ends again); a live one counts when it ends (rule 4), unless it is another parent's.
+    let endedNow = 0;
     for (const spec of patch.spawn ?? []) {
       const existing = this.runs.get(spec.runId);
       if (!existing) {
         this.runs.set(spec.runId, newChildRun(spec, parent.runId, now));
         this.append(spec.runId, spec.events);
         if (!spec.held) readyRuns.push(spec.runId);
-        added++;
-      } else if (existing.parentRunId === undefined && existing.runId !== parent.runId) {
-        // NOTE: an ended run is linked for listing (listRuns by parentRunId) but not counted: it never ends again.
-        existing.parentRunId = parent.runId;
-        if (isLive(existing.status)) added++;
+        continue;
       }
+      // NOTE: an ended run is linked for listing (listRuns by parentRunId) too.
+      if (existing.parentRunId === undefined && existing.runId !== parent.runId) existing.parentRunId = parent.runId;
       // Otherwise (already this run's child, another parent's child, or the parent itself): left as is.
+      if (isTerminal(existing.status)) endedNow++;
     }
 
     // b. Release held children of this parent: pending and not due.
@@ -425,15 +425,15 @@ export class MemoryStore implements WorkflowStore {
     }
 
     // c. Count, d. wait or go on, e. reset the failed flag.
-    const children = (parent.children ??= { open: 0, failed: false });
-    children.open = patch.open + added;
-    const ready = children.open <= patch.openAtMost || (patch.failFast && children.failed);
+    const children = (parent.children ??= { ended: 0, failed: false });
+    children.ended += endedNow;
+    const ready = children.ended >= patch.endedAtLeast || (patch.failFast && children.failed);
     children.failed = false;
     if (ready) {
       parent.status = 'running';
     } else {
       parent.status = 'waiting';
-      children.wait = { openAtMost: patch.openAtMost, failFast: patch.failFast };
+      children.wait = { endedAtLeast: patch.endedAtLeast, failFast: patch.failFast };
       // NOTE: a store that wakes parents in a second write (Redis) sets now + its recheck interval instead.
       parent.dueAt = undefined;
     }
@@ -441,7 +441,7 @@ export class MemoryStore implements WorkflowStore {
   }
 
   /**
-   * Rule 4, for a run that just ended: its parent's bookkeeping, in the same write. One less open child, `failed` when
+   * Rule 4, for a run that just ended: its parent's bookkeeping, in the same write. One more ended child, `failed` when
    * it did not complete, and the parent due now when it waits for its children and its condition now holds. A parent
    * that is gone, or keeps no children state (replaced, or restarted since), is left alone.
    */
@@ -449,11 +449,11 @@ export class MemoryStore implements WorkflowStore {
     const parent = child.parentRunId !== undefined ? this.runs.get(child.parentRunId) : undefined;
     const children = parent?.children;
     if (!parent || !children) return;
-    children.open = Math.max(0, children.open - 1);
+    children.ended += 1;
     if (child.status !== 'completed') children.failed = true;
     const wait = children.wait;
     const waiting = parent.status === 'waiting' || (parent.status === 'paused' && parent.resumeStatus === 'waiting');
-    if (wait && waiting && (children.open <= wait.openAtMost || (wait.failFast && children.failed))) {
+    if (wait && waiting && (children.ended >= wait.endedAtLeast || (wait.failFast && children.failed))) {
       parent.dueAt = new Date(now);
       // A paused parent is not claimable: `resume` sends its ready event.
       if (parent.status === 'waiting') readyRuns.push(parent.runId);
@@ -517,6 +517,7 @@ export class MemoryStore implements WorkflowStore {
       if (run.output !== undefined) outcome.output = run.output;
       if (run.error) outcome.error = { ...run.error };
       if (run.parentRunId !== undefined) outcome.parentRunId = run.parentRunId;
+      if (run.children) outcome.childrenEnded = run.children.ended;
       outcomes.push(outcome);
     }
     return outcomes;

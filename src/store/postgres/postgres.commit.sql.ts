@@ -59,8 +59,7 @@ const SPECIAL_ONLY_PARAMS = [
   ['restart', 'boolean'],
   ['restart_input', 'text'],
   ['ch', 'boolean'], // the patch has `children`
-  ['ch_open', 'integer'],
-  ['ch_at_most', 'integer'],
+  ['ch_at_least', 'integer'], // `endedAtLeast`
   ['ch_fail_fast', 'boolean'],
   ['sp_ids', 'text[]'],
   ['sp_workflows', 'text[]'],
@@ -70,6 +69,7 @@ const SPECIAL_ONLY_PARAMS = [
   ['sp_pipelines', 'text[]'],
   ['sp_held', 'boolean[]'],
   ['sp_nev', 'integer[]'], // each child's event_seq (its number of events)
+  ['sp_n', 'integer[]'], // how many spawn entries name this id (an ended run counts once per entry: rule 8c)
   ['ev_ids', 'text[]'],
   ['ev_seqs', 'integer[]'],
   ['ev_bodies', 'text[]'],
@@ -191,7 +191,7 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
           wait_signals = NULL,
           wait_until = NULL,
-          children_wait_at_most = NULL,
+          children_wait_ended_at_least = NULL,
           children_fail_fast = NULL,
           resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
           due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
@@ -299,8 +299,13 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * `special` (`commitSpecial`, a patch with `children` and/or `restart`; single, with a wait and events): rule 8 and
  * continue-as-new in the same statement. `kid` is the spawn list (parallel array parameters, unnest), `kins` creates
  * the new children in ONE INSERT (ON CONFLICT DO NOTHING: an existing id is never replaced), `kev` writes their first
- * events, `klink` links the parentless existing ones (counted when live), `krel` releases held children of this run
- * (`kready` + `kn`: NOTIFY `ready` for each child made due). `c1.ch_open` counts them; `c2` decides between `running`
+ * events, `klink` links the parentless existing ones, `krel` releases held children of this run (`kready` + `kn`:
+ * NOTIFY `ready` for each child made due). `kend` counts the spawn entries whose run has ended (rule 8c): those
+ * `klink` linked by the status it wrote (the newest: a run that ended while `klink` waited for its row counts here,
+ * since it ended without a parent), the others by the statement's snapshot (a child of this run that was live in it
+ * ends later, and its own terminal commit adds one to the counter: before `cur` locks the parent, `cur` reads it;
+ * after, on top of what `upd` writes). `c1.ch_ended` is the parent's counter after them; `upd` ADDS `ch_add` to
+ * the row's counter (never sets it: a child end is never overwritten); `c2` decides between `running`
  * (`children_ready`) and `waiting` (lease released, `due_at` null, `children_wait_*` set). `restart`: the step rows
  * not written by the patch are deleted (`dsr`), the old live step is dropped, `input`, `generation`, `next_input` and
  * the children columns are reset in `upd`.
@@ -375,8 +380,8 @@ export function commitStatement(
     : `
       kid AS MATERIALIZED (
         SELECT k.* FROM unnest(${S('sp_ids')}, ${S('sp_workflows')}, ${S('sp_versions')}, ${S('sp_inputs')}, ${S('sp_states')},
-            ${S('sp_pipelines')}, ${S('sp_held')}, ${S('sp_nev')})
-          AS k(run_id, workflow, version, input, state, pipeline, held, nev)
+            ${S('sp_pipelines')}, ${S('sp_held')}, ${S('sp_nev')}, ${S('sp_n')})
+          AS k(run_id, workflow, version, input, state, pipeline, held, nev, n)
         WHERE ${S('ch')} AND EXISTS (SELECT 1 FROM cur) AND k.run_id <> ${P('run_id', '')}
       ),
       kins AS (
@@ -397,7 +402,13 @@ export function commitStatement(
       klink AS (
         UPDATE ${n.runs} c SET parent_run_id = ${P('run_id', '')}
         FROM kid WHERE c.run_id = kid.run_id AND c.run_id = ANY (ARRAY(SELECT kid.run_id FROM kid)) AND c.parent_run_id IS NULL
-        RETURNING c.run_id, c.status NOT IN ${terminal} AS live
+        RETURNING c.run_id, c.status IN ${terminal} AS ended, kid.n
+      ),
+      kend AS (
+        SELECT (SELECT COALESCE(sum(klink.n), 0) FROM klink WHERE klink.ended)::integer
+          + (SELECT COALESCE(sum(kid.n), 0) FROM kid JOIN ${n.runs} c ON c.run_id = kid.run_id
+             WHERE c.run_id = ANY (ARRAY(SELECT kid.run_id FROM kid)) AND c.parent_run_id IS NOT NULL
+               AND c.status IN ${terminal})::integer AS n
       ),
       krel AS (
         UPDATE ${n.runs} c SET due_at = cur.ts
@@ -421,13 +432,20 @@ export function commitStatement(
           LEFT JOIN sig ON sig.run_id = cur.run_id` : ''}`;
   const waitParam = (at: string) => (wait ? P('wait', at) : 'NULL::text[]');
   const waitUntil = wait ? addMs('c2.ts', P('wait_ms', 'c2')) : 'NULL::timestamptz';
-  /** Rule 8c/d (`special`): the parent's open children after the spawn, and whether it need not wait. */
+  /** The counter rule 8c adds to (`restart` clears the children state first). */
+  const chBase = (r: string) => `CASE WHEN ${S('restart')} THEN 0 ELSE COALESCE(${r}.children_ended, 0) END`;
+  /**
+   * Rule 8c/d (`special`): how many spawn entries name an ended run (`ch_add`), the parent's `children_ended` after
+   * them (from `cur`: the newest row version, locked, so with every child end committed before the lock), and
+   * whether it need not wait.
+   */
   const childrenCols = !special
     ? ''
     : `,
-          CASE WHEN ${S('ch')} THEN ${S('ch_open')} + (SELECT count(*) FROM kins)::integer
-            + (SELECT count(*) FROM klink WHERE klink.live)::integer END AS ch_open`;
-  const chReady = `(c1.ch_open <= ${S('ch_at_most')} OR (${S('ch_fail_fast')} AND COALESCE(c1.children_failed, false)))`;
+          CASE WHEN ${S('ch')} THEN (SELECT kend.n FROM kend) END AS ch_add,
+          CASE WHEN ${S('ch')} THEN ${chBase('cur')} + (SELECT kend.n FROM kend) END AS ch_ended`;
+  const chReady = `(c1.ch_ended >= ${S('ch_at_least')}
+            OR (${S('ch_fail_fast')} AND NOT ${S('restart')} AND COALESCE(c1.children_failed, false)))`;
   const status1 = `CASE WHEN ${waitParam('c1')} IS NULL THEN c1.status0 WHEN c1.consumed IS NOT NULL THEN 'running' ELSE 'waiting' END`;
   /** Restart (`special`): the old live step is dropped, not moved to the steps table. */
   const oldLiveIndex = special ? `CASE WHEN ${S('restart')} THEN NULL ELSE cur.old_live_index END` : 'cur.old_live_index';
@@ -437,7 +455,7 @@ export function commitStatement(
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
                r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index,${events ? ' r.event_seq AS old_event_seq,' : ''}
-               r.parent_run_id, r.status NOT IN ${terminal} AS was_live,${special ? ' r.children_failed,' : ''} now() AS ts
+               r.parent_run_id, r.status NOT IN ${terminal} AS was_live,${special ? ' r.children_ended, r.children_failed,' : ''} now() AS ts
         ${curFrom}
       ),${signalCtes}${childCtes}
       c1 AS (
@@ -479,7 +497,7 @@ export function commitStatement(
       f AS (
         SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.consumed_name, c4.term, c4.do_pause, c4.new_wait_signals,
           c4.new_wait_until, c4.cancel_after, c4.signal_seq, c4.parent_run_id, c4.was_live, c4.ch_waits,${
-            special ? ' c4.ch_ready, c4.ch_open,' : ''
+            special ? ' c4.ch_ready, c4.ch_add,' : ''
           }${batch ? ` ${carried},` : ''}${
             events
               ? `
@@ -522,14 +540,15 @@ export function commitStatement(
           live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} WHEN ${S('restart')} THEN NULL ELSE r.live_index END,
           input = CASE WHEN ${S('restart')} THEN ${S('restart_input')} ELSE r.input END,
           generation = r.generation + CASE WHEN ${S('restart')} THEN 1 ELSE 0 END,
-          children_open = CASE WHEN ${S('ch')} THEN f.ch_open WHEN ${S('restart')} THEN NULL ELSE r.children_open END,
+          children_ended = CASE WHEN ${S('ch')} THEN ${chBase('r')} + f.ch_add
+                                WHEN ${S('restart')} THEN NULL ELSE r.children_ended END,
           children_failed = CASE WHEN ${S('ch')} THEN false WHEN ${S('restart')} THEN NULL ELSE r.children_failed END,
-          children_wait_at_most = CASE WHEN f.ch_waits THEN ${S('ch_at_most')} END,
+          children_wait_ended_at_least = CASE WHEN f.ch_waits THEN ${S('ch_at_least')} END,
           children_fail_fast = CASE WHEN f.ch_waits THEN ${S('ch_fail_fast')} END`
               : `
           live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} ELSE r.live_step END,
           live_index = CASE WHEN ${P('set_live', 'f')} THEN ${P('live_index', 'f')} ELSE r.live_index END,
-          children_wait_at_most = NULL,
+          children_wait_ended_at_least = NULL,
           children_fail_fast = NULL`
           }${
             events ? `,
@@ -611,14 +630,18 @@ export function commitStatement(
 
 /**
  * Rule 4 for the parents of the runs a checkpoint ends (CTE `f`: `term`, `was_live`, `parent_run_id`, `status`, `ts`): per
- * parent (`pc`, several children of one parent in a batch count together) one less open child (never below 0),
+ * parent (`pc`, several children of one parent in a batch count together) `children_ended` goes up by their number,
  * `failed` when one did not complete, and due now when it waits for its children (`children_wait_*`, waiting or paused
- * from waiting) and its condition now holds. One UPDATE of the parent's row by its key, in the same statement as the
- * children's terminal writes: O(1) per child, no scan of the siblings. A parent without children state is left alone.
+ * from waiting) and its condition now holds (`ended >= ended_at_least`, or fail-fast and failed). One UPDATE of the parent's row by its key, in the same statement as the
+ * children's terminal writes: O(1) per child, no scan of the siblings. A parent without children state is left as it
+ * is (`children_ended` null stays null), but its row is still updated: the test of "has children state" must be made
+ * on the parent's newest row version, which only an UPDATE's re-check (of a row it locks) reads. A WHERE
+ * `children_ended IS NOT NULL` would be judged on the statement's snapshot, and a parent whose first `children`
+ * commit (linking this run, then live) committed after that snapshot would be skipped: a lost end.
  * `pn`: the woken parents that are `waiting` (not paused), with their `ready` NOTIFY.
  */
 function parentCtes(n: SchemaNames, f: string): string {
-  const open = `GREATEST(pr.children_open - pc.n, 0)`;
+  const ended = `pr.children_ended + pc.n`;
   return `pc AS (
         SELECT ${f}.parent_run_id AS run_id, count(*)::integer AS n, bool_or(${f}.status <> 'completed') AS failed, max(${f}.ts) AS ts
         FROM ${f} WHERE ${f}.term AND ${f}.was_live AND ${f}.parent_run_id IS NOT NULL
@@ -626,15 +649,16 @@ function parentCtes(n: SchemaNames, f: string): string {
       ),
       pu AS (
         UPDATE ${n.runs} pr SET
-          children_open = ${open},
-          children_failed = pr.children_failed OR pc.failed,
-          due_at = CASE WHEN pr.children_wait_at_most IS NOT NULL
+          children_ended = ${ended},
+          children_failed = CASE WHEN pr.children_ended IS NOT NULL THEN pr.children_failed OR pc.failed ELSE pr.children_failed END,
+          due_at = CASE WHEN pr.children_wait_ended_at_least IS NOT NULL
                          AND (pr.status = 'waiting' OR (pr.status = 'paused' AND pr.resume_status = 'waiting'))
-                         AND (${open} <= pr.children_wait_at_most OR (pr.children_fail_fast AND (pr.children_failed OR pc.failed)))
+                         AND (${ended} >= pr.children_wait_ended_at_least
+                              OR (pr.children_fail_fast AND (pr.children_failed OR pc.failed)))
                         THEN pc.ts ELSE pr.due_at END
-        FROM pc WHERE pr.run_id = pc.run_id AND pr.run_id = ANY (ARRAY(SELECT pc.run_id FROM pc)) AND pr.children_open IS NOT NULL
-        RETURNING pr.run_id, (pr.status = 'waiting' AND pr.children_wait_at_most IS NOT NULL
-          AND (pr.children_open <= pr.children_wait_at_most OR (pr.children_fail_fast AND pr.children_failed))) AS woke
+        FROM pc WHERE pr.run_id = pc.run_id AND pr.run_id = ANY (ARRAY(SELECT pc.run_id FROM pc))
+        RETURNING pr.run_id, (pr.status = 'waiting' AND pr.children_wait_ended_at_least IS NOT NULL
+          AND (pr.children_ended >= pr.children_wait_ended_at_least OR (pr.children_fail_fast AND pr.children_failed))) AS woke
       ),
       pn AS (
         SELECT json_agg(pu.run_id)::text AS ids, count(${notifyExpr(n, `'ready'`, 'pu.run_id')}) AS notified FROM pu WHERE pu.woke

@@ -193,17 +193,20 @@ function readSteps(row: Row, damage: Damage): StoredStep[] {
   return steps;
 }
 
-/** `StoredRun.children` from the `children_*` columns (absent when `children_open` is null). */
+/** `StoredRun.children` from the `children_*` columns (absent when `children_ended` is null). */
 function childrenOf(row: Row): ChildrenState | undefined {
-  const open = num(row.children_open);
-  if (open === undefined) return undefined;
-  const children: ChildrenState = { open, failed: bool(row.children_failed) };
-  const atMost = num(row.children_wait_at_most);
-  if (atMost !== undefined) children.wait = { openAtMost: atMost, failFast: bool(row.children_fail_fast) };
+  const ended = num(row.children_ended);
+  if (ended === undefined) return undefined;
+  const children: ChildrenState = { ended, failed: bool(row.children_failed) };
+  const atLeast = num(row.children_wait_ended_at_least);
+  if (atLeast !== undefined) children.wait = { endedAtLeast: atLeast, failFast: bool(row.children_fail_fast) };
   return children;
 }
 
-/** A run's outcome (`getRunOutcomes`) from a row of `run_id, status, output, error, parent_run_id, held`. */
+/**
+ * A run's outcome (`getRunOutcomes`) from a row of `run_id, status, output, error, parent_run_id, held,
+ * children_ended`.
+ */
 export function mapOutcome(row: Row): RunOutcome {
   const outcome: RunOutcome = { runId: String(row.run_id), status: row.status as RunStatus, held: bool(row.held) };
   const output = str(row.output);
@@ -216,6 +219,8 @@ export function mapOutcome(row: Row): RunOutcome {
   }
   const parent = str(row.parent_run_id);
   if (parent !== undefined) outcome.parentRunId = parent;
+  const childrenEnded = num(row.children_ended);
+  if (childrenEnded !== undefined) outcome.childrenEnded = childrenEnded;
   return outcome;
 }
 

@@ -165,8 +165,8 @@ export function runStatements(n: SchemaNames) {
           due_at = EXCLUDED.due_at, lease_owner = EXCLUDED.lease_owner, lease_token = EXCLUDED.lease_token,
           lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
           finished_at = NULL, live_step = EXCLUDED.live_step, live_index = EXCLUDED.live_index,
-          event_seq = EXCLUDED.event_seq, pipeline = EXCLUDED.pipeline, parent_run_id = NULL, children_open = NULL,
-          children_failed = NULL, children_wait_at_most = NULL, children_fail_fast = NULL, generation = r.generation + 1${
+          event_seq = EXCLUDED.event_seq, pipeline = EXCLUDED.pipeline, parent_run_id = NULL, children_ended = NULL,
+          children_failed = NULL, children_wait_ended_at_least = NULL, children_fail_fast = NULL, generation = r.generation + 1${
             single ? `
         WHERE r.xmin = (SELECT s0.xmin FROM ${n.runs} s0 WHERE s0.run_id = ${P.ref('run_id')})` : ''
           }
@@ -206,10 +206,11 @@ export function runStatements(n: SchemaNames) {
 
     getRun: `SELECT ${runColumns('r')}, ${stepsOf(n, 'r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
 
-    // $1 run ids (text[]): what a parent reads of its children. `held`: pending and not due (not released yet).
+    // $1 run ids (text[]): what a parent reads of itself (`children_ended`) and of its children, in one statement (one
+    // snapshot). `held`: pending and not due (not released yet).
     getRunOutcomes: `
       SELECT r.run_id, r.status, r.output, r.error::text AS error, r.parent_run_id,
-        (r.status = 'pending' AND r.due_at IS NULL) AS held
+        (r.status = 'pending' AND r.due_at IS NULL) AS held, r.children_ended
       FROM ${n.runs} r WHERE r.run_id = ANY ($1::text[])`,
 
     // $1 run_id, $2 after seq, $3 limit

@@ -209,9 +209,11 @@ function parentListIndex(n: SchemaNames): string {
  * - Version 7 (child runs, waits for any of several signals, signal ids, continue-as-new):
  *   `runs.wait_signals` (text[]) replaces `wait_signal`: the names a waiting run waits for. `runs.parent_run_id`: the
  *   run that spawned or adopted it (the partial `parent_list` index serves `listRuns({ parentRunId })`).
- *   `runs.children_open` / `children_failed` (null: the run has no children state) and `children_wait_at_most` /
- *   `children_fail_fast` (null: not waiting for its children) are `StoredRun.children`: a child's terminal commit
- *   updates them on its parent's row in the same statement (O(1): no scan of the siblings). `signal_ids`: the
+ *   `runs.children_ended` / `children_failed` (null: the run has no children state) and
+ *   `children_wait_ended_at_least` / `children_fail_fast` (null: not waiting for its children) are
+ *   `StoredRun.children`: a child's terminal commit adds one to `children_ended` on its parent's row in the same
+ *   statement (O(1): no scan of the siblings). Monotonic: no commit ever sets it to an absolute value (a parent's
+ *   commit adds to it), so an end that commits between a parent's read and its next commit is never overwritten. `signal_ids`: the
  *   `sendSignal` deduplication ids per run, deleted with the run (purge, replace), kept through its end and `restart`.
  *
  * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
@@ -260,9 +262,9 @@ export function schemaStatements(n: SchemaNames): string[] {
       event_seq integer NOT NULL DEFAULT 0,
       pipeline text,
       parent_run_id text COLLATE "C",
-      children_open integer,
+      children_ended integer,
       children_failed boolean,
-      children_wait_at_most integer,
+      children_wait_ended_at_least integer,
       children_fail_fast boolean
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
@@ -334,8 +336,8 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
   // of the runs waiting for one (a few rows) becomes a one-name array, then the old column goes (a catalog change).
   6: (n) => [
     `ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS wait_signals text[], ADD COLUMN IF NOT EXISTS parent_run_id text COLLATE "C",
-      ADD COLUMN IF NOT EXISTS children_open integer, ADD COLUMN IF NOT EXISTS children_failed boolean,
-      ADD COLUMN IF NOT EXISTS children_wait_at_most integer, ADD COLUMN IF NOT EXISTS children_fail_fast boolean`,
+      ADD COLUMN IF NOT EXISTS children_ended integer, ADD COLUMN IF NOT EXISTS children_failed boolean,
+      ADD COLUMN IF NOT EXISTS children_wait_ended_at_least integer, ADD COLUMN IF NOT EXISTS children_fail_fast boolean`,
     `UPDATE ${n.runs} SET wait_signals = ARRAY[wait_signal] WHERE wait_signal IS NOT NULL`,
     `ALTER TABLE ${n.runs} DROP COLUMN IF EXISTS wait_signal`,
     signalIdsTable(n),

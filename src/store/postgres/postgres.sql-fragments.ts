@@ -99,8 +99,8 @@ export function runColumns(r: string): string {
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
-    ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline, ${r}.parent_run_id, ${r}.children_open,
-    ${r}.children_failed, ${r}.children_wait_at_most, ${r}.children_fail_fast`;
+    ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline, ${r}.parent_run_id, ${r}.children_ended,
+    ${r}.children_failed, ${r}.children_wait_ended_at_least, ${r}.children_fail_fast`;
 }
 
 /**

@@ -40,7 +40,10 @@ export interface Statements {
   replaceRunLocked: string;
   replaceChildren: string;
   getRun: string;
-  /** What a parent reads of its children: status, output, error, parent, held (`getRunOutcomes`). */
+  /**
+   * What a parent reads of itself and its children in one snapshot: status, output, error, parent, held and the run's
+   * own `children_ended` (`getRunOutcomes`).
+   */
   getRunOutcomes: string;
   /** A page of a run's history. */
   listEvents: string;

@@ -160,19 +160,20 @@ function claimFilter(workflows: readonly WorkflowRef[] | undefined): [string[], 
 
 /**
  * The parameters of `commitSpecial` of a patch with `children` and/or `restart`: the children to spawn as parallel
- * arrays (the first of each id only: a later one would find it existing), their first events flattened (the newest
- * RUN_HISTORY_LIMIT of each, numbered as an append would number them).
+ * arrays (the first of each id only: a later one would find it existing; `sp_n` says how many entries name it, for
+ * rule 8c), their first events flattened (the newest RUN_HISTORY_LIMIT of each, numbered as an append would number
+ * them).
  */
 function specialValues(patch: RunPatch): SpecialValues {
   const children = patch.children;
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   const spawn = (children?.spawn ?? []).filter((child) => {
     checkStorable('The child run id', child.runId);
     checkStorable('The workflow name', child.workflow);
     checkStorable('The pipeline fingerprint', child.pipeline);
-    if (seen.has(child.runId)) return false;
-    seen.add(child.runId);
-    return true;
+    const entries = seen.get(child.runId);
+    seen.set(child.runId, (entries ?? 0) + 1);
+    return entries === undefined;
   });
   const evIds: string[] = [];
   const evSeqs: number[] = [];
@@ -190,18 +191,16 @@ function specialValues(patch: RunPatch): SpecialValues {
   }
   for (const id of children?.release ?? []) checkStorable('The child run id', id);
   if (children) {
-    for (const [what, value] of [['open', children.open], ['openAtMost', children.openAtMost]] as const) {
-      if (!Number.isInteger(value) || value < MIN_INT4 || value > MAX_INT4) {
-        throw new InvalidArgumentError(`children.${what} must be an integer (got ${value}).`);
-      }
+    const value = children.endedAtLeast;
+    if (!Number.isInteger(value) || value < MIN_INT4 || value > MAX_INT4) {
+      throw new InvalidArgumentError(`children.endedAtLeast must be an integer (got ${value}).`);
     }
   }
   return {
     restart: patch.restart !== undefined,
     restart_input: patch.restart?.input ?? null,
     ch: children !== undefined,
-    ch_open: children?.open ?? null,
-    ch_at_most: children?.openAtMost ?? null,
+    ch_at_least: children?.endedAtLeast ?? null,
     ch_fail_fast: children?.failFast === true,
     sp_ids: spawn.map((c) => c.runId),
     sp_workflows: spawn.map((c) => c.workflow),
@@ -211,6 +210,7 @@ function specialValues(patch: RunPatch): SpecialValues {
     sp_pipelines: spawn.map((c) => c.pipeline ?? null),
     sp_held: spawn.map((c) => c.held === true),
     sp_nev: nev,
+    sp_n: spawn.map((c) => seen.get(c.runId) ?? 1),
     ev_ids: evIds,
     ev_seqs: evSeqs,
     ev_bodies: evBodies,

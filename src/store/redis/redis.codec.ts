@@ -368,7 +368,7 @@ function decodeWaitSignals(wn: string | undefined, ws: string | undefined, damag
   return [];
 }
 
-/** A count field of the children state (`co`, `cwa`): an integer. */
+/** A count field of the children state (`ce`, `cwe`): an integer. */
 function countField(h: Map<string, string>, name: string, damage: Damage): number | undefined {
   const value = h.get(name);
   if (value === undefined) return undefined;
@@ -377,22 +377,22 @@ function countField(h: Map<string, string>, name: string, damage: Damage): numbe
   return 0;
 }
 
-/** `children` from `co`, `cf`, `cwa`, `cwf` (absent without `co`). */
+/** `children` from `ce`, `cf`, `cwe`, `cwf` (absent without `ce`). */
 function decodeChildren(h: Map<string, string>, damage: Damage): ChildrenState | undefined {
-  const open = countField(h, 'co', damage);
-  if (open === undefined) return undefined;
-  const children: ChildrenState = { open, failed: h.get('cf') === '1' };
-  const openAtMost = countField(h, 'cwa', damage);
-  if (openAtMost !== undefined) children.wait = { openAtMost, failFast: h.get('cwf') === '1' };
+  const ended = countField(h, 'ce', damage);
+  if (ended === undefined) return undefined;
+  const children: ChildrenState = { ended, failed: h.get('cf') === '1' };
+  const endedAtLeast = countField(h, 'cwe', damage);
+  if (endedAtLeast !== undefined) children.wait = { endedAtLeast, failFast: h.get('cwf') === '1' };
   return children;
 }
 
 /**
- * A {@link RunOutcome} from the fields `getRunOutcomes` reads (`HMGET st out err par due`), or undefined for a run
- * that does not exist. A damaged status is read as {@link PARKED_STATUS}, a damaged error is left out.
+ * A {@link RunOutcome} from the fields `getRunOutcomes` reads (`HMGET st out err par due ce`), or undefined for a run
+ * that does not exist. A damaged status is read as {@link PARKED_STATUS}, a damaged error or count is left out.
  */
 export function decodeOutcome(runId: string, fields: readonly (string | null)[]): RunOutcome | undefined {
-  const [st, out, err, par, due] = fields;
+  const [st, out, err, par, due, ce] = fields;
   if (typeof st !== 'string') return undefined;
   const status = STATUS_SET.has(st) ? (st as RunStatus) : PARKED_STATUS;
   const outcome: RunOutcome = { runId, status, held: status === 'pending' && typeof due !== 'string' };
@@ -402,5 +402,6 @@ export function decodeOutcome(runId: string, fields: readonly (string | null)[])
     if (error) outcome.error = error;
   }
   if (typeof par === 'string') outcome.parentRunId = par;
+  if (typeof ce === 'string' && INTEGER.test(ce)) outcome.childrenEnded = Number(ce);
   return outcome;
 }

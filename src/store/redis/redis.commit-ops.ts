@@ -41,9 +41,9 @@ export const COMMIT_OPS = {
   /** Waits for signals. Arguments: the names (JSON array, stored as `wn`), the timeout in ms (integer, `''` for none). */
   wait: { code: 'wait', arity: 2 },
   /**
-   * `RunPatch.children` (rule 8 c-e). Arguments: the live children counted (the patch's `open` plus those step 1
-   * created or linked while live), `openAtMost`, `failFast` (`1`/`0`), the recheck interval in ms (the waiting
-   * parent's `due`).
+   * `RunPatch.children` (rule 8 c-e). Arguments: how many spawn entries step 1 found ended (added to `ce`, the
+   * monotonic count of ended children), `endedAtLeast` (stored as `cwe` while waiting), `failFast` (`1`/`0`), the
+   * recheck interval in ms (the waiting parent's `due`).
    */
   children: { code: 'ch', arity: 4 },
   /** Adds a child to the run's children list (`ListRunsQuery.parentRunId`). Arguments: the child id, its createdAt (ms). */
@@ -110,11 +110,11 @@ export const encodeCommitOp = {
   wait: (signals: readonly string[], timeoutMs: number | undefined) =>
     op('wait', JSON.stringify(signals.map(String)), timeoutMs === undefined ? '' : integerArg('A signal timeout', timeoutMs)),
   restart: (input: string) => op('restart', input),
-  children: (open: number, openAtMost: number, failFast: boolean, recheckMs: number) =>
+  children: (endedNow: number, endedAtLeast: number, failFast: boolean, recheckMs: number) =>
     op(
       'children',
-      integerArg('children.open', open),
-      integerArg('children.openAtMost', openAtMost),
+      integerArg('The ended spawn entries', endedNow),
+      integerArg('children.endedAtLeast', endedAtLeast),
       failFast ? '1' : '0',
       integerArg('The child recheck interval', recheckMs),
     ),

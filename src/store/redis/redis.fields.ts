@@ -33,9 +33,11 @@
  * | `hs`    | history seq: the seq given to the run's last history event (absent: none yet; see `redis.keys.ts`) |
  * | `pl`    | pipeline fingerprint given at creation (`NewRun.pipeline`; absent: none)                         |
  * | `par`   | parent run id (`StoredRun.parentRunId`; absent: none)                                            |
- * | `co`    | children: live children linked (decimal; absent: the run has no children state)                  |
+ * | `ce`    | children: how many times a linked child ended (`ChildrenState.ended`, decimal; monotonic: only     |
+ * |         | incremented, by a child's end and by a `children` commit's ended spawn entries; deleted by a       |
+ * |         | restart; absent: the run has no children state). Written first by a parent's first spawn (step 0)  |
  * | `cf`    | children: a linked child ended without completing since the last `children` commit (`1`/`0`)    |
- * | `cwa`   | children wait: `openAtMost` (decimal; absent: not waiting for children)                          |
+ * | `cwe`   | children wait: `endedAtLeast` (decimal; absent: not waiting for children)                        |
  * | `cwf`   | children wait: `failFast` (`1`/`0`)                                                              |
  */
 export const RUN_FIELDS = {
@@ -67,9 +69,9 @@ export const RUN_FIELDS = {
   historySeq: 'hs',
   pipeline: 'pl',
   parentRunId: 'par',
-  childrenOpen: 'co',
+  childrenEnded: 'ce',
   childrenFailed: 'cf',
-  childrenWaitOpenAtMost: 'cwa',
+  childrenWaitEndedAtLeast: 'cwe',
   childrenWaitFailFast: 'cwf',
 } as const;
 

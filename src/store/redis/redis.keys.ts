@@ -24,8 +24,9 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * The global index entries of an expired run stay until it is seen gone (list, claims, purge, reindex: `redis.expiry.ts`).
  *
  * Parent and child runs are in different slots: a parent's `children` commit creates its children held (not due) in
- * their slots first, then commits the parent (its count of live children), then releases them; a child's terminal
- * commit returns its parent, whose count the store then updates with a second script in the parent's slot. A waiting
+ * their slots first, then commits the parent (it waits until its count of ended children, `ce`, reaches a number),
+ * then releases them; a child's terminal commit returns its parent, whose count the store then increments with a
+ * second script in the parent's slot (the count only ever goes up, so no write overwrites another's). A waiting
  * parent is due again after `childRecheckMs`, so that a step lost to a crash between two of these writes is made up
  * for by the parent's engine (see `RedisStore.commit`).
  *

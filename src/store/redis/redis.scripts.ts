@@ -227,8 +227,9 @@ export const INDEX_LAYOUT_SCRIPT = script('indexLayout');
 /**
  * Step 0 of a parent's `children` commit (the parent's slot): fenced by the lease token, reads the clock once and lists
  * the ids about to be spawned under the parent (write-ahead, so held children left by a crash before the parent's
- * commit are found by `listRuns({ parentRunId })`). KEYS: the parent's run, its children list. ARGV: the parent's id, token,
- * then the child ids. Returns false (not the lease holder: nothing written) or the time in ms.
+ * commit are found by `listRuns({ parentRunId })`), and starts the parent's children state (`ce` 0 when absent), so that a
+ * child that ends before the parent's commit is counted. KEYS: the parent's run, its children list. ARGV: the parent's
+ * id, token, then the child ids. Returns false (not the lease holder: nothing written) or the time in ms.
  */
 export const SPAWN_INTENT = script('spawnIntent');
 
@@ -237,9 +238,9 @@ export const SPAWN_INTENT = script('spawnIntent');
  * parent and generation 1, or applies rule 8a to an existing id (never replaced; a parentless one is linked). KEYS: the
  * child's run, steps, signals, events, signal ids. ARGV: childId, parentId, workflow, version, input, state,
  * hasPipeline, pipeline, createdAt (ms: one clock reading for every child of the commit), eventCount, then the history
- * bodies. Returns {outcome, record, createdAt} with outcome `created`, `linked` (a live run without a parent),
+ * bodies. Returns {outcome, record, createdAt, ended} with outcome `created`, `linked` (a live run without a parent),
  * `linked-ended` (an ended one: linked for listing), `mine` (already this parent's) or `other` (another parent's, or
- * the parent itself).
+ * the parent itself), and `ended` 1 when the id's run existed ended (rule 8c: the parent's commit counts it), else 0.
  */
 export const SPAWN_CHILD = script('spawnChild');
 
@@ -250,9 +251,10 @@ export const SPAWN_CHILD = script('spawnChild');
 export const RELEASE_CHILD = script('releaseChild');
 
 /**
- * The parent's side of rule 4, after a linked child's terminal commit (the parent's slot): its count of live children
- * goes down (never below 0), `cf` is set for a child that did not complete, and a parent waiting for its children
- * whose condition holds becomes due now. KEYS: the parent's run. ARGV: parentId, failed ('1'/'0'), channel. Returns
+ * The parent's side of rule 4, after a linked child's terminal commit (the parent's slot): its count of ended children
+ * (`ce`, monotonic) goes up by one, `cf` is set for a child that did not complete, and a parent waiting for its
+ * children whose condition holds (`ce >= cwe`, or failFast and `cf`) becomes due now (a parent without children state
+ * is left alone). KEYS: the parent's run. ARGV: parentId, failed ('1'/'0'), channel. Returns
  * {0} (no such run) or {1, record, indexDirty}.
  */
 export const CHILD_ENDED = script('childEnded');

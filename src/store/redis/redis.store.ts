@@ -94,12 +94,16 @@ const DEFAULT_CHILD_RECHECK_MS = 30_000;
 /** A spawn entry's outcome from `SPAWN_CHILD` (see `redis.scripts.ts`). */
 type SpawnOutcome = 'created' | 'linked' | 'linked-ended' | 'mine' | 'other';
 
-/** A spawn entry after step (1) of a `children` commit: its outcome, whether it is held, its createdAt (ms text). */
+/**
+ * A spawn entry after step (1) of a `children` commit: its outcome, whether it is held, its createdAt (ms text), and
+ * whether its run existed and had ended (rule 8c: counted by the parent's commit).
+ */
 interface SpawnedChild {
   runId: string;
   outcome: SpawnOutcome;
   held: boolean;
   createdAt: string;
+  ended: boolean;
 }
 
 /** The outcome of a client request script: `{outcome, status, record, eventSeq (0: none appended)}`. */
@@ -127,15 +131,14 @@ function uniqueRefs(workflows: readonly WorkflowRef[] | undefined): WorkflowRef[
 }
 
 /** The fields `getRunOutcomes` reads of each run (see `decodeOutcome`). */
-const OUTCOME_FIELDS = ['st', 'out', 'err', 'par', 'due'] as const;
+const OUTCOME_FIELDS = ['st', 'out', 'err', 'par', 'due', 'ce'] as const;
 
 /**
  * Checks a `children` patch before anything is written: counts are integers, spawn entries are well-formed.
  * @throws InvalidArgumentError
  */
 function checkChildren(children: ChildrenPatch): ChildrenPatch {
-  integerArg('children.open', children.open);
-  integerArg('children.openAtMost', children.openAtMost);
+  integerArg('children.endedAtLeast', children.endedAtLeast);
   for (const child of children.spawn ?? []) {
     checkRunId(child?.runId);
     for (const [field, value] of [['workflow', child.workflow], ['input', child.input], ['state', child.state]] as const) {
@@ -413,13 +416,15 @@ export class RedisStore implements WorkflowStore {
   /**
    * One commit script (`COMMIT`), the hot path: a commit without `children` by a run without a parent is that script
    * alone. Two cases take more writes, because a parent and its children are in different slots:
-   * - `children` (rule 8): (1) the spawned children are created held (not due) with their parent, one script each in
-   *   their own slots (pipelined); (2) the parent's commit counts those created or linked while live, and, when it
-   *   waits, is due again after `childRecheckMs`; (3) the spawned children that are not `held` and the `release` ids
-   *   become due. A child cannot end before its parent counts it (it is not due before (3)). A crash between the
-   *   steps leaves children held or a parent that is not woken: its recheck makes it due, and its engine reads its
+   * - `children` (rule 8): (0) with spawn entries, a fenced script on the parent's slot lists their ids under it and
+   *   starts its children state (`ce`); (1) the spawned children are created held (not due) with their parent, one
+   *   script each in their own slots (pipelined); (2) the parent's commit adds the spawn entries found ended to its
+   *   count of ended children (`ce`, monotonic: only ever incremented, here and by each child's end, so an end counted
+   *   between the engine's read of the count and this commit is kept) and, when it waits, is due again after
+   *   `childRecheckMs`; (3) the spawned children that are not `held` and the `release` ids become due. A crash between
+   *   the steps leaves children held or a parent that is not woken: its recheck makes it due, and its engine reads its
    *   children's outcomes, releases the held ones and spawns the missing ones again (same ids: kept, not created twice).
-   * - a commit that ends a linked child (rule 4): the script returns the parent, and `CHILD_ENDED` then updates the
+   * - a commit that ends a linked child (rule 4): the script returns the parent, and `CHILD_ENDED` then adds one to the
    *   parent's count and wakes it when its condition holds. A crash between the two is repaired by the recheck.
    * Steps after the run's own commit are not undone when they fail: they are logged, and the recheck repairs them.
    */
@@ -447,8 +452,9 @@ export class RedisStore implements WorkflowStore {
           if (typeof time !== 'number') return { ok: false };
           spawned = await this.spawnChildren(runId, children, String(time));
         }
-        const counted = spawned.filter((child) => child.outcome === 'created' || child.outcome === 'linked').length;
-        ops.push(...encodeCommitOp.children(children.open + counted, children.openAtMost, children.failFast, this.childRecheckMs));
+        // rule 8c: a spawn entry whose run had ended counts now (it never ends again); a live one when it ends
+        const endedNow = spawned.filter((child) => child.ended).length;
+        ops.push(...encodeCommitOp.children(endedNow, children.endedAtLeast, children.failFast, this.childRecheckMs));
         for (const child of spawned) {
           // NOTE: a damaged creation time is listed with score 0 (the list takes the score for a time it cannot read)
           const score = /^-?\d{1,16}$/.test(child.createdAt) ? child.createdAt : '0';
@@ -497,7 +503,7 @@ export class RedisStore implements WorkflowStore {
   private async spawnChildren(parentRunId: string, children: ChildrenPatch, createdAt: string): Promise<SpawnedChild[]> {
     const spawn = children.spawn ?? [];
     if (spawn.length === 0) return [];
-    const { results, kicks } = await this.scripts.runManyKicked<[SpawnOutcome, IndexRecord, string]>(
+    const { results, kicks } = await this.scripts.runManyKicked<[SpawnOutcome, IndexRecord, string, number]>(
       spawn.map((child) => {
         const keys = this.keys.run(child.runId);
         const events = child.events ?? [];
@@ -530,9 +536,15 @@ export class RedisStore implements WorkflowStore {
         failure ??= result.error;
         return;
       }
-      const [outcome, record, createdAt] = result.value;
+      const [outcome, record, createdAt, ended] = result.value;
       this.index.enqueue(record, { kick: kicks[i] });
-      out.push({ runId: spawn[i].runId, outcome, held: spawn[i].held === true, createdAt: typeof createdAt === 'string' ? createdAt : '' });
+      out.push({
+        runId: spawn[i].runId,
+        outcome,
+        held: spawn[i].held === true,
+        createdAt: typeof createdAt === 'string' ? createdAt : '',
+        ended: ended === 1,
+      });
     });
     // NOTE: the parent's commit is not written: the children created are held, and found again (same ids) by a retry
     if (failure !== undefined) throw failure;
@@ -601,8 +613,11 @@ export class RedisStore implements WorkflowStore {
   }
 
   /**
-   * The outcomes of these runs: one `HMGET` per run, in one pipeline (on a Cluster, one pipeline per slot, side by
-   * side). Unknown ids are left out.
+   * The outcomes of these runs: one `HMGET` per run. The first id (a parent reading its own `childrenEnded`) is read
+   * alone, and its reply received before the others are sent: a child then read as live ends after the parent's
+   * count was read, so its end is in a later value of the count, never in the one read (the parent waits for it).
+   * The others go in one pipeline (on a Cluster, one pipeline per slot, side by side): two round trips for more than
+   * one id, one for a single id. Unknown ids are left out.
    */
   async getRunOutcomes(runIds: readonly string[]): Promise<RunOutcome[]> {
     // NOTE: an id that cannot name a run (not a string, empty) is unknown: left out
@@ -610,16 +625,19 @@ export class RedisStore implements WorkflowStore {
     if (ids.length === 0) return [];
     return guard('getRunOutcomes', async () => {
       const client = this.client;
+      const [first, ...rest] = ids;
+      const firstFields = (await client.hmget(this.keys.run(first).run, ...OUTCOME_FIELDS)) as (string | null)[];
+      const firstOutcome = decodeOutcome(first, firstFields);
       const groups = new Map<number, string[]>();
       if (isCluster(client)) {
-        for (const id of ids) {
+        for (const id of rest) {
           const slot = keySlot(this.keys.run(id).run);
           let group = groups.get(slot);
           if (!group) groups.set(slot, (group = []));
           group.push(id);
         }
-      } else {
-        groups.set(0, ids);
+      } else if (rest.length > 0) {
+        groups.set(0, rest);
       }
       const replies = await Promise.all(
         [...groups.values()].map(async (group) => {
@@ -633,7 +651,7 @@ export class RedisStore implements WorkflowStore {
           });
         }),
       );
-      return replies.flat().filter((outcome): outcome is RunOutcome => outcome !== undefined);
+      return [firstOutcome, ...replies.flat()].filter((outcome): outcome is RunOutcome => outcome !== undefined);
     });
   }
 

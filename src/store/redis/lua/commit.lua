@@ -45,9 +45,11 @@ while i <= #ARGV do
   local op = ARGV[i]
   if op == OP.restart then
     -- continue-as-new: a fresh incarnation of the run (history, queued signals, signal ids and the children list kept)
+    -- NOTE: the children state goes too (`ce` included): in a patch that also spawns, an end counted between step 0
+    -- and this commit is dropped with it, and found by the parent's recheck
     redis.call('DEL', s)
     redis.call('HSET', r, 'in', ARGV[i + 1], 'gen', fmt((num(redis.call('HGET', r, 'gen')) or 1) + 1))
-    redis.call('HDEL', r, 'ni', 'co', 'cf', 'cwa', 'cwf')
+    redis.call('HDEL', r, 'ni', 'ce', 'cf', 'cwe', 'cwf')
   elseif op == OP.setStatus then redis.call('HSET', r, 'st', ARGV[i + 1])
   elseif op == OP.setState then redis.call('HSET', r, 'state', ARGV[i + 1])
   elseif op == OP.setCurrentStep then redis.call('HSET', r, 'cur', ARGV[i + 1])
@@ -78,9 +80,9 @@ end
 local lastSeq = 0
 if events then lastSeq = appendEvents(e, lastEventSeq(p[7], e), events) end
 if keepInput then
-  redis.call('HDEL', r, 'ws', 'wn', 'wu', 'cwa', 'cwf')
+  redis.call('HDEL', r, 'ws', 'wn', 'wu', 'cwe', 'cwf')
 else
-  redis.call('HDEL', r, 'ni', 'ws', 'wn', 'wu', 'cwa', 'cwf')
+  redis.call('HDEL', r, 'ni', 'ws', 'wn', 'wu', 'cwe', 'cwf')
 end
 local consumed, consumedName = nil, nil
 if waitJson then
@@ -100,20 +102,23 @@ if waitJson then
 end
 local childrenReady = 0
 if children then
-  -- rule 8 c-e: the parent's count of live children, and whether it waits for them
-  local open, most, failFast = num(ARGV[children + 1]), num(ARGV[children + 2]), ARGV[children + 3] == '1'
-  local failed = redis.call('HGET', r, 'cf')
-  if open <= most or (failFast and failed == '1') then
+  -- rule 8 c-e: the ended spawn entries are added to the parent's monotonic count of ended children (an increment,
+  -- never an absolute value: the ends `child-ended.lua` counted since the engine read the count are kept), and the
+  -- parent waits until the count reaches `endedAtLeast`, or a child failed (failFast)
+  local add, least, failFast = num(ARGV[children + 1]), num(ARGV[children + 2]), ARGV[children + 3] == '1'
+  local c = redis.call('HMGET', r, 'ce', 'cf')
+  local ended = (num(c[1]) or 0) + add
+  if ended >= least or (failFast and c[2] == '1') then
     redis.call('HSET', r, 'st', ST.running)
     childrenReady = 1
   else
     -- NOTE: due again after the recheck interval, not never: a child's end is reported to its parent by a second
     -- script (another slot), and a wake-up lost to a crash between the two is found then
-    redis.call('HSET', r, 'st', ST.waiting, 'cwa', fmt(most), 'cwf', failFast and '1' or '0',
+    redis.call('HSET', r, 'st', ST.waiting, 'cwe', fmt(least), 'cwf', failFast and '1' or '0',
       'due', fmt(now + num(ARGV[children + 4])))
     release = true
   end
-  redis.call('HSET', r, 'co', fmt(open), 'cf', '0')
+  redis.call('HSET', r, 'ce', fmt(ended), 'cf', '0')
 end
 local st = redis.call('HGET', r, 'st')
 local cr = p[6]
