@@ -27,7 +27,8 @@ export interface ControlLog {
   startedAt?: number;
   signals: { name: string; id: string; p: string; ackedAt: number; outcome: string }[];
   pauses: { from: number; to: number; pause: string; resume: string }[];
-  cancel?: { outcome: string; uncertain: boolean; at: number };
+  /** `sentAt`: when the call was made; `at`: when it resolved. */
+  cancel?: { outcome: string; uncertain: boolean; at: number; sentAt?: number };
   retriedAt?: number;
 }
 
@@ -163,6 +164,10 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       if (c?.outcome === 'ok') {
         allowed.add('cancelled');
         if (plan.expect === 'compensated') allowed.add('compensated');
+        // A cancel aborts the running step. Sent after the last step body had finished (its final checkpoint in
+        // flight), it finds nothing to abort and the run completes: the documented race (README, Cancel).
+        const lastDone = lines.filter((l) => l.t === 'd').at(-1);
+        if (plan.expect === 'completed' && lastDone && c.sentAt !== undefined && lastDone.at <= c.sentAt) allowed.add('completed');
       } else {
         allowed.add(plan.expect);
         if (c?.uncertain) allowed.add('cancelled');

@@ -213,8 +213,9 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
         tasks.push(
           (async () => {
             await sleep(after);
+            const sentAt = Date.now();
             const res = await persist(() => client.cancel(p.id));
-            log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now() };
+            log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now(), sentAt };
           })(),
         );
       }
@@ -232,8 +233,9 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
                   if (info && info.steps.filter((st) => st.name === 'wait').length >= 2 && info.status === 'waiting') break;
                   await sleep(100);
                 }
+                const sentAt = Date.now();
                 const res = await persist(() => client.cancel(p.id));
-                log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now() };
+                log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now(), sentAt };
                 return;
               }
               const first = await persist(() => client.signal(p.id, s.name, s.payload, { id: s.id }));

@@ -404,7 +404,7 @@ export class RunDriver {
     this.lastWrite = Date.now();
     if (taken.payload !== undefined) return this.receiveSignal(taken.signal ?? wait.signal, taken.payload);
     const waitStep = this.steps[wait.entry]?.name ?? String(this.state.cursor);
-    if (taken.timedOut && wait.any) return this.deliverAny(null);
+    if (taken.timedOut && wait.any) return this.deliverTimeout();
     if (taken.timedOut) {
       // NOTE: a retry of the failed run re-runs the waiting step (its entry stays completed so it is compensated).
       this.state.cursor = waitStep;
@@ -424,8 +424,7 @@ export class RunDriver {
 
   /**
    * A signal the run waited for was handed to it (its payload is the run's `nextInput` now). After `Flow.waitForAny`
-   * the next step receives `{ signal, payload }`: which signal it was is written at once (a crash before the next
-   * checkpoint must rebuild the same input).
+   * the next step receives `{ signal, payload }`.
    */
   private async receiveSignal(name: string, payload: string): Promise<boolean> {
     const decoded = this.decode(payload, `the payload of signal "${name}"`);
@@ -433,15 +432,20 @@ export class RunDriver {
       this.input = decoded;
       return true;
     }
-    return this.deliverAny(name, decoded);
-  }
-
-  /** `Flow.waitForAny` ended: by a signal (`name`), or by its timeout (`null`). */
-  private async deliverAny(name: string | null, payload?: unknown): Promise<boolean> {
+    // NOTE: no write: until the next one, the stored state still says waitForAny and the store names the signal
+    // (`nextInputSignal`); from the next one on (kept with the payload by keepInput), `delivered` says it.
     this.state.wait = undefined;
     this.state.delivered = { signal: name };
+    this.input = { signal: name, payload: decoded };
+    return true;
+  }
+
+  /** `Flow.waitForAny` timed out: the next step receives `{ signal: null, timedOut: true }` (written, so a crash keeps it). */
+  private async deliverTimeout(): Promise<boolean> {
+    this.state.wait = undefined;
+    this.state.delivered = { signal: null };
     const res = await this.write({ status: 'running', state: encodeState(this.state), currentStep: this.state.cursor, keepInput: true });
-    this.input = name === null ? { signal: null, timedOut: true } : { signal: name, payload };
+    this.input = { signal: null, timedOut: true };
     return !res.paused;
   }
 

@@ -38,6 +38,9 @@ export function rebuildRun(run: StoredRun, state: EngineState, decode: (text: st
   if (state.delivered) {
     const { signal } = state.delivered;
     input = signal === null ? { signal: null, timedOut: true } : { signal, payload: decode(run.nextInput, `the payload of signal "${signal}"`) };
+  } else if (state.wait?.any && run.nextInput !== undefined && run.nextInputSignal !== undefined) {
+    // A Flow.waitForAny was handed a signal and the run stopped before its next write: the store names the signal.
+    input = { signal: run.nextInputSignal, payload: decode(run.nextInput, `the payload of signal "${run.nextInputSignal}"`) };
   } else if (run.nextInput !== undefined) input = decode(run.nextInput, 'the payload of the signal handed to it');
   else input = hasLast ? decode(lastOutput, 'the output of the previous step') : runInput;
   return { runInput, results, visits, input };

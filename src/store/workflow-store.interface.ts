@@ -65,6 +65,11 @@ export interface StoredRun {
   /** Input of the next step, set by the store when it hands a queued signal's payload to the run. */
   nextInput?: string;
   /**
+   * The name of the signal whose payload `nextInput` is (set with it by rule 3 and `takeSignal`; cleared with it; a
+   * `retry` with `nextInput` clears it). Lets the engine rebuild a `Flow.waitForAny` delivery after a crash.
+   */
+  nextInputSignal?: string;
+  /**
    * Signal names the run waits for (status `waiting`, or `paused` from `waiting`): the first queued or arriving signal
    * of any of them is handed to it. One name for `Flow.waitForSignal`, several for `Flow.waitForAny`.
    */
@@ -235,10 +240,10 @@ export type DueSpec = { delayMs: number } | { at: Date } | null;
  * Rules the store applies, in this order:
  * 1. Fencing: rejected (`{ ok: false }`, nothing written) unless the run exists and its `leaseToken` equals the token.
  * 2. The fields given are written; `steps` entries are upserted by index (`index === steps.length` appends).
- *    `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them; `nextInput` too, unless
- *    `keepInput` is set. `events` are appended to the run's history in order (see {@link RUN_HISTORY_LIMIT}).
+ *    `waitSignal` and `waitUntil` are cleared by every commit unless `wait` sets them; `nextInput` (and
+ *    `nextInputSignal`) too, unless `keepInput` is set. `events` are appended to the run's history in order (see {@link RUN_HISTORY_LIMIT}).
  * 3. `wait`: if a signal named one of `wait.signals` is queued, the earliest sent of them (across those names) is
- *    removed, its payload becomes `nextInput`, status becomes `running` (the lease is kept) and `consumedSignal` is
+ *    removed, its payload becomes `nextInput` (its name `nextInputSignal`), status becomes `running` (the lease is kept) and `consumedSignal` is
  *    returned with its name. Otherwise status becomes `waiting`, `waitSignals` is set, `waitUntil`/`dueAt` are now +
  *    `timeoutMs` (or null) and the lease is released.
  * 4. A terminal status clears `dueAt`, the lease, `pauseRequested`, `cancelRequested`, `resumeStatus`, wait fields

@@ -746,8 +746,12 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         let stored = (await store.getRun(run.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.nextInput).toBe('"b1"');
+        expect(stored.nextInputSignal).toBe('b');
         expect(stored.leaseToken).toBe(run.leaseToken);
         expect(stored.waitSignals).toBeUndefined();
+        // kept with nextInput (keepInput), and read back by a claim
+        await store.commit(run.runId, run.leaseToken, patch({ keepInput: true }));
+        expect((await store.getRun(run.runId))!).toMatchObject({ nextInput: '"b1"', nextInputSignal: 'b' });
         expect(await store.commit(run.runId, run.leaseToken, waitAB)).toMatchObject({ ok: true, consumedSignal: { name: 'a', payload: '"a1"' } });
         expect(await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['b', 'a'] } }))).toMatchObject({
           ok: true,
@@ -760,6 +764,7 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(stored.waitSignals).toEqual(['a', 'b']);
         expect(stored.leaseToken).toBeUndefined();
         expect(stored.nextInput).toBeUndefined();
+        expect(stored.nextInputSignal).toBeUndefined();
         expect(await store.listSignals(run.runId)).toEqual([{ name: 'c', payload: '"c1"' }]);
       });
 
@@ -775,6 +780,9 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const stored = (await store.getRun(run.runId))!;
         expect(stored.status).toBe('running');
         expect(stored.nextInput).toBe('"y1"');
+        expect(stored.nextInputSignal).toBe('y');
+        const reclaimed = (await store.claimRun(run.runId, OTHER)) ?? stored;
+        expect(reclaimed.nextInputSignal).toBe('y');
         expect(stored.waitSignals).toBeUndefined();
         expect(stored.waitUntil).toBeUndefined();
         expect(await store.takeSignal(run.runId, woke.leaseToken, ['z', 'x'])).toEqual({ ok: true, payload: '"x1"', signal: 'x', timedOut: false });

@@ -295,7 +295,7 @@ describePg('PostgresStore', () => {
 
     /**
      * Turns the current tables into those of version 1 … 6 (version 6 has `wait_signal text` for `wait_signals`, and no
-     * child columns nor signal ids table; the DDL of version 5 is that of version 6
+     * child columns, `next_input_signal` nor signal ids table; the DDL of version 5 is that of version 6
      * without the pipelines table and `runs.pipeline`; that of version 4 is version 5's without the history table,
      * `runs.event_seq` and the steps' heartbeat columns); below 3 with `runId`'s running step 0 as a row of steps.
      */
@@ -310,6 +310,7 @@ describePg('PostgresStore', () => {
         children_failed: null,
         children_wait_ended_at_least: null,
         children_fail_fast: null,
+        next_input_signal: null,
       };
     }
 
@@ -321,7 +322,8 @@ describePg('PostgresStore', () => {
         await query(`UPDATE "${name}".cairn_runs SET wait_signal = wait_signals[1]`);
         await query(
           `ALTER TABLE "${name}".cairn_runs DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_ended,
-             DROP COLUMN children_failed, DROP COLUMN children_wait_ended_at_least, DROP COLUMN children_fail_fast`,
+             DROP COLUMN children_failed, DROP COLUMN children_wait_ended_at_least, DROP COLUMN children_fail_fast,
+             DROP COLUMN next_input_signal`,
         );
         if (to === 6) {
           await query(`UPDATE "${name}".cairn_schema_version SET version = 6`);
@@ -550,6 +552,8 @@ describePg('PostgresStore', () => {
         const claimed = (await second.claimRun(waiting.runId, LEASE))!;
         expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['go', 'other'])).toEqual({ ok: true, payload: '"o"', signal: 'other', timedOut: false });
         expect(await second.takeSignal(waiting.runId, claimed.leaseToken, ['go'])).toEqual({ ok: true, payload: '"g"', signal: 'go', timedOut: false });
+        // The migrated run's next input is named after its signal (the column added by the migration).
+        expect(await second.getRun(waiting.runId)).toMatchObject({ nextInput: '"g"', nextInputSignal: 'go' });
         // An old run spawns children, which are listed by parent, and whose end it counts.
         const child = { runId: `child-${randomUUID()}`, workflow: 'w', version: 1, input: '1', state: '{}' };
         expect(await second.commit(running.runId, running.leaseToken!, { leaseMs: 30_000, children: { spawn: [child], endedAtLeast: 1, failFast: false } })).toEqual({ ok: true });
@@ -1020,9 +1024,59 @@ describePg('PostgresStore', () => {
       // Without nextInput, a retry leaves the run's next input as it is.
       const { run: other } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
       await store.commit(other.runId, other.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'Error', message: 'x' } });
-      await withPgClient(url, (query) => query(`UPDATE ${store.names.runs} SET next_input = '"kept"' WHERE run_id = $1`, [other.runId]));
+      await withPgClient(url, (query) =>
+        query(`UPDATE ${store.names.runs} SET next_input = '"kept"', next_input_signal = 'k' WHERE run_id = $1`, [other.runId]),
+      );
       expect((await store.control(other.runId, { action: 'retry' })).outcome).toBe('ok');
-      expect(await store.getRun(other.runId)).toMatchObject({ status: 'pending', nextInput: '"kept"' });
+      expect(await store.getRun(other.runId)).toMatchObject({ status: 'pending', nextInput: '"kept"', nextInputSignal: 'k' });
+      // With nextInput, the next input is no signal's payload any more.
+      const { run: third } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+      await store.commit(third.runId, third.leaseToken!, { leaseMs: 30_000, status: 'failed', error: { name: 'Error', message: 'x' } });
+      await withPgClient(url, (query) =>
+        query(`UPDATE ${store.names.runs} SET next_input = '"old"', next_input_signal = 'k' WHERE run_id = $1`, [third.runId]),
+      );
+      expect((await store.control(third.runId, { action: 'retry', nextInput: '"new"' })).outcome).toBe('ok');
+      const retried = (await store.getRun(third.runId))!;
+      expect(retried.nextInput).toBe('"new"');
+      expect(retried.nextInputSignal).toBeUndefined();
+    });
+
+    it('names the signal of the next input through every checkpoint statement, and clears it with the input', async () => {
+      const waited = async () => {
+        const { run } = await store.createRun(newRun(), { onConflict: 'keep', lease: LEASE });
+        await store.sendSignal(run.runId, 'go', '"g"');
+        expect(await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, wait: { signals: ['x', 'go'] } })).toMatchObject({
+          ok: true,
+          consumedSignal: { name: 'go', payload: '"g"' },
+        });
+        expect(await store.getRun(run.runId)).toMatchObject({ nextInput: '"g"', nextInputSignal: 'go' });
+        return run;
+      };
+      // The fast path (no wait, one step row at most): kept with keepInput, cleared without.
+      const a = await waited();
+      await store.commit(a.runId, a.leaseToken!, { leaseMs: 30_000, keepInput: true, state: '{"s":1}' });
+      expect(await store.getRun(a.runId)).toMatchObject({ nextInput: '"g"', nextInputSignal: 'go' });
+      await store.commit(a.runId, a.leaseToken!, { leaseMs: 30_000, state: '{"s":2}' });
+      let stored = (await store.getRun(a.runId))!;
+      expect(stored.nextInput).toBeUndefined();
+      expect(stored.nextInputSignal).toBeUndefined();
+      // continue-as-new clears both, even with keepInput.
+      const b = await waited();
+      await store.commit(b.runId, b.leaseToken!, { leaseMs: 30_000, keepInput: true, restart: { input: '"again"' } });
+      stored = (await store.getRun(b.runId))!;
+      expect(stored.nextInput).toBeUndefined();
+      expect(stored.nextInputSignal).toBeUndefined();
+      // takeSignal names it, and a claim reads it.
+      const c = await waited();
+      await store.commit(c.runId, c.leaseToken!, { leaseMs: 30_000, wait: { signals: ['later'] } });
+      await store.sendSignal(c.runId, 'later', '"l"');
+      const claimed = (await store.claimRun(c.runId, LEASE))!;
+      expect(claimed.nextInputSignal).toBeUndefined();
+      expect(await store.takeSignal(c.runId, claimed.leaseToken, ['later'])).toMatchObject({ ok: true, signal: 'later' });
+      expect(await store.getRun(c.runId)).toMatchObject({ nextInput: '"l"', nextInputSignal: 'later' });
+      // a replaced run starts without one
+      await store.createRun(newRun({ runId: c.runId }), { onConflict: 'replace' });
+      expect((await store.getRun(c.runId))!.nextInputSignal).toBeUndefined();
     });
   });
 

@@ -267,7 +267,7 @@ describe('PGlite store: the same SQL as PostgreSQL', () => {
       await q(`ALTER TABLE ${n.runs} ADD COLUMN wait_signal text`);
       await q(
         `ALTER TABLE ${n.runs} DROP COLUMN wait_signals, DROP COLUMN parent_run_id, DROP COLUMN children_ended, DROP COLUMN children_failed,
-           DROP COLUMN children_wait_ended_at_least, DROP COLUMN children_fail_fast`,
+           DROP COLUMN children_wait_ended_at_least, DROP COLUMN children_fail_fast, DROP COLUMN next_input_signal`,
       );
       await q(`DROP TABLE ${n.events}`);
       await q(`ALTER TABLE ${n.runs} DROP COLUMN event_seq`);

@@ -155,7 +155,7 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(ddl).toMatch(/event_seq integer NOT NULL DEFAULT 0,\s*pipeline text,/);
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_pipelines" \(\s*fingerprint text COLLATE "C" PRIMARY KEY,\s*body text NOT NULL\s*\)/);
     // Version 7: waits for several signals, child runs, signal ids.
-    expect(ddl).toMatch(/next_input text,\s*wait_signals text\[\],\s*wait_until timestamptz,/);
+    expect(ddl).toMatch(/next_input text,\s*next_input_signal text,\s*wait_signals text\[\],\s*wait_until timestamptz,/);
     expect(ddl).not.toMatch(/wait_signal text/);
     expect(ddl).toMatch(
       /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_ended integer,\s*children_failed boolean,\s*children_wait_ended_at_least integer,\s*children_fail_fast boolean\s*\) WITH \(fillfactor = 85\)/,

@@ -373,6 +373,44 @@ redis.describe('RedisStore on a shared server', () => {
       expect((await store.control(other.runId, { action: 'retry', nextInput: '' })).outcome).toBe('ok');
       expect((await store.getRun(other.runId))!.nextInput).toBe('');
     });
+
+    it('keeps the name of the signal handed to the run in `nis`, with `ni`, and deletes it with `ni`', async () => {
+      const store = await open();
+      const workflow = `wf-${randomUUID().slice(0, 6)}`;
+      const run = (await store.createRun({ runId: randomUUID(), workflow, version: 1, input: '1', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
+      const r = store.keys.run(run.runId).run;
+      const token = run.leaseToken!;
+      await store.sendSignal(run.runId, 'go', '"g"');
+      expect(await store.commit(run.runId, token, { leaseMs: 30_000, wait: { signals: ['x', 'go'] } })).toMatchObject({ ok: true, consumedSignal: { name: 'go' } });
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual(['"g"', 'go']);
+      expect((await store.listRuns({ workflow, limit: 10 }))[0]).toMatchObject({ nextInput: '"g"', nextInputSignal: 'go' });
+      // a restart deletes both
+      await store.commit(run.runId, token, { leaseMs: 30_000, keepInput: true, restart: { input: '2' } });
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual([null, null]);
+      // takeSignal sets both; a commit without keepInput deletes both
+      await store.sendSignal(run.runId, 'later', '"l"');
+      expect(await store.takeSignal(run.runId, token, ['later'])).toMatchObject({ ok: true, signal: 'later' });
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual(['"l"', 'later']);
+      await store.commit(run.runId, token, { leaseMs: 30_000, keepInput: true });
+      expect(await store.getRun(run.runId)).toMatchObject({ nextInput: '"l"', nextInputSignal: 'later' });
+      await store.commit(run.runId, token, { leaseMs: 30_000 });
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual([null, null]);
+      // a retry with a next input sets `ni` and deletes `nis`; one without leaves both
+      await store.sendSignal(run.runId, 'go', '"g2"');
+      await store.commit(run.runId, token, { leaseMs: 30_000, wait: { signals: ['go'] }, keepInput: true });
+      await store.commit(run.runId, token, { leaseMs: 30_000, keepInput: true, status: 'failed', error: { name: 'E', message: 'm' } });
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual(['"g2"', 'go']);
+      expect((await store.control(run.runId, { action: 'retry' })).outcome).toBe('ok');
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual(['"g2"', 'go']);
+      const claimed = (await store.claimRun(run.runId, OTHER))!;
+      expect(claimed).toMatchObject({ nextInput: '"g2"', nextInputSignal: 'go' });
+      await store.commit(run.runId, claimed.leaseToken, { leaseMs: 30_000, keepInput: true, status: 'failed', error: { name: 'E', message: 'm' } });
+      expect((await store.control(run.runId, { action: 'retry', nextInput: '"s"' })).outcome).toBe('ok');
+      expect(await admin.hmget(r, 'ni', 'nis')).toEqual(['"s"', null]);
+      const stored = (await store.getRun(run.runId))!;
+      expect(stored.nextInput).toBe('"s"');
+      expect(stored.nextInputSignal).toBeUndefined();
+    });
   });
 
   it('publishes control and ready events where the memory store does', async () => {

@@ -241,6 +241,12 @@ describe('compensation and rebuild', () => {
     expect(rebuilt).toEqual({ runInput: 'in', results: { a: 3, b: 2 }, visits: new Map([['a', 2], ['b', 2]]), input: 3 });
     expect(rebuildRun({ ...run, nextInput: '"signal"' }, state, decode).input).toBe('signal');
     expect(rebuildRun({ ...run, steps: [] }, { ...state, entry: 0 }, decode).input).toBe('in');
+    // Flow.waitForAny: before the engine's next write the store names the signal; after it, the engine state does
+    const anyWait = { ...state, wait: { entry: 2, signal: 'yes', any: ['yes', 'no'] } };
+    expect(rebuildRun({ ...run, nextInput: '"p"', nextInputSignal: 'no' }, anyWait, decode).input).toEqual({ signal: 'no', payload: 'p' });
+    expect(rebuildRun({ ...run, nextInput: '"p"', nextInputSignal: 'no' }, { ...state, delivered: { signal: 'no' } }, decode).input).toEqual({ signal: 'no', payload: 'p' });
+    expect(rebuildRun(run, { ...state, delivered: { signal: null } }, decode).input).toEqual({ signal: null, timedOut: true });
+    expect(rebuildRun({ ...run, nextInput: '"p"', nextInputSignal: 'no' }, state, decode).input).toBe('p');
     expect(() => rebuildRun({ ...run, input: '{bad' }, state, (t, what) => {
       try {
         return decode(t);

@@ -304,6 +304,7 @@ export class MemoryStore implements WorkflowStore {
       run.steps = [];
       run.input = patch.restart.input;
       run.nextInput = undefined;
+      run.nextInputSignal = undefined;
       run.children = undefined;
       run.generation += 1;
     }
@@ -317,7 +318,10 @@ export class MemoryStore implements WorkflowStore {
     for (const { index, step } of patch.steps ?? []) run.steps[index] = copyStep(step);
     if (patch.due !== undefined) run.dueAt = dueAt(patch.due, now);
     const lastEventSeq = this.append(runId, patch.events);
-    if (!patch.keepInput) run.nextInput = undefined;
+    if (!patch.keepInput) {
+      run.nextInput = undefined;
+      run.nextInputSignal = undefined;
+    }
     run.waitSignals = undefined;
     run.waitUntil = undefined;
     // NOTE: like `waitSignals`, a children wait lasts until the run's next commit (a woken parent re-commits it).
@@ -329,6 +333,7 @@ export class MemoryStore implements WorkflowStore {
       if (signal) {
         run.status = 'running';
         run.nextInput = signal.payload;
+        run.nextInputSignal = signal.name;
         consumedSignal = signal;
       } else {
         run.status = 'waiting';
@@ -468,6 +473,7 @@ export class MemoryStore implements WorkflowStore {
     if (signal) {
       run.status = 'running';
       run.nextInput = signal.payload;
+      run.nextInputSignal = signal.name;
       run.waitSignals = undefined;
       run.waitUntil = undefined;
       run.updatedAt = new Date(now);
@@ -574,7 +580,10 @@ export class MemoryStore implements WorkflowStore {
         run.status = 'pending';
         run.error = undefined;
         run.finishedAt = undefined;
-        if (request.nextInput !== undefined) run.nextInput = request.nextInput;
+        if (request.nextInput !== undefined) {
+          run.nextInput = request.nextInput;
+          run.nextInputSignal = undefined;
+        }
         run.dueAt = new Date(now);
         this.emit({ type: 'ready', runId });
         break;

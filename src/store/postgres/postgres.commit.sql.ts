@@ -42,7 +42,7 @@ export const COMMIT_PARAMS = new ParamTable([
   ['live', 'text'], // the trailing running step row (JSON), or null
   ['live_index', 'integer'], // its index, or null
   ['written', 'integer[]'], // the indexes of the rows in `steps`
-  ['keep_input', 'boolean'], // leave next_input as is
+  ['keep_input', 'boolean'], // leave next_input (and next_input_signal) as is
   ['mid_step', 'boolean'], // a write while a step runs: a pending pause is not applied
   ['events', 'text[]'], // history events to append (only in the statements for patches with events)
 ] as const);
@@ -189,6 +189,7 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
           error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
           next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
+          next_input_signal = CASE WHEN ${F('keep_input')} THEN r.next_input_signal END,
           wait_signals = NULL,
           wait_until = NULL,
           children_wait_ended_at_least = NULL,
@@ -307,8 +308,8 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * after, on top of what `upd` writes). `c1.ch_ended` is the parent's counter after them; `upd` ADDS `ch_add` to
  * the row's counter (never sets it: a child end is never overwritten); `c2` decides between `running`
  * (`children_ready`) and `waiting` (lease released, `due_at` null, `children_wait_*` set). `restart`: the step rows
- * not written by the patch are deleted (`dsr`), the old live step is dropped, `input`, `generation`, `next_input` and
- * the children columns are reset in `upd`.
+ * not written by the patch are deleted (`dsr`), the old live step is dropped, `input`, `generation`, `next_input`
+ * (`next_input_signal`) and the children columns are reset in `upd`.
  *
  * `events` (the `…Events` statements, for patches with history events): `cur` reads the run's `event_seq` (under the
  * lock), `f` computes the new one (`last_event_seq`, null without events: in a batch, commits without events have
@@ -523,6 +524,8 @@ export function commitStatement(
           output = CASE WHEN ${P('set_output', 'f')} THEN ${P('output', 'f')} ELSE r.output END,
           error = CASE WHEN ${P('set_error', 'f')} THEN ${P('error', 'f')}::jsonb ELSE r.error END,
           next_input = COALESCE(f.consumed, CASE WHEN ${P('keep_input', 'f')}${special ? ` AND NOT ${S('restart')}` : ''} THEN r.next_input END),
+          next_input_signal = CASE WHEN f.consumed IS NOT NULL THEN f.consumed_name
+            WHEN ${P('keep_input', 'f')}${special ? ` AND NOT ${S('restart')}` : ''} THEN r.next_input_signal END,
           wait_signals = f.new_wait_signals,
           wait_until = f.new_wait_until,
           resume_status = f.resume_status,

@@ -63,7 +63,7 @@ export function controlStatements(n: SchemaNames) {
       ),
       sig AS (${popSignal('$3')}),
       upd AS (
-        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, wait_signals = NULL, wait_until = NULL,
+        UPDATE ${n.runs} r SET status = 'running', next_input = sig.payload, next_input_signal = sig.name, wait_signals = NULL, wait_until = NULL,
           updated_at = cur.ts
         FROM cur, sig WHERE r.run_id = cur.run_id
         RETURNING r.run_id
@@ -150,10 +150,12 @@ export function controlStatements(n: SchemaNames) {
       `CASE WHEN d.live THEN 'control' ELSE 'ready' END`,
       '$3::text',
     ),
-    // $1 run_id, $2 history event (null: none), $3 the run's next input (null: left as it is)
+    // $1 run_id, $2 history event (null: none), $3 the run's next input (null: left as it is; given, it is no signal's
+    // payload: next_input_signal is cleared)
     retry: control(
       `CASE WHEN cur.status = 'failed' THEN 'ok' ELSE 'invalid-state' END`,
-      `status = 'pending', error = NULL, finished_at = NULL, due_at = now(), next_input = COALESCE($3::text, r.next_input)`,
+      `status = 'pending', error = NULL, finished_at = NULL, due_at = now(), next_input = COALESCE($3::text, r.next_input),
+       next_input_signal = CASE WHEN $3::text IS NULL THEN r.next_input_signal END`,
       `'ready'`,
       '$2::text',
     ),

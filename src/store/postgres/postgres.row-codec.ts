@@ -273,6 +273,7 @@ export function mapRun(row: Row): StoredRun {
     error,
     currentStep: str(row.current_step),
     nextInput: str(row.next_input),
+    nextInputSignal: str(row.next_input_signal),
     waitSignals,
     waitUntil: date(row.wait_until),
     resumeStatus,

@@ -161,7 +161,7 @@ export function runStatements(n: SchemaNames) {
         ON CONFLICT (run_id) DO UPDATE SET
           workflow = EXCLUDED.workflow, version = EXCLUDED.version, status = EXCLUDED.status, input = EXCLUDED.input,
           output = NULL, error = NULL, current_step = EXCLUDED.current_step, state = EXCLUDED.state, next_input = NULL,
-          wait_signals = NULL, wait_until = NULL, resume_status = NULL, cancel_compensate = NULL, pause_requested = false,
+          next_input_signal = NULL, wait_signals = NULL, wait_until = NULL, resume_status = NULL, cancel_compensate = NULL, pause_requested = false,
           due_at = EXCLUDED.due_at, lease_owner = EXCLUDED.lease_owner, lease_token = EXCLUDED.lease_token,
           lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
           finished_at = NULL, live_step = EXCLUDED.live_step, live_index = EXCLUDED.live_index,

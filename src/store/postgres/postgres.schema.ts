@@ -215,6 +215,8 @@ function parentListIndex(n: SchemaNames): string {
  *   statement (O(1): no scan of the siblings). Monotonic: no commit ever sets it to an absolute value (a parent's
  *   commit adds to it), so an end that commits between a parent's read and its next commit is never overwritten. `signal_ids`: the
  *   `sendSignal` deduplication ids per run, deleted with the run (purge, replace), kept through its end and `restart`.
+ *   `runs.next_input_signal`: the name of the signal whose payload `next_input` is (`StoredRun.nextInputSignal`),
+ *   written and cleared with it.
  *
  * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
  * ~0.015 ms. Rows are only ever written by statements that hold the run's row (they join the locked or updated run),
@@ -243,6 +245,7 @@ export function schemaStatements(n: SchemaNames): string[] {
       current_step text,
       state text NOT NULL,
       next_input text,
+      next_input_signal text,
       wait_signals text[],
       wait_until timestamptz,
       resume_status text,
@@ -337,7 +340,8 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
   6: (n) => [
     `ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS wait_signals text[], ADD COLUMN IF NOT EXISTS parent_run_id text COLLATE "C",
       ADD COLUMN IF NOT EXISTS children_ended integer, ADD COLUMN IF NOT EXISTS children_failed boolean,
-      ADD COLUMN IF NOT EXISTS children_wait_ended_at_least integer, ADD COLUMN IF NOT EXISTS children_fail_fast boolean`,
+      ADD COLUMN IF NOT EXISTS children_wait_ended_at_least integer, ADD COLUMN IF NOT EXISTS children_fail_fast boolean,
+      ADD COLUMN IF NOT EXISTS next_input_signal text`,
     `UPDATE ${n.runs} SET wait_signals = ARRAY[wait_signal] WHERE wait_signal IS NOT NULL`,
     `ALTER TABLE ${n.runs} DROP COLUMN IF EXISTS wait_signal`,
     signalIdsTable(n),

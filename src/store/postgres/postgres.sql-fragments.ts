@@ -94,7 +94,7 @@ export function stepsOf(n: SchemaNames, runIdExpr: string): string {
 export function runColumns(r: string): string {
   return `
     ${r}.run_id, ${r}.workflow, ${r}.version, ${r}.status, ${r}.input, ${r}.output, ${r}.error::text AS error,
-    ${r}.current_step, ${r}.state, ${r}.next_input, array_to_json(${r}.wait_signals)::text AS wait_signals,
+    ${r}.current_step, ${r}.state, ${r}.next_input, ${r}.next_input_signal, array_to_json(${r}.wait_signals)::text AS wait_signals,
     ${ms(`${r}.wait_until`)} AS wait_until,
     ${r}.resume_status, ${r}.cancel_compensate, ${r}.pause_requested, ${ms(`${r}.due_at`)} AS due_at,
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,

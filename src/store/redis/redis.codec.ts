@@ -323,6 +323,8 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   if (pipeline !== undefined) run.pipeline = pipeline;
   const nextInput = h.get('ni');
   if (nextInput !== undefined) run.nextInput = nextInput;
+  const nextInputSignal = h.get('nis');
+  if (nextInputSignal !== undefined) run.nextInputSignal = nextInputSignal;
   const waitSignals = decodeWaitSignals(h.get('wn'), h.get('ws'), damage);
   if (waitSignals !== undefined) run.waitSignals = waitSignals;
   const waitUntil = timeField('wu');

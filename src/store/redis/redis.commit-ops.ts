@@ -10,8 +10,8 @@ import { encodeError, encodeStep, integerArg } from './redis.codec.js';
  */
 export const COMMIT_OPS = {
   /**
-   * `RunPatch.restart` (continue-as-new), first of the ops: deletes the step visits, sets `in`, deletes `ni` and the
-   * children fields, and raises `gen` by one. Argument: the new input.
+   * `RunPatch.restart` (continue-as-new), first of the ops: deletes the step visits, sets `in`, deletes `ni`, `nis` and
+   * the children fields, and raises `gen` by one. Argument: the new input.
    */
   restart: { code: 'rst', arity: 1 },
   /** Sets `st`. Argument: the status. */
@@ -52,7 +52,7 @@ export const COMMIT_OPS = {
   release: { code: 'rel', arity: 0 },
   /** Clears the cancel request. */
   clearCancel: { code: 'cc', arity: 0 },
-  /** Leaves `ni` (the next input) as it is; every other commit deletes it. */
+  /** Leaves `ni` (the next input) and `nis` (its signal's name) as they are; every other commit deletes them. */
   keepInput: { code: 'ki', arity: 0 },
   /** A write while a step runs (`RunPatch.midStep`): a pending pause is left for the step's end (rule 5). */
   midStep: { code: 'mid', arity: 0 },

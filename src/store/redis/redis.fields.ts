@@ -15,6 +15,9 @@
  * | `cur`   | current step name                                                                                |
  * | `state` | the engine's state (JSON, opaque)                                                                |
  * | `ni`    | next input: payload of the signal handed to the run                                              |
+ * | `nis`   | name of the signal whose payload `ni` is (`StoredRun.nextInputSignal`): set with `ni` by a wait  |
+ * |         | commit or `takeSignal` that takes a queued signal; deleted whenever `ni` is, and by a `retry`    |
+ * |         | control that sets `ni` (absent: none)                                                            |
  * | `wn`    | signals the run waits for: JSON array of names                                                   |
  * | `ws`    | signal the run waits for (one name), as written by releases before `wn`: read, never written       |
  * | `wu`    | when the signal wait times out                                                                   |
@@ -51,6 +54,7 @@ export const RUN_FIELDS = {
   currentStep: 'cur',
   state: 'state',
   nextInput: 'ni',
+  nextInputSignal: 'nis',
   waitSignals: 'wn',
   legacyWaitSignal: 'ws',
   waitUntil: 'wu',

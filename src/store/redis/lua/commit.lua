@@ -49,7 +49,7 @@ while i <= #ARGV do
     -- and this commit is dropped with it, and found by the parent's recheck
     redis.call('DEL', s)
     redis.call('HSET', r, 'in', ARGV[i + 1], 'gen', fmt((num(redis.call('HGET', r, 'gen')) or 1) + 1))
-    redis.call('HDEL', r, 'ni', 'ce', 'cf', 'cwe', 'cwf')
+    redis.call('HDEL', r, 'ni', 'nis', 'ce', 'cf', 'cwe', 'cwf')
   elseif op == OP.setStatus then redis.call('HSET', r, 'st', ARGV[i + 1])
   elseif op == OP.setState then redis.call('HSET', r, 'state', ARGV[i + 1])
   elseif op == OP.setCurrentStep then redis.call('HSET', r, 'cur', ARGV[i + 1])
@@ -82,13 +82,13 @@ if events then lastSeq = appendEvents(e, lastEventSeq(p[7], e), events) end
 if keepInput then
   redis.call('HDEL', r, 'ws', 'wn', 'wu', 'cwe', 'cwf')
 else
-  redis.call('HDEL', r, 'ni', 'ws', 'wn', 'wu', 'cwe', 'cwf')
+  redis.call('HDEL', r, 'ni', 'nis', 'ws', 'wn', 'wu', 'cwe', 'cwf')
 end
 local consumed, consumedName = nil, nil
 if waitJson then
   consumed, consumedName = popEarliest(q, waitNames(waitJson, nil))
   if consumed then
-    redis.call('HSET', r, 'st', ST.running, 'ni', consumed)
+    redis.call('HSET', r, 'st', ST.running, 'ni', consumed, 'nis', consumedName)
   else
     redis.call('HSET', r, 'st', ST.waiting, 'wn', waitJson)
     if waitTimeout ~= '' then

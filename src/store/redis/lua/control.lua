@@ -49,7 +49,11 @@ elseif action == 'retry' then
   redis.call('HSET', r, 'st', ST.pending, 'due', fmt(now))
   redis.call('HDEL', r, 'err', 'fa')
   -- the request's next input (a skip of the failed step), when given
-  if ARGV[5] == '1' then redis.call('HSET', r, 'ni', ARGV[6]) end
+  -- (no signal's payload: its name `nis` goes)
+  if ARGV[5] == '1' then
+    redis.call('HSET', r, 'ni', ARGV[6])
+    redis.call('HDEL', r, 'nis')
+  end
   -- a run that ended under a ttl had its keys set to expire: a retried run lives again
   for k = 1, #KEYS do redis.call('PERSIST', KEYS[k]) end
   publish(channel, 'ready', runId)

@@ -8,7 +8,7 @@ local names = {}
 for k = 3, #ARGV do names[#names + 1] = ARGV[k] end
 local payload, name = popEarliest(q, names)
 if payload then
-  redis.call('HSET', r, 'st', ST.running, 'ni', payload, 'ua', fmt(now))
+  redis.call('HSET', r, 'st', ST.running, 'ni', payload, 'nis', name, 'ua', fmt(now))
   redis.call('HDEL', r, 'ws', 'wn', 'wu')
   bump(r, nowUs)
   return {1, 1, payload, 0, record(r, runId, nowUs), name}
