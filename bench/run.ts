@@ -397,7 +397,7 @@ async function resume(name: string, make: () => Promise<WorkflowStore>): Promise
   Resume3.reached = 0;
   @Module({ imports: [DurableExecutionModule.forRoot({ store: dying.store, worker: { concurrency: runs, leaseMs } })], providers: [Resume3] })
   class DyingModule {}
-  const a = await NestFactory.createApplicationContext(DyingModule, { logger: false });
+  const a = await NestFactory.createApplicationContext(DyingModule, { logger: ["error"], abortOnError: false });
   const client = a.get(WorkflowClient);
   const ids: string[] = [];
   for (let i = 0; i < runs; i++) ids.push((await client.start('resume3', { n: i })).runId);
@@ -412,7 +412,7 @@ async function resume(name: string, make: () => Promise<WorkflowStore>): Promise
     providers: [Resume3],
   })
   class FreshModule {}
-  const b = await NestFactory.createApplicationContext(FreshModule, { logger: false });
+  const b = await NestFactory.createApplicationContext(FreshModule, { logger: ["error"], abortOnError: false });
   const fresh = b.get(WorkflowClient);
   for (const id of ids) {
     const out = (await fresh.getHandle(id).result({ timeout: '120s' })) as { c: number };

@@ -12,7 +12,10 @@ describe('bench --smoke', () => {
       process.execPath,
       ['--import', '@swc-node/register/esm-register', 'bench/run.ts', '--smoke', '--stores=memory,postgres,dbos,limit,redis'],
       { cwd: root, env: process.env, maxBuffer: 16 * 1024 * 1024, timeout: 170_000 },
-    );
+    ).catch((error: Error & { stderr?: string }) => {
+      // NOTE: the bench's own error is at the end of its stderr; without it a failure says only "Command failed".
+      throw new Error(`${error.message}\n${error.stderr?.slice(-4000) ?? ''}`);
+    });
     const lines = stdout.split('\n').filter((l) => l.startsWith('bench '));
     const keys = lines.map((l) => /store=(\S+) scenario=(\S+)/.exec(l)!.slice(1, 3).join('/'));
     for (const store of ['memory', 'postgres', 'redis']) {

@@ -32,7 +32,7 @@ describe('npm pack', () => {
     mkdirSync(join(modules, '@nestjs'), { recursive: true });
     mkdirSync(join(modules, 'nestjs-cairn'));
     execFileSync('tar', ['-xzf', join(app, out), '-C', join(modules, 'nestjs-cairn'), '--strip-components=1']);
-    for (const dep of ['reflect-metadata', 'rxjs', 'ms', 'superjson', 'copy-anything', 'is-what', 'tslib', 'uid', 'iterare', 'load-esm', 'file-type', 'fast-safe-stringify', 'path-to-regexp', 'ioredis']) {
+    for (const dep of ['reflect-metadata', 'rxjs', 'ms', 'superjson', 'copy-anything', 'is-what', 'tslib', 'uid', 'iterare', 'load-esm', 'file-type', 'fast-safe-stringify', 'path-to-regexp', 'ioredis', 'croner']) {
       try {
         symlinkSync(join(root, 'node_modules', dep), join(modules, dep));
       } catch {

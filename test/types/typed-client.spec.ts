@@ -71,7 +71,7 @@ describe('types as the editor sees them', () => {
 
   it.each([
     ['postgres', ['url', 'dataSource', 'schema', 'tablePrefix']],
-    ['redis', ['url', 'client', 'keyPrefix', 'ttl']],
+    ['redis', ['url', 'client', 'keyPrefix', 'ttl', 'childRecheckMs']],
     ['pglite', ['dataDir']],
   ])("completes store { type: '%s', … } with its options only", (type, expected) => {
     const names = completionsAt(`${prelude}DurableExecutionModule.forRoot({ store: { type: '${type}', | } });\n`);

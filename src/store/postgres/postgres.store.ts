@@ -325,9 +325,12 @@ export class PostgresStore implements WorkflowStore {
 
   /** The schedules, in a table of this store's schema (see `ScheduleStore`). */
   get schedules(): PostgresScheduleStore {
-    return (this.scheduleStore ??= new PostgresScheduleStore(() => this.db(), this.names));
+    // NOTE: through the instance itself, never a wrapper it is reached through (a Proxy may be the getter's `this`)
+    const self = this.self;
+    return (self.scheduleStore ??= new PostgresScheduleStore(() => self.db(), self.names));
   }
   private scheduleStore?: PostgresScheduleStore;
+  private readonly self = this;
 
   private db(): SqlClient {
     if (this.client) return this.client;

@@ -247,9 +247,12 @@ export class RedisStore implements WorkflowStore {
   /** The ioredis client in use (after `init()`). */
   /** The schedules, under this store's key prefix (see `ScheduleStore`). */
   get schedules(): RedisScheduleStore {
-    return (this.scheduleStore ??= new RedisScheduleStore(() => this.client, this.keys.prefix));
+    // NOTE: through the instance itself, never a wrapper it is reached through (a Proxy may be the getter's `this`)
+    const self = this.self;
+    return (self.scheduleStore ??= new RedisScheduleStore(() => self.client, self.keys.prefix));
   }
   private scheduleStore?: RedisScheduleStore;
+  private readonly self = this;
 
   get client(): RedisClient {
     if (!this.clientRef) throw new StoreError('Redis store: init() has not been called.');
