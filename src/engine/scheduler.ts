@@ -14,8 +14,12 @@ import type { TimerHandle } from './clock.js';
 import { describeError } from './error-text.js';
 import type { WorkflowEngine } from './workflow-engine.js';
 
-/** How often the scheduler reads the due schedules (and how far ahead, to set exact timers). */
-export const SCHEDULE_POLL_MS = 1_000;
+/**
+ * How often the scheduler reads the due schedules, and how far ahead (it sets a timer at the exact time of each tick
+ * it finds, so a longer period costs no precision: it bounds only how late a schedule created or changed on another
+ * instance, whose scheduler is off, is seen). One indexed read per worker instance per period.
+ */
+export const SCHEDULE_POLL_MS = 5_000;
 /** Due schedules handled per pass; more are taken by the next pass, at once. */
 const PASS_LIMIT = 100;
 const FAR_FUTURE = 8.64e15;

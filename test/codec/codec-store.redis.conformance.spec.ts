@@ -22,5 +22,6 @@ redis.describe('redis + AesGcmCodec', () => {
       if (prefix) await deletePrefix(redis.url, prefix);
     },
     corruptions: { ...throughWrapper(redisCorruptions()), ...codecCorruptions() },
+    wakesParentsInSecondWrite: true,
   });
 });
