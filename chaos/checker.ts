@@ -164,10 +164,11 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       if (c?.outcome === 'ok') {
         allowed.add('cancelled');
         if (plan.expect === 'compensated') allowed.add('compensated');
-        // A cancel aborts the running step. Sent after the last step body had finished (its final checkpoint in
-        // flight), it finds nothing to abort and the run completes: the documented race (README, Cancel).
-        const lastDone = lines.filter((l) => l.t === 'd').at(-1);
-        if (plan.expect === 'completed' && lastDone && c.sentAt !== undefined && lastDone.at <= c.sentAt) allowed.add('completed');
+        // A cancel aborts the running step when it reaches the instance running it. Sent once the last step's last
+        // attempt had begun, it may reach that instance after the step returned (its final checkpoint in flight): the
+        // run then completes, the documented race (README, WorkflowClient: cancel).
+        const lastStart = lines.filter((l) => l.t === 's').at(-1);
+        if (plan.expect === 'completed' && lastStart && c.sentAt !== undefined && lastStart.at <= c.sentAt) allowed.add('completed');
       } else {
         allowed.add(plan.expect);
         if (c?.uncertain) allowed.add('cancelled');
