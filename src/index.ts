@@ -57,6 +57,12 @@ export type {
   WorkflowRef,
   CountRunsQuery,
   QueuedSignal,
+  ChildrenState,
+  ChildrenPatch,
+  NewChildRun,
+  RunOutcome,
+  SendSignalOptions,
+  LiveRunGroup,
 } from './store/workflow-store.interface.js';
 export { RUN_HISTORY_LIMIT, PUBLISH_MAX_BYTES } from './store/workflow-store.interface.js';
 export { MemoryStore } from './store/memory/memory.store.js';
