@@ -164,11 +164,14 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       if (c?.outcome === 'ok') {
         allowed.add('cancelled');
         if (plan.expect === 'compensated') allowed.add('compensated');
-        // A cancel aborts the running step when it reaches the instance running it. Sent once the last step's last
-        // attempt had begun, it may reach that instance after the step returned (its final checkpoint in flight): the
-        // run then completes, the documented race (README, WorkflowClient: cancel).
+        // A cancel aborts the running step when it reaches the instance running it. Sent while the last step runs
+        // (from the previous step's end on: its checkpoint may already have been written without the cancel), it may
+        // reach that instance after the step returned, its final checkpoint in flight: the run then completes, the
+        // documented race (README, WorkflowClient: cancel).
         const lastStart = lines.filter((l) => l.t === 's').at(-1);
-        if (plan.expect === 'completed' && lastStart && c.sentAt !== undefined && lastStart.at <= c.sentAt) allowed.add('completed');
+        const before = lastStart ? lines.filter((l) => l.t === 'd' && l.at <= lastStart.at && l.step !== lastStart.step).at(-1) : undefined;
+        const lastRunsFrom = before?.at ?? lastStart?.at;
+        if (plan.expect === 'completed' && lastRunsFrom !== undefined && c.sentAt !== undefined && lastRunsFrom <= c.sentAt) allowed.add('completed');
       } else {
         allowed.add(plan.expect);
         if (c?.uncertain) allowed.add('cancelled');

@@ -144,6 +144,22 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     });
   };
 
+  /**
+   * Starts a worker as a process manager would: one that dies before it is ready (its bootstrap met a store restart or
+   * a dropped connection, and failed fast, as it should) is started again, a few times.
+   */
+  const startWorker = async (index: number): Promise<Worker> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await spawnWorker(index);
+      } catch (error) {
+        if (attempt >= 10) throw error;
+        note(`worker ${index} failed to start (attempt ${attempt}); starting it again`);
+        await sleep(500);
+      }
+    }
+  };
+
   try {
     @Module({
       imports: [DurableExecutionModule.forRoot({ store: chaosStoreOptions(store.kind, store.url, store.namespace), worker: { enabled: false } })],
@@ -153,7 +169,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     app = await NestFactory.createApplicationContext(ChaosClientModule, { logger: ['error'], abortOnError: false });
     const client = app.get(WorkflowClient);
 
-    for (let i = 0; i < opts.workers; i++) workers[i] = await spawnWorker(i);
+    for (let i = 0; i < opts.workers; i++) workers[i] = await startWorker(i);
     opts.log(`chaos: store=${store.kind} workers=${opts.workers} runs=${opts.runs} duration=${opts.durationMs}ms seed=${opts.seed} dir=${dir}`);
 
     /** A client call retried through store outages. `uncertain`: an attempt failed in a way that may have applied it. */
@@ -290,7 +306,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
         const downMs = between(300, 2_000);
         const p = (async () => {
           await sleep(downMs);
-          workers[w.index] = await spawnWorker(w.index);
+          workers[w.index] = await startWorker(w.index);
           windows.push({ kind: 'worker-down', from: at, to: Date.now(), pid: w.pid });
         })();
         restarting.add(p);
@@ -353,7 +369,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
         w.state = 'running';
       }
     }
-    for (let i = 0; i < workers.length; i++) if (workers[i].state === 'dead') workers[i] = await spawnWorker(i);
+    for (let i = 0; i < workers.length; i++) if (workers[i].state === 'dead') workers[i] = await startWorker(i);
     const faultsEndedAt = Date.now();
     opts.log(`chaos: fault window over after ${faultsEndedAt - began}ms (${faults} faults); draining`);
 

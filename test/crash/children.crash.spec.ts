@@ -366,12 +366,26 @@ async function killWhileChildrenEnd(f: Fanout, e: Ending): Promise<void> {
   const point = e.point.replace(/:.*/, '');
   const parentId = `p-${point}`;
   const common: WorkerSettings = { children: true, childRecheckMs: RECHECK_MS, leaseMs: LEASE_MS, pollMs: e.pollMs };
-  // Both workers up before the parent starts, so both take children.
-  const [a, b] = await startWorkers(f.store, f.ledger, [
-    { ...common, ...e.a, killAt: e.point },
-    { ...common, ...e.b },
-  ]);
-  await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
+  let a: Awaited<ReturnType<typeof startWorkers>>[number];
+  let b: Awaited<ReturnType<typeof startWorkers>>[number];
+  if (e.atKill === 'all-but-last') {
+    // A alone first, until it holds a child (its only slot): then B takes every other one, and A's ends last.
+    [a] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.a, killAt: e.point }]);
+    await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
+    const deadline = Date.now() + 20_000;
+    while (!f.lines().some((l) => l.wf === FANOUT_CHILD && l.phase === 'start' && l.pid === a.pid)) {
+      if (Date.now() > deadline) throw new Error('worker A never started a child');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    [b] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.b }]);
+  } else {
+    // Both workers up before the parent starts, so both take children.
+    [a, b] = await startWorkers(f.store, f.ledger, [
+      { ...common, ...e.a, killAt: e.point },
+      { ...common, ...e.b },
+    ]);
+    await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
+  }
   const kill = await killLineOf(f, a, point);
   const rawAtKill = (await f.raw.getRun(parentId))!;
   const doneAtKill = f.lines().filter((l) => l.wf === FANOUT_CHILD && l.phase === 'done' && l.at <= kill.at);
@@ -438,13 +452,13 @@ const servers: [StoreKind, TestServer, SpawnPoint[], Ending[]][] = [
     testRedis(),
     ['spawn-held', 'spawn-unreleased'],
     [
-      midWay('child-end-after:20', 500, RECHECK_MS + 500 + 1_000),
+      midWay('child-end-after:20', 500, RECHECK_MS + 500 + 2_500),
       // A runs one slow child while B runs the 99 others: A's child ends last, and A dies between its end and the
       // parent's CHILD_ENDED (a lost wake-up): only the parent's recheck can wake it.
       {
         point: 'child-end-unnotified:1',
         pollMs: 500,
-        joinBoundMs: RECHECK_MS + 500 + 1_000,
+        joinBoundMs: RECHECK_MS + 500 + 2_500,
         // NOTE: 2.5 s, half a recheck period off its multiples: the child ends between two rechecks of the parent.
         a: { concurrency: 1, childStepMs: 2_500 },
         b: { concurrency: 10, childStepMs: 20 },
