@@ -459,8 +459,9 @@ const servers: [StoreKind, TestServer, SpawnPoint[], Ending[]][] = [
         point: 'child-end-unnotified:1',
         pollMs: 500,
         joinBoundMs: RECHECK_MS + 500 + 2_500,
-        // NOTE: 2.5 s, half a recheck period off its multiples: the child ends between two rechecks of the parent.
-        a: { concurrency: 1, childStepMs: 2_500 },
+        // NOTE: 6.5 s (long enough for B to boot and run the 99 others on a loaded machine), half a recheck period off
+        // its multiples: the child ends between two rechecks of the parent.
+        a: { concurrency: 1, childStepMs: 6_500 },
         b: { concurrency: 10, childStepMs: 20 },
         atKill: 'all-but-last',
       },
