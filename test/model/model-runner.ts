@@ -63,7 +63,8 @@ import { KNOWN_BUG_NOTES, knownBugHit, type KnownBug } from './model-known-bugs.
  * Lease and timeout spans are 1 ms or 60 s and delays 0 or 60 s: with the gap between ops, every time-dependent outcome
  * (is the lease expired? is the run due? did the wait time out? is the finished run older than 0 ms?) is decided
  * well away from any race window, in every store, with no sleep but the gap. Every clock reading of a sequence falls in
- * a millisecond of its own, so no two runs tie on `createdAt` or `dueAt`: list and claim orders are fully determined.
+ * a millisecond of its own, so no two runs tie on `createdAt` or `dueAt`, except the runs one commit makes due at once
+ * (a parent's children, and the parent itself when a cancel makes it due): claims are compared by due time, then id.
  * This needs the store's clock to be this machine's (the test servers are local): see {@link checkClock}.
  */
 
@@ -539,8 +540,15 @@ export class Driver {
               claimFilter(op.workflows),
             ),
           (runs) => {
-            for (const r of runs) this.noteClaim(r.runId, r.leaseToken);
-            return runs.map((r) => this.run(r));
+            // NOTE: runs due at the same instant may be claimed in any order (a parent woken by the commit that spawned its
+            // children is due when they are): compared by due time, then run id.
+            const ordered = [...runs].sort((a, b) => {
+              const da = a.dueAt?.getTime() ?? 0;
+              const db = b.dueAt?.getTime() ?? 0;
+              return da !== db ? da - db : a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0;
+            });
+            for (const r of ordered) this.noteClaim(r.runId, r.leaseToken);
+            return ordered.map((r) => this.run(r));
           },
         );
       case 'claimOwned':
