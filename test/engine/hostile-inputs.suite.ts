@@ -4,6 +4,7 @@
  * a clear error (the documented class, a message that says what is wrong), and nothing corrupted or lost: the run in
  * question is refused before anything is stored, or ends with a clear error, and the store still serves other runs.
  */
+import { rng } from '../../chaos/plan.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -249,17 +250,6 @@ export interface HostileTarget {
   slow?: number;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing interleaving can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function polluted(): string[] {
   const probe = {} as Record<string, unknown>;
@@ -652,7 +642,7 @@ export function hostileInputSuite(storeName: string, target: HostileTarget): voi
         const id = uid('storm-mixed');
         await client.start(Storm, null, { id });
         await eventually(() => (loops.get(id) ?? 0) >= 2, 10_000);
-        const random = prng(19);
+        const random = rng(19);
         const actions = Array.from({ length: target.controlCalls }, () => (['cancel', 'pause', 'resume'] as const)[Math.floor(random() * 3)]);
         const results = await Promise.allSettled(actions.map((a) => client[a](id)));
         const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
@@ -679,7 +669,7 @@ export function hostileInputSuite(storeName: string, target: HostileTarget): voi
           const id = uid(`storm-${last}`);
           await client.start(Storm, null, { id });
           await eventually(() => (loops.get(id) ?? 0) >= 2, 10_000);
-          const random = prng(last === 'pause' ? 7 : 11);
+          const random = rng(last === 'pause' ? 7 : 11);
           const actions = Array.from({ length: target.controlCalls - 1 }, () => (random() < 0.5 ? 'pause' : 'resume') as 'pause' | 'resume');
           const results = await Promise.allSettled(actions.map((a) => client[a](id)));
           expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
