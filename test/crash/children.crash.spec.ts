@@ -366,26 +366,15 @@ async function killWhileChildrenEnd(f: Fanout, e: Ending): Promise<void> {
   const point = e.point.replace(/:.*/, '');
   const parentId = `p-${point}`;
   const common: WorkerSettings = { children: true, childRecheckMs: RECHECK_MS, leaseMs: LEASE_MS, pollMs: e.pollMs };
-  let a: Awaited<ReturnType<typeof startWorkers>>[number];
-  let b: Awaited<ReturnType<typeof startWorkers>>[number];
-  if (e.atKill === 'all-but-last') {
-    // A alone first, until it holds a child (its only slot): then B takes every other one, and A's ends last.
-    [a] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.a, killAt: e.point }]);
-    await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
-    const deadline = Date.now() + 20_000;
-    while (!f.lines().some((l) => l.wf === FANOUT_CHILD && l.phase === 'start' && l.pid === a.pid)) {
-      if (Date.now() > deadline) throw new Error('worker A never started a child');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    [b] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.b }]);
-  } else {
-    // Both workers up before the parent starts, so both take children.
-    [a, b] = await startWorkers(f.store, f.ledger, [
-      { ...common, ...e.a, killAt: e.point },
-      { ...common, ...e.b },
-    ]);
-    await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
+  // A alone first, until it holds a child: then B joins (whichever boots faster, A always has children to end).
+  const [a] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.a, killAt: e.point }]);
+  await f.client.start(FANOUT_PARENT, { n: N }, { id: parentId, conflictPolicy: 'fail' });
+  const deadline = Date.now() + 20_000;
+  while (!f.lines().some((l) => l.wf === FANOUT_CHILD && l.phase === 'start' && l.pid === a.pid)) {
+    if (Date.now() > deadline) throw new Error('worker A never started a child');
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  const [b] = await startWorkers(f.store, f.ledger, [{ ...common, ...e.b }]);
   const kill = await killLineOf(f, a, point);
   const rawAtKill = (await f.raw.getRun(parentId))!;
   const doneAtKill = f.lines().filter((l) => l.wf === FANOUT_CHILD && l.phase === 'done' && l.at <= kill.at);
