@@ -101,6 +101,19 @@ export interface StoredRun {
   parentRunId?: string;
   /** Bookkeeping of the run's child runs, present once it has spawned or adopted any (see {@link ChildrenState}). */
   children?: ChildrenState;
+  /** Claim order among due runs: higher first (`NewRun.priority`; 0 when none was given). */
+  priority: number;
+  /** The run's concurrency limit (`NewRun.concurrency`), when it has one. */
+  concurrency?: ConcurrencySpec;
+  /** The run's rate limit (`NewRun.rateLimit`), when it has one. */
+  rateLimit?: RateLimitSpec;
+  /** The run holds one of its concurrency key's slots (see rule F2 of `claimRuns`). */
+  slotHeld?: boolean;
+  /**
+   * Set by reads (`getRun`, `listRuns`) when the run is due but a claim would pass it over now: its concurrency key's
+   * slots are all held (`concurrency`), or its rate key's window is full (`rate-limit`). Never stored.
+   */
+  blockedBy?: 'concurrency' | 'rate-limit';
   /**
    * Set when a field the store itself encodes (a step record, the error, an index field …) could not be decoded.
    * The store still returns the run, with safe placeholders for what it could not read, and never lets one such run
@@ -123,6 +136,25 @@ export interface ChildrenState {
   failed: boolean;
   /** While the run waits for its children (status `waiting`, or `paused` from it): when it becomes due again. */
   wait?: { endedAtLeast: number; failFast: boolean };
+}
+
+/**
+ * A run's concurrency limit: at most `limit` live runs with the same `key` hold a slot at once (rule F2). `key` is the
+ * engine's full key (workflow name and the user's key), opaque to the store. `scope: 'run'`: a slot is held from the
+ * first claim that takes it until the run ends. `'step'`: it is also given back whenever the lease is released
+ * (a commit with `release`, a sleep or wait, `releaseLease`).
+ */
+export interface ConcurrencySpec {
+  key: string;
+  limit: number;
+  scope: 'run' | 'step';
+}
+
+/** A run's rate limit: at most `limit` runs with the same `key` begin (their first claim) in any `perMs` window (sliding). */
+export interface RateLimitSpec {
+  key: string;
+  limit: number;
+  perMs: number;
 }
 
 /** A child run created by its parent's commit (`RunPatch.children.spawn`). */
@@ -203,6 +235,12 @@ export interface NewRun {
    * as `StoredRun.pipeline`; for the compatibility check. Opaque text of at most 64 characters.
    */
   pipeline?: string;
+  /** Claim order among due runs, higher first (default 0). Any safe integer. */
+  priority?: number;
+  /** When the run becomes due (default: now). A run created with a later due time is not claimed at once (no lease). */
+  due?: { delayMs: number } | { at: Date };
+  concurrency?: ConcurrencySpec;
+  rateLimit?: RateLimitSpec;
 }
 
 /** How `createRun` treats an existing run with the same id. */
@@ -218,10 +256,20 @@ export interface CreateRunOptions {
    * exists only if that transaction commits. Stores that cannot use it throw `InvalidArgumentError`.
    */
   transaction?: unknown;
+  /**
+   * Debounce (rule D): when a run created with the same `key` is still `pending` and has never been claimed, that run
+   * takes this run's `input` and `state`, its `dueAt` becomes now + `delayMs` (never later than its first creation +
+   * `maxDelayMs`), nothing is created (`created: false`, `debounced: true`) and that run is returned. Otherwise the run
+   * is created with this key, due in `delayMs` (never claimed at once). Race-free: concurrent creates with one key give
+   * one run. The engine gives such runs fresh ids (a start with `debounce` takes no `id`), so `onConflict` never applies.
+   */
+  debounce?: { key: string; delayMs: number; maxDelayMs?: number };
 }
 
 export interface CreateRunResult {
   created: boolean;
+  /** The run given was folded into an existing pending run with the same debounce key (its id is `run.runId`). */
+  debounced?: boolean;
   /** The created run (with its lease token when claimed), or the existing one when `created` is false. */
   run: StoredRun;
   /** When a run was created with `events`: the `seq` given to the last of them. */
@@ -470,13 +518,27 @@ export interface WorkflowStore {
   listRuns(query: ListRunsQuery): Promise<StoredRun[]>;
 
   /**
-   * Claim up to `limit` claimable runs, earliest first by when each became claimable, each with a fresh lease token:
+   * Claim up to `limit` claimable runs, highest `priority` first, then earliest first by when each became claimable, each with a fresh lease token:
    * by `dueAt`, or (a store may choose, as Redis does with one index score) by the later of `dueAt` and an expired
    * lease's expiry; ties in any order. No run is handed to two claimers. `pending` and `sleeping` runs become `running`. `workflows`
    * restricts the claim to runs whose (workflow, version) is one of those pairs. A due run outside the filter never
    * keeps runs inside it from being claimed (no head-of-line blocking: another instance's versions may pile up).
    * A damaged run is claimed and returned like any other, with `corrupt` set (the engine fails it); it never keeps the
    * other runs of the batch from being returned.
+   *
+   * Flow control (rules F, for every claim: `claimRuns`, `claimRun`, `claimOwnedRuns`, and `createRun` with `lease`):
+   * - F1. A run with a pending cancel is claimed without regard to its limits (it only ends; it takes no slot).
+   * - F2. A run with `concurrency` that does not hold a slot takes one if fewer than `limit` live runs with its key
+   *   hold one (`slotHeld`), else it is passed over (it stays due; reads show `blockedBy: 'concurrency'`). A run that
+   *   holds a slot keeps it through claims (a recovery after a crash takes over the slot with the lease). A slot is
+   *   given back when the run ends (any terminal commit or `control`), is replaced, and, with `scope: 'step'`, when
+   *   its lease is released (a commit that releases it, a sleep or a wait, `releaseLease`; a pause applied by a commit).
+   * - F3. A run with `rateLimit` claimed for the first time (status `pending`, no step entry) begins only if fewer
+   *   than `limit` runs with its key began in the last `perMs` (a sliding window of the begin times), else it is
+   *   passed over (`blockedBy: 'rate-limit'`). A store may push such a run's `dueAt` to when the window frees.
+   * - F4. A passed-over run never keeps other runs from being claimed (no head-of-line blocking), and `createRun` with
+   *   `lease` creates a run that F2/F3 pass over as `pending`, due now, without a lease token.
+   * Runs without `concurrency` or `rateLimit` cost a claim nothing more.
    */
   claimRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]>;
   /**

@@ -13,6 +13,7 @@ import type {
   WorkflowRef,
   WorkflowStore,
 } from '../../src/store/workflow-store.interface.js';
+import { describeFlowControlConformance } from './flow-control.conformance.js';
 
 /** How a store under test is made and torn down. Each call must give an empty store. */
 export interface ConformanceTarget {
@@ -93,6 +94,8 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
       else expect(run.dueAt).toBeUndefined();
       expect(await store.claimRun(runId, OTHER)).toBeUndefined();
     }
+
+    describeFlowControlConformance(() => store);
 
     describe('createRun', () => {
       it('creates a pending run that is due now, storing every value verbatim', async () => {

@@ -89,6 +89,10 @@ export class MemoryStore implements WorkflowStore {
   private readonly histories = new Map<string, History>();
   private readonly pipelines = new Map<string, string>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
+  /** Rule F3: the begin times (ms) of the runs of each rate key, oldest first, at most the limit of them. */
+  private readonly begins = new Map<string, number[]>();
+  /** Rule D: the run each debounce key folds into, and when that run was first created. */
+  private readonly debounces = new Map<string, { runId: string; first: number }>();
 
   async init(): Promise<void> {}
 
@@ -121,9 +125,28 @@ export class MemoryStore implements WorkflowStore {
       throw new InvalidArgumentError('The memory store cannot join a caller\'s transaction: start({ transaction }) needs the postgres store.');
     }
     const existing = this.runs.get(input.runId);
-    if (existing && options.onConflict === 'keep') return { created: false, run: copyRun(existing) };
-    if (existing) this.forget(input.runId);
+    if (existing && options.onConflict === 'keep') return { created: false, run: this.view(existing) };
     const now = new Date(this.now());
+    const debounce = options.debounce;
+    if (debounce) {
+      // Rule D: fold into the key's run while it is pending and has never been claimed.
+      const entry = this.debounces.get(debounce.key);
+      const target = entry ? this.runs.get(entry.runId) : undefined;
+      if (entry && target && target.status === 'pending' && target.steps.length === 0 && target.leaseToken === undefined) {
+        const due = now.getTime() + debounce.delayMs;
+        const cap = debounce.maxDelayMs !== undefined ? entry.first + debounce.maxDelayMs : Infinity;
+        target.input = input.input;
+        target.state = input.state;
+        target.dueAt = new Date(Math.min(due, cap));
+        target.updatedAt = now;
+        return { created: false, debounced: true, run: this.view(target) };
+      }
+      this.debounces.set(debounce.key, { runId: input.runId, first: now.getTime() });
+    }
+    if (existing) {
+      this.freeSlot(existing);
+      this.forget(input.runId);
+    }
     const run: StoredRun = {
       runId: input.runId,
       workflow: input.workflow,
@@ -134,27 +157,88 @@ export class MemoryStore implements WorkflowStore {
       currentStep: input.currentStep,
       steps: (input.steps ?? []).map(copyStep),
       pauseRequested: false,
-      dueAt: now,
+      dueAt: debounce ? new Date(now.getTime() + debounce.delayMs) : input.due ? dueAt(input.due, now.getTime()) : now,
       createdAt: now,
       updatedAt: now,
       generation: existing ? existing.generation + 1 : 1,
+      priority: input.priority ?? 0,
     };
     if (input.pipeline !== undefined) run.pipeline = input.pipeline;
-    if (options.lease) {
-      run.leaseOwner = options.lease.owner;
+    if (input.concurrency) run.concurrency = { ...input.concurrency };
+    if (input.rateLimit) run.rateLimit = { ...input.rateLimit };
+    // Rule F4: claimed at once only when due now and admitted by its limits; else pending, without steps begun.
+    const lease = options.lease && run.dueAt!.getTime() <= now.getTime() && this.admit(run, now.getTime()) ? options.lease : undefined;
+    if (options.lease && !lease) {
+      run.status = 'pending';
+      run.steps = (input.steps ?? []).filter((step) => step.status !== 'running').map(copyStep);
+    }
+    if (lease) {
+      run.leaseOwner = lease.owner;
       run.leaseToken = randomUUID();
-      run.leaseExpiresAt = new Date(now.getTime() + options.lease.leaseMs);
+      run.leaseExpiresAt = new Date(now.getTime() + lease.leaseMs);
     }
     this.runs.set(run.runId, run);
     const lastEventSeq = this.append(run.runId, input.events);
     if (existing) this.emit({ type: 'control', runId: run.runId });
-    if (!options.lease) this.emit({ type: 'ready', runId: run.runId });
-    return { created: true, run: copyRun(run), ...(lastEventSeq !== undefined ? { lastEventSeq } : {}) };
+    if (!lease && run.dueAt!.getTime() <= now.getTime()) this.emit({ type: 'ready', runId: run.runId });
+    return { created: true, run: this.view(run), ...(lastEventSeq !== undefined ? { lastEventSeq } : {}) };
   }
 
   async getRun(runId: string): Promise<StoredRun | undefined> {
     const run = this.runs.get(runId);
-    return run ? copyRun(run) : undefined;
+    return run ? this.view(run) : undefined;
+  }
+
+  /** A copy of a run for a reader, with `blockedBy` when a claim would pass it over now (rules F2, F3). */
+  private view(run: StoredRun): StoredRun {
+    const copy = copyRun(run);
+    const now = this.now();
+    if (this.isClaimable(run, now) && !run.cancelRequested) {
+      if (run.concurrency && !run.slotHeld && this.slotHolders(run.concurrency.key) >= run.concurrency.limit) copy.blockedBy = 'concurrency';
+      else if (this.rateBlocked(run, now)) copy.blockedBy = 'rate-limit';
+    }
+    return copy;
+  }
+
+  /** Rule F2: how many live runs hold a slot of this concurrency key. */
+  private slotHolders(key: string): number {
+    let held = 0;
+    for (const other of this.runs.values()) if (other.slotHeld && other.concurrency?.key === key) held++;
+    return held;
+  }
+
+  /** Rule F3: whether the run would begin now (first claim) and its rate key's window is full. */
+  private rateBlocked(run: StoredRun, now: number): boolean {
+    const rate = run.rateLimit;
+    if (!rate || run.status !== 'pending' || run.steps.length > 0) return false;
+    const begun = this.begins.get(rate.key) ?? [];
+    const recent = begun.filter((at) => at > now - rate.perMs);
+    return recent.length >= rate.limit;
+  }
+
+  /**
+   * Rules F1–F3 for a run about to be claimed: whether its limits let it in now; if so, takes its slot and records its
+   * begin. A run with a pending cancel always gets in, without a slot.
+   */
+  private admit(run: StoredRun, now: number): boolean {
+    if (run.cancelRequested) return true;
+    const concurrency = run.concurrency;
+    const needsSlot = concurrency !== undefined && !run.slotHeld;
+    if (needsSlot && this.slotHolders(concurrency.key) >= concurrency.limit) return false;
+    if (this.rateBlocked(run, now)) return false;
+    const rate = run.rateLimit;
+    if (rate && run.status === 'pending' && run.steps.length === 0) {
+      const begun = (this.begins.get(rate.key) ?? []).filter((at) => at > now - rate.perMs);
+      begun.push(now);
+      this.begins.set(rate.key, begun.slice(-rate.limit));
+    }
+    if (needsSlot) run.slotHeld = true;
+    return true;
+  }
+
+  /** Rule F2: the run gives its slot back (it ended, was replaced, or released its lease with `scope: 'step'`). */
+  private freeSlot(run: StoredRun): void {
+    run.slotHeld = undefined;
   }
 
   async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
@@ -179,7 +263,7 @@ export class MemoryStore implements WorkflowStore {
       if (d !== 0) return d;
       return compareRunIds(b.runId, a.runId);
     });
-    return matches.slice(0, query.limit).map(copyRun);
+    return matches.slice(0, query.limit).map((run) => this.view(run));
   }
 
   /** Appends history events (rule: the oldest beyond RUN_HISTORY_LIMIT go). Returns the last seq given. */
@@ -231,9 +315,13 @@ export class MemoryStore implements WorkflowStore {
     const accepts = acceptsRun(workflows);
     const due = [...this.runs.values()]
       .filter((run) => this.isClaimable(run, now) && accepts(run))
-      .sort((a, b) => a.dueAt!.getTime() - b.dueAt!.getTime())
-      .slice(0, limit);
-    return due.map((run) => this.claim(run, lease, now));
+      .sort((a, b) => b.priority - a.priority || a.dueAt!.getTime() - b.dueAt!.getTime());
+    const claimed: ClaimedRun[] = [];
+    for (const run of due) {
+      if (claimed.length >= limit) break;
+      if (this.admit(run, now)) claimed.push(this.claim(run, lease, now));
+    }
+    return claimed;
   }
 
   async claimOwnedRuns(lease: LeaseRequest, limit: number, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun[]> {
@@ -249,6 +337,7 @@ export class MemoryStore implements WorkflowStore {
           run.dueAt !== undefined &&
           accepts(run),
       )
+      .filter((run) => this.admit(run, now))
       .slice(0, limit);
     return owned.map((run) => this.claim(run, lease, now));
   }
@@ -256,7 +345,7 @@ export class MemoryStore implements WorkflowStore {
   async claimRun(runId: string, lease: LeaseRequest, workflows?: readonly WorkflowRef[]): Promise<ClaimedRun | undefined> {
     const run = this.runs.get(runId);
     const now = this.now();
-    if (!run || !this.isClaimable(run, now) || !acceptsRun(workflows)(run)) return undefined;
+    if (!run || !this.isClaimable(run, now) || !acceptsRun(workflows)(run) || !this.admit(run, now)) return undefined;
     return this.claim(run, lease, now);
   }
 
@@ -282,6 +371,7 @@ export class MemoryStore implements WorkflowStore {
     if (!run) return;
     const now = this.now();
     clearLease(run);
+    if (run.concurrency?.scope === 'step') this.freeSlot(run);
     if (isDueOnRelease(run.status)) run.dueAt = new Date(now);
     run.updatedAt = new Date(now);
     this.emit({ type: 'ready', runId });
@@ -376,6 +466,9 @@ export class MemoryStore implements WorkflowStore {
     if (patch.clearCancel) run.cancelRequested = undefined;
     const cancel = run.cancelRequested && !isTerminal(run.status) ? { ...run.cancelRequested } : undefined;
     if (cancel) run.dueAt = new Date(now);
+
+    // Rule F2: an ended run gives its slot back; with `scope: 'step'`, so does a released one.
+    if (isTerminal(run.status) || (release && run.concurrency?.scope === 'step')) this.freeSlot(run);
 
     // Rule 7: the lease.
     if (release) clearLease(run);
@@ -546,6 +639,7 @@ export class MemoryStore implements WorkflowStore {
           run.resumeStatus = status;
           run.status = 'paused';
           clearLease(run);
+          if (run.concurrency?.scope === 'step') this.freeSlot(run);
           // NOTE: a waiting or sleeping run keeps its wake-up time; a run that was executing is due at once.
           if (isDueOnRelease(status)) run.dueAt = new Date(now);
         }
@@ -693,6 +787,7 @@ function newChildRun(spec: NewChildRun, parentRunId: string, now: number): Store
     updatedAt: new Date(now),
     generation: 1,
     parentRunId,
+    priority: 0,
   };
   if (spec.pipeline !== undefined) child.pipeline = spec.pipeline;
   return child;

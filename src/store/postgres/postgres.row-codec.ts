@@ -238,6 +238,7 @@ export function mapRun(row: Row): StoredRun {
     status: row.status as RunStatus,
     input: String(row.input),
     steps: [],
+    priority: 0,
     state: String(row.state),
     pauseRequested: bool(row.pause_requested),
     createdAt: date(row.created_at) ?? new Date(0),

@@ -455,6 +455,7 @@ export class PostgresStore implements WorkflowStore {
             workflow: input.workflow,
             version: input.version,
             status: lease ? 'running' : 'pending',
+            priority: 0,
             input: input.input,
             state: input.state,
             steps: (input.steps ?? []).map((step) => stepAsStored(step)),
