@@ -39,6 +39,17 @@ export interface RunInfo {
    * one.
    */
   generation: number;
+  /** Claim order among due runs: higher first (the start's `priority`, else the workflow's, else 0). */
+  priority: number;
+  /** The run's concurrency key (`@Workflow({ concurrency: { key } })` or the start's `concurrencyKey`). */
+  concurrencyKey?: string;
+  /** When the live run becomes claimable: after a `delay`, a sleep, a retry delay or a signal wait's timeout. */
+  dueAt?: Date;
+  /**
+   * Why a due run is not running yet: every slot of its concurrency key is held (`concurrency`), or its rate limit's
+   * window is full (`rate-limit`).
+   */
+  blockedBy?: 'concurrency' | 'rate-limit';
 }
 
 /** Options of `start()`. */
@@ -57,6 +68,18 @@ export interface StartOptions {
    * is created inside the caller's transaction.
    */
   transaction?: EntityManagerLike;
+  /** Claim order among due runs: higher first. @default the workflow's `priority`, else 0 */
+  priority?: number;
+  /** The run stays `pending` until then: ms, a duration string such as '10m', or a future `Date`. */
+  delay?: number | string | Date;
+  /** Overrides the workflow's `concurrency.key(input)` for this run (the workflow must have a concurrency limit). */
+  concurrencyKey?: string;
+  /**
+   * While a run started with the same `key` is still `pending`, this start replaces its input with this one and pushes
+   * its start to now + `delay` (never past `maxDelay` after the first start), and returns that run's handle. Cannot be
+   * combined with `id` or `delay`.
+   */
+  debounce?: { key: string; delay: number | string; maxDelay?: number | string };
 }
 
 /** Filter and page of `list()`. */

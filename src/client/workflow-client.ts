@@ -18,7 +18,8 @@ import { corruptRunError, errorMessage } from '../engine/error-text.js';
 import { decodeEvent, type RunEvent } from '../engine/run-history.js';
 import type { CompatibilityReport } from '../engine/compatibility.js';
 import type { ControlResult, RunStatus, StoredRun } from '../store/workflow-store.interface.js';
-import { RUN_STATUS_SET } from '../store/run-state-machine.js';
+import { RUN_STATUS_SET, isTerminal } from '../store/run-state-machine.js';
+import { userKeyOf } from '../engine/flow-control.js';
 import type { ListRunsFilter, RunInfo, StartOptions, WorkflowHandle } from './run-info.interface.js';
 import type { HandleOutput, Inferred, RunArgs, RunInput, RunOutput, WorkflowClass } from './workflow-types.js';
 
@@ -365,8 +366,14 @@ export class WorkflowClient {
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
       generation: run.generation ?? 1,
+      priority: run.priority ?? 0,
     };
     if (run.parentRunId !== undefined) info.parentRunId = run.parentRunId;
+    const concurrencyKey = userKeyOf(run.concurrency?.key);
+    if (concurrencyKey !== undefined) info.concurrencyKey = concurrencyKey;
+    // NOTE: when a live run becomes claimable (a delay, a sleep, a retry's wait-out, a rate limit's window).
+    if (run.dueAt && !isTerminal(run.status) && run.status !== 'paused') info.dueAt = run.dueAt;
+    if (run.blockedBy) info.blockedBy = run.blockedBy;
     if (run.output !== undefined) {
       const output = decode(run.output, 'the output');
       if (output.ok) info.output = output.value;

@@ -8,6 +8,17 @@ export interface WorkflowOptions {
   name?: string;
   /** Version stored with each run. @default 1 */
   version?: number;
+  /**
+   * At most this many runs of the workflow (per key, when `key` is given) hold a slot at once, across all instances.
+   * `scope: 'run'` (default): from a run's first claim until it ends (sleeping and waiting included); `'step'`: only
+   * while it executes (the slot is given back whenever the run releases its lease). A run waiting for a slot stays
+   * `pending` with `blockedBy: 'concurrency'`.
+   */
+  concurrency?: number | { limit: number; key?: (input: any) => string; scope?: 'run' | 'step' };
+  /** At most `limit` runs (per key) begin executing in any window of `per` (ms or a duration string such as '1m'). */
+  rateLimit?: { limit: number; per: number | string; key?: (input: any) => string };
+  /** Claim order among due runs: higher first. A start's `priority` overrides it. @default 0 */
+  priority?: number;
 }
 
 const WorkflowDiscoverable = DiscoveryService.createDecorator<WorkflowOptions>();

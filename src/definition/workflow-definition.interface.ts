@@ -25,4 +25,10 @@ export interface WorkflowDefinition {
   instance: object;
   steps: StepDefinition[];
   stepsByName: ReadonlyMap<string, StepDefinition>;
+  /** `@Workflow({ concurrency })`, validated. */
+  concurrency?: { limit: number; key?: (input: unknown) => string; scope: 'run' | 'step' };
+  /** `@Workflow({ rateLimit })`, validated (`perMs` parsed). */
+  rateLimit?: { limit: number; perMs: number; key?: (input: unknown) => string };
+  /** `@Workflow({ priority })`, default 0. */
+  priority: number;
 }

@@ -4,6 +4,7 @@ import * as messages from './definition.messages.js';
 import { resolveRetry } from './retry-policy.js';
 import type { StepDefinition, WorkflowDefinition } from './workflow-definition.interface.js';
 import { WorkflowMetadataAccessor } from './workflow-metadata.accessor.js';
+import type { WorkflowOptions } from '../decorators/workflow.decorator.js';
 
 const defaultAccessor = new WorkflowMetadataAccessor();
 
@@ -62,5 +63,46 @@ export function compileWorkflow(type: Function, instance: object, accessor = def
     steps.push(step);
     byName.set(stepName, step);
   }
-  return { name, version, className: cls, type, instance, steps, stepsByName: byName };
+  return { name, version, className: cls, type, instance, steps, stepsByName: byName, ...compileFlowControl(cls, options) };
+}
+
+/** Whether a value is a priority: a safe integer. */
+export function isPriority(value: unknown): value is number {
+  return Number.isSafeInteger(value);
+}
+
+/** `concurrency`, `rateLimit` and `priority` of `@Workflow`, validated (DESIGN §3.2). */
+function compileFlowControl(cls: string, options: WorkflowOptions): Pick<WorkflowDefinition, 'concurrency' | 'rateLimit' | 'priority'> {
+  const fail = (what: string) => new WorkflowDefinitionError(messages.INVALID_WORKFLOW_OPTION(cls, what));
+  const limitOf = (option: string, value: unknown): number => {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) throw fail(`${option} must be an integer >= 1 (got ${JSON.stringify(value)})`);
+    return value as number;
+  };
+  const keyOf = (option: string, key: unknown): ((input: unknown) => string) | undefined => {
+    if (key !== undefined && typeof key !== 'function') throw fail(`${option}.key must be a function of the run's input that returns a string (got ${typeof key})`);
+    return key as ((input: unknown) => string) | undefined;
+  };
+  const result: Pick<WorkflowDefinition, 'concurrency' | 'rateLimit' | 'priority'> = { priority: 0 };
+  const concurrency = options.concurrency;
+  if (concurrency !== undefined) {
+    if (typeof concurrency === 'number') result.concurrency = { limit: limitOf('concurrency', concurrency), scope: 'run' };
+    else if (concurrency === null || typeof concurrency !== 'object') throw fail(`concurrency must be a number or { limit, key?, scope? } (got ${JSON.stringify(concurrency)})`);
+    else {
+      const scope = concurrency.scope ?? 'run';
+      if (scope !== 'run' && scope !== 'step') throw fail(`concurrency.scope must be 'run' or 'step' (got ${JSON.stringify(scope)})`);
+      result.concurrency = { limit: limitOf('concurrency.limit', concurrency.limit), key: keyOf('concurrency', concurrency.key), scope };
+    }
+  }
+  const rate = options.rateLimit;
+  if (rate !== undefined) {
+    if (rate === null || typeof rate !== 'object') throw fail(`rateLimit must be { limit, per, key? } (got ${JSON.stringify(rate)})`);
+    const perMs = parseDuration(rate.per as number | string);
+    if (perMs === undefined || perMs < 1) throw fail(`rateLimit.per must be a positive number of ms or a duration string such as '1s' or '1m' (got ${JSON.stringify(rate.per)})`);
+    result.rateLimit = { limit: limitOf('rateLimit.limit', rate.limit), perMs, key: keyOf('rateLimit', rate.key) };
+  }
+  if (options.priority !== undefined) {
+    if (!isPriority(options.priority)) throw fail(`priority must be an integer (got ${JSON.stringify(options.priority)})`);
+    result.priority = options.priority;
+  }
+  return result;
 }

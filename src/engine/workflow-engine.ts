@@ -17,6 +17,8 @@ import type {
   RunStatus,
   SendSignalOptions,
   StoredStep,
+  NewRun,
+  CreateRunOptions,
   StoreEvent,
   StoredRun,
   StoredRunEvent,
@@ -34,6 +36,7 @@ import { SYSTEM_CLOCK, type EngineClock, type TimerHandle } from './clock.js';
 import { encodeState, initialState } from './engine-state.js';
 import { RunDriver, type DriverHost, type FinishedRun } from './run-driver.js';
 import { Serializer } from './serializer.js';
+import { startFlowFields, type StartFlowOptions } from './flow-control.js';
 import type { StepLogger } from './step-context.interface.js';
 import type { WorkflowRefLike } from './flow.js';
 
@@ -73,7 +76,7 @@ export interface EngineOptions {
 
 export type ConflictPolicy = 'use-existing' | 'fail' | 'terminate-existing';
 
-export interface StartRunOptions {
+export interface StartRunOptions extends StartFlowOptions {
   id?: string;
   conflictPolicy?: ConflictPolicy;
   transaction?: unknown;
@@ -233,14 +236,16 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     if (policy !== 'use-existing' && policy !== 'fail' && policy !== 'terminate-existing') {
       throw new InvalidArgumentError(`conflictPolicy must be 'use-existing', 'fail' or 'terminate-existing' (got ${JSON.stringify(policy)}).`);
     }
+    const flow = startFlowFields(def, input, options, Date.now());
     const serialized = this.serializer.serialize(input, `input of workflow "${def.name}"`);
     const runId = options.id ?? randomUUID();
-    const result = await this.createAndLaunch(def, { runId, input: serialized, cursor: def.steps[0].name, steps: [] }, {
+    const result = await this.createAndLaunch(def, { runId, input: serialized, cursor: def.steps[0].name, steps: [], flow: flow.run }, {
       onConflict: policy === 'terminate-existing' ? 'replace' : 'keep',
       transaction: options.transaction,
+      debounce: flow.debounce,
     });
-    if (!result && policy === 'fail') throw new RunAlreadyExistsError(runId);
-    return { runId, created: result };
+    if (!result.created && !result.debounced && policy === 'fail') throw new RunAlreadyExistsError(runId);
+    return { runId: result.runId, created: result.created };
   }
 
   /**
@@ -267,7 +272,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       { runId, input, cursor: options.fromStep, steps: copied, detail: { forkedFrom: source.runId, fromStep: options.fromStep, ...(by !== undefined ? { by } : {}) } },
       { onConflict: 'keep' },
     );
-    if (!created) throw new RunAlreadyExistsError(runId);
+    if (!created.created) throw new RunAlreadyExistsError(runId);
     return runId;
   }
 
@@ -313,12 +318,13 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
    */
   private async createAndLaunch(
     def: WorkflowDefinition,
-    run: { runId: string; input: string; cursor: string; steps: StoredStep[]; detail?: Record<string, unknown> },
-    options: { onConflict: 'keep' | 'replace'; transaction?: unknown },
-  ): Promise<boolean> {
+    run: { runId: string; input: string; cursor: string; steps: StoredStep[]; detail?: Record<string, unknown>; flow?: Pick<NewRun, 'priority' | 'due' | 'concurrency' | 'rateLimit'> },
+    options: { onConflict: 'keep' | 'replace'; transaction?: unknown; debounce?: CreateRunOptions['debounce'] },
+  ): Promise<{ created: boolean; debounced?: boolean; runId: string }> {
     const { runId } = run;
     const trace = this.instrumentation.captureTrace();
-    const claimNow = options.transaction === undefined && this.hasCapacity();
+    // NOTE: a delayed or debounced run is not due now: no slot is reserved for it (the store would not lease it).
+    const claimNow = options.transaction === undefined && !run.flow?.due && !options.debounce && this.hasCapacity();
     if (claimNow) this.reserved++;
     const state = initialState(run.cursor, trace);
     state.entry = run.steps.length;
@@ -337,13 +343,19 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
           currentStep: run.cursor,
           events: this.recordsHistory ? [encodeEvent(started)] : undefined,
           pipeline: this.fingerprint(def),
+          ...run.flow,
         },
-        { onConflict: options.onConflict, lease: claimNow ? this.lease : undefined, transaction: options.transaction },
+        {
+          onConflict: options.onConflict,
+          lease: claimNow ? this.lease : undefined,
+          transaction: options.transaction,
+          ...(options.debounce ? { debounce: options.debounce } : {}),
+        },
       );
     } finally {
       if (claimNow) this.reserved--;
     }
-    if (!result.created) return false;
+    if (!result.created) return { created: false, debounced: result.debounced, runId: result.run.runId };
     this.recentlyFinished.delete(runId);
     if (this.recordsHistory) this.onEvents(runId, def.name, [started], result.lastEventSeq);
     this.instrumentation.runStarted(def.name);
@@ -353,8 +365,9 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     const current = this.active.get(runId);
     if (current && current.generation < stored.generation) current.lose();
     if (claimNow && stored.leaseToken) this.launch({ ...stored, leaseToken: stored.leaseToken, recovered: false });
-    else if (!claimNow && options.transaction === undefined) this.backlog = true;
-    return true;
+    // NOTE: a run the store did not lease (no capacity here, or its limits passed it over) is claimed by a poll.
+    else if (options.transaction === undefined && !run.flow?.due && !options.debounce) this.backlog = true;
+    return { created: true, runId };
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -748,8 +761,9 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         const again = this.kickAfterDriver.delete(claimed.runId);
         if ((driver.requeue || again) && !this.draining && !this.active.has(claimed.runId)) void this.kick(claimed.runId);
         // NOTE: a slot just freed: when more work may be due (a full claim batch, starts that found no slot), claim now
-        // rather than at the next poll, so a burst drains at full speed.
-        if (this.backlog && !this.draining) this.schedulePoll(0);
+        // rather than at the next poll, so a burst drains at full speed. A run with a concurrency limit may have given
+        // its key's slot back (it ended, or released its lease with scope 'step'): the next run of the key goes at once.
+        if ((this.backlog || claimed.concurrency) && !this.draining) this.schedulePoll(0);
       });
       this.running.add(done);
     } catch (error) {

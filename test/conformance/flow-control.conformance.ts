@@ -205,6 +205,20 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
       });
     });
 
+    describe('rate limits at createRun with a lease (F3, F4)', () => {
+      it('claims a new run at once only while its window has room, and counts that begin', async () => {
+        const { workflow, refs } = fresh();
+        const rateLimit = { key: `${workflow}:r`, limit: 1, perMs: 60_000 };
+        const first = await store().createRun(newRun(workflow, { rateLimit }), { onConflict: 'keep', lease: LEASE });
+        expect(first.run.leaseToken).toBeDefined();
+        const second = await store().createRun(newRun(workflow, { rateLimit }), { onConflict: 'keep', lease: LEASE });
+        expect(second.created).toBe(true);
+        expect(second.run.leaseToken).toBeUndefined();
+        expect((await store().getRun(second.run.runId))!.blockedBy).toBe('rate-limit');
+        expect(await store().claimRuns(OTHER, 5, refs)).toEqual([]);
+      });
+    });
+
     describe('debounce (rule D)', () => {
       it('folds starts with one key into the pending run: newest input, start pushed back, capped by maxDelay', async () => {
         const { workflow, refs } = fresh();

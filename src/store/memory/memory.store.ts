@@ -166,11 +166,17 @@ export class MemoryStore implements WorkflowStore {
     if (input.pipeline !== undefined) run.pipeline = input.pipeline;
     if (input.concurrency) run.concurrency = { ...input.concurrency };
     if (input.rateLimit) run.rateLimit = { ...input.rateLimit };
-    // Rule F4: claimed at once only when due now and admitted by its limits; else pending, without steps begun.
-    const lease = options.lease && run.dueAt!.getTime() <= now.getTime() && this.admit(run, now.getTime()) ? options.lease : undefined;
-    if (options.lease && !lease) {
+    // Rule F4: claimed at once only when due now and admitted by its limits (judged as the pending run it would be
+    // without the claim); else pending, without the step entry the claim would have begun.
+    let lease: LeaseRequest | undefined;
+    if (options.lease) {
       run.status = 'pending';
       run.steps = (input.steps ?? []).filter((step) => step.status !== 'running').map(copyStep);
+      if (run.dueAt!.getTime() <= now.getTime() && this.admit(run, now.getTime())) {
+        lease = options.lease;
+        run.status = 'running';
+        run.steps = (input.steps ?? []).map(copyStep);
+      }
     }
     if (lease) {
       run.leaseOwner = lease.owner;
