@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,roundtrips,resume,steps20,burst,fanout1k,fanout10k]
+ * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,resume,steps20,burst,fanout1k,fanout10k]
  *
  * Prints one line per measurement:
  *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
@@ -24,6 +24,20 @@ import { createStore } from '../src/store/create-store.js';
 @Workflow('bench3')
 class Bench3 {
   @Step() a(input: { n: number }) {
+    return { n: input.n, a: 1 };
+  }
+  @Step() b(prev: { n: number; a: number }) {
+    return { ...prev, b: 2 };
+  }
+  @Step() c(prev: { n: number; a: number; b: number }) {
+    return { ...prev, c: 3 };
+  }
+}
+
+/** `conc64key`: bench3 with a concurrency limit of 1 per key (each of the 64 lanes starts its runs under its own key). */
+@Workflow({ name: 'bench3key', concurrency: { limit: 1, key: (input: { k: string }) => input.k } })
+class Bench3Key {
+  @Step() a(input: { n: number; k: string }) {
     return { n: input.n, a: 1 };
   }
   @Step() b(prev: { n: number; a: number }) {
@@ -90,7 +104,7 @@ const otelTurns = flag('otel') === 'turns';
  */
 const codecWanted = args.includes('--codec');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
-const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,roundtrips,resume,steps20,burst,fanout1k,fanout10k').split(',');
+const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,conc64key,claim10k,roundtrips,resume,steps20,burst,fanout1k,fanout10k').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /**
  * Sequential runs before any measurement, on every store and on DBOS (run-dbos.mjs uses the same number): the rate
@@ -153,7 +167,7 @@ async function countRedisCommands(): Promise<void> {
 async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}, codec?: PayloadCodec) {
   @Module({
     imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker }, ...(codec ? { codec } : {}) })],
-    providers: [Bench3, Bench20, Bench1, BenchFanout],
+    providers: [Bench3, Bench20, Bench1, BenchFanout, Bench3Key],
   })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
@@ -178,16 +192,16 @@ async function seq(client: WorkflowClient, workflow: string, runs: number): Prom
   return { ms: performance.now() - t0, lat };
 }
 
-async function conc(client: WorkflowClient, runs: number, inFlight: number): Promise<Chunk> {
+async function conc(client: WorkflowClient, runs: number, inFlight: number, keyed = false): Promise<Chunk> {
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: inFlight }, async () => {
+    Array.from({ length: inFlight }, async (_, lane) => {
       while (next < runs) {
         const i = next++;
         const s = performance.now();
-        const out = (await client.execute('bench3', { n: i })) as { c: number };
+        const out = (await (keyed ? client.execute('bench3key', { n: i, k: `lane-${lane}` }) : client.execute('bench3', { n: i }))) as { c: number };
         if (out.c !== 3) throw new Error('wrong result');
         lat.push(performance.now() - s);
       }
@@ -266,6 +280,21 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
     await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
     if (scenariosWanted.includes('seq3')) await inTurns(name, 'seq3', n, (k) => seq(client, 'bench3', k), peer);
     if (scenariosWanted.includes('conc64')) await inTurns(name, 'conc64', cn, (k) => conc(client, k, 64), peer);
+    if (scenariosWanted.includes('conc64key')) {
+      // In turns with plain conc64 on the same app, so both see the same machine load.
+      const plain: Chunk[] = [];
+      const keyed: Chunk[] = [];
+      const turns = smoke ? 2 : 4;
+      for (let t = 0; t < turns; t++) {
+        if (t % 2 === 0) plain.push(await conc(client, Math.ceil(cn / turns), 64));
+        keyed.push(await conc(client, Math.ceil(cn / turns), 64, true));
+        if (t % 2 === 1) plain.push(await conc(client, Math.ceil(cn / turns), 64));
+      }
+      const p = summary(plain);
+      const k = summary(keyed);
+      line(name, 'conc64key', { ...k, plain_wf_per_s: p.wf_per_s, ratio_vs_conc64: k.wf_per_s / p.wf_per_s });
+    }
+    if (scenariosWanted.includes('claim10k')) await claim10k(name, raw, smoke ? 200 : 10_000);
     if (scenariosWanted.includes('roundtrips')) {
       const runs = smoke ? 3 : 50;
       counting.reset();
@@ -312,6 +341,36 @@ async function fanout(name: string, scenario: string, client: WorkflowClient, ch
     conc64_ms: reference.ms,
     ratio_vs_conc64: wall / reference.ms,
   });
+}
+
+/**
+ * `claim10k`: `runs` due runs are queued (created straight in the store, 64 at a time), then one claimer takes them in
+ * batches of 100 (`claimRuns`, as a worker's poll does) until all are claimed: `wall_ms` of the claims alone.
+ */
+async function claim10k(name: string, store: WorkflowStore, runs: number): Promise<void> {
+  const workflow = `claim10k_${randomUUID().slice(0, 8)}`;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < runs) {
+        const i = next++;
+        await store.createRun({ runId: `${workflow}-${i}`, workflow, version: 1, input: '{}', state: '{}' }, { onConflict: 'keep' });
+      }
+    }),
+  );
+  const lease = { owner: 'claim10k', leaseMs: 600_000 };
+  const refs = [{ workflow, version: 1 }];
+  let claimed = 0;
+  let batches = 0;
+  const t0 = performance.now();
+  while (claimed < runs) {
+    const got = await store.claimRuns(lease, 100, refs);
+    if (got.length === 0) throw new Error(`claim10k: only ${claimed} of ${runs} runs were claimable`);
+    claimed += got.length;
+    batches++;
+  }
+  const ms = performance.now() - t0;
+  line(name, 'claim10k', { wall_ms: ms, claims_per_s: runs / (ms / 1000), batch_ms: ms / batches, runs });
 }
 
 /**

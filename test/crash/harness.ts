@@ -14,6 +14,7 @@ import { DurableExecutionModule, WorkflowClient, type RunInfo, type StoreOptions
 import { CrashWorkflow, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
 import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 import { VersionedV1, VersionedV2 } from './versioned-workflow.js';
+import { FLOW_WORKFLOWS } from './flow-workflow.js';
 
 export { CRASH_WORKFLOW, STEP_NAMES, type CrashStep, type LedgerEntry, type StepOutput } from './crash-workflow.js';
 
@@ -132,7 +133,7 @@ const silent = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
 export async function startClient(store: CrashStore): Promise<TestClient> {
   const module = await Test.createTestingModule({
     imports: [DurableExecutionModule.forRoot({ store: store.options, worker: { enabled: false } })],
-    providers: [CrashWorkflow, HeartbeatWorkflow, VersionedV1, VersionedV2],
+    providers: [CrashWorkflow, HeartbeatWorkflow, VersionedV1, VersionedV2, ...FLOW_WORKFLOWS],
   })
     .setLogger(silent)
     .compile();
@@ -305,6 +306,10 @@ export interface WorkerSettings {
   childStepMs?: number;
   /** Where the worker SIGKILLs itself (CRASH_KILL_AT; children-kill-points.ts). */
   killAt?: string;
+  /** Register the flow-control workflows of flow-workflow.ts (CRASH_FLOW=1). */
+  flow?: boolean;
+  /** The run whose `flow-slot` step hangs in this worker (CRASH_FLOW_HANG). */
+  flowHang?: string;
 }
 
 /** Spawns `worker-app.ts` as a child process and waits for its READY line (and STARTED when it starts runs). */
@@ -330,6 +335,8 @@ export async function startWorker(store: CrashStore, ledger: Ledger, settings: W
     CRASH_CHILD_RECHECK_MS: settings.childRecheckMs !== undefined ? String(settings.childRecheckMs) : '',
     CRASH_CHILD_STEP_MS: String(settings.childStepMs ?? 0),
     CRASH_KILL_AT: settings.killAt ?? '',
+    CRASH_FLOW: settings.flow ? '1' : '',
+    CRASH_FLOW_HANG: settings.flowHang ?? '',
     NO_COLOR: '1',
   };
   // NOTE: Jest's --experimental-vm-modules must not leak into the child.

@@ -15,6 +15,9 @@
  *   Redis store's `childRecheckMs`; `CRASH_KILL_AT`: a point of a store write where the process SIGKILLs itself
  *   (children-kill-points.ts).
  *
+ * - `CRASH_FLOW=1`: also register the flow-control workflows (flow-workflow.ts); `CRASH_FLOW_HANG=<run id>`: that
+ *   run's `flow-slot` step hangs in this process.
+ *
  * It registers the crash workflow and the heartbeat workflow (heartbeat-workflow.ts).
  *
  * Prints `READY <pid>` once bootstrapped, then `STARTED <n>` after starting its runs. SIGTERM closes the app.
@@ -28,6 +31,7 @@ import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 import { versionedFromEnv } from './versioned-workflow.js';
 import { FanoutChild, FanoutParent } from './children-workflow.js';
 import { installKillPoint } from './children-kill-points.js';
+import { FLOW_WORKFLOWS } from './flow-workflow.js';
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -74,7 +78,7 @@ async function main(): Promise<void> {
         },
       }),
     ],
-    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[]), ...(process.env.CRASH_CHILDREN === '1' ? [FanoutParent, FanoutChild] : [])],
+    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[]), ...(process.env.CRASH_CHILDREN === '1' ? [FanoutParent, FanoutChild] : []), ...(process.env.CRASH_FLOW === '1' ? FLOW_WORKFLOWS : [])],
   })
   class CrashWorkerModule {}
 

@@ -9,6 +9,7 @@ import {
   Workflow,
   WorkflowDefinitionError,
   type StepContext,
+  type WorkflowHandle,
 } from '../../src/index.js';
 import { eventually, gate, rejection, silentLogger, sleep, testOptions, useApps, type Gate } from './helpers.js';
 
@@ -123,7 +124,7 @@ describe('flow control: runs', () => {
   it('never runs two runs of one key at once, shows the blocked ones, and starts the next as soon as a slot frees', async () => {
     // A poll interval far longer than the test: only the freed slot can start the waiting runs.
     const { client } = await apps.boot([PerCustomer], { store: new MemoryStore(), worker: { pollIntervalMs: 60_000 } });
-    const handles = [];
+    const handles: WorkflowHandle[] = [];
     for (const [i, customer] of ['a', 'a', 'a', 'b'].entries()) handles.push(await client.start(PerCustomer, { customer, id: `${customer}${i}` }));
     await eventually(() => order.length === 2);
     const blocked = await handles[1].describe();
@@ -199,7 +200,7 @@ describe('flow control: runs', () => {
 
   it('debounces a burst of starts into one run with the last input', async () => {
     const { client } = await apps.boot([Search], { store: new MemoryStore() });
-    const handles = [];
+    const handles: WorkflowHandle[] = [];
     for (const q of ['n', 'ne', 'nes', 'nest']) handles.push(await client.start(Search, q, { debounce: { key: 'user-1', delay: 300, maxDelay: '5s' } }));
     expect(new Set(handles.map((h) => h.runId)).size).toBe(1);
     expect(await handles[0].result({ timeout: '5s' })).toBe(`nest:${handles[0].runId}`);
@@ -210,7 +211,7 @@ describe('flow control: runs', () => {
 
   it('lets at most `limit` runs begin in any window of the rate limit', async () => {
     const { client } = await apps.boot([Limited], { store: new MemoryStore() });
-    const handles = [];
+    const handles: WorkflowHandle[] = [];
     for (let i = 0; i < 5; i++) handles.push(await client.start(Limited, i));
     await eventually(async () => (await handles[2].describe()).blockedBy === 'rate-limit' || begins.length > 2);
     await Promise.all(handles.map((h) => h.result({ timeout: '10s' })));

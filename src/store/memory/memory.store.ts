@@ -89,6 +89,8 @@ export class MemoryStore implements WorkflowStore {
   private readonly histories = new Map<string, History>();
   private readonly pipelines = new Map<string, string>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
+  /** Rule F2: the runs holding a slot, per concurrency key (the runs' `slotHeld`, indexed). */
+  private readonly slots = new Map<string, Set<string>>();
   /** Rule F3: the begin times (ms) of the runs of each rate key, oldest first, at most the limit of them. */
   private readonly begins = new Map<string, number[]>();
   /** Rule D: the run each debounce key folds into, and when that run was first created. */
@@ -208,9 +210,7 @@ export class MemoryStore implements WorkflowStore {
 
   /** Rule F2: how many live runs hold a slot of this concurrency key. */
   private slotHolders(key: string): number {
-    let held = 0;
-    for (const other of this.runs.values()) if (other.slotHeld && other.concurrency?.key === key) held++;
-    return held;
+    return this.slots.get(key)?.size ?? 0;
   }
 
   /** Rule F3: whether the run would begin now (first claim) and its rate key's window is full. */
@@ -238,13 +238,22 @@ export class MemoryStore implements WorkflowStore {
       begun.push(now);
       this.begins.set(rate.key, begun.slice(-rate.limit));
     }
-    if (needsSlot) run.slotHeld = true;
+    if (needsSlot) {
+      run.slotHeld = true;
+      let holders = this.slots.get(concurrency.key);
+      if (!holders) this.slots.set(concurrency.key, (holders = new Set()));
+      holders.add(run.runId);
+    }
     return true;
   }
 
   /** Rule F2: the run gives its slot back (it ended, was replaced, or released its lease with `scope: 'step'`). */
   private freeSlot(run: StoredRun): void {
+    if (!run.slotHeld || !run.concurrency) return;
     run.slotHeld = undefined;
+    const holders = this.slots.get(run.concurrency.key);
+    holders?.delete(run.runId);
+    if (holders?.size === 0) this.slots.delete(run.concurrency.key);
   }
 
   async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
