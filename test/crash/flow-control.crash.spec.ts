@@ -94,6 +94,32 @@ for (const kind of ['postgres', 'redis'] as const) {
       });
     }, 120_000);
 
+    it("a schedule every 1s fires each tick exactly once with 3 instances up, and the latest missed tick after all were down", async () => {
+      await withScenario(kind, url(), async (s) => {
+        const workers = await Promise.all(Array.from({ length: 3 }, () => startWorker(s.store, s.ledger, { flowTick: true })));
+        const ticks = () => flowEntries(s, 'flow-tick');
+        await waitFor('4 ticks', () => ticks().length >= 4, 20_000);
+        await Promise.all(workers.map((w) => w.kill9()));
+        const downFrom = Date.now();
+        await new Promise((r) => setTimeout(r, 3_500));
+        const upAt = Date.now();
+        const before = ticks().length;
+        await startWorker(s.store, s.ledger, { flowTick: true });
+        await waitFor('2 more ticks', () => ticks().length >= before + 2, 20_000);
+        const runIds = ticks().map((e) => e.runId);
+        // Exactly once per tick: no run id twice, and each id is `flow-tick@<the tick's ISO time>`.
+        expect(new Set(runIds).size).toBe(runIds.length);
+        const fireTimes = runIds.map((id) => Date.parse(id.slice('flow-tick@'.length)));
+        for (const t of fireTimes) expect(t % 1000).toBe(0);
+        // While every instance was down, 3 ticks were missed: catch-up 'latest' fires one of them.
+        const missed = fireTimes.filter((t) => t > downFrom + 1000 && t < upAt - 1000);
+        expect(missed.length).toBeLessThanOrEqual(1);
+        const gap = fireTimes.filter((t) => t > downFrom && t < upAt);
+        expect(gap.length).toBeGreaterThanOrEqual(1);
+        expect(gap.length).toBeLessThanOrEqual(2);
+      });
+    }, 90_000);
+
     it('SIGKILL of a slot holder: the slot passes to its recovery after the lease, and the next run proceeds', async () => {
       await withScenario(kind, url(), async (s) => {
         const client = s.client.client;

@@ -10,7 +10,7 @@
  *   the crash test), else takes 50 ms.
  */
 import { appendFileSync } from 'node:fs';
-import { Step, Workflow, type StepContext } from '../../src/index.js';
+import { Schedule, Step, Workflow, type StepContext } from '../../src/index.js';
 
 export interface FlowLedgerEntry {
   wf: string;
@@ -63,6 +63,16 @@ export class FlowSlot {
     if (process.env.CRASH_FLOW_HANG === ctx.runId) await new Promise(() => undefined);
     await sleep(50);
     record({ wf: 'flow-slot', runId: ctx.runId, key: input.key, phase: 'end' });
+    return ctx.runId;
+  }
+}
+
+/** Registered by workers with `CRASH_FLOW_TICK=1` only: a schedule firing every second (catch-up: the latest tick). */
+@Schedule({ id: 'flow-tick', every: '1s' })
+@Workflow({ name: 'flow-tick' })
+export class FlowTick {
+  @Step() async work(input: { scheduledAt: Date }, ctx: StepContext) {
+    record({ wf: 'flow-tick', runId: ctx.runId, phase: 'start', input });
     return ctx.runId;
   }
 }

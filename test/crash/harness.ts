@@ -310,6 +310,8 @@ export interface WorkerSettings {
   flow?: boolean;
   /** The run whose `flow-slot` step hangs in this worker (CRASH_FLOW_HANG). */
   flowHang?: string;
+  /** Register the every-second schedule of flow-workflow.ts (CRASH_FLOW_TICK=1). */
+  flowTick?: boolean;
 }
 
 /** Spawns `worker-app.ts` as a child process and waits for its READY line (and STARTED when it starts runs). */
@@ -337,6 +339,7 @@ export async function startWorker(store: CrashStore, ledger: Ledger, settings: W
     CRASH_KILL_AT: settings.killAt ?? '',
     CRASH_FLOW: settings.flow ? '1' : '',
     CRASH_FLOW_HANG: settings.flowHang ?? '',
+    CRASH_FLOW_TICK: settings.flowTick ? '1' : '',
     NO_COLOR: '1',
   };
   // NOTE: Jest's --experimental-vm-modules must not leak into the child.

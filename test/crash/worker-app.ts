@@ -16,7 +16,7 @@
  *   (children-kill-points.ts).
  *
  * - `CRASH_FLOW=1`: also register the flow-control workflows (flow-workflow.ts); `CRASH_FLOW_HANG=<run id>`: that
- *   run's `flow-slot` step hangs in this process.
+ *   run's `flow-slot` step hangs in this process; `CRASH_FLOW_TICK=1`: register the every-second schedule `flow-tick`.
  *
  * It registers the crash workflow and the heartbeat workflow (heartbeat-workflow.ts).
  *
@@ -31,7 +31,7 @@ import { HeartbeatWorkflow } from './heartbeat-workflow.js';
 import { versionedFromEnv } from './versioned-workflow.js';
 import { FanoutChild, FanoutParent } from './children-workflow.js';
 import { installKillPoint } from './children-kill-points.js';
-import { FLOW_WORKFLOWS } from './flow-workflow.js';
+import { FLOW_WORKFLOWS, FlowTick } from './flow-workflow.js';
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
         },
       }),
     ],
-    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[]), ...(process.env.CRASH_CHILDREN === '1' ? [FanoutParent, FanoutChild] : []), ...(process.env.CRASH_FLOW === '1' ? FLOW_WORKFLOWS : [])],
+    providers: [CrashWorkflow, HeartbeatWorkflow, ...(versionedFromEnv() as never[]), ...(process.env.CRASH_CHILDREN === '1' ? [FanoutParent, FanoutChild] : []), ...(process.env.CRASH_FLOW === '1' ? FLOW_WORKFLOWS : []), ...(process.env.CRASH_FLOW_TICK === '1' ? [FlowTick] : [])],
   })
   class CrashWorkerModule {}
 
