@@ -5,6 +5,7 @@ import {
   DurableExecutionModule,
   InvalidArgumentError,
   MemoryStore,
+  Flow,
   Step,
   Workflow,
   WorkflowDefinitionError,
@@ -110,6 +111,13 @@ class Search {
   }
 }
 
+@Workflow({ name: 'FanOutToCustomers' })
+class FanOutToCustomers {
+  @Step() spread(customers: string[]) {
+    return Flow.all(customers.map((customer, i) => Flow.child(PerCustomer, { customer, id: `child-${i}` })));
+  }
+}
+
 describe('flow control: runs', () => {
   const apps = useApps();
   beforeEach(() => {
@@ -134,6 +142,17 @@ describe('flow control: runs', () => {
     expect(await Promise.all(handles.map((h) => h.result({ timeout: '5s' })))).toEqual(['a0', 'a1', 'a2', 'b3']);
     expect(maxRunning.get('a')).toBe(1);
     expect(maxRunning.get('b')).toBe(1);
+  });
+
+  it('applies the workflow limits to child runs too', async () => {
+    const { client } = await apps.boot([PerCustomer, FanOutToCustomers], { store: new MemoryStore() });
+    const parent = await client.start(FanOutToCustomers, ['a', 'a', 'b', 'a']);
+    await eventually(() => order.length === 2);
+    const children = (await client.list({ parentRunId: parent.runId })).runs;
+    expect(children.filter((c) => c.blockedBy === 'concurrency')).toHaveLength(2);
+    hold.open();
+    expect(await parent.result({ timeout: '5s' })).toEqual(['child-0', 'child-1', 'child-2', 'child-3']);
+    expect(maxRunning.get('a')).toBe(1);
   });
 
   it('refuses a key function that throws or returns a non-string, and stores nothing', async () => {
