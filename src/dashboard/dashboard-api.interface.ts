@@ -132,6 +132,11 @@ export interface RunDetail {
   parentRunId?: string;
   /** How many runs have held this run id, from 1 (`Flow.continueAsNew` and `terminate-existing` add one). */
   generation: number;
+  /** Flow control (see the README): claim order, the concurrency key, when the live run is due, what holds it back. */
+  priority: number;
+  concurrencyKey?: string;
+  dueAt?: Date;
+  blockedBy?: 'concurrency' | 'rate-limit';
   /** The run's child runs, newest first. */
   children: ChildrenView;
   /** Actions the run allows now (none in read-only mode). */

@@ -114,6 +114,10 @@ export class DashboardReader {
       forkSteps,
       ...(info.parentRunId !== undefined ? { parentRunId: info.parentRunId } : {}),
       generation: info.generation,
+      priority: info.priority,
+      ...(info.concurrencyKey !== undefined ? { concurrencyKey: info.concurrencyKey } : {}),
+      ...(info.dueAt ? { dueAt: info.dueAt } : {}),
+      ...(info.blockedBy ? { blockedBy: info.blockedBy } : {}),
       children: this.children(children.runs, page.events, (page.events[0]?.seq ?? 1) > 1),
     };
     if ('output' in info) detail.output = this.values.show(info.output, { ...where, field: 'output' }, 'output', budget);

@@ -370,6 +370,16 @@ describe.each(ADAPTERS)('child runs in the dashboard API on %s', (kind) => {
     await app?.close();
   });
 
+  it('shows flow control on the run: priority, when a delayed run is due (JSON and page)', async () => {
+    await client.start(DashItem, { n: 9 }, { id: 'later-1', delay: '1h', priority: 3 });
+    const res = await api().get(`${P}/api/runs/later-1`);
+    expect(res.body).toMatchObject({ status: 'pending', priority: 3 });
+    expect(Date.parse(res.body.dueAt)).toBeGreaterThan(Date.now() + 3_500_000);
+    const page = await api().get(`${P}/runs/later-1`);
+    expect(page.text).toMatch(/<dt>Priority<\/dt><dd class="priority">3<\/dd>/);
+    expect(page.text).toMatch(/<dt>Due<\/dt><dd class="due-at">/);
+  });
+
   it('gives a parent its first 20 children, whether it has more, their total and that it waits for them', async () => {
     const res = await api().get(`${P}/api/runs/fan-big`);
     expect(res.status).toBe(200);

@@ -20,6 +20,10 @@ export function runPage(ctx: PageContext, run: RunDetail): string {
     ${waitingFor(run)}
     ${run.parentRunId !== undefined ? html`<div><dt>Parent run</dt><dd class="id"><a class="parent-run" href="${runHref(ctx, run.parentRunId)}">${run.parentRunId}</a></dd></div>` : ''}
     ${run.generation > 1 ? html`<div><dt>Generation</dt><dd class="generation" title="continue-as-new or terminate-existing started this run id again">${run.generation}</dd></div>` : ''}
+    ${run.blockedBy ? html`<div><dt>Blocked by</dt><dd class="blocked-by" title="${run.blockedBy === 'concurrency' ? 'every slot of its concurrency key is held' : 'its rate limit window is full'}">${run.blockedBy === 'concurrency' ? 'concurrency limit' : 'rate limit'}</dd></div>` : ''}
+    ${run.concurrencyKey !== undefined ? html`<div><dt>Concurrency key</dt><dd class="concurrency-key">${run.concurrencyKey}</dd></div>` : ''}
+    ${run.priority !== 0 ? html`<div><dt>Priority</dt><dd class="priority">${run.priority}</dd></div>` : ''}
+    ${run.dueAt && run.status !== 'running' ? html`<div><dt>Due</dt><dd class="due-at">${time(run.dueAt)}</dd></div>` : ''}
     <div><dt>Created</dt><dd>${time(run.createdAt)}</dd></div>
     <div><dt>Updated</dt><dd>${time(run.updatedAt)}</dd></div>
     <div><dt>Finished</dt><dd>${time(run.finishedAt)}</dd></div>
