@@ -126,9 +126,20 @@ export function sleepDue(duration: number | string | Date, stepName: string, now
 }
 
 /** Checks the children of `Flow.all` / `Flow.allSettled` / `Flow.child`: each made by `Flow.child`, ids valid and distinct. */
+/**
+ * Most children one step visit may start (`Flow.all`/`allSettled`): a parent's join reads every child's outcome in one
+ * store call, so an unbounded list would make that call unbounded. Larger fan-outs nest (children that fan out).
+ */
+export const MAX_CHILDREN_PER_STEP = 10_000;
+
 function checkChildren(stepName: string, children: readonly unknown[]): ChildDirective[] {
   if (!Array.isArray(children)) {
     throw new InvalidArgumentError(`Step "${stepName}" returned Flow.all/allSettled without an array of Flow.child(...) directives.`);
+  }
+  if (children.length > MAX_CHILDREN_PER_STEP) {
+    throw new InvalidArgumentError(
+      `Step "${stepName}" returned ${children.length} children; a step may start at most ${MAX_CHILDREN_PER_STEP}. Nest the fan-out (children that start children) or split it across steps.`,
+    );
   }
   const ids = new Set<string>();
   return children.map((child, i) => {

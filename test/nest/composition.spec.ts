@@ -118,6 +118,7 @@ class BadChildren {
     if (input.kind === 'unknown') return Flow.child('no-such-workflow', {});
     if (input.kind === 'concurrency') return Flow.all([Flow.child(Square, { n: 1 })], { concurrency: 0 });
     if (input.kind === 'duplicate') return Flow.all([Flow.child(Square, { n: 1 }, { id: 'x' }), Flow.child(Square, { n: 2 }, { id: 'x' })]);
+    if (input.kind === 'too-many') return Flow.all(Array.from({ length: 10_001 }, (_, n) => Flow.child(Square, { n })));
     return Flow.all([{ kind: 'child' } as never]);
   }
 }
@@ -337,6 +338,7 @@ function compositionSuite(on: () => DurableExecutionOptions) {
       ['unknown', UnknownWorkflowError.name],
       ['concurrency', InvalidArgumentError.name],
       ['duplicate', InvalidArgumentError.name],
+      ['too-many', InvalidArgumentError.name],
       ['not-a-directive', InvalidArgumentError.name],
     ])('bad children (%s) fail the step with a clear error and start nothing', async (kind, name) => {
       const { client } = await apps.boot(ALL, on());
