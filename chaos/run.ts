@@ -39,9 +39,9 @@ const opts: SoakOptions = {
 
 try {
   const res = await runSoak(opts);
-  const bad = res.lost + res.duplicated + res.stuck + res.wrongStatus;
+  const bad = res.lost + res.duplicated + res.stuck + res.wrongStatus + res.crashed;
   process.stdout.write(
-    `chaos store=${store} runs=${res.runs} faults=${res.faults} lost=${res.lost} duplicated=${res.duplicated} stuck=${res.stuck} wrong_status=${res.wrongStatus} max_resume_ms=${res.maxResumeMs}\n`,
+    `chaos store=${store} runs=${res.runs} faults=${res.faults} lost=${res.lost} duplicated=${res.duplicated} stuck=${res.stuck} wrong_status=${res.wrongStatus} max_resume_ms=${res.maxResumeMs} poisoned=${res.poisoned} crashed=${res.crashed}\n`,
   );
   process.stderr.write(`chaos: child runs checked ${res.childRuns}, step re-executions ${res.reExecutions}, max resume at ${res.maxResumeAt ?? '-'}; ledger, faults and worker logs in ${res.dir}\n`);
   if (bad > 0) {

@@ -18,6 +18,10 @@ import { CHAOS_WORKFLOWS } from './workflows.js';
 import { FaultProxy } from './proxy.js';
 import { makePlan, rng, type RunPlan } from './plan.js';
 import { check, type CheckResult, type ControlLog, type Window } from './checker.js';
+import { POISON_SLEEP_MS, POISON_WORKFLOW, poisonRun } from './poison.js';
+
+/** How many runs the soak poisons (their stored state damaged while they sleep). */
+const POISON_RUNS = 3;
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,6 +49,10 @@ interface Worker {
   pid: number;
   state: 'running' | 'stopped' | 'dead';
   out: string;
+  /** Ready (bootstrapped); an exit after it that the soak did not cause is a crash. */
+  ready?: boolean;
+  /** The soak killed or stopped it on purpose. */
+  killed?: boolean;
 }
 
 interface Store {
@@ -87,7 +95,7 @@ function proxiedUrl(store: Store, port: number): string {
   return u.toString();
 }
 
-export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults: number; dir: string }> {
+export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults: number; dir: string; poisoned: number; crashed: number }> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cairn-chaos-'));
   mkdirSync(join(dir, 'markers'), { recursive: true });
   const store = await openStore(opts, dir);
@@ -98,6 +106,8 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
   const faultLog: string[] = [];
   const controls = new Map<string, ControlLog>();
   let faults = 0;
+  /** Worker processes that exited after bootstrap without the soak killing them. */
+  const crashes: string[] = [];
   const workers: Worker[] = [];
   let app: INestApplicationContext | undefined;
   const began = Date.now();
@@ -129,12 +139,14 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     child.stderr!.on('data', onData);
     child.once('exit', (code, signal) => {
       w.state = 'dead';
+      if (w.ready && !w.killed) crashes.push(`worker ${index} (pid ${w.pid}) exited by itself: code=${code} signal=${signal}`);
       writeFileSync(join(dir, `worker-${index}-${w.pid}.log`), `${w.out}\nexit code=${code} signal=${signal}\n`);
     });
     return new Promise((resolveReady, reject) => {
       const timer = setInterval(() => {
         if (/^READY \d+$/m.test(w.out)) {
           clearInterval(timer);
+          w.ready = true;
           resolveReady(w);
         } else if (w.state === 'dead') {
           clearInterval(timer);
@@ -285,6 +297,30 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     };
     const scripts = Promise.all(plans.map((p) => script(p).catch((error: unknown) => opts.log(`chaos: driver of ${p.id} failed: ${String(error)}`))));
 
+    // Poison runs: started a quarter into the fault window; each one's state is damaged while it sleeps (directly in
+    // the store, not through the proxy), when the store lets it be in time.
+    const poisonIds = Array.from({ length: POISON_RUNS }, (_, i) => `poison-${i}`);
+    const poisoned: string[] = [];
+    const poisoning = (async () => {
+      await sleep(Math.min(opts.durationMs * 0.25, 15_000));
+      for (const [i, id] of poisonIds.entries()) await persist(() => client.start(POISON_WORKFLOW, { n: i }, { id }).then(() => undefined));
+      for (const id of poisonIds) {
+        const deadline = Date.now() + POISON_SLEEP_MS - 2_000;
+        while (Date.now() < deadline) {
+          const info = await describe(id);
+          if (info?.status === 'sleeping') {
+            const done = await poisonRun(store.kind, store.url, store.namespace, id).catch(() => false);
+            if (done) {
+              poisoned.push(id);
+              note(`poisoned run ${id} (its engine state damaged in the store)`);
+              break;
+            }
+          }
+          await sleep(100);
+        }
+      }
+    })().catch((error: unknown) => opts.log(`chaos: poisoning failed: ${String(error)}`));
+
     // ---------------------------------------------------------------------------------------------------------------
     // Faults
     const faultEnd = began + opts.durationMs;
@@ -299,6 +335,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
       if (x < 0.22 && usable().length > 1) {
         const w = usable()[Math.floor(r() * usable().length)];
         const at = Date.now();
+        w.killed = true;
         w.child.kill('SIGKILL');
         w.state = 'dead';
         note(`SIGKILL worker ${w.index} (pid ${w.pid})`);
@@ -374,8 +411,9 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     opts.log(`chaos: fault window over after ${faultsEndedAt - began}ms (${faults} faults); draining`);
 
     await scripts;
+    await poisoning;
     // Wait for every run to end.
-    const ids = plans.map((p) => p.id);
+    const ids = [...plans.map((p) => p.id), ...poisonIds];
     let pending = ids;
     const drainDeadline = Math.max(Date.now(), faultsEndedAt) + opts.drainMs;
     while (pending.length > 0 && Date.now() < drainDeadline) {
@@ -396,6 +434,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     await Promise.all(
       workers.map(async (w) => {
         if (w.state === 'dead') return;
+        w.killed = true;
         w.child.kill('SIGCONT');
         w.child.kill('SIGTERM');
         const exited = new Promise((d) => w.child.once('exit', d));
@@ -406,9 +445,26 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     );
     writeFileSync(join(dir, 'faults.log'), `${faultLog.join('\n')}\n`);
     const result = await check({ client, dir, plans, controls, windows, leaseMs: opts.leaseMs, pollMs: opts.pollMs, slackMs: opts.slackMs, describe });
-    return { ...result, faults, dir };
+    // A poisoned run must end failed with CorruptRunError naming it; an unpoisoned one (damaged too late) completes.
+    for (const id of poisonIds) {
+      const info = await describe(id);
+      const ok = poisoned.includes(id)
+        ? info?.status === 'failed' && info.error?.name === 'CorruptRunError' && info.error.message.includes(id)
+        : info?.status === 'completed';
+      if (!ok) {
+        result.wrongStatus++;
+        result.violations.push({ run: id, kind: 'wrong_status', detail: `${poisoned.includes(id) ? 'poisoned' : 'not poisoned'}, ended ${info?.status}: ${JSON.stringify(info?.error)}` });
+      }
+    }
+    for (const crash of crashes) result.violations.push({ run: '-', kind: 'lost', detail: crash });
+    return { ...result, faults, dir, poisoned: poisoned.length, crashed: crashes.length };
   } finally {
-    for (const w of workers) if (w && w.state !== 'dead') w.child.kill('SIGKILL');
+    for (const w of workers) {
+      if (w && w.state !== 'dead') {
+        w.killed = true;
+        w.child.kill('SIGKILL');
+      }
+    }
     await app?.close().catch(() => undefined);
     await proxy.stop().catch(() => undefined);
     await store.stop().catch(() => undefined);

@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Flow, NonRetryableError, RetryPolicy, Step, Workflow, type CompensationContext, type StepContext } from '../src/index.js';
+import { ChaosPoison } from './poison.js';
 
 /** One line of the effects ledger. */
 export interface ChaosEntry {
@@ -320,7 +321,7 @@ export class ChaosManual {
   }
 }
 
-export const CHAOS_WORKFLOWS = [ChaosLinear, ChaosLoop, ChaosSignal, ChaosAny, ChaosFan, ChaosChild, ChaosCycle, ChaosManual];
+export const CHAOS_WORKFLOWS = [ChaosLinear, ChaosLoop, ChaosSignal, ChaosAny, ChaosFan, ChaosChild, ChaosCycle, ChaosManual, ChaosPoison];
 
 /** Steps with a compensation, by workflow. */
 export const COMPENSABLE: Record<string, Set<string>> = {

@@ -45,7 +45,7 @@ describe('chaos soak (CI version)', () => {
       // eslint-disable-next-line no-console
       console.log(`[chaos] seed=${seed} ${res.line}`);
       const detail = `seed ${seed}\n${res.line}\n${res.stderr}`;
-      expect({ line: res.line, detail: res.code === 0 ? '' : detail }).toEqual({ line: expect.stringMatching(/^chaos store=\w+ runs=250 faults=\d+ lost=0 duplicated=0 stuck=0 wrong_status=0 max_resume_ms=\d+$/), detail: '' });
+      expect({ line: res.line, detail: res.code === 0 ? '' : detail }).toEqual({ line: expect.stringMatching(/^chaos store=\w+ runs=250 faults=\d+ lost=0 duplicated=0 stuck=0 wrong_status=0 max_resume_ms=\d+ poisoned=[1-3] crashed=0$/), detail: '' });
       expect(res.code).toBe(0);
     }, 150_000);
   }
