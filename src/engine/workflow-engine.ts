@@ -370,7 +370,10 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     const current = this.active.get(runId);
     if (current && current.generation < stored.generation) current.lose();
     if (claimNow && stored.leaseToken) this.launch({ ...stored, leaseToken: stored.leaseToken, recovered: false });
-    // NOTE: a run the store did not lease (no capacity here, or its limits passed it over) is claimed by a poll.
+    // NOTE: a store may create a run with limits without leasing it (rule F4: its limits passed it over, or the store
+    // admits such runs only in a claim): one claim of it now, so a free slot is taken without waiting for a poll.
+    else if (claimNow && (run.flow?.concurrency || run.flow?.rateLimit)) void this.kick(runId);
+    // NOTE: a run the store did not lease (no capacity here) is claimed by a poll.
     else if (options.transaction === undefined && !run.flow?.due && !options.debounce) this.backlog = true;
     return { created: true, runId };
   }
