@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../../src/errors/errors.js';
 import { COMMIT_OPS, encodeCommitOp, encodePatch, type CommitOpName } from '../../src/store/redis/redis.commit-ops.js';
 import { RUN_FIELDS } from '../../src/store/redis/redis.fields.js';
 import { APPLY_KEYS, RedisKeys, WORKFLOW_GROUP_KEYS, keySlot } from '../../src/store/redis/redis.keys.js';
-import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, INDEX_LAYOUT_SCRIPT, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
+import { ALL_SCRIPTS, APPLY_INDEX, CLAIM_CANDIDATES, FLOW_INDEX, INDEX_LAYOUT_SCRIPT, OWNED_CANDIDATES, PURGE_CANDIDATES } from '../../src/store/redis/redis.scripts.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
 import { RUN_STATUSES, TERMINAL_STATUSES } from '../../src/store/run-state-machine.js';
 import { LIVE_GROUP_SAMPLE } from '../../src/store/workflow-store.interface.js';
@@ -36,7 +36,7 @@ const HOSTILE_IDS = [
 ];
 
 const SLOT_OF_RUN_SCRIPTS = new Set(ALL_SCRIPTS.map((s) => s.name));
-for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES, INDEX_LAYOUT_SCRIPT]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
+for (const global of [APPLY_INDEX, CLAIM_CANDIDATES, OWNED_CANDIDATES, PURGE_CANDIDATES, INDEX_LAYOUT_SCRIPT, FLOW_INDEX]) SLOT_OF_RUN_SCRIPTS.delete(global.name);
 
 describe('Redis store keys', () => {
   it('computes Cluster key slots like Redis (cross-checked with cluster-key-slot)', () => {
@@ -310,6 +310,29 @@ describe('Redis store keys', () => {
       await sleep(5);
       expect(await store.purge(['completed'], 0)).toBe(all + 1);
       expect((await client.keys(`${prefix}{*}:*`)).filter((key) => !key.startsWith(store.keys.index))).toEqual([]);
+
+      // flow control with hostile concurrency, rate and debounce keys: data, in the index slot
+      const flowWorkflow = `${workflow} flow`;
+      for (const [i, key] of HOSTILE_IDS.entries()) {
+        const runId = `${key} flow`;
+        const limits = { concurrency: { key, limit: 1, scope: 'step' as const }, rateLimit: { key, limit: 5, perMs: 60_000 }, priority: i - 3 };
+        const flowRun = (id: string) => ({ runId: id, workflow: flowWorkflow, version: 1, input: payload, state: '{}', ...limits });
+        const first = (await store.createRun(flowRun(runId), { onConflict: 'keep', lease })).run;
+        expect(first).toMatchObject({ slotHeld: true, priority: i - 3, concurrency: limits.concurrency, rateLimit: limits.rateLimit });
+        const second = (await store.createRun(flowRun(`${runId} 2`), { onConflict: 'keep' })).run;
+        expect((await store.getRun(second.runId))!.blockedBy).toBe('concurrency');
+        await store.releaseLease(runId, first.leaseToken!);
+        expect((await store.claimRun(second.runId, lease))?.slotHeld).toBe(true);
+        expect(await client.smembers(store.keys.holders(key))).toEqual([second.runId]);
+        expect(keySlot(store.keys.holders(key))).toBe(keySlot(store.keys.due));
+        const debounce = { key, delayMs: 60_000 };
+        const folded = await store.createRun(flowRun(`${runId} d1`), { onConflict: 'keep', debounce });
+        expect(await store.createRun({ ...flowRun(`${runId} d2`), input: key }, { onConflict: 'keep', debounce })).toMatchObject({
+          created: false,
+          debounced: true,
+          run: { runId: folded.run.runId, input: key },
+        });
+      }
 
       // every script ran, and each call's KEYS hash to one slot
       const byName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));

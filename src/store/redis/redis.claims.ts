@@ -7,8 +7,8 @@ import { dropGoneRuns } from './redis.expiry.js';
 import type { DuePair, RedisIndexWriter } from './redis.index-writer.js';
 import type { RedisKeys } from './redis.keys.js';
 import type { RedisStoreLogger } from './redis-store-options.interface.js';
-import { runIdOfKick, type RedisScriptRunner, type ScriptCall } from './redis.script-runner.js';
-import { CLAIM_CANDIDATES, CLAIM_OWNED_RUN, CLAIM_RUN, OWNED_CANDIDATES, READ_RUN, type LuaScript } from './redis.scripts.js';
+import { runIdOfKick, type RedisScriptRunner, type ScriptCall, type Settled } from './redis.script-runner.js';
+import { CLAIM_CANDIDATES, CLAIM_OWNED_RUN, CLAIM_RUN, FLOW_INDEX, OWNED_CANDIDATES, READ_RUN, type LuaScript } from './redis.scripts.js';
 
 /** A kick (write-ahead mark of an index update) left this long after it was first seen is repaired by claimers. */
 const KICK_GRACE_MS = 5_000;
@@ -18,8 +18,17 @@ const KICK_BATCH = 100;
 /** Due-index entries read per page by `claimOwnedRuns`. */
 const OWNED_PAGE = 1_000;
 
-/** A claim script's reply: `{1, snapshot, record, recovered, previousOwner, orphanedMs}` or `{0, record}`. */
-type ClaimReply = [1, Snapshot, IndexRecord, number, string | null, number] | [0, IndexRecord];
+/**
+ * What a run's limits need from an admission (a claim script's `2` reply): slot epoch, cc, rl, needs a slot (1/0), needs
+ * a begin (1/0); {@link FLOW_INDEX} `admit` takes them as they are.
+ */
+type FlowNeeds = [string, string, string, string, string];
+
+/**
+ * A claim script's reply: `{1, snapshot, record, recovered, previousOwner, orphanedMs}`, `{0, record}`, or
+ * `{2, record, needs}` (the run's limits need an admission first: nothing written).
+ */
+type ClaimReply = [1, Snapshot, IndexRecord, number, string | null, number] | [0, IndexRecord] | [2, IndexRecord, FlowNeeds];
 
 /** The claimed run of a claim script's reply (with what it reports of the lease it took over). */
 function claimedOf(reply: [1, Snapshot, IndexRecord, number, string | null, number], runId: string): ClaimedRun {
@@ -41,7 +50,13 @@ function duePair(ref: WorkflowRef): DuePair {
  * Claims of the Redis store: candidates come from the due index (one script in the index slot, which also reports
  * abandoned kicks to repair), then each candidate is claimed by its own fenced script, which re-checks it. A claim
  * restricted to (workflow, version) pairs reads the due index of each pair (`RedisKeys.dueByVersion`), so due runs of
- * other pairs never take a place in its candidates.
+ * other pairs never take a place in its candidates. Higher priorities come first (the due indexes' priority levels).
+ *
+ * Flow control (rules F1–F4, see `redis.keys.ts`): the candidates script admits the runs with limits (their slot and
+ * begin are taken in the index slot) and passes over the others; each claim script then takes the admission. A claim
+ * script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older slot
+ * epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again. Runs
+ * without limits never take that path: their claims are the round trips they always were.
  */
 export class RedisClaims {
   constructor(
@@ -78,10 +93,14 @@ export class RedisClaims {
     let failure: unknown;
     for (let round = 0; round < 8 && claimed.length < limit; round++) {
       const want = (limit - claimed.length) * 2 + 8;
-      const [candidates, orphans, from] = await this.runner.run<[string[], string[], number[]]>({
+      const [candidates, orphans, from, tokens] = await this.runner.run<[string[], string[], number[], string[]]>({
         script: CLAIM_CANDIDATES,
-        keys: [this.keys.kicks, ...dueKeys],
-        args: [want, this.kickGraceMs, KICK_BATCH],
+        keys: [this.keys.kicks, this.keys.flow, ...dueKeys],
+        args: [want, this.kickGraceMs, KICK_BATCH, limit - claimed.length],
+      });
+      const admissions = new Map<string, string>();
+      candidates.forEach((id, i) => {
+        if (tokens?.[i]) admissions.set(id, tokens[i]);
       });
       if (round === 0 && orphans.length > 0) await this.repairKicks(orphans);
       // the due index pair each candidate was read from: a refused candidate of another pair leaves that index
@@ -89,7 +108,7 @@ export class RedisClaims {
       if (pairs) candidates.forEach((id, i) => found.set(id, pairs[Number(from?.[i]) - 1]));
       const fresh = candidates.filter((id) => !tried.has(id));
       const gone: IndexRecord[] = [];
-      const error = await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, refs), (record) => {
+      const error = await this.claimEach(fresh, limit, claimed, tried, (id, admission) => this.claimCall(id, lease, refs, CLAIM_RUN, admission ?? admissions.get(id)), (record) => {
         if (record[1] !== '1') gone.push(record);
         else this.index.enqueue(record, { repair: true, extraDue: found.get(record[0]) }); // not claimable: correct its due entries
       });
@@ -108,7 +127,12 @@ export class RedisClaims {
 
   /** `claimRun` of the port (after its argument checks). */
   async claimRun(runId: string, lease: LeaseRequest, refs: readonly WorkflowRef[] | undefined): Promise<ClaimedRun | undefined> {
-    const result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, refs));
+    let result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, refs));
+    if (result[0] === 2) {
+      // the run's limits: admitted in the index slot first (rules F2, F3), then claimed with that admission
+      const [admission] = await this.admit([result[2]], [runId]);
+      result = admission ? await this.runner.run<ClaimReply>(this.claimCall(runId, lease, refs, CLAIM_RUN, admission)) : [0, result[1]];
+    }
     if (result[0] !== 1) {
       if (result[1][1] !== '1') await this.dropGone([result[1]], refs);
       else this.index.enqueue(result[1]);
@@ -138,7 +162,7 @@ export class RedisClaims {
         args: [start, OWNED_PAGE],
       });
       const fresh = candidates.filter((id) => !tried.has(id));
-      failure ??= await this.claimEach(fresh, limit, claimed, tried, (id) => this.claimCall(id, lease, refs, CLAIM_OWNED_RUN));
+      failure ??= await this.claimEach(fresh, limit, claimed, tried, (id, admission) => this.claimCall(id, lease, refs, CLAIM_OWNED_RUN, admission));
       await this.index.flush();
       if (more !== 1) break;
     }
@@ -159,15 +183,14 @@ export class RedisClaims {
     limit: number,
     claimed: ClaimedRun[],
     tried: Set<string>,
-    call: (runId: string) => ScriptCall,
+    call: (runId: string, admission?: string) => ScriptCall,
     onRefused?: (record: IndexRecord) => void,
   ): Promise<unknown> {
     let failure: unknown;
     let next = 0;
-    while (next < ids.length && claimed.length < limit) {
-      const batch = ids.slice(next, next + (limit - claimed.length));
-      next += batch.length;
-      const results = await this.runner.runSettled<ClaimReply>(batch.map(call));
+    /** Runs whose limits need an admission first (`2` replies), claimed again once admitted. */
+    let admit: { runId: string; needs: FlowNeeds; record: IndexRecord }[] = [];
+    const settle = (batch: string[], results: Settled<ClaimReply>[], again: boolean) => {
       results.forEach((settled, i) => {
         tried.add(batch[i]);
         if (!settled.ok) {
@@ -178,20 +201,62 @@ export class RedisClaims {
         if (result[0] === 1) {
           claimed.push(claimedOf(result, batch[i]));
           this.index.enqueue(result[2]);
+        } else if (result[0] === 2 && !again) {
+          admit.push({ runId: batch[i], needs: result[2], record: result[1] });
         } else onRefused?.(result[1]);
       });
+    };
+    while (next < ids.length && claimed.length < limit) {
+      const batch = ids.slice(next, next + (limit - claimed.length));
+      next += batch.length;
+      settle(batch, await this.runner.runSettled<ClaimReply>(batch.map((id) => call(id))), false);
+      if (admit.length > 0 && claimed.length < limit) {
+        const waiting = admit.slice(0, limit - claimed.length);
+        admit = [];
+        try {
+          const admissions = await this.admit(
+            waiting.map((run) => run.needs),
+            waiting.map((run) => run.runId),
+          );
+          const admitted = waiting.filter((_, i) => admissions[i]);
+          waiting.forEach((run, i) => {
+            if (!admissions[i]) onRefused?.(run.record); // passed over by its limits
+          });
+          const again = admitted.map((run) => run.runId);
+          settle(again, await this.runner.runSettled<ClaimReply>(admitted.map((run) => call(run.runId, admissions[waiting.indexOf(run)]))), true);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
     }
     return failure;
   }
 
-  private claimCall(runId: string, lease: LeaseRequest, refs: readonly WorkflowRef[] | undefined, script: LuaScript = CLAIM_RUN): ScriptCall {
+  /**
+   * Admissions of runs whose limits need one (rules F2, F3), from their claim scripts' `2` replies: one `FLOW_INDEX`
+   * call in the index slot, after this instance's queued index records. Returns each run's admission ('' passed over).
+   */
+  private async admit(needs: FlowNeeds[], runIds: string[]): Promise<string[]> {
+    await this.index.flush();
+    return this.runner.run<string[]>({
+      script: FLOW_INDEX,
+      keys: [this.keys.flow, this.keys.meta, this.keys.debounces],
+      args: ['admit', ...needs.flatMap((need, i) => [runIds[i], ...need])],
+    });
+  }
+
+  private claimCall(
+    runId: string,
+    lease: LeaseRequest,
+    refs: readonly WorkflowRef[] | undefined,
+    script: LuaScript = CLAIM_RUN,
+    admission?: string,
+  ): ScriptCall {
     const keys = this.keys.run(runId);
     const filter = refs ? [String(refs.length), ...refs.flatMap((ref) => [ref.workflow, String(ref.version)])] : ['-1'];
-    return {
-      script,
-      keys: [keys.run, keys.steps],
-      args: [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter],
-    };
+    const args = [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter];
+    if (admission) args.push(admission);
+    return { script, keys: [keys.run, keys.steps], args };
   }
 
   /** Re-derives the index entries of runs whose kick was left behind (the writer died before applying them). */

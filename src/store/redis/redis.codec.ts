@@ -1,12 +1,54 @@
 import { InvalidArgumentError, type RunErrorInfo } from '../../errors/errors.js';
 import { RUN_STATUS_SET } from '../run-state-machine.js';
-import type { ChildrenState, ClaimedRun, RunOutcome, RunStatus, StepStatus, StoredRun, StoredStep } from '../workflow-store.interface.js';
+import type {
+  ChildrenState,
+  ClaimedRun,
+  ConcurrencySpec,
+  RateLimitSpec,
+  RunOutcome,
+  RunStatus,
+  StepStatus,
+  StoredRun,
+  StoredStep,
+} from '../workflow-store.interface.js';
 
 /**
  * A run's index record as the scripts return it: runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt,
- * version (the run's `ver` field verbatim).
+ * version (the run's `ver` field verbatim), priority (its `pri` field, '' for 0), flow entry ('' for a run without
+ * limits; see `redis.keys.ts`). The last two are absent in a record built by hand (read as '').
  */
-export type IndexRecord = [string, string, string, string, string, string, string, string, string];
+export type IndexRecord = [string, string, string, string, string, string, string, string, string, string?, string?];
+
+/** A concurrency limit as the run hash keeps it (`cc`, see `redis.fields.ts`). */
+export function encodeConcurrency(spec: ConcurrencySpec): string {
+  return `${spec.scope}:${spec.limit}:${Buffer.from(spec.key, 'utf8').toString('base64url')}`;
+}
+
+/** A rate limit as the run hash keeps it (`rl`, see `redis.fields.ts`). */
+export function encodeRateLimit(spec: RateLimitSpec): string {
+  return `${spec.limit}:${spec.perMs}:${Buffer.from(spec.key, 'utf8').toString('base64url')}`;
+}
+
+const CONCURRENCY = /^(run|step):(\d{1,16}):([A-Za-z0-9_-]*)$/;
+const RATE_LIMIT = /^(\d{1,16}):(\d{1,16}):([A-Za-z0-9_-]*)$/;
+
+function decodeConcurrency(text: string, damage: Damage): ConcurrencySpec | undefined {
+  const match = CONCURRENCY.exec(text);
+  if (!match) {
+    damage.field('cc', `not a concurrency limit: ${JSON.stringify(text.slice(0, 40))}`);
+    return undefined;
+  }
+  return { key: Buffer.from(match[3], 'base64url').toString('utf8'), limit: Number(match[2]), scope: match[1] as ConcurrencySpec['scope'] };
+}
+
+function decodeRateLimit(text: string, damage: Damage): RateLimitSpec | undefined {
+  const match = RATE_LIMIT.exec(text);
+  if (!match) {
+    damage.field('rl', `not a rate limit: ${JSON.stringify(text.slice(0, 40))}`);
+    return undefined;
+  }
+  return { key: Buffer.from(match[3], 'base64url').toString('utf8'), limit: Number(match[1]), perMs: Number(match[2]) };
+}
 
 /** `[run hash fields (flat), step hash fields (flat)]` as the scripts return them. */
 export type Snapshot = [string[], string[]];
@@ -297,11 +339,18 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   }
   steps.sort((a, b) => a.index - b.index);
 
+  let priority = 0;
+  const pri = h.get('pri');
+  if (pri !== undefined) {
+    if (INTEGER.test(pri) && Number.isSafeInteger(Number(pri))) priority = Number(pri);
+    else damage.field('pri', `not a priority: ${JSON.stringify(pri.slice(0, 40))}`);
+  }
+
   const run: StoredRun = {
     runId,
     workflow,
     version,
-    priority: 0,
+    priority,
     status,
     input,
     steps: steps.map((entry) => entry.step),
@@ -356,6 +405,19 @@ function decodeFields(h: Map<string, string>, stepsFlat: string[], runId: string
   if (parentRunId !== undefined) run.parentRunId = parentRunId;
   const children = decodeChildren(h, damage);
   if (children) run.children = children;
+  const concurrency = h.get('cc');
+  if (concurrency !== undefined) {
+    const spec = decodeConcurrency(concurrency, damage);
+    if (spec) run.concurrency = spec;
+  }
+  const rateLimit = h.get('rl');
+  if (rateLimit !== undefined) {
+    const spec = decodeRateLimit(rateLimit, damage);
+    if (spec) run.rateLimit = spec;
+  }
+  const slotHeld = h.get('sh');
+  if (slotHeld === '1') run.slotHeld = true;
+  else if (slotHeld !== undefined) damage.field('sh', `not 1: ${JSON.stringify(slotHeld.slice(0, 40))}`);
   return run;
 }
 

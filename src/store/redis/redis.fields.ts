@@ -42,6 +42,16 @@
  * | `cf`    | children: a linked child ended without completing since the last `children` commit (`1`/`0`)    |
  * | `cwe`   | children wait: `endedAtLeast` (decimal; absent: not waiting for children)                        |
  * | `cwf`   | children wait: `failFast` (`1`/`0`)                                                              |
+ * | `pri`   | priority (`NewRun.priority`, decimal; absent: 0)                                                 |
+ * | `cc`    | concurrency limit (`NewRun.concurrency`): `<scope>:<limit>:<base64url of the key>`, scope `run` or |
+ * |         | `step` (absent: none). Written at creation, never changed (a replace writes a new run)             |
+ * | `rl`    | rate limit (`NewRun.rateLimit`): `<limit>:<perMs>:<base64url of the key>` (absent: none)          |
+ * | `sh`    | slot held: `1` while the run holds one of its concurrency key's slots (rule F2; absent: none).    |
+ * |         | Set by the claim that takes the slot, deleted when the run gives it back                         |
+ * | `se`    | slot epoch of a run with `cc` or `rl`: the run's `iv` when it was created or last gave a slot back |
+ * |         | (an end, a replace, a release with scope `step`), so strictly increasing over the run id's life.  |
+ * |         | Admissions are made for one epoch: a claim whose admission is of another epoch is refused (see    |
+ * |         | `redis.keys.ts`, flow control)                                                                   |
  */
 export const RUN_FIELDS = {
   runId: 'id',
@@ -77,6 +87,11 @@ export const RUN_FIELDS = {
   childrenFailed: 'cf',
   childrenWaitEndedAtLeast: 'cwe',
   childrenWaitFailFast: 'cwf',
+  priority: 'pri',
+  concurrency: 'cc',
+  rateLimit: 'rl',
+  slotHeld: 'sh',
+  slotEpoch: 'se',
 } as const;
 
 /** Name of a field of a run hash. */

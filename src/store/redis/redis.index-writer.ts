@@ -153,7 +153,14 @@ export class RedisIndexWriter {
     for (const { workflow, version } of dues) keys.push(this.keys.dueByVersion(workflow, version));
     const args: string[] = [String(groups.length), ...groups, String(dues.length)];
     for (const { workflow, version } of dues) args.push(workflow, version);
-    batch.forEach(({ record, kick, extra, repair }, i) => args.push(...record, kick, extra, String(extraDue[i]), repair ? '1' : '0'));
+    batch.forEach(({ record, kick, extra, repair }, i) => {
+      // a run with a priority or limits adds them (see APPLY_INDEX); other runs' records are sent as before
+      const priority = record[9] ?? '';
+      const flow = record[10] ?? '';
+      const extended = (priority !== '' && priority !== '0') || flow !== '';
+      args.push(...(record.slice(0, 9) as string[]), kick, extra, String(extraDue[i]), (repair ? '1' : '0') + (extended ? '+' : ''));
+      if (extended) args.push(priority, flow);
+    });
     return { script: APPLY_INDEX, keys, args };
   }
 }

@@ -41,11 +41,47 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  *   blocking). `<ver>` is the run's `ver` field as stored: verbatim when it is a plain decimal integer, else `~` and
  *   its base64url (a damaged field).
  * - `...:f:<status>` zset runId → finishedAt, per terminal status (purge)
- * - `...:m` hash runId → `<index version>|<status>|<workflow>` of the index entries (makes index updates idempotent)
+ * - `...:due:p:<n>`, `...:dv:<wf>:<ver>:p:<n>` zsets: the same as `...:due` / `...:dv:<wf>:<ver>`, for the due runs of
+ *   priority `<n>` (a non-zero `NewRun.priority`, decimal): the keys above hold the runs of priority 0 only, so claims
+ *   of runs without priorities read exactly what they read before priorities existed. `<due key>:pl` zset priority →
+ *   priority: the non-zero levels that key has runs in (a level leaves it with its last run). Claims visit the levels
+ *   from the highest to the lowest, level 0 being the key itself (`claim-candidates.lua`)
+ * - `...:m` hash runId → `<index version>|<status>|<workflow>` of the index entries (makes index updates idempotent);
+ *   `<index version>:<priority>|<status>|<workflow>` for a run of non-zero priority (its due entries' level)
  * - `...:k` zset `<op id><runId>` → 0 / first time seen: write-ahead marks of index updates in flight
  * - `...:pipelines` hash fingerprint → pipeline description (`savePipeline`: written once, `HSETNX`; `getPipelines`)
  * - `...:layout` string: the version of this key layout ({@link INDEX_LAYOUT}); absent in a store written before it
  *   existed (layout 1). `...:layout-lock` string: held by the instance that migrates the indexes (`redis.layout.ts`).
+ * - `...:fc` hash runId → `<flags>|<slot epoch>|<cc>|<rl>`: the flow entry of a run with a concurrency or rate limit,
+ *   copied from its run hash by the index update (`cc`, `rl`, `se` fields, see `redis.fields.ts`); flags: `h` holds a
+ *   slot (`sh`), `c` a cancel is pending, `f` first claim ahead (pending, no step entry: rule F3 applies)
+ * - `...:ch:<base64url of the concurrency key>` set: the ids of the runs that hold (or are admitted to) one of the key's
+ *   slots (rule F2); its SCARD is the number of slots held
+ * - `...:rb:<base64url of the rate key>` zset `<slot epoch>:<runId>` → when that run began (its first claim, rule F3):
+ *   the sliding window, trimmed to the last `perMs` and at most `limit` entries; expires `perMs` after its last write
+ * - `...:db` hash debounce key → `<runId>|<time ms>`: the run a debounce key folds into, and when the key started it
+ *   (rule D). A key's entry is replaced (compare-and-set) when its run can no longer take a fold; it is not deleted
+ *   when its run ends (one entry per key ever used, as the memory store keeps them)
+ *
+ * Flow control (rules F1–F4 of `claimRuns`). Slots and begins are counted in the index slot, away from the runs; a claim
+ * of a run with limits is two writes: the admission in the index slot (`claim-candidates.lua` for `claimRuns`, the
+ * `admit` op of `flow-index.lua` otherwise), which checks the limits and adds the run id to its key's holder set (and
+ * its begin to the rate window), then the fenced claim in the run's slot, which takes the admission: it sets `sh` and
+ * leases the run. A run that needs no admission (no limits, a pending cancel, a slot already held, not a first claim)
+ * is claimed in one write as before. Why a crash between the two writes can neither double a slot nor leak one for good:
+ * - an admission adds the run id itself to the holder set (SADD): admitting a run twice, by two claimers or by a retry
+ *   after a crash, holds one slot, and a run already in the set is admitted without taking another;
+ * - an admission is made for the run's slot epoch (`se`, as the index has it) and the claim checks it: the run slot
+ *   refuses a claim whose admission is of another epoch (the run ended, was replaced, or gave its slot back since),
+ *   and the claimer asks for a new admission. So the holder set never loses a member whose run holds a slot;
+ * - a member is removed only when the index update of a new epoch of the run is applied (the commit that ends it, a
+ *   replace, a release with scope `step`, `releaseLease`, a pause of an unleased run with scope `step`: each bumps `se`
+ *   and is followed by the index update that every such change already has) or when the run is gone (purge, expiry).
+ *   An admission whose claim never happened (the claimer crashed, or took fewer runs than it admitted) leaves the run
+ *   in the set: the run is due, and is admitted first by the next claim (it is a member); the slot goes back when the
+ *   run ends (or releases it, scope `step`), like any other. An index update lost to a crash is repaired from its kick.
+ * Scripts of the index slot name the holder sets, rate windows and priority levels from the keys they are given (a run's
+ * flow entry names its keys): they are all in the index slot, never another.
  *
  * Layout 1 (before workflow versions were claimed side by side) had `...:dw:<wf>` due zsets per workflow instead of
  * `...:dv:<wf>:<ver>`; `init()` migrates a store of layout 1 once (`redis.layout.ts`).
@@ -128,6 +164,12 @@ export function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
+/** Checks a text a key name is made of (a concurrency, rate or debounce key): a well-formed string. */
+export function checkKeyText(what: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw new InvalidArgumentError(`${what} must be a string, got ${typeof value}.`);
+  if (!isWellFormed(value)) throw new InvalidArgumentError(`${what} must be well-formed Unicode (it contains a lone UTF-16 surrogate).`);
+}
+
 /** Checks a run id can be used as data in keys: a non-empty, well-formed string. */
 export function checkRunId(runId: unknown): asserts runId is string {
   if (typeof runId !== 'string' || runId.length === 0) {
@@ -176,6 +218,10 @@ export class RedisKeys {
   readonly layoutLock: string;
   /** Pub/sub channel of store events. */
   readonly channel: string;
+  /** Flow entries of the runs with concurrency or rate limits (hash runId → entry; see above). */
+  readonly flow: string;
+  /** Debounce keys → the run each folds into (rule D). */
+  readonly debounces: string;
 
   constructor(readonly prefix: string) {
     this.index = `${prefix}{~${encodeName(prefix)}}`;
@@ -187,6 +233,28 @@ export class RedisKeys {
     this.layout = `${this.index}:layout`;
     this.layoutLock = `${this.index}:layout-lock`;
     this.channel = `${prefix}events`;
+    this.flow = `${this.index}:fc`;
+    this.debounces = `${this.index}:db`;
+  }
+
+  /** The holder set of a concurrency key (rule F2). */
+  holders(concurrencyKey: string): string {
+    return `${this.index}:ch:${encodeName(concurrencyKey)}`;
+  }
+
+  /** The begin window of a rate key (rule F3). */
+  begins(rateKey: string): string {
+    return `${this.index}:rb:${encodeName(rateKey)}`;
+  }
+
+  /** The due index of one priority level of a due key (`due` or a `dueByVersion` key): level 0 is the key itself. */
+  dueLevel(dueKey: string, priority: number): string {
+    return priority === 0 ? dueKey : `${dueKey}:p:${priority}`;
+  }
+
+  /** The zset of the non-zero priority levels a due key has runs in. */
+  dueLevels(dueKey: string): string {
+    return `${dueKey}:pl`;
   }
 
   run(runId: string): RunKeys {
@@ -228,6 +296,24 @@ export class RedisKeys {
     const workflow = Buffer.from(match[1], 'base64url').toString('utf8');
     const version = match[2].startsWith('~') ? Buffer.from(match[2].slice(1), 'base64url').toString('utf8') : match[2];
     return this.dueByVersion(workflow, version) === key ? { workflow, version } : undefined;
+  }
+
+  /**
+   * The due key and priority of a priority level key ({@link RedisKeys.dueLevel} of `due` or of a `dueByVersion` key,
+   * priority not 0), or undefined for another key.
+   */
+  parseDueLevel(key: string): { dueKey: string; priority: number } | undefined {
+    const match = /^(.*):p:(-?\d{1,16})$/.exec(key);
+    if (!match) return undefined;
+    const priority = Number(match[2]);
+    const dueKey = match[1];
+    if (priority === 0 || !Number.isSafeInteger(priority) || this.dueLevel(dueKey, priority) !== key) return undefined;
+    return dueKey === this.due || this.parseDueByVersion(dueKey) ? { dueKey, priority } : undefined;
+  }
+
+  /** Glob (SCAN MATCH) of every priority level key of the global due index. */
+  get dueLevelPattern(): string {
+    return `${globEscape(this.due)}:p:*`;
   }
 
   /** Glob (SCAN MATCH) of every {@link RedisKeys.dueByVersion} key. */

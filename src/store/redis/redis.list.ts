@@ -45,8 +45,11 @@ export class RedisRunList {
     private readonly index: RedisIndexWriter,
   ) {}
 
-  /** The runs of a query, in the order (createdAt desc, runId desc). */
-  async list(query: ListRunsQuery): Promise<StoredRun[]> {
+  /**
+   * The runs of a query, in the order (createdAt desc, runId desc). `onListed` is given each run listed with the
+   * snapshot it was decoded from.
+   */
+  async list(query: ListRunsQuery, onListed?: (run: StoredRun, snapshot: Snapshot) => void): Promise<StoredRun[]> {
     const limit = Math.floor(query.limit);
     if (!(limit > 0)) return [];
     const statuses = query.statuses ? [...new Set(query.statuses)].filter((s) => RUN_STATUS_SET.has(s)) : undefined;
@@ -98,7 +101,10 @@ export class RedisRunList {
         const matches = indexed && (workflow === undefined || run.workflow === workflow) && (!wanted || wanted.has(run.status));
         if (matches) {
           if (createdAtDamaged) run.createdAt = new Date(entry.score);
-          if (out.length < limit) out.push(run);
+          if (out.length < limit) {
+            out.push(run);
+            onListed?.(run, snapshot);
+          }
         } else if (record[1] !== '1') {
           gone.push(record); // the run is gone (expired, or deleted by hand): drop its entries
         } else if (parent !== undefined) {

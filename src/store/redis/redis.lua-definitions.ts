@@ -28,8 +28,12 @@ function record(entries: Iterable<readonly [string, string | number]>): string {
   return `{${[...entries].map(([k, v]) => `[${str(k)}] = ${typeof v === 'number' ? String(v) : str(v)}`).join(', ')}}`;
 }
 
-/** Limits of the port a script enforces (`LIM.history`). */
-export const LUA_LIMITS = { history: RUN_HISTORY_LIMIT } as const;
+/**
+ * Limits a script enforces: `LIM.history`, the port's `RUN_HISTORY_LIMIT`; `LIM.debounceGraceMs`, how long after a
+ * debounce key was pointed at a run that run may still be written by its creator (or, missing, by a start folding into
+ * it); past it a missing run is gone (its creator died, or it was purged) and the key starts a new one (rule D).
+ */
+export const LUA_LIMITS = { history: RUN_HISTORY_LIMIT, debounceGraceMs: 30_000 } as const;
 
 /**
  * Names a script uses as constants (`ST.running`, `OP.setStatus`, `AK.due`, `LIM.history`, …): replaced by their

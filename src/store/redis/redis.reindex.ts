@@ -72,6 +72,29 @@ export async function reindexRuns({ client, runner, keys, index }: ReindexDeps):
     );
     await index.flush();
   } while (cursor !== '0');
+  // entries of priority levels (see redis.keys.ts) whose run is gone or of another level or pair: the runs' records
+  // above wrote the entries they have; these are left over
+  const levelKeys = [...(await scanIndexKeys(client, keys.dueByVersionPattern)), ...(await scanIndexKeys(client, keys.dueLevelPattern))];
+  for (const key of levelKeys) {
+    const level = keys.parseDueLevel(key);
+    if (!level) continue;
+    const pair = level.dueKey === keys.due ? undefined : keys.parseDueByVersion(level.dueKey);
+    let zcursor = '0';
+    do {
+      const [next, flat] = await client.zscan(key, zcursor, 'COUNT', 500);
+      zcursor = next;
+      const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
+      if (ids.length === 0) continue;
+      const reads = await read(ids);
+      const stale = ids.filter((_, i) => {
+        const record = reads[i][1];
+        if (record[1] !== '1' || Number(record[9] || 0) !== level.priority) return true;
+        return pair !== undefined && (record[3] !== pair.workflow || record[8] !== pair.version);
+      });
+      if (stale.length > 0) await client.zrem(key, ...stale);
+    } while (zcursor !== '0');
+    if ((await client.zcard(key)) === 0) await client.zrem(keys.dueLevels(level.dueKey), String(level.priority));
+  }
   // entries of (workflow, version) due indexes whose run is of another pair, or gone
   for (const key of await scanIndexKeys(client, keys.dueByVersionPattern)) {
     const pair = keys.parseDueByVersion(key);

@@ -14,9 +14,11 @@ import { renderLuaScript } from './redis.lua-definitions.js';
  * (statuses and their classes, commit ops, apply key positions) rendered from TypeScript by `redis.lua-definitions.ts`.
  * The run hash fields are listed in `redis.fields.ts`.
  *
- * An index record is `{runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt, version}`, all strings;
- * `claimAt` is the earliest time the run may be claimed (max of `due` and the lease expiry) or -1 when it is not due;
- * `version` is the run's `ver` field verbatim (its due index is per workflow and version).
+ * An index record is `{runId, exists, iv, workflow, status, createdAt, claimAt, finishedAt, version, priority,
+ * flow}`, all strings; `claimAt` is the earliest time the run may be claimed (max of `due` and the lease expiry) or -1
+ * when it is not due; `version` is the run's `ver` field verbatim (its due index is per workflow and version);
+ * `priority` the run's `pri` field ('' for 0); `flow` its flow entry (`<flags>|<slot epoch>|<cc>|<rl>`, '' for a run
+ * without limits: see `redis.keys.ts`).
  *
  * Damaged fields (written by hand or by a bug) never make a script fail halfway: numbers are read with `num`, which
  * gives nil for anything but a plain integer, and every script checks its arguments before its first write. A run
@@ -91,9 +93,15 @@ function script(name: string): LuaScript {
 /**
  * KEYS: run, steps, signals, events, signal ids. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
  * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
- * (stepIndex, stepJson) pairs.
+ * (for a run with a priority, a due time, limits or a debounce key) the options section: `opt`, priority, cc, rl, due
+ * kind (`in`/`at`/''), due value, admission (rule F4: leased at once only with one), debounce (`own`/`fold`/''), the
+ * debounce key's first time, delay, max delay (see the script), then (stepIndex, stepJson) pairs. With a lease asked for
+ * and not given (due later, or not admitted), the run is created pending without the `running` step entries.
+ * Debounce (rule D): `runId` and KEYS are the debounce key's run: this call folds into it, or creates it when missing.
  * Returns {created, snapshot, record, previousWorkflow, lastEventSeq (0: no event written), previousVersion (the
- * replaced run's `ver` field; nil when no run was replaced)}: the snapshot is the run as
+ * replaced run's `ver` field; nil when no run was replaced), debounce outcome ('' none; `created`: created as the key's
+ * run, `folded`: folded into it (or created it for its owner), `own`: the key's run, this call's id, exists already,
+ * `stale`: the key's run can take no fold any more: nothing written)}: the snapshot is the run as
  * this call left it (the created run with its lease, or the kept one). A replacement deletes the replaced run's
  * history; the new run's starts at seq 1. A replacement gets the replaced run's generation + 1 and an index version
  * above the replaced run's, so nothing written for the replaced run (index records, late commits) can override it.
@@ -105,22 +113,28 @@ export const READ_RUN = script('readRun');
 
 /**
  * Fenced claim of one run. KEYS: run, steps. ARGV: runId, owner, leaseMs, token, pairCount, then pairCount (workflow,
- * version) pairs (pairCount -1: no filter; a version matches the run's `ver` field as a string). Returns {1, snapshot,
- * record, recovered, previousOwner (nil if none), orphanedMs} or {0, record}.
+ * version) pairs (pairCount -1: no filter; a version matches the run's `ver` field as a string), then the run's
+ * admission (optional: `<slot epoch>:<slot 1/0>:<begin 1/0>` from the index slot, for a run with limits). Returns
+ * {1, snapshot, record, recovered, previousOwner (nil if none), orphanedMs}, {0, record}, or {2, record, needs}: the run's
+ * limits need an admission it was not given (see `flowClaim` in `lua/prelude.lua`; `needs` is what {@link FLOW_INDEX}
+ * `admit` takes for it); nothing written.
  */
 export const CLAIM_RUN = script('claimRun');
 
 /**
  * `claimOwnedRuns` of one run: claims it when it is leased to `owner` (expired or not), its status is claimable and it
  * has a due time (passed or not). KEYS: run, steps. ARGV as {@link CLAIM_RUN}. Returns
- * {1, snapshot, record, 1, previousOwner, orphanedMs} or {0, record}.
+ * {1, snapshot, record, 1, previousOwner, orphanedMs}, {0, record} or, as {@link CLAIM_RUN}, {2, record, needs}.
  */
 export const CLAIM_OWNED_RUN = script('claimOwnedRun');
 
 /** KEYS: run. ARGV: token, leaseMs. Returns {0} or {1, cancelRequested ('' none), pauseRequested}. */
 export const RENEW_LEASE = script('renewLease');
 
-/** KEYS: run. ARGV: runId, token, channel. Returns {0} or {1, record}. */
+/**
+ * KEYS: run. ARGV: runId, token, channel. Returns {0} or {1, record}. A run whose concurrency scope is `step` gives its
+ * slot back (rule F2: `sh` deleted, a new slot epoch).
+ */
 export const RELEASE_LEASE = script('releaseLease');
 
 /**
@@ -131,7 +145,9 @@ export const RELEASE_LEASE = script('releaseLease');
  * `encodePatch` in `redis.commit-ops.ts`). The ops are checked before the first write (an invalid one writes nothing).
  * Returns {0} or {1, paused, cancel ('' none, '0' no compensation, else compensate), consumed, payload, record,
  * indexDirty, lastEventSeq (0: the patch had no events), consumed signal's name ('' none), childrenReady (1/0),
- * parent ('' unless the commit ended a live run that has a parent), status}.
+ * parent ('' unless the commit ended a live run that has a parent), status}. Rule F2: a run with limits that ends, or
+ * whose concurrency scope is `step` and whose lease is released, gives its slot back (`sh` deleted, a new slot epoch);
+ * `indexDirty` is set whenever the run's flow entry changed, so the index update that frees the slot is sent.
  */
 export const COMMIT = script('commit');
 
@@ -152,7 +168,8 @@ export const SEND_SIGNAL = script('sendSignal');
  * KEYS: run, steps, signals, events, signal ids (`retry` removes the expiry of them all). ARGV: runId, action, compensate
  * ('1'/'0'), channel, hasNextInput ('1'/'0'), nextInput (set by a `retry` that has it, '' otherwise), then the history
  * event (optional), appended when the outcome is `ok`.
- * Returns {outcome, status, record, eventSeq (0: none appended)}.
+ * Returns {outcome, status, record, eventSeq (0: none appended)}. A pause of an unleased run whose concurrency scope
+ * is `step` gives its slot back (rule F2).
  */
 export const CONTROL = script('control');
 
@@ -178,9 +195,11 @@ export const PURGE_RUN = script('purgeRun');
 export const LIST_EVENTS = script('listEvents');
 
 /**
- * Claim candidates from the global due indexes (one slot). KEYS: kicks, due zsets... ARGV: count, graceMs, kickLimit.
- * Returns {runIds in due order, orphaned kick members, for each run id the position (1-based, among the due zsets)
- * of the zset it was read from}. Marks kicks seen for the first time with the time.
+ * Claim candidates from the global due indexes (one slot). KEYS: kicks, flow entries, due zsets... ARGV: count, graceMs,
+ * kickLimit, reserve. Returns {runIds in priority then due order, orphaned kick members, for each run id the position
+ * (1-based, among the due zsets) of the zset it was read from, for each run id its admission ('' for a run without
+ * limits)}. Runs with limits are admitted (rules F2, F3; the first `reserve` candidates take their slot and begin, the
+ * others are only checked) or passed over without taking a place. Marks kicks seen for the first time with the time.
  */
 export const CLAIM_CANDIDATES = script('claimCandidates');
 
@@ -204,8 +223,11 @@ export const PURGE_CANDIDATES = script('purgeCandidates');
  * `WORKFLOW_GROUP_KEYS` compute. ARGV: groupCount, group workflows..., pairCount, then the pairs (workflow, version)
  * in the order of their keys, then records of 13 fields: runId, exists, iv, workflow, status, createdAt, claimAt,
  * finishedAt, version, kick member ('' none), extra workflow ('' none), extra due pair (its 1-based position among the
- * pairs, 0 none: a due index that may hold the run although the run is of another pair), repair ('1'/'0'). Every
- * record of an existing run has its workflow's group and its pair's key.
+ * pairs, 0 none: a due index that may hold the run although the run is of another pair), repair ('1'/'0'; `1+`/`0+`
+ * when two more fields follow: the run's priority and flow entry, sent only for a run that has either, so records of
+ * other runs are as before). Every record of an existing run has its workflow's group and its pair's key. A run of
+ * non-zero priority is due in its pair's (and the global) key of that level; a run's flow entry is kept in `...:fc`
+ * and its holder set membership follows it (see `redis.keys.ts`).
  * Each record is applied on its own: one of a damaged run is repaired (a status that is not one is indexed as parked,
  * a creation time that is not a number keeps the run's current score) and one that still fails is skipped, so it
  * never holds back the others. Returns {applied, skipped, first skip error ('' none)}.
@@ -259,6 +281,19 @@ export const RELEASE_CHILD = script('releaseChild');
  */
 export const CHILD_ENDED = script('childEnded');
 
+/**
+ * Flow control in the index slot (see `redis.keys.ts`). KEYS: flow entries, meta, debounces. ARGV: op, then:
+ * - `admit`, then per run (runId, slot epoch, cc, rl, needsSlot, needsBegin) as a claim script's `2` reply gives them:
+ *   returns each run's admission ('' passed over);
+ * - `new`, runId, cc, rl: the admission of a run `createRun` is about to create with a lease ('' when the index knows
+ *   the id, or its limits pass it over);
+ * - `blocked`, then per run (runId, claimAt, slot epoch, cc, rl, holdsSlot, firstClaimAhead): each run's `blockedBy`
+ *   ('' none, `concurrency`, `rate-limit`) for reads;
+ * - `debounce`, key, runId, expected ('' none): the key's run and first time {runId, first}; the key is pointed at
+ *   runId when it has none or, with `expected`, when it still names that `<runId>|<first>`.
+ */
+export const FLOW_INDEX = script('flowIndex');
+
 /** Every script of the store, loaded by `init()`. */
 export const ALL_SCRIPTS: readonly LuaScript[] = [
   CREATE_RUN,
@@ -283,4 +318,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   SPAWN_CHILD,
   RELEASE_CHILD,
   CHILD_ENDED,
+  FLOW_INDEX,
 ];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
-import { TERMINAL_STATUSES } from '../run-state-machine.js';
+import { CLAIMABLE_STATUSES, TERMINAL_STATUSES } from '../run-state-machine.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -30,14 +30,15 @@ import type {
 } from '../workflow-store.interface.js';
 import { PUBLISH_MAX_BYTES, RUN_HISTORY_LIMIT } from '../workflow-store.interface.js';
 import { RedisClaims } from './redis.claims.js';
-import { decodeOutcome, decodeRun, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
+import { decodeOutcome, decodeRun, encodeConcurrency, encodeRateLimit, encodeStep, integerArg, type IndexRecord, type Snapshot } from './redis.codec.js';
 import { encodeCommitOp, encodePatch } from './redis.commit-ops.js';
 import { checkDurability, connectRedis, isCluster, type RedisClient } from './redis.connection.js';
 import { errorMessage, guard } from './redis.errors.js';
 import { RedisEvents } from './redis.events.js';
 import { dropGoneRuns, parseTtl, sweepExpired } from './redis.expiry.js';
 import { RedisIndexWriter } from './redis.index-writer.js';
-import { checkRunId, isRunId, keySlot, RedisKeys, type RunKeys } from './redis.keys.js';
+import { checkKeyText, checkRunId, isRunId, keySlot, RedisKeys, type RunKeys } from './redis.keys.js';
+import { RUN_FIELDS } from './redis.fields.js';
 import { ensureIndexLayout } from './redis.layout.js';
 import { RedisRunList } from './redis.list.js';
 import { summarizeLiveRuns } from './redis.live.js';
@@ -48,6 +49,7 @@ import {
   COMMIT,
   CONTROL,
   CREATE_RUN,
+  FLOW_INDEX,
   LIST_EVENTS,
   LIST_SIGNALS,
   PURGE_CANDIDATES,
@@ -130,6 +132,104 @@ function uniqueRefs(workflows: readonly WorkflowRef[] | undefined): WorkflowRef[
   return [...seen.values()];
 }
 
+/** What `createRun` writes of a run's priority, due time and limits (the options section of `CREATE_RUN`). */
+interface FlowOptions {
+  cc: string;
+  rl: string;
+  /** priority, cc, rl, due kind, due value */
+  args: string[];
+  /** Whether the run has any of them (else the script gets no options section: the bytes of a plain run). */
+  any: boolean;
+}
+
+/**
+ * Checks and encodes a new run's priority, due time and limits.
+ * @throws InvalidArgumentError for a priority that is not a safe integer, a limit that is not a positive safe integer,
+ * a scope that is not `run` or `step`, a key that is not a well-formed string, or a due time that is not finite
+ */
+function flowOptions(input: NewRun): FlowOptions {
+  const priority = input.priority ?? 0;
+  if (typeof priority !== 'number' || !Number.isSafeInteger(priority)) {
+    throw new InvalidArgumentError(`A priority must be a safe integer, got ${String(priority)}.`);
+  }
+  const positive = (what: string, value: unknown): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidArgumentError(`${what} must be a positive integer, got ${String(value)}.`);
+    }
+    return value;
+  };
+  let cc = '';
+  if (input.concurrency !== undefined) {
+    const { key, limit, scope } = input.concurrency;
+    checkKeyText('A concurrency key', key);
+    if (scope !== 'run' && scope !== 'step') throw new InvalidArgumentError(`A concurrency scope must be 'run' or 'step', got ${String(scope)}.`);
+    cc = encodeConcurrency({ key, limit: positive('A concurrency limit', limit), scope });
+  }
+  let rl = '';
+  if (input.rateLimit !== undefined) {
+    const { key, limit, perMs } = input.rateLimit;
+    checkKeyText('A rate limit key', key);
+    rl = encodeRateLimit({ key, limit: positive('A rate limit', limit), perMs: positive('A rate limit window (perMs)', perMs) });
+  }
+  let dueKind = '';
+  let dueValue = '';
+  const due = input.due;
+  if (due !== undefined) {
+    if (due !== null && typeof due === 'object' && 'at' in due) {
+      dueKind = 'at';
+      dueValue = integerArg('A due time', new Date(due.at).getTime());
+    } else if (due !== null && typeof due === 'object' && 'delayMs' in due) {
+      dueKind = 'in';
+      dueValue = integerArg('A delay', due.delayMs);
+    } else {
+      throw new InvalidArgumentError('due must be { delayMs } or { at }.');
+    }
+  }
+  const pri = priority === 0 ? '' : String(priority);
+  return { cc, rl, args: [pri, cc, rl, dueKind, dueValue], any: pri !== '' || cc !== '' || rl !== '' || dueKind !== '' };
+}
+
+/** Whether a new run with this due time is due at once (by this process's clock: the script decides). */
+function isDueNow(due: NewRun['due']): boolean {
+  if (due === undefined) return true;
+  return 'at' in due ? new Date(due.at).getTime() <= Date.now() : due.delayMs <= 0;
+}
+
+/** `CreateRunOptions.debounce`, checked, as `CREATE_RUN` takes it. */
+interface DebounceOptions {
+  key: string;
+  delayMs: string;
+  maxDelayMs: string;
+}
+
+/** @throws InvalidArgumentError for a key that is not a well-formed string or a delay that is not finite */
+function debounceOptions(debounce: NonNullable<CreateRunOptions['debounce']>): DebounceOptions {
+  checkKeyText('A debounce key', debounce?.key);
+  return {
+    key: debounce.key,
+    delayMs: integerArg('A debounce delay', debounce.delayMs),
+    maxDelayMs: debounce.maxDelayMs !== undefined ? integerArg('A debounce max delay', debounce.maxDelayMs) : '',
+  };
+}
+
+/**
+ * When a run may be claimed, as the scripts compute it (`claimAt` in `lua/prelude.lua`): the later of its due time and
+ * its lease expiry, or -1 when its status is not claimable or it is not due.
+ */
+function claimTime(run: StoredRun): number {
+  if (!CLAIMABLE_STATUSES.includes(run.status) || run.dueAt === undefined) return -1;
+  const due = run.dueAt.getTime();
+  const lease = run.leaseExpiresAt?.getTime();
+  return lease !== undefined && lease > due ? lease : due;
+}
+
+/** A field of a snapshot's run hash, as stored. */
+function snapshotField(snapshot: Snapshot, field: string): string | undefined {
+  const flat = snapshot?.[0] ?? [];
+  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === field) return flat[i + 1];
+  return undefined;
+}
+
 /** The fields `getRunOutcomes` reads of each run (see `decodeOutcome`). */
 const OUTCOME_FIELDS = ['st', 'out', 'err', 'par', 'due', 'ce'] as const;
 
@@ -206,7 +306,9 @@ function decodeSignals(flat: readonly string[]): QueuedSignal[] {
  * Every state change of a run is one Lua script on that run's keys, which share one hash tag (`redis.scripts.ts`,
  * `lua/`). The script returns the run's index record, which the index writer then applies to the global indexes (due,
  * list, purge) with an idempotent, versioned script; see `redis.keys.ts` and `redis.index-writer.ts`. This class is the
- * port: the connection, the script runner, listing, claims, reindexing and events each live in their own file.
+ * port: the connection, the script runner, listing, claims, reindexing and events each live in their own file. Flow
+ * control (priorities, concurrency and rate limits, debounce keys) keeps its counters in the index slot: see the
+ * comment of `redis.keys.ts` and `redis.claims.ts`.
  */
 export class RedisStore implements WorkflowStore {
   readonly name = 'redis';
@@ -308,61 +410,166 @@ export class RedisStore implements WorkflowStore {
   // ---------------------------------------------------------------------------------------------------------------
   // runs
 
+  /**
+   * One `CREATE_RUN` script, preceded by its kick (one round trip), as always for a run without limits. A run with
+   * limits and a lease is admitted in the index slot first (`FLOW_INDEX` `new`, rule F4): it is leased at once only
+   * when admitted, and only when new (`keep` and an id the index does not know; a replace is created pending and
+   * claimed like any other run). A debounced start is `createDebounced`.
+   */
   async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
     if (options.transaction !== undefined) {
       throw new InvalidArgumentError('The Redis store cannot write through a caller\'s transaction (StartOptions.transaction is for the Postgres store).');
     }
-    const keys = this.keys.run(input.runId);
+    this.keys.run(input.runId);
     const events = input.events ?? [];
     events.forEach(checkEventBody);
     if (input.pipeline !== undefined) checkPipelineText('A pipeline fingerprint', input.pipeline);
+    const flow = flowOptions(input);
+    const debounce = options.debounce !== undefined ? debounceOptions(options.debounce) : undefined;
+    if (options.lease) integerArg('The lease', options.lease.leaseMs);
     return guard('createRun', async () => {
+      if (debounce) return this.createDebounced(input, flow, debounce);
       const lease = options.lease;
-      const args: (string | number)[] = [
-        input.runId,
-        input.workflow,
-        String(input.version),
-        input.input,
-        input.state,
-        input.currentStep !== undefined ? '1' : '0',
-        input.currentStep ?? '',
-        options.onConflict,
-        lease?.owner ?? '',
-        lease ? '1' : '0',
-        integerArg('The lease', lease?.leaseMs ?? 0),
-        lease ? randomUUID() : '',
-        this.keys.channel,
-        String(events.length),
-        input.pipeline !== undefined ? '1' : '0',
-        input.pipeline ?? '',
-        ...events,
-      ];
-      (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
-      const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null]>(input.runId, {
-        script: CREATE_RUN,
-        keys: ownKeys(keys),
-        args,
-      });
-      const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion] = result;
-      // a replaced run's due entry is in the due index of its (workflow, version): dropped when the pair changes
-      const extraDue = typeof previousVersion === 'string' ? { workflow: previousWorkflow ?? '', version: previousVersion } : undefined;
-      this.index.enqueue(record, { kick, extra: previousWorkflow ?? '', extraDue });
-      const out: CreateRunResult = { created: created === 1, run: decodeRun(snapshot, input.runId)! };
-      if (created === 1 && lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
+      let admission = '';
+      if (lease && (flow.cc !== '' || flow.rl !== '') && options.onConflict === 'keep' && isDueNow(input.due)) {
+        admission = await this.scripts.run<string>({
+          script: FLOW_INDEX,
+          keys: this.flowIndexKeys(),
+          args: ['new', input.runId, flow.cc, flow.rl],
+        });
+      }
+      const opt = flow.any || admission !== '' ? [...flow.args, admission, '', '', '', ''] : [];
+      const [out] = await this.createCall(input.runId, input, options.onConflict, lease, opt);
       return out;
     });
+  }
+
+  /** The keys of `FLOW_INDEX`. */
+  private flowIndexKeys(): string[] {
+    return [this.keys.flow, this.keys.meta, this.keys.debounces];
+  }
+
+  /**
+   * One `CREATE_RUN` call for run `runId` (the input's id, or a debounce key's run) with the input's values, and its
+   * index update. Returns the result and the script's debounce outcome.
+   */
+  private async createCall(
+    runId: string,
+    input: NewRun,
+    onConflict: CreateRunOptions['onConflict'],
+    lease: LeaseRequest | undefined,
+    opt: string[],
+  ): Promise<[CreateRunResult, string]> {
+    const events = input.events ?? [];
+    const args: (string | number)[] = [
+      runId,
+      input.workflow,
+      String(input.version),
+      input.input,
+      input.state,
+      input.currentStep !== undefined ? '1' : '0',
+      input.currentStep ?? '',
+      onConflict,
+      lease?.owner ?? '',
+      lease ? '1' : '0',
+      integerArg('The lease', lease?.leaseMs ?? 0),
+      lease ? randomUUID() : '',
+      this.keys.channel,
+      String(events.length),
+      input.pipeline !== undefined ? '1' : '0',
+      input.pipeline ?? '',
+      ...events,
+    ];
+    if (opt.length > 0) args.push('opt', ...opt);
+    (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
+    const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null, string]>(runId, {
+      script: CREATE_RUN,
+      keys: ownKeys(this.keys.run(runId)),
+      args,
+    });
+    const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion, debounced] = result;
+    // a replaced run's due entry is in the due index of its (workflow, version): dropped when the pair changes
+    const extraDue = typeof previousVersion === 'string' ? { workflow: previousWorkflow ?? '', version: previousVersion } : undefined;
+    this.index.enqueue(record, { kick, extra: previousWorkflow ?? '', extraDue });
+    const out: CreateRunResult = { created: created === 1, run: decodeRun(snapshot, runId)! };
+    if (created === 1 && lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
+    return [out, debounced ?? ''];
+  }
+
+  /**
+   * Rule D. The debounce key's run is kept in the index slot (`FLOW_INDEX` `debounce`: the first start with the key
+   * names its own run there, with the time). Each start then writes in that run's slot (`CREATE_RUN` with `own` or
+   * `fold`): its own run is created there due in the delay; another start's input and state are folded into it while it
+   * is pending and was never claimed; a start that finds it missing (its creator has not written it yet, or died) creates
+   * it with its own values, as a fold, so concurrent starts with one key make one run. A key's run that can take no fold
+   * any more is replaced in the index by the start's own run (compare-and-set: of concurrent starts, one wins and the
+   * others fold into its run).
+   */
+  private async createDebounced(input: NewRun, flow: FlowOptions, debounce: DebounceOptions): Promise<CreateRunResult> {
+    const call = (expected: string) =>
+      this.scripts.run<[string, string]>({
+        script: FLOW_INDEX,
+        keys: this.flowIndexKeys(),
+        args: ['debounce', debounce.key, input.runId, expected],
+      });
+    let [target, first] = await call('');
+    for (let attempt = 0; attempt < 20; attempt++) {
+      this.keys.run(target);
+      const mode = target === input.runId ? 'own' : 'fold';
+      const [out, outcome] = await this.createCall(target, input, 'keep', undefined, [...flow.args, '', mode, first, debounce.delayMs, debounce.maxDelayMs]);
+      if (outcome === 'created' || outcome === 'own') return { ...out, created: true };
+      if (outcome === 'folded') return { created: false, debounced: true, run: out.run };
+      if (outcome !== 'stale') throw new StoreError(`Redis store: unexpected debounce outcome ${JSON.stringify(outcome)}.`);
+      // the key's run can take no fold any more: the key starts this call's run (unless another start got there first)
+      [target, first] = await call(`${target}|${first}`);
+    }
+    throw new StoreError(`Redis store: the run of debounce key ${JSON.stringify(debounce.key)} kept changing; the start was not written.`);
   }
 
   async getRun(runId: string): Promise<StoredRun | undefined> {
     const keys = this.keys.run(runId);
     return guard('getRun', async () => {
       const [snapshot] = await this.scripts.run<[Snapshot, IndexRecord]>({ script: READ_RUN, keys: [keys.run, keys.steps], args: [runId] });
-      return decodeRun(snapshot, runId);
+      const run = decodeRun(snapshot, runId);
+      if (run) await this.markBlocked([{ run, snapshot }]);
+      return run;
     });
   }
 
   async listRuns(query: ListRunsQuery): Promise<StoredRun[]> {
-    return guard('listRuns', () => this.lister.list(query));
+    return guard('listRuns', async () => {
+      const read: { run: StoredRun; snapshot: Snapshot }[] = [];
+      const runs = await this.lister.list(query, (run, snapshot) => read.push({ run, snapshot }));
+      await this.markBlocked(read);
+      return runs;
+    });
+  }
+
+  /**
+   * Sets `blockedBy` on the runs with limits a claim would pass over now (rules F2, F3): one `FLOW_INDEX` read of the
+   * index slot for all of them, and none when no run read has limits (or none of them is claimable).
+   */
+  private async markBlocked(read: readonly { run: StoredRun; snapshot: Snapshot }[]): Promise<void> {
+    const asked = read.filter(({ run }) => (run.concurrency || run.rateLimit) && !run.cancelRequested && claimTime(run) !== -1);
+    if (asked.length === 0) return;
+    await this.index.flush();
+    const args = ['blocked'];
+    for (const { run, snapshot } of asked) {
+      args.push(
+        run.runId,
+        String(claimTime(run)),
+        snapshotField(snapshot, RUN_FIELDS.slotEpoch) ?? '0',
+        snapshotField(snapshot, RUN_FIELDS.concurrency) ?? '',
+        snapshotField(snapshot, RUN_FIELDS.rateLimit) ?? '',
+        run.slotHeld ? '1' : '0',
+        run.status === 'pending' && run.steps.length === 0 ? '1' : '0',
+      );
+    }
+    const reasons = await this.scripts.run<string[]>({ script: FLOW_INDEX, keys: this.flowIndexKeys(), args });
+    asked.forEach(({ run }, i) => {
+      const reason = reasons[i];
+      if (reason === 'concurrency' || reason === 'rate-limit') run.blockedBy = reason;
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------------------

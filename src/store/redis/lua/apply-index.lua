@@ -2,6 +2,9 @@ local SIDX, FIDX = {}, {}
 for i, st in ipairs(STATUSES) do SIDX[st] = i end
 for i, st in ipairs(TERMINAL_LIST) do FIDX[st] = i end
 local C, M, K, DUE = KEYS[AK.created], KEYS[AK.meta], KEYS[AK.kicks], KEYS[AK.due]
+-- the index key prefix (keys built from it are in this slot: `...:m` is `<prefix>:m`), and the flow entries
+local IX = string.sub(M, 1, #M - 2)
+local FC = IX .. ':fc'
 local G = tonumber(ARGV[1])
 -- groups[wf]: position in KEYS of the first key of that workflow's group
 local groups = {}
@@ -28,26 +31,92 @@ local function dropGroup(wf, id)
   if not b then return end
   for j = b, b + GK.size - 1 do redis.call('ZREM', KEYS[j], id) end
 end
+-- Priority levels of a due key (see redis.keys.ts): level 0 is the key itself.
+local function dueRem(base, p, id)
+  if p == 0 then
+    redis.call('ZREM', base, id)
+    return
+  end
+  local key = base .. ':p:' .. fmt(p)
+  if redis.call('ZREM', key, id) == 1 and redis.call('ZCARD', key) == 0 then redis.call('ZREM', base .. ':pl', fmt(p)) end
+end
+local function dueAdd(base, p, score, id)
+  if p == 0 then
+    redis.call('ZADD', base, score, id)
+    return
+  end
+  redis.call('ZADD', base .. ':p:' .. fmt(p), score, id)
+  redis.call('ZADD', base .. ':pl', p, fmt(p))
+end
+-- `<index version>|<status>|<workflow>`, the version followed by `:<priority>` for a run of non-zero priority
 local function parseMeta(meta)
   if not meta then return nil end
   local a = string.find(meta, '|', 1, true)
   if not a then return nil end
   local b = string.find(meta, '|', a + 1, true)
   if not b then return nil end
-  local iv = num(string.sub(meta, 1, a - 1))
-  if not iv then return nil end
-  return iv, string.sub(meta, a + 1, b - 1), string.sub(meta, b + 1)
+  local head = string.sub(meta, 1, a - 1)
+  local iv, pri = num(head), 0
+  if not iv then
+    local x, y = string.match(head, '^(%-?%d+):(%-?%d+)$')
+    iv, pri = num(x), num(y)
+    if not iv or not pri then return nil end
+  end
+  return iv, string.sub(meta, a + 1, b - 1), string.sub(meta, b + 1), pri
+end
+-- A flow entry (`<flags>|<slot epoch>|<cc>|<rl>`, see prelude.lua), or nil.
+local function parseFlow(entry)
+  if type(entry) ~= 'string' then return nil end
+  local flags, se, cc, rl = string.match(entry, '^([a-z]*)|(%d+)|([^|]*)|([^|]*)$')
+  if not flags then return nil end
+  return {flags = flags, se = tonumber(se), cc = cc, rl = rl}
+end
+local function holders(f)
+  local _, _, key = parseCc(f.cc)
+  if key then return IX .. ':ch:' .. key end
+  return nil
+end
+-- Rule F2's holder sets follow the runs' flow entries: a member leaves its set only when the run is gone or a new slot
+-- epoch of it is applied (it ended, was replaced or gave its slot back: see redis.keys.ts); an entry of an older epoch
+-- than the one known changes nothing; a run that holds its slot (`h`) is in the set of its epoch.
+local function applyFlow(id, entry)
+  local old = parseFlow(redis.call('HGET', FC, id))
+  local new = parseFlow(entry)
+  if not new then
+    if old then
+      local hk = holders(old)
+      if hk then redis.call('SREM', hk, id) end
+      redis.call('HDEL', FC, id)
+    end
+    return
+  end
+  if old and new.se < old.se then return end
+  if old and new.se > old.se then
+    local hk = holders(old)
+    if hk then redis.call('SREM', hk, id) end
+  end
+  if string.find(new.flags, 'h', 1, true) then
+    local hk = holders(new)
+    if hk then redis.call('SADD', hk, id) end
+  end
+  redis.call('HSET', FC, id, entry)
 end
 -- xd: the due key of another pair that may hold the run ('' none): a replaced run's previous pair, or the key a
 -- claimer found a stale entry in
-local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repair)
+local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repair, pri, flow)
   local newIv = num(iv)
   if not newIv then error('index version ' .. iv .. ' is not an integer') end
   local meta = redis.call('HGET', M, id)
-  local oldIv, oldSt, oldWf = parseMeta(meta)
+  local oldIv, oldSt, oldWf, oldPri = parseMeta(meta)
   if oldIv and (oldIv > newIv or (oldIv == newIv and repair ~= '1')) then return 0 end
+  -- a priority that cannot be read is 0 (the decoder reports it)
+  local p = num(pri) or 0
+  oldPri = oldPri or p
   local dk = dueKey(wf, ver)
-  if xd and xd ~= dk then redis.call('ZREM', xd, id) end
+  if xd and xd ~= dk then
+    dueRem(xd, oldPri, id)
+    if p ~= oldPri then dueRem(xd, p, id) end
+  end
   if oldIv then
     if SIDX[oldSt] then redis.call('ZREM', statusKey(oldSt), id) end
     if FIDX[oldSt] then redis.call('ZREM', finishedKey(oldSt), id) end
@@ -65,10 +134,11 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repa
   if extra ~= '' and extra ~= wf then dropGroup(extra, id) end
   if exists ~= '1' then
     redis.call('ZREM', C, id)
-    redis.call('ZREM', DUE, id)
+    dueRem(DUE, oldPri, id)
     dropGroup(wf, id)
-    if dk then redis.call('ZREM', dk, id) end
+    if dk then dueRem(dk, oldPri, id) end
     redis.call('HDEL', M, id)
+    applyFlow(id, '')
     return 1
   end
   local b = groups[wf]
@@ -84,27 +154,41 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repa
   redis.call('ZADD', statusKey(st), score, id)
   redis.call('ZADD', KEYS[b + GK.byWorkflow], score, id)
   redis.call('ZADD', groupStatusKey(b, st), score, id)
+  if oldPri ~= p then
+    dueRem(DUE, oldPri, id)
+    dueRem(dk, oldPri, id)
+  end
   local at = num(claim)
   if at and at ~= -1 then
-    redis.call('ZADD', DUE, at, id)
-    redis.call('ZADD', dk, at, id)
+    dueAdd(DUE, p, at, id)
+    dueAdd(dk, p, at, id)
   else
-    redis.call('ZREM', DUE, id)
-    redis.call('ZREM', dk, id)
+    dueRem(DUE, p, id)
+    dueRem(dk, p, id)
   end
   local finished = num(fa)
   if FIDX[st] and finished and finished ~= -1 then redis.call('ZADD', finishedKey(st), finished, id) end
-  redis.call('HSET', M, id, fmt(newIv) .. '|' .. st .. '|' .. wf)
+  local head = fmt(newIv)
+  if p ~= 0 then head = head .. ':' .. fmt(p) end
+  redis.call('HSET', M, id, head .. '|' .. st .. '|' .. wf)
+  applyFlow(id, flow)
   return 1
 end
+-- Records of 13 fields: the 9 of an index record, kick, extra workflow, extra due pair, repair; a repair flag with a `+`
+-- (`0+`, `1+`) says 2 more follow: the run's priority and flow entry (sent only for runs that have either).
 local applied, skipped, firstError = 0, 0, ''
 local i = G + 2 * D + 3
 while i + 12 <= #ARGV do
   local id, kick = ARGV[i], ARGV[i + 9]
+  local repair, pri, flow, width = ARGV[i + 12], '', '', 13
+  if string.sub(repair, 2) == '+' then
+    repair = string.sub(repair, 1, 1)
+    pri, flow, width = ARGV[i + 13] or '', ARGV[i + 14] or '', 15
+  end
   if kick ~= '' then redis.call('ZREM', K, kick) end
   local xd = dues[tonumber(ARGV[i + 11]) or 0]
   local ok, result = pcall(apply, id, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
-    ARGV[i + 7], ARGV[i + 8], ARGV[i + 10], xd, ARGV[i + 12])
+    ARGV[i + 7], ARGV[i + 8], ARGV[i + 10], xd, repair, pri, flow)
   if ok then
     applied = applied + result
   else
@@ -114,6 +198,6 @@ while i + 12 <= #ARGV do
       firstError = 'run ' .. id .. ': ' .. tostring(result)
     end
   end
-  i = i + 13
+  i = i + width
 end
 return {applied, skipped, firstError}

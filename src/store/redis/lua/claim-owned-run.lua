@@ -13,6 +13,9 @@ if ok and count >= 0 then
   ok = found
 end
 if not ok then return {0, record(r, runId, nowUs)} end
+-- rules F1-F3, as claim-run.lua
+local admitted, needs = flowClaim(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)])
+if not admitted then return {2, record(r, runId, nowUs), needs} end
 local orphaned = now - (num(v[3]) or now)
 if orphaned < 0 then orphaned = 0 end
 local st = v[1]

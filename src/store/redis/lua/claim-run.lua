@@ -14,6 +14,9 @@ if ok and count >= 0 then
   ok = found
 end
 if not ok then return {0, record(r, runId, nowUs)} end
+-- rules F1-F3: the admission (after the pairs; '' none) must cover what the run's limits need
+local admitted, needs = flowClaim(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)])
+if not admitted then return {2, record(r, runId, nowUs), needs} end
 local recovered, orphaned = 0, 0
 if v[4] then
   recovered = 1

@@ -2,7 +2,7 @@
 -- to; it never expires: the children stay linked to the run id).
 local r, s, q, e, ids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local runId = ARGV[1]
-local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr', 'hs')
+local p = redis.call('HMGET', r, 'lt', 'st', 'due', 'le', 'pr', 'cr', 'hs', 'cc', 'rl')
 if p[1] ~= ARGV[2] then return {0} end
 local leaseMs = num(ARGV[3])
 if not leaseMs then return redis.error_reply('cairn: commit: leaseMs must be an integer') end
@@ -33,6 +33,12 @@ while i <= #ARGV do
 end
 local now, nowUs = clock()
 local oldSt = p[2]
+-- a run with limits: its flow entry before the commit (the index is updated when it changes)
+local flowBefore = ''
+if p[8] or p[9] then
+  local f = redis.call('HMGET', r, 'sh', 'se')
+  flowBefore = flowEntry(r, p[2], p[8], p[9], f[1], p[6], f[2])
+end
 local oldClaim = claimAt(p[2], p[3], p[4])
 local release, clearCancel = false, false
 local waitJson, waitTimeout = nil, nil
@@ -149,6 +155,13 @@ if cr and not TERMINAL[st] then
   cancel = cr
   redis.call('HSET', r, 'due', fmt(now))
 end
+-- rule F2: an ended run gives its slot back; with scope `step`, so does a released one. Either starts a new slot epoch
+-- (set after the bump below; an end does for a run with a rate limit too: a retried run begins again)
+local newEpoch = false
+if (p[8] or p[9]) and (TERMINAL[st] or (release and parseCc(p[8]) == 'step')) then
+  redis.call('HDEL', r, 'sh')
+  newEpoch = true
+end
 if release then
   redis.call('HDEL', r, 'lo', 'lt', 'le')
 else
@@ -160,6 +173,7 @@ else
   redis.call('HSET', r, 'ua', fmt(now))
 end
 bump(r, nowUs)
+if newEpoch then redis.call('HSET', r, 'se', redis.call('HGET', r, 'iv')) end
 local due = num(redis.call('HGET', r, 'due'))
 if TERMINAL[st] then
   -- NOTE: the run's keys (q was deleted above) expire with the store's ttl; the global index entries cannot (another
@@ -177,7 +191,7 @@ end
 local rec = record(r, runId, nowUs)
 local newClaim = tonumber(rec[7])
 local dirty = 0
-if st ~= oldSt or (newClaim ~= -1 and (oldClaim == -1 or newClaim < oldClaim)) then dirty = 1 end
+if st ~= oldSt or (newClaim ~= -1 and (oldClaim == -1 or newClaim < oldClaim)) or rec[11] ~= flowBefore then dirty = 1 end
 local got = 0
 if consumed then got = 1 end
 -- rule 4: a linked child that ends names its parent, which the store notifies with a second script (its own slot)

@@ -3,7 +3,7 @@
 local r, e = KEYS[1], KEYS[4]
 local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]
 local now, nowUs = clock()
-local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs')
+local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs', 'cc')
 local st = v[1]
 if not st then return {'not-found', '', record(r, runId, nowUs), 0} end
 local le = num(v[2])
@@ -12,6 +12,7 @@ local liveLease = le and le > now
 local rs = v[5]
 if not CLAIMABLE[rs] then rs = ST.pending end
 local function done(outcome, seq) return {outcome, st, record(r, runId, nowUs), seq or 0} end
+local freed = false
 if action == 'pause' then
   if TERMINAL[st] then return done('not-active') end
   if st == ST.paused or v[3] == '1' then return done('noop') end
@@ -22,6 +23,11 @@ if action == 'pause' then
     redis.call('HSET', r, 'rs', st, 'st', ST.paused)
     redis.call('HDEL', r, 'lo', 'lt', 'le')
     if st ~= ST.waiting and st ~= ST.sleeping then redis.call('HSET', r, 'due', fmt(now)) end
+    -- rule F2: with scope `step`, the (expired) lease goes and so does the slot (a new slot epoch, after the bump below)
+    if parseCc(v[6]) == 'step' then
+      redis.call('HDEL', r, 'sh')
+      freed = true
+    end
   end
 elseif action == 'resume' then
   if TERMINAL[st] then return done('not-active') end
@@ -62,6 +68,7 @@ else
 end
 redis.call('HSET', r, 'ua', fmt(now))
 bump(r, nowUs)
+if freed then redis.call('HSET', r, 'se', redis.call('HGET', r, 'iv')) end
 -- ARGV[7], when given: the history event of the request (only a recorded one has it)
 local seq = 0
 if ARGV[7] then seq = appendEvent(r, e, 7) end

@@ -23,12 +23,101 @@ local function bump(run, nowUs)
   if nowUs > n then n = nowUs end
   redis.call('HSET', run, 'iv', fmt(n))
 end
+-- Flow control (see redis.keys.ts): a run's concurrency limit `cc` is `<scope>:<limit>:<key>` and its rate limit `rl`
+-- `<limit>:<perMs>:<key>` (keys in base64url). One that cannot be read limits nothing (the decoder reports it).
+local function parseCc(cc)
+  if type(cc) ~= 'string' then return nil end
+  local scope, limit, key = string.match(cc, '^(%a+):(%d+):([%w_%-]*)$')
+  limit = num(limit)
+  if not scope or not limit then return nil end
+  return scope, limit, key
+end
+local function parseRl(rl)
+  if type(rl) ~= 'string' then return nil end
+  local limit, per, key = string.match(rl, '^(%d+):(%d+):([%w_%-]*)$')
+  limit, per = num(limit), num(per)
+  if not limit or not per then return nil end
+  return limit, per, key
+end
+-- A run's flow entry for the index (`...:fc`): `<flags>|<slot epoch>|<cc>|<rl>`, or '' for a run without limits.
+-- Flags: `h` it holds a slot, `c` a cancel is pending, `f` its first claim is ahead (pending without a step entry).
+local function flowEntry(run, st, cc, rl, sh, cr, se)
+  if not cc and not rl then return '' end
+  local flags = ''
+  if sh == '1' then flags = flags .. 'h' end
+  if cr then flags = flags .. 'c' end
+  if rl and st == ST.pending and redis.call('HLEN', string.sub(run, 1, #run - 1) .. 's') == 0 then flags = flags .. 'f' end
+  return flags .. '|' .. (se or '0') .. '|' .. (cc or '') .. '|' .. (rl or '')
+end
 local function record(run, runId, nowUs)
-  local v = redis.call('HMGET', run, 'wf', 'st', 'ca', 'due', 'le', 'fa', 'iv', 'ver')
-  if not v[2] and redis.call('EXISTS', run) == 0 then return {runId, '0', fmt(nowUs), '', '', '-1', '-1', '-1', ''} end
+  local v = redis.call('HMGET', run, 'wf', 'st', 'ca', 'due', 'le', 'fa', 'iv', 'ver', 'pri', 'cc', 'rl', 'sh', 'cr', 'se')
+  if not v[2] and redis.call('EXISTS', run) == 0 then return {runId, '0', fmt(nowUs), '', '', '-1', '-1', '-1', '', '', ''} end
   local ca, fa = num(v[3]), num(v[6])
   return {runId, '1', fmt(num(v[7]) or 0), v[1] or '', v[2] or '', ca and fmt(ca) or '', fmt(claimAt(v[2], v[4], v[5])),
-    fa and fmt(fa) or '-1', v[8] or ''}
+    fa and fmt(fa) or '-1', v[8] or '', v[9] or '', flowEntry(run, v[2], v[10], v[11], v[12], v[13], v[14])}
+end
+-- Rules F1-F3 at a claim, in the run's slot (KEYS run `r`, steps `s`): whether the run may be leased with the admission
+-- `adm` (`<slot epoch>:<slot 1/0>:<begin 1/0>`, '' none) given by the index slot. A run without limits, with a pending
+-- cancel (F1), holding its slot and not at its first claim needs none. Returns true (and takes the slot: `sh`), or
+-- false and what an admission needs: {slot epoch, cc, rl, needs a slot (1/0), needs a begin (1/0)}.
+local function flowClaim(r, s, st, adm)
+  local f = redis.call('HMGET', r, 'cc', 'rl', 'sh', 'cr', 'se')
+  if not f[1] and not f[2] then return true end
+  if f[4] then return true end
+  local needSlot = parseCc(f[1]) ~= nil and f[3] ~= '1'
+  local needBegin = parseRl(f[2]) ~= nil and st == ST.pending and redis.call('HLEN', s) == 0
+  if not needSlot and not needBegin then return true end
+  local se = f[5] or '0'
+  local ase, aslot, abegin = string.match(adm or '', '^(%d+):([01]):([01])$')
+  if ase ~= se or (needSlot and aslot ~= '1') or (needBegin and abegin ~= '1') then
+    return false, {se, f[1] or '', f[2] or '', needSlot and '1' or '0', needBegin and '1' or '0'}
+  end
+  if needSlot then redis.call('HSET', r, 'sh', '1') end
+  return true
+end
+-- Rules F2, F3 in the index slot (`ix`: the index key prefix): admits run `id` of slot epoch `se` when its limits let it
+-- in now. A run already in its key's holder set (or whose begin is in the window for this epoch) takes nothing more.
+-- With `reserve`, takes what it needs (SADD to the holder set, its begin in the window); otherwise only checks.
+-- Returns the admission `<se>:<slot 1/0>:<begin 1/0>`, or nil, the limit that passes it over (`concurrency`,
+-- `rate-limit`) and, for a rate limit, when its window frees.
+local function admitFlow(ix, id, se, cc, rl, needSlot, needBegin, reserve, now)
+  local slot, begin = '0', '0'
+  local hk, bk, member, rlimit, per
+  local _, climit, ckey = parseCc(cc)
+  if climit then
+    hk = ix .. ':ch:' .. ckey
+    if redis.call('SISMEMBER', hk, id) == 1 then slot = '1'
+    elseif needSlot then
+      if redis.call('SCARD', hk) >= climit then return nil, 'concurrency' end
+      if reserve then slot = 'r' end
+    end
+  end
+  local rkey
+  rlimit, per, rkey = parseRl(rl)
+  if rlimit and needBegin then
+    bk = ix .. ':rb:' .. rkey
+    member = se .. ':' .. id
+    redis.call('ZREMRANGEBYSCORE', bk, '-inf', fmt(now - per))
+    if redis.call('ZSCORE', bk, member) then begin = '1'
+    else
+      if redis.call('ZCARD', bk) >= rlimit then
+        local oldest = redis.call('ZRANGE', bk, 0, 0, 'WITHSCORES')
+        return nil, 'rate-limit', (tonumber(oldest[2]) or now) + per
+      end
+      if reserve then begin = 'r' end
+    end
+  end
+  if slot == 'r' then
+    redis.call('SADD', hk, id)
+    slot = '1'
+  end
+  if begin == 'r' then
+    redis.call('ZADD', bk, now, member)
+    redis.call('ZREMRANGEBYRANK', bk, 0, -(rlimit + 1))
+    redis.call('PEXPIRE', bk, per)
+    begin = '1'
+  end
+  return se .. ':' .. slot .. ':' .. begin
 end
 local function snapshot(run, steps)
   return {redis.call('HGETALL', run), redis.call('HGETALL', steps)}

@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { Redis, type Command } from 'ioredis';
+import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { ALL_SCRIPTS, CLAIM_RUN, FLOW_INDEX } from '../../src/store/redis/redis.scripts.js';
+import type { ConcurrencySpec, NewRun } from '../../src/store/workflow-store.interface.js';
+import { testRedis } from '../setup/test-servers.js';
+
+/**
+ * Flow control on Redis, beyond the conformance suite: a claim of a run with limits is an admission in the index slot
+ * (the run id joins its key's holder set) then the claim in the run's slot (see `redis.keys.ts`). These tests cut that
+ * in two, as a crash would, and check the slot is neither doubled nor lost; and that runs without limits cost what
+ * they always did.
+ */
+const redis = testRedis();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const LEASE = { owner: 'flow', leaseMs: 30_000 };
+const quiet = { log() {}, warn() {}, error() {} };
+const scriptName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
+
+redis.describe('Redis store: flow control across slots', () => {
+  let admin: Redis;
+  let client: Redis;
+  let store: RedisStore;
+  let prefix: string;
+  const commands: { name: string; args: string[] }[] = [];
+
+  /** The commands sent by `action`: names, with scripts by their name. */
+  async function sent(action: () => Promise<unknown>): Promise<string[]> {
+    await sleep(30); // index updates in flight are applied
+    const from = commands.length;
+    await action();
+    await sleep(30);
+    return commands.slice(from).map((c) => (c.name === 'evalsha' ? `script:${scriptName.get(c.args[0])}` : c.name));
+  }
+
+  beforeAll(async () => {
+    admin = new Redis(redis.url);
+    client = new Redis(redis.url);
+    const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
+    client.sendCommand = ((command: Command, stream?: unknown) => {
+      commands.push({ name: command.name, args: command.args.map(String) });
+      return original(command, stream);
+    }) as typeof client.sendCommand;
+    prefix = `cairn-flow-${randomUUID().slice(0, 8)}:`;
+    store = new RedisStore({ client, keyPrefix: prefix, logger: quiet });
+    await store.init();
+  });
+
+  afterAll(async () => {
+    await store.close();
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    await client.quit();
+    await admin.quit();
+  });
+
+  let seq = 0;
+  const fresh = () => `wf-${randomUUID().slice(0, 6)}`;
+  const newRun = (workflow: string, over: Partial<NewRun> = {}): NewRun => ({ runId: `${workflow}-${++seq}`, workflow, version: 1, input: '1', state: '{}', ...over });
+  const limited = (key: string, limit: number, scope: ConcurrencySpec['scope'] = 'run'): Partial<NewRun> => ({ concurrency: { key, limit, scope } });
+  const create = async (workflow: string, over: Partial<NewRun> = {}) => (await store.createRun(newRun(workflow, over), { onConflict: 'keep' })).run;
+  const holders = async (key: string) => (await admin.smembers(store.keys.holders(key))).sort();
+
+  /** The index-slot half of a claim alone (`FLOW_INDEX` `admit`), as a claimer that died before the run-slot half. */
+  async function admitOnly(runId: string): Promise<string> {
+    await store.listRuns({ limit: 1 }); // the index records in flight are applied
+    const [se, cc, rl, sh] = await admin.hmget(store.keys.run(runId).run, 'se', 'cc', 'rl', 'sh');
+    const keys = [store.keys.flow, store.keys.meta, store.keys.debounces];
+    const [admission] = (await admin.eval(FLOW_INDEX.lua, keys.length, ...keys, 'admit', runId, se!, cc ?? '', rl ?? '', sh === '1' ? '0' : '1', '0')) as string[];
+    return admission;
+  }
+
+  it('an admission whose claim never happened neither doubles the slot when the run is claimed nor keeps it once the run ends', async () => {
+    const workflow = fresh();
+    const key = `${workflow}:k`;
+    const x = await create(workflow, limited(key, 2));
+    const y = await create(workflow, limited(key, 2));
+    const z = await create(workflow, limited(key, 2));
+    // the claimer admits x in the index slot, then dies; a retry of the admission (another claimer) takes nothing more
+    expect(await admitOnly(x.runId)).toMatch(/^\d+:1:0$/);
+    expect(await admitOnly(x.runId)).toMatch(/^\d+:1:0$/);
+    expect(await holders(key)).toEqual([x.runId]);
+    const admitted = (await store.getRun(x.runId))!;
+    expect([admitted.status, admitted.slotHeld, admitted.blockedBy]).toEqual(['pending', undefined, undefined]);
+    // (a) claimed now, x takes the slot it was admitted to: x and y hold the two slots, z waits
+    const claimed = await store.claimRuns(LEASE, 10, [{ workflow, version: 1 }]);
+    expect(claimed.map((r) => r.runId).sort()).toEqual([x.runId, y.runId].sort());
+    expect(claimed.every((r) => r.slotHeld)).toBe(true);
+    expect(await holders(key)).toEqual([x.runId, y.runId].sort());
+    expect((await store.getRun(z.runId))!.blockedBy).toBe('concurrency');
+    expect(await store.claimRun(z.runId, LEASE)).toBeUndefined();
+    // (b) x ends: its slot goes back, z takes it
+    const tokenX = claimed.find((r) => r.runId === x.runId)!.leaseToken;
+    expect((await store.commit(x.runId, tokenX, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    await store.listRuns({ limit: 1 });
+    expect(await holders(key)).toEqual([y.runId]);
+    expect((await store.claimRun(z.runId, LEASE))?.slotHeld).toBe(true);
+    expect(await holders(key)).toEqual([y.runId, z.runId].sort());
+  });
+
+  it('frees the slot of an admitted run that ends without ever being claimed with it', async () => {
+    const workflow = fresh();
+    const key = `${workflow}:k`;
+    const x = await create(workflow, limited(key, 1));
+    const y = await create(workflow, limited(key, 1));
+    expect(await admitOnly(x.runId)).toMatch(/^\d+:1:0$/);
+    expect((await store.getRun(y.runId))!.blockedBy).toBe('concurrency');
+    // x is cancelled before anyone claims it: claimed without a slot (F1), it ends, and the slot it was admitted to
+    // goes with its end
+    expect((await store.control(x.runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+    const cancelled = (await store.claimRun(x.runId, LEASE))!;
+    expect(cancelled.slotHeld).toBeUndefined();
+    expect((await store.commit(x.runId, cancelled.leaseToken, { leaseMs: 30_000, status: 'cancelled', clearCancel: true })).ok).toBe(true);
+    await store.listRuns({ limit: 1 });
+    expect(await holders(key)).toEqual([]);
+    expect((await store.claimRun(y.runId, LEASE))?.slotHeld).toBe(true);
+  });
+
+  it('refuses a claim with the admission of an earlier slot epoch (the run gave its slot back since)', async () => {
+    const workflow = fresh();
+    const key = `${workflow}:k`;
+    const x = await create(workflow, limited(key, 1, 'step'));
+    const stale = await admitOnly(x.runId);
+    // x is claimed with that admission, releases its lease (scope step: a new epoch, the slot goes back), and the old
+    // admission is then presented again, as a claimer that stalled between its two writes would
+    const claimed = (await store.claimRun(x.runId, LEASE))!;
+    await store.releaseLease(x.runId, claimed.leaseToken);
+    await store.listRuns({ limit: 1 });
+    expect(await holders(key)).toEqual([]);
+    const keys = store.keys.run(x.runId);
+    const reply = (await admin.eval(CLAIM_RUN.lua, 2, keys.run, keys.steps, x.runId, 'stalled', '30000', randomUUID(), '-1', stale)) as unknown[];
+    expect(reply[0]).toBe(2);
+    expect(await admin.hget(keys.run, 'lt')).toBeNull();
+    // a claim through the store admits it again, for the current epoch
+    expect((await store.claimRun(x.runId, LEASE))?.slotHeld).toBe(true);
+    expect(await holders(key)).toEqual([x.runId]);
+  });
+
+  it('claims runs without limits with the scripts they always took', async () => {
+    const workflow = fresh();
+    const refs = [{ workflow, version: 1 }];
+    expect(await sent(() => store.createRun(newRun(workflow), { onConflict: 'keep', lease: LEASE }))).toEqual(['zadd', 'script:createRun', 'script:applyIndex']);
+    await create(workflow);
+    expect(await sent(() => store.claimRuns(LEASE, 5, refs))).toEqual(['script:claimCandidates', 'script:claimRun', 'script:applyIndex']);
+    const other = await create(workflow);
+    expect(await sent(() => store.claimRun(other.runId, LEASE))).toEqual(['script:claimRun', 'script:applyIndex']);
+    expect(await sent(() => store.getRun(other.runId))).toEqual(['script:readRun']);
+    // a run with limits: admitted in the index slot first
+    const key = `${workflow}:k`;
+    expect(await sent(() => store.createRun(newRun(workflow, limited(key, 1)), { onConflict: 'keep', lease: LEASE }))).toEqual([
+      'script:flowIndex',
+      'zadd',
+      'script:createRun',
+      'script:applyIndex',
+    ]);
+  });
+
+  it('keeps priority levels only while they have due runs', async () => {
+    const workflow = fresh();
+    const refs = [{ workflow, version: 1 }];
+    const high = await create(workflow, { priority: 7 });
+    await create(workflow);
+    await store.listRuns({ limit: 1 });
+    const pairKey = store.keys.dueByVersion(workflow, 1);
+    expect(await admin.zrange(store.keys.dueLevels(pairKey), 0, -1)).toEqual(['7']);
+    expect(await admin.zrange(store.keys.dueLevel(pairKey, 7), 0, -1)).toEqual([high.runId]);
+    expect(await admin.hget(store.keys.meta, high.runId)).toMatch(/^\d+:7\|pending\|/);
+    const [first] = await store.claimRuns(LEASE, 1, refs);
+    expect(first.runId).toBe(high.runId);
+    expect((await store.commit(high.runId, first.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    await store.listRuns({ limit: 1 });
+    expect(await admin.exists(store.keys.dueLevel(pairKey, 7), store.keys.dueLevels(pairKey))).toBe(0);
+    expect(await admin.exists(store.keys.dueLevel(store.keys.due, 7), store.keys.dueLevels(store.keys.due))).toBe(0);
+  });
+
+  it('reindexes runs of every priority, and drops entries left at a level a run is not of', async () => {
+    const workflow = fresh();
+    const low = await create(workflow, { priority: -2 });
+    await store.listRuns({ limit: 1 });
+    const pairKey = store.keys.dueByVersion(workflow, 1);
+    const score = await admin.zscore(store.keys.dueLevel(pairKey, -2), low.runId);
+    expect(score).not.toBeNull();
+    // a stale entry at another level (as an index update lost halfway would leave), and the run's own entry lost
+    await admin.zadd(store.keys.dueLevel(pairKey, 4), score!, low.runId);
+    await admin.zadd(store.keys.dueLevels(pairKey), 4, '4');
+    await admin.zrem(store.keys.dueLevel(pairKey, -2), low.runId);
+    await store.reindex();
+    expect(await admin.zscore(store.keys.dueLevel(pairKey, -2), low.runId)).toBe(score);
+    expect(await admin.exists(store.keys.dueLevel(pairKey, 4))).toBe(0);
+    expect(await admin.zrange(store.keys.dueLevels(pairKey), 0, -1)).toEqual(['-2']);
+    const [claimed] = await store.claimRuns(LEASE, 1, [{ workflow, version: 1 }]);
+    expect(claimed).toMatchObject({ runId: low.runId, priority: -2 });
+  });
+
+  it('drops the flow entry of a purged run, and a debounce key whose run is gone starts a new one', async () => {
+    const workflow = fresh();
+    const key = `${workflow}:k`;
+    const run = (await store.createRun(newRun(workflow, { rateLimit: { key, limit: 3, perMs: 60_000 } }), { onConflict: 'keep', lease: LEASE })).run;
+    await store.listRuns({ limit: 1 });
+    expect(await admin.hget(store.keys.flow, run.runId)).not.toBeNull();
+    expect((await store.commit(run.runId, run.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    await sleep(5);
+    expect(await store.purge(['completed'], 0)).toBeGreaterThanOrEqual(1);
+    expect(await store.getRun(run.runId)).toBeUndefined();
+    expect(await admin.hget(store.keys.flow, run.runId)).toBeNull();
+
+    // a key pointed at a run that was never written: recently (its creator is slow or died), a start creates that run;
+    // long ago, it is gone, and the start's own run is the key's
+    const debounce = { key: `${workflow}:d`, delayMs: 60_000 };
+    const time = async () => Number((await admin.time())[0]) * 1000;
+    await admin.hset(store.keys.debounces, debounce.key, `ghost-${workflow}|${await time()}`);
+    const folded = await store.createRun(newRun(workflow), { onConflict: 'keep', debounce });
+    expect(folded).toMatchObject({ created: false, debounced: true, run: { runId: `ghost-${workflow}`, status: 'pending' } });
+    const other = { key: `${workflow}:e`, delayMs: 60_000 };
+    await admin.hset(store.keys.debounces, other.key, `gone-${workflow}|${(await time()) - 3_600_000}`);
+    const own = await store.createRun(newRun(workflow), { onConflict: 'keep', debounce: other });
+    expect(own.created).toBe(true);
+    expect(own.run.runId).not.toBe(`gone-${workflow}`);
+    expect(await store.getRun(`gone-${workflow}`)).toBeUndefined();
+    expect(await admin.hget(store.keys.debounces, other.key)).toMatch(new RegExp(`^${own.run.runId}\\|\\d+$`));
+  });
+});
