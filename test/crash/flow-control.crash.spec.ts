@@ -72,8 +72,10 @@ for (const kind of ['postgres', 'redis'] as const) {
         await waitAllCompleted(client, ids, 60_000);
         const begins = flowEntries(s, 'flow-rated').map((e) => e.at).sort((a, b) => a - b);
         expect(begins).toHaveLength(35);
-        // Sliding window of 1 s, with 50 ms of tolerance for the clocks of the store and the processes.
-        for (let i = 0; i + 10 < begins.length; i++) expect(begins[i + 10] - begins[i]).toBeGreaterThanOrEqual(950);
+        // The store admits begins on its clock, 1 s apart per 10; a body starts a little after its claim, later on a busy
+        // process: 200 ms of tolerance (without the limit, 35 runs on 4 workers begin within about 100 ms).
+        for (let i = 0; i + 10 < begins.length; i++) expect(begins[i + 10] - begins[i]).toBeGreaterThanOrEqual(800);
+        expect(begins[begins.length - 1] - begins[0]).toBeGreaterThanOrEqual(2_800);
       });
     }, 120_000);
 
@@ -102,16 +104,17 @@ for (const kind of ['postgres', 'redis'] as const) {
         await Promise.all(workers.map((w) => w.kill9()));
         const downFrom = Date.now();
         await new Promise((r) => setTimeout(r, 3_500));
-        const upAt = Date.now();
         const before = ticks().length;
         await startWorker(s.store, s.ledger, { flowTick: true });
+        const upAt = Date.now();
         await waitFor('2 more ticks', () => ticks().length >= before + 2, 20_000);
         const runIds = ticks().map((e) => e.runId);
         // Exactly once per tick: no run id twice, and each id is `flow-tick@<the tick's ISO time>`.
         expect(new Set(runIds).size).toBe(runIds.length);
         const fireTimes = runIds.map((id) => Date.parse(id.slice('flow-tick@'.length)));
         for (const t of fireTimes) expect(t % 1000).toBe(0);
-        // While every instance was down, 3 ticks were missed: catch-up 'latest' fires one of them.
+        // While every instance was down (and the new one booted), 3–4 ticks were missed: catch-up 'latest' fires the
+        // latest of them, once.
         const missed = fireTimes.filter((t) => t > downFrom + 1000 && t < upAt - 1000);
         expect(missed.length).toBeLessThanOrEqual(1);
         const gap = fireTimes.filter((t) => t > downFrom && t < upAt);
@@ -131,11 +134,12 @@ for (const kind of ['postgres', 'redis'] as const) {
         await victim.kill9();
         await startWorker(s.store, s.ledger, { flow: true, leaseMs: 1_500 });
         await waitAllCompleted(client, ['holder', 'next'], 30_000);
-        const entries = flowEntries(s, 'flow-slot');
+        // The killed process's execution of the holder never ended: leave it out of the overlap count.
+        const entries = flowEntries(s, 'flow-slot').filter((e) => e.pid !== victim.pid);
         const holderEnd = entries.find((e) => e.runId === 'holder' && e.phase === 'end')!;
         const nextStart = entries.find((e) => e.runId === 'next' && e.phase === 'start')!;
         expect(nextStart.at).toBeGreaterThanOrEqual(holderEnd.at);
-        expect(entries.filter((e) => e.runId === 'holder' && e.phase === 'start')).toHaveLength(2);
+        expect(flowEntries(s, 'flow-slot').filter((e) => e.runId === 'holder' && e.phase === 'start')).toHaveLength(2);
         expect(Math.max(...maxOverlap(entries).values())).toBe(1);
       });
     }, 90_000);
