@@ -5,6 +5,7 @@ import {
   ResultTimeoutError,
   UnknownWorkflowError,
   RunNotActiveError,
+  SignalQueueFullError,
   RunNotFoundError,
   WorkflowCancelledError,
   WorkflowFailedError,
@@ -315,6 +316,7 @@ export class WorkflowClient {
   private check(runId: string, res: ControlResult, action: string): void {
     if (res.outcome === 'not-found') throw new RunNotFoundError(runId);
     if (res.outcome === 'not-active') throw new RunNotActiveError(runId, res.status ?? 'ended', action);
+    if (res.outcome === 'full') throw new SignalQueueFullError(runId, this.engine.maxQueuedSignals);
   }
 
   /**

@@ -242,7 +242,7 @@ export class CodecStore implements WorkflowStore {
     if (event !== undefined) this.encEngine(batch, event, readableEvent, (v) => (encodedEvent = v));
     const wait = batch.done();
     if (wait) await wait;
-    if (options?.id !== undefined) return this.inner.sendSignal(runId, name, encodedPayload, encodedEvent, options);
+    if (options !== undefined) return this.inner.sendSignal(runId, name, encodedPayload, encodedEvent, options);
     return event === undefined ? this.inner.sendSignal(runId, name, encodedPayload) : this.inner.sendSignal(runId, name, encodedPayload, encodedEvent);
   }
 

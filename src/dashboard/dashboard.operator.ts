@@ -5,7 +5,7 @@ import { WorkflowRegistry } from '../definition/workflow.registry.js';
 import { errorMessage } from '../engine/error-text.js';
 import type { WorkflowEngine } from '../engine/workflow-engine.js';
 import { DurableExecutionError } from '../errors/durable-execution.error.js';
-import { InvalidArgumentError, InvalidRunStateError, RunNotActiveError, RunNotFoundError } from '../errors/errors.js';
+import { InvalidArgumentError, InvalidRunStateError, RunNotActiveError, RunNotFoundError, SignalQueueFullError } from '../errors/errors.js';
 import { WORKFLOW_ENGINE } from '../nest/durable-execution.constants.js';
 import { LIVE_STATUSES } from '../store/run-state-machine.js';
 import type { ControlRequest, ControlResult, RunStatus } from '../store/workflow-store.interface.js';
@@ -61,7 +61,7 @@ export class DashboardOperator {
 
   /** Queues a signal; its `signal.received` event names the operator (`detail.by`). */
   async signal(runId: string, name: string, payload: unknown, by: string | undefined): Promise<ActionOutcome> {
-    return outcomeOf(runId, await this.engine.sendSignal(runId, name, payload, by), 'signal');
+    return outcomeOf(runId, await this.engine.sendSignal(runId, name, payload, by), 'signal', this.engine.maxQueuedSignals);
   }
 
   /** @throws InvalidRunStateError when the run is not failed at a step */
@@ -172,8 +172,9 @@ export class DashboardOperator {
 }
 
 /** The client's mapping of a control outcome: not found → 404, ended → 409. */
-function outcomeOf(runId: string, res: ControlResult, action: string): ActionOutcome {
+function outcomeOf(runId: string, res: ControlResult, action: string, maxQueued = 0): ActionOutcome {
   if (res.outcome === 'not-found') throw new RunNotFoundError(runId);
   if (res.outcome === 'not-active') throw new RunNotActiveError(runId, res.status ?? 'ended', action);
+  if (res.outcome === 'full') throw new SignalQueueFullError(runId, maxQueued);
   return { outcome: res.outcome === 'noop' ? 'noop' : 'ok' };
 }

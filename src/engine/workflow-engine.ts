@@ -48,6 +48,8 @@ export interface EngineOptions {
   pollIntervalMs: number;
   shutdownGraceMs: number;
   maxPayloadBytes: number;
+  /** Most queued (unconsumed) signals one run may hold (`SendSignalOptions.maxQueued`). */
+  maxQueuedSignals: number;
   maxTransitions: number;
   maxRecoveries: number;
   /** Purge terminal runs older than these ages (ms). */
@@ -213,6 +215,11 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       for (const waiter of set) waiter(undefined);
       this.waiters.delete(runId);
     }
+  }
+
+  /** Most queued signals one run may hold (the module's `maxQueuedSignals`). */
+  get maxQueuedSignals(): number {
+    return this.options.maxQueuedSignals;
   }
 
   get isWorker(): boolean {
@@ -467,7 +474,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       detail: by === undefined ? { signal: name } : { signal: name, by },
     };
     const encoded = this.recordsHistory ? encodeEvent(event) : undefined;
-    const res = options.id === undefined ? await this.store.sendSignal(runId, name, serialized, encoded) : await this.store.sendSignal(runId, name, serialized, encoded, { id: options.id });
+    const res = await this.store.sendSignal(runId, name, serialized, encoded, { ...(options.id !== undefined ? { id: options.id } : {}), maxQueued: this.options.maxQueuedSignals });
     if (res.outcome === 'ok' && this.recordsHistory) this.onEventsOf(runId, [event], res.eventSeq);
     if (res.outcome === 'ok' && res.status === 'waiting') void this.kick(runId);
     return res;

@@ -141,6 +141,22 @@ export class InvalidRunStateError extends DurableExecutionError {
   }
 }
 
+/**
+ * `signal()` to a run that already holds `maxQueuedSignals` queued (unconsumed) signals: nothing was queued. The run
+ * takes more once it consumes some.
+ */
+export class SignalQueueFullError extends DurableExecutionError {
+  readonly code = 'CAIRN_SIGNAL_QUEUE_FULL' as const;
+  constructor(
+    readonly runId: string,
+    readonly limit: number,
+  ) {
+    super(
+      `Run "${runId}" already holds ${limit} queued signals (maxQueuedSignals), so this one was not queued. The run takes more once it consumes some; raise maxQueuedSignals if it is meant to buffer more.`,
+    );
+  }
+}
+
 /** An argument is malformed (run id, list limit, cursor, duration …). */
 export class InvalidArgumentError extends DurableExecutionError {
   readonly code = 'CAIRN_INVALID_ARGUMENT' as const;

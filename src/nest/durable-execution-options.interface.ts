@@ -74,6 +74,8 @@ export interface DurableExecutionOptions {
   retention?: { completed?: number | string; failed?: number | string };
   /** Largest serialized input, output or signal payload. @default 1 MiB */
   maxPayloadBytes?: number;
+  /** Most queued (unconsumed) signals one run may hold; `signal()` past it throws `SignalQueueFullError`. @default 10_000 */
+  maxQueuedSignals?: number;
   /** Largest number of step transitions of one run (bounds Flow.goto loops). @default 10_000 */
   maxTransitions?: number;
   /** Recoveries after crashes without progress before a run fails. @default 10 */

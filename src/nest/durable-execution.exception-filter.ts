@@ -9,12 +9,13 @@ import {
   RunNotActiveError,
   RunNotFoundError,
   ScheduleNotFoundError,
+  SignalQueueFullError,
 } from '../errors/errors.js';
 
 /**
  * The HTTP status for an error of this library that a request can cause, or undefined when it is a server error:
  * 404 unknown run or schedule, 409 a run that has ended, is in the wrong state or already exists, 400 a bad argument, 413 a payload
- * over `maxPayloadBytes`.
+ * over `maxPayloadBytes`, 429 a run whose signal queue is full.
  */
 export function httpStatusOf(error: DurableExecutionError): number | undefined {
   if (error instanceof RunNotFoundError || error instanceof ScheduleNotFoundError) return HttpStatus.NOT_FOUND;
@@ -22,6 +23,7 @@ export function httpStatusOf(error: DurableExecutionError): number | undefined {
     return HttpStatus.CONFLICT;
   }
   if (error instanceof PayloadTooLargeError) return HttpStatus.PAYLOAD_TOO_LARGE;
+  if (error instanceof SignalQueueFullError) return HttpStatus.TOO_MANY_REQUESTS;
   if (error instanceof InvalidArgumentError) return HttpStatus.BAD_REQUEST;
   return undefined;
 }

@@ -50,6 +50,7 @@ export function resolveEngineOptions(options: DurableExecutionOptions = {}): Eng
     pollIntervalMs: positiveInt(worker.pollIntervalMs, 'worker.pollIntervalMs', 1_000, 10),
     shutdownGraceMs: positiveInt(worker.shutdownGraceMs, 'worker.shutdownGraceMs', 10_000, 0),
     maxPayloadBytes: positiveInt(options.maxPayloadBytes, 'maxPayloadBytes', 1024 * 1024, 64),
+    maxQueuedSignals: positiveInt(options.maxQueuedSignals, 'maxQueuedSignals', 10_000),
     maxTransitions: positiveInt(options.maxTransitions, 'maxTransitions', 10_000),
     maxRecoveries: positiveInt(options.maxRecoveries, 'maxRecoveries', 10),
     retention: options.retention

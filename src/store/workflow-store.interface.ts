@@ -405,6 +405,7 @@ export type TakeSignalResult =
 /** Outcome of a client's control request. */
 export type ControlOutcome =
   | 'ok' // recorded
+  | 'full' // sendSignal: the run already holds `maxQueued` queued signals; nothing stored
   | 'noop' // already in the requested state
   | 'not-found'
   | 'not-active' // the run has ended
@@ -447,6 +448,11 @@ export interface SendSignalOptions {
    * stored and the outcome is `noop`. Ids are kept with the run (deleted with it) and survive `restart`.
    */
   id?: string;
+  /**
+   * Bound on what one run may hold: when the run already has this many queued (unconsumed) signals, of any names,
+   * nothing is stored and the outcome is `full` (checked after `not-found`, a repeated `id` and `not-active`).
+   */
+  maxQueued?: number;
 }
 
 /** Filter of `countRuns`. */

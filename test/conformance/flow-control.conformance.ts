@@ -219,6 +219,28 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
       });
     });
 
+    describe('bounds: queued signals per run (SendSignalOptions.maxQueued)', () => {
+      it("refuses a signal past maxQueued with outcome 'full', storing nothing; a repeated id stays a noop; room frees as signals are taken", async () => {
+        const { workflow } = fresh();
+        const run = await store().createRun(newRun(workflow), { onConflict: 'keep', lease: LEASE });
+        const token = run.run.leaseToken!;
+        for (let i = 0; i < 3; i++) expect((await store().sendSignal(run.run.runId, i === 1 ? 'b' : 'a', `"${i}"`, undefined, { id: `s${i}`, maxQueued: 3 })).outcome).toBe('ok');
+        expect((await store().sendSignal(run.run.runId, 'c', '"x"', '{"e":1}', { maxQueued: 3 })).outcome).toBe('full');
+        expect((await store().sendSignal(run.run.runId, 'a', '"0"', undefined, { id: 's0', maxQueued: 3 })).outcome).toBe('noop');
+        expect(await store().listSignals(run.run.runId)).toHaveLength(3);
+        expect(await store().listEvents(run.run.runId, { limit: 10 })).toEqual([]);
+        const taken = await store().commit(run.run.runId, token, patch({ wait: { signals: ['b'] } }));
+        expect(taken).toMatchObject({ ok: true, consumedSignal: { name: 'b', payload: '"1"' } });
+        expect((await store().sendSignal(run.run.runId, 'c', '"y"', undefined, { maxQueued: 3 })).outcome).toBe('ok');
+        expect((await store().sendSignal(run.run.runId, 'c', '"z"', undefined, { maxQueued: 3 })).outcome).toBe('full');
+        const took = await store().takeSignal(run.run.runId, token, ['c']);
+        expect(took).toMatchObject({ ok: true, payload: '"y"' });
+        expect((await store().sendSignal(run.run.runId, 'c', '"z"', undefined, { maxQueued: 3 })).outcome).toBe('ok');
+        expect((await store().sendSignal(run.run.runId, 'c', '"w"')).outcome).toBe('ok');
+        expect(await store().listSignals(run.run.runId)).toHaveLength(4);
+      });
+    });
+
     describe('debounce (rule D)', () => {
       it('folds starts with one key into the pending run: newest input, start pushed back, capped by maxDelay', async () => {
         const { workflow, refs } = fresh();

@@ -16,6 +16,8 @@ import {
   PayloadTooLargeError,
   RunAlreadyExistsError,
   RunNotActiveError,
+  SignalQueueFullError,
+  WorkflowCancelledError,
   SerializationError,
   StoreError,
   Step,
@@ -272,6 +274,8 @@ export function hostileInputSuite(storeName: string, target: HostileTarget): voi
         store: target.store(),
         // NOTE: the storm run loops through a goto for as long as the test needs; the default bound would end it.
         maxTransitions: 1_000_000,
+        // NOTE: the signal load test fills one run's queue to exactly this bound (see "load on one run").
+        maxQueuedSignals: target.signals.sent,
         worker: { pollIntervalMs: 50, shutdownGraceMs: 1_000, concurrency: 200 },
       });
       app = booted.app;
@@ -569,7 +573,7 @@ export function hostileInputSuite(storeName: string, target: HostileTarget): voi
     describe('load on one run', () => {
       const { sent, consumed: take } = target.signals;
 
-      it(`${sent.toLocaleString('en')} signals to one run: the first ${take} consumed in order, the rest queued in order`, async () => {
+      it(`${sent.toLocaleString('en')} signals to one run: the first ${take} consumed in order, the rest queued in order, and past maxQueuedSignals refused with SignalQueueFullError`, async () => {
         const id = uid('many-signals');
         await client.start(Collector, { count: take }, { id });
         await eventually(async () => (await client.describe(id))?.status === 'waiting', 10_000);
@@ -590,9 +594,14 @@ export function hostileInputSuite(storeName: string, target: HostileTarget): voi
         const payloads = queued.map((s) => JSON.parse(s.payload) as number);
         expect(payloads[0]).toBe(take);
         expect(payloads.every((p, i) => p === take + i)).toBe(true);
-        // Ending the run deletes what is still queued.
-        await client.signal(id, 'stop', 'stopped');
-        expect(await client.getHandle(id).result({ timeout: 20_000 })).toBe('stopped');
+        // The bound (maxQueuedSignals = sent): fill the queue to it; the next signal is refused and nothing is queued.
+        for (let i = 0; i < take; i++) await client.signal(id, 'tick', sent + i);
+        const full = await rejection(client.signal(id, 'tick', 'over'), SignalQueueFullError, 'CAIRN_SIGNAL_QUEUE_FULL');
+        expect(full.message).toMatch(new RegExp(`already holds ${sent} queued signals`));
+        expect(await store.listSignals(id)).toHaveLength(sent);
+        // Ending the run (a cancel: its "stop" signal would not fit in the full queue) deletes what is still queued.
+        await client.cancel(id);
+        await rejection(client.getHandle(id).result({ timeout: 20_000 }), WorkflowCancelledError);
         expect(await store.listSignals(id)).toEqual([]);
         await rejection(client.signal(id, 'tick', 'late'), RunNotActiveError);
         await stillServes();

@@ -20,6 +20,7 @@ function makeEngine(store: MemoryStore, types: Function[], instances: object[]) 
     maxPayloadBytes: 1 << 20,
     maxTransitions: 100,
     maxRecoveries: 3,
+    maxQueuedSignals: 10_000,
   }, quiet);
   return { engine, registry };
 }

@@ -606,6 +606,7 @@ export class MemoryStore implements WorkflowStore {
     // NOTE: a repeated id is a noop even once the run has ended: the signal was accepted the first time.
     if (id !== undefined && this.signalIds.get(runId)?.has(id)) return { outcome: 'noop', status: run.status };
     if (isTerminal(run.status)) return { outcome: 'not-active', status: run.status };
+    if (options?.maxQueued !== undefined && (this.signals.get(runId)?.length ?? 0) >= options.maxQueued) return { outcome: 'full', status: run.status };
     if (id !== undefined) {
       let ids = this.signalIds.get(runId);
       if (!ids) this.signalIds.set(runId, (ids = new Set()));
