@@ -220,4 +220,51 @@ redis.describe('Redis store: flow control across slots', () => {
     expect(await store.getRun(`gone-${workflow}`)).toBeUndefined();
     expect(await admin.hget(store.keys.debounces, other.key)).toMatch(new RegExp(`^${own.run.runId}\\|\\d+$`));
   });
+
+  it('counts the queued signals of a queue written without its count field (maxQueued), and writes the count from then on', async () => {
+    const workflow = fresh();
+    const run = (await store.createRun(newRun(workflow), { onConflict: 'keep', lease: LEASE })).run;
+    const token = run.leaseToken!;
+    const q = store.keys.run(run.runId).signals;
+    const send = (name: string, maxQueued?: number) => store.sendSignal(run.runId, name, `"${name}"`, undefined, maxQueued === undefined ? undefined : { maxQueued });
+    const count = () => admin.hget(q, 'c');
+    const queued = async () => (await store.listSignals(run.runId)).length;
+    // a queue as this release writes it: the count follows every send and take
+    for (const name of ['a', 'b', 'a', 'c']) expect((await send(name)).outcome).toBe('ok');
+    expect(await count()).toBe('4');
+    expect(await store.takeSignal(run.runId, token, ['a'])).toMatchObject({ ok: true, payload: '"a"' });
+    expect(await count()).toBe('3');
+    expect(await queued()).toBe(3); // the count field is no signal
+
+    // the same queue as an earlier release left it (no count): counted from its heads and tails
+    await admin.hdel(q, 'c');
+    expect((await send('d', 3)).outcome).toBe('full');
+    expect(await admin.hexists(q, 'c')).toBe(0); // a refused signal writes nothing
+    expect((await send('d', 4)).outcome).toBe('ok');
+    expect(await count()).toBe('4');
+    expect((await send('d', 4)).outcome).toBe('full');
+    await admin.hdel(q, 'c');
+    expect(await store.takeSignal(run.runId, token, ['a'])).toMatchObject({ ok: true, payload: '"a"' }); // a's queue empties
+    expect(await count()).toBe('3');
+    await admin.hset(q, 'c', 'damaged');
+    const waited = await store.commit(run.runId, token, { leaseMs: 30_000, wait: { signals: ['b'] } });
+    expect(waited).toMatchObject({ ok: true, consumedSignal: { name: 'b', payload: '"b"' } });
+    expect(await count()).toBe('2');
+    expect(await queued()).toBe(2);
+
+    // a queue written by hand in the old layout (no order fields, no send counter, no count), large enough that it
+    // is scanned in several pages, with a damaged head (past its tail) that holds nothing
+    await admin.del(q);
+    const fields: string[] = ['h:old', '1', 't:old', '3', 'v:2:old', '"o2"', 'v:3:old', '"o3"', 'h:bad', '5', 't:bad', '2'];
+    for (let i = 0; i < 1500; i++) fields.push(`t:n${i}`, '1', `v:1:n${i}`, `"${i}"`);
+    await admin.hset(q, ...fields);
+    expect(await queued()).toBe(1502);
+    expect((await send('x', 1502)).outcome).toBe('full');
+    expect((await send('x', 1503)).outcome).toBe('ok');
+    expect(await count()).toBe('1503');
+    await admin.hdel(q, 'c');
+    expect(await store.takeSignal(run.runId, token, ['old'])).toMatchObject({ ok: true, payload: '"o2"' });
+    expect(await count()).toBe('1502');
+    expect(await queued()).toBe(1502);
+  });
 });

@@ -9,7 +9,10 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * - `<prefix>{<tag>}:s` hash: step visits, field = index (decimal), value = JSON of the step
  * - `<prefix>{<tag>}:q` hash: signal queues, FIFO per name (`h:<name>` head, `t:<name>` tail, `v:<pos>:<name>` payload,
  *   `o:<pos>:<name>` the order it was sent in: the value of the run's send counter `n` then; a wait for several names
- *   takes the queued signal of the lowest order); deleted when the run ends, is replaced or purged
+ *   takes the queued signal of the lowest order), `n` that send counter, `c` the number of queued signals of all names
+ *   (kept by every push and take, so that `SendSignalOptions.maxQueued` is checked in O(1); a queue written before it
+ *   existed is counted once from its heads and tails, `queuedCount` in `lua/prelude.lua`); deleted when the run ends,
+ *   is replaced or purged, kept through continue-as-new
  * - `<prefix>{<tag>}:i` set: the ids of the signals accepted for the run (`sendSignal` with an id: a repeated one
  *   stores nothing). Kept when the run ends or restarts (continue-as-new); deleted with the run (replace, purge, ttl)
  * - `<prefix>{<tag>}:c` zset childRunId → the child's createdAt: the children a parent spawned or linked

@@ -158,9 +158,10 @@ export const COMMIT = script('commit');
 export const TAKE_SIGNAL = script('takeSignal');
 
 /**
- * KEYS: run, signals, events, signal ids. ARGV: runId, name, payload, channel, hasId ('1'/'0'), id, then the history
- * event (optional), appended when the outcome is `ok`. A repeated id is `noop`. Returns {outcome, status, record,
- * eventSeq (0: none appended)}.
+ * KEYS: run, signals, events, signal ids. ARGV: runId, name, payload, channel, hasId ('1'/'0'), id, maxQueued ('': no
+ * bound), then the history event (optional), appended when the outcome is `ok`. A repeated id is `noop`; a run that
+ * already holds `maxQueued` queued signals (the queue's count `c`, see `redis.keys.ts`) is `full`, nothing written.
+ * Returns {outcome, status, record, eventSeq (0: none appended)}.
  */
 export const SEND_SIGNAL = script('sendSignal');
 

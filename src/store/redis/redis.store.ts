@@ -119,6 +119,19 @@ function controlResult([outcome, status, , eventSeq]: RequestReply): ControlResu
 }
 
 /**
+ * `SendSignalOptions.maxQueued` as the send script's argument: '' for no bound (absent, NaN or +Infinity: a count is
+ * never at least those, as in the memory store), '-1' for -Infinity (always full), else the number.
+ * @throws InvalidArgumentError for a bound that is not a number
+ */
+function queueBound(maxQueued: number | undefined): string {
+  if (maxQueued === undefined) return '';
+  if (typeof maxQueued !== 'number') throw new InvalidArgumentError(`maxQueued must be a number, got ${typeof maxQueued}.`);
+  if (Number.isNaN(maxQueued) || maxQueued === Infinity) return '';
+  if (maxQueued === -Infinity) return '-1';
+  return String(maxQueued);
+}
+
+/**
  * A claim filter without duplicate pairs (undefined: no filter). As in the memory store, a version is compared as
  * its decimal text, and an entry without a workflow name matches no run (it is left out).
  */
@@ -873,8 +886,9 @@ export class RedisStore implements WorkflowStore {
     if (event !== undefined) checkEventBody(event);
     const id = options?.id;
     if (id !== undefined && typeof id !== 'string') throw new InvalidArgumentError(`A signal id must be a string, got ${typeof id}.`);
+    const maxQueued = queueBound(options?.maxQueued);
     return guard('sendSignal', async () => {
-      const args = [runId, name, payload, this.keys.channel, id !== undefined ? '1' : '0', id ?? ''];
+      const args = [runId, name, payload, this.keys.channel, id !== undefined ? '1' : '0', id ?? '', maxQueued];
       if (event !== undefined) args.push(event);
       const { result, kick } = await this.scripts.runKicked<RequestReply>(runId, {
         script: SEND_SIGNAL,

@@ -127,16 +127,39 @@ local function publish(channel, kind, runId)
 end
 -- Signal queues (`q`, see redis.keys.ts): per name a FIFO of positions h < pos <= t, each with its payload
 -- `v:<pos>:<name>` and its order `o:<pos>:<name>` (the run's send counter `n` when it was queued; absent in a queue
--- written before it existed: taken as sent first).
+-- written before it existed: taken as sent first); `c` the number of queued signals, all names (the sum of t - h).
+-- The number of queued signals of `q`: its `c` field, kept by pushSignal and popSignal. A queue written before `c`
+-- existed (or whose `c` is damaged) is counted once from its heads and tails (HSCAN of the `t:` fields only, so its
+-- payloads are never read); the next push or pop writes the count.
+local function queuedCount(q)
+  local c = num(redis.call('HGET', q, 'c'))
+  if c and c >= 0 then return c end
+  local count, cursor = 0, '0'
+  repeat
+    local page = redis.call('HSCAN', q, cursor, 'MATCH', 't:*', 'COUNT', 1000)
+    cursor = page[1]
+    local fields = page[2]
+    for k = 1, #fields, 2 do
+      local name = string.sub(fields[k], 3)
+      local t = num(fields[k + 1]) or 0
+      local h = num(redis.call('HGET', q, 'h:' .. name)) or 0
+      if t > h then count = count + (t - h) end
+    end
+  until cursor == '0'
+  return count
+end
 local function popSignal(q, name)
   local h = num(redis.call('HGET', q, 'h:' .. name)) or 0
   local t = num(redis.call('HGET', q, 't:' .. name)) or 0
   if h >= t then return nil end
+  local c = queuedCount(q) - 1
+  if c < 0 then c = 0 end
   h = h + 1
   local field = 'v:' .. fmt(h) .. ':' .. name
   local payload = redis.call('HGET', q, field)
   redis.call('HDEL', q, field, 'o:' .. fmt(h) .. ':' .. name)
   if h >= t then redis.call('HDEL', q, 'h:' .. name, 't:' .. name) else redis.call('HSET', q, 'h:' .. name, fmt(h)) end
+  redis.call('HSET', q, 'c', fmt(c))
   if payload then return payload end
   return nil
 end
@@ -161,10 +184,12 @@ local function popEarliest(q, names)
   if payload then return payload, best end
   return nil
 end
-local function pushSignal(q, name, payload)
+-- Queues a signal; `count`: the queue's queuedCount, when the caller has read it already.
+local function pushSignal(q, name, payload, count)
+  local c = (count or queuedCount(q)) + 1
   local t = (num(redis.call('HGET', q, 't:' .. name)) or 0) + 1
   local n = (num(redis.call('HGET', q, 'n')) or 0) + 1
-  redis.call('HSET', q, 't:' .. name, fmt(t), 'v:' .. fmt(t) .. ':' .. name, payload, 'o:' .. fmt(t) .. ':' .. name, fmt(n), 'n', fmt(n))
+  redis.call('HSET', q, 't:' .. name, fmt(t), 'v:' .. fmt(t) .. ':' .. name, payload, 'o:' .. fmt(t) .. ':' .. name, fmt(n), 'n', fmt(n), 'c', fmt(c))
 end
 -- The names of a run's signal wait: `wn` (JSON array of names), or `ws` (one name, as written by earlier releases).
 -- A `wn` that cannot be read waits for nothing.
