@@ -1,8 +1,13 @@
 /**
  * npm run bench [-- --smoke] [-- --otel] [-- --codec] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,resume,steps20,burst,fanout1k,fanout10k]
+ *               [-- --json out.json]
+ * npm run bench -- --curves [--stores=postgres,redis] [--curve-ended=0,100000,1000000] [--json curves.json]   (bench/curves.ts)
+ * npm run bench -- --compare a.json b.json    (each numeric field of a (store, scenario) in both: a, b, b/a)
+ * npm run bench -- --charts curves.json [--charts-out=bench/charts]    (the SVGs of the curves: bench/charts.ts)
  *
  * Prints one line per measurement:
  *   bench store=<s> scenario=<name> wf_per_s=… p50_ms=… p99_ms=… [roundtrips=…] [ratio_vs_dbos=…] [ratio_vs_limit=…]
+ * `--json out.json` also writes them (every field, unrounded) as a JSON array of { store, scenario, fields }.
  * Starts throwaway Postgres/Redis servers (like the tests) unless DATABASE_URL / REDIS_URL are set. DBOS Transact
  * (bench/dbos, installed on first use) and the raw-insert floor (bench/limit) run against the same Postgres server, right
  * after cairn's Postgres scenarios, and the ratios are printed from that one run. See bench/README.md.
@@ -18,76 +23,21 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AesGcmCodec, DurableExecutionModule, Flow, Step, Workflow, WorkflowClient, type PayloadCodec, type WorkflowStore } from '../src/index.js';
+import { AesGcmCodec, DurableExecutionModule, WorkflowClient, type WorkflowStore } from '../src/index.js';
 import { createStore } from '../src/store/create-store.js';
-
-@Workflow('bench3')
-class Bench3 {
-  @Step() a(input: { n: number }) {
-    return { n: input.n, a: 1 };
-  }
-  @Step() b(prev: { n: number; a: number }) {
-    return { ...prev, b: 2 };
-  }
-  @Step() c(prev: { n: number; a: number; b: number }) {
-    return { ...prev, c: 3 };
-  }
-}
-
-/** `conc64key`: bench3 with a concurrency limit of 1 per key (each of the 64 lanes starts its runs under its own key). */
-@Workflow({ name: 'bench3key', concurrency: { limit: 1, key: (input: { k: string }) => input.k } })
-class Bench3Key {
-  @Step() a(input: { n: number; k: string }) {
-    return { n: input.n, a: 1 };
-  }
-  @Step() b(prev: { n: number; a: number }) {
-    return { ...prev, b: 2 };
-  }
-  @Step() c(prev: { n: number; a: number; b: number }) {
-    return { ...prev, c: 3 };
-  }
-}
-
-/** A one-step child of the fan-out scenarios. */
-@Workflow('bench1')
-class Bench1 {
-  @Step() only(input: { i: number }) {
-    return { i: input.i };
-  }
-}
-
-/** `fanout1k` / `fanout10k`: one parent whose step fans out `n` one-step children with `Flow.all`, then counts them. */
-@Workflow('benchFanout')
-class BenchFanout {
-  @Step() spread(input: { n: number }) {
-    return Flow.all(Array.from({ length: input.n }, (_, i) => Flow.child(Bench1, { i })));
-  }
-  @Step() join(outputs: { i: number }[]) {
-    for (let i = 0; i < outputs.length; i++) if (outputs[i].i !== i) throw new Error(`wrong child output at ${i}`);
-    return { children: outputs.length };
-  }
-}
-
-function makeSteps20() {
-  @Workflow('bench20')
-  class Bench20 {}
-  for (let i = 0; i < 20; i++) {
-    const name = `s${String(i).padStart(2, '0')}`;
-    Object.defineProperty(Bench20.prototype, name, {
-      value: function (prev: { n: number }) {
-        return { n: prev.n + 1 };
-      },
-      configurable: true,
-      writable: true,
-    });
-    Step()(Bench20.prototype, name, Object.getOwnPropertyDescriptor(Bench20.prototype, name)!);
-  }
-  return Bench20;
-}
-const Bench20 = makeSteps20();
+import { Bench3, BenchFanout, boot, conc, quiet, resumeRuns, seq, summary, type Chunk } from './app.js';
+import { compareTable, readRecords, writeJson, type BenchRecord } from './report.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+/** The value of `--name=value` or `--name value`. */
+const option = (name: string): string | undefined => {
+  const at = args.indexOf(`--${name}`);
+  if (at !== -1 && args[at + 1] !== undefined && !args[at + 1].startsWith('--')) return args[at + 1];
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+};
+/** Every `bench …` line printed, for `--json`. */
+const records: BenchRecord[] = [];
 const smoke = args.includes('--smoke');
 /** --otel: an OpenTelemetry SDK is registered before any app starts (see registerOtel); every line says `otel=on`. */
 const otel = args.includes('--otel');
@@ -114,16 +64,11 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const WARMUP_RUNS = 1_500;
 /** Results by store and scenario, for the ratio lines. */
 const results: Record<string, Record<string, number>> = {};
-const quiet = { log() {}, warn() {}, error() {}, debug() {}, verbose() {} };
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 function line(store: string, scenario: string, fields: Record<string, string | number>): void {
   const rate = fields.wf_per_s ?? fields.inserts_per_s;
   if (typeof rate === 'number') (results[store] ??= {})[scenario] = rate;
+  records.push({ store, scenario, fields: otel ? { ...fields, otel: 'on' } : { ...fields } });
   const rest = Object.entries(otel ? { ...fields, otel: 'on' } : fields)
     .map(([k, v]) => `${k}=${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(2)) : v}`)
     .join(' ');
@@ -162,59 +107,6 @@ async function countRedisCommands(): Promise<void> {
     if (!isScheduleCall([(a[0] as { args?: unknown })?.args])) driverCalls.count++;
     return send.apply(this, a);
   };
-}
-
-async function boot(store: WorkflowStore, worker: { leaseMs?: number; pollIntervalMs?: number; concurrency?: number } = {}, codec?: PayloadCodec) {
-  @Module({
-    imports: [DurableExecutionModule.forRoot({ store, worker: { concurrency: 128, ...worker }, ...(codec ? { codec } : {}) })],
-    providers: [Bench3, Bench20, Bench1, BenchFanout, Bench3Key],
-  })
-  class BenchModule {}
-  const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
-  return { app, client: app.get(WorkflowClient) };
-}
-
-/** One measured stretch: its wall time and the latency of each run in it (ms). */
-interface Chunk {
-  ms: number;
-  lat: number[];
-}
-
-async function seq(client: WorkflowClient, workflow: string, runs: number): Promise<Chunk> {
-  const lat: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < runs; i++) {
-    const s = performance.now();
-    const out = (await client.execute(workflow, { n: i })) as { n: number };
-    lat.push(performance.now() - s);
-    if (workflow === 'bench3' && (out as { c?: number }).c !== 3) throw new Error('wrong result');
-  }
-  return { ms: performance.now() - t0, lat };
-}
-
-async function conc(client: WorkflowClient, runs: number, inFlight: number, keyed = false): Promise<Chunk> {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async (_, lane) => {
-      while (next < runs) {
-        const i = next++;
-        const s = performance.now();
-        const out = (await (keyed ? client.execute('bench3key', { n: i, k: `lane-${lane}` }) : client.execute('bench3', { n: i }))) as { c: number };
-        if (out.c !== 3) throw new Error('wrong result');
-        lat.push(performance.now() - s);
-      }
-    }),
-  );
-  return { ms: performance.now() - t0, lat };
-}
-
-/** The line fields of chunks taken together: runs per second over their summed wall time, p50/p99 of all runs. */
-function summary(chunks: Chunk[]): { wf_per_s: number; p50_ms: number; p99_ms: number; runs: number } {
-  const lat = chunks.flatMap((c) => c.lat).sort((a, b) => a - b);
-  const ms = chunks.reduce((sum, c) => sum + c.ms, 0);
-  return { wf_per_s: lat.length / (ms / 1000), p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), runs: lat.length };
 }
 
 /** A peer measured in turns with cairn (DBOS in `--serve` mode): runs a chunk of a scenario on request. */
@@ -412,78 +304,10 @@ async function burst(name: string, make: () => Promise<WorkflowStore>): Promise<
   await shared.close();
 }
 
-/** A store whose calls never answer once `kill()`ed: an instance that died in the middle of its runs. */
-function killableStore(store: WorkflowStore): { store: WorkflowStore; kill: () => void } {
-  let dead = false;
-  const proxy = new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...a: unknown[]) => (dead && prop !== 'close' ? new Promise(() => undefined) : (value as (...x: unknown[]) => unknown).apply(target, a));
-    },
-  });
-  return { store: proxy, kill: () => (dead = true) };
-}
-
-@Workflow('resume3')
-class Resume3 {
-  static gate: Promise<void> = new Promise(() => undefined);
-  static reached = 0;
-  static block = true;
-  @Step() a(input: { n: number }) {
-    return { n: input.n, a: 1 };
-  }
-  @Step() async b(prev: { n: number; a: number }) {
-    if (Resume3.block) {
-      Resume3.reached++;
-      await Resume3.gate;
-    }
-    return { ...prev, b: 2 };
-  }
-  @Step() c(prev: { n: number; a: number; b: number }) {
-    return { ...prev, c: 3 };
-  }
-}
-
-/** `resume`: runs interrupted mid-pipeline (after step a, in step b) by a dying instance; a fresh one finishes them. */
+/** `resume`: runs interrupted mid-pipeline by a dying instance, finished by a fresh one (see resumeRuns in app.ts). */
 async function resume(name: string, make: () => Promise<WorkflowStore>): Promise<void> {
   if (name === 'pglite') return; // one app per data folder: no second instance to resume on
-  const runs = smoke ? 10 : name === 'memory' ? 1_000 : 1_000;
-  const leaseMs = 1_000;
-  const shared = await make();
-  // NOTE: both instances share one store; neither app's shutdown may close it.
-  const unclosable = (): WorkflowStore => new Proxy(shared, { get: (t, p, r) => (p === 'close' ? async () => undefined : Reflect.get(t, p, r)) });
-  const dying = killableStore(unclosable());
-  Resume3.block = true;
-  Resume3.reached = 0;
-  @Module({ imports: [DurableExecutionModule.forRoot({ store: dying.store, worker: { concurrency: runs, leaseMs } })], providers: [Resume3] })
-  class DyingModule {}
-  const a = await NestFactory.createApplicationContext(DyingModule, { logger: ["error"], abortOnError: false });
-  const client = a.get(WorkflowClient);
-  const ids: string[] = [];
-  for (let i = 0; i < runs; i++) ids.push((await client.start('resume3', { n: i })).runId);
-  const deadline = Date.now() + 60_000;
-  while (Resume3.reached < runs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  dying.kill();
-  Resume3.block = false;
-  await new Promise((r) => setTimeout(r, leaseMs + 100)); // the dead instance's leases expire
-  const t0 = performance.now();
-  @Module({
-    imports: [DurableExecutionModule.forRoot({ store: unclosable(), worker: { concurrency: 128, leaseMs: 30_000, pollIntervalMs: 50 } })],
-    providers: [Resume3],
-  })
-  class FreshModule {}
-  const b = await NestFactory.createApplicationContext(FreshModule, { logger: ["error"], abortOnError: false });
-  const fresh = b.get(WorkflowClient);
-  for (const id of ids) {
-    const out = (await fresh.getHandle(id).result({ timeout: '120s' })) as { c: number };
-    if (out.c !== 3) throw new Error('wrong result');
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  line(name, 'resume', { wf_per_s: runs / seconds, resume_s: seconds, runs });
-  await b.close();
-  void a.close().catch(() => undefined);
-  await shared.close();
+  line(name, 'resume', await resumeRuns(make, smoke ? 10 : 1_000));
 }
 
 /** Runs a bench/ sub-runner (DBOS, raw-insert floor) and echoes its lines. */
@@ -645,6 +469,33 @@ async function registerOtel(): Promise<void> {
 async function main(): Promise<void> {
   const serving = flag('serve-otel');
   if (serving) return serveOtelPeer(serving, args.find((a) => a.startsWith('--url='))?.slice('--url='.length));
+  const compareAt = args.indexOf('--compare');
+  if (compareAt !== -1) {
+    const [a, b] = args.slice(compareAt + 1, compareAt + 3);
+    if (!a || !b) throw new Error('usage: npm run bench -- --compare a.json b.json');
+    console.log(compareTable(readRecords(a), readRecords(b)));
+    return;
+  }
+  const charts = option('charts');
+  if (charts) {
+    const { renderCharts } = await import('./charts.js');
+    for (const file of await renderCharts(readRecords(charts), option('charts-out') ?? here('./charts'))) console.log(`wrote ${file}`);
+    return;
+  }
+  const json = option('json');
+  try {
+    await benchmarks();
+  } finally {
+    if (json) writeJson(json, records);
+  }
+}
+
+async function benchmarks(): Promise<void> {
+  if (args.includes('--curves')) {
+    const { runCurves } = await import('./curves.js');
+    const ended = option('curve-ended')?.split(',').map(Number);
+    return runCurves({ smoke, stores: flag('stores')?.split(',') ?? ['postgres', 'redis'], line, ended });
+  }
   if (otel) await registerOtel();
   const servers: { stop(): Promise<void> }[] = [];
   const logger = { log() {}, warn() {}, error: (m: string) => console.error(m) };
