@@ -286,8 +286,6 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   /** A child run for a parent's `children` commit (see DriverHost.childRun). */
   childRun(workflow: WorkflowRefLike, runId: string, input: unknown, trace?: TraceCarrier): NewChildRun {
     const def = this.registry.resolve(workflow);
-    // NOTE: a child takes its workflow's limits and priority like a start (a key function that throws fails the step).
-    const flow = startFlowFields(def, input, {}, Date.now()).run;
     const serialized = this.serializer.serialize(input, `input of child workflow "${def.name}" (run "${runId}")`);
     const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version } };
     return {
@@ -298,9 +296,6 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       state: encodeState(initialState(def.steps[0].name, trace)),
       ...(this.recordsHistory ? { events: [encodeEvent(started)] } : {}),
       pipeline: this.fingerprint(def),
-      ...(flow.priority !== undefined ? { priority: flow.priority } : {}),
-      ...(flow.concurrency ? { concurrency: flow.concurrency } : {}),
-      ...(flow.rateLimit ? { rateLimit: flow.rateLimit } : {}),
     };
   }
 

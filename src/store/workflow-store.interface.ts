@@ -169,10 +169,6 @@ export interface NewChildRun {
   pipeline?: string;
   /** Created `pending` but not due (`dueAt` null) until the parent releases it (`RunPatch.children.release`). */
   held?: boolean;
-  /** As `NewRun.priority`, `concurrency` and `rateLimit`: the child's workflow's flow control (rules F). */
-  priority?: number;
-  concurrency?: ConcurrencySpec;
-  rateLimit?: RateLimitSpec;
 }
 
 /** What a parent needs to know about one of its children (`getRunOutcomes`). */

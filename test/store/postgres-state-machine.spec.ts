@@ -64,6 +64,11 @@ const NOT_STATUSES = new Set([
   'milliseconds',
   'f',
   ':', // the claim filter's `<version>:<workflow>` keys
+  'c:', // flow control: the counter keys of concurrency keys
+  'r:', // … and of rate keys
+  'step', // a concurrency limit's scope
+  'concurrency', // StoredRun.blockedBy
+  'rate-limit',
 ]);
 
 /** Every statement the store sends, and its DDL, for a given schema and prefix. */
@@ -138,10 +143,10 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(unknown).toEqual([]);
   });
 
-  it('renders the DDL as schema version 7 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
+  it('renders the DDL as schema version 8 has it (a changed class changes the schema: bump SCHEMA_VERSION, add a migration)', () => {
     // NOTE: the status CHECK and the claim index predicate are rendered from the definition, but a database created
     // by an earlier release keeps its own: a new status or class needs a migration of both. Update these texts then.
-    expect(SCHEMA_VERSION).toBe(7);
+    expect(SCHEMA_VERSION).toBe(8);
     const ddl = Object.values(statements).join('\n');
     expect(ddl).toContain(
       `CHECK (status IN ('pending','running','sleeping','waiting','paused','compensating','completed','compensated','failed','cancelled'))`,
@@ -158,12 +163,21 @@ describe('postgres store SQL: status lists come from run-state-machine.ts', () =
     expect(ddl).toMatch(/next_input text,\s*next_input_signal text,\s*wait_signals text\[\],\s*wait_until timestamptz,/);
     expect(ddl).not.toMatch(/wait_signal text/);
     expect(ddl).toMatch(
-      /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_ended integer,\s*children_failed boolean,\s*children_wait_ended_at_least integer,\s*children_fail_fast boolean\s*\) WITH \(fillfactor = 85\)/,
+      /pipeline text,\s*parent_run_id text COLLATE "C",\s*children_ended integer,\s*children_failed boolean,\s*children_wait_ended_at_least integer,\s*children_fail_fast boolean,/,
     );
     expect(ddl).toMatch(/CREATE TABLE IF NOT EXISTS "public"\."cairn_signal_ids" \(\s*run_id text COLLATE "C" NOT NULL,\s*id text NOT NULL,\s*PRIMARY KEY \(run_id, id\)\s*\)/);
     expect(ddl).toMatch(
       /CREATE INDEX IF NOT EXISTS "cairn_runs_parent_list_idx" ON "public"\."cairn_runs" \(parent_run_id, created_at DESC, run_id DESC\)\s*WHERE parent_run_id IS NOT NULL/,
     );
+    // Version 8: flow control (priorities, limits, debounce), the counters per key, the claim index by priority.
+    expect(ddl).toMatch(
+      /children_fail_fast boolean,\s*priority bigint NOT NULL DEFAULT 0,\s*conc_key text,\s*conc_limit integer,\s*conc_scope text,\s*slot_held boolean NOT NULL DEFAULT false,\s*rate_key text,\s*rate_limit integer,\s*rate_per_ms bigint,\s*debounce_key text,\s*debounce_first timestamptz\s*\) WITH \(fillfactor = 85\)/,
+    );
+    expect(ddl).toMatch(
+      /CREATE TABLE IF NOT EXISTS "public"\."cairn_flow_keys" \(\s*key text COLLATE "C" PRIMARY KEY,\s*held integer NOT NULL DEFAULT 0,\s*begins timestamptz\[\] NOT NULL DEFAULT ARRAY\[\]::timestamptz\[\]\s*\)/,
+    );
+    expect(ddl).toMatch(/CREATE INDEX IF NOT EXISTS "cairn_runs_claim_idx" ON "public"\."cairn_runs" \(priority DESC, due_at\)\s*WHERE status IN/);
+    expect(ddl).toMatch(/CREATE UNIQUE INDEX IF NOT EXISTS "cairn_runs_debounce_idx" ON "public"\."cairn_runs" \(debounce_key\) WHERE debounce_key IS NOT NULL/);
   });
 
   it('summarizes the live runs by the live class, the leading column of the status list index', () => {

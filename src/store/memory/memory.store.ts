@@ -803,11 +803,9 @@ function newChildRun(spec: NewChildRun, parentRunId: string, now: number): Store
     updatedAt: new Date(now),
     generation: 1,
     parentRunId,
-    priority: spec.priority ?? 0,
+    priority: 0,
   };
   if (spec.pipeline !== undefined) child.pipeline = spec.pipeline;
-  if (spec.concurrency) child.concurrency = { ...spec.concurrency };
-  if (spec.rateLimit) child.rateLimit = { ...spec.rateLimit };
   return child;
 }
 

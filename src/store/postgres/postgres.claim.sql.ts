@@ -1,13 +1,23 @@
 import { CLAIMABLE_STATUSES, DUE_ON_RELEASE, LIVE_STATUSES, STARTED_BY_CLAIM } from '../run-state-machine.js';
 import { type SchemaNames, sqlList } from './postgres.schema.js';
-import { addMs, ms, notifyExpr, runColumns, stepsOf } from './postgres.sql-fragments.js';
+import {
+  addMs,
+  claimable,
+  concKey,
+  freeSlotSql,
+  ms,
+  notifyExpr,
+  notPassedOver,
+  pushBegins,
+  rateKey,
+  recentBegins,
+  runColumns,
+  stepsOf,
+} from './postgres.sql-fragments.js';
 
 /** The statements that claim runs and renew or release their leases (see `Statements`). */
 export function claimStatements(n: SchemaNames) {
   const notify = (type: string, runId: string) => notifyExpr(n, type, runId);
-
-  const claimable = (r: string) => `${r}.status IN ${sqlList(CLAIMABLE_STATUSES)} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
-      AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
 
   /**
    * What a claim reports of the lease it takes over (`r` the row as locked): its token (a recovery when not null), its
@@ -17,25 +27,108 @@ export function claimStatements(n: SchemaNames) {
     `${r}.lease_token AS prev_token, ${r}.lease_owner AS prev_owner,
         GREATEST(0, ${ms('now()')} - ${ms(`${r}.lease_expires_at`)}) AS orphaned_ms`;
 
-  /** Claim of the rows selected (and locked) by CTE `c`; `$1` owner, `$2` lease ms. */
+  /**
+   * What a candidate (`r`, as locked) needs of its keys to be claimed (null: nothing, the plain case): `ckey` a slot of
+   * its concurrency key (F2: it has one and holds no slot), `rkey0` maybe a begin of its rate key (F3: `pending`, no live
+   * step; `fc` checks that it has no step row either); none with a cancel pending (F1). NOTE: cheap expressions only:
+   * a costly one (a subquery) would be evaluated after the sort of the candidates, which would then carry every column
+   * it reads (a plan that reads and sorts all the due runs, e.g. on a table not analyzed yet, pays for each of them).
+   */
+  const needs = (r: string) => `
+        CASE WHEN ${r}.conc_key IS NOT NULL AND NOT ${r}.slot_held AND ${r}.cancel_compensate IS NULL
+          THEN ${concKey(`${r}.conc_key`)} END AS ckey, ${r}.conc_limit,
+        CASE WHEN ${r}.rate_key IS NOT NULL AND ${r}.cancel_compensate IS NULL AND ${r}.status = 'pending' AND ${r}.live_step IS NULL
+          THEN ${rateKey(`${r}.rate_key`)} END AS rkey0, ${r}.rate_limit, ${r}.rate_per_ms`;
+
+  /**
+   * Claim of the candidates selected (and locked) by CTE `c`; `$1` owner, `$2` lease ms.
+   *
+   * Flow control (rules F1–F3), for the candidates that need a slot or a begin (`fc`: `ckey` / `rkey` not null; none
+   * for plain runs, so that the rest reads next to nothing for them): `fl` locks the counters of their keys in key
+   * order (`FOR NO KEY UPDATE`: in READ COMMITTED it waits for a concurrent claimer and reads the counter it committed,
+   * the truth, whatever this statement's snapshot saw), `a` ranks them per key (priority, then due time) and admits
+   * those the counters leave room for: `held + rank <= limit` (F2), `recent begins + rank <= limit` (F3). `u` claims
+   * the plain candidates and the admitted ones (the others are simply not claimed: their row locks end with the
+   * statement), marks the slots taken (`slot_held`) and clears their debounce keys (rule D: the key's next start
+   * creates a new run); `ku` adds the slots taken to `held` and the begins to `begins`, counted from what `u`
+   * claimed. Under the locks of `fl`, so concurrent claimers never give more than `limit` slots or begins.
+   *
+   * NOTE: the UPDATEs of `flow_keys` read their input through scalar subqueries, never `UPDATE … FROM` a derived table:
+   * a counter row changed since the statement's snapshot is re-checked (EvalPlanQual) on its newest version, and with
+   * a join to a derived table (an aggregate, a UNION ALL) PostgreSQL can drop the row from the update then (a lost
+   * increment, seen under load on 15.x).
+   */
   const claimTail = `,
+    fc AS MATERIALIZED (
+      SELECT x.* FROM (
+        SELECT c.run_id, c.priority, c.due_at, c.ckey, c.conc_limit,
+          -- NOTE: a scalar subquery with LIMIT, not EXISTS (which the planner may hash: a read of every step row).
+          CASE WHEN c.rkey0 IS NOT NULL AND (SELECT s.idx FROM ${n.steps} s WHERE s.run_id = c.run_id LIMIT 1) IS NULL
+            THEN c.rkey0 END AS rkey,
+          c.rate_limit, c.rate_per_ms
+        FROM c WHERE c.ckey IS NOT NULL OR c.rkey0 IS NOT NULL
+      ) x
+      WHERE x.ckey IS NOT NULL OR x.rkey IS NOT NULL
+    ),
+    fl AS MATERIALIZED (
+      SELECT f.key, f.held, f.begins FROM ${n.flowKeys} f
+      WHERE f.key = ANY (ARRAY(SELECT fc.ckey FROM fc UNION ALL SELECT fc.rkey FROM fc))
+      ORDER BY f.key
+      FOR NO KEY UPDATE
+    ),
+    a AS MATERIALIZED (
+      SELECT x.run_id, x.ckey, x.rkey, x.rate_limit, x.rate_per_ms,
+        (x.ckey IS NULL OR COALESCE(kc.held, 0) + x.crank <= x.conc_limit)
+          AND (x.rkey IS NULL OR COALESCE(${recentBegins('kr.begins', 'x.rate_per_ms')}, 0) + x.rrank <= x.rate_limit) AS ok
+      FROM (
+        SELECT fc.*,
+          row_number() OVER (PARTITION BY fc.ckey ORDER BY fc.priority DESC, fc.due_at) AS crank,
+          row_number() OVER (PARTITION BY fc.rkey ORDER BY fc.priority DESC, fc.due_at) AS rrank
+        FROM fc
+      ) x
+      LEFT JOIN fl kc ON kc.key = x.ckey
+      LEFT JOIN fl kr ON kr.key = x.rkey
+    ),
     u AS (
       UPDATE ${n.runs} r SET
         lease_owner = $1::text,
         lease_token = gen_random_uuid()::text,
         lease_expires_at = ${addMs('now()', '$2')},
         status = CASE WHEN r.status IN ${sqlList(STARTED_BY_CLAIM)} THEN 'running' ELSE r.status END,
+        slot_held = r.slot_held OR c.run_id = ANY (ARRAY(SELECT a.run_id FROM a WHERE a.ok AND a.ckey IS NOT NULL)),
+        debounce_key = NULL,
         updated_at = now()
-      FROM c WHERE r.run_id = c.run_id
-      RETURNING ${runColumns('r')}, c.prev_token, c.prev_owner, c.orphaned_ms
+      FROM c
+      WHERE r.run_id = c.run_id
+        AND (c.run_id <> ALL (ARRAY(SELECT fc.run_id FROM fc)) OR c.run_id = ANY (ARRAY(SELECT a.run_id FROM a WHERE a.ok)))
+      RETURNING ${runColumns('r')}, c.prev_token, c.prev_owner, c.orphaned_ms,
+        (SELECT a.ckey FROM a WHERE a.run_id = c.run_id) AS took_slot, (SELECT a.rkey FROM a WHERE a.run_id = c.run_id) AS began,
+        c.rate_limit AS began_limit, c.rate_per_ms AS began_per_ms
+    ),
+    ku AS (
+      UPDATE ${n.flowKeys} f SET
+        held = f.held + (SELECT count(*)::integer FROM u WHERE u.took_slot = f.key),
+        begins = COALESCE((
+          SELECT ${pushBegins('f.begins', 'g.n', 'g.lim', 'g.per_ms')}
+          FROM (SELECT count(*)::integer AS n, max(u.began_limit) AS lim, max(u.began_per_ms) AS per_ms FROM u WHERE u.began = f.key) g
+          WHERE g.n > 0
+        ), f.begins)
+      WHERE f.key = ANY (ARRAY(SELECT fl.key FROM fl))
+        AND f.key = ANY (ARRAY(SELECT u.took_slot FROM u UNION ALL SELECT u.began FROM u))
     )
-    SELECT u.*, ${stepsOf(n, 'u.run_id')} AS steps FROM u ORDER BY u.due_at`;
+    SELECT u.*, ${stepsOf(n, 'u.run_id')} AS steps FROM u ORDER BY u.priority DESC, u.due_at`;
 
+  /**
+   * A claim's candidates (CTE `c`): claimable runs, highest priority then earliest due first (the claim index's
+   * order), passed over when the snapshot's counters leave no room for them (`notPassedOver`, F4).
+   */
   const claimSelect = (where: string, limit: string) => `
     WITH c AS (
-      SELECT r.run_id, ${previousLease('r')} FROM ${n.runs} r
+      SELECT r.priority, r.due_at, r.run_id, ${previousLease('r')},${needs('r')}
+      FROM ${n.runs} r
       WHERE ${claimable('r')} ${where}
-      ORDER BY r.due_at ${limit}
+        AND ${notPassedOver(n, 'r')}
+      ORDER BY r.priority DESC, r.due_at ${limit}
       FOR NO KEY UPDATE SKIP LOCKED
     )${claimTail}`;
 
@@ -45,9 +138,11 @@ export function claimStatements(n: SchemaNames) {
    */
   const claimOwnedSelect = (where: string) => `
     WITH c AS (
-      SELECT r.run_id, ${previousLease('r')} FROM ${n.runs} r
+      SELECT r.priority, r.due_at, r.run_id, ${previousLease('r')},${needs('r')}
+      FROM ${n.runs} r
       WHERE r.status IN ${sqlList(CLAIMABLE_STATUSES)} AND r.due_at IS NOT NULL
         AND r.lease_owner = $1::text AND r.lease_token IS NOT NULL ${where}
+        AND ${notPassedOver(n, 'r')}
       LIMIT $3::integer
       FOR NO KEY UPDATE SKIP LOCKED
     )${claimTail}`;
@@ -58,9 +153,9 @@ export function claimStatements(n: SchemaNames) {
    * colon). The name and version tests are cheap and reject nearly every other run before the key is built (the
    * planner evaluates the cheaper quals first); the name test also leaves the planner the choices it had before
    * versions (the claim index, or the workflow index when a name is rare). A plain filter on the scan, never a join: the
-   * claim index scan stays in `due_at` order under the `LIMIT` and `SKIP LOCKED`, and a due run outside the filter is
-   * passed over (not locked, never blocking), at the cost of reading it, as a run of a workflow not registered here
-   * always was: ~0.25–0.5 µs a run on the test VM (220,000 due runs of other versions ahead: ~50–100 ms a claim; a
+   * claim index scan stays in `(priority, due_at)` order under the `LIMIT` and `SKIP LOCKED`, and a due run outside the
+   * filter is passed over (not locked, never blocking), at the cost of reading it, as a run of a workflow not registered
+   * here always was: ~0.25–0.5 µs a run on the test VM (220,000 due runs of other versions ahead: ~50–100 ms a claim; a
    * claim of 64 runs with none ahead costs what it did with names only).
    */
   const forWorkflows = `AND r.workflow = ANY($4::text[]) AND r.version = ANY($5::integer[])
@@ -95,15 +190,23 @@ export function claimStatements(n: SchemaNames) {
         due_at = CASE WHEN r.status IN ${sqlList(DUE_ON_RELEASE)} THEN LEAST(COALESCE(r.due_at, now()), now()) ELSE r.due_at END
       WHERE r.lease_token IS NOT NULL AND r.status IN ${sqlList(LIVE_STATUSES)}`,
 
-    // $1 run_id, $2 token
+    // $1 run_id, $2 token. Rule F2: a run with `scope: 'step'` gives its slot back (`cur` reads whether it holds one
+    // under the row lock; `fk` decrements its key's counter).
     releaseLease: `
-      WITH u AS (
+      WITH cur AS MATERIALIZED (
+        SELECT r.run_id, CASE WHEN r.slot_held AND r.conc_scope = 'step' THEN ${concKey('r.conc_key')} END AS freed
+        FROM ${n.runs} r WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        FOR NO KEY UPDATE
+      ),
+      u AS (
         UPDATE ${n.runs} r SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
           due_at = CASE WHEN r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END,
+          slot_held = r.slot_held AND cur.freed IS NULL,
           updated_at = now()
-        WHERE r.run_id = $1::text AND r.lease_token = $2::text
+        FROM cur WHERE r.run_id = cur.run_id
         RETURNING r.run_id
-      )
+      ),
+      fk AS (${freeSlotSql(n, 'SELECT cur.freed FROM cur')})
       SELECT 'ready' AS evt, ${notify(`'ready'`, 'u.run_id')} AS notified FROM u`,
   };
 }

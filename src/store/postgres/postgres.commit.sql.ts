@@ -4,7 +4,9 @@ import { type SchemaNames, sqlList } from './postgres.schema.js';
 import {
   addMs,
   appendEventsSql,
+  concKey,
   dueExpr,
+  freeSlotSql,
   notifyExpr,
   staleSignals,
   type StepRow,
@@ -172,6 +174,12 @@ type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
  * by its one-time filter otherwise) and reports `stale_signals` (see {@link commitStatement}). Parameters:
  * {@link FAST_COMMIT_PARAMS}.
  *
+ * Rule F2: a commit that ends the run, or releases the lease of a run with `scope: 'step'`, gives its slot back
+ * (`slot_held` false, and `fk` takes one from its key's `held`, in this statement). Its RETURNING sees only the new row,
+ * so the fast path applies to such a commit only when the run holds a slot (or has no concurrency key): then `freed`
+ * names the key whose slot it gave back. A run with a key and no slot (claimed with a cancel pending, F1) takes the
+ * full statement, which reads `slot_held` under its lock.
+ *
  * `events` (`commitFastEvents`, for a patch with history events): the UPDATE also adds their number to `event_seq`,
  * `ea` inserts them (numbered up to the new `event_seq`) and `et` trims the history to RUN_HISTORY_LIMIT. Without
  * events none of this is rendered: a checkpoint without events costs what it did before histories.
@@ -180,6 +188,8 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
   const terminal = sqlList(TERMINAL_STATUSES);
   const params = events ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS;
   const F = (name: FastCommitParam) => (params as ParamTable<FastCommitParam>).ref(name);
+  /** Rule F2: the commit gives the slot of run `r` back (if it holds one): it ends it, or releases a `step` scope one. */
+  const frees = (r: string) => `(${F('term')} OR (${F('rel')} AND ${r}.conc_scope = 'step'))`;
   return `
       WITH upd AS (
         UPDATE ${n.runs} r SET
@@ -202,7 +212,8 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           updated_at = now(),
           finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
           live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
-          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END${
+          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END,
+          slot_held = r.slot_held AND NOT ${frees('r')}${
             events ? `,
           event_seq = r.event_seq + cardinality(${F('events')})` : ''
           }
@@ -210,10 +221,13 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
           AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
           AND ${F('status')} IS DISTINCT FROM 'paused'
           AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
+          AND (r.conc_key IS NULL OR r.slot_held OR NOT ${frees('r')})
         RETURNING r.run_id, r.signal_seq, r.status, r.parent_run_id,${events ? ' r.event_seq,' : ''}
           CASE WHEN ${F('term')} THEN 'finished'
-               WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
+               WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt,
+          CASE WHEN r.conc_key IS NOT NULL AND ${frees('r')} THEN ${concKey('r.conc_key')} END AS freed
       ),
+      fk AS (${freeSlotSql(n, 'SELECT upd.freed FROM upd')} AND (${F('term')} OR ${F('rel')})),
       st AS (${upsertStepsSql(
         n,
         `upd CROSS JOIN (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
@@ -310,6 +324,10 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * (`children_ready`) and `waiting` (lease released, `due_at` null, `children_wait_*` set). `restart`: the step rows
  * not written by the patch are deleted (`dsr`), the old live step is dropped, `input`, `generation`, `next_input`
  * (`next_input_signal`) and the children columns are reset in `upd`.
+ *
+ * Rule F2: `f.freed` when the run holds a slot (`cur.slot_held`, read under the lock) and the commit ends it, or
+ * releases it (rules 3, 5, 7, 8) with `scope: 'step'`; `upd` clears `slot_held` and `fk` takes the slot from its key's
+ * `held` (a batch: per key, locked in key order, see {@link freeSlotsBatch}).
  *
  * `events` (the `…Events` statements, for patches with history events): `cur` reads the run's `event_seq` (under the
  * lock), `f` computes the new one (`last_event_seq`, null without events: in a batch, commits without events have
@@ -456,7 +474,8 @@ export function commitStatement(
       cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.due_at, r.pause_requested, r.cancel_compensate, r.resume_status, r.finished_at,
                r.signal_seq, r.live_step AS old_live, r.live_index AS old_live_index,${events ? ' r.event_seq AS old_event_seq,' : ''}
-               r.parent_run_id, r.status NOT IN ${terminal} AS was_live,${special ? ' r.children_ended, r.children_failed,' : ''} now() AS ts
+               r.parent_run_id, r.status NOT IN ${terminal} AS was_live,${special ? ' r.children_ended, r.children_failed,' : ''}
+               r.slot_held, r.conc_key, r.conc_scope, now() AS ts
         ${curFrom}
       ),${signalCtes}${childCtes}
       c1 AS (
@@ -497,7 +516,9 @@ export function commitStatement(
       ),
       f AS (
         SELECT ${batch ? 'c4.k, ' : ''}c4.run_id, c4.ts, c4.consumed, c4.consumed_name, c4.term, c4.do_pause, c4.new_wait_signals,
-          c4.new_wait_until, c4.cancel_after, c4.signal_seq, c4.parent_run_id, c4.was_live, c4.ch_waits,${
+          c4.new_wait_until, c4.cancel_after, c4.signal_seq, c4.parent_run_id, c4.was_live, c4.ch_waits, c4.conc_key,
+          -- Rule F2: an ended run gives its slot back, and so does a released one (rules 3, 5, 7, 8) with scope 'step'.
+          (c4.slot_held AND (c4.term OR ((c4.rel1 OR c4.do_pause) AND c4.conc_scope = 'step'))) AS freed,${
             special ? ' c4.ch_ready, c4.ch_add,' : ''
           }${batch ? ` ${carried},` : ''}${
             events
@@ -536,7 +557,8 @@ export function commitStatement(
           lease_token = CASE WHEN f.rel THEN NULL ELSE r.lease_token END,
           lease_expires_at = CASE WHEN f.rel THEN NULL ELSE ${addMs('f.ts', P('lease_ms', 'f'))} END,
           updated_at = f.ts,
-          finished_at = f.finished_at,${
+          finished_at = f.finished_at,
+          slot_held = r.slot_held AND NOT f.freed,${
             special
               ? `
           live_step = CASE WHEN ${P('set_live', 'f')} THEN ${P('live', 'f')} WHEN ${S('restart')} THEN NULL ELSE r.live_step END,
@@ -605,6 +627,7 @@ export function commitStatement(
           : `DELETE FROM ${n.signals} g WHERE g.run_id = ${P('run_id', '')} AND EXISTS (SELECT 1 FROM f WHERE f.term)`
       }),
       ${parentCtes(n, 'f')},
+      ${batch ? freeSlotsBatch(n) : `fk AS (${freeSlotSql(n, `SELECT ${concKey('f.conc_key')} FROM f WHERE f.freed`)}),`}
       e AS (
         SELECT f.*, CASE WHEN f.term THEN 'finished'
                          WHEN f.rel AND f.due_at IS NOT NULL AND f.due_at <= f.ts AND f.status <> 'paused' THEN 'ready'
@@ -666,6 +689,24 @@ function parentCtes(n: SchemaNames, f: string): string {
       pn AS (
         SELECT json_agg(pu.run_id)::text AS ids, count(${notifyExpr(n, `'ready'`, 'pu.run_id')}) AS notified FROM pu WHERE pu.woke
       )`;
+}
+
+/**
+ * Rule F2 for a batch (CTE `f`, one row per committed run, `freed` and `conc_key`): the slots given back, per key. Locks
+ * the keys' counters in key order first (`fkl`), as the claims do, so that batches and claims never deadlock.
+ */
+function freeSlotsBatch(n: SchemaNames): string {
+  // NOTE: the count through a scalar subquery, not `UPDATE … FROM` a derived table (see the NOTE of the claim
+  // statements in postgres.claim.sql.ts).
+  return `fkl AS MATERIALIZED (
+        SELECT fk.key FROM ${n.flowKeys} fk WHERE fk.key = ANY (ARRAY(SELECT ${concKey('f.conc_key')} FROM f WHERE f.freed))
+        ORDER BY fk.key
+        FOR NO KEY UPDATE
+      ),
+      fk AS (
+        UPDATE ${n.flowKeys} fk SET held = GREATEST(fk.held - (SELECT count(*)::integer FROM f WHERE f.freed AND ${concKey('f.conc_key')} = fk.key), 0)
+        WHERE fk.key = ANY (ARRAY(SELECT fkl.key FROM fkl))
+      ),`;
 }
 
 /** The checkpoint statements (see `Statements`). */

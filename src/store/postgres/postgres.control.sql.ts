@@ -1,6 +1,6 @@
 import { DUE_ON_RELEASE, TERMINAL_STATUSES } from '../run-state-machine.js';
 import { quoteLiteral, type SchemaNames, sqlList } from './postgres.schema.js';
-import { appendEventsSql, notifyExpr, trimEventsSql } from './postgres.sql-fragments.js';
+import { appendEventsSql, concKey, freeSlotSql, notifyExpr, trimEventsSql } from './postgres.sql-fragments.js';
 
 /** The statements for signals (take, send) and control requests (pause, resume, cancel, retry); see `Statements`. */
 export function controlStatements(n: SchemaNames) {
@@ -30,12 +30,12 @@ export function controlStatements(n: SchemaNames) {
 
   /**
    * A control request: `cur` locks the run, `d` decides the outcome, `upd` applies it when ok, with its history event
-   * (`event`, the parameter's placeholder).
+   * (`event`, the parameter's placeholder). `extra`: more CTEs, after `upd`.
    */
-  const control = (outcome: string, set: string, evt: string, event: string) => `
+  const control = (outcome: string, set: string, evt: string, event: string, extra = '') => `
     WITH cur AS MATERIALIZED (
       SELECT r.run_id, r.status, r.pause_requested, r.cancel_compensate, r.resume_status,
-        (r.lease_expires_at IS NOT NULL AND r.lease_expires_at > now()) AS live
+        (r.lease_expires_at IS NOT NULL AND r.lease_expires_at > now()) AS live, r.slot_held, r.conc_key, r.conc_scope
       FROM ${n.runs} r WHERE r.run_id = $1::text
       FOR NO KEY UPDATE
     ),
@@ -44,7 +44,7 @@ export function controlStatements(n: SchemaNames) {
       UPDATE ${n.runs} r SET ${set}, updated_at = now(), ${countEvent(event)}
       FROM d WHERE r.run_id = d.run_id AND d.outcome = 'ok'
       RETURNING r.run_id, r.event_seq
-    ),${eventCtes(event)}
+    ),${eventCtes(event)}${extra}
     e AS (SELECT d.*, CASE WHEN d.outcome = 'ok' THEN ${evt} END AS evt FROM d)
     SELECT e.status, e.outcome, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
       CASE WHEN ${event} IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
@@ -72,22 +72,30 @@ export function controlStatements(n: SchemaNames) {
         (cur.wait_until IS NOT NULL AND cur.wait_until <= cur.ts) AS timed_out
       FROM cur`,
 
-    // $1 run_id, $2 name, $3 payload, $4 history event (null: none), $5 deduplication id (null: none). An id already
-    // accepted for the run (`signal_ids`) stores nothing (`dup`); the row lock serializes the sends of one run, and
-    // the INSERT … ON CONFLICT sees an id committed after this statement's snapshot too.
+    // $1 run_id, $2 name, $3 payload, $4 history event (null: none), $5 deduplication id (null: none), $6 maxQueued
+    // (null: no bound). An id already accepted for the run (`signal_ids`) stores nothing (`dup`); the row lock
+    // serializes the sends of one run, and the INSERT … ON CONFLICT sees an id committed after this statement's
+    // snapshot too. `full`: the run already holds $6 queued signals (counted on the signals index, in this statement's
+    // snapshot: sends of the run committed while this one waited for its row lock are not counted, so concurrent sends
+    // may go a few past the bound, never far).
     sendSignal: `
       WITH cur AS MATERIALIZED (
         SELECT r.run_id, r.status, r.wait_signals FROM ${n.runs} r WHERE r.run_id = $1::text
         FOR NO KEY UPDATE
       ),
+      room AS MATERIALIZED (
+        SELECT $6::integer IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM ${n.signals} s WHERE s.run_id = $1::text LIMIT $6::integer) q) < $6::integer AS ok
+      ),
       gid AS (
         INSERT INTO ${n.signalIds} (run_id, id)
         SELECT cur.run_id, $5::text FROM cur WHERE $5::text IS NOT NULL AND cur.status NOT IN ${terminal}
+          AND (SELECT room.ok FROM room)
         ON CONFLICT (run_id, id) DO NOTHING
         RETURNING run_id
       ),
       ok AS MATERIALIZED (
-        SELECT cur.* FROM cur WHERE cur.status NOT IN ${terminal} AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM gid))
+        SELECT cur.* FROM cur WHERE cur.status NOT IN ${terminal} AND (SELECT room.ok FROM room)
+          AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM gid))
       ),
       ins AS (
         INSERT INTO ${n.signals} (run_id, name, payload)
@@ -105,16 +113,19 @@ export function controlStatements(n: SchemaNames) {
           CASE WHEN $5::text IS NULL THEN false
                -- NOTE: a repeated id is a noop even once the run has ended (the signal was accepted the first time).
                WHEN cur.status IN ${terminal} THEN EXISTS (SELECT 1 FROM ${n.signalIds} gi WHERE gi.run_id = cur.run_id AND gi.id = $5::text)
+               -- A full queue inserts no id: a repeat is told by the ids already accepted.
+               WHEN NOT (SELECT room.ok FROM room) THEN EXISTS (SELECT 1 FROM ${n.signalIds} gi WHERE gi.run_id = cur.run_id AND gi.id = $5::text)
                ELSE NOT EXISTS (SELECT 1 FROM gid) END AS dup,
           CASE WHEN cur.status = 'waiting' AND $2::text = ANY (cur.wait_signals) AND EXISTS (SELECT 1 FROM ok) THEN 'ready' END AS evt
         FROM cur
       )
-      SELECT e.status, e.dup, e.evt, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
+      SELECT e.status, e.dup, e.evt, (SELECT room.ok FROM room) AS room, CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
         CASE WHEN $4::text IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
       FROM e`,
 
     // $1 run_id, $2 history event (null: none). NOTE: pausing a run without a live lease ends its lease as a release does, so the run is due at
-    // once in the same statuses (DUE_ON_RELEASE; a waiting or sleeping run keeps its wake-up time).
+    // once in the same statuses (DUE_ON_RELEASE; a waiting or sleeping run keeps its wake-up time), and a run with
+    // `scope: 'step'` gives its slot back (rule F2: `slot_held` cleared, `fk` takes it from its key's `held`).
     pause: control(
       `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
             WHEN cur.status = 'paused' OR cur.pause_requested THEN 'noop' ELSE 'ok' END`,
@@ -124,9 +135,12 @@ export function controlStatements(n: SchemaNames) {
        lease_owner = CASE WHEN d.live THEN r.lease_owner END,
        lease_token = CASE WHEN d.live THEN r.lease_token END,
        lease_expires_at = CASE WHEN d.live THEN r.lease_expires_at END,
-       due_at = CASE WHEN NOT d.live AND r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END`,
+       due_at = CASE WHEN NOT d.live AND r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END,
+       slot_held = r.slot_held AND (d.live OR r.conc_scope IS DISTINCT FROM 'step')`,
       `CASE WHEN d.live THEN 'control' END`,
       '$2::text',
+      `
+    fk AS (${freeSlotSql(n, `SELECT ${concKey('d.conc_key')} FROM d WHERE d.outcome = 'ok' AND NOT d.live AND d.slot_held AND d.conc_scope = 'step'`)}),`,
     ),
     // $1 run_id, $2 history event (null: none)
     resume: control(

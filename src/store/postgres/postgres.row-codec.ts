@@ -203,6 +203,20 @@ function childrenOf(row: Row): ChildrenState | undefined {
   return children;
 }
 
+/** `StoredRun.concurrency` from the `conc_*` columns (absent when `conc_key` is null). */
+function concurrencyOf(row: Row): StoredRun['concurrency'] {
+  const key = str(row.conc_key);
+  if (key === undefined) return undefined;
+  return { key, limit: num(row.conc_limit) ?? 0, scope: row.conc_scope === 'step' ? 'step' : 'run' };
+}
+
+/** `StoredRun.rateLimit` from the `rate_*` columns (absent when `rate_key` is null). */
+function rateLimitOf(row: Row): StoredRun['rateLimit'] {
+  const key = str(row.rate_key);
+  if (key === undefined) return undefined;
+  return { key, limit: num(row.rate_limit) ?? 0, perMs: num(row.rate_per_ms) ?? 0 };
+}
+
 /**
  * A run's outcome (`getRunOutcomes`) from a row of `run_id, status, output, error, parent_run_id, held,
  * children_ended`.
@@ -238,7 +252,7 @@ export function mapRun(row: Row): StoredRun {
     status: row.status as RunStatus,
     input: String(row.input),
     steps: [],
-    priority: 0,
+    priority: num(row.priority) ?? 0,
     state: String(row.state),
     pauseRequested: bool(row.pause_requested),
     createdAt: date(row.created_at) ?? new Date(0),
@@ -290,6 +304,10 @@ export function mapRun(row: Row): StoredRun {
     pipeline: str(row.pipeline),
     parentRunId: str(row.parent_run_id),
     children: childrenOf(row),
+    concurrency: concurrencyOf(row),
+    rateLimit: rateLimitOf(row),
+    slotHeld: bool(row.slot_held) ? true : undefined,
+    blockedBy: row.blocked_by === 'concurrency' || row.blocked_by === 'rate-limit' ? row.blocked_by : undefined,
     corrupt: damage.text,
   };
   for (const [key, value] of Object.entries(optional)) {

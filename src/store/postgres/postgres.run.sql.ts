@@ -5,9 +5,16 @@ import { LIVE_GROUP_SAMPLE, RUN_HISTORY_LIMIT } from '../workflow-store.interfac
 import {
   addMs,
   appendEventsSql,
+  blockedBy,
+  concKey,
+  dueExpr,
   fromMs,
   ms,
+  noSteps,
   notifyExpr,
+  pushBegins,
+  rateFull,
+  rateKey,
   runColumns,
   STEP_ROW_COLUMNS,
   stepsOf,
@@ -35,26 +42,82 @@ const NEW_RUN_PARAMS = new ParamTable([
   ['pipeline', 'text'], // its pipeline fingerprint, or null
 ] as const);
 
-/** Name of a parameter of the statements that write a new run. */
-export type NewRunParam = (typeof NEW_RUN_PARAMS)['specs'][number][0];
+/**
+ * The flow control parameters of a new run (`NewRun.priority`, `due`, `concurrency`, `rateLimit`), and what the
+ * statements that may not claim it at once (rule F4) write instead of `steps`/`written`/`live`.
+ */
+const FLOW_PARAMS = [
+  ['priority', 'bigint'], // any safe integer (a bigint: in the claim index it takes the room an integer would, alignment)
+  ['due_ms', 'float8'], // due in ms from now, or null
+  ['due_at', 'float8'], // due at this instant (epoch ms), or null (neither: due now)
+  ['conc_key', 'text'], // null: no concurrency limit
+  ['conc_limit', 'integer'],
+  ['conc_scope', 'text'],
+  ['rate_key', 'text'], // null: no rate limit
+  ['rate_limit', 'integer'],
+  ['rate_per_ms', 'float8'],
+  ['fresh', 'boolean'], // no step entry but a `running` one: its first claim is its begin (F3)
+  ['steps_idle', 'json'], // the rows for the steps table when it is not claimed at once (no `running` entry)
+  ['written_idle', 'integer[]'], // their indexes
+] as const;
 
-/** The parameters of the run row (without the step rows and the events). */
-type RunRowParam = Exclude<NewRunParam, 'steps' | 'written' | 'events'>;
+/** Parameters of rule D (`createRunDebounce`). */
+const DEBOUNCE_PARAMS = [
+  ['db_key', 'text'],
+  ['db_delay', 'float8'], // ms
+  ['db_max', 'float8'], // ms from the first creation, or null
+] as const;
+
+/** The statements that may write a run with flow control (`createRunFlow`, the replacements, `createRunDebounce`). */
+const FLOW_RUN_PARAMS = new ParamTable([...NEW_RUN_PARAMS.without('status', 'ready').specs, ...FLOW_PARAMS, ...DEBOUNCE_PARAMS]);
+
+/** Name of a parameter of the statements that write a new run. */
+export type NewRunParam = (typeof FLOW_RUN_PARAMS)['specs'][number][0] | 'status' | 'ready';
+
+/** The parameters of the run row of the plain statements (without the step rows and the events). */
+type RunRowParam = Exclude<(typeof NEW_RUN_PARAMS)['specs'][number][0], 'steps' | 'written' | 'events'>;
+
+/** The parameters of the run row of the flow statements (without the step rows). */
+type FlowRowParam = Exclude<(typeof FLOW_RUN_PARAMS)['specs'][number][0], 'steps' | 'written' | 'steps_idle' | 'written_idle' | 'db_key' | 'db_delay' | 'db_max'>;
+
+/** The step rows a flow statement writes (`steps` when it claims the run at once, else `steps_idle`). */
+type FlowRowsParam = 'run_id' | 'steps' | 'written' | 'steps_idle' | 'written_idle' | 'events';
+
+/** The step rows `createRunFlow` writes (a new run: no old rows to keep). */
+type NewRowsParam = 'steps' | 'steps_idle';
+
+const FLOW_ROW_ONLY = ['steps', 'written', 'steps_idle', 'written_idle'] as const;
 
 /**
  * The parameters of each statement that writes a new run: `NEW_RUN_ARGS.createRun.values(byName)` is the values
  * array of `createRun`. `WithoutSteps` and `replaceRunLocked` write no step rows; `replaceChildren` only those and
  * the events. `createRun` and `createRunWithoutSteps` write no events (`…WithEvents` do); the replacements always
- * take `events` (null: none), since they delete the replaced run's history anyway.
+ * take `events` (null: none), since they delete the replaced run's history anyway. The plain statements (a run
+ * without priority, delay or limits: the common start) take no flow parameters; `createRunFlow` and the replacements
+ * take them all, `createRunDebounce` those of rule D.
  */
 export const NEW_RUN_ARGS = {
   createRun: NEW_RUN_PARAMS.without('written', 'events'),
   createRunWithoutSteps: NEW_RUN_PARAMS.without('steps', 'written', 'events'),
   createRunWithEvents: NEW_RUN_PARAMS.without('written'),
   createRunWithoutStepsWithEvents: NEW_RUN_PARAMS.without('steps', 'written'),
-  replaceRun: NEW_RUN_PARAMS,
-  replaceRunLocked: NEW_RUN_PARAMS.without('steps', 'written'),
+  createRunFlow: FLOW_RUN_PARAMS.without('written', 'written_idle', 'db_key', 'db_delay', 'db_max'),
+  replaceRun: FLOW_RUN_PARAMS.without('db_key', 'db_delay', 'db_max'),
+  replaceRunLocked: FLOW_RUN_PARAMS.without(...FLOW_ROW_ONLY, 'db_key', 'db_delay', 'db_max'),
   replaceChildren: NEW_RUN_PARAMS.only('run_id', 'steps', 'written', 'events'),
+  createRunDebounce: FLOW_RUN_PARAMS.without(
+    'lease_owner',
+    'lease_token',
+    'lease_ms',
+    'live',
+    'live_index',
+    'steps',
+    'written',
+    'due_ms',
+    'due_at',
+    'fresh',
+    'written_idle',
+  ),
 };
 
 /**
@@ -124,17 +187,22 @@ export function runStatements(n: SchemaNames) {
   /**
    * CTEs deleting the old run's steps (but those at the indexes `written`), signals and events (but those at the
    * seqs the new run's events take), and writing the new step rows (`steps`) and events (`events`, over the old
-   * ones of their seqs), when `when`.
+   * ones of their seqs), when `when`. `rows`: the step rows and their indexes (default: the `steps` and `written`
+   * parameters).
    */
-  const replaceChildrenCtes = (P: ParamRefs<'run_id' | 'steps' | 'written' | 'events'>, when: string) => `
-      ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ${P.ref('run_id')} AND NOT (s.idx = ANY (${P.ref('written')})) AND ${when}),
+  const replaceChildrenCtes = (
+    P: ParamRefs<'run_id' | 'steps' | 'written' | 'events'>,
+    when: string,
+    rows: { steps: string; written: string } = { steps: P.ref('steps'), written: P.ref('written') },
+  ) => `
+      ds AS (DELETE FROM ${n.steps} s WHERE s.run_id = ${P.ref('run_id')} AND NOT (s.idx = ANY (${rows.written})) AND ${when}),
       dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ${P.ref('run_id')} AND ${when}),
       di AS (DELETE FROM ${n.signalIds} gi WHERE gi.run_id = ${P.ref('run_id')} AND ${when}),
       de AS (
         DELETE FROM ${n.events} h WHERE h.run_id = ${P.ref('run_id')}
           AND (h.seq > ${eventCount(P)} OR h.seq <= ${eventCount(P)} - ${RUN_HISTORY_LIMIT}) AND ${when}
       ),
-      st AS (${upsertStepsSql(n, `json_to_recordset(${P.ref('steps')}) AS x(${STEP_ROW_COLUMNS}) WHERE ${when}`, P.ref('run_id'))}),
+      st AS (${upsertStepsSql(n, `json_to_recordset(${rows.steps}) AS x(${STEP_ROW_COLUMNS}) WHERE ${when}`, P.ref('run_id'))}),
       ea AS (${appendEventsSql(n, {
         from: `(SELECT ${P.ref('run_id')} AS run_id) AS nr`,
         runId: 'nr.run_id',
@@ -145,19 +213,109 @@ export function runStatements(n: SchemaNames) {
       })})`;
 
   /**
-   * `createRun` with `replace`: the run row takes the new run's values in place, an upsert, so that concurrent
-   * replacements of one id queue on its row lock and each one finds the row its predecessor committed (`generation`
-   * counts them). The old run's lease holder (a row was there: generation > 1) is told.
+   * A run with flow control (`createRunFlow`), or any replacement (`mode` `replace`: `replaceRunLocked`;
+   * `replaceSingle`: `replaceRun`, with `rows`): ONE statement that decides whether the run is claimed at once and
+   * writes it so.
    *
-   * `single`: the whole replacement in one statement, the old run's steps and signals deleted and the new step rows
-   * written too. It applies only when the row it locks is the version its
-   * snapshot saw (same `xmin`): otherwise a writer of the old run committed in between, whose rows the statement
-   * cannot see, and it returns no row (changing nothing); the caller then sends `replaceRunLocked` (the upsert alone)
-   * and `replaceChildren` in one transaction.
+   * - `nr`: when it is due (`due_ms` from now, or `due_at`; now when neither), the counters it needs (`ckey`: a slot,
+   *   F2; `rkey`: a begin, F3, only when `fresh`), and with `replace` the slot the replaced run gives back (`okey`,
+   *   read by `o` under the old row's lock).
+   * - `kl` locks those counters in key order (only when the lease is wanted (`want`: asked for and due now); the
+   *   replaced run's always), so that the admission reads the committed truth (as a claim does, see
+   *   postgres.claim.sql.ts); without a lease they are only read (`cnt`, for `blocked_by`).
+   * - `adm`: `leased` when wanted, every counter it needs exists (`missing`: one was created after this statement's
+   *   snapshot, or never: nothing is written but the counters (`fki`), and the caller sends the statement again,
+   *   `retry`) and has room: `held` (less the replaced run's slot of the same key) `< limit` (F2), the rate window not
+   *   full (F3). Otherwise (F4) the run is created `pending`, due when given, with no lease and the step rows without
+   *   the `running` entry (`steps_idle`).
+   * - `fki` creates the counters of its keys (before any claim can see the run: same statement); `ku` takes its slot
+   *   and records its begin when leased, and gives the replaced run's slot back, once the run is written (input
+   *   through scalar subqueries: see the NOTE of the claim statements in postgres.claim.sql.ts).
+   *
+   * A replacement: the run row takes the new run's values in place, an upsert, so that concurrent replacements of one
+   * id queue on its row lock and each one finds the row its predecessor committed (`generation` counts them). The old
+   * run's lease holder (a row was there: generation > 1) is told. It applies only when `o` has read the row it
+   * replaces (else the row was created after the snapshot: no row returned, the caller tries again). `replaceSingle`:
+   * the whole replacement in one statement, the old run's steps and signals deleted and the new step rows written too.
+   * It applies only when the row it locks is the version its snapshot saw (same `xmin`): otherwise a writer of the old
+   * run committed in between, whose rows the statement cannot see, and it returns no run (changing nothing); the
+   * caller then sends `replaceRunLocked` (the upsert alone) and `replaceChildren` in one transaction.
+   *
+   * Returns one row (`retry`, `leased`, `due_at`, `blocked_by`), with the run's columns when it was written.
    */
-  const replaceStatement = (P: ParamRefs<RunRowParam | 'events'>, single?: ParamRefs<'run_id' | 'steps' | 'written' | 'events'>) => `
-      WITH ${newRunTime},
-      up AS (${newRunInsert(P, P)}
+  const flowStatement = (
+    P: ParamRefs<FlowRowParam>,
+    mode: 'keep' | 'replace' | 'replaceSingle',
+    rows?: ParamRefs<FlowRowsParam> | ParamRefs<NewRowsParam>,
+  ) => {
+    const replace = mode !== 'keep';
+    const leased = (value: string) => `CASE WHEN adm.leased THEN ${value} END`;
+    const stepRowsOf = (R: ParamRefs<FlowRowsParam>) => ({
+      steps: `(SELECT CASE WHEN adm.idle THEN ${R.ref('steps_idle')} ELSE ${R.ref('steps')} END FROM adm)`,
+      written: `(SELECT CASE WHEN adm.idle THEN ${R.ref('written_idle')} ELSE ${R.ref('written')} END FROM adm)::integer[]`,
+    });
+    const held = (key: string) =>
+      `COALESCE((SELECT kl.held FROM kl WHERE kl.key = ${key}), (SELECT fs.held FROM ${n.flowKeys} fs WHERE fs.key = ${key}), 0)`;
+    const begins = (key: string) =>
+      `COALESCE((SELECT kl.begins FROM kl WHERE kl.key = ${key}), (SELECT fs.begins FROM ${n.flowKeys} fs WHERE fs.key = ${key}),
+          ARRAY[]::timestamptz[])`;
+    const written = replace ? 'up' : 'ins';
+    return `
+      WITH ${newRunTime},${
+        replace
+          ? `
+      o AS MATERIALIZED (SELECT r.conc_key, r.slot_held FROM ${n.runs} r WHERE r.run_id = ${P.ref('run_id')} FOR NO KEY UPDATE),`
+          : ''
+      }
+      nr AS MATERIALIZED (
+        SELECT t.ts, COALESCE(${dueExpr('t.ts', P.ref('due_ms'), P.ref('due_at'))}, t.ts) AS due,
+          ${concKey(P.ref('conc_key'))} AS ckey,
+          CASE WHEN ${P.ref('fresh')} THEN ${rateKey(P.ref('rate_key'))} END AS rkey,
+          ${replace ? `(SELECT ${concKey('o.conc_key')} FROM o WHERE o.slot_held)` : 'NULL::text'} AS okey
+        FROM t
+      ),
+      nw AS MATERIALIZED (
+        SELECT nr.*, (${P.ref('lease_token')} IS NOT NULL AND nr.due <= nr.ts AND (nr.ckey IS NOT NULL OR nr.rkey IS NOT NULL)) AS gated,
+          (${P.ref('lease_token')} IS NOT NULL AND nr.due <= nr.ts) AS want
+        FROM nr
+      ),
+      kl AS MATERIALIZED (
+        SELECT f.key, f.held, f.begins FROM ${n.flowKeys} f
+        WHERE f.key = ANY (ARRAY(
+          SELECT u.key FROM nw CROSS JOIN unnest(ARRAY[CASE WHEN nw.gated THEN nw.ckey END, CASE WHEN nw.gated THEN nw.rkey END, nw.okey]) AS u(key)
+        ))
+        ORDER BY f.key
+        FOR NO KEY UPDATE
+      ),
+      cnt AS MATERIALIZED (
+        SELECT nw.*,
+          (nw.gated AND ((nw.ckey IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kl WHERE kl.key = nw.ckey))
+                      OR (nw.rkey IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kl WHERE kl.key = nw.rkey)))) AS missing,
+          (nw.ckey IS NULL OR ${held('nw.ckey')} - CASE WHEN nw.okey = nw.ckey THEN 1 ELSE 0 END < ${P.ref('conc_limit')}) AS c_ok,
+          (nw.rkey IS NULL OR NOT ${rateFull(begins('nw.rkey'), P.ref('rate_limit'), P.ref('rate_per_ms'), 'nw.ts')}) AS r_ok
+        FROM nw
+      ),
+      lv AS MATERIALIZED (SELECT cnt.*, (cnt.want AND NOT cnt.missing AND cnt.c_ok AND cnt.r_ok) AS leased FROM cnt),
+      adm AS MATERIALIZED (SELECT lv.*, (${P.ref('lease_token')} IS NOT NULL AND NOT lv.leased) AS idle FROM lv),
+      fki AS (
+        INSERT INTO ${n.flowKeys} (key)
+        SELECT k.key FROM unnest(ARRAY[${concKey(P.ref('conc_key'))}, ${rateKey(P.ref('rate_key'))}]) AS k(key) WHERE k.key IS NOT NULL
+        ON CONFLICT (key) DO NOTHING
+      ),
+      ${written} AS (
+        INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
+                               lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index, pipeline,
+                               event_seq, priority, conc_key, conc_limit, conc_scope, slot_held, rate_key, rate_limit, rate_per_ms)
+        SELECT ${P.ref('run_id')}, ${P.ref('workflow')}, ${P.ref('version')}, CASE WHEN adm.leased THEN 'running' ELSE 'pending' END,
+               ${P.ref('input')}, ${P.ref('state')}, ${P.ref('current_step')}, false, adm.due,
+               ${leased(P.ref('lease_owner'))}, ${leased(P.ref('lease_token'))}, ${leased(addMs('adm.ts', P.ref('lease_ms')))}, adm.ts, adm.ts,
+               CASE WHEN NOT adm.idle THEN ${P.ref('live')} END, CASE WHEN NOT adm.idle THEN ${P.ref('live_index')} END,
+               ${P.ref('pipeline')}, ${eventCount(P)},
+               COALESCE(${P.ref('priority')}, 0), ${P.ref('conc_key')}, ${P.ref('conc_limit')}, ${P.ref('conc_scope')},
+               adm.leased AND adm.ckey IS NOT NULL, ${P.ref('rate_key')}, ${P.ref('rate_limit')}, ${P.ref('rate_per_ms')}
+        FROM adm WHERE NOT adm.missing${
+          replace
+            ? `
         ON CONFLICT (run_id) DO UPDATE SET
           workflow = EXCLUDED.workflow, version = EXCLUDED.version, status = EXCLUDED.status, input = EXCLUDED.input,
           output = NULL, error = NULL, current_step = EXCLUDED.current_step, state = EXCLUDED.state, next_input = NULL,
@@ -166,17 +324,102 @@ export function runStatements(n: SchemaNames) {
           lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
           finished_at = NULL, live_step = EXCLUDED.live_step, live_index = EXCLUDED.live_index,
           event_seq = EXCLUDED.event_seq, pipeline = EXCLUDED.pipeline, parent_run_id = NULL, children_ended = NULL,
-          children_failed = NULL, children_wait_ended_at_least = NULL, children_fail_fast = NULL, generation = r.generation + 1${
-            single ? `
-        WHERE r.xmin = (SELECT s0.xmin FROM ${n.runs} s0 WHERE s0.run_id = ${P.ref('run_id')})` : ''
-          }
+          children_failed = NULL, children_wait_ended_at_least = NULL, children_fail_fast = NULL, generation = r.generation + 1,
+          priority = EXCLUDED.priority, conc_key = EXCLUDED.conc_key, conc_limit = EXCLUDED.conc_limit,
+          conc_scope = EXCLUDED.conc_scope, slot_held = EXCLUDED.slot_held, rate_key = EXCLUDED.rate_key,
+          rate_limit = EXCLUDED.rate_limit, rate_per_ms = EXCLUDED.rate_per_ms, debounce_key = NULL, debounce_first = NULL
+        WHERE EXISTS (SELECT 1 FROM o)${
+          mode === 'replaceSingle' ? ` AND r.xmin = (SELECT s0.xmin FROM ${n.runs} s0 WHERE s0.run_id = ${P.ref('run_id')})` : ''
+        }`
+            : `
+        ON CONFLICT (run_id) DO NOTHING`
+        }
         RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation, r.event_seq
-      ),${single ? `${replaceChildrenCtes(single, 'EXISTS (SELECT 1 FROM up)')},` : ''}
-      e AS (SELECT up.*, CASE WHEN ${P.ref('ready')} THEN 'ready' END AS evt FROM up)
-      SELECT ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.generation, e.evt,
-        CASE WHEN e.generation > 1 THEN ${notify(`'control'`, 'e.run_id')} END AS notified_control,
+      ),${
+        mode === 'replaceSingle'
+          ? `${replaceChildrenCtes(rows as ParamRefs<FlowRowsParam>, 'EXISTS (SELECT 1 FROM up)', stepRowsOf(rows as ParamRefs<FlowRowsParam>))},`
+          : mode === 'keep'
+            ? `
+      st AS (${upsertStepsSql(
+        n,
+        `ins CROSS JOIN adm CROSS JOIN json_to_recordset(CASE WHEN adm.idle THEN ${(rows as ParamRefs<NewRowsParam>).ref('steps_idle')} ELSE ${(rows as ParamRefs<NewRowsParam>).ref('steps')} END)
+          AS x(${STEP_ROW_COLUMNS})`,
+        'ins.run_id',
+      )}),
+      ea AS (${appendEventsSql(n, { from: 'ins', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: P.ref('events') })}),`
+            : ''
+      }
+      ku AS (
+        UPDATE ${n.flowKeys} f SET
+          held = GREATEST(f.held + (
+            SELECT CASE WHEN adm.leased AND f.key = adm.ckey THEN 1 ELSE 0 END - CASE WHEN f.key = adm.okey THEN 1 ELSE 0 END FROM adm
+          ), 0),
+          begins = CASE WHEN (SELECT adm.leased AND f.key = adm.rkey FROM adm)
+            THEN ${pushBegins('f.begins', '1', P.ref('rate_limit'), P.ref('rate_per_ms'), '(SELECT adm.ts FROM adm)')} ELSE f.begins END
+        WHERE f.key = ANY (ARRAY(SELECT kl.key FROM kl))
+          AND f.key = ANY (ARRAY(
+            SELECT u.key FROM adm CROSS JOIN unnest(ARRAY[CASE WHEN adm.leased THEN adm.ckey END, CASE WHEN adm.leased THEN adm.rkey END, adm.okey]) AS u(key)
+          ))
+          AND EXISTS (SELECT 1 FROM ${written})
+      ),
+      e AS (SELECT ${written}.*, CASE WHEN NOT adm.leased AND adm.due <= adm.ts THEN 'ready' END AS evt FROM ${written} CROSS JOIN adm)
+      SELECT adm.missing AS retry, adm.leased, adm.idle, ${ms('adm.due')} AS due_at,
+        CASE WHEN NOT adm.leased AND adm.due <= adm.ts THEN
+          CASE WHEN NOT adm.c_ok THEN 'concurrency' WHEN NOT adm.r_ok THEN 'rate-limit' END
+        END AS blocked_by,
+        e.run_id, ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.generation, e.evt,${
+          replace
+            ? `
+        CASE WHEN e.generation > 1 THEN ${notify(`'control'`, 'e.run_id')} END AS notified_control,`
+            : ''
+        }
         CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified, ${lastEventSeq(P)}
-      FROM e`;
+      FROM adm LEFT JOIN e ON true`;
+  };
+
+  /**
+   * Rule D (`createRunDebounce`): the run of the debounce key `db_key` takes this start when it is still `pending`
+   * and has never been claimed (no lease, no step entry): its input and state, `due_at` = now + `db_delay`, never later
+   * than its first creation + `db_max` (`created` false). Otherwise the run is created with the key, due in `db_delay`
+   * (never claimed at once, without a `running` step entry), `debounce_first` = now. One upsert on the partial unique
+   * index of the key: concurrent starts with one key queue on it and give one run. A run that holds the key but takes
+   * no starts any more (e.g. paused) makes the upsert do nothing: `clr` takes the key from it, no row is returned, and
+   * the caller sends the statement again. An existing `run_id` (never, for the engine's fresh ids) writes nothing too.
+   */
+  const debounceStatement = (P: ParamRefs<(typeof NEW_RUN_ARGS.createRunDebounce.names)[number]>) => `
+      WITH ${newRunTime},
+      up AS (
+        INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
+                               created_at, updated_at, pipeline, event_seq, priority, conc_key, conc_limit, conc_scope,
+                               rate_key, rate_limit, rate_per_ms, debounce_key, debounce_first)
+        SELECT ${P.ref('run_id')}, ${P.ref('workflow')}, ${P.ref('version')}, 'pending', ${P.ref('input')}, ${P.ref('state')},
+               ${P.ref('current_step')}, false, ${addMs('t.ts', P.ref('db_delay'))}, t.ts, t.ts, ${P.ref('pipeline')}, ${eventCount(P)},
+               COALESCE(${P.ref('priority')}, 0), ${P.ref('conc_key')}, ${P.ref('conc_limit')}, ${P.ref('conc_scope')},
+               ${P.ref('rate_key')}, ${P.ref('rate_limit')}, ${P.ref('rate_per_ms')}, ${P.ref('db_key')}, t.ts
+        FROM t WHERE NOT EXISTS (SELECT 1 FROM ${n.runs} x WHERE x.run_id = ${P.ref('run_id')})
+        ON CONFLICT (debounce_key) WHERE debounce_key IS NOT NULL DO UPDATE SET
+          input = EXCLUDED.input, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at,
+          due_at = LEAST(EXCLUDED.due_at, ${addMs('r.debounce_first', P.ref('db_max'))})
+        WHERE r.status = 'pending' AND r.lease_token IS NULL AND ${noSteps(n, 'r')}
+        RETURNING ${runColumns('r')}, r.event_seq, r.run_id = ${P.ref('run_id')} AS created,
+          (r.run_id = ${P.ref('run_id')} AND r.due_at <= r.created_at) AS ready
+      ),
+      fki AS (
+        INSERT INTO ${n.flowKeys} (key)
+        SELECT k.key FROM up CROSS JOIN unnest(ARRAY[${concKey(P.ref('conc_key'))}, ${rateKey(P.ref('rate_key'))}]) AS k(key)
+        WHERE up.created AND k.key IS NOT NULL
+        ON CONFLICT (key) DO NOTHING
+      ),
+      st AS (${upsertStepsSql(n, `up CROSS JOIN json_to_recordset(${P.ref('steps_idle')}) AS x(${STEP_ROW_COLUMNS}) WHERE up.created`, 'up.run_id')}),
+      ea AS (${appendEventsSql(n, { from: 'up', runId: 'up.run_id', lastSeq: 'up.event_seq', bodies: P.ref('events'), when: 'up.created' })}),
+      clr AS (
+        UPDATE ${n.runs} r SET debounce_key = NULL
+        WHERE r.debounce_key = ${P.ref('db_key')} AND NOT EXISTS (SELECT 1 FROM up)
+          AND NOT (r.status = 'pending' AND r.lease_token IS NULL AND ${noSteps(n, 'r')})
+      )
+      SELECT up.*, CASE WHEN up.ready THEN 'ready' END AS evt, CASE WHEN up.ready THEN ${notify(`'ready'`, 'up.run_id')} END AS notified,
+        CASE WHEN up.created AND cardinality(${P.ref('events')}) > 0 THEN up.event_seq END AS last_event_seq
+      FROM up`;
 
   const live = sqlList(LIVE_STATUSES);
 
@@ -194,8 +437,10 @@ export function runStatements(n: SchemaNames) {
       NEW_RUN_ARGS.createRunWithoutStepsWithEvents,
     ),
 
-    replaceRun: replaceStatement(NEW_RUN_ARGS.replaceRun, NEW_RUN_ARGS.replaceRun),
-    replaceRunLocked: replaceStatement(NEW_RUN_ARGS.replaceRunLocked),
+    createRunFlow: flowStatement(NEW_RUN_ARGS.createRunFlow, 'keep', NEW_RUN_ARGS.createRunFlow),
+    createRunDebounce: debounceStatement(NEW_RUN_ARGS.createRunDebounce),
+    replaceRun: flowStatement(NEW_RUN_ARGS.replaceRun, 'replaceSingle', NEW_RUN_ARGS.replaceRun),
+    replaceRunLocked: flowStatement(NEW_RUN_ARGS.replaceRunLocked, 'replace'),
 
     // After replaceRunLocked, in its transaction (a statement of its own, so that its snapshot, taken once the run's
     // row was locked, sees every row a commit of the old run wrote): the old run's signals, steps and events go, the
@@ -204,7 +449,8 @@ export function runStatements(n: SchemaNames) {
       WITH ${replaceChildrenCtes(NEW_RUN_ARGS.replaceChildren, 'true')}
       SELECT 1 AS done`,
 
-    getRun: `SELECT ${runColumns('r')}, ${stepsOf(n, 'r.run_id')} AS steps FROM ${n.runs} r WHERE r.run_id = $1::text`,
+    getRun: `SELECT ${runColumns('r')}, ${blockedBy(n, 'r')} AS blocked_by, ${stepsOf(n, 'r.run_id')} AS steps
+      FROM ${n.runs} r WHERE r.run_id = $1::text`,
 
     // $1 run ids (text[]): what a parent reads of itself (`children_ended`) and of its children, in one statement (one
     // snapshot). `held`: pending and not due (not released yet).
@@ -279,7 +525,7 @@ export function runStatements(n: SchemaNames) {
         where.push(`(r.created_at, r.run_id) < (${fromMs(`${at}::float8`)}, ${id}::text)`);
       }
       const limit = next();
-      return `SELECT ${runColumns('r')}, ${stepsOf(n, 'r.run_id')} AS steps FROM ${n.runs} r
+      return `SELECT ${runColumns('r')}, ${blockedBy(n, 'r')} AS blocked_by, ${stepsOf(n, 'r.run_id')} AS steps FROM ${n.runs} r
         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY r.created_at DESC, r.run_id DESC
         LIMIT ${limit}::integer`;

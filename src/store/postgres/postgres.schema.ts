@@ -7,7 +7,7 @@ import { CLAIMABLE_STATUSES, RUN_STATUSES } from '../run-state-machine.js';
  * from the previous version to {@link MIGRATIONS}. A database whose version row is newer is refused: an older
  * release must not write into tables it does not understand.
  */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 export const DEFAULT_SCHEMA = 'public';
 export const DEFAULT_TABLE_PREFIX = 'cairn_';
@@ -47,9 +47,20 @@ export interface SchemaNames {
   pipelines: string;
   /** The `sendSignal` deduplication ids accepted per run (since version 7). */
   signalIds: string;
+  /** The flow control counters: concurrency slots held and rate-limit begins per key (since version 8). */
+  flowKeys: string;
   meta: string;
   /** Unqualified table names (for catalog lookups). */
-  tables: { runs: string; steps: string; signals: string; events: string; pipelines: string; signalIds: string; meta: string };
+  tables: {
+    runs: string;
+    steps: string;
+    signals: string;
+    events: string;
+    pipelines: string;
+    signalIds: string;
+    flowKeys: string;
+    meta: string;
+  };
   /** Quoted index names (unqualified: an index lives in its table's schema). */
   indexes: {
     claim: string;
@@ -60,6 +71,8 @@ export interface SchemaNames {
     signalsQueue: string;
     /** The children of a run, in the list order (since version 7). */
     parentList: string;
+    /** One run per debounce key (partial, unique; since version 8). */
+    debounce: string;
   };
   /** NOTIFY channel (a plain lower-case identifier, at most 63 bytes). */
   channel: string;
@@ -94,6 +107,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     events: `${prefix}run_events`,
     pipelines: `${prefix}pipelines`,
     signalIds: `${prefix}signal_ids`,
+    flowKeys: `${prefix}flow_keys`,
     meta: `${prefix}schema_version`,
   };
   const indexNames = {
@@ -104,6 +118,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     purge: `${prefix}runs_purge_idx`,
     signalsQueue: `${prefix}signals_queue_idx`,
     parentList: `${prefix}runs_parent_list_idx`,
+    debounce: `${prefix}runs_debounce_idx`,
   };
   for (const name of [
     ...Object.values(tables),
@@ -112,6 +127,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     `${prefix}run_events_pkey`,
     `${prefix}pipelines_pkey`,
     `${prefix}signal_ids_pkey`,
+    `${prefix}flow_keys_pkey`,
   ]) {
     checkIdentifier('table/index name (from tablePrefix)', name);
   }
@@ -127,6 +143,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
     events: q(tables.events),
     pipelines: q(tables.pipelines),
     signalIds: q(tables.signalIds),
+    flowKeys: q(tables.flowKeys),
     meta: q(tables.meta),
     tables,
     indexes: {
@@ -137,6 +154,7 @@ export function schemaNames(schema = DEFAULT_SCHEMA, prefix = DEFAULT_TABLE_PREF
       purge: quoteIdent(indexNames.purge),
       signalsQueue: quoteIdent(indexNames.signalsQueue),
       parentList: quoteIdent(indexNames.parentList),
+      debounce: quoteIdent(indexNames.debounce),
     },
     channel: channelName(schema, prefix),
     lockKey: `nestjs-cairn:schema:${schema}`,
@@ -180,6 +198,36 @@ function parentListIndex(n: SchemaNames): string {
 }
 
 /**
+ * The flow control counters (version 8), in the DDL and in the migration from version 7: one row per key, inserted by
+ * `createRun` (ON CONFLICT DO NOTHING) for the runs that have one, never deleted. `'c:' || conc_key`: `held`, how many
+ * live runs of that concurrency key hold a slot (rule F2). `'r:' || rate_key`: `begins`, the begin times of the key's
+ * last runs (at most its limit of them), oldest first (rule F3). Claims lock the rows of their candidates' keys
+ * (`FOR NO KEY UPDATE`, in key order) and change them in the statement that changes the runs.
+ */
+function flowKeysTable(n: SchemaNames): string {
+  return `CREATE TABLE IF NOT EXISTS ${n.flowKeys} (
+      key text COLLATE "C" PRIMARY KEY,
+      held integer NOT NULL DEFAULT 0,
+      begins timestamptz[] NOT NULL DEFAULT ARRAY[]::timestamptz[]
+    )`;
+}
+
+/**
+ * The claim (version 8: by priority, then due time). Plain runs (priority 0) are still read in `due_at` order from
+ * one range of it under the claim's LIMIT. NOTE: the predicate must stay the claim statements' (`claimable` in
+ * postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
+ */
+function claimIndex(n: SchemaNames): string {
+  return `CREATE INDEX IF NOT EXISTS ${n.indexes.claim} ON ${n.runs} (priority DESC, due_at)
+      WHERE status IN ${sqlList(CLAIMABLE_STATUSES)} AND due_at IS NOT NULL`;
+}
+
+/** Rule D (version 8): at most one run per debounce key; a claim clears the key of the run it claims. */
+function debounceIndex(n: SchemaNames): string {
+  return `CREATE UNIQUE INDEX IF NOT EXISTS ${n.indexes.debounce} ON ${n.runs} (debounce_key) WHERE debounce_key IS NOT NULL`;
+}
+
+/**
  * DDL of the current schema version, every statement idempotent (`IF NOT EXISTS`).
  *
  * - `runs`: one row per run. `run_id` uses the "C" collation so ordering (list pages, cursors) is by code point,
@@ -217,6 +265,13 @@ function parentListIndex(n: SchemaNames): string {
  *   `sendSignal` deduplication ids per run, deleted with the run (purge, replace), kept through its end and `restart`.
  *   `runs.next_input_signal`: the name of the signal whose payload `next_input` is (`StoredRun.nextInputSignal`),
  *   written and cleared with it.
+ * - Version 8 (flow control: priorities, delays, concurrency and rate limits, debounce): `runs.priority` (claim order,
+ *   higher first; the claim index is on `(priority DESC, due_at)`), `conc_key` / `conc_limit` / `conc_scope`
+ *   (`StoredRun.concurrency`), `slot_held` (the run holds one of its key's slots), `rate_key` / `rate_limit` /
+ *   `rate_per_ms` (`StoredRun.rateLimit`), `debounce_key` (rule D; unique while set: the run that later starts with
+ *   that key fold into; a claim clears it) and `debounce_first` (its first creation, for `maxDelayMs`). `flow_keys`:
+ *   the counters of the keys (see {@link flowKeysTable}); a run's `slot_held` and its key's `held` change in the same
+ *   statement, always.
  *
  * `steps`, `signals` and `run_events` have no foreign key to `runs` (since version 2): the check cost every checkpoint
  * ~0.015 ms. Rows are only ever written by statements that hold the run's row (they join the locked or updated run),
@@ -268,7 +323,17 @@ export function schemaStatements(n: SchemaNames): string[] {
       children_ended integer,
       children_failed boolean,
       children_wait_ended_at_least integer,
-      children_fail_fast boolean
+      children_fail_fast boolean,
+      priority bigint NOT NULL DEFAULT 0,
+      conc_key text,
+      conc_limit integer,
+      conc_scope text,
+      slot_held boolean NOT NULL DEFAULT false,
+      rate_key text,
+      rate_limit integer,
+      rate_per_ms bigint,
+      debounce_key text,
+      debounce_first timestamptz
     ) WITH (fillfactor = 85)`,
     `CREATE TABLE IF NOT EXISTS ${n.steps} (
       run_id text COLLATE "C" NOT NULL,
@@ -294,10 +359,9 @@ export function schemaStatements(n: SchemaNames): string[] {
     eventsTable(n),
     pipelinesTable(n),
     signalIdsTable(n),
-    // The claim: earliest due first among claimable statuses. NOTE: the predicate must stay the claim statement's
-    // (`claimable` in postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
-    `CREATE INDEX IF NOT EXISTS ${i.claim} ON ${n.runs} (due_at)
-      WHERE status IN ${sqlList(CLAIMABLE_STATUSES)} AND due_at IS NOT NULL`,
+    flowKeysTable(n),
+    // The claim: highest priority, then earliest due first among claimable statuses.
+    claimIndex(n),
     // list(): newest first, optionally by workflow or status.
     `CREATE INDEX IF NOT EXISTS ${i.list} ON ${n.runs} (created_at DESC, run_id DESC)`,
     `CREATE INDEX IF NOT EXISTS ${i.workflowList} ON ${n.runs} (workflow, created_at DESC, run_id DESC)`,
@@ -307,6 +371,7 @@ export function schemaStatements(n: SchemaNames): string[] {
     // Signal queues: FIFO per run and name.
     `CREATE INDEX IF NOT EXISTS ${i.signalsQueue} ON ${n.signals} (run_id, name, id)`,
     parentListIndex(n),
+    debounceIndex(n),
   ];
 }
 
@@ -347,11 +412,26 @@ export const MIGRATIONS: Record<number, (n: SchemaNames) => string[]> = {
     signalIdsTable(n),
     parentListIndex(n),
   ],
+  // 7 → 8: flow control. Constant defaults and nullable columns rewrite nothing (every existing run: priority 0, no
+  // limits, no slot, no debounce key); the claim index is rebuilt on (priority DESC, due_at) (a build of the
+  // claimable runs only: its predicate).
+  7: (n) => [
+    `ALTER TABLE ${n.runs} ADD COLUMN IF NOT EXISTS priority bigint NOT NULL DEFAULT 0,
+      ADD COLUMN IF NOT EXISTS conc_key text, ADD COLUMN IF NOT EXISTS conc_limit integer, ADD COLUMN IF NOT EXISTS conc_scope text,
+      ADD COLUMN IF NOT EXISTS slot_held boolean NOT NULL DEFAULT false,
+      ADD COLUMN IF NOT EXISTS rate_key text, ADD COLUMN IF NOT EXISTS rate_limit integer, ADD COLUMN IF NOT EXISTS rate_per_ms bigint,
+      ADD COLUMN IF NOT EXISTS debounce_key text, ADD COLUMN IF NOT EXISTS debounce_first timestamptz`,
+    flowKeysTable(n),
+    `DROP INDEX IF EXISTS ${n.qSchema}.${n.indexes.claim}`,
+    claimIndex(n),
+    debounceIndex(n),
+  ],
 };
 
 /** DDL that removes everything the store created (tables and indexes, not the schema). */
 export function dropStatements(n: SchemaNames): string[] {
   return [
+    `DROP TABLE IF EXISTS ${n.flowKeys}`,
     `DROP TABLE IF EXISTS ${n.signalIds}`,
     `DROP TABLE IF EXISTS ${n.pipelines}`,
     `DROP TABLE IF EXISTS ${n.events}`,

@@ -1,5 +1,6 @@
+import { CLAIMABLE_STATUSES } from '../run-state-machine.js';
 import { RUN_HISTORY_LIMIT, type StoredStep } from '../workflow-store.interface.js';
-import { quoteLiteral, type SchemaNames } from './postgres.schema.js';
+import { quoteLiteral, type SchemaNames, sqlList } from './postgres.schema.js';
 
 /**
  * Pieces of SQL text the statements share (times as epoch milliseconds, events, step rows, the columns of a run).
@@ -100,7 +101,110 @@ export function runColumns(r: string): string {
     ${r}.lease_owner, ${r}.lease_token, ${ms(`${r}.lease_expires_at`)} AS lease_expires_at,
     ${ms(`${r}.created_at`)} AS created_at, ${ms(`${r}.updated_at`)} AS updated_at, ${ms(`${r}.finished_at`)} AS finished_at,
     ${r}.live_step, ${r}.live_index, ${r}.generation, ${r}.pipeline, ${r}.parent_run_id, ${r}.children_ended,
-    ${r}.children_failed, ${r}.children_wait_ended_at_least, ${r}.children_fail_fast`;
+    ${r}.children_failed, ${r}.children_wait_ended_at_least, ${r}.children_fail_fast,
+    ${r}.priority, ${r}.conc_key, ${r}.conc_limit, ${r}.conc_scope, ${r}.slot_held, ${r}.rate_key, ${r}.rate_limit, ${r}.rate_per_ms`;
+}
+
+/** Whether the runs row `r` is claimable now (the port's definition; the claim index's predicate leads it). */
+export const claimable = (r: string) => `${r}.status IN ${sqlList(CLAIMABLE_STATUSES)} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
+      AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flow control (rules F1–F3 of `claimRuns`). A run's counters live in `flow_keys` (see the schema): its concurrency
+// key's under `'c:' || conc_key` (`held`), its rate key's under `'r:' || rate_key` (`begins`, oldest first).
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The `flow_keys` key of a concurrency key (null for null). */
+export const concKey = (expr: string) => `('c:' || ${expr})`;
+/** The `flow_keys` key of a rate key (null for null). */
+export const rateKey = (expr: string) => `('r:' || ${expr})`;
+
+/** `at` minus `perMs` milliseconds: where a rate window that ends at `at` starts. */
+const windowStart = (at: string, perMs: string) => `(${at} - ${perMs}::float8 * interval '1 millisecond')`;
+
+/**
+ * Rule F3: whether the window of `begins` (ascending) is full at `at`: `limit` of them are later than `at - perMs` (the
+ * `limit`-th newest is enough to look at).
+ */
+export function rateFull(begins: string, limit: string, perMs: string, at = 'now()'): string {
+  return `(${limit} <= 0 OR (cardinality(${begins}) >= ${limit}
+        AND (${begins})[cardinality(${begins}) - ${limit} + 1] > ${windowStart(at, perMs)}))`;
+}
+
+/** Rule F3: how many of `begins` fall in the window of `perMs` that ends at `at`. */
+export function recentBegins(begins: string, perMs: string, at = 'now()'): string {
+  return `(SELECT count(*)::integer FROM unnest(${begins}) AS b(bt) WHERE b.bt > ${windowStart(at, perMs)})`;
+}
+
+/**
+ * Rule F3: `begins` after `count` more begins at `at`: the ones still in the window of `perMs`, then the new ones,
+ * the newest `limit` of them, oldest first.
+ */
+export function pushBegins(begins: string, count: string, limit: string, perMs: string, at = 'now()'): string {
+  return `ARRAY(
+          SELECT z.bt FROM (
+            SELECT y.bt FROM (
+              SELECT b.bt FROM unnest(${begins}) AS b(bt) WHERE b.bt > ${windowStart(at, perMs)}
+              UNION ALL SELECT ${at} FROM generate_series(1, ${count})
+            ) y(bt) ORDER BY y.bt DESC LIMIT GREATEST(${limit}, 1)
+          ) z ORDER BY z.bt)`;
+}
+
+/** Whether the runs row `r` has no step entry (rule F3: its next claim is its begin). */
+export function noSteps(n: SchemaNames, r: string): string {
+  return `(${r}.live_step IS NULL AND ${stepRow(n, r)} IS NULL)`;
+}
+
+/**
+ * A step row of the runs row `r` (null: none). NOTE: a scalar subquery with LIMIT, not EXISTS: the planner may turn
+ * an EXISTS into a hashed subplan, which reads the whole steps table once per statement.
+ */
+function stepRow(n: SchemaNames, r: string): string {
+  return `(SELECT s.idx FROM ${n.steps} s WHERE s.run_id = ${r}.run_id LIMIT 1)`;
+}
+
+/** Rule F2, as the statement's snapshot has it: every slot of the concurrency key of the runs row `r` is held. */
+export function concFull(n: SchemaNames, r: string): string {
+  return `EXISTS (SELECT 1 FROM ${n.flowKeys} fs WHERE fs.key = ${concKey(`${r}.conc_key`)} AND fs.held >= ${r}.conc_limit)`;
+}
+
+/** Rule F3, as the statement's snapshot has it: the window of the rate key of the runs row `r` is full. */
+export function rateKeyFull(n: SchemaNames, r: string): string {
+  return `EXISTS (SELECT 1 FROM ${n.flowKeys} fs WHERE fs.key = ${rateKey(`${r}.rate_key`)}
+        AND ${rateFull('fs.begins', `${r}.rate_limit`, `${r}.rate_per_ms`)})`;
+}
+
+/**
+ * Rules F1–F3 in a claim's candidate scan: whether the runs row `r` may be claimed as far as the statement's snapshot
+ * of the counters tells (so that runs passed over never fill the LIMIT: no head-of-line blocking, F4). Plain runs
+ * pass on the first, null tests; the counters are read only for runs with a key.
+ */
+export function notPassedOver(n: SchemaNames, r: string): string {
+  return `(${r}.conc_key IS NULL OR ${r}.slot_held OR ${r}.cancel_compensate IS NOT NULL OR NOT ${concFull(n, r)})
+        AND (${r}.rate_key IS NULL OR ${r}.cancel_compensate IS NOT NULL OR ${r}.status <> 'pending' OR ${r}.live_step IS NOT NULL
+          OR NOT ${rateKeyFull(n, r)} OR ${stepRow(n, r)} IS NOT NULL)`;
+}
+
+/**
+ * `StoredRun.blockedBy` of the runs row `r` (reads only): claimable now, no cancel pending, and its concurrency key's
+ * slots all held while it holds none (`concurrency`), else about to begin with its rate key's window full
+ * (`rate-limit`). Null for every run without a key.
+ */
+export function blockedBy(n: SchemaNames, r: string): string {
+  return `CASE WHEN (${r}.conc_key IS NOT NULL OR ${r}.rate_key IS NOT NULL) AND ${r}.cancel_compensate IS NULL AND ${claimable(r)} THEN
+        CASE WHEN ${r}.conc_key IS NOT NULL AND NOT ${r}.slot_held AND ${concFull(n, r)} THEN 'concurrency'
+             WHEN ${r}.rate_key IS NOT NULL AND ${r}.status = 'pending' AND ${noSteps(n, r)} AND ${rateKeyFull(n, r)} THEN 'rate-limit'
+        END
+      END`;
+}
+
+/**
+ * Rule F2: the UPDATE giving back one slot of the `flow_keys` key that the scalar query `key` returns (none: null),
+ * never below 0. One key per statement: a single row lock, so it cannot deadlock with the claims (which lock keys in
+ * key order).
+ */
+export function freeSlotSql(n: SchemaNames, key: string): string {
+  return `UPDATE ${n.flowKeys} fk SET held = GREATEST(fk.held - 1, 0) WHERE fk.key = (${key})`;
 }
 
 /**

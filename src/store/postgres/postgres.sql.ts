@@ -33,6 +33,13 @@ export interface Statements {
   createRunWithEvents: string;
   createRunWithoutStepsWithEvents: string;
   /**
+   * A new run with flow control (a priority, a delay, a concurrency or rate limit): rules F2–F4 decide whether it is
+   * claimed at once (postgres.run.sql.ts).
+   */
+  createRunFlow: string;
+  /** `createRun` with `debounce` (rule D): folds into the key's pending run, or creates it. */
+  createRunDebounce: string;
+  /**
    * `createRun` with `replace`: one statement (`replaceRun`) unless a writer of the old run races with it; then the
    * upsert (`replaceRunLocked`) and the steps and signals (`replaceChildren`) in one transaction.
    */

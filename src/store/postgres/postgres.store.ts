@@ -43,7 +43,7 @@ import {
 import type { CommitValues, SpecialValues } from './postgres.commit.sql.js';
 import { messagePayload, PostgresEventHub } from './postgres.event-hub.js';
 import { GroupCommit } from './postgres.group-commit.js';
-import { bool, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
+import { bool, date, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
 import { NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
 import { buildStatements, type Statements } from './postgres.sql.js';
 import { checkStorable, storable } from './postgres.storable-text.js';
@@ -218,6 +218,89 @@ function specialValues(patch: RunPatch): SpecialValues {
   };
 }
 
+/** The flow control parameters of a new run (see `FLOW_PARAMS` in postgres.run.sql.ts), and whether it has any. */
+interface FlowValues {
+  flow: boolean;
+  priority: number | null;
+  due_ms: number | null;
+  due_at: number | null;
+  conc_key: string | null;
+  conc_limit: number | null;
+  conc_scope: string | null;
+  rate_key: string | null;
+  rate_limit: number | null;
+  rate_per_ms: number | null;
+}
+
+function int4(what: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_INT4 || value > MAX_INT4) {
+    throw new InvalidArgumentError(`${what} must be an integer (got ${String(value)}).`);
+  }
+  return value;
+}
+
+function finiteMs(what: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidArgumentError(`${what} must be a finite number of ms (got ${String(value)}).`);
+  return value;
+}
+
+/**
+ * A new run's flow control fields, checked, as the statements take them. `flow` is false for a run without any (no
+ * priority but 0, no delay, no limits): the plain statements, which cost what they did before flow control, write it.
+ */
+function flowValues(input: NewRun): FlowValues {
+  const priority = input.priority ?? 0;
+  if (typeof priority !== 'number' || !Number.isSafeInteger(priority)) {
+    throw new InvalidArgumentError(`The run priority must be a safe integer (got ${String(priority)}).`);
+  }
+  const due = input.due;
+  let dueMs: number | null = null;
+  let dueAt: number | null = null;
+  if (due) {
+    if ('at' in due) {
+      dueAt = due.at instanceof Date ? due.at.getTime() : NaN;
+      if (!Number.isFinite(dueAt)) throw new InvalidArgumentError('The run\'s `due.at` is an invalid Date.');
+    } else dueMs = finiteMs('The run\'s `due.delayMs`', due.delayMs);
+  }
+  const conc = input.concurrency;
+  if (conc) {
+    if (typeof conc.key !== 'string') throw new InvalidArgumentError('The concurrency key must be a string.');
+    checkStorable('The concurrency key', conc.key);
+    int4('The concurrency limit', conc.limit);
+    if (conc.scope !== 'run' && conc.scope !== 'step') throw new InvalidArgumentError(`The concurrency scope must be 'run' or 'step' (got ${String(conc.scope)}).`);
+  }
+  const rate = input.rateLimit;
+  if (rate) {
+    if (typeof rate.key !== 'string') throw new InvalidArgumentError('The rate limit key must be a string.');
+    checkStorable('The rate limit key', rate.key);
+    int4('The rate limit', rate.limit);
+    finiteMs('The rate limit window `perMs`', rate.perMs);
+  }
+  return {
+    flow: priority !== 0 || due !== undefined || conc !== undefined || rate !== undefined,
+    priority,
+    due_ms: dueMs,
+    due_at: dueAt,
+    conc_key: conc?.key ?? null,
+    conc_limit: conc?.limit ?? null,
+    conc_scope: conc?.scope ?? null,
+    rate_key: rate?.key ?? null,
+    rate_limit: rate?.limit ?? null,
+    rate_per_ms: rate?.perMs ?? null,
+  };
+}
+
+/** `CreateRunOptions.debounce`, checked. */
+function debounceValues(debounce: NonNullable<CreateRunOptions['debounce']>): { key: string; delayMs: number; maxDelayMs: number | null } {
+  if (typeof debounce.key !== 'string') throw new InvalidArgumentError('The debounce key must be a string.');
+  checkStorable('The debounce key', debounce.key);
+  return {
+    key: debounce.key,
+    delayMs: finiteMs('The debounce `delayMs`', debounce.delayMs),
+    maxDelayMs: debounce.maxDelayMs === undefined ? null : finiteMs('The debounce `maxDelayMs`', debounce.maxDelayMs),
+  };
+}
+
 /** Run ids sent as a JSON array text (so no driver's or app's array parser is involved). */
 function textArray(value: unknown): string[] {
   const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
@@ -238,6 +321,11 @@ function message(error: unknown): string {
  * `FOR NO KEY UPDATE SKIP LOCKED`, events by LISTEN/NOTIFY sent in the same statement as the change (and `publish`
  * messages on the same channel). Hot statements go out as named prepared statements (planned once per
  * connection). The same SQL runs on PGlite (see `createPgliteStore`).
+ *
+ * Flow control (rules F1–F4, D of the port): priorities order the claim index; concurrency slots and rate-limit begins
+ * are counters per key (`flow_keys`), locked and changed by the statement that claims, creates, ends or releases a run
+ * with a key (see postgres.claim.sql.ts, postgres.run.sql.ts, postgres.commit.sql.ts). A run without priority, delay
+ * or limits is written by the statements it always was, and costs a claim or a checkpoint a few null tests.
  */
 export class PostgresStore implements WorkflowStore {
   readonly name: string;
@@ -365,6 +453,13 @@ export class PostgresStore implements WorkflowStore {
   // Runs
   // -------------------------------------------------------------------------------------------------------------
 
+  /**
+   * One statement, by the run's kind: a plain run (no priority, delay or limits: the common start) by `createRun` & co.;
+   * a run with flow control by `createRunFlow` (rules F2–F4 decide whether it is claimed at once); `replace` by the
+   * replacement statements (which give a replaced run's slot back); `debounce` by `createRunDebounce` (rule D). The
+   * flow statements ask for one more try when a counter the run needs did not exist yet (the first run of a key with
+   * a lease), or the debounce key's run takes no starts any more: a second statement, once per new key.
+   */
   async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
     checkStorable('The run id', input.runId);
     checkStorable('The workflow name', input.workflow);
@@ -372,6 +467,8 @@ export class PostgresStore implements WorkflowStore {
     checkStorable('The pipeline fingerprint', input.pipeline);
     for (const step of input.steps ?? []) checkStorable('A step name', step.name);
     const events = eventBodies(input.events);
+    const flow = flowValues(input);
+    const debounce = options.debounce ? debounceValues(options.debounce) : undefined;
     return this.op('createRun', async (db) => {
       let query: SqlQuery = (sql, params) => this.hot(db, sql, params ?? []);
       let manager: EntityManager | undefined;
@@ -390,6 +487,10 @@ export class PostgresStore implements WorkflowStore {
       const rows = steps.table ?? [];
       const stepsJson = JSON.stringify(rows);
       const written = rows.map((r) => r.i);
+      // Rule F4: the step entries of a run that is not claimed at once (no `running` one).
+      const idleSteps = (input.steps ?? []).filter((step) => step.status !== 'running');
+      const idle = stepRows(idleSteps.map((step, index) => ({ index, step }))).table ?? [];
+      const idleJson = JSON.stringify(idle);
       for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
         const token = lease ? randomUUID() : null;
         const values: Record<NewRunParam, unknown> = {
@@ -410,20 +511,49 @@ export class PostgresStore implements WorkflowStore {
           written,
           events,
           pipeline: input.pipeline ?? null,
+          ...flow,
+          fresh: idleSteps.length === 0,
+          steps_idle: idleJson,
+          written_idle: idle.map((r) => r.i),
+          db_key: debounce?.key ?? null,
+          db_delay: debounce?.delayMs ?? null,
+          db_max: debounce?.maxDelayMs ?? null,
         };
         const args = (statement: keyof typeof NEW_RUN_ARGS) => NEW_RUN_ARGS[statement].values(values);
+
+        if (debounce) {
+          // Rule D: fold into the key's pending run, or create it (never claimed at once).
+          const [row] = await query(this.sql.createRunDebounce, args('createRunDebounce'));
+          if (row) {
+            const run = mapRun(row);
+            if (!bool(row.created)) return { created: false, debounced: true, run };
+            run.steps = idleSteps.map((step) => stepAsStored(step));
+            if (row.evt) this.events.emitLocal('ready', input.runId);
+            const lastEventSeq = seqOf(row.last_event_seq);
+            return lastEventSeq === undefined ? { created: true, run } : { created: true, run, lastEventSeq };
+          }
+          // The id exists (keep it), or the key's run takes no starts any more (the statement took the key from it).
+          const existing = await this.readRun(query, input.runId);
+          if (existing) return { created: false, run: existing };
+          continue;
+        }
+
         let row: Row | undefined;
         let replaced = false;
         if (options.onConflict === 'replace') {
           /** The upsert of the run row, then its children, in the transaction of `q`. */
           const inTwo = async (q: SqlQuery): Promise<Row | undefined> => {
             const [upserted] = await q(this.sql.replaceRunLocked, args('replaceRunLocked'));
-            await q(this.sql.replaceChildren, args('replaceChildren'));
+            if (upserted && !bool(upserted.retry) && upserted.run_id != null) {
+              const idled = bool(upserted.idle);
+              const children = { ...values, steps: idled ? idleJson : stepsJson, written: idled ? values.written_idle : written };
+              await q(this.sql.replaceChildren, NEW_RUN_ARGS.replaceChildren.values(children));
+            }
             return upserted;
           };
           const replace = async (): Promise<Row | undefined> => {
             const [done] = await query(this.sql.replaceRun, args('replaceRun'));
-            if (done) return done;
+            if (done && (bool(done.retry) || done.run_id != null)) return done;
             // NOTE: a writer of the old run (a checkpoint, a signal) committed between the statement's snapshot and
             // its lock of the row, so rows of the old run could be invisible to it: it did nothing. Again in two
             // statements of one transaction (the second one's snapshot sees them).
@@ -435,7 +565,9 @@ export class PostgresStore implements WorkflowStore {
           // instance takes one connection, not the whole pool. A caller's transaction keeps the row locked after the
           // call, so those are left to the row lock.
           row = manager ? await replace() : await this.afterReplacements(input.runId, replace);
-          replaced = row !== undefined && Number(row.generation) > 1;
+          replaced = row !== undefined && row.run_id != null && Number(row.generation) > 1;
+        } else if (flow.flow) {
+          [row] = await query(this.sql.createRunFlow, args('createRunFlow'));
         } else {
           const insert = steps.table
             ? events
@@ -446,28 +578,38 @@ export class PostgresStore implements WorkflowStore {
               : 'createRunWithoutSteps';
           [row] = await query(this.sql[insert], args(insert));
         }
-        if (row) {
+        // Rules F2/F3: a counter the run needs was created after the statement's snapshot (or by it): again.
+        if (row && bool(row.retry)) continue;
+        // NOTE: the flow statements return a row whether or not they wrote the run (`run_id` null: not written); the
+        // plain ones, only when they did.
+        const plain = row !== undefined && row.leased === undefined;
+        if (row && (plain || row.run_id != null)) {
           if (replaced) this.events.emitLocal('control', input.runId);
-          if (!lease) this.events.emitLocal('ready', input.runId);
+          const leased = plain ? lease !== undefined : bool(row.leased);
+          if (plain ? !lease : row.evt != null) this.events.emitLocal('ready', input.runId);
           const createdAt = new Date(Math.floor(Number(row.created_at)));
           const run: StoredRun = {
             runId: input.runId,
             workflow: input.workflow,
             version: input.version,
-            status: lease ? 'running' : 'pending',
-            priority: 0,
+            status: leased ? 'running' : 'pending',
+            priority: input.priority ?? 0,
             input: input.input,
             state: input.state,
-            steps: (input.steps ?? []).map((step) => stepAsStored(step)),
+            steps: (lease && !leased ? idleSteps : (input.steps ?? [])).map((step) => stepAsStored(step)),
             pauseRequested: false,
-            dueAt: createdAt,
+            dueAt: plain ? createdAt : (date(row.due_at) ?? createdAt),
             createdAt,
             updatedAt: createdAt,
             generation: num(row.generation) ?? 1,
           };
           if (input.currentStep !== undefined) run.currentStep = input.currentStep;
           if (input.pipeline !== undefined) run.pipeline = input.pipeline;
-          if (lease && token) {
+          if (input.concurrency) run.concurrency = { ...input.concurrency };
+          if (input.rateLimit) run.rateLimit = { ...input.rateLimit };
+          if (leased && input.concurrency) run.slotHeld = true;
+          if (row.blocked_by != null) run.blockedBy = row.blocked_by as StoredRun['blockedBy'];
+          if (leased && lease && token) {
             run.leaseOwner = lease.owner;
             run.leaseToken = token;
             run.leaseExpiresAt = new Date(Math.floor(Number(row.lease_expires_at)));
@@ -479,7 +621,7 @@ export class PostgresStore implements WorkflowStore {
           const existing = await this.readRun(query, input.runId);
           if (existing) return { created: false, run: existing };
         }
-        // keep: the id was deleted (purged) concurrently: try again with a fresh snapshot.
+        // keep: the id was deleted (purged) concurrently; replace: created concurrently: try again with a fresh snapshot.
       }
       throw new StoreError(`createRun("${input.runId}") kept racing with concurrent changes of the same id; try again.`);
     });
@@ -705,12 +847,17 @@ export class PostgresStore implements WorkflowStore {
       if (typeof id !== 'string') throw new InvalidArgumentError(`A signal id must be a string (got ${typeof id}).`);
       checkStorable('The signal id', id);
     }
+    const bound = options?.maxQueued;
+    if (bound !== undefined && typeof bound !== 'number') throw new InvalidArgumentError(`maxQueued must be a number (got ${typeof bound}).`);
+    // NOTE: no bound, or one past what an integer column can count, is null; a bound below 1 is always full.
+    const maxQueued = bound === undefined || !(bound < 2 ** 31) ? null : Math.max(0, Math.ceil(bound));
     return this.op('sendSignal', async (db) => {
-      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload, event ?? null, id ?? null]);
+      const [row] = await this.hot(db, this.sql.sendSignal, [runId, name, payload, event ?? null, id ?? null, maxQueued]);
       if (!row) return { outcome: 'not-found' };
       const status = row.status as RunStatus;
       if (bool(row.dup)) return { outcome: 'noop', status };
       if (isTerminal(status)) return { outcome: 'not-active', status };
+      if (!bool(row.room)) return { outcome: 'full', status };
       this.events.emitLocal(row.evt, runId);
       const eventSeq = seqOf(row.event_seq);
       return eventSeq === undefined ? { outcome: 'ok', status } : { outcome: 'ok', status, eventSeq };
