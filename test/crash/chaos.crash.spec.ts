@@ -20,7 +20,7 @@ function soak(store: 'postgres' | 'redis', seed: number): Promise<{ code: number
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   delete env.NODE_OPTIONS;
-  const args = ['--import', '@swc-node/register/esm-register', 'chaos/run.ts', `--store=${store}`, '--runs=250', '--workers=3', '--duration=40s', '--drain=30s', `--seed=${seed}`];
+  const args = ['--import', '@swc-node/register/esm-register', 'chaos/run.ts', `--store=${store}`, '--runs=250', '--workers=3', '--duration=40s', '--drain=30s', '--slack=2000ms', `--seed=${seed}`];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
