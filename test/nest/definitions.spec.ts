@@ -13,27 +13,7 @@ import {
   WorkflowDefinitionError,
   type DurableExecutionOptions,
 } from '../../src/index.js';
-import { rejection, silentLogger, testOptions, useApps } from './helpers.js';
-
-/** Compiles and initialises a testing module; returns what it threw (closing whatever was created). */
-async function bootError(providers: unknown[], options: DurableExecutionOptions = {}): Promise<unknown> {
-  try {
-    const module = await Test.createTestingModule({
-      imports: [DurableExecutionModule.forRoot(testOptions(options))],
-      providers: providers as Type[],
-    })
-      .setLogger(silentLogger)
-      .compile();
-    try {
-      await module.init();
-    } finally {
-      await module.close().catch(() => undefined);
-    }
-  } catch (error) {
-    return error;
-  }
-  throw new Error('bootstrap did not fail');
-}
+import { bootError, rejection, silentLogger, testOptions, useApps } from './helpers.js';
 
 async function definitionError(providers: unknown[]): Promise<WorkflowDefinitionError> {
   return rejection(bootError(providers).then((e) => Promise.reject(e)), WorkflowDefinitionError, 'CAIRN_WORKFLOW_DEFINITION');

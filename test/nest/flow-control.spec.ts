@@ -1,8 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { Test } from '@nestjs/testing';
 import type { Type } from '@nestjs/common';
 import {
-  DurableExecutionModule,
   InvalidArgumentError,
   MemoryStore,
   Flow,
@@ -12,24 +10,7 @@ import {
   type StepContext,
   type WorkflowHandle,
 } from '../../src/index.js';
-import { eventually, gate, rejection, silentLogger, sleep, testOptions, useApps, type Gate } from './helpers.js';
-
-/** Compiles and initialises a testing module with these workflows; returns what bootstrap threw. */
-async function bootError(providers: Type[]): Promise<unknown> {
-  try {
-    const module = await Test.createTestingModule({ imports: [DurableExecutionModule.forRoot(testOptions())], providers })
-      .setLogger(silentLogger)
-      .compile();
-    try {
-      await module.init();
-    } finally {
-      await module.close().catch(() => undefined);
-    }
-  } catch (error) {
-    return error;
-  }
-  throw new Error('bootstrap did not fail');
-}
+import { bootError, eventually, gate, rejection, sleep, useApps, type Gate } from './helpers.js';
 
 function workflowWith(options: Record<string, unknown>): Type {
   @Workflow({ name: `bad_${Math.random().toString(36).slice(2)}`, ...options })

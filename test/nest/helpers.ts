@@ -148,6 +148,26 @@ export function useApps() {
   };
 }
 
+/** Compiles and initialises a testing module with these providers; returns what bootstrap threw (closing what was created). */
+export async function bootError(providers: unknown[], options: DurableExecutionOptions = {}): Promise<unknown> {
+  try {
+    const module = await Test.createTestingModule({
+      imports: [DurableExecutionModule.forRoot(testOptions(options))],
+      providers: providers as Type[],
+    })
+      .setLogger(silentLogger)
+      .compile();
+    try {
+      await module.init();
+    } finally {
+      await module.close().catch(() => undefined);
+    }
+  } catch (error) {
+    return error;
+  }
+  throw new Error('bootstrap did not fail');
+}
+
 /** The module's providers for a forRoot with test worker defaults. */
 export function moduleFor(options: DurableExecutionOptions = {}) {
   return DurableExecutionModule.forRoot(testOptions(options));

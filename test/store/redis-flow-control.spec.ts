@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { Redis, type Command } from 'ioredis';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
-import { ALL_SCRIPTS, CLAIM_RUN, FLOW_INDEX } from '../../src/store/redis/redis.scripts.js';
+import { CLAIM_RUN, FLOW_INDEX } from '../../src/store/redis/redis.scripts.js';
 import type { ConcurrencySpec, NewRun } from '../../src/store/workflow-store.interface.js';
 import { testRedis } from '../setup/test-servers.js';
+import { recordingClient } from './redis-test-helpers.js';
 
 /**
  * Flow control on Redis, beyond the conformance suite: a claim of a run with limits is an admission in the index slot
@@ -16,32 +17,17 @@ const redis = testRedis();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE = { owner: 'flow', leaseMs: 30_000 };
 const quiet = { log() {}, warn() {}, error() {} };
-const scriptName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
 
 redis.describe('Redis store: flow control across slots', () => {
   let admin: Redis;
   let client: Redis;
   let store: RedisStore;
   let prefix: string;
-  const commands: { name: string; args: string[] }[] = [];
-
-  /** The commands sent by `action`: names, with scripts by their name. */
-  async function sent(action: () => Promise<unknown>): Promise<string[]> {
-    await sleep(30); // index updates in flight are applied
-    const from = commands.length;
-    await action();
-    await sleep(30);
-    return commands.slice(from).map((c) => (c.name === 'evalsha' ? `script:${scriptName.get(c.args[0])}` : c.name));
-  }
+  let sent: ReturnType<typeof recordingClient>['sent'];
 
   beforeAll(async () => {
     admin = new Redis(redis.url);
-    client = new Redis(redis.url);
-    const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
-    client.sendCommand = ((command: Command, stream?: unknown) => {
-      commands.push({ name: command.name, args: command.args.map(String) });
-      return original(command, stream);
-    }) as typeof client.sendCommand;
+    ({ client, sent } = recordingClient(redis.url));
     prefix = `cairn-flow-${randomUUID().slice(0, 8)}:`;
     store = new RedisStore({ client, keyPrefix: prefix, logger: quiet });
     await store.init();

@@ -1,8 +1,10 @@
 /**
  * Helpers of the Redis store specs (not a spec file): damage done to one run for the conformance suite's
- * `corruptions` hook, cleaning up a key prefix, and writing the key layout of an earlier release.
+ * `corruptions` hook, cleaning up a key prefix, writing the key layout of an earlier release, and a client that records
+ * the commands it sends.
  */
-import { Redis } from 'ioredis';
+import { Redis, type Command } from 'ioredis';
+import { ALL_SCRIPTS } from '../../src/store/redis/redis.scripts.js';
 import type { RedisKeys, RunKeys } from '../../src/store/redis/redis.keys.js';
 import { scanIndexKeys } from '../../src/store/redis/redis.layout.js';
 import type { RedisStore } from '../../src/store/redis/redis.store.js';
@@ -130,4 +132,30 @@ export async function seedVersions(store: Pick<WorkflowStore, 'createRun' | 'com
   await create(otherRun, other, 3);
   await store.listRuns({ limit: 1 }); // applies the queued index records
   return { workflow, other, v1, v2, sleeping, leased, owner, otherRun };
+}
+
+/**
+ * A Redis client that records every command it sends, and `sent(action)`: the commands `action` sent, by name, with
+ * scripts by their name (`script:<name>`). Waits 30 ms before and after, so index updates in flight are applied.
+ */
+export function recordingClient(url: string): { client: Redis; sent(action: () => Promise<unknown>): Promise<string[]> } {
+  const scriptName = new Map(ALL_SCRIPTS.map((s) => [s.sha, s.name]));
+  const commands: { name: string; args: string[] }[] = [];
+  const client = new Redis(url);
+  const original = client.sendCommand.bind(client) as (command: Command, stream?: unknown) => unknown;
+  client.sendCommand = ((command: Command, stream?: unknown) => {
+    commands.push({ name: command.name, args: command.args.map(String) });
+    return original(command, stream);
+  }) as typeof client.sendCommand;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 30));
+  return {
+    client,
+    async sent(action) {
+      await pause();
+      const from = commands.length;
+      await action();
+      await pause();
+      return commands.slice(from).map((c) => (c.name === 'evalsha' ? `script:${scriptName.get(c.args[0])}` : c.name));
+    },
+  };
 }
