@@ -1,7 +1,10 @@
 /**
- * `npm run bench -- --curves [--stores=postgres,redis] [--smoke] [--curve-ended=0,100000,1000000] [--json out.json]`:
- * how cairn scales on Postgres and Redis. Prints `bench store=<s> scenario=curve_<name> <x>=<value> …` lines, the x
- * value first (see bench/README.md, "Scaling curves"):
+ * `npm run bench -- --curves [--stores=postgres,redis] [--smoke] [--curve-ended=0,100000,1000000] [--curve-live=100000]
+ * [--curve-sets=load,workers,rss,resume,cluster] [--json out.json]`: how cairn scales on Postgres and Redis. Prints
+ * `bench store=<s> scenario=curve_<name> <x>=<value> …` lines, the x value first (see bench/README.md, "Scaling curves").
+ * `--curve-sets` picks the curves (default all; `load` is curve_ended, curve_live and the claim plans), `--curve-live`
+ * the number of sleeping and of waiting runs of curve_live (default 100,000 each). Only the Postgres live-runs curve:
+ * `--curves --stores=postgres --curve-sets=load --curve-ended=0` (its point without runs is the reference).
  *
  * - `curve_ended`: conc64 (1,000 runs, measured in turns over the points) and the time of one claim
  *   (`claimRuns(lease, 1, refs)`, refs: every workflow of the bench app) with an empty due set and with a few due runs,
@@ -53,6 +56,14 @@ const started = performance.now();
 /** Progress, on stderr (the `bench …` lines are on stdout). */
 const progress = (m: string) => console.error(`[curves ${((performance.now() - started) / 1000).toFixed(0).padStart(4)}s] ${m}`);
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
+
+/** Options of the curves that bench/run.ts does not pass on (read from the command line here). */
+const argv = process.argv.slice(2);
+const argOption = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+/** `--curve-sets=…`: which curves to run (default all). */
+const curveSets = new Set((argOption('curve-sets') ?? 'load,workers,rss,resume,cluster').split(','));
+/** `--curve-live=N`: the sleeping runs and the waiting runs of curve_live (default 100,000 each; smoke 200). */
+const liveOption = argOption('curve-live');
 
 /** Every workflow the curve apps register, at version 1 (the bench's workflows declare none): what their worker claims. */
 const APP_WORKFLOWS = ['bench3', 'bench20', 'bench1', 'benchFanout', 'bench3key', 'benchSleep', 'benchWait'];
@@ -321,7 +332,7 @@ async function waitForStatus(store: WorkflowStore, runId: string, status: string
 async function loadCurves(ctx: CurveContext, backend: Backend, pgExtras?: ReturnType<typeof postgresBackend>): Promise<void> {
   const { smoke } = ctx;
   const ended = ctx.ended ?? (smoke ? [0, 200, 2_000] : [0, 100_000, 1_000_000]);
-  const live = smoke ? 200 : 100_000;
+  const live = liveOption ? Number(liveOption) : smoke ? 200 : 100_000;
   const points: Point[] = [
     ...ended.map((n, i): Point => ({ tag: `e${i}`, scenario: 'curve_ended', x: { ended: n }, counts: { ended: n }, chunks: [], claimEmpty: [], claimDue: [], seedS: 0 })),
     { tag: 'live', scenario: 'curve_live', x: { sleeping: live, waiting: live }, counts: { sleeping: live, waiting: live }, chunks: [], claimEmpty: [], claimDue: [], seedS: 0 },
@@ -412,7 +423,7 @@ async function loadCurves(ctx: CurveContext, backend: Backend, pgExtras?: Return
     if (pgExtras) {
       const endedPoints = points.filter((p) => p.scenario === 'curve_ended');
       for (const p of new Set([endedPoints[0], endedPoints.at(-1)!])) await claimPlan(ctx, pgExtras, p, refs);
-      // With nothing due: the sleeping runs' entries of the claim index (due later) are all read (see the README).
+      // With nothing due, among the sleeping and waiting runs: the claim reads none of their entries (see the README).
       await claimPlan(ctx, pgExtras, points.at(-1)!, refs, false);
     }
   } finally {
@@ -475,6 +486,9 @@ async function claimPlan(ctx: CurveContext, backend: ReturnType<typeof postgresB
     fields[`${short}_seq_scan_runs`] = seqScan ? 1 : 0;
     fields[`${short}_planning_ms`] = Number(/Planning Time: ([\d.]+) ms/.exec(text)?.[1] ?? NaN);
     fields[`${short}_exec_ms`] = Number(/Execution Time: ([\d.]+) ms/.exec(text)?.[1] ?? NaN);
+    // the statement's buffers (its first `Buffers:` line is the top node's: all of them)
+    const buffers = /Buffers: shared((?: \w+=\d+)+)/.exec(text)?.[1] ?? '';
+    fields[`${short}_buffers`] = [...buffers.matchAll(/(hit|read)=(\d+)/g)].reduce((a, m) => a + Number(m[2]), 0);
   }
   ctx.line('postgres', 'curve_claim_plan', fields);
 }
@@ -755,11 +769,11 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
       }
       const backend = postgresBackend(url);
       const locate: Locate = (tag) => ['--store=postgres', `--url=${url}`, `--schema=${backend.schema(tag)}`];
-      await loadCurves(ctx, backend, backend);
+      if (curveSets.has('load')) await loadCurves(ctx, backend, backend);
       await backend.settle();
-      await workersCurve(ctx, backend, locate, serverCpu);
-      await rssCurve(ctx, backend, locate);
-      await resumeCurve(ctx, backend);
+      if (curveSets.has('workers')) await workersCurve(ctx, backend, locate, serverCpu);
+      if (curveSets.has('rss')) await rssCurve(ctx, backend, locate);
+      if (curveSets.has('resume')) await resumeCurve(ctx, backend);
     }
     if (ctx.stores.includes('redis')) {
       let url = process.env.REDIS_URL;
@@ -774,12 +788,12 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
       const backend = redisBackend(url, !process.env.REDIS_URL);
       const locate: Locate = (tag) => ['--store=redis', `--url=${url}`, `--prefix=${backend.prefix(tag)}`];
       // NOTE: first, on the server before it held a million runs (no AOF rewrite or freeing of them in its way).
-      await clusterCurve(ctx, url);
-      await loadCurves(ctx, backend);
+      if (curveSets.has('cluster')) await clusterCurve(ctx, url);
+      if (curveSets.has('load')) await loadCurves(ctx, backend);
       await backend.settle();
-      await workersCurve(ctx, backend, locate, serverCpu);
-      await rssCurve(ctx, backend, locate);
-      await resumeCurve(ctx, backend);
+      if (curveSets.has('workers')) await workersCurve(ctx, backend, locate, serverCpu);
+      if (curveSets.has('rss')) await rssCurve(ctx, backend, locate);
+      if (curveSets.has('resume')) await resumeCurve(ctx, backend);
     }
   } finally {
     for (const s of servers) await s.stop().catch(() => undefined);

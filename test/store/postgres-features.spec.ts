@@ -1133,7 +1133,11 @@ describePg('PostgresStore', () => {
           expect(text).toMatch(/Filter: .*\(workflow = ANY .*\(version = ANY .*\(\(\(\(version\)::text \|\| ':'::text\) \|\| workflow\) = ANY/);
           expect(text).not.toMatch(/Join|Hash|Seq Scan|Function Scan/);
           if (key === 'claimRunsForWorkflows') {
-            expect(text).toMatch(/Limit\n\s+->  LockRows\n\s+->  Index Scan using cairn_runs_claim_idx on cairn_runs r\n/);
+            // per priority level (the levels from CTE lv), the due range of the claim index in due order
+            expect(text).toMatch(/Nested Loop\n\s+->  CTE Scan on lv( lv_\d+)?\n/);
+            expect(text).toMatch(
+              /->  LockRows\n\s+->  Index Scan using cairn_runs_claim_idx on cairn_runs r(_\d+)?\n\s+Index Cond: \(\(priority = lv(_\d+)?\.priority\) AND .*\(due_at <= now\(\)\)\)\n/,
+            );
             expect(text).not.toMatch(/Sort/);
           } else {
             expect(text).toMatch(/Index Scan using cairn_runs_pkey on cairn_runs r\n\s+Index Cond: \(run_id = /);

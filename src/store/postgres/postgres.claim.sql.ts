@@ -1,10 +1,11 @@
-import { CLAIMABLE_STATUSES, DUE_ON_RELEASE, LIVE_STATUSES, STARTED_BY_CLAIM } from '../run-state-machine.js';
+import { DUE_ON_RELEASE, LIVE_STATUSES, STARTED_BY_CLAIM } from '../run-state-machine.js';
 import { type SchemaNames, sqlList } from './postgres.schema.js';
 import {
   addMs,
   claimable,
   concKey,
   freeSlotSql,
+  inClaimIndex,
   ms,
   notifyExpr,
   notPassedOver,
@@ -53,6 +54,10 @@ export function claimStatements(n: SchemaNames) {
    * creates a new run); `ku` adds the slots taken to `held` and the begins to `begins`, counted from what `u`
    * claimed. Under the locks of `fl`, so concurrent claimers never give more than `limit` slots or begins.
    *
+   * NOTE: `u` also finds its rows by `run_id = ANY (ARRAY(SELECT c.run_id FROM c))`, besides the join: the plan then
+   * probes the primary key for the runs of `c`, even where the planner expects a big `c` (a custom plan with a large
+   * `$3`) on a table it has not analyzed yet; with the join alone it hash-joined `c` with a seq scan of every run.
+   *
    * NOTE: the UPDATEs of `flow_keys` read their input through scalar subqueries, never `UPDATE … FROM` a derived table:
    * a counter row changed since the statement's snapshot is re-checked (EvalPlanQual) on its newest version, and with
    * a join to a derived table (an aggregate, a UNION ALL) PostgreSQL can drop the row from the update then (a lost
@@ -99,7 +104,7 @@ export function claimStatements(n: SchemaNames) {
         debounce_key = NULL,
         updated_at = now()
       FROM c
-      WHERE r.run_id = c.run_id
+      WHERE r.run_id = c.run_id AND r.run_id = ANY (ARRAY(SELECT c.run_id FROM c))
         AND (c.run_id <> ALL (ARRAY(SELECT fc.run_id FROM fc)) OR c.run_id = ANY (ARRAY(SELECT a.run_id FROM a WHERE a.ok)))
       RETURNING ${runColumns('r')}, c.prev_token, c.prev_owner, c.orphaned_ms,
         (SELECT a.ckey FROM a WHERE a.run_id = c.run_id) AS took_slot, (SELECT a.rkey FROM a WHERE a.run_id = c.run_id) AS began,
@@ -119,17 +124,60 @@ export function claimStatements(n: SchemaNames) {
     SELECT u.*, ${stepsOf(n, 'u.run_id')} AS steps FROM u ORDER BY u.priority DESC, u.due_at`;
 
   /**
-   * A claim's candidates (CTE `c`): claimable runs, highest priority then earliest due first (the claim index's
-   * order), passed over when the snapshot's counters leave no room for them (`notPassedOver`, F4).
+   * `claimRun`'s candidate (CTE `c`): the run `$3` if it is claimable and not passed over by the snapshot's counters
+   * (`notPassedOver`, F4), read by its primary key.
    */
-  const claimSelect = (where: string, limit: string) => `
+  const claimSelect = (where: string) => `
     WITH c AS (
       SELECT r.priority, r.due_at, r.run_id, ${previousLease('r')},${needs('r')}
       FROM ${n.runs} r
       WHERE ${claimable('r')} ${where}
         AND ${notPassedOver(n, 'r')}
-      ORDER BY r.priority DESC, r.due_at ${limit}
       FOR NO KEY UPDATE SKIP LOCKED
+    )${claimTail}`;
+
+  /**
+   * `claimRuns`' candidates (CTE `c`): up to `$3` claimable runs, highest priority then earliest due first, passed over
+   * when the snapshot's counters leave no room for them (`notPassedOver`, F4). O(P·log n + k) whatever the number of
+   * runs not due yet (sleeping, delayed, waiting with a timeout), P the number of distinct priorities in the claim index
+   * (usually 1), k the runs read (the ones claimed, and the due ones passed over: leased, filtered out, blocked):
+   *
+   * - `lv` lists the priorities of the claim index from the highest down, one index descent each (a loose index scan:
+   *   the next level is the first entry below the previous one). It includes the levels with nothing due.
+   * - `c` reads, per level, the range `priority = p AND due_at <= now()` of the claim index in `due_at` order: the scan
+   *   stops at the first run not due yet. (A single scan of the index in `(priority DESC, due_at)` order cannot: with no
+   *   condition on `priority`, `due_at <= now()` does not bound the scan, and with nothing due it read every entry.)
+   *
+   * NOTE: no ORDER BY on `c`. The levels come out of `lv` highest first and each level's runs in `due_at` order, so the
+   * nested loop yields the runs in claim order, and the outer LIMIT stops pulling at `$3` runs: a lower level is not even
+   * read once the higher ones filled the batch, and every row locked is a row claimed. An ORDER BY there would sort
+   * the output of every level, i.e. read (and lock, SKIP LOCKED happens in the scan) up to `$3` runs per level.
+   *
+   * NOTE: `LIMIT (SELECT $3)`, not `LIMIT $3`: the planner estimates a LIMIT it cannot read at 10% of the rows, in the
+   * generic plan of the prepared statement as in the custom ones. With `LIMIT $3` a custom plan knew a small `$3` (a
+   * poll for one run), looked cheaper than the generic plan, and the plan cache kept planning every claim again
+   * (~1 ms each, more than the claim's execution).
+   */
+  const claimDueSelect = (where: string) => `
+    WITH RECURSIVE lv(priority) AS (
+      (SELECT r.priority FROM ${n.runs} r WHERE ${inClaimIndex('r')} ORDER BY r.priority DESC LIMIT 1)
+      UNION ALL
+      SELECT (
+        SELECT r.priority FROM ${n.runs} r WHERE ${inClaimIndex('r')} AND r.priority < lv.priority
+        ORDER BY r.priority DESC LIMIT 1
+      ) FROM lv WHERE lv.priority IS NOT NULL
+    ),
+    c AS (
+      SELECT x.* FROM lv CROSS JOIN LATERAL (
+        SELECT r.priority, r.due_at, r.run_id, ${previousLease('r')},${needs('r')}
+        FROM ${n.runs} r
+        WHERE r.priority = lv.priority AND ${claimable('r')} ${where}
+          AND ${notPassedOver(n, 'r')}
+        ORDER BY r.due_at LIMIT (SELECT $3::integer)
+        FOR NO KEY UPDATE SKIP LOCKED
+      ) x
+      WHERE lv.priority IS NOT NULL
+      LIMIT (SELECT $3::integer)
     )${claimTail}`;
 
   /**
@@ -140,7 +188,7 @@ export function claimStatements(n: SchemaNames) {
     WITH c AS (
       SELECT r.priority, r.due_at, r.run_id, ${previousLease('r')},${needs('r')}
       FROM ${n.runs} r
-      WHERE r.status IN ${sqlList(CLAIMABLE_STATUSES)} AND r.due_at IS NOT NULL
+      WHERE ${inClaimIndex('r')}
         AND r.lease_owner = $1::text AND r.lease_token IS NOT NULL ${where}
         AND ${notPassedOver(n, 'r')}
       LIMIT $3::integer
@@ -163,12 +211,12 @@ export function claimStatements(n: SchemaNames) {
 
   return {
     // $1 owner, $2 lease ms, $3 limit
-    claimRuns: claimSelect('', 'LIMIT $3::integer'),
+    claimRuns: claimDueSelect(''),
     // $1 owner, $2 lease ms, $3 limit, $4 names (text[]), $5 versions (integer[]), $6 keys (text[])
-    claimRunsForWorkflows: claimSelect(forWorkflows, 'LIMIT $3::integer'),
+    claimRunsForWorkflows: claimDueSelect(forWorkflows),
     // $1 owner, $2 lease ms, $3 run_id (, $4 names, $5 versions, $6 keys)
-    claimRun: claimSelect('AND r.run_id = $3::text', ''),
-    claimRunForWorkflows: claimSelect(`AND r.run_id = $3::text ${forWorkflows}`, ''),
+    claimRun: claimSelect('AND r.run_id = $3::text'),
+    claimRunForWorkflows: claimSelect(`AND r.run_id = $3::text ${forWorkflows}`),
     // $1 owner, $2 lease ms, $3 limit (, $4 names, $5 versions, $6 keys)
     claimOwnedRuns: claimOwnedSelect(''),
     claimOwnedRunsForWorkflows: claimOwnedSelect(forWorkflows),

@@ -213,9 +213,10 @@ function flowKeysTable(n: SchemaNames): string {
 }
 
 /**
- * The claim (version 8: by priority, then due time). Plain runs (priority 0) are still read in `due_at` order from
- * one range of it under the claim's LIMIT. NOTE: the predicate must stay the claim statements' (`claimable` in
- * postgres.claim.sql.ts), or the planner cannot use the index; its text is part of the schema.
+ * The claim (version 8: by priority, then due time). A claim reads it one priority at a time (`claimDueSelect` in
+ * postgres.claim.sql.ts): the priorities by a loose index scan, then per priority the range `due_at <= now()` in
+ * `due_at` order, so the runs not due yet are never read. NOTE: the predicate must stay the claim statements'
+ * (`inClaimIndex` in postgres.sql-fragments.ts), or the planner cannot use the index; its text is part of the schema.
  */
 function claimIndex(n: SchemaNames): string {
   return `CREATE INDEX IF NOT EXISTS ${n.indexes.claim} ON ${n.runs} (priority DESC, due_at)

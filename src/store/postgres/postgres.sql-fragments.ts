@@ -105,8 +105,14 @@ export function runColumns(r: string): string {
     ${r}.priority, ${r}.conc_key, ${r}.conc_limit, ${r}.conc_scope, ${r}.slot_held, ${r}.rate_key, ${r}.rate_limit, ${r}.rate_per_ms`;
 }
 
+/**
+ * Whether the runs row `r` is in the claim index: the index's predicate (`claimIndex` in postgres.schema.ts), as the
+ * planner must find it in a statement to use that index.
+ */
+export const inClaimIndex = (r: string) => `${r}.status IN ${sqlList(CLAIMABLE_STATUSES)} AND ${r}.due_at IS NOT NULL`;
+
 /** Whether the runs row `r` is claimable now (the port's definition; the claim index's predicate leads it). */
-export const claimable = (r: string) => `${r}.status IN ${sqlList(CLAIMABLE_STATUSES)} AND ${r}.due_at IS NOT NULL AND ${r}.due_at <= now()
+export const claimable = (r: string) => `${inClaimIndex(r)} AND ${r}.due_at <= now()
       AND (${r}.lease_expires_at IS NULL OR ${r}.lease_expires_at <= now())`;
 
 // ---------------------------------------------------------------------------------------------------------------
