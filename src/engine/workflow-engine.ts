@@ -131,6 +131,16 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   private started = false;
   private draining = false;
   private polling = false;
+  /** A poll was asked for while one was in flight: it runs once that one is done (see `pollSoon`). */
+  private pollAgain = false;
+  /** Of those requests, one was for a full poll (not only for slots given back: see `pollSoon`). */
+  private pollAgainFull = false;
+  /** The poll timer is armed to fire at once (see `pollSoon`). */
+  private pollArmedNow = false;
+  /** The armed poll claims only as many runs as `slotsGivenBack` (see `pollSoon`). */
+  private pollForSlotsOnly = false;
+  /** Ends of runs with a concurrency limit since the last poll began: each may have given one slot of its key back. */
+  private slotsGivenBack = 0;
   private backlog = false;
   /** True while the worker reclaims its own leases at start: no other claim may run meanwhile (see `reclaimOwnRuns`). */
   private reclaiming = false;
@@ -773,7 +783,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         // NOTE: a slot just freed: when more work may be due (a full claim batch, starts that found no slot), claim now
         // rather than at the next poll, so a burst drains at full speed. A run with a concurrency limit may have given
         // its key's slot back (it ended, or released its lease with scope 'step'): the next run of the key goes at once.
-        if ((this.backlog || claimed.concurrency) && !this.draining) this.schedulePoll(0);
+        if ((this.backlog || claimed.concurrency) && !this.draining) this.pollSoon(!this.backlog);
       });
       this.running.add(done);
     } catch (error) {
@@ -786,23 +796,60 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     }
   }
 
-  private schedulePoll(delayMs: number): void {
+  /**
+   * Polls as soon as possible, coalesced: requests made before the armed poll fires share it, and requests made while
+   * a poll is in flight get one more poll right after it (not one each, and none lost). The poll itself is never
+   * delayed. `slotOnly`: the request is for one slot a run with a concurrency limit may have given back (it ended):
+   * a poll asked for by such requests alone claims at most as many runs as there were (the runs those slots let in),
+   * not one per free slot here, so that it does not hold every free slot of this instance (`reserved`) while it is in
+   * flight, which would leave the starts made meanwhile unleased. It claims any due runs, in the usual order; a full
+   * batch means more may be due (backlog: a poll for every free slot follows at once).
+   */
+  private pollSoon(slotOnly = false): void {
+    if (this.draining || !this.options.workerEnabled) return;
+    if (slotOnly) this.slotsGivenBack++;
+    if (this.polling) {
+      this.pollAgain = true;
+      if (!slotOnly) this.pollAgainFull = true;
+      return;
+    }
+    if (!this.pollArmedNow) this.schedulePoll(0, slotOnly);
+    else if (!slotOnly) this.pollForSlotsOnly = false;
+  }
+
+  private schedulePoll(delayMs: number, slotsOnly = false): void {
     if (this.draining || !this.options.workerEnabled) return;
     clearTimeout(this.pollTimer);
+    this.pollArmedNow = delayMs === 0;
+    this.pollForSlotsOnly = slotsOnly;
     // NOTE: the poll timer stays referenced: a worker-only process (no HTTP server) must stay alive while its store
     // connections are down (e.g. a database restart) to resume the work afterwards. stop() clears it.
-    this.pollTimer = setTimeout(() => void this.poll(), delayMs);
+    this.pollTimer = setTimeout(() => {
+      this.pollArmedNow = false;
+      void this.poll();
+    }, delayMs);
   }
 
   private async poll(): Promise<void> {
-    if (this.polling || this.draining) return;
+    if (this.draining) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      this.pollAgainFull = true;
+      return;
+    }
     this.polling = true;
+    this.pollAgain = false;
+    this.pollAgainFull = false;
     let again = false;
     try {
       const free = this.options.concurrency - this.active.size - this.reserved;
+      const full = !this.pollForSlotsOnly || this.backlog;
+      const wanted = full ? free : Math.min(free, Math.max(1, this.slotsGivenBack));
+      this.slotsGivenBack = 0;
+      this.pollForSlotsOnly = false;
       this.backlog = false;
-      if (free > 0) {
-        again = (await this.claimBatch(free)) === free;
+      if (wanted > 0) {
+        again = (await this.claimBatch(wanted)) === wanted;
         // NOTE: a full batch means more may be due: claim again as soon as a slot frees (see launch).
         if (again) this.backlog = true;
       } else this.backlog = true;
@@ -811,9 +858,16 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     } finally {
       this.polling = false;
       this.lastPollAt = new Date();
-      // NOTE: starts that found every slot reserved by this poll left their runs pending: claim them now.
+      // NOTE: starts that found every slot reserved by this poll left their runs pending, and slots freed meanwhile
+      // asked for a poll (pollSoon): claim now. With no slot free here, the next driver that ends polls (backlog).
       const freeNow = this.options.concurrency - this.active.size - this.reserved;
-      this.schedulePoll((again || this.backlog) && freeNow > 0 ? 0 : this.options.pollIntervalMs);
+      if (this.pollAgain && freeNow <= 0) this.backlog = true;
+      const soon = (again || this.backlog || this.pollAgain) && freeNow > 0;
+      // NOTE: a poll that follows only slots given back meanwhile claims only for those (see pollSoon)
+      const slotsOnly = soon && this.pollAgain && !this.pollAgainFull && !this.backlog;
+      this.pollAgain = false;
+      this.pollAgainFull = false;
+      this.schedulePoll(soon ? 0 : this.options.pollIntervalMs, slotsOnly);
     }
   }
 

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { RedisKeys, keySlot } from '../../src/store/redis/redis.keys.js';
 import { RedisStore } from '../../src/store/redis/redis.store.js';
+import { FLOW_INDEX } from '../../src/store/redis/redis.scripts.js';
 import { describeStoreConformance } from '../conformance/store.conformance.js';
 import { startRedis, type RedisServer } from '../setup/redis-server.js';
 import { testRedis } from '../setup/test-servers.js';
@@ -98,6 +99,51 @@ describeCluster('RedisStore on Redis Cluster', () => {
       const claimed = await store.claimRuns({ owner: 'c', leaseMs: 30_000 }, 100, [{ workflow: 'wf', version: 1 }]);
       expect(claimed.map((r) => r.runId).sort()).toEqual([...ids].sort());
       expect((await store.listRuns({ workflow: 'wf', statuses: ['running'], limit: 100 })).length).toBe(ids.length);
+    } finally {
+      await store.close();
+      await client.quit();
+    }
+  });
+
+  it('admits a run with limits in the index slot, a write of its own, and a claim cut in two neither doubles nor leaks a slot', async () => {
+    const client = cluster();
+    const store = new RedisStore({ client, keyPrefix: `cairn-flow-${randomUUID().slice(0, 8)}:`, logger: quiet });
+    try {
+      await store.init();
+      const key = 'k';
+      const lease = { owner: 'c', leaseMs: 30_000 };
+      const newRun = (runId: string) => ({ runId, workflow: 'wf', version: 1, input: '1', state: '{}', concurrency: { key, limit: 1, scope: 'run' as const } });
+      const holders = async () => (await client.smembers(store.keys.holders(key))).sort();
+      const ids = ['x-{1}', 'y-{2}', 'z-{3}', 'w-{4}'];
+      // the runs' keys are in other slots than the index's: a script may not take both (the cluster refuses it)
+      for (const id of ids) expect(keySlot(store.keys.run(id).run)).not.toBe(keySlot(store.keys.flow));
+      const x = (await store.createRun(newRun(ids[0]), { onConflict: 'keep', lease })).run;
+      expect([x.status, x.slotHeld]).toEqual(['running', true]);
+      // x ends; the next start of the key, at once, finds its slot given back
+      expect((await store.commit(x.runId, x.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+      const y = (await store.createRun(newRun(ids[1]), { onConflict: 'keep', lease })).run;
+      expect([y.status, y.slotHeld]).toEqual(['running', true]);
+      const z = (await store.createRun(newRun(ids[2]), { onConflict: 'keep', lease })).run;
+      expect([z.status, z.slotHeld, z.leaseToken]).toEqual(['pending', undefined, undefined]);
+      expect(await store.claimRun(z.runId, lease)).toBeUndefined();
+      expect(await holders()).toEqual([y.runId]);
+      expect((await store.commit(y.runId, y.leaseToken!, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+      await store.listRuns({ limit: 1 });
+      // a claimer admits z in the index slot (FLOW_INDEX admit) and dies before its claim script: z holds the slot
+      const [se, cc] = await client.hmget(store.keys.run(z.runId).run, 'se', 'cc');
+      const flowKeys = [store.keys.flow, store.keys.meta, store.keys.debounces];
+      const [admission] = (await client.eval(FLOW_INDEX.lua, 3, ...flowKeys, 'admit', z.runId, se!, cc!, '', '1', '0')) as string[];
+      expect(admission).toMatch(/^\d+:1:0$/);
+      expect(await holders()).toEqual([z.runId]);
+      const w = (await store.createRun(newRun(ids[3]), { onConflict: 'keep', lease })).run;
+      expect(w.status).toBe('pending');
+      // the next claim takes z with the slot it was admitted to (not a second one), and z's end gives it back
+      const claimed = await store.claimRuns(lease, 10, [{ workflow: 'wf', version: 1 }]);
+      expect(claimed.map((r) => [r.runId, r.slotHeld])).toEqual([[z.runId, true]]);
+      expect(await holders()).toEqual([z.runId]);
+      expect((await store.commit(z.runId, claimed[0].leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+      expect((await store.claimRun(w.runId, lease))?.slotHeld).toBe(true);
+      expect(await holders()).toEqual([w.runId]);
     } finally {
       await store.close();
       await client.quit();

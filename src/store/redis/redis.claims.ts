@@ -55,8 +55,9 @@ function duePair(ref: WorkflowRef): DuePair {
  * Flow control (rules F1–F4, see `redis.keys.ts`): the candidates script admits the runs with limits (their slot and
  * begin are taken in the index slot) and passes over the others; each claim script then takes the admission. A claim
  * script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older slot
- * epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again. Runs
- * without limits never take that path: their claims are the round trips they always were.
+ * epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again. On a
+ * Redis that is not a Cluster the claim script is given the flow entries and takes the admission itself (one script, no
+ * `2` reply). Runs without limits never take that path: their claims are the round trips they always were.
  */
 export class RedisClaims {
   constructor(
@@ -67,6 +68,8 @@ export class RedisClaims {
     private readonly kickGraceMs = KICK_GRACE_MS,
     /** The client, to drop the index entries of runs found gone (expired); without it they are repaired as before. */
     private readonly client?: () => RedisClient,
+    /** Whether one node holds every key (see {@link RedisClaims.admitsInClaim}). */
+    private readonly oneNode: () => boolean = () => false,
   ) {}
 
   /**
@@ -125,8 +128,20 @@ export class RedisClaims {
     return claimed;
   }
 
+  /**
+   * Whether the claim scripts take a run's admission themselves (rules F2, F3: {@link FLOW_INDEX} `admit` in the same
+   * script, one round trip): when one node holds every key (standalone, Sentinel; checked by the store's `init()`). On
+   * a Cluster the index slot is another slot (most often another node): the admission is a write of its own.
+   */
+  private admitsInClaim(): boolean {
+    return this.oneNode();
+  }
+
   /** `claimRun` of the port (after its argument checks). */
   async claimRun(runId: string, lease: LeaseRequest, refs: readonly WorkflowRef[] | undefined): Promise<ClaimedRun | undefined> {
+    // NOTE: this instance's queued index records first (sent now, ahead of the claim on the same connection): a slot
+    // a run that ended here gave back a moment ago is then free for the admission the claim script may take
+    if (this.admitsInClaim()) void this.index.flush();
     let result = await this.runner.run<ClaimReply>(this.claimCall(runId, lease, refs));
     if (result[0] === 2) {
       // the run's limits: admitted in the index slot first (rules F2, F3), then claimed with that admission
@@ -256,7 +271,7 @@ export class RedisClaims {
     const filter = refs ? [String(refs.length), ...refs.flatMap((ref) => [ref.workflow, String(ref.version)])] : ['-1'];
     const args = [runId, lease.owner, integerArg('The lease', lease.leaseMs), randomUUID(), ...filter];
     if (admission) args.push(admission);
-    return { script, keys: [keys.run, keys.steps], args };
+    return { script, keys: this.admitsInClaim() ? [keys.run, keys.steps, this.keys.flow] : [keys.run, keys.steps], args };
   }
 
   /** Re-derives the index entries of runs whose kick was left behind (the writer died before applying them). */

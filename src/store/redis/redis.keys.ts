@@ -83,6 +83,12 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  *   An admission whose claim never happened (the claimer crashed, or took fewer runs than it admitted) leaves the run
  *   in the set: the run is due, and is admitted first by the next claim (it is a member); the slot goes back when the
  *   run ends (or releases it, scope `step`), like any other. An index update lost to a crash is repaired from its kick.
+ * On a Redis that is not a Cluster (one node holds every key), the two writes are one where they can be: `createRun`
+ * with a lease and the claim scripts (`claim-run.lua`, `claim-owned-run.lua`) are also given the index slot's flow
+ * entries (and meta) as KEYS and take the run's admission themselves (`admitRun` of `prelude.lua`, what `FLOW_INDEX`
+ * `new` and `admit` do), atomically with the claim. `claimRuns` still admits its first candidates in the candidates
+ * script, ahead of their claims, so the reasoning above still applies there. On a Cluster the index slot is another
+ * slot (most often on another node) and no script may take keys of two slots: the admission stays a write of its own.
  * Scripts of the index slot name the holder sets, rate windows and priority levels from the keys they are given (a run's
  * flow entry names its keys): they are all in the index slot, never another.
  *

@@ -91,10 +91,12 @@ function script(name: string): LuaScript {
 }
 
 /**
- * KEYS: run, steps, signals, events, signal ids. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
+ * KEYS: run, steps, signals, events, signal ids, then (a Redis that is not a Cluster only, with admission `new`) the
+ * index slot's flow entries and meta. ARGV: runId, workflow, version, input, state, hasCurrentStep, currentStep,
  * onConflict, leaseOwner, hasLease, leaseMs, leaseToken, channel, eventCount, then eventCount history bodies, then
  * (for a run with a priority, a due time, limits or a debounce key) the options section: `opt`, priority, cc, rl, due
- * kind (`in`/`at`/''), due value, admission (rule F4: leased at once only with one), debounce (`own`/`fold`/''), the
+ * kind (`in`/`at`/''), due value, admission (rule F4: leased at once only with one; `new`: the script takes it itself,
+ * as {@link FLOW_INDEX} `new` would, from the index keys it is given), debounce (`own`/`fold`/''), the
  * debounce key's first time, delay, max delay (see the script), then (stepIndex, stepJson) pairs. With a lease asked for
  * and not given (due later, or not admitted), the run is created pending without the `running` step entries.
  * Debounce (rule D): `runId` and KEYS are the debounce key's run: this call folds into it, or creates it when missing.
@@ -112,18 +114,20 @@ export const CREATE_RUN = script('createRun');
 export const READ_RUN = script('readRun');
 
 /**
- * Fenced claim of one run. KEYS: run, steps. ARGV: runId, owner, leaseMs, token, pairCount, then pairCount (workflow,
- * version) pairs (pairCount -1: no filter; a version matches the run's `ver` field as a string), then the run's
- * admission (optional: `<slot epoch>:<slot 1/0>:<begin 1/0>` from the index slot, for a run with limits). Returns
- * {1, snapshot, record, recovered, previousOwner (nil if none), orphanedMs}, {0, record}, or {2, record, needs}: the run's
- * limits need an admission it was not given (see `flowClaim` in `lua/prelude.lua`; `needs` is what {@link FLOW_INDEX}
- * `admit` takes for it); nothing written.
+ * Fenced claim of one run. KEYS: run, steps, then (a Redis that is not a Cluster only) the index slot's flow entries.
+ * ARGV: runId, owner, leaseMs, token, pairCount, then pairCount (workflow, version) pairs (pairCount -1: no filter; a
+ * version matches the run's `ver` field as a string), then the run's admission (optional: `<slot epoch>:<slot 1/0>:<begin
+ * 1/0>` from the index slot, for a run with limits). Returns {1, snapshot, record, recovered, previousOwner (nil if
+ * none), orphanedMs}, {0, record}, or {2, record, needs}: the run's limits need an admission it was not given (see
+ * `flowClaim` in `lua/prelude.lua`; `needs` is what {@link FLOW_INDEX} `admit` takes for it); nothing written. Given the
+ * flow entries, the script takes that admission itself (`admitRun`) and claims the run, or replies {0, record} when its
+ * limits pass it over: never `2`.
  */
 export const CLAIM_RUN = script('claimRun');
 
 /**
  * `claimOwnedRuns` of one run: claims it when it is leased to `owner` (expired or not), its status is claimable and it
- * has a due time (passed or not). KEYS: run, steps. ARGV as {@link CLAIM_RUN}. Returns
+ * has a due time (passed or not). KEYS and ARGV as {@link CLAIM_RUN}. Returns
  * {1, snapshot, record, 1, previousOwner, orphanedMs}, {0, record} or, as {@link CLAIM_RUN}, {2, record, needs}.
  */
 export const CLAIM_OWNED_RUN = script('claimOwnedRun');
@@ -285,9 +289,9 @@ export const CHILD_ENDED = script('childEnded');
 /**
  * Flow control in the index slot (see `redis.keys.ts`). KEYS: flow entries, meta, debounces. ARGV: op, then:
  * - `admit`, then per run (runId, slot epoch, cc, rl, needsSlot, needsBegin) as a claim script's `2` reply gives them:
- *   returns each run's admission ('' passed over);
+ *   returns each run's admission ('' passed over) (on a Cluster only: elsewhere the claim scripts take it themselves);
  * - `new`, runId, cc, rl: the admission of a run `createRun` is about to create with a lease ('' when the index knows
- *   the id, or its limits pass it over);
+ *   the id, or its limits pass it over) (on a Cluster only: elsewhere {@link CREATE_RUN} takes it itself);
  * - `blocked`, then per run (runId, claimAt, slot epoch, cc, rl, holdsSlot, firstClaimAhead): each run's `blockedBy`
  *   ('' none, `concurrency`, `rate-limit`) for reads;
  * - `debounce`, key, runId, expected ('' none): the key's run and first time {runId, first}; the key is pointed at

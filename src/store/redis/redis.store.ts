@@ -313,6 +313,29 @@ function decodeSignals(flat: readonly string[]): QueuedSignal[] {
     .flatMap((name) => byName.get(name)!.sort((a, b) => a.seq - b.seq).map(({ payload }) => ({ name, payload })));
 }
 
+/** The script of {@link holdsEveryKey}: writes ARGV[1] to KEYS[2] (a key of another slot than KEYS[1]'s), for a minute. */
+export const ONE_NODE_PROBE = "redis.call('SET', KEYS[2], ARGV[1], 'PX', 60000) return 1";
+
+/**
+ * Whether a script given keys of two slots (a run's and the index's) reads and writes the keys single-key commands
+ * read: true on a standalone or Sentinel server, where one node holds every key; false behind a proxy that spreads keys
+ * over nodes (it refuses such a script, or runs it where only one of its keys lives). One script and two commands.
+ */
+async function holdsEveryKey(client: RedisClient, keys: RedisKeys): Promise<boolean> {
+  const probe = `${keys.index}:probe`;
+  let id = 0;
+  while (keySlot(keys.run(`~probe-${id}`).run) === keySlot(probe)) id++;
+  const token = randomUUID();
+  try {
+    await client.eval(ONE_NODE_PROBE, 2, keys.run(`~probe-${id}`).run, probe, token);
+    return (await client.get(probe)) === token;
+  } catch {
+    return false;
+  } finally {
+    await client.del(probe).catch(() => undefined);
+  }
+}
+
 /**
  * WorkflowStore on Redis (standalone, Sentinel or Cluster) through ioredis.
  *
@@ -338,6 +361,11 @@ export class RedisStore implements WorkflowStore {
   readonly ttlMs?: number;
   /** When a parent waiting for its children is due again at the latest (`RedisStoreOptions.childRecheckMs`). */
   readonly childRecheckMs: number;
+  /**
+   * Whether one node holds every key (checked by `init()`, see `holdsEveryKey`): then the scripts that create or claim
+   * a run with limits take its admission themselves, with the index slot's keys (see `redis.keys.ts`).
+   */
+  private oneNode = false;
 
   constructor(private readonly options: RedisStoreOptions = {}) {
     const prefix = options.keyPrefix ?? 'cairn:';
@@ -355,7 +383,7 @@ export class RedisStore implements WorkflowStore {
     this.scripts = new RedisScriptRunner(client, this.keys.kicks);
     this.index = new RedisIndexWriter(this.scripts, this.keys, this.logger, () => this.clientRef !== undefined);
     this.lister = new RedisRunList(client, this.scripts, this.keys, this.index);
-    this.claims = new RedisClaims(this.scripts, this.keys, this.index, this.logger, options.indexRepairGraceMs, client);
+    this.claims = new RedisClaims(this.scripts, this.keys, this.index, this.logger, options.indexRepairGraceMs, client, () => this.oneNode);
     this.events = new RedisEvents(client, this.keys.channel, this.logger, () => this.closed);
   }
 
@@ -395,6 +423,9 @@ export class RedisStore implements WorkflowStore {
     await guard('init', () =>
       ensureIndexLayout({ client: this.client, runner: this.scripts, keys: this.keys, index: this.index, logger: this.logger }),
     );
+    // NOTE: after the layout check, which tells a new store by its having no index keys. A client that is not a
+    // Cluster's may still reach keys on several nodes (a proxy): checked, not assumed.
+    this.oneNode = !isCluster(this.client) && (await holdsEveryKey(this.client, this.keys));
   }
 
   async close(): Promise<void> {
@@ -425,9 +456,11 @@ export class RedisStore implements WorkflowStore {
 
   /**
    * One `CREATE_RUN` script, preceded by its kick (one round trip), as always for a run without limits. A run with
-   * limits and a lease is admitted in the index slot first (`FLOW_INDEX` `new`, rule F4): it is leased at once only
-   * when admitted, and only when new (`keep` and an id the index does not know; a replace is created pending and
-   * claimed like any other run). A debounced start is `createDebounced`.
+   * limits and a lease is admitted in the index slot (rule F4): it is leased at once only when admitted, and only when
+   * new (`keep` and an id the index does not know; a replace is created pending and claimed like any other run). When
+   * one node holds every key (standalone, Sentinel: `oneNode`) the create script admits it itself (still one script);
+   * on a Cluster, where the index slot is another slot, `FLOW_INDEX` `new` admits it first (two round trips). A
+   * debounced start is `createDebounced`.
    */
   async createRun(input: NewRun, options: CreateRunOptions): Promise<CreateRunResult> {
     if (options.transaction !== undefined) {
@@ -444,15 +477,28 @@ export class RedisStore implements WorkflowStore {
       if (debounce) return this.createDebounced(input, flow, debounce);
       const lease = options.lease;
       let admission = '';
+      let indexKeys: string[] = [];
       if (lease && (flow.cc !== '' || flow.rl !== '') && options.onConflict === 'keep' && isDueNow(input.due)) {
-        admission = await this.scripts.run<string>({
-          script: FLOW_INDEX,
-          keys: this.flowIndexKeys(),
-          args: ['new', input.runId, flow.cc, flow.rl],
-        });
+        // NOTE: this instance's queued index records go first, so that a slot a run that ended here gave back a moment
+        // ago is free for this admission: on one node, sent now on the connection the create script follows on; on a
+        // Cluster, applied before the admission is sent (the index node may not have the apply script yet: its EVAL
+        // fallback would come after), as the claims' admissions do.
+        if (this.oneNode) {
+          void this.index.flush();
+          // every key on one node: the create script admits the run itself (one script instead of two)
+          admission = 'new';
+          indexKeys = [this.keys.flow, this.keys.meta];
+        } else {
+          await this.index.flush();
+          admission = await this.scripts.run<string>({
+            script: FLOW_INDEX,
+            keys: this.flowIndexKeys(),
+            args: ['new', input.runId, flow.cc, flow.rl],
+          });
+        }
       }
       const opt = flow.any || admission !== '' ? [...flow.args, admission, '', '', '', ''] : [];
-      const [out] = await this.createCall(input.runId, input, options.onConflict, lease, opt);
+      const [out] = await this.createCall(input.runId, input, options.onConflict, lease, opt, indexKeys);
       return out;
     });
   }
@@ -472,6 +518,7 @@ export class RedisStore implements WorkflowStore {
     onConflict: CreateRunOptions['onConflict'],
     lease: LeaseRequest | undefined,
     opt: string[],
+    indexKeys: string[] = [],
   ): Promise<[CreateRunResult, string]> {
     const events = input.events ?? [];
     const args: (string | number)[] = [
@@ -497,7 +544,7 @@ export class RedisStore implements WorkflowStore {
     (input.steps ?? []).forEach((step, index) => args.push(String(index), encodeStep(step)));
     const { result, kick } = await this.scripts.runKicked<[number, Snapshot, IndexRecord, string, number, string | null, string]>(runId, {
       script: CREATE_RUN,
-      keys: ownKeys(this.keys.run(runId)),
+      keys: [...ownKeys(this.keys.run(runId)), ...indexKeys],
       args,
     });
     const [created, snapshot, record, previousWorkflow, lastEventSeq, previousVersion, debounced] = result;

@@ -69,6 +69,17 @@ end
 -- run only: a replaced one is created pending, and claimed like any other)
 local cc, rl = '', ''
 if o then cc, rl = o.cc, o.rl end
+-- Admission `new` (when one node holds every key: KEYS[6], KEYS[7] are the index slot's flow entries and meta): what
+-- FLOW_INDEX `new` does, in this script, so a start with limits is one script. As there, only a new run that would be
+-- leased at once gets one (an id the index knows gets none), and it takes its slot and begin in the index now.
+if o and o.adm == 'new' then
+  o.adm = ''
+  local FC, M = KEYS[6], KEYS[7]
+  if leased and due <= now and not exists and ARGV[8] == 'keep' and (cc ~= '' or rl ~= '') and FC and M
+    and redis.call('HEXISTS', M, runId) == 0 and redis.call('HEXISTS', FC, runId) == 0 then
+    o.adm = admitFlow(string.sub(FC, 1, #FC - 3), runId, '0', cc, rl, cc ~= '', rl ~= '', true, now) or ''
+  end
+end
 local admSlot, admBegin = nil, nil
 if o then admSlot, admBegin = string.match(o.adm, '^%d+:([01]):([01])$') end
 local wanted = leased

@@ -6,26 +6,10 @@ local op = ARGV[1]
 local now = clock()
 if op == 'admit' then
   -- per run: runId, slot epoch, cc, rl, needs a slot (1/0), needs a begin (1/0), as the run's slot reported them (a
-  -- claim script's `2` reply). The admission is for that epoch: an entry of an older one is moved to it first (its
-  -- holder set membership belonged to the epoch that ended); one of a newer one means the report is stale.
+  -- claim script's `2` reply): see admitRun in prelude.lua
   local out = {}
   for i = 2, #ARGV - 5, 6 do
-    local id, se, cc, rl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local token = ''
-    local entry = redis.call('HGET', FC, id)
-    local old = entry and tonumber(string.match(entry, '^[a-z]*|(%d+)|'))
-    local runSe = tonumber(se)
-    if runSe and not (old and old > runSe) then
-      if not old or old < runSe then
-        if entry then
-          local _, _, key = parseCc(string.match(entry, '^[a-z]*|%d+|([^|]*)|'))
-          if key then redis.call('SREM', IX .. ':ch:' .. key, id) end
-        end
-        redis.call('HSET', FC, id, (ARGV[i + 5] == '1' and 'f' or '') .. '|' .. se .. '|' .. cc .. '|' .. rl)
-      end
-      token = admitFlow(IX, id, se, cc, rl, ARGV[i + 4] == '1', ARGV[i + 5] == '1', true, now) or ''
-    end
-    out[#out + 1] = token
+    out[#out + 1] = admitRun(FC, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] == '1', ARGV[i + 5] == '1', now) or ''
   end
   return out
 elseif op == 'new' then

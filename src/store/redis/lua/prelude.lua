@@ -119,6 +119,26 @@ local function admitFlow(ix, id, se, cc, rl, needSlot, needBegin, reserve, now)
   end
   return se .. ':' .. slot .. ':' .. begin
 end
+-- Rules F2, F3 for one run in the index slot (`fc`: the flow entries, `...:fc`), as a claim script's `2` reply reports
+-- what its limits need (slot epoch `se`, cc, rl, needs a slot, needs a begin): the admission is for that epoch. An entry
+-- of an older epoch is moved to it first (its holder set membership belonged to the epoch that ended); one of a newer
+-- epoch means the report is stale (nil). Returns the admission (see admitFlow) or nil.
+local function admitRun(fc, id, se, cc, rl, needSlot, needBegin, now)
+  local runSe = tonumber(se)
+  if not runSe then return nil end
+  local entry = redis.call('HGET', fc, id)
+  local old = entry and tonumber(string.match(entry, '^[a-z]*|(%d+)|'))
+  if old and old > runSe then return nil end
+  local ix = string.sub(fc, 1, #fc - 3)
+  if not old or old < runSe then
+    if entry then
+      local _, _, key = parseCc(string.match(entry, '^[a-z]*|%d+|([^|]*)|'))
+      if key then redis.call('SREM', ix .. ':ch:' .. key, id) end
+    end
+    redis.call('HSET', fc, id, (needBegin and 'f' or '') .. '|' .. se .. '|' .. cc .. '|' .. rl)
+  end
+  return admitFlow(ix, id, se, cc, rl, needSlot, needBegin, true, now)
+end
 local function snapshot(run, steps)
   return {redis.call('HGETALL', run), redis.call('HGETALL', steps)}
 end
