@@ -170,9 +170,12 @@ export class RunDriver {
     return Date.now() - this.lastWrite;
   }
 
-  /** The lease was renewed by the engine. */
-  touched(): void {
-    this.lastWrite = Date.now();
+  /**
+   * The lease was renewed by the engine, with a renewal sent at `sentAt` (ms): the lease runs from then at the latest,
+   * whenever the answer came back.
+   */
+  touched(sentAt: number = Date.now()): void {
+    this.lastWrite = Math.max(this.lastWrite, sentAt);
   }
 
   /** Cancel requested while running: abort the current attempt. */
@@ -399,9 +402,10 @@ export class RunDriver {
     const wait = this.state.wait;
     if (!wait) return true;
     const names = wait.any ?? [wait.signal];
+    const sentAt = Date.now();
     const taken = await this.host.store.takeSignal(this.runId, this.token, names);
     if (!taken.ok) throw this.lost();
-    this.lastWrite = Date.now();
+    this.touched(sentAt);
     if (taken.payload !== undefined) return this.receiveSignal(taken.signal ?? wait.signal, taken.payload);
     const waitStep = this.steps[wait.entry]?.name ?? String(this.state.cursor);
     if (taken.timedOut && wait.any) return this.deliverTimeout();
@@ -778,6 +782,7 @@ export class RunDriver {
     index: number,
     makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
   ): Promise<AttemptOutcome> {
+    await this.ensureLease();
     const slot: HeartbeatSlot = { index, step: step.name, lastWrite: Date.now(), dirty: false, closed: false };
     this.heartbeat = slot;
     const info = {
@@ -1141,14 +1146,22 @@ export class RunDriver {
       return 'left';
     }
     await abortableSleep(delay, this.abort.signal, this.host.clock);
-    // NOTE: a process stopped during the delay (SIGSTOP, a long GC pause, a suspended VM) may have lost its lease and
-    // the run may have gone on elsewhere: make sure the lease is still ours before the next attempt's side effects.
-    if (Date.now() - this.lastWrite > this.host.leaseMs / 2) {
-      const renewed = await this.host.store.renewLease(this.runId, this.token, this.host.leaseMs);
-      if (!renewed.ok) throw this.lost();
-      this.lastWrite = Date.now();
-    }
     return 'continue';
+  }
+
+  /**
+   * Before an attempt's side effects: a process that went more than half the lease without extending it (stopped by
+   * SIGSTOP or a debugger, a long GC pause, a suspended VM, an in-process retry delay) may have lost its lease, and the
+   * run may have gone on elsewhere, even have ended: renew it first, and drop the run here when the renewal is refused.
+   * No store call otherwise. `lastWrite` is when the last lease-extending write was *sent* (see `touched`), so a stop
+   * between a checkpoint's write and its answer counts too.
+   */
+  private async ensureLease(): Promise<void> {
+    if (Date.now() - this.lastWrite <= this.host.leaseMs / 2) return;
+    const sentAt = Date.now();
+    const renewed = await this.host.store.renewLease(this.runId, this.token, this.host.leaseMs);
+    if (!renewed.ok) throw this.lost();
+    this.touched(sentAt);
   }
 
   private async finish(
@@ -1205,6 +1218,7 @@ export class RunDriver {
     const events = this.pendingEvents;
     if (events.length > 0) this.pendingEvents = [];
     const began = performance.now();
+    const sentAt = Date.now();
     let res: CommitResult;
     try {
       res = await this.host.store.commit(this.runId, this.token, {
@@ -1231,7 +1245,7 @@ export class RunDriver {
       );
       throw this.lost();
     }
-    this.lastWrite = Date.now();
+    this.touched(sentAt);
     if (events.length > 0) this.host.onEvents(this.runId, this.def.name, events, res.lastEventSeq);
     return res;
   }
