@@ -9,12 +9,15 @@
  * - stuck: a run not ended after the drain, or a resume slower than lease + poll + injected outage (+ slack);
  * - wrong_status: an end status other than the one the input and the control calls imply, compensations out of
  *   reverse order, the wrong signal winning a waitForAny.
+ * And, for flow control and schedules (flow-checks.ts): over_limit, over_rate, bad_debounce, early, dup_ticks,
+ * missed_ticks.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunInfo, WorkflowClient } from '../src/index.js';
 import type { RunPlan } from './plan.js';
-import { COMPENSABLE, type ChaosEntry } from './workflows.js';
+import { COMPENSABLE, TICK_SCHEDULE, type ChaosEntry } from './workflows.js';
+import { checkFlow, type Execution } from './flow-checks.js';
 
 export interface Window {
   kind: 'worker-down' | 'worker-stopped' | 'store-restart' | 'latency' | 'drop' | 'blackhole';
@@ -24,7 +27,11 @@ export interface Window {
 }
 
 export interface ControlLog {
+  /** When the first attempt of the start call was made (the run was created at or after it). */
+  calledAt?: number;
   startedAt?: number;
+  /** chaos-debounced: each start of the burst, in order. `uncertain`: an attempt failed in a way that may have applied it. */
+  debounce?: { n: number; calledAt: number; returnedAt?: number; runId?: string; uncertain: boolean }[];
   signals: { name: string; id: string; p: string; ackedAt: number; outcome: string }[];
   pauses: { from: number; to: number; pause: string; resume: string }[];
   /** `sentAt`: when the call was made; `at`: when it resolved. */
@@ -32,7 +39,7 @@ export interface ControlLog {
   retriedAt?: number;
 }
 
-export type ViolationKind = 'lost' | 'duplicated' | 'stuck' | 'wrong_status';
+export type ViolationKind = 'lost' | 'duplicated' | 'stuck' | 'wrong_status' | 'over_limit' | 'over_rate' | 'bad_debounce' | 'early' | 'dup_ticks' | 'missed_ticks';
 export interface Violation {
   run: string;
   kind: ViolationKind;
@@ -47,6 +54,14 @@ export interface CheckResult {
   stuck: number;
   wrongStatus: number;
   maxResumeMs: number;
+  overLimit: number;
+  overRate: number;
+  badDebounce: number;
+  early: number;
+  dupTicks: number;
+  missedTicks: number;
+  /** Flow-control and schedule figures for stderr (not violations). */
+  flowStats: string;
   /** The gap behind max_resume_ms. */
   maxResumeAt?: string;
   reExecutions: number;
@@ -63,6 +78,10 @@ export interface CheckInput {
   pollMs: number;
   slackMs: number;
   describe(id: string): Promise<RunInfo | undefined>;
+  /** One worker process (PGlite): its kills and stops are outages of the whole system, not hand-overs. */
+  singleProcess?: boolean;
+  /** The span over which every tick of the schedule must have fired (the first worker ready → the schedule paused). */
+  ticks?: { from: number; to: number };
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'compensated', 'cancelled']);
@@ -75,7 +94,14 @@ const SEQUENCE: Record<string, string[]> = {
   'chaos-cycle': ['tick', 'next'],
   'chaos-manual': ['pre', 'gate'],
   'chaos-child': ['work'],
+  'chaos-keyed': ['hold', 'done'],
+  'chaos-keyed-step': ['hold', 'done'],
+  'chaos-rated': ['work'],
+  'chaos-debounced': ['work'],
+  [TICK_SCHEDULE]: ['work'],
 };
+/** Workflows whose runs may legitimately wait for a concurrency slot or a rate window before their first step. */
+const HELD_BACK = new Set(['chaos-keyed', 'chaos-keyed-step', 'chaos-rated', 'chaos-debounced']);
 
 export function keyOf(runId: string, step: string, visit: number, gen: number): string {
   const key = visit <= 1 ? `${runId}:${step}` : `${runId}:${step}#${visit}`;
@@ -124,7 +150,14 @@ export async function check(input: CheckInput): Promise<CheckResult> {
   }
   const violations: Violation[] = [];
   const flag = (run: string, kind: ViolationKind, detail: string) => violations.push({ run, kind, detail });
-  const outages = input.windows.filter((w) => w.kind !== 'worker-down' && w.kind !== 'worker-stopped');
+  // NOTE: with one worker process (PGlite), nothing takes its runs over while it is down or stopped: those windows are
+  // outages too.
+  // The runs that piled up while it was down are all due when it is back, on one process: the bound allows as long
+  // again (at most 10 s) for it to work through them.
+  const outages = input.singleProcess
+    ? input.windows.map((w) => (w.kind === 'worker-down' ? { ...w, to: w.to + Math.min(w.to - w.from, 10_000) } : w))
+    : input.windows.filter((w) => w.kind !== 'worker-down' && w.kind !== 'worker-stopped');
+  const infos = new Map<string, RunInfo>();
   let maxResumeMs = 0;
   let maxResumeAt: string | undefined;
   let reExecutions = 0;
@@ -147,6 +180,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
   const checkRun = async (runId: string, wf: string, plan: RunPlan | undefined, info: RunInfo | undefined, log: ControlLog | undefined) => {
     const lines = byRun.get(runId) ?? [];
     if (!info) return flag(runId, 'lost', 'the run is not in the store');
+    infos.set(runId, info);
     if (!TERMINAL.has(info.status)) {
       let kids = '';
       if (wf === 'chaos-fan') {
@@ -218,9 +252,11 @@ export async function check(input: CheckInput): Promise<CheckResult> {
         if (late.length > 0) flag(runId, 'duplicated', `step ${st.key} started again (pid ${late[0].pid}, attempt ${late[0].att}) after its checkpoint: ${next.key} had started at ${nextStart.at}, it at ${late[0].at}`);
         // The resume gap from this step's checkpointed execution to the next step.
         const produced = dones(st.key).find((d) => d.nonce === nonce) ?? dones(st.key).at(-1);
-        if (produced && st.name !== 'fan' && st.name !== 'gate') {
+        // NOTE: after its sleep a chaos-keyed-step run needs a slot again: it may wait for one.
+        if (produced && st.name !== 'fan' && st.name !== 'gate' && wf !== 'chaos-keyed-step') {
           let ready = produced.at;
           if (wf === 'chaos-linear' && st.name === 'nap') ready += (plan?.input as { sleepMs: number }).sleepMs;
+          if (wf === 'chaos-keyed' && st.name === 'hold') ready += (plan?.input as { sleepMs: number }).sleepMs;
           if (st.name === 'wait') {
             const sig = wf === 'chaos-any' ? log?.signals[0] : log?.signals[st.visit - 1];
             if (!sig) ready = Infinity;
@@ -248,7 +284,11 @@ export async function check(input: CheckInput): Promise<CheckResult> {
     }
     // Start → first step.
     const first = lines.find((e) => e.t === 's');
-    if (log?.startedAt && first && first.at > log.startedAt) resume(runId, 'start → first step', log.startedAt, first.at, log);
+    const delay = plan?.delayMs ?? 0;
+    if (log?.startedAt && first && !HELD_BACK.has(wf)) resume(runId, delay ? `start → first step after its delay of ${delay} ms` : 'start → first step', log.startedAt + delay, first.at, log);
+    if (delay && log?.calledAt && first && first.at < log.calledAt + delay) {
+      flag(runId, 'early', `started with delay ${delay} ms at ${log.calledAt}, its first step began ${log.calledAt + delay - first.at} ms early, at ${first.at}`);
+    }
 
     // --- signals
     if (wf === 'chaos-signal' && info.status === 'completed') {
@@ -320,11 +360,59 @@ export async function check(input: CheckInput): Promise<CheckResult> {
   };
 
   for (const plan of input.plans) {
+    if (plan.debounce) {
+      // A debounce burst: its runs are the ones its starts returned (normally one).
+      const ids = [...new Set((input.controls.get(plan.id)?.debounce ?? []).map((d) => d.runId).filter((id): id is string => id !== undefined))];
+      if (ids.length === 0) flag(plan.id, 'lost', 'no start of the debounce burst returned');
+      for (const id of ids) await checkRun(id, plan.wf, { ...plan, id }, await input.describe(id), undefined);
+      continue;
+    }
     const info = await input.describe(plan.id);
     await checkRun(plan.id, plan.wf, plan, info, input.controls.get(plan.id));
   }
+  // The schedule's runs: every one in the store (each must complete like any other run).
+  const tickRuns: RunInfo[] = [];
+  if (input.ticks) {
+    let cursor: string | undefined;
+    do {
+      const page = await input.client.list({ workflow: TICK_SCHEDULE, limit: 500, cursor });
+      tickRuns.push(...page.runs);
+      cursor = page.cursor;
+    } while (cursor);
+    for (const run of tickRuns) await checkRun(run.runId, TICK_SCHEDULE, { id: run.runId, wf: TICK_SCHEDULE, input: run.input, startAt: 0, expect: 'completed' }, await input.describe(run.runId), undefined);
+  }
+  const execs = (runId: string): Execution[] => {
+    const lines = byRun.get(runId) ?? [];
+    const stored = new Set((infos.get(runId)?.steps ?? []).map((st) => (st.output as { nonce?: string } | undefined)?.nonce).filter(Boolean));
+    return lines
+      .filter((e) => e.t === 's')
+      .map((e) => {
+        const end = lines.find((x) => (x.t === 'd' || x.t === 'a') && x.nonce === e.nonce);
+        return { entry: e, endAt: end?.at, committed: stored.has(e.nonce) };
+      });
+  };
+  const flowStats = checkFlow({
+    plans: input.plans,
+    controls: input.controls,
+    windows: input.windows,
+    outages,
+    singleProcess: input.singleProcess ?? false,
+    slackMs: input.slackMs,
+    execs,
+    entries,
+    tickRuns: tickRuns.map((r) => r.runId),
+    ticks: input.ticks,
+    flag,
+  });
   const count = (kind: ViolationKind) => new Set(violations.filter((v) => v.kind === kind).map((v) => v.run)).size;
   return {
+    overLimit: count('over_limit'),
+    overRate: count('over_rate'),
+    badDebounce: count('bad_debounce'),
+    early: count('early'),
+    dupTicks: count('dup_ticks'),
+    missedTicks: count('missed_ticks'),
+    flowStats,
     runs: input.plans.length,
     childRuns,
     lost: count('lost'),

@@ -53,5 +53,19 @@ export async function poisonRun(kind: string, url: string, namespace: string, ru
       redis.disconnect();
     }
   }
-  throw new Error(`poisonRun: unsupported store ${kind}`);
+  throw new Error(`poisonRun: unsupported store ${kind} (PGlite: poisonInProcess, in the worker that holds the folder)`);
+}
+
+/**
+ * PGlite: the same damage, made by the worker process that has the data folder open (the driver asks it over its IPC
+ * channel), through its store's own SQL session. Reaches into the store's private fields: a test's hack, on purpose.
+ */
+export async function poisonInProcess(store: unknown, runId: string): Promise<boolean> {
+  const s = store as { client?: { query(sql: string, params: unknown[]): Promise<unknown[]> }; names?: { runs: string } };
+  if (!s.client || !s.names) throw new Error('poisonInProcess: not a PostgreSQL/PGlite store');
+  const rows = await s.client.query(
+    `UPDATE ${s.names.runs} SET state = '{"poisoned' WHERE run_id = $1 AND status = 'sleeping' AND (lease_expires_at IS NULL OR lease_expires_at <= now()) RETURNING run_id`,
+    [runId],
+  );
+  return rows.length === 1;
 }

@@ -1,9 +1,10 @@
 /**
- * npm run chaos -- --store=postgres|redis --runs=N --workers=W --duration=60s --seed=S
+ * npm run chaos -- --store=postgres|redis|pglite --runs=N --workers=W --duration=60s --seed=S
  *                  [--lease=2s] [--poll=200ms] [--drain=90s] [--slack=1500ms] [--dir=/tmp/…]
  *
  * Prints one line:
- *   chaos store=<s> runs=N faults=F lost=0 duplicated=0 stuck=0 wrong_status=0 max_resume_ms=…
+ *   chaos store=<s> runs=N faults=F lost=0 duplicated=0 stuck=0 wrong_status=0 max_resume_ms=… poisoned=P crashed=C
+ *         over_limit=0 over_rate=0 bad_debounce=0 early=0 dup_ticks=0 missed_ticks=0
  * and exits 1 on any violation, after printing the seed, the offending run ids and the evidence (stderr).
  * See docs/chaos.md.
  */
@@ -27,7 +28,8 @@ const opts: SoakOptions = {
   store,
   durationMs,
   runs: Number(flag('runs') ?? Math.round(durationMs / 100)),
-  workers: Number(flag('workers') ?? 3),
+  // NOTE: PGlite runs one worker process (one process per data folder); --workers=W>1 with it is refused by the soak.
+  workers: Number(flag('workers') ?? (store === 'pglite' ? 1 : 3)),
   seed: Number(flag('seed') ?? Math.floor(Math.random() * 2 ** 31)),
   leaseMs: duration('lease', 2_000),
   pollMs: duration('poll', 200),
@@ -39,11 +41,14 @@ const opts: SoakOptions = {
 
 try {
   const res = await runSoak(opts);
-  const bad = res.lost + res.duplicated + res.stuck + res.wrongStatus + res.crashed;
+  const flowBad = res.overLimit + res.overRate + res.badDebounce + res.early + res.dupTicks + res.missedTicks;
+  const bad = res.lost + res.duplicated + res.stuck + res.wrongStatus + res.crashed + flowBad;
   process.stdout.write(
-    `chaos store=${store} runs=${res.runs} faults=${res.faults} lost=${res.lost} duplicated=${res.duplicated} stuck=${res.stuck} wrong_status=${res.wrongStatus} max_resume_ms=${res.maxResumeMs} poisoned=${res.poisoned} crashed=${res.crashed}\n`,
+    `chaos store=${store} runs=${res.runs} faults=${res.faults} lost=${res.lost} duplicated=${res.duplicated} stuck=${res.stuck} wrong_status=${res.wrongStatus} max_resume_ms=${res.maxResumeMs} poisoned=${res.poisoned} crashed=${res.crashed}` +
+      ` over_limit=${res.overLimit} over_rate=${res.overRate} bad_debounce=${res.badDebounce} early=${res.early} dup_ticks=${res.dupTicks} missed_ticks=${res.missedTicks}\n`,
   );
   process.stderr.write(`chaos: child runs checked ${res.childRuns}, step re-executions ${res.reExecutions}, max resume at ${res.maxResumeAt ?? '-'}; ledger, faults and worker logs in ${res.dir}\n`);
+  process.stderr.write(`chaos: ${res.flowStats}\n`);
   if (bad > 0) {
     const ids = [...new Set(res.violations.map((v) => v.run))];
     process.stderr.write(`chaos: VIOLATIONS with --seed=${opts.seed}; runs: ${ids.join(' ')}\n`);

@@ -2,6 +2,9 @@
  * The chaos soak: a store (own throwaway server, or DATABASE_URL / REDIS_URL), a fault proxy in front of it, W worker
  * processes (chaos/worker.ts) behind the proxy, a worker-less client in this process that drives the planned runs and
  * their control calls, and a fault loop. Then the checker (checker.ts).
+ *
+ * PGlite (one process per data folder): one worker process opens the folder, no proxy, and the driver's calls go
+ * through the worker's IPC channel (driver-client.ts); the checker opens the folder itself once the worker has stopped.
  */
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,9 +15,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DurableExecutionModule, InvalidRunStateError, RunNotActiveError, RunNotFoundError, WorkflowClient, type RunInfo } from '../src/index.js';
+import { DurableExecutionModule, InvalidRunStateError, RunNotActiveError, RunNotFoundError, WorkflowClient, type RunInfo, type StartOptions } from '../src/index.js';
 import { chaosStoreOptions } from './store-options.js';
-import { CHAOS_WORKFLOWS } from './workflows.js';
+import { CHAOS_WORKFLOWS, PLANT, TICK_MS, TICK_SCHEDULE } from './workflows.js';
+import { IpcDriver, localDriver, type DriverClient } from './driver-client.js';
 import { FaultProxy } from './proxy.js';
 import { makePlan, rng, type RunPlan } from './plan.js';
 import { check, type CheckResult, type ControlLog, type Window } from './checker.js';
@@ -66,6 +70,10 @@ interface Store {
 }
 
 async function openStore(opts: SoakOptions, dir: string): Promise<Store> {
+  if (opts.store === 'pglite') {
+    // NOTE: no server and no restart: the store is the worker process itself (a restart is its SIGKILL).
+    return { kind: 'pglite', url: '', host: '', port: 0, namespace: join(dir, 'pglite'), stop: async () => undefined };
+  }
   const namespace = opts.store === 'postgres' ? `chaos_${randomUUID().slice(0, 8)}` : `chaos:${randomUUID().slice(0, 8)}:`;
   if (opts.store === 'postgres') {
     if (process.env.DATABASE_URL) {
@@ -85,7 +93,7 @@ async function openStore(opts: SoakOptions, dir: string): Promise<Store> {
     const redis = await startRedis({ appendfsync: 'always' });
     return { kind: 'redis', url: redis.url, host: '127.0.0.1', port: redis.port, namespace, restart: () => redis.kill9AndRestart(), stop: () => redis.stop() };
   }
-  throw new Error('--store=pglite is not supported by the soak yet (one process per data folder: see docs/chaos.md)');
+  throw new Error(`unknown store ${String(opts.store)}`);
 }
 
 function proxiedUrl(store: Store, port: number): string {
@@ -96,12 +104,16 @@ function proxiedUrl(store: Store, port: number): string {
 }
 
 export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults: number; dir: string; poisoned: number; crashed: number }> {
+  if (opts.store === 'pglite' && opts.workers !== 1) {
+    throw new Error(`--store=pglite runs one worker process (PGlite opens a data folder in one process at a time); got --workers=${opts.workers}`);
+  }
+  const pglite = opts.store === 'pglite';
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cairn-chaos-'));
   mkdirSync(join(dir, 'markers'), { recursive: true });
   const store = await openStore(opts, dir);
-  const proxy = new FaultProxy(store.host, store.port);
-  await proxy.start();
-  const workerUrl = proxiedUrl(store, proxy.port);
+  const proxy = pglite ? undefined : new FaultProxy(store.host, store.port);
+  await proxy?.start();
+  const workerUrl = proxy ? proxiedUrl(store, proxy.port) : '';
   const windows: Window[] = [];
   const faultLog: string[] = [];
   const controls = new Map<string, ControlLog>();
@@ -110,7 +122,9 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
   const crashes: string[] = [];
   const workers: Worker[] = [];
   let app: INestApplicationContext | undefined;
-  const began = Date.now();
+  let checkApp: INestApplicationContext | undefined;
+  /** When the fault window began: once every worker is ready (set again then; the plan's times count from it). */
+  let began = Date.now();
   const r = rng(opts.seed ^ 0x9e3779b9);
   const between = (lo: number, hi: number) => Math.round(lo + r() * (hi - lo));
   const note = (what: string) => faultLog.push(`${Date.now() - began}ms ${what}`);
@@ -129,7 +143,13 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
       NO_COLOR: '1',
     };
     delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, ['--import', '@swc-node/register/esm-register', 'chaos/worker.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // PGlite: an IPC channel, the driver's way to the store (driver-client.ts).
+    const child = spawn(process.execPath, ['--import', '@swc-node/register/esm-register', 'chaos/worker.ts'], {
+      cwd: ROOT,
+      env,
+      stdio: pglite ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+      ...(pglite ? { serialization: 'advanced' as const } : {}),
+    });
     const w: Worker = { index, child, pid: child.pid!, state: 'running', out: '' };
     const onData = (c: Buffer) => {
       w.out += c.toString('utf8');
@@ -178,11 +198,29 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
       providers: CHAOS_WORKFLOWS,
     })
     class ChaosClientModule {}
-    app = await NestFactory.createApplicationContext(ChaosClientModule, { logger: ['error'], abortOnError: false });
-    const client = app.get(WorkflowClient);
+    const openClient = () => NestFactory.createApplicationContext(ChaosClientModule, { logger: ['error'], abortOnError: false });
+    let driver: DriverClient;
+    if (pglite) {
+      driver = new IpcDriver(() => {
+        const w = workers[0];
+        return w?.ready && w.state !== 'dead' ? w.child : undefined;
+      });
+    } else {
+      app = await openClient();
+      driver = localDriver(app.get(WorkflowClient), (id) => poisonRun(store.kind, store.url, store.namespace, id));
+    }
 
-    for (let i = 0; i < opts.workers; i++) workers[i] = await startWorker(i);
-    opts.log(`chaos: store=${store.kind} workers=${opts.workers} runs=${opts.runs} duration=${opts.durationMs}ms seed=${opts.seed} dir=${dir}`);
+    let firstReadyAt = 0;
+    await Promise.all(
+      Array.from({ length: opts.workers }, async (_, i) => {
+        workers[i] = await startWorker(i);
+        firstReadyAt ||= Date.now();
+      }),
+    );
+    // NOTE: the window starts once the workers are up (booting 3 of them can take 10 s on a loaded 2-core machine).
+    const bootMs = Date.now() - began;
+    began = Date.now();
+    opts.log(`chaos: store=${store.kind} workers=${opts.workers} (up in ${bootMs} ms) runs=${opts.runs} duration=${opts.durationMs}ms seed=${opts.seed} dir=${dir}${PLANT ? ` PLANTED=${PLANT}` : ''}`);
 
     /** A client call retried through store outages. `uncertain`: an attempt failed in a way that may have applied it. */
     const persist = async (what: () => Promise<void>): Promise<{ outcome: 'ok' | 'not-active' | 'not-found' | 'invalid-state'; uncertain: boolean }> => {
@@ -205,7 +243,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     const describe = async (id: string): Promise<RunInfo | undefined> => {
       for (;;) {
         try {
-          return await client.describe(id);
+          return await driver.describe(id);
         } catch {
           await sleep(200);
         }
@@ -215,11 +253,40 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     const plans = makePlan(opts.seed, opts.runs, Math.round(opts.durationMs * 0.85));
     const driveEnd = began + opts.durationMs + opts.drainMs;
 
+    /** A debounce burst: its starts one after the other, each retried through store outages until it returns. */
+    const debounceBurst = async (p: RunPlan, log: ControlLog) => {
+      const d = p.debounce!;
+      log.debounce = [];
+      for (let n = 0; n < d.starts; n++) {
+        if (n > 0) await sleep(d.gapMs);
+        const entry: NonNullable<ControlLog['debounce']>[number] = { n, calledAt: Date.now(), uncertain: false };
+        log.debounce.push(entry);
+        // PLANTED=debounce: a key per start, so the burst gives several runs.
+        const key = PLANT === 'debounce' ? `${p.id}/${n}` : p.id;
+        while (Date.now() < driveEnd) {
+          try {
+            entry.runId = (await driver.start(p.wf, { burst: p.id, n }, { debounce: { key, delay: d.delayMs, maxDelay: d.maxDelayMs } })).runId;
+            entry.returnedAt = Date.now();
+            break;
+          } catch {
+            entry.uncertain = true;
+            await sleep(200);
+          }
+        }
+      }
+    };
+
     const script = async (p: RunPlan) => {
       const log: ControlLog = { signals: [], pauses: [] };
       controls.set(p.id, log);
       await sleep(Math.max(0, began + p.startAt - Date.now()));
-      await persist(() => client.start(p.wf, p.input, { id: p.id }).then(() => undefined));
+      if (p.debounce) return debounceBurst(p, log);
+      const options: StartOptions = { id: p.id };
+      if (p.priority !== undefined) options.priority = p.priority;
+      // PLANTED=delay: the start forgets its delay (the checker still expects it).
+      if (p.delayMs !== undefined && PLANT !== 'delay') options.delay = p.delayMs;
+      log.calledAt = Date.now();
+      await persist(() => driver.start(p.wf, p.input, options).then(() => undefined));
       log.startedAt = Date.now();
       const tasks: Promise<void>[] = [];
       if (p.pause) {
@@ -228,10 +295,10 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
           (async () => {
             await sleep(pz.afterMs);
             const at = Date.now();
-            const res = await persist(() => client.pause(p.id));
+            const res = await persist(() => driver.pause(p.id));
             if (res.outcome !== 'ok' && !res.uncertain) return;
             await sleep(pz.forMs);
-            const resumed = await persist(() => client.resume(p.id));
+            const resumed = await persist(() => driver.resume(p.id));
             log.pauses.push({ from: at, to: Date.now(), pause: res.outcome, resume: resumed.outcome });
           })(),
         );
@@ -242,7 +309,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
           (async () => {
             await sleep(after);
             const sentAt = Date.now();
-            const res = await persist(() => client.cancel(p.id));
+            const res = await persist(() => driver.cancel(p.id));
             log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now(), sentAt };
           })(),
         );
@@ -262,14 +329,14 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
                   await sleep(100);
                 }
                 const sentAt = Date.now();
-                const res = await persist(() => client.cancel(p.id));
+                const res = await persist(() => driver.cancel(p.id));
                 log.cancel = { outcome: res.outcome, uncertain: res.uncertain, at: Date.now(), sentAt };
                 return;
               }
-              const first = await persist(() => client.signal(p.id, s.name, s.payload, { id: s.id }));
+              const first = await persist(() => driver.signal(p.id, s.name, s.payload, { id: s.id }));
               const ackedAt = Date.now();
               // The same signal id again: it must be ignored.
-              await persist(() => client.signal(p.id, s.name, s.payload, { id: s.id }));
+              await persist(() => driver.signal(p.id, s.name, s.payload, { id: s.id }));
               log.signals.push({ name: s.name, id: s.id, p: s.payload.p, ackedAt, outcome: first.outcome });
             }
           })(),
@@ -282,7 +349,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
               const info = await describe(p.id);
               if (info?.status === 'failed') {
                 writeFileSync(join(dir, 'markers', encodeURIComponent(p.id)), '');
-                const res = await persist(() => client.retry(p.id));
+                const res = await persist(() => driver.retry(p.id));
                 if (res.outcome === 'ok') {
                   log.retriedAt = Date.now();
                   return;
@@ -303,13 +370,18 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     const poisoned: string[] = [];
     const poisoning = (async () => {
       await sleep(Math.min(opts.durationMs * 0.25, 15_000));
-      for (const [i, id] of poisonIds.entries()) await persist(() => client.start(POISON_WORKFLOW, { n: i }, { id }).then(() => undefined));
+      for (const [i, id] of poisonIds.entries()) await persist(() => driver.start(POISON_WORKFLOW, { n: i }, { id }).then(() => undefined));
       for (const id of poisonIds) {
-        const deadline = Date.now() + POISON_SLEEP_MS - 2_000;
+        // PGlite: the one worker may be down for seconds; a run that has not woken (the store still has it sleeping and
+        // unleased: the damage is conditional on it) can still be damaged, until the drive ends.
+        const deadline = pglite ? driveEnd : Date.now() + POISON_SLEEP_MS - 2_000;
+        let last = '';
         while (Date.now() < deadline) {
           const info = await describe(id);
+          last = `${info?.status}`;
+          if (pglite && info && !['pending', 'running', 'sleeping'].includes(info.status)) break;
           if (info?.status === 'sleeping') {
-            const done = await poisonRun(store.kind, store.url, store.namespace, id).catch(() => false);
+            const done = await driver.poison(id).catch((error: unknown) => ((last = `sleeping, damage failed: ${String(error)}`), false));
             if (done) {
               poisoned.push(id);
               note(`poisoned run ${id} (its engine state damaged in the store)`);
@@ -318,8 +390,26 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
           }
           await sleep(100);
         }
+        if (!poisoned.includes(id)) note(`could not poison run ${id} in time (last seen: ${last})`);
       }
     })().catch((error: unknown) => opts.log(`chaos: poisoning failed: ${String(error)}`));
+
+    // PLANTED=gap: the schedule paused for 3.5 s just after the fault window (ticks missed with every instance up);
+    // PLANTED=tick: a second run for a tick that has fired, mid-window.
+    const planting = (async () => {
+      if (PLANT !== 'gap' && PLANT !== 'tick') return;
+      await sleep(PLANT === 'gap' ? opts.durationMs + 1_000 : opts.durationMs * 0.5);
+      if (PLANT === 'gap') {
+        await persist(() => driver.pauseSchedule(TICK_SCHEDULE));
+        note('PLANTED: schedule paused for 3.5 s');
+        await sleep(3_500);
+        await persist(() => driver.resumeSchedule(TICK_SCHEDULE));
+      } else {
+        const iso = new Date(Math.floor((Date.now() - 2 * TICK_MS) / TICK_MS) * TICK_MS).toISOString();
+        await persist(() => driver.start(TICK_SCHEDULE, { scheduledAt: iso }, { id: `${TICK_SCHEDULE}@${iso}!dup` }).then(() => undefined));
+        note(`PLANTED: a second run for tick ${iso}`);
+      }
+    })().catch((error: unknown) => opts.log(`chaos: planting failed: ${String(error)}`));
 
     // ---------------------------------------------------------------------------------------------------------------
     // Faults
@@ -331,8 +421,11 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
     while (Date.now() < faultEnd - 2_000) {
       await sleep(between(gapMs * 0.5, gapMs * 1.5));
       if (Date.now() >= faultEnd - 2_000) break;
-      const x = r();
-      if (x < 0.22 && usable().length > 1) {
+      // PGlite: only the worker's kill (a third of the faults: its reboot takes seconds) and stop apply (no proxy, no
+      // server to restart), and its one worker may go.
+      const x = pglite ? (r() < 1 / 3 ? 0 : 0.3) : r();
+      const spare = pglite ? 0 : 1;
+      if (x < 0.22 && usable().length > spare) {
         const w = usable()[Math.floor(r() * usable().length)];
         const at = Date.now();
         w.killed = true;
@@ -348,7 +441,7 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
         })();
         restarting.add(p);
         void p.finally(() => restarting.delete(p));
-      } else if (x < 0.4 && usable().length > 1) {
+      } else if (x < 0.4 && usable().length > spare) {
         const w = usable()[Math.floor(r() * usable().length)];
         const at = Date.now();
         w.child.kill('SIGSTOP');
@@ -371,6 +464,8 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
         await store.restart();
         windows.push({ kind: 'store-restart', from: at, to: Date.now() });
         note(`store back after ${Date.now() - at}ms`);
+      } else if (!proxy) {
+        continue;
       } else if (x < 0.7) {
         const ms = between(1_500, 4_000);
         const lat = between(20, 120);
@@ -412,23 +507,43 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
 
     await scripts;
     await poisoning;
-    // Wait for every run to end.
-    const ids = [...plans.map((p) => p.id), ...poisonIds];
-    let pending = ids;
+    await planting;
+    // Wait for every run to end (a debounce burst's runs are those its starts returned).
+    const runIdsOf = (p: RunPlan) => (p.debounce ? [...new Set((controls.get(p.id)?.debounce ?? []).flatMap((d) => (d.runId ? [d.runId] : [])))] : [p.id]);
+    const ids = [...plans.flatMap(runIdsOf), ...poisonIds];
     const drainDeadline = Math.max(Date.now(), faultsEndedAt) + opts.drainMs;
-    while (pending.length > 0 && Date.now() < drainDeadline) {
-      const still: string[] = [];
-      for (let i = 0; i < pending.length; i += 100) {
-        const batch = pending.slice(i, i + 100);
-        const infos = await Promise.all(batch.map((id) => describe(id)));
-        batch.forEach((id, j) => {
-          const s = infos[j]?.status;
-          if (!s || !['completed', 'failed', 'compensated', 'cancelled'].includes(s)) still.push(id);
-        });
+    const drain = async (ids: string[]) => {
+      let pending = ids;
+      while (pending.length > 0 && Date.now() < drainDeadline) {
+        const still: string[] = [];
+        for (let i = 0; i < pending.length; i += 100) {
+          const batch = pending.slice(i, i + 100);
+          const infos = await Promise.all(batch.map((id) => describe(id)));
+          batch.forEach((id, j) => {
+            const s = infos[j]?.status;
+            if (!s || !['completed', 'failed', 'compensated', 'cancelled'].includes(s)) still.push(id);
+          });
+        }
+        pending = still;
+        if (pending.length > 0) await sleep(500);
       }
-      pending = still;
-      if (pending.length > 0) await sleep(500);
+    };
+    await drain(ids);
+    // The schedule: paused (ticks up to here must all have run), then its runs drained too.
+    const ticksTo = Date.now();
+    await persist(() => driver.pauseSchedule(TICK_SCHEDULE));
+    const tickIds: string[] = [];
+    for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+      const page = await driver.list({ workflow: TICK_SCHEDULE, limit: 500, cursor }).catch(() => undefined);
+      if (!page) {
+        await sleep(200);
+        first = true;
+        continue;
+      }
+      tickIds.push(...page.runs.map((r) => r.runId));
+      cursor = page.cursor;
     }
+    await drain(tickIds);
     // Let in-flight compensations of ended children settle, then stop the workers before reading the ledger.
     await sleep(500);
     await Promise.all(
@@ -444,10 +559,34 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
       }),
     );
     writeFileSync(join(dir, 'faults.log'), `${faultLog.join('\n')}\n`);
-    const result = await check({ client, dir, plans, controls, windows, leaseMs: opts.leaseMs, pollMs: opts.pollMs, slackMs: opts.slackMs, describe });
+    // PGlite: the worker has closed the folder; the checker opens it (worker-less) and reads the store directly.
+    if (pglite) checkApp = await openClient();
+    const client = (checkApp ?? app)!.get(WorkflowClient);
+    const checkDescribe = async (id: string): Promise<RunInfo | undefined> => {
+      for (;;) {
+        try {
+          return await client.describe(id);
+        } catch {
+          await sleep(200);
+        }
+      }
+    };
+    const result = await check({
+      client,
+      dir,
+      plans,
+      controls,
+      windows,
+      leaseMs: opts.leaseMs,
+      pollMs: opts.pollMs,
+      slackMs: opts.slackMs,
+      describe: checkDescribe,
+      singleProcess: pglite,
+      ticks: { from: firstReadyAt, to: ticksTo },
+    });
     // A poisoned run must end failed with CorruptRunError naming it; an unpoisoned one (damaged too late) completes.
     for (const id of poisonIds) {
-      const info = await describe(id);
+      const info = await checkDescribe(id);
       const ok = poisoned.includes(id)
         ? info?.status === 'failed' && info.error?.name === 'CorruptRunError' && info.error.message.includes(id)
         : info?.status === 'completed';
@@ -466,7 +605,8 @@ export async function runSoak(opts: SoakOptions): Promise<CheckResult & { faults
       }
     }
     await app?.close().catch(() => undefined);
-    await proxy.stop().catch(() => undefined);
+    await checkApp?.close().catch(() => undefined);
+    await proxy?.stop().catch(() => undefined);
     await store.stop().catch(() => undefined);
   }
 }

@@ -5,11 +5,16 @@
  * fault proxy), `CHAOS_NAMESPACE` (Postgres schema, Redis key prefix or PGlite folder), `CHAOS_LEDGER`,
  * `CHAOS_MARKERS`, `CHAOS_INSTANCE`, `CHAOS_LEASE_MS`, `CHAOS_POLL_MS`, `CHAOS_CONCURRENCY`.
  * Prints `READY <pid>` once bootstrapped. SIGTERM closes the app.
+ *
+ * Spawned with an IPC channel (the PGlite soak: only this process can open the data folder), it answers the driver's
+ * calls on it (driver-client.ts): `{ id, op, args }` → `{ id, ok, value }` or `{ id, ok: false, name, message }`.
  */
 import 'reflect-metadata';
 import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DurableExecutionModule } from '../src/index.js';
+import { DurableExecutionModule, WORKFLOW_STORE, WorkflowClient } from '../src/index.js';
+import { clientOps, type IpcRequest, type IpcResponse } from './driver-client.js';
+import { poisonInProcess } from './poison.js';
 import { chaosStoreOptions } from './store-options.js';
 import { CHAOS_WORKFLOWS } from './workflows.js';
 
@@ -43,6 +48,19 @@ async function main(): Promise<void> {
       .then(() => process.exit(0))
       .catch(() => process.exit(1));
   });
+  if (process.send) {
+    const store: unknown = app.get(WORKFLOW_STORE);
+    const ops = clientOps(app.get(WorkflowClient), (runId) => poisonInProcess(store, runId));
+    process.on('message', (m: IpcRequest) => {
+      const op = ops[m.op] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+      const reply = (r: IpcResponse) => process.send?.(r, undefined, undefined, () => undefined);
+      if (!op) return reply({ id: m.id, ok: false, name: 'Error', message: `unknown op ${m.op}` });
+      op(...m.args).then(
+        (value) => reply({ id: m.id, ok: true, value }),
+        (error: unknown) => reply({ id: m.id, ok: false, name: (error as Error)?.name ?? 'Error', message: (error as Error)?.message ?? String(error) }),
+      );
+    });
+  }
   // NOTE: the engine's timers are unref()'d; this keeps the process up while the store's sockets are all gone.
   setInterval(() => undefined, 60_000);
   process.stdout.write(`READY ${process.pid}\n`);

@@ -11,12 +11,14 @@
  * Between them the workflows use every feature the engine has: retries (`flaky`), timeouts (`slow`), compensation
  * (every `comp*`), durable sleep (`nap`), signals with ids (`chaos-signal`), `Flow.waitForAny` (`chaos-any`),
  * `Flow.goto` loops (`chaos-loop`, `chaos-signal`), child runs with `Flow.all` and `concurrency` (`chaos-fan`),
- * `Flow.continueAsNew` (`chaos-cycle`) and a failed run resumed by `retry()` (`chaos-manual`).
+ * `Flow.continueAsNew` (`chaos-cycle`), a failed run resumed by `retry()` (`chaos-manual`), per-key concurrency limits
+ * with scope 'run' and 'step' (`chaos-keyed`, `chaos-keyed-step`), a rate limit (`chaos-rated`), debounced starts
+ * (`chaos-debounced`) and a schedule every second (`chaos-tick`).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, fdatasyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Flow, NonRetryableError, RetryPolicy, Step, Workflow, type CompensationContext, type StepContext } from '../src/index.js';
+import { Flow, NonRetryableError, RetryPolicy, Schedule, Step, Workflow, type CompensationContext, type StepContext } from '../src/index.js';
 import { ChaosPoison } from './poison.js';
 
 /** One line of the effects ledger. */
@@ -321,7 +323,106 @@ export class ChaosManual {
   }
 }
 
-export const CHAOS_WORKFLOWS = [ChaosLinear, ChaosLoop, ChaosSignal, ChaosAny, ChaosFan, ChaosChild, ChaosCycle, ChaosManual, ChaosPoison];
+// ---------------------------------------------------------------------------------------------------------------------
+// Flow control and schedules. `CHAOS_PLANT` (read by the driver and the workers) breaks one invariant on purpose, to
+// show that the checker catches it: `limit` (the concurrency limits become 4, the checker still expects 2), `rate`
+// (the rate limit becomes 30 per second); the others are planted by the driver (soak.ts).
+
+export const PLANT = process.env.CHAOS_PLANT ?? '';
+/** The concurrency limit per key of `chaos-keyed` and `chaos-keyed-step`, as the checker expects it. */
+export const KEYED_LIMIT = 2;
+/** The rate limit of `chaos-rated`, as the checker expects it: at most RATE_LIMIT runs begin in any RATE_PER_MS. */
+export const RATE_LIMIT = 3;
+export const RATE_PER_MS = 1_000;
+/** The schedule of `chaos-tick`: every TICK_MS, catch-up 'latest', overlap 'allow' (every tick it fires starts a run). */
+export const TICK_SCHEDULE = 'chaos-tick';
+export const TICK_MS = 1_000;
+
+export interface KeyedInput {
+  key: string;
+  /** How long each step body takes. */
+  ms: number;
+  /** The durable sleep between the two steps (scope 'run': the run keeps its slot; 'step': it gives it back). */
+  sleepMs: number;
+}
+
+const keyOfInput = (input: KeyedInput) => input.key;
+
+/** hold (a body of `ms`) → sleep → done; at most KEYED_LIMIT runs per key hold a slot from their first claim to their end. */
+@Workflow({ name: 'chaos-keyed', concurrency: { limit: PLANT === 'limit' ? 4 : KEYED_LIMIT, key: keyOfInput } })
+export class ChaosKeyed {
+  @Step({ retry: STEP_RETRY })
+  async hold(input: KeyedInput, ctx: StepContext<KeyedInput>) {
+    // NOTE: the body ignores ctx.signal on purpose: a fenced execution runs to its end, as user code may.
+    const out = await body(ctx, {}, async () => void (await pause(input.ms)));
+    return Flow.sleep(input.sleepMs, out);
+  }
+
+  @Step({ retry: STEP_RETRY })
+  done(_prev: StepOut, ctx: StepContext<KeyedInput>) {
+    return body(ctx, {}, async () => void (await pause(ctx.input.ms)));
+  }
+}
+
+/** The same with `scope: 'step'`: a run holds its slot only while it executes (the sleep gives it back). */
+@Workflow({ name: 'chaos-keyed-step', concurrency: { limit: PLANT === 'limit' ? 4 : KEYED_LIMIT, key: keyOfInput, scope: 'step' } })
+export class ChaosKeyedStep {
+  @Step({ retry: STEP_RETRY })
+  async hold(input: KeyedInput, ctx: StepContext<KeyedInput>) {
+    const out = await body(ctx, {}, async () => void (await pause(input.ms)));
+    return Flow.sleep(input.sleepMs, out);
+  }
+
+  @Step({ retry: STEP_RETRY })
+  done(_prev: StepOut, ctx: StepContext<KeyedInput>) {
+    return body(ctx, {}, async () => void (await pause(ctx.input.ms)));
+  }
+}
+
+/** One short step; at most RATE_LIMIT runs begin (first claim) in any window of RATE_PER_MS. */
+@Workflow({ name: 'chaos-rated', rateLimit: { limit: PLANT === 'rate' ? 30 : RATE_LIMIT, per: RATE_PER_MS } })
+export class ChaosRated {
+  @Step({ retry: STEP_RETRY })
+  work(_input: unknown, ctx: StepContext) {
+    return body(ctx, {});
+  }
+}
+
+/** Started with `debounce`: one step that records the input it got. */
+@Workflow('chaos-debounced')
+export class ChaosDebounced {
+  @Step({ retry: STEP_RETRY })
+  work(input: { burst: string; n: number }, ctx: StepContext) {
+    return body(ctx, { got: input });
+  }
+}
+
+/** Fired by its schedule every second: one step that records the tick it was started for. */
+@Schedule({ id: TICK_SCHEDULE, every: TICK_MS, catchUp: 'latest', overlap: 'allow' })
+@Workflow(TICK_SCHEDULE)
+export class ChaosTick {
+  @Step({ retry: STEP_RETRY })
+  work(input: { scheduledAt: Date | string }, ctx: StepContext) {
+    return body(ctx, { got: new Date(input.scheduledAt).toISOString() });
+  }
+}
+
+export const CHAOS_WORKFLOWS = [
+  ChaosLinear,
+  ChaosLoop,
+  ChaosSignal,
+  ChaosAny,
+  ChaosFan,
+  ChaosChild,
+  ChaosCycle,
+  ChaosManual,
+  ChaosPoison,
+  ChaosKeyed,
+  ChaosKeyedStep,
+  ChaosRated,
+  ChaosDebounced,
+  ChaosTick,
+];
 
 /** Steps with a compensation, by workflow. */
 export const COMPENSABLE: Record<string, Set<string>> = {
@@ -333,4 +434,9 @@ export const COMPENSABLE: Record<string, Set<string>> = {
   'chaos-child': new Set(),
   'chaos-cycle': new Set(),
   'chaos-manual': new Set(),
+  'chaos-keyed': new Set(),
+  'chaos-keyed-step': new Set(),
+  'chaos-rated': new Set(),
+  'chaos-debounced': new Set(),
+  [TICK_SCHEDULE]: new Set(),
 };
