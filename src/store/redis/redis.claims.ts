@@ -93,7 +93,7 @@ export class RedisClaims {
     let failure: unknown;
     for (let round = 0; round < 8 && claimed.length < limit; round++) {
       const want = (limit - claimed.length) * 2 + 8;
-      const [candidates, orphans, from, tokens] = await this.runner.run<[string[], string[], number[], string[]]>({
+      const [candidates, orphans, from, tokens, more] = await this.runner.run<[string[], string[], number[], string[], number?]>({
         script: CLAIM_CANDIDATES,
         keys: [this.keys.kicks, this.keys.flow, ...dueKeys],
         args: [want, this.kickGraceMs, KICK_BATCH, limit - claimed.length],
@@ -115,7 +115,9 @@ export class RedisClaims {
       failure ??= error;
       await this.dropGone(gone, refs, found);
       await this.index.flush();
-      if (candidates.length < want || fresh.length === 0) break;
+      // `more`: the read stopped at its budget after moving runs passed over out of the due range (parked by their
+      // concurrency limit, pushed by their rate limit), so the next read reaches the runs behind them
+      if (Number(more) !== 1 && (candidates.length < want || fresh.length === 0)) break;
     }
     if (failure !== undefined) {
       // NOTE: the runs claimed are returned (they are leased to this caller); the failed claim is only reported.

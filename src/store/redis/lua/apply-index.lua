@@ -73,33 +73,38 @@ local function parseFlow(entry)
 end
 local function holders(f)
   local _, _, key = parseCc(f.cc)
-  if key then return IX .. ':ch:' .. key end
+  if key then return IX .. ':ch:' .. key, key end
   return nil
 end
 -- Rule F2's holder sets follow the runs' flow entries: a member leaves its set only when the run is gone or a new slot
 -- epoch of it is applied (it ended, was replaced or gave its slot back: see redis.keys.ts); an entry of an older epoch
--- than the one known changes nothing; a run that holds its slot (`h`) is in the set of its epoch.
+-- than the one known changes nothing; a run that holds its slot (`h`) is in the set of its epoch. A slot given back
+-- wakes a waiter of its key (wakeWaiters in prelude.lua); a run whose entry is applied leaves its key's waiters.
 local function applyFlow(id, entry)
   local old = parseFlow(redis.call('HGET', FC, id))
   local new = parseFlow(entry)
+  if old or new then dropWaiter(IX, id) end
+  local freed, freedKey
   if not new then
     if old then
-      local hk = holders(old)
-      if hk then redis.call('SREM', hk, id) end
+      local hk, key = holders(old)
+      if hk and redis.call('SREM', hk, id) == 1 then freed, freedKey = hk, key end
       redis.call('HDEL', FC, id)
     end
+    if freed then wakeWaiters(IX, freedKey, 1) end
     return
   end
   if old and new.se < old.se then return end
   if old and new.se > old.se then
-    local hk = holders(old)
-    if hk then redis.call('SREM', hk, id) end
+    local hk, key = holders(old)
+    if hk and redis.call('SREM', hk, id) == 1 then freed, freedKey = hk, key end
   end
   if string.find(new.flags, 'h', 1, true) then
     local hk = holders(new)
     if hk then redis.call('SADD', hk, id) end
   end
   redis.call('HSET', FC, id, entry)
+  if freed and redis.call('SISMEMBER', freed, id) == 0 then wakeWaiters(IX, freedKey, 1) end
 end
 -- xd: the due key of another pair that may hold the run ('' none): a replaced run's previous pair, or the key a
 -- claimer found a stale entry in

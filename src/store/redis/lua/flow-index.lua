@@ -16,14 +16,18 @@ if op == 'admit' then
     local old = entry and tonumber(string.match(entry, '^[a-z]*|(%d+)|'))
     local runSe = tonumber(se)
     if runSe and not (old and old > runSe) then
+      local freed
       if not old or old < runSe then
         if entry then
           local _, _, key = parseCc(string.match(entry, '^[a-z]*|%d+|([^|]*)|'))
-          if key then redis.call('SREM', IX .. ':ch:' .. key, id) end
+          if key and redis.call('SREM', IX .. ':ch:' .. key, id) == 1 then freed = key end
         end
         redis.call('HSET', FC, id, (ARGV[i + 5] == '1' and 'f' or '') .. '|' .. se .. '|' .. cc .. '|' .. rl)
       end
       token = admitFlow(IX, id, se, cc, rl, ARGV[i + 4] == '1', ARGV[i + 5] == '1', true, now) or ''
+      -- the slot of the older epoch, unless this admission took it again, wakes a waiter of its key
+      if freed and redis.call('SISMEMBER', IX .. ':ch:' .. freed, id) == 0 then wakeWaiters(IX, freed, 1) end
+      if token ~= '' and cc ~= '' then dropWaiter(IX, id) end
     end
     out[#out + 1] = token
   end
