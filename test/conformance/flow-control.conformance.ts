@@ -191,10 +191,11 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
       it('a key with 1,500 blocked runs does not hide a run of another key', async () => {
         const { workflow, refs } = fresh();
         const key = `${workflow}:k`;
-        const holder = await create(workflow, limitOf(key, 1));
+        // the runs of the key are all due before any of them is claimed (a burst), then one takes the key's slot
+        const holder = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(Date.now() - 10_000) } });
+        for (let i = 0; i < 1500; i += 150) await Promise.all(Array.from({ length: 150 }, () => create(workflow, limitOf(key, 1))));
         const [claimed] = await store().claimRuns(LEASE, 1, refs);
         expect(claimed.runId).toBe(holder.runId);
-        for (let i = 0; i < 1500; i += 150) await Promise.all(Array.from({ length: 150 }, () => create(workflow, limitOf(key, 1))));
         const other = await create(workflow, limitOf(`${workflow}:other`, 1));
         expect(ids(await store().claimRuns(OTHER, 10, refs))).toEqual([other.runId]);
         const free = await create(workflow);

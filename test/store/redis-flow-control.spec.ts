@@ -198,25 +198,33 @@ redis.describe('Redis store: flow control across slots', () => {
     expect((await store.getRun(paused.runId))!.status).toBe('paused');
   });
 
-  it('a reindex writes the due entries of parked runs anew and drops them as waiters; claims park them again', async () => {
+  it('parks a run created while its key is full at once; a reindex parks it anew, and the holder\'s end still wakes it', async () => {
     const workflow = fresh();
     const refs = [{ workflow, version: 1 }];
     const key = `${workflow}:k`;
     await create(workflow, limited(key, 1));
-    expect(await store.claimRuns(LEASE, 1, refs)).toHaveLength(1);
+    const [holder] = await store.claimRuns(LEASE, 1, refs);
     const blocked = await create(workflow, limited(key, 1));
     await store.listRuns({ limit: 1 });
     const pairKey = store.keys.dueByVersion(workflow, 1);
-    const original = await admin.zscore(pairKey, blocked.runId);
-    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
-    expect(await admin.zscore(pairKey, blocked.runId)).not.toBe(original);
-    await store.reindex();
-    expect(await admin.zscore(pairKey, blocked.runId)).toBe(original);
-    expect(await admin.zscore(store.keys.due, blocked.runId)).toBe(original);
-    expect(await waiters(key)).toEqual([]);
-    expect(await admin.hget(store.keys.parked, blocked.runId)).toBeNull();
-    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    const dueAt = (await store.getRun(blocked.runId))!.dueAt!.getTime();
+    // its index update found the key full: parked before any claim read it
+    expect(Number(await admin.zscore(pairKey, blocked.runId))).toBeGreaterThan(dueAt + 500);
     expect(await waiters(key)).toEqual([blocked.runId]);
+    // its waiter entry is lost, and its due entries are back at their original score (as an index repair leaves them)
+    await admin.del(store.keys.waiters(key));
+    await admin.hdel(store.keys.parked, blocked.runId);
+    for (const due of [pairKey, store.keys.due]) await admin.zadd(due, 'XX', dueAt, blocked.runId);
+    await store.reindex();
+    const parked = (await admin.hget(store.keys.parked, blocked.runId))!.split('|');
+    expect(parked.slice(0, 1)).toEqual(['1']);
+    expect(Number(parked[2])).toBe(dueAt);
+    for (const due of [pairKey, store.keys.due]) expect(await admin.zscore(due, blocked.runId)).toBe(parked[1]);
+    expect(await waiters(key)).toEqual([blocked.runId]);
+    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    expect((await store.commit(holder.runId, holder.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    expect((await store.claimRuns(LEASE, 5, refs)).map((r) => r.runId)).toEqual([blocked.runId]);
+    expect(await waiters(key)).toEqual([]);
   });
 
   it('claims runs without limits with the scripts they always took', async () => {

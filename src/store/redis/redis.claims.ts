@@ -118,8 +118,10 @@ export class RedisClaims {
       await this.dropGone(gone, refs, found);
       await this.index.flush();
       // `more`: the read stopped at its budget after moving runs passed over out of the due range (parked by their
-      // concurrency limit, pushed by their rate limit), so the next read reaches the runs behind them
-      if (Number(more) !== 1 && (candidates.length < want || fresh.length === 0)) break;
+      // concurrency limit, pushed by their rate limit), so the next read reaches the runs behind them. Read again for
+      // that only while nothing was claimed: a claim that has runs returns them (the next one goes on from there).
+      const further = Number(more) === 1 && claimed.length === 0;
+      if (!further && (candidates.length < want || fresh.length === 0)) break;
     }
     if (failure !== undefined) {
       // NOTE: the runs claimed are returned (they are leased to this caller); the failed claim is only reported.

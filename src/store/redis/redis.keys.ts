@@ -90,15 +90,16 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  *   in the set: the run is due, and is admitted first by the next claim (it is a member); the slot goes back when the
  *   run ends (or releases it, scope `step`), like any other. An index update lost to a crash is repaired from its kick.
  * Parked runs (rule F4 with many runs of one key blocked): a claim that passes a run over because its key's slots are
- * all held pushes the run's due entries (the one it read and the global one) to now + a park interval (1 s, doubled at
- * each push in a row, at most 30 s) and adds it to the key's waiters, so that the next claim reads past it instead of
- * meeting it again (a claim reads a bounded number of due entries). Whatever gives a slot of the key back (the index
- * update that removes a member from the holder set, or an admission of a new slot epoch that does not take it again)
- * wakes the key's first waiter per slot in the same script: its due entries go back to their original score, only
- * where they still have the pushed one. A run whose own index entry is applied (claimed, cancelled, paused, replaced,
- * gone, repaired) leaves the waiters, and its index update writes its due entries anew. A wake-up that is lost (a
- * woken run that was cancelled or paused before a claim took the slot) delays a parked run by its park interval at
- * most: its pushed score comes due and the next claim checks it again, so nothing waits for a wake-up for good.
+ * all held, or the index update of a run that is due while they are, pushes the run's due entries (its version's and
+ * the global one) to now + a park interval (see `parkRun` in `lua/prelude.lua`: 1 s to 30 s) and adds it to the key's
+ * waiters, so that claims read past it instead of meeting it again (a claim reads a bounded number of due entries).
+ * Whatever gives a slot of the key back (the index update that removes a member from the holder set, or an admission of
+ * a new slot epoch that does not take it again) wakes the key's first waiter per slot in the same script: its due
+ * entries go back to their original score, only where they still have the pushed one. A run whose own index entry is
+ * applied (claimed, cancelled, paused, replaced, gone, repaired) leaves the waiters, and its index update writes its
+ * due entries anew (and parks it again if it is still blocked). A wake-up that is lost (a woken run that was cancelled
+ * or paused before a claim took the slot) delays a parked run by its park interval at most: its pushed score comes due
+ * and the next claim checks it again, so nothing waits for a wake-up for good.
  * Scripts of the index slot name the holder sets, rate windows, waiters and priority levels from the keys they are
  * given (a run's flow entry names its keys): they are all in the index slot, never another.
  *

@@ -56,8 +56,8 @@ for _, p in ipairs(levels) do
             local why
             token, why, freeAt = admitFlow(IX, id, se, cc, rl, needSlot, needBegin, #out < reserve, now)
             if why == 'concurrency' then
-              local _, _, ckey = parseCc(cc)
-              parked[#parked + 1] = {id, ckey, KEYS[it[3] + 2], p, it[2]}
+              local _, climit, ckey = parseCc(cc)
+              parked[#parked + 1] = {id, ckey, climit, KEYS[it[3] + 2], p, it[2]}
             elseif token and cc ~= '' then
               dropWaiter(IX, id)
             end
@@ -79,7 +79,7 @@ for _, p in ipairs(levels) do
   end
 end
 for _, x in ipairs(pushed) do redis.call('ZADD', x[1], 'XX', x[2], x[3]) end
-for _, x in ipairs(parked) do parkRun(IX, x[1], x[2], x[3], x[4], x[5], now) end
+for k, x in ipairs(parked) do parkRun(IX, x[1], x[2], x[3], x[4], x[5], x[6], now, (k % 32) / 32) end
 -- the read stopped at its budget and moved entries out of the due range: a next read goes further
 local more = 0
 if budget <= 0 and #pushed + #parked > 0 then more = 1 end

@@ -120,8 +120,8 @@ local function admitFlow(ix, id, se, cc, rl, needSlot, needBegin, reserve, now)
   return se .. ':' .. slot .. ':' .. begin
 end
 -- Concurrency waiters (rule F2, see redis.keys.ts), in the index slot (`ix`). A run that a claim passes over because
--- its key's slots are all held is parked (`parkRun`): its due entries are pushed to now + a park interval (1 s, doubled
--- at each push in a row, capped at 30 s) and it is remembered in its key's waiters zset `<ix>:cw:<key>` (scores 0,
+-- its key's slots are all held is parked (`parkRun`): its due entries are pushed to now + a park interval and it is
+-- remembered in its key's waiters zset `<ix>:cw:<key>` (scores 0,
 -- members `<order>|<runId>`: the lexically first member is the first in claim order, higher priority then earlier
 -- original score) and in `<ix>:cp` (runId → `<pushes>|<pushed score>|<original score>|<key>|<order>|<due keys>`, the
 -- due keys as suffixes of `ix`, `|`-separated). A slot given back wakes the head waiter (`wakeWaiters`): its due entries
@@ -155,7 +155,10 @@ end
 -- Parks run `id` (concurrency key `ckey`), found blocked at `score` in the due key `base` at priority level `p`: its
 -- entries in `base` and in the global due key (when `base` is a version's) are pushed. A run found at its pushed score
 -- (or at its original one) is parked again for longer, keeping its original score and place among the waiters.
-local function parkRun(ix, id, ckey, base, p, score, now)
+-- The park interval is 1 s, doubled at each park in a row, and at least 1 s per `limit` waiters ahead of the run (they
+-- take the key's slots first: a run deep in the line is not checked again before its turn can come), at most 30 s;
+-- `spread` (0 to 1) shortens it by up to a quarter, so that runs parked together come due apart.
+local function parkRun(ix, id, ckey, limit, base, p, score, now, spread)
   local cp = ix .. ':cp'
   local level = ''
   if p ~= 0 then level = ':p:' .. fmt(p) end
@@ -181,10 +184,12 @@ local function parkRun(ix, id, ckey, base, p, score, now)
     end
   end
   count = math.min(count + 1, 16)
-  local pushed = now + math.min(PARK_CAP_MS, PARK_BASE_MS * 2 ^ (count - 1))
+  local order, wk = waiterOrder(p, orig), ix .. ':cw:' .. ckey
+  redis.call('ZADD', wk, 0, order .. '|' .. id)
+  local ahead = math.floor((redis.call('ZRANK', wk, order .. '|' .. id) or 0) / math.max(limit or 1, 1))
+  local interval = math.min(PARK_CAP_MS, PARK_BASE_MS * math.max(2 ^ (count - 1), 1 + ahead))
+  local pushed = now + math.floor(interval * (1 - (spread or 0) / 4))
   for _, suffix in ipairs(dues) do redis.call('ZADD', ix .. suffix, 'XX', fmt(pushed), id) end
-  local order = waiterOrder(p, orig)
-  redis.call('ZADD', ix .. ':cw:' .. ckey, 0, order .. '|' .. id)
   redis.call('HSET', cp, id, fmt(count) .. '|' .. fmt(pushed) .. '|' .. fmt(orig) .. '|' .. ckey .. '|' .. order .. '|' .. table.concat(dues, '|'))
 end
 -- A slot of concurrency key `ckey` was given back `n` times: wakes that many waiters of the key, first in claim order
