@@ -55,10 +55,10 @@ function duePair(ref: WorkflowRef): DuePair {
  * Flow control (rules F1–F4, see `redis.keys.ts`): the candidates script admits the runs with limits (their slot and
  * begin are taken in the index slot) and passes over the others, moving them out of the due range it reads (a run
  * blocked by its concurrency limit is parked until its key gives a slot back; one blocked by its rate limit is pushed
- * to when its window frees), and reads again when its budget ran out; each claim script then takes the admission. A claim
- * script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older slot
- * epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again. Runs
- * without limits never take that path: their claims are the round trips they always were.
+ * to when its window frees), and reads again when its budget ran out; each claim script then takes the admission. A
+ * claim script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older
+ * slot epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again.
+ * Runs without limits never take that path: their claims are the round trips they always were.
  */
 export class RedisClaims {
   constructor(

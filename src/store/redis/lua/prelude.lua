@@ -119,15 +119,16 @@ local function admitFlow(ix, id, se, cc, rl, needSlot, needBegin, reserve, now)
   end
   return se .. ':' .. slot .. ':' .. begin
 end
--- Concurrency waiters (rule F2, see redis.keys.ts), in the index slot (`ix`). A run that a claim passes over because
--- its key's slots are all held is parked (`parkRun`): its due entries are pushed to now + a park interval and it is
--- remembered in its key's waiters zset `<ix>:cw:<key>` (scores 0,
--- members `<order>|<runId>`: the lexically first member is the first in claim order, higher priority then earlier
--- original score) and in `<ix>:cp` (runId → `<pushes>|<pushed score>|<original score>|<key>|<order>|<due keys>`, the
--- due keys as suffixes of `ix`, `|`-separated). A slot given back wakes the head waiter (`wakeWaiters`): its due entries
--- go back to their original score, only where they are still at the pushed one. A run whose index entry changes is
--- dropped from its key's waiters (`dropWaiter`, by the index update). A wake-up that is missed (or dropped) costs a
--- parked run no more than its park interval: its pushed score comes due and a claim checks it again.
+-- Concurrency waiters (rule F2, see redis.keys.ts), in the index slot (`ix`). A run that is due but finds its key's
+-- slots all held (a claim passes it over, or its index update finds the key full) is parked (`parkRun`): its due
+-- entries are pushed to now + a park interval, and it is remembered in its key's waiters zset `<ix>:cw:<key>` (scores
+-- 0, members `<order>|<runId>`: the lexically first member is the first in claim order, higher priority then earlier
+-- original score) and in `<ix>:cp` (runId →
+-- `<pushes>|<pushed score>|<original score>|<key>|<order>|<due keys>`, the due keys as suffixes of `ix`,
+-- `|`-separated). A slot given back wakes the head waiter (`wakeWaiters`): its due entries go back to their original
+-- score, only where they are still at the pushed one. A run whose index entry is applied is dropped from its key's
+-- waiters (`dropWaiter`). A wake-up that is missed costs a parked run no more than its park interval: its pushed score
+-- comes due and a claim checks it again.
 local PARK_BASE_MS, PARK_CAP_MS, MAX_SAFE = 1000, 30000, 9007199254740991
 local function waiterOrder(p, orig)
   local head = 'b'
