@@ -187,6 +187,56 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
       });
     });
 
+    describe('many blocked runs (F2, F4)', () => {
+      it('a key with 1,500 blocked runs does not hide a run of another key', async () => {
+        const { workflow, refs } = fresh();
+        const key = `${workflow}:k`;
+        // the runs of the key are all due before any of them is claimed (a burst), then one takes the key's slot
+        const holder = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(Date.now() - 10_000) } });
+        for (let i = 0; i < 1500; i += 150) await Promise.all(Array.from({ length: 150 }, () => create(workflow, limitOf(key, 1))));
+        const [claimed] = await store().claimRuns(LEASE, 1, refs);
+        expect(claimed.runId).toBe(holder.runId);
+        const other = await create(workflow, limitOf(`${workflow}:other`, 1));
+        expect(ids(await store().claimRuns(OTHER, 10, refs))).toEqual([other.runId]);
+        const free = await create(workflow);
+        expect(ids(await store().claimRuns(OTHER, 10, refs))).toEqual([free.runId]);
+        // the holder ends: one run of the key takes its slot
+        expect((await store().commit(holder.runId, claimed.leaseToken, patch({ status: 'completed' }))).ok).toBe(true);
+        const next = await store().claimRuns(OTHER, 10, refs);
+        expect(next).toHaveLength(1);
+        expect(next[0].slotHeld).toBe(true);
+      }, 120_000);
+
+      it('when the holder ends, the earliest blocked run of its key is claimed next, at once', async () => {
+        const { workflow, refs } = fresh();
+        const key = `${workflow}:k`;
+        const t = Date.now();
+        const holder = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 10_000) } });
+        const [claimed] = await store().claimRuns(LEASE, 1, refs);
+        expect(claimed.runId).toBe(holder.runId);
+        const late = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 3000) } });
+        const early = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 5000) } });
+        const high = await create(workflow, { ...limitOf(key, 1), priority: 3, due: { at: new Date(t - 1000) } });
+        const free = await create(workflow, { due: { at: new Date(t - 500) } });
+        // claims pass the blocked runs over (a store may set them aside meanwhile)
+        expect(ids(await store().claimRuns(OTHER, 10, refs))).toEqual([free.runId]);
+        expect(await store().claimRuns(OTHER, 10, refs)).toEqual([]);
+        expect((await store().getRun(early.runId))!.blockedBy).toBe('concurrency');
+        // each end frees the slot for the first blocked run in claim order: priority, then due time
+        let token = claimed.leaseToken;
+        let ending = holder.runId;
+        for (const expected of [high, early, late]) {
+          expect((await store().commit(ending, token, patch({ status: 'completed' }))).ok).toBe(true);
+          const next = await store().claimRuns(OTHER, 10, refs);
+          expect(ids(next)).toEqual([expected.runId]);
+          expect(next[0].slotHeld).toBe(true);
+          expect(await store().claimRuns(OTHER, 10, refs)).toEqual([]);
+          token = next[0].leaseToken;
+          ending = expected.runId;
+        }
+      });
+    });
+
     describe('rate limits (F3)', () => {
       it('lets at most `limit` runs begin in any window of `perMs`; the others are blocked until it slides', async () => {
         const { workflow, refs } = fresh();

@@ -123,6 +123,110 @@ redis.describe('Redis store: flow control across slots', () => {
     expect(await holders(key)).toEqual([x.runId]);
   });
 
+  /** The run ids among a concurrency key's waiters, first in claim order first. */
+  const waiters = async (key: string) => (await admin.zrange(store.keys.waiters(key), 0, -1)).map((m) => m.slice(m.indexOf('|') + 1));
+  const redisNow = async () => Number((await admin.time())[0]) * 1000;
+
+  it('a parked run comes back by itself after its park interval, even when no slot wakes it', async () => {
+    const workflow = fresh();
+    const refs = [{ workflow, version: 1 }];
+    const key = `${workflow}:k`;
+    const holder = await create(workflow, limited(key, 1));
+    const [claimed] = await store.claimRuns(LEASE, 1, refs);
+    expect(claimed.runId).toBe(holder.runId);
+    const blocked = await create(workflow, limited(key, 1));
+    const before = await redisNow();
+    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    // parked: both its due entries pushed about a second ahead, and it waits among its key's waiters; its dueAt and
+    // blockedBy are what they were
+    const pairKey = store.keys.dueByVersion(workflow, 1);
+    for (const due of [pairKey, store.keys.due]) expect(Number(await admin.zscore(due, blocked.runId))).toBeGreaterThan(before + 500);
+    expect(await waiters(key)).toEqual([blocked.runId]);
+    expect(await admin.hget(store.keys.parked, blocked.runId)).toMatch(/^1\|/);
+    const read = (await store.getRun(blocked.runId))!;
+    expect(read.blockedBy).toBe('concurrency');
+    expect(read.dueAt!.getTime()).toBeLessThanOrEqual(Date.now());
+    // its wake-up is lost (as if its waiter entry had been dropped): the holder's end wakes nobody
+    await admin.del(store.keys.waiters(key));
+    await admin.hdel(store.keys.parked, blocked.runId);
+    expect((await store.commit(holder.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    // ... until its pushed score comes due
+    await sleep(1300);
+    const back = await store.claimRuns(LEASE, 5, refs);
+    expect(back.map((r) => r.runId)).toEqual([blocked.runId]);
+    expect(back[0].slotHeld).toBe(true);
+    expect(await admin.hget(store.keys.parked, blocked.runId)).toBeNull();
+  });
+
+  it('a freed slot wakes the first waiter still parked: a cancelled, paused or moved one is not brought back', async () => {
+    const workflow = fresh();
+    const refs = [{ workflow, version: 1 }];
+    const key = `${workflow}:k`;
+    const t = Date.now();
+    const holder = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 10_000) } });
+    const [claimed] = await store.claimRuns(LEASE, 1, refs);
+    expect(claimed.runId).toBe(holder.runId);
+    const paused = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 5000) } });
+    const cancelled = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 4000) } });
+    const moved = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 3000) } });
+    const next = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 2000) } });
+    const last = await create(workflow, { ...limited(key, 1), due: { at: new Date(t - 1000) } });
+    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    expect(await waiters(key)).toEqual([paused, cancelled, moved, next, last].map((r) => r.runId));
+    // the paused and the cancelled run: their own index updates rewrite their due entries and drop them as waiters
+    expect((await store.control(paused.runId, { action: 'pause' })).outcome).toBe('ok');
+    expect((await store.control(cancelled.runId, { action: 'cancel', compensate: false })).outcome).toBe('ok');
+    await store.listRuns({ limit: 1 });
+    expect(await waiters(key)).toEqual([moved, next, last].map((r) => r.runId));
+    // the moved run: its due entries changed while it was still a waiter (as an index update not seen by the waiters)
+    const pairKey = store.keys.dueByVersion(workflow, 1);
+    const far = String((await redisNow()) + 600_000);
+    for (const due of [pairKey, store.keys.due]) await admin.zadd(due, 'XX', far, moved.runId);
+    // the holder ends: its slot wakes `next` (the cancelled run is claimed for its cancel, without a slot: F1)
+    expect((await store.commit(holder.runId, claimed.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    const got = await store.claimRuns(LEASE, 5, refs);
+    expect(got.map((r) => r.runId).sort()).toEqual([cancelled.runId, next.runId].sort());
+    expect(got.find((r) => r.runId === next.runId)!.slotHeld).toBe(true);
+    expect(got.find((r) => r.runId === cancelled.runId)!.slotHeld).toBeFalsy();
+    for (const due of [pairKey, store.keys.due]) {
+      expect(await admin.zscore(due, moved.runId)).toBe(far);
+      expect(await admin.zscore(due, paused.runId)).toBeNull();
+    }
+    expect(await waiters(key)).toEqual([last.runId]);
+    expect(await admin.hget(store.keys.parked, moved.runId)).toBeNull();
+    expect((await store.getRun(paused.runId))!.status).toBe('paused');
+  });
+
+  it('parks a run created while its key is full at once; a reindex parks it anew, and the holder\'s end still wakes it', async () => {
+    const workflow = fresh();
+    const refs = [{ workflow, version: 1 }];
+    const key = `${workflow}:k`;
+    await create(workflow, limited(key, 1));
+    const [holder] = await store.claimRuns(LEASE, 1, refs);
+    const blocked = await create(workflow, limited(key, 1));
+    await store.listRuns({ limit: 1 });
+    const pairKey = store.keys.dueByVersion(workflow, 1);
+    const dueAt = (await store.getRun(blocked.runId))!.dueAt!.getTime();
+    // its index update found the key full: parked before any claim read it
+    expect(Number(await admin.zscore(pairKey, blocked.runId))).toBeGreaterThan(dueAt + 500);
+    expect(await waiters(key)).toEqual([blocked.runId]);
+    // its waiter entry is lost, and its due entries are back at their original score (as an index repair leaves them)
+    await admin.del(store.keys.waiters(key));
+    await admin.hdel(store.keys.parked, blocked.runId);
+    for (const due of [pairKey, store.keys.due]) await admin.zadd(due, 'XX', dueAt, blocked.runId);
+    await store.reindex();
+    const parked = (await admin.hget(store.keys.parked, blocked.runId))!.split('|');
+    expect(parked.slice(0, 1)).toEqual(['1']);
+    expect(Number(parked[2])).toBe(dueAt);
+    for (const due of [pairKey, store.keys.due]) expect(await admin.zscore(due, blocked.runId)).toBe(parked[1]);
+    expect(await waiters(key)).toEqual([blocked.runId]);
+    expect(await store.claimRuns(LEASE, 5, refs)).toEqual([]);
+    expect((await store.commit(holder.runId, holder.leaseToken, { leaseMs: 30_000, status: 'completed' })).ok).toBe(true);
+    expect((await store.claimRuns(LEASE, 5, refs)).map((r) => r.runId)).toEqual([blocked.runId]);
+    expect(await waiters(key)).toEqual([]);
+  });
+
   it('claims runs without limits with the scripts they always took', async () => {
     const workflow = fresh();
     const refs = [{ workflow, version: 1 }];

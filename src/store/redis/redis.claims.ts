@@ -53,11 +53,13 @@ function duePair(ref: WorkflowRef): DuePair {
  * other pairs never take a place in its candidates. Higher priorities come first (the due indexes' priority levels).
  *
  * Flow control (rules F1–F4, see `redis.keys.ts`): the candidates script admits the runs with limits (their slot and
- * begin are taken in the index slot) and passes over the others; each claim script then takes the admission. A claim
- * script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older slot
- * epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again. On a
- * Redis that is not a Cluster the claim script is given the flow entries and takes the admission itself (one script, no
- * `2` reply). Runs without limits never take that path: their claims are the round trips they always were.
+ * begin are taken in the index slot) and passes over the others, moving them out of the due range it reads (a run
+ * blocked by its concurrency limit is parked until its key gives a slot back; one blocked by its rate limit is pushed
+ * to when its window frees), and reads again when its budget ran out; each claim script then takes the admission. A
+ * claim script that finds a run's limits not covered (`claimRun`, `claimOwnedRuns`, a candidate admitted for an older
+ * slot epoch, or after the candidates reserved for) replies `2`: the run is admitted by `FLOW_INDEX` and claimed again.
+ * On a Redis that is not a Cluster the claim script is given the flow entries and takes the admission itself (one
+ * script, no `2` reply). Runs without limits never take that path: their claims are the round trips they always were.
  */
 export class RedisClaims {
   constructor(
@@ -96,7 +98,7 @@ export class RedisClaims {
     let failure: unknown;
     for (let round = 0; round < 8 && claimed.length < limit; round++) {
       const want = (limit - claimed.length) * 2 + 8;
-      const [candidates, orphans, from, tokens] = await this.runner.run<[string[], string[], number[], string[]]>({
+      const [candidates, orphans, from, tokens, more] = await this.runner.run<[string[], string[], number[], string[], number?]>({
         script: CLAIM_CANDIDATES,
         keys: [this.keys.kicks, this.keys.flow, ...dueKeys],
         args: [want, this.kickGraceMs, KICK_BATCH, limit - claimed.length],
@@ -118,7 +120,11 @@ export class RedisClaims {
       failure ??= error;
       await this.dropGone(gone, refs, found);
       await this.index.flush();
-      if (candidates.length < want || fresh.length === 0) break;
+      // `more`: the read stopped at its budget after moving runs passed over out of the due range (parked by their
+      // concurrency limit, pushed by their rate limit), so the next read reaches the runs behind them. Read again for
+      // that only while nothing was claimed: a claim that has runs returns them (the next one goes on from there).
+      const further = Number(more) === 1 && claimed.length === 0;
+      if (!further && (candidates.length < want || fresh.length === 0)) break;
     }
     if (failure !== undefined) {
       // NOTE: the runs claimed are returned (they are leased to this caller); the failed claim is only reported.

@@ -60,6 +60,12 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  *   slot (`sh`), `c` a cancel is pending, `f` first claim ahead (pending, no step entry: rule F3 applies)
  * - `...:ch:<base64url of the concurrency key>` set: the ids of the runs that hold (or are admitted to) one of the key's
  *   slots (rule F2); its SCARD is the number of slots held
+ * - `...:cw:<base64url of the concurrency key>` zset `<order>|<runId>` → 0: the key's waiters, runs a claim passed over
+ *   because the key's slots were all held (parked, see below); all scores are 0, and `<order>` (`a` + 16 digits for a
+ *   priority above 0, `b` for 0, `c` + 16 digits below 0, then the original due score in 16 digits) makes the
+ *   lexically first member the first in claim order: highest priority, then earliest due
+ * - `...:cp` hash runId → `<pushes>|<pushed score>|<original score>|<key>|<order>|<due keys>`: a parked run's entry
+ *   (`<key>` base64url, `<due keys>` the due entries it pushed, as suffixes of the index prefix, `|`-separated)
  * - `...:rb:<base64url of the rate key>` zset `<slot epoch>:<runId>` → when that run began (its first claim, rule F3):
  *   the sliding window, trimmed to the last `perMs` and at most `limit` entries; expires `perMs` after its last write
  * - `...:db` hash debounce key → `<runId>|<time ms>`: the run a debounce key folds into, and when the key started it
@@ -89,8 +95,19 @@ import { RUN_STATUSES, TERMINAL_STATUSES, type RunStatus } from '../run-state-ma
  * `new` and `admit` do), atomically with the claim. `claimRuns` still admits its first candidates in the candidates
  * script, ahead of their claims, so the reasoning above still applies there. On a Cluster the index slot is another
  * slot (most often on another node) and no script may take keys of two slots: the admission stays a write of its own.
- * Scripts of the index slot name the holder sets, rate windows and priority levels from the keys they are given (a run's
- * flow entry names its keys): they are all in the index slot, never another.
+ * Parked runs (rule F4 with many runs of one key blocked): a claim that passes a run over because its key's slots are
+ * all held, or the index update of a run that is due while they are, pushes the run's due entries (its version's and
+ * the global one) to now + a park interval (see `parkRun` in `lua/prelude.lua`: 1 s to 30 s) and adds it to the key's
+ * waiters, so that claims read past it instead of meeting it again (a claim reads a bounded number of due entries).
+ * Whatever gives a slot of the key back (the index update that removes a member from the holder set, or an admission of
+ * a new slot epoch that does not take it again) wakes the key's first waiter per slot in the same script: its due
+ * entries go back to their original score, only where they still have the pushed one. A run whose own index entry is
+ * applied (claimed, cancelled, paused, replaced, gone, repaired) leaves the waiters, and its index update writes its
+ * due entries anew (and parks it again if it is still blocked). A wake-up that is lost (a woken run that was cancelled
+ * or paused before a claim took the slot) delays a parked run by its park interval at most: its pushed score comes due
+ * and the next claim checks it again, so nothing waits for a wake-up for good.
+ * Scripts of the index slot name the holder sets, rate windows, waiters and priority levels from the keys they are
+ * given (a run's flow entry names its keys): they are all in the index slot, never another.
  *
  * Layout 1 (before workflow versions were claimed side by side) had `...:dw:<wf>` due zsets per workflow instead of
  * `...:dv:<wf>:<ver>`; `init()` migrates a store of layout 1 once (`redis.layout.ts`).
@@ -249,6 +266,16 @@ export class RedisKeys {
   /** The holder set of a concurrency key (rule F2). */
   holders(concurrencyKey: string): string {
     return `${this.index}:ch:${encodeName(concurrencyKey)}`;
+  }
+
+  /** The waiters zset of a concurrency key: its parked runs, first in claim order first (rule F2; see above). */
+  waiters(concurrencyKey: string): string {
+    return `${this.index}:cw:${encodeName(concurrencyKey)}`;
+  }
+
+  /** The parked runs' entries (hash runId → park entry; see above). */
+  get parked(): string {
+    return `${this.index}:cp`;
   }
 
   /** The begin window of a rate key (rule F3). */

@@ -73,33 +73,53 @@ local function parseFlow(entry)
 end
 local function holders(f)
   local _, _, key = parseCc(f.cc)
-  if key then return IX .. ':ch:' .. key end
+  if key then return IX .. ':ch:' .. key, key end
   return nil
 end
 -- Rule F2's holder sets follow the runs' flow entries: a member leaves its set only when the run is gone or a new slot
 -- epoch of it is applied (it ended, was replaced or gave its slot back: see redis.keys.ts); an entry of an older epoch
--- than the one known changes nothing; a run that holds its slot (`h`) is in the set of its epoch.
+-- than the one known changes nothing; a run that holds its slot (`h`) is in the set of its epoch. A slot given back
+-- wakes a waiter of its key (wakeWaiters in prelude.lua); a run whose entry is applied leaves its key's waiters.
 local function applyFlow(id, entry)
   local old = parseFlow(redis.call('HGET', FC, id))
   local new = parseFlow(entry)
+  if old or new then dropWaiter(IX, id) end
+  local freed, freedKey
   if not new then
     if old then
-      local hk = holders(old)
-      if hk then redis.call('SREM', hk, id) end
+      local hk, key = holders(old)
+      if hk and redis.call('SREM', hk, id) == 1 then freed, freedKey = hk, key end
       redis.call('HDEL', FC, id)
     end
+    if freed then wakeWaiters(IX, freedKey, 1) end
     return
   end
   if old and new.se < old.se then return end
   if old and new.se > old.se then
-    local hk = holders(old)
-    if hk then redis.call('SREM', hk, id) end
+    local hk, key = holders(old)
+    if hk and redis.call('SREM', hk, id) == 1 then freed, freedKey = hk, key end
   end
   if string.find(new.flags, 'h', 1, true) then
     local hk = holders(new)
     if hk then redis.call('SADD', hk, id) end
   end
   redis.call('HSET', FC, id, entry)
+  if freed and redis.call('SISMEMBER', freed, id) == 0 then wakeWaiters(IX, freedKey, 1) end
+end
+-- A run that is due now but finds its key's slots all held (rule F2) is parked at once (parkRun in prelude.lua), so that
+-- claims do not read it until a slot of its key is given back: a burst of runs of one key never comes between a claim
+-- and the runs of other keys. A run with a pending cancel (F1) or a slot it holds needs none.
+local NOW
+local function parkIfBlocked(id, entry, dk, p, at)
+  local f = parseFlow(entry)
+  if not f or string.find(f.flags, '[hc]') then return end
+  local _, climit, ckey = parseCc(f.cc)
+  if not climit then return end
+  NOW = NOW or clock()
+  if at > NOW then return end
+  local hk = IX .. ':ch:' .. ckey
+  if redis.call('SCARD', hk) < climit or redis.call('SISMEMBER', hk, id) == 1 then return end
+  parkRun(IX, id, ckey, climit, dk, p, at, NOW)
 end
 -- xd: the due key of another pair that may hold the run ('' none): a replaced run's previous pair, or the key a
 -- claimer found a stale entry in
@@ -172,6 +192,7 @@ local function apply(id, exists, iv, wf, st, ca, claim, fa, ver, extra, xd, repa
   if p ~= 0 then head = head .. ':' .. fmt(p) end
   redis.call('HSET', M, id, head .. '|' .. st .. '|' .. wf)
   applyFlow(id, flow)
+  if at and at ~= -1 and flow ~= '' then parkIfBlocked(id, flow, dk, p, at) end
   return 1
 end
 -- Records of 13 fields: the 9 of an index record, kick, extra workflow, extra due pair, repair; a repair flag with a `+`

@@ -19,8 +19,9 @@ end
 table.sort(levels, function(a, b) return a > b end)
 -- Rules F1-F4: a run with limits is admitted here (see admitFlow in prelude.lua) or passed over; a run passed over
 -- takes no place among the candidates (no head-of-line blocking), so the due keys are read further, a page at a time,
--- up to `budget` entries in all. A run passed over by its rate limit leaves this due key until its window frees.
-local out, from, tokens, seen, pushed = {}, {}, {}, {}, {}
+-- up to `budget` entries in all. A run passed over leaves the due range: by its rate limit until its window frees, by
+-- its concurrency limit until a slot of its key is given back (parkRun in prelude.lua), so the next read goes further.
+local out, from, tokens, seen, pushed, parked = {}, {}, {}, {}, {}, {}
 local budget = 1000 + 10 * n
 for _, p in ipairs(levels) do
   if #out >= n or budget <= 0 then break end
@@ -52,8 +53,14 @@ for _, p in ipairs(levels) do
           if flags and not string.find(flags, 'c', 1, true) then
             local needSlot = not string.find(flags, 'h', 1, true)
             local needBegin = string.find(flags, 'f', 1, true) ~= nil
-            local _
-            token, _, freeAt = admitFlow(IX, id, se, cc, rl, needSlot, needBegin, #out < reserve, now)
+            local why
+            token, why, freeAt = admitFlow(IX, id, se, cc, rl, needSlot, needBegin, #out < reserve, now)
+            if why == 'concurrency' then
+              local _, climit, ckey = parseCc(cc)
+              parked[#parked + 1] = {id, ckey, climit, KEYS[it[3] + 2], p, it[2]}
+            elseif token and cc ~= '' then
+              dropWaiter(IX, id)
+            end
           elseif flags then
             token = se .. ':0:0'
           end
@@ -72,7 +79,11 @@ for _, p in ipairs(levels) do
   end
 end
 for _, x in ipairs(pushed) do redis.call('ZADD', x[1], 'XX', x[2], x[3]) end
+for k, x in ipairs(parked) do parkRun(IX, x[1], x[2], x[3], x[4], x[5], x[6], now, (k % 32) / 32) end
+-- the read stopped at its budget and moved entries out of the due range: a next read goes further
+local more = 0
+if budget <= 0 and #pushed + #parked > 0 then more = 1 end
 local fresh = redis.call('ZRANGE', KEYS[1], 0, 0, 'BYSCORE', 'LIMIT', 0, ARGV[3])
 for _, m in ipairs(fresh) do redis.call('ZADD', KEYS[1], 'XX', fmt(now), m) end
 local orphans = redis.call('ZRANGE', KEYS[1], 1, fmt(now - tonumber(ARGV[2])), 'BYSCORE', 'LIMIT', 0, ARGV[3])
-return {out, orphans, from, tokens}
+return {out, orphans, from, tokens, more}

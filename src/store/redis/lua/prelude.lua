@@ -119,6 +119,106 @@ local function admitFlow(ix, id, se, cc, rl, needSlot, needBegin, reserve, now)
   end
   return se .. ':' .. slot .. ':' .. begin
 end
+-- Concurrency waiters (rule F2, see redis.keys.ts), in the index slot (`ix`). A run that is due but finds its key's
+-- slots all held (a claim passes it over, or its index update finds the key full) is parked (`parkRun`): its due
+-- entries are pushed to now + a park interval, and it is remembered in its key's waiters zset `<ix>:cw:<key>` (scores
+-- 0, members `<order>|<runId>`: the lexically first member is the first in claim order, higher priority then earlier
+-- original score) and in `<ix>:cp` (runId →
+-- `<pushes>|<pushed score>|<original score>|<key>|<order>|<due keys>`, the due keys as suffixes of `ix`,
+-- `|`-separated). A slot given back wakes the head waiter (`wakeWaiters`): its due entries go back to their original
+-- score, only where they are still at the pushed one. A run whose index entry is applied is dropped from its key's
+-- waiters (`dropWaiter`). A wake-up that is missed costs a parked run no more than its park interval: its pushed score
+-- comes due and a claim checks it again.
+local PARK_BASE_MS, PARK_CAP_MS, MAX_SAFE = 1000, 30000, 9007199254740991
+local function waiterOrder(p, orig)
+  local head = 'b'
+  if p > 0 then head = 'a' .. string.format('%016d', MAX_SAFE - math.min(p, MAX_SAFE))
+  elseif p < 0 then head = 'c' .. string.format('%016d', math.min(-p, MAX_SAFE)) end
+  return head .. string.format('%016d', math.min(math.max(orig, 0), MAX_SAFE))
+end
+-- a waiter's `...:cp` entry: {pushes, pushed score, original score, key, order, {due key suffixes}}, or nil
+local function parseWaiter(info)
+  if type(info) ~= 'string' then return nil end
+  local c, pushed, orig, key, order, rest = string.match(info, '^(%d+)|(%-?%d+)|(%-?%d+)|([^|]*)|([a-c]%d*)|(.*)$')
+  if not c then return nil end
+  local dues = {}
+  for suffix in string.gmatch(rest, '[^|]+') do dues[#dues + 1] = suffix end
+  return {count = tonumber(c), pushed = tonumber(pushed), orig = tonumber(orig), key = key, order = order, dues = dues}
+end
+local function dropWaiter(ix, id)
+  local cp = ix .. ':cp'
+  local info = redis.call('HGET', cp, id)
+  if not info then return end
+  local w = parseWaiter(info)
+  if w then redis.call('ZREM', ix .. ':cw:' .. w.key, w.order .. '|' .. id) end
+  redis.call('HDEL', cp, id)
+end
+-- Parks run `id` (concurrency key `ckey`), found blocked at `score` in the due key `base` at priority level `p`: its
+-- entries in `base` and in the global due key (when `base` is a version's) are pushed. A run found at its pushed score
+-- (or at its original one) is parked again for longer, keeping its original score and place among the waiters.
+-- The park interval is 1 s, doubled at each park in a row, and at least 1 s per `limit` waiters ahead of the run (they
+-- take the key's slots first: a run deep in the line is not checked again before its turn can come), at most 30 s;
+-- `spread` (0 to 1) shortens it by up to a quarter, so that runs parked together come due apart.
+local function parkRun(ix, id, ckey, limit, base, p, score, now, spread)
+  local cp = ix .. ':cp'
+  local level = ''
+  if p ~= 0 then level = ':p:' .. fmt(p) end
+  local count, orig, dues, known = 0, score, {}, {}
+  local w = parseWaiter(redis.call('HGET', cp, id))
+  if w then
+    redis.call('ZREM', ix .. ':cw:' .. w.key, w.order .. '|' .. id)
+    if w.key == ckey and (w.pushed == score or w.orig == score) then
+      count, orig = w.count, w.orig
+      for _, suffix in ipairs(w.dues) do
+        if not known[suffix] then
+          known[suffix] = true
+          dues[#dues + 1] = suffix
+        end
+      end
+    end
+  end
+  for _, key in ipairs({base .. level, ix .. ':due' .. level}) do
+    local suffix = string.sub(key, #ix + 1)
+    if string.sub(key, 1, #ix) == ix and not known[suffix] then
+      known[suffix] = true
+      dues[#dues + 1] = suffix
+    end
+  end
+  count = math.min(count + 1, 16)
+  local order, wk = waiterOrder(p, orig), ix .. ':cw:' .. ckey
+  redis.call('ZADD', wk, 0, order .. '|' .. id)
+  local ahead = math.floor((redis.call('ZRANK', wk, order .. '|' .. id) or 0) / math.max(limit or 1, 1))
+  local interval = math.min(PARK_CAP_MS, PARK_BASE_MS * math.max(2 ^ (count - 1), 1 + ahead))
+  local pushed = now + math.floor(interval * (1 - (spread or 0) / 4))
+  for _, suffix in ipairs(dues) do redis.call('ZADD', ix .. suffix, 'XX', fmt(pushed), id) end
+  redis.call('HSET', cp, id, fmt(count) .. '|' .. fmt(pushed) .. '|' .. fmt(orig) .. '|' .. ckey .. '|' .. order .. '|' .. table.concat(dues, '|'))
+end
+-- A slot of concurrency key `ckey` was given back `n` times: wakes that many waiters of the key, first in claim order
+-- first (a waiter whose entries are no longer at their pushed score changed meanwhile: it is dropped, not woken).
+local function wakeWaiters(ix, ckey, n)
+  local wk, cp = ix .. ':cw:' .. ckey, ix .. ':cp'
+  local tries = 0
+  while n > 0 and tries < 100 do
+    tries = tries + 1
+    local head = redis.call('ZRANGE', wk, 0, 0)[1]
+    if not head then return end
+    redis.call('ZREM', wk, head)
+    local id = string.match(head, '^[a-c]%d*|(.*)$')
+    local w = id and parseWaiter(redis.call('HGET', cp, id))
+    if w and w.order .. '|' .. id == head then
+      redis.call('HDEL', cp, id)
+      local woke = false
+      for _, suffix in ipairs(w.dues) do
+        local key = ix .. suffix
+        if tonumber(redis.call('ZSCORE', key, id)) == w.pushed then
+          redis.call('ZADD', key, 'XX', fmt(w.orig), id)
+          woke = true
+        end
+      end
+      if woke then n = n - 1 end
+    end
+  end
+end
 -- Rules F2, F3 for one run in the index slot (`fc`: the flow entries, `...:fc`), as a claim script's `2` reply reports
 -- what its limits need (slot epoch `se`, cc, rl, needs a slot, needs a begin): the admission is for that epoch. An entry
 -- of an older epoch is moved to it first (its holder set membership belonged to the epoch that ended); one of a newer
@@ -130,14 +230,19 @@ local function admitRun(fc, id, se, cc, rl, needSlot, needBegin, now)
   local old = entry and tonumber(string.match(entry, '^[a-z]*|(%d+)|'))
   if old and old > runSe then return nil end
   local ix = string.sub(fc, 1, #fc - 3)
+  local freed
   if not old or old < runSe then
     if entry then
       local _, _, key = parseCc(string.match(entry, '^[a-z]*|%d+|([^|]*)|'))
-      if key then redis.call('SREM', ix .. ':ch:' .. key, id) end
+      if key and redis.call('SREM', ix .. ':ch:' .. key, id) == 1 then freed = key end
     end
     redis.call('HSET', fc, id, (needBegin and 'f' or '') .. '|' .. se .. '|' .. cc .. '|' .. rl)
   end
-  return admitFlow(ix, id, se, cc, rl, needSlot, needBegin, true, now)
+  local token = admitFlow(ix, id, se, cc, rl, needSlot, needBegin, true, now)
+  -- the slot of the older epoch, unless this admission took it again, wakes a waiter of its key
+  if freed and redis.call('SISMEMBER', ix .. ':ch:' .. freed, id) == 0 then wakeWaiters(ix, freed, 1) end
+  if token and token ~= '' and cc ~= '' then dropWaiter(ix, id) end
+  return token
 end
 local function snapshot(run, steps)
   return {redis.call('HGETALL', run), redis.call('HGETALL', steps)}
