@@ -121,7 +121,7 @@ export class RunDriver {
   private done = false;
   private interrupt?: Interrupt;
   private cancel?: { compensate: boolean };
-  private lastWrite = Date.now();
+  private lastWrite: number;
   /** Outputs of completed steps by name (latest visit). */
   private readonly results: Record<string, unknown> = {};
   private readonly visits = new Map<string, number>();
@@ -145,7 +145,10 @@ export class RunDriver {
     private readonly host: DriverHost,
     private readonly def: WorkflowDefinition,
     private readonly claimed: ClaimedRun,
+    /** When the claim that leased the run here was sent (ms, this clock): the lease runs from then at the latest. */
+    claimSentAt: number = Date.now(),
   ) {
+    this.lastWrite = claimSentAt;
     this.runId = claimed.runId;
     this.token = claimed.leaseToken;
     try {

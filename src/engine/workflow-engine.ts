@@ -348,6 +348,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     state.tr = run.steps.length;
     const started: NewRunEvent = { type: 'run.started', at: new Date(), instanceId: this.instanceId, detail: { version: def.version, ...run.detail } };
     let result;
+    const sentAt = Date.now();
     try {
       result = await this.store.createRun(
         {
@@ -381,7 +382,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     // can return out of order, and the survivor must keep its executor).
     const current = this.active.get(runId);
     if (current && current.generation < stored.generation) current.lose();
-    if (claimNow && stored.leaseToken) this.launch({ ...stored, leaseToken: stored.leaseToken, recovered: false });
+    if (claimNow && stored.leaseToken) this.launch({ ...stored, leaseToken: stored.leaseToken, recovered: false }, sentAt);
     // NOTE: a store may create a run with limits without leasing it (rule F4: its limits passed it over, or the store
     // admits such runs only in a claim): one claim of it now, so a free slot is taken without waiting for a poll.
     else if (claimNow && (run.flow?.concurrency || run.flow?.rateLimit)) void this.kick(runId);
@@ -617,11 +618,12 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     if (refs.length === 0) return;
     this.reclaiming = true;
     try {
+      const sentAt = Date.now();
       const claimed = await this.store.claimOwnedRuns!(this.lease, this.options.concurrency, refs);
       if (claimed.length > 0) {
         this.logger.log(`Instance "${this.instanceId}": reclaimed ${claimed.length} run(s) its previous process left in flight`);
       }
-      for (const run of claimed) this.accept(run);
+      for (const run of claimed) this.accept(run, sentAt);
     } catch (error) {
       this.logger.error(`Reclaiming the runs of instance "${this.instanceId}" failed (they resume when their leases expire): ${describeError(error)}`);
     } finally {
@@ -644,6 +646,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     }
     this.reserved++;
     let claimed: ClaimedRun | undefined;
+    const sentAt = Date.now();
     try {
       // NOTE: only workflows registered here: another deployment's runs are left to it.
       claimed = await this.store.claimRun(runId, this.lease, this.registry.workflowRefs());
@@ -655,7 +658,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     } finally {
       this.reserved--;
     }
-    if (claimed) this.accept(claimed);
+    if (claimed) this.accept(claimed, sentAt);
   }
 
   /** A control request was recorded for a run: if it runs here, look at it now (cancel aborts the step). */
@@ -690,12 +693,13 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   private async claimBatch(free: number): Promise<number> {
     this.reserved += free;
     let claimed: ClaimedRun[];
+    const sentAt = Date.now();
     try {
       claimed = await this.store.claimRuns(this.lease, free, this.registry.workflowRefs());
     } finally {
       this.reserved -= free;
     }
-    for (const run of claimed) this.accept(run);
+    for (const run of claimed) this.accept(run, sentAt);
     return claimed.length;
   }
 
@@ -718,7 +722,8 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
     this.commits++;
   }
 
-  private accept(claimed: ClaimedRun): void {
+  /** A run claimed by a call sent at `sentAt` (ms, this clock): its lease runs from then at the latest. */
+  private accept(claimed: ClaimedRun, sentAt: number): void {
     const lagMs = claimed.recovered ? (claimed.orphanedMs ?? 0) : claimed.dueAt ? Math.max(0, Date.now() - claimed.dueAt.getTime()) : undefined;
     if (lagMs !== undefined) {
       this.instrumentation.claimLag(claimed.workflow, lagMs);
@@ -750,14 +755,14 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
       return;
     }
-    this.launch(claimed);
+    this.launch(claimed, sentAt);
   }
 
   /**
    * Starts a driver for a claimed run. Never throws: whatever one run holds (even data that cannot be decoded) must not
    * keep the other runs of a claim batch from starting, nor reach the process as an unhandled rejection.
    */
-  private launch(claimed: ClaimedRun): void {
+  private launch(claimed: ClaimedRun, sentAt: number): void {
     const release = () => void this.store.releaseLease(claimed.runId, claimed.leaseToken).catch(() => undefined);
     try {
       const current = this.active.get(claimed.runId);
@@ -769,7 +774,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
       }
       const def = this.registry.get(claimed.workflow, claimed.version);
       if (!def) return release();
-      const driver = new RunDriver(this, def, claimed);
+      const driver = new RunDriver(this, def, claimed, sentAt);
       this.active.set(claimed.runId, driver);
       this.instrumentation.inFlight(1);
       const done = driver.drive().finally(() => {
@@ -895,6 +900,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
   }
 
   private async renewOne(driver: RunDriver): Promise<void> {
+    const sentAt = Date.now();
     try {
       const res = await this.store.renewLease(driver.runId, driver.leaseToken, this.leaseMs);
       if (!res.ok) {
@@ -905,7 +911,7 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         driver.lose();
         return;
       }
-      driver.touched();
+      driver.touched(sentAt);
       if (res.cancel) driver.requestCancel(res.cancel);
     } catch (error) {
       this.logger.error(
