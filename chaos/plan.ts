@@ -135,9 +135,6 @@ export function makePlan(seed: number, runs: number, spreadMs: number): RunPlan[
     }
     if (!plan.manual && plan.cancelAfterMs === undefined && !plan.cancelWhileWaiting && r() < 0.12) {
       plan.pause = { afterMs: between(0, 1_000), forMs: between(200, 1_500) };
-      // NOTE: pausing a run still pending for its `delay` makes it due at once (docs/chaos.md, defect 6): left out unless
-      // CHAOS_PAUSE_DELAYED=1 (which shows it as `early`).
-      if (plan.delayMs !== undefined && process.env.CHAOS_PAUSE_DELAYED !== '1') delete plan.pause;
     }
     plans.push(plan);
   }

@@ -600,8 +600,12 @@ export interface WorkflowStore {
   /**
    * Record a control request:
    * - `pause`: terminal → not-active; paused → noop; leased (live lease) → `pauseRequested` (ok); otherwise status
-   *   `paused`, `resumeStatus` = the status, the (expired) lease cleared (ok).
+   *   `paused`, `resumeStatus` = the status, the (expired) lease cleared (ok). `dueAt` is kept (a start `delay`, a
+   *   debounce, a sleep or wait's wake-up time, a released retry's backoff, a blocked run's place), except in a
+   *   status `releaseLease` makes due (`DUE_ON_RELEASE`): a run whose expired lease this clears (it was executing) or
+   *   that has no `dueAt` (a held child) becomes due now.
    * - `resume`: terminal → not-active; paused → status `resumeStatus` (ok); `pauseRequested` → cleared (ok); else noop.
+   *   `dueAt` is left as it is: a resumed run is claimed no earlier than it (at once when it has passed).
    * - `cancel`: cancelled or compensating, or already requested → noop; other terminal → not-active; otherwise
    *   `cancelRequested` set, a paused run goes back to its `resumeStatus`, `dueAt` = now (ok).
    * - `retry`: only `failed` → status `pending`, `error`/`finishedAt` cleared, due now, and `nextInput` set to the

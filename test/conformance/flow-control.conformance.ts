@@ -235,6 +235,25 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
           ending = expected.runId;
         }
       });
+
+      it('keeps the place of a blocked run through pause and resume: its due time is kept', async () => {
+        const { workflow, refs } = fresh();
+        const key = `${workflow}:k`;
+        const t = Date.now();
+        const holder = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 10_000) } });
+        const [claimed] = await store().claimRuns(LEASE, 1, refs);
+        expect(claimed.runId).toBe(holder.runId);
+        const early = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 5000) } });
+        const late = await create(workflow, { ...limitOf(key, 1), due: { at: new Date(t - 3000) } });
+        expect(await store().claimRuns(OTHER, 10, refs)).toEqual([]);
+        expect((await store().control(early.runId, { action: 'pause' })).outcome).toBe('ok');
+        expect((await store().getRun(early.runId))!.dueAt!.getTime()).toBe(t - 5000);
+        expect((await store().control(early.runId, { action: 'resume' })).outcome).toBe('ok');
+        expect((await store().getRun(early.runId))!).toMatchObject({ status: 'pending', dueAt: new Date(t - 5000), blockedBy: 'concurrency' });
+        expect((await store().commit(holder.runId, claimed.leaseToken, patch({ status: 'completed' }))).ok).toBe(true);
+        expect(ids(await store().claimRuns(OTHER, 10, refs))).toEqual([early.runId]);
+        expect((await store().getRun(late.runId))!.blockedBy).toBe('concurrency');
+      });
     });
 
     describe('rate limits (F3)', () => {
@@ -317,6 +336,18 @@ export function describeFlowControlConformance(getStore: () => WorkflowStore): v
         const third = await store().createRun(newRun(workflow), { onConflict: 'keep', debounce });
         expect(third.created).toBe(true);
         expect(third.run.runId).not.toBe(first.run.runId);
+      });
+
+      it('keeps the due time of a debounced run through pause and resume', async () => {
+        const { workflow, refs } = fresh();
+        const debounce = { key: `${workflow}:d`, delayMs: 60_000 };
+        const first = await store().createRun(newRun(workflow), { onConflict: 'keep', debounce });
+        const due = (await store().getRun(first.run.runId))!.dueAt!.getTime();
+        expect((await store().control(first.run.runId, { action: 'pause' })).outcome).toBe('ok');
+        expect((await store().getRun(first.run.runId))!.dueAt!.getTime()).toBe(due);
+        expect((await store().control(first.run.runId, { action: 'resume' })).outcome).toBe('ok');
+        expect((await store().getRun(first.run.runId))!).toMatchObject({ status: 'pending', dueAt: new Date(due) });
+        expect(await store().claimRuns(LEASE, 5, refs)).toEqual([]);
       });
 
       it('gives one run to concurrent starts with one key', async () => {

@@ -1500,6 +1500,51 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         expect(await store.claimRun(r.runId, OTHER)).toBeDefined();
       });
 
+      it('keeps the due time of a delayed run through pause and resume: claimed no earlier, at once when resumed later', async () => {
+        const workflow = wf();
+        // `early` is resumed before its due time, `late` after it.
+        const early = newRun(workflow, { due: { delayMs: 1_500 } });
+        const late = newRun(workflow, { due: { delayMs: 1_500 } });
+        for (const r of [early, late]) await store.createRun(r, { onConflict: 'keep' });
+        const dueOf = async (runId: string) => (await store.getRun(runId))!.dueAt?.getTime();
+        const earlyDue = (await dueOf(early.runId))!;
+        const lateDue = (await dueOf(late.runId))!;
+        expect(earlyDue).toBeGreaterThan(Date.now() + 500);
+        for (const r of [early, late]) expect(await store.control(r.runId, { action: 'pause' })).toEqual({ outcome: 'ok', status: 'pending' });
+        expect(await dueOf(early.runId)).toBe(earlyDue);
+        expect(await dueOf(late.runId)).toBe(lateDue);
+        expect((await store.control(early.runId, { action: 'resume' })).outcome).toBe('ok');
+        expect((await store.getRun(early.runId))!).toMatchObject({ status: 'pending', dueAt: new Date(earlyDue) });
+        expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
+        expect(await store.claimRun(early.runId, OTHER)).toBeUndefined();
+        await sleep(Math.max(earlyDue, lateDue) - Date.now() + 150);
+        const first = await store.claimRuns(OTHER, 10, [v1(workflow)]);
+        expect(first.map((r) => r.runId)).toEqual([early.runId]);
+        expect(first[0].status).toBe('running');
+        expect((await store.control(late.runId, { action: 'resume' })).outcome).toBe('ok');
+        expect(await dueOf(late.runId)).toBe(lateDue);
+        expect((await store.claimRuns(OTHER, 10, [v1(workflow)])).map((r) => r.runId)).toEqual([late.runId]);
+      });
+
+      it('keeps the due time of an unleased sleeping run and of a run released for a retry through pause and resume', async () => {
+        const workflow = wf();
+        const sleeping = await createClaimed(workflow);
+        await store.commit(sleeping.runId, sleeping.leaseToken, patch({ status: 'sleeping', due: { delayMs: 60_000 }, release: true }));
+        const backoff = await createClaimed(workflow);
+        await store.commit(backoff.runId, backoff.leaseToken, patch({ keepInput: true, due: { delayMs: 60_000 }, release: true }));
+        for (const r of [sleeping, backoff]) {
+          const due = (await store.getRun(r.runId))!.dueAt!.getTime();
+          expect(due).toBeGreaterThan(Date.now() + 50_000);
+          expect((await store.control(r.runId, { action: 'pause' })).outcome).toBe('ok');
+          expect((await store.getRun(r.runId))!).toMatchObject({ status: 'paused', dueAt: new Date(due) });
+          expect((await store.control(r.runId, { action: 'resume' })).outcome).toBe('ok');
+          expect((await store.getRun(r.runId))!.dueAt!.getTime()).toBe(due);
+        }
+        expect((await store.getRun(sleeping.runId))!.status).toBe('sleeping');
+        expect((await store.getRun(backoff.runId))!.status).toBe('running');
+        expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
+      });
+
       it('keeps a signal sent to a paused waiting run and wakes it on resume', async () => {
         const run = await createClaimed(wf());
         await store.commit(run.runId, run.leaseToken, patch({ wait: { signals: ['go'] } }));

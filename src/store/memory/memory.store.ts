@@ -652,12 +652,15 @@ export class MemoryStore implements WorkflowStore {
           run.pauseRequested = true;
           this.emit({ type: 'control', runId });
         } else {
+          // NOTE: the run keeps its due time (a start delay, a debounce, a sleep, a backoff, a blocked run's place),
+          // except a run that was executing (its lease expired) is due at once, as a release makes it, and so is a run
+          // of those statuses with none (a held child: as before, resuming it starts it).
+          const dueNow = isDueOnRelease(status) && (run.leaseToken !== undefined || run.dueAt === undefined);
           run.resumeStatus = status;
           run.status = 'paused';
           clearLease(run);
           if (run.concurrency?.scope === 'step') this.freeSlot(run);
-          // NOTE: a waiting or sleeping run keeps its wake-up time; a run that was executing is due at once.
-          if (isDueOnRelease(status)) run.dueAt = new Date(now);
+          if (dueNow) run.dueAt = new Date(now);
         }
         break;
       }

@@ -123,9 +123,11 @@ export function controlStatements(n: SchemaNames) {
         CASE WHEN $4::text IS NOT NULL THEN (SELECT upd.event_seq FROM upd) END AS event_seq
       FROM e`,
 
-    // $1 run_id, $2 history event (null: none). NOTE: pausing a run without a live lease ends its lease as a release does, so the run is due at
-    // once in the same statuses (DUE_ON_RELEASE; a waiting or sleeping run keeps its wake-up time), and a run with
-    // `scope: 'step'` gives its slot back (rule F2: `slot_held` cleared, `fk` takes it from its key's `held`).
+    // $1 run_id, $2 history event (null: none). NOTE: pausing a run without a live lease keeps its due time (a start
+    // delay, a debounce, a sleep, a wait's timeout, a backoff, a blocked run's place), except in the statuses a release
+    // makes due (DUE_ON_RELEASE) for a run whose expired lease it ends (it was executing; `r.lease_token` is the value
+    // before this update) or that has no due time (a held child): those are due at once. A run with `scope: 'step'`
+    // gives its slot back (rule F2: `slot_held` cleared, `fk` takes it from its key's `held`).
     pause: control(
       `CASE WHEN cur.status IN ${terminal} THEN 'not-active'
             WHEN cur.status = 'paused' OR cur.pause_requested THEN 'noop' ELSE 'ok' END`,
@@ -135,7 +137,8 @@ export function controlStatements(n: SchemaNames) {
        lease_owner = CASE WHEN d.live THEN r.lease_owner END,
        lease_token = CASE WHEN d.live THEN r.lease_token END,
        lease_expires_at = CASE WHEN d.live THEN r.lease_expires_at END,
-       due_at = CASE WHEN NOT d.live AND r.status IN ${sqlList(DUE_ON_RELEASE)} THEN now() ELSE r.due_at END,
+       due_at = CASE WHEN NOT d.live AND (r.lease_token IS NOT NULL OR r.due_at IS NULL) AND r.status IN ${sqlList(DUE_ON_RELEASE)}
+         THEN now() ELSE r.due_at END,
        slot_held = r.slot_held AND (d.live OR r.conc_scope IS DISTINCT FROM 'step')`,
       `CASE WHEN d.live THEN 'control' END`,
       '$2::text',

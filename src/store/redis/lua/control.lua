@@ -3,7 +3,7 @@
 local r, e = KEYS[1], KEYS[4]
 local runId, action, channel = ARGV[1], ARGV[2], ARGV[4]
 local now, nowUs = clock()
-local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs', 'cc')
+local v = redis.call('HMGET', r, 'st', 'le', 'pr', 'cr', 'rs', 'cc', 'due')
 local st = v[1]
 if not st then return {'not-found', '', record(r, runId, nowUs), 0} end
 local le = num(v[2])
@@ -22,7 +22,10 @@ if action == 'pause' then
   else
     redis.call('HSET', r, 'rs', st, 'st', ST.paused)
     redis.call('HDEL', r, 'lo', 'lt', 'le')
-    if st ~= ST.waiting and st ~= ST.sleeping then redis.call('HSET', r, 'due', fmt(now)) end
+    -- the run keeps its due time (a start delay, a debounce, a sleep, a backoff, a blocked run's place), except a run
+    -- whose (expired) lease this ends was executing, or one without a due time (a held child): due at once, as a
+    -- release makes it
+    if DUE_ON_RELEASE[st] and (v[2] or not v[7]) then redis.call('HSET', r, 'due', fmt(now)) end
     -- rule F2: with scope `step`, the (expired) lease goes and so does the slot (a new slot epoch, after the bump below)
     if parseCc(v[6]) == 'step' then
       redis.call('HDEL', r, 'sh')
