@@ -20,9 +20,18 @@ import type { WorkflowEngine } from './workflow-engine.js';
  * instance, whose scheduler is off, is seen). One indexed read per worker instance per period.
  */
 export const SCHEDULE_POLL_MS = 5_000;
+/**
+ * How long after a tick's time an instance that did not record the schedule's previous tick (a *follower*) looks at
+ * it: the instance that did (the *leader*) fires it at its exact time, and a follower then finds it advanced (one read,
+ * no write). When the leader is frozen, killed or slow, the followers fire it this much late, racing on the
+ * compare-and-set. Well under a second, the promise of the README.
+ */
+export const SCHEDULE_FOLLOW_MS = 250;
 /** Due schedules handled per pass; more are taken by the next pass, at once. */
 const PASS_LIMIT = 100;
 const FAR_FUTURE = 8.64e15;
+/** The most schedules whose leadership an instance remembers (beyond, it forgets them all: one tick as a follower). */
+const LED_LIMIT = 10_000;
 
 const schedulers = new WeakMap<WorkflowEngine, Scheduler>();
 
@@ -55,6 +64,16 @@ export function scheduledInput(engine: WorkflowEngine, scheduleId: string, spec:
  * `conflictPolicy: 'use-existing'`, then advances the schedule with a compare-and-set: instances that fire the same
  * tick converge on one run, and the one whose compare-and-set loses changes nothing more. A crash between the start
  * and the advance fires the tick again, with the same id: still one run.
+ *
+ * Every instance arms a timer for the next tick of every schedule it reads, whether or not it won that schedule's
+ * last compare-and-set (chaos soak defect 5: when only the winner did, a frozen or killed winner left the tick to the
+ * others' next poll, up to {@link SCHEDULE_POLL_MS} late, or skipped with `catchUp`). The winner (leader) arms it at
+ * the tick's time, the others (followers) {@link SCHEDULE_FOLLOW_MS} later, so that while the leader is up they only
+ * read. Cost, per instance: one timer (the earliest of these times and of the poll), and one `due` read each time it
+ * fires, i.e. per distinct tick time of the schedules due within a poll, plus one per poll; never a read per schedule.
+ * The leader of a tick writes its run and the advance; a follower writes only when the leader has not advanced the
+ * schedule within {@link SCHEDULE_FOLLOW_MS} (then they race, and the compare-and-set keeps one). With N instances and
+ * a schedule every second, that is N reads a second, and one run and one advance.
  */
 export class Scheduler {
   private timer?: TimerHandle;
@@ -65,6 +84,11 @@ export class Scheduler {
   private current?: Promise<void>;
   /** Schedules (id and version) whose problem was logged, so it is logged once. */
   private readonly reported = new Set<string>();
+  /**
+   * The version each schedule got from this instance's last successful advance: while the stored version is that one,
+   * no one else changed it and this instance leads its next tick.
+   */
+  private readonly led = new Map<string, number>();
 
   constructor(
     private readonly engine: WorkflowEngine,
@@ -128,15 +152,24 @@ export class Scheduler {
       const due = names.length === 0 ? [] : await this.store.due(new Date(until), PASS_LIMIT, names);
       for (const schedule of due) {
         if (this.stopped) return;
-        const at = schedule.nextFireAt!.getTime();
+        // NOTE: a follower looks at a tick a little after its time (see SCHEDULE_FOLLOW_MS), the leader at its time
+        const at = schedule.nextFireAt!.getTime() + this.followDelay(schedule);
         if (at > now) {
           earliest = earliest === undefined ? at : Math.min(earliest, at);
           continue;
         }
         try {
-          const next = await this.fireDue(schedule, now);
-          if (next !== undefined && next <= now) more = true;
-          else if (next !== undefined) earliest = earliest === undefined ? next : Math.min(earliest, next);
+          const outcome = await this.fireDue(schedule, now);
+          if (outcome === undefined) continue;
+          if (outcome.won && outcome.next <= now) {
+            more = true;
+            continue;
+          }
+          // NOTE: a lost compare-and-set: another instance advanced it (most likely to the same next tick) or changed
+          // it. This one follows: it looks again after that tick, or after a while when that tick is past (the winner
+          // is catching up). That look is one `due` read, which sees what the winner stored.
+          const look = outcome.won ? outcome.next : Math.max(outcome.next, now) + this.followMs();
+          earliest = earliest === undefined ? look : Math.min(earliest, look);
         } catch (error) {
           this.engine.logger.error(
             `Schedule "${schedule.id}" (${schedule.workflow}): firing its tick of ${schedule.nextFireAt!.toISOString()} failed: ${describeError(error)}. ` +
@@ -160,11 +193,24 @@ export class Scheduler {
     (this.timer as NodeJS.Timeout).unref?.();
   }
 
+  /** How late after a schedule's next tick this instance looks at it: 0 when it leads it (or the clock is manual). */
+  private followDelay(schedule: StoredSchedule): number {
+    const version = this.led.get(schedule.id);
+    if (version === schedule.version) return 0;
+    if (version !== undefined) this.led.delete(schedule.id);
+    return this.followMs();
+  }
+
+  private followMs(): number {
+    return this.engine.clock.manual ? 0 : SCHEDULE_FOLLOW_MS;
+  }
+
   /**
    * Fires the due ticks of one schedule (per its `catchUp` and `overlap`), then advances it.
-   * @returns its next tick when this pass advanced it (at or before `now`: ticks are still due, `catchUp: 'all'`)
+   * @returns its next tick as planned here (at or before `now`: ticks are still due, `catchUp: 'all'`), and whether
+   *   this pass's compare-and-set won; undefined when this instance does not fire it or it has no next tick
    */
-  private async fireDue(schedule: StoredSchedule, now: number): Promise<number | undefined> {
+  private async fireDue(schedule: StoredSchedule, now: number): Promise<{ next: number; won: boolean } | undefined> {
     let spec: StorableScheduleSpec;
     let timing: ScheduleTiming;
     try {
@@ -201,8 +247,15 @@ export class Scheduler {
       nextFireAt: plan.next === undefined ? null : new Date(plan.next),
       ...(lastFireAt !== undefined ? { lastFireAt: new Date(lastFireAt), lastRunId } : {}),
     });
-    // NOTE: a lost compare-and-set means another instance advanced it (or it was changed): nothing more to do.
-    return advanced ? plan.next : undefined;
+    // NOTE: a lost compare-and-set means another instance advanced it (or it was changed): nothing more to do here,
+    // but this instance still looks at the next tick, in case that instance stops (see runPass).
+    if (advanced) {
+      if (this.led.size >= LED_LIMIT && !this.led.has(schedule.id)) this.led.clear();
+      this.led.set(schedule.id, advanced.version);
+    } else {
+      this.led.delete(schedule.id);
+    }
+    return plan.next === undefined ? undefined : { next: plan.next, won: !!advanced };
   }
 
   /** One tick: applies `overlap`, then starts the run. Returns its id, or undefined when the tick starts nothing. */
