@@ -49,7 +49,7 @@ const clients = new WeakMap<WorkflowEngine, ScheduleClient>();
 
 /**
  * Durable schedules (`client.schedules`): create, change, pause, trigger and read them. Changes are stored at once
- * and picked up by the scheduler of every instance within a second (at once on this one).
+ * and picked up at once by this instance's scheduler, by the others at their next poll or tick (within 5 s).
  */
 export class ScheduleClient {
   /** The one client of an engine (`WorkflowClient.schedules`). */

@@ -108,9 +108,15 @@ for (const kind of ['postgres', 'redis'] as const) {
         await startWorker(s.store, s.ledger, { flowTick: true });
         const upAt = Date.now();
         await waitFor('2 more ticks', () => ticks().length >= before + 2, 20_000);
-        const runIds = ticks().map((e) => e.runId);
-        // Exactly once per tick: no run id twice, and each id is `flow-tick@<the tick's ISO time>`.
-        expect(new Set(runIds).size).toBe(runIds.length);
+        // Exactly once per tick: one run per tick, its id `flow-tick@<the tick's ISO time>`. A tick's step may run twice
+        // only when the SIGKILL of every instance cut its first execution (ledger written, checkpoint not): the run is
+        // recovered and its step runs again (at least once), the run is still one.
+        const executions = ticks();
+        const runIds = [...new Set(executions.map((e) => e.runId))];
+        for (const id of runIds) {
+          const of = executions.filter((e) => e.runId === id);
+          if (of.length > 1) expect(of[0].at).toBeLessThan(downFrom);
+        }
         const fireTimes = runIds.map((id) => Date.parse(id.slice('flow-tick@'.length)));
         for (const t of fireTimes) expect(t % 1000).toBe(0);
         // While every instance was down (and the new one booted), 3–4 ticks were missed: catch-up 'latest' fires the
