@@ -71,13 +71,19 @@ export class RedisIndexWriter {
     }
   }
 
-  /** Sends the queued index records now; resolves when they are applied (failures are logged, not thrown). */
+  /**
+   * Sends the queued index records now; resolves when they are applied, and so are the batches already in flight
+   * (failures are logged, not thrown). So a read that follows sees every index record this store queued before it: a
+   * batch sent a moment earlier may still be on its way (on a Cluster each script is a call of its own, and one that
+   * the node does not know yet goes again as EVAL, after the read if the read did not wait).
+   */
   flush(): Promise<void> {
     if (this.flushTimer) {
       clearImmediate(this.flushTimer);
       this.flushTimer = undefined;
     }
-    if (this.pending.length === 0 || !this.connected()) return Promise.resolve();
+    const earlier = [...this.inflight];
+    if (this.pending.length === 0 || !this.connected()) return earlier.length === 0 ? Promise.resolve() : Promise.all(earlier).then(() => undefined);
     const batch = this.pending.splice(0);
     const calls: ScriptCall[] = [];
     for (let i = 0; i < batch.length; i += APPLY_BATCH) calls.push(this.applyCall(batch.slice(i, i + APPLY_BATCH)));
@@ -91,7 +97,7 @@ export class RedisIndexWriter {
       })
       .finally(() => this.inflight.delete(promise));
     this.inflight.add(promise);
-    return promise;
+    return earlier.length === 0 ? promise : Promise.all([promise, ...earlier]).then(() => undefined);
   }
 
   /**
