@@ -14,22 +14,9 @@ import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
 import type { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import type { LeaseRequest } from '../../src/store/workflow-store.interface.js';
 import { newRun } from '../support/runs.js';
+import { allNodes, candidateCtes, insertSleepersSql, LEVELS, type PlanNode, sleeperParams } from './claim-plan.js';
 
 const LEASE: LeaseRequest = { owner: 'levels-spec', leaseMs: 600_000 };
-const LEVELS = [7, 5, 3, 0];
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Subplan Name'?: string;
-  'Actual Rows'?: number;
-  'Rows Removed by Filter'?: number;
-  'Shared Hit Blocks'?: number;
-  'Shared Read Blocks'?: number;
-  Plans?: PlanNode[];
-}
-
 describe('pglite claim: by priority level, the runs not due yet never read', () => {
   let dir: string;
   let store: PostgresStore;
@@ -49,13 +36,7 @@ describe('pglite claim: by priority level, the runs not due yet never read', () 
   });
 
   async function addSleepers(count: number): Promise<void> {
-    await session.query(
-      `INSERT INTO ${store.names.runs} (run_id, workflow, version, status, input, state, created_at, updated_at, due_at, priority)
-       SELECT 'sleeper-' || g, 'wf', 1, 'sleeping', '{}', '{}', now(), now(),
-         now() + interval '1 hour' + g * interval '1 millisecond', ($1::bigint[])[1 + g % $2::integer]
-       FROM generate_series($3::integer, $4::integer) g`,
-      [LEVELS, LEVELS.length, sleepers + 1, sleepers + count],
-    );
+    await session.query(insertSleepersSql(store.names.runs), sleeperParams('wf', sleepers + 1, sleepers + count));
     sleepers += count;
   }
 
@@ -75,12 +56,7 @@ describe('pglite claim: by priority level, the runs not due yet never read', () 
         const [row] = await query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE h2_claim('explain', 600000, 1)`);
         const raw = row['QUERY PLAN'];
         const root = (typeof raw === 'string' ? JSON.parse(raw) : raw)[0].Plan as PlanNode;
-        const nodes: PlanNode[] = [];
-        const walk = (node: PlanNode) => {
-          nodes.push(node);
-          for (const child of node.Plans ?? []) walk(child);
-        };
-        (root.Plans ?? []).filter((x) => ['CTE lv', 'CTE c'].includes(x['Subplan Name'] ?? '')).forEach(walk);
+        const nodes = allNodes(candidateCtes(root));
         const scans = nodes.filter((x) => x['Index Name'] === claimIndex || (x['Node Type'] === 'Bitmap Heap Scan' && x['Relation Name'] === store.names.tables.runs));
         // nothing is claimed: the transaction is rolled back
         throw Object.assign(new Error('rollback'), {

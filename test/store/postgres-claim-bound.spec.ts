@@ -13,26 +13,12 @@ import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
 import type { LeaseRequest } from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName } from '../setup/postgres-server.js';
 import { testPostgres } from '../setup/test-servers.js';
+import { allNodes, candidateCtes, insertSleepersSql, LEVELS, type PlanNode, sleeperParams } from './claim-plan.js';
 import { newRun } from '../support/runs.js';
 
 const { url, describe: describePg } = testPostgres();
 const LEASE: LeaseRequest = { owner: 'bound-spec', leaseMs: 600_000 };
-/** The priorities of the sleeping runs (highest first); the due runs of the tests sit below or between them. */
-const LEVELS = [7, 5, 3, 0];
 const WORKFLOW = 'wf';
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Subplan Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Shared Hit Blocks'?: number;
-  'Shared Read Blocks'?: number;
-  Plans?: PlanNode[];
-}
 
 /**
  * What a claim read to choose its candidates: through the claim index (rows, rows filtered out, buffers), in all, and
@@ -76,13 +62,7 @@ describePg('postgres claim: the runs not due yet cost a claim nothing', () => {
 
   /** Adds `count` sleeping runs (due in an hour or more) spread over LEVELS, written in bulk. */
   async function addSleepers(count: number): Promise<void> {
-    await client.query(
-      `INSERT INTO ${store.names.runs} (run_id, workflow, version, status, input, state, created_at, updated_at, due_at, priority)
-       SELECT 'sleeper-' || g, $1::text, 1, 'sleeping', '{}', '{}', now(), now(),
-         now() + interval '1 hour' + g * interval '1 millisecond', ($2::bigint[])[1 + g % $3::integer]
-       FROM generate_series($4::integer, $5::integer) g`,
-      [WORKFLOW, LEVELS, LEVELS.length, sleepers + 1, sleepers + count],
-    );
+    await client.query(insertSleepersSql(store.names.runs), sleeperParams(WORKFLOW, sleepers + 1, sleepers + count));
     sleepers += count;
   }
 
@@ -129,14 +109,9 @@ describePg('postgres claim: the runs not due yet cost a claim nothing', () => {
    * small next to the batch).
    */
   function reads(root: PlanNode): Reads {
-    const nodes: PlanNode[] = [];
-    const walk = (node: PlanNode) => {
-      nodes.push(node);
-      for (const child of node.Plans ?? []) walk(child);
-    };
-    const ctes = (root.Plans ?? []).filter((x) => ['CTE lv', 'CTE c'].includes(x['Subplan Name'] ?? ''));
+    const ctes = candidateCtes(root);
     expect(ctes.map((x) => x['Subplan Name'])).toContain('CTE c');
-    ctes.forEach(walk);
+    const nodes = allNodes(ctes);
     const scans = nodes.filter((x) => x['Index Name'] === claimIndex);
     // (the scans' own buffers include the heap pages they read; a bitmap scan's are on its Bitmap Heap Scan)
     const heapOfBitmaps = nodes.filter((x) => x['Node Type'] === 'Bitmap Heap Scan' && x['Relation Name'] === runsTable);

@@ -70,8 +70,12 @@ export class RedisClaims {
     private readonly kickGraceMs = KICK_GRACE_MS,
     /** The client, to drop the index entries of runs found gone (expired); without it they are repaired as before. */
     private readonly client?: () => RedisClient,
-    /** Whether one node holds every key (see {@link RedisClaims.admitsInClaim}). */
-    private readonly oneNode: () => boolean = () => false,
+    /**
+     * Whether the claim scripts take a run's admission themselves (rules F2, F3: {@link FLOW_INDEX} `admit` in the same
+     * script, one round trip): when one node holds every key (standalone, Sentinel; checked by the store's `init()`).
+     * On a Cluster the index slot is another slot (most often another node): the admission is a write of its own.
+     */
+    private readonly admitsInClaim: () => boolean = () => false,
   ) {}
 
   /**
@@ -132,15 +136,6 @@ export class RedisClaims {
       this.logger.warn(`Redis store: claiming a run failed (${errorMessage(failure)}); the ${claimed.length} other run(s) were claimed.`);
     }
     return claimed;
-  }
-
-  /**
-   * Whether the claim scripts take a run's admission themselves (rules F2, F3: {@link FLOW_INDEX} `admit` in the same
-   * script, one round trip): when one node holds every key (standalone, Sentinel; checked by the store's `init()`). On
-   * a Cluster the index slot is another slot (most often another node): the admission is a write of its own.
-   */
-  private admitsInClaim(): boolean {
-    return this.oneNode();
   }
 
   /** `claimRun` of the port (after its argument checks). */

@@ -14,12 +14,8 @@ if ok and count >= 0 then
 end
 if not ok then return {0, record(r, runId, nowUs)} end
 -- rules F1-F3, and the admission taken here with KEYS[3], as claim-run.lua
-local admitted, needs = flowClaim(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)])
-if not admitted and KEYS[3] then
-  local adm = admitRun(KEYS[3], runId, needs[1], needs[2], needs[3], needs[4] == '1', needs[5] == '1', now)
-  if not adm then return {0, record(r, runId, nowUs)} end
-  admitted, needs = flowClaim(r, s, v[1], adm)
-end
+local admitted, needs, refused = claimAdmission(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)], KEYS[3], runId, now)
+if refused then return {0, record(r, runId, nowUs)} end
 if not admitted then return {2, record(r, runId, nowUs), needs} end
 local orphaned = now - (num(v[3]) or now)
 if orphaned < 0 then orphaned = 0 end

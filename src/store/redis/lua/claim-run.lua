@@ -17,12 +17,8 @@ if not ok then return {0, record(r, runId, nowUs)} end
 -- rules F1-F3: the admission (after the pairs; '' none) must cover what the run's limits need. With the flow entries as
 -- KEYS[3] (when one node holds every key, the index's too), a run not covered is admitted here, as FLOW_INDEX `admit`
 -- would, and one its limits pass over is refused ({0, record}); otherwise {2, record, needs}.
-local admitted, needs = flowClaim(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)])
-if not admitted and KEYS[3] then
-  local adm = admitRun(KEYS[3], runId, needs[1], needs[2], needs[3], needs[4] == '1', needs[5] == '1', now)
-  if not adm then return {0, record(r, runId, nowUs)} end
-  admitted, needs = flowClaim(r, s, v[1], adm)
-end
+local admitted, needs, refused = claimAdmission(r, s, v[1], ARGV[6 + 2 * math.max(count, 0)], KEYS[3], runId, now)
+if refused then return {0, record(r, runId, nowUs)} end
 if not admitted then return {2, record(r, runId, nowUs), needs} end
 local recovered, orphaned = 0, 0
 if v[4] then

@@ -75,9 +75,8 @@ if o then cc, rl = o.cc, o.rl end
 if o and o.adm == 'new' then
   o.adm = ''
   local FC, M = KEYS[6], KEYS[7]
-  if leased and due <= now and not exists and ARGV[8] == 'keep' and (cc ~= '' or rl ~= '') and FC and M
-    and redis.call('HEXISTS', M, runId) == 0 and redis.call('HEXISTS', FC, runId) == 0 then
-    o.adm = admitFlow(string.sub(FC, 1, #FC - 3), runId, '0', cc, rl, cc ~= '', rl ~= '', true, now) or ''
+  if leased and due <= now and not exists and ARGV[8] == 'keep' and (cc ~= '' or rl ~= '') and FC and M then
+    o.adm = admitNew(FC, M, runId, cc, rl, now)
   end
 end
 local admSlot, admBegin = nil, nil

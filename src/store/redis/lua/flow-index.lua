@@ -15,9 +15,7 @@ if op == 'admit' then
 elseif op == 'new' then
   -- rule F4, before `createRun` with a lease writes run ARGV[2] (limits ARGV[3], ARGV[4]): an id the index knows
   -- gets no admission (it exists: kept or replaced, never leased at once)
-  local id = ARGV[2]
-  if redis.call('HEXISTS', M, id) == 1 or redis.call('HEXISTS', FC, id) == 1 then return '' end
-  return admitFlow(IX, id, '0', ARGV[3], ARGV[4], ARGV[3] ~= '', ARGV[4] ~= '', true, now) or ''
+  return admitNew(FC, M, ARGV[2], ARGV[3], ARGV[4], now)
 elseif op == 'blocked' then
   -- `blockedBy` of reads. Per run: runId, claimAt (-1 not claimable), slot epoch, cc, rl, holds a slot (1/0), first
   -- claim ahead (1/0). Returns '', `concurrency` or `rate-limit` for each.

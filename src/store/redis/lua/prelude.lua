@@ -244,6 +244,24 @@ local function admitRun(fc, id, se, cc, rl, needSlot, needBegin, now)
   if token and token ~= '' and cc ~= '' then dropWaiter(ix, id) end
   return token
 end
+-- Rule F4: the admission of a run `createRun` is about to write with a lease (limits `cc`, `rl`), in the index slot
+-- of the flow entries `fc` and meta `m`: none ('') for an id the index knows (it exists: kept or replaced, never leased
+-- at once). FLOW_INDEX `new` on a Cluster; the create script itself when one node holds every key.
+local function admitNew(fc, m, id, cc, rl, now)
+  if redis.call('HEXISTS', m, id) == 1 or redis.call('HEXISTS', fc, id) == 1 then return '' end
+  return admitFlow(string.sub(fc, 1, #fc - 3), id, '0', cc, rl, cc ~= '', rl ~= '', true, now) or ''
+end
+-- Rules F1-F3 of a claim script (claim-run.lua, claim-owned-run.lua): the admission `given` (from the index slot, ''
+-- none) must cover what the run's limits need (flowClaim). With the flow entries `fc` (one node holds every key) a run
+-- not covered is admitted here, as FLOW_INDEX `admit` would. Returns admitted, needs, refused (its limits pass it over).
+local function claimAdmission(r, s, st, given, fc, id, now)
+  local admitted, needs = flowClaim(r, s, st, given)
+  if admitted or not fc then return admitted, needs, false end
+  local adm = admitRun(fc, id, needs[1], needs[2], needs[3], needs[4] == '1', needs[5] == '1', now)
+  if not adm then return false, needs, true end
+  admitted, needs = flowClaim(r, s, st, adm)
+  return admitted, needs, false
+end
 local function snapshot(run, steps)
   return {redis.call('HGETALL', run), redis.call('HGETALL', steps)}
 end
