@@ -10,7 +10,8 @@
  * - `spawn-unreleased` (Redis): killed after the parent's commit script, before the children are released.
  * - `child-end-after:K`: killed as soon as the K-th commit that completes a child run (id ending `:<digits>`) resolved.
  * - `child-end-unnotified:K` (Redis): killed after the K-th child's own end was written, before its parent is told
- *   (`CHILD_ENDED`): a lost wake-up that only the parent's recheck repairs.
+ *   (`CHILD_ENDED`): a lost wake-up that only the parent's recheck repairs. Its kill line carries the parent's status
+ *   and count of ended children, read just before the kill.
  *
  * Before dying, a line `{"wf":"kill","point":…,"pid":…,"at":…}` is appended to the ledger (synchronously).
  */
@@ -82,7 +83,12 @@ export function installKillPoint(store: WorkflowStore, spec: string | undefined)
       return;
     case 'child-end-unnotified':
       wrap(store, 'notifyParent', async (original, args) => {
-        if (++seen === count) die(point, { parentRunId: args[0], runId: args[1], n: seen });
+        if (++seen === count) {
+          // The parent as it is at the kill, read by the dying worker itself: a read by the test after it saw the exit
+          // can come after the survivor's recheck (every childRecheckMs) repaired the lost wake-up.
+          const parent = await store.getRun(String(args[0]));
+          die(point, { parentRunId: args[0], runId: args[1], n: seen, parent: { status: parent?.status, ended: parent?.children?.ended } });
+        }
         return original(...args);
       });
       return;

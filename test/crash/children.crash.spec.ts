@@ -386,8 +386,9 @@ async function killWhileChildrenEnd(f: Fanout, e: Ending): Promise<void> {
     // the killed worker's child is the last one: its end was written, the parent was not told
     expect(doneAtKill.filter((l) => l.pid === b.pid)).toHaveLength(N - 1);
     expect(doneAtKill.filter((l) => l.pid === a.pid)).toHaveLength(1);
-    // the lost wake-up: the parent still waits and has not counted the child that ended
-    expect([rawAtKill.status, rawAtKill.children?.ended]).toEqual(['waiting', N - 1]);
+    // the lost wake-up: the parent still waits and has not counted the child that ended (read by the dying worker: a
+    // read from here, after the exit, may come after the survivor's recheck on a loaded machine)
+    expect(kill.parent).toEqual({ status: 'waiting', ended: N - 1 });
   }
   const inFlightOnA = f.lines().filter((l) => l.wf === FANOUT_CHILD && l.phase === 'start' && l.pid === a.pid && l.at <= kill.at).length - doneAtKill.filter((l) => l.pid === a.pid).length;
 
