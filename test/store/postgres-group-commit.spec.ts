@@ -6,6 +6,7 @@ import { StoreError } from '../../src/errors/errors.js';
 import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
 import { createPgliteStore } from '../../src/store/postgres/pglite.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
+import { buildStatements } from '../../src/store/postgres/postgres.sql.js';
 import type { CommitResult, LeaseRequest, RunPatch, StoredRun } from '../../src/store/workflow-store.interface.js';
 import { dropSchema, randomSchemaName, withPgClient } from '../setup/postgres-server.js';
 import { testPostgres } from '../setup/test-servers.js';
@@ -438,6 +439,60 @@ describePg('Postgres group commit', () => {
     expect(p2After.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
     expect((await store.claimRun('p2', LEASE))?.runId).toBe('p2');
   });
+});
+
+describePg('Postgres group commit: plans', () => {
+  const BATCH = ['commitBatch', 'commitBatchNoWait', 'commitBatchEvents', 'commitBatchNoWaitEvents'] as const;
+
+  /** The node types and relations of the generic plan of each batch statement (what a prepared statement keeps). */
+  async function genericPlans(store: PostgresStore): Promise<Record<string, string[]>> {
+    const sql = buildStatements(store.names);
+    return withPgClient(url, async (query) => {
+      await query('SET plan_cache_mode = force_generic_plan');
+      const out: Record<string, string[]> = {};
+      for (const name of BATCH) {
+        await query(`PREPARE ${name} AS ${sql[name]}`);
+        const [row] = await query(`EXPLAIN (FORMAT JSON) EXECUTE ${name}('[]')`);
+        const nodes: string[] = [];
+        const walk = (node: Record<string, unknown>) => {
+          nodes.push(`${String(node['Node Type'])}${node['Relation Name'] ? ` on ${String(node['Relation Name'])}` : ''}`);
+          for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+        };
+        walk((row['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0].Plan);
+        out[name] = nodes;
+      }
+      return out;
+    });
+  }
+
+  const seqScans = (plans: Record<string, string[]>) =>
+    Object.fromEntries(Object.entries(plans).map(([name, nodes]) => [name, nodes.filter((node) => node.startsWith('Seq Scan'))]));
+  const none = Object.fromEntries(BATCH.map((name) => [name, []]));
+
+  it('probes the indexes in the generic plan of every batch statement, on a new table and on an analyzed one of 3,000 runs', async () => {
+    // A prepared statement keeps its generic plan: one made while the table was new (or small) must not read it whole
+    // once it has grown (each batch then cost O(runs): 24 ms at 15,000 runs, until autovacuum replanned it).
+    const store = new PostgresStore({ url, schema: randomSchemaName('cairn_gcp') });
+    await store.init();
+    try {
+      const fresh = await genericPlans(store);
+      expect(fresh.commitBatch).toContain(`Index Scan on ${store.names.tables.runs}`);
+      expect(seqScans(fresh)).toEqual(none);
+
+      for (let i = 0; i < 3_000; i += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, j) =>
+            store.createRun({ runId: `r-${i + j}`, workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep' }),
+          ),
+        );
+      }
+      await withPgClient(url, (query) => query(`ANALYZE ${store.names.runs}`));
+      expect(seqScans(await genericPlans(store))).toEqual(none);
+    } finally {
+      await store.close();
+      await dropSchema(url, store.names.schema);
+    }
+  }, 60_000);
 });
 
 describe('PGlite group commit', () => {
