@@ -298,9 +298,12 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
  * Batch: `$1` is a JSON array of objects, one per commit, carrying the parameters as `p_<name>` keys and `k`, its
  * position. Every CTE is keyed by run_id: a fenced-out run simply has no `cur` row, so it returns no row and changes
  * nothing, as alone. Rows are locked in run_id order (no deadlock between batches). Returns one row per committed
- * run, with `k`. Rows are found by joins on `p`, `= ANY (ARRAY(...))` and LATERAL ... LIMIT 1, and `p` is estimated
- * at 1 row (see `p` below), so that the generic plan a prepared statement keeps probes the indexes whatever the
- * table sizes were when it was made (postgres-group-commit.spec.ts checks the plans).
+ * run, with `k`. Runs are found by joins on `p` (signals by LATERAL ... LIMIT 1), and `p` is estimated at 1 row (see
+ * `p` below), so that the generic plan a prepared statement keeps probes the primary key once per run whatever the
+ * table held when it was made (postgres-group-commit.spec.ts checks the plans). No `run_id = ANY (ARRAY(...))` next
+ * to those joins: the planner, counting 10 ids in such an array, took it as the index condition (10 probes a run),
+ * and on a small or new table preferred a seq scan, or a whole scan of another index that has run_id as its last
+ * column, and kept that plan as the table grew.
  *
  * `wait` takes the names of a wait (text[]): `sig` pops the earliest sent queued signal of any of them (lowest id) and
  * returns its name (`consumed_name`).
@@ -368,7 +371,7 @@ export function commitStatement(
   const deferred = `COALESCE(p.p_status IN ${terminal} AND r.parent_run_id = ANY (${batchIds}), false)`;
   const curFrom = batch
     ? `FROM p JOIN ${n.runs} r ON r.run_id = p.p_run_id AND r.lease_token = p.p_token
-        WHERE r.run_id = ANY (${batchIds}) AND NOT ${deferred}
+        WHERE NOT ${deferred}
         ORDER BY r.run_id
         FOR NO KEY UPDATE OF r`
     : `FROM ${n.runs} r WHERE r.run_id = ${P('run_id', '')} AND r.lease_token = ${P('token', '')}
@@ -584,7 +587,7 @@ export function commitStatement(
             events ? `,
           event_seq = COALESCE(f.last_event_seq, r.event_seq)` : ''
           }
-        FROM f WHERE r.run_id = f.run_id${batch ? ' AND r.run_id = ANY (ARRAY(SELECT f.run_id FROM f))' : ''}
+        FROM f WHERE r.run_id = f.run_id
         RETURNING r.run_id${events ? ', f.last_event_seq' : ''}
       ),${
         special
@@ -654,7 +657,7 @@ export function commitStatement(
         events ? ', NULL::integer' : ''
       }
       FROM p JOIN ${n.runs} r ON r.run_id = p.p_run_id AND r.lease_token = p.p_token
-      WHERE r.run_id = ANY (${batchIds}) AND ${deferred}`
+      WHERE ${deferred}`
           : ''
       }`;
 }
@@ -687,7 +690,7 @@ function parentCtes(n: SchemaNames, f: string): string {
                          AND (${ended} >= pr.children_wait_ended_at_least
                               OR (pr.children_fail_fast AND (pr.children_failed OR pc.failed)))
                         THEN pc.ts ELSE pr.due_at END
-        FROM pc WHERE pr.run_id = pc.run_id AND pr.run_id = ANY (ARRAY(SELECT pc.run_id FROM pc))
+        FROM pc WHERE pr.run_id = pc.run_id
         RETURNING pr.run_id, (pr.status = 'waiting' AND pr.children_wait_ended_at_least IS NOT NULL
           AND (pr.children_ended >= pr.children_wait_ended_at_least OR (pr.children_fail_fast AND pr.children_failed))) AS woke
       ),
