@@ -30,6 +30,17 @@ interface PendingCommit {
   reject(error: unknown): void;
 }
 
+/** A plain start (`createRun` without flow control, debounce, replace or a caller's transaction) waiting for a slot. */
+interface PendingCreate {
+  runId: string;
+  /** Its object in a `createRunBatch` statement. */
+  entry: Record<string, unknown>;
+  /** Sends it alone, by the store's own statement: the row of the run written, none when its id exists. */
+  alone(): Promise<Row | undefined>;
+  resolve(row: Row | undefined): void;
+  reject(error: unknown): void;
+}
+
 /** JSON object of one commit in a `commitBatch…` statement of `variant` (keys: its column definition list). */
 function batchEntry(k: number, values: CommitValues, steps: StepRow[] | null, variant: CommitVariant): Record<string, unknown> {
   const entry: Record<string, unknown> = { k };
@@ -51,6 +62,7 @@ export type CommitStatements = Pick<
   | 'commitBatchEvents'
   | 'commitBatchNoWaitEvents'
   | 'commitSpecial'
+  | 'createRunBatch'
 >;
 
 /**
@@ -69,12 +81,17 @@ export type SendStatement = (db: SqlClient, sql: string, params: unknown[]) => P
 /**
  * Group commit: step checkpoints of different runs that queue up while every statement slot is busy go to the
  * database together, as one statement (one round trip, one transaction, one WAL flush). A lone checkpoint is never
- * delayed: it goes out at once, by the fast path when it can (`commitFast`), else by the full statement.
+ * delayed: it goes out at once, by the fast path when it can (`commitFast`), else by the full statement. Plain starts
+ * take the same slots and queue the same way: those queued meanwhile go together in one `createRunBatch`.
  */
 export class GroupCommit {
   /** Commits waiting for a statement slot. */
   private readonly queue: PendingCommit[] = [];
-  /** Statements of commits in flight. */
+  /** Starts waiting for a statement slot. */
+  private readonly creates: PendingCreate[] = [];
+  /** Whether the next free slot goes to the starts when both queues wait (they take turns). */
+  private createsNext = false;
+  /** Statements of commits and starts in flight. */
   private inFlight = 0;
 
   /** `enabled`: false sends every checkpoint as its own statement, at once. */
@@ -115,17 +132,81 @@ export class GroupCommit {
     });
   }
 
-  /** Sends queued commits while statement slots are free. */
+  /**
+   * Writes a plain new run when a statement slot is free: alone (`alone`, the store's own statement), or with the
+   * other starts queued meanwhile in one `createRunBatch`. Resolves to the row of the run written; none when its id
+   * exists (a run of a batch that was not written goes again alone, so the store's statement decides).
+   */
+  create(db: SqlClient, runId: string, entry: Record<string, unknown>, alone: () => Promise<Row | undefined>): Promise<Row | undefined> {
+    return new Promise<Row | undefined>((resolve, reject) => {
+      this.creates.push({ runId, entry, alone, resolve, reject });
+      this.pump(db);
+    });
+  }
+
+  /** Sends queued commits and starts while statement slots are free (the two queues take turns). */
   private pump(db: SqlClient): void {
     const slots = this.slots(db);
-    while (this.inFlight < slots && this.queue.length > 0) {
-      const batch = this.takeBatch();
+    while (this.inFlight < slots && (this.queue.length > 0 || this.creates.length > 0)) {
+      const starts = this.creates.length > 0 && (this.queue.length === 0 || this.createsNext);
+      this.createsNext = !starts;
+      const sent = starts ? this.sendCreates(db, this.takeCreates()) : this.sendBatch(db, this.takeBatch());
       this.inFlight++;
-      void this.sendBatch(db, batch).finally(() => {
+      void sent.finally(() => {
         this.inFlight--;
         this.pump(db);
       });
     }
+  }
+
+  /** The next batch of starts: queued starts in order, at most one per run id (a second one waits for the next). */
+  private takeCreates(): PendingCreate[] {
+    const batch: PendingCreate[] = [];
+    const seen = new Set<string>();
+    const rest: PendingCreate[] = [];
+    for (const item of this.creates) {
+      if (batch.length < MAX_COMMIT_BATCH && !seen.has(item.runId)) {
+        batch.push(item);
+        seen.add(item.runId);
+      } else rest.push(item);
+    }
+    this.creates.length = 0;
+    this.creates.push(...rest);
+    return batch;
+  }
+
+  private async sendCreates(db: SqlClient, batch: PendingCreate[]): Promise<void> {
+    const alone = async (item: PendingCreate) => {
+      try {
+        item.resolve(await item.alone());
+      } catch (error) {
+        item.reject(error);
+      }
+    };
+    if (batch.length === 1) return alone(batch[0]);
+    let rows: Row[];
+    try {
+      rows = await this.send(db, this.statements.createRunBatch, [JSON.stringify(batch.map((item, k) => ({ ...item.entry, k })))]);
+    } catch (error) {
+      if (!isStatementError(error)) {
+        for (const item of batch) item.reject(error);
+        return;
+      }
+      // Nothing of the batch was written: each start alone, so that one bad start fails only itself.
+      await Promise.all(batch.map(alone));
+      return;
+    }
+    const byK = new Map<number, Row>();
+    for (const row of rows) byK.set(Number(row.k), row);
+    // NOTE: a run not written (its id exists) goes again alone: the store's statement reads or replaces as asked.
+    await Promise.all(
+      batch.map((item, k) => {
+        const row = byK.get(k);
+        if (!row) return alone(item);
+        item.resolve(row);
+        return undefined;
+      }),
+    );
   }
 
   /**

@@ -17,6 +17,7 @@ import {
   rateKey,
   runColumns,
   STEP_ROW_COLUMNS,
+  type StepRow,
   stepsOf,
   upsertStepsSql,
 } from './postgres.sql-fragments.js';
@@ -121,6 +122,16 @@ export const NEW_RUN_ARGS = {
 };
 
 /**
+ * One run's object in `createRunBatch`'s JSON array (GroupCommit adds `k`, its position): the plain statements'
+ * parameters by name (`steps`: the step rows themselves, not their JSON text; `written` is not read).
+ */
+export function createBatchEntry(values: Readonly<Record<NewRunParam, unknown>>, steps: readonly StepRow[] | null): Record<string, unknown> {
+  const entry: Record<string, unknown> = {};
+  for (const name of NEW_RUN_PARAMS.names) entry[name] = name === 'steps' ? steps : values[name];
+  return entry;
+}
+
+/**
  * Which filters a `list` statement has; its parameters come in this order (the ones it has): parentRunId, workflow, statuses,
  * createdFrom (epoch ms), createdTo (epoch ms), after (epoch ms, run id), limit.
  */
@@ -146,14 +157,14 @@ export function runStatements(n: SchemaNames) {
    * Columns and values of a new run's row (parameters of `P`), `t.ts` its creation time. `events`: P has `events`, and
    * `event_seq` is their number (else the column's default, 0).
    */
-  const newRunInsert = (P: ParamRefs<RunRowParam>, events?: ParamRefs<'events'>) => `
+  const newRunInsert = (P: ParamRefs<RunRowParam>, events?: ParamRefs<'events'>, from = 't') => `
         INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
                                lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index, pipeline${events ? ', event_seq' : ''})
         SELECT ${P.ref('run_id')}, ${P.ref('workflow')}, ${P.ref('version')}, ${P.ref('status')}, ${P.ref('input')}, ${P.ref('state')}, ${P.ref('current_step')}, false, t.ts,
                ${P.ref('lease_owner')}, ${P.ref('lease_token')}, CASE WHEN ${P.ref('lease_token')} IS NULL THEN NULL ELSE ${addMs('t.ts', P.ref('lease_ms'))} END, t.ts, t.ts, ${P.ref('live')}, ${P.ref('live_index')}, ${P.ref('pipeline')}${
                  events ? `, ${eventCount(events)}` : ''
                }
-        FROM t`;
+        FROM ${from}`;
 
   /** The `seq` of the last event written with a new run (`e.event_seq`), null when it has none. */
   const lastEventSeq = (P: ParamRefs<'events'>) => `CASE WHEN cardinality(${P.ref('events')}) > 0 THEN e.event_seq END AS last_event_seq`;
@@ -421,6 +432,37 @@ export function runStatements(n: SchemaNames) {
         CASE WHEN up.created AND cardinality(${P.ref('events')}) > 0 THEN up.event_seq END AS last_event_seq
       FROM up`;
 
+  /**
+   * Group commit of starts (`createRunBatch`): the plain new runs of `$1`, a JSON array of objects, one per run: `k`, its
+   * position, and the parameters of the plain statements by name (`steps` an array of step rows or null, `events` an
+   * array or null). Each run is written unless its id exists, as by `createRunWithEvents`. Returns one row per run
+   * written, with `k`; a run whose id exists has none (the caller sends that start alone, which decides). `p` is
+   * estimated at 1 row (`k BETWEEN …`, see the batch checkpoint's `p`).
+   */
+  const createRunBatch = (() => {
+    const B: ParamRefs<RunRowParam | 'events'> = { ref: (name) => `p.${name}` };
+    const columns = NEW_RUN_PARAMS.specs.map(([name, type]) => `${name} ${type}`).join(', ');
+    return `
+      WITH p AS MATERIALIZED (
+        SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${columns}) WHERE x.k BETWEEN 0 AND 2147483647
+      ),
+      ${newRunTime},
+      ins AS (${newRunInsert(B, B, 'p CROSS JOIN t')}
+        ON CONFLICT (run_id) DO NOTHING
+        RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation, r.event_seq
+      ),
+      st AS (${upsertStepsSql(n, `ins JOIN p ON p.run_id = ins.run_id CROSS JOIN json_to_recordset(p.steps) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')}),
+      ea AS (${appendEventsSql(n, { from: 'ins JOIN p ON p.run_id = ins.run_id', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: 'p.events' })}),
+      e AS (
+        SELECT ins.*, p.k, CASE WHEN p.ready THEN 'ready' END AS evt, cardinality(p.events) > 0 AS has_events
+        FROM ins JOIN p ON p.run_id = ins.run_id
+      )
+      SELECT e.k, ${ms('e.created_at')} AS created_at, ${ms('e.lease_expires_at')} AS lease_expires_at, e.generation, e.evt,
+        CASE WHEN e.evt IS NOT NULL THEN ${notify('e.evt', 'e.run_id')} END AS notified,
+        CASE WHEN e.has_events THEN e.event_seq END AS last_event_seq
+      FROM e`;
+  })();
+
   const live = sqlList(LIVE_STATUSES);
 
   return {
@@ -437,6 +479,7 @@ export function runStatements(n: SchemaNames) {
       NEW_RUN_ARGS.createRunWithoutStepsWithEvents,
     ),
 
+    createRunBatch,
     createRunFlow: flowStatement(NEW_RUN_ARGS.createRunFlow, 'keep', NEW_RUN_ARGS.createRunFlow),
     createRunDebounce: debounceStatement(NEW_RUN_ARGS.createRunDebounce),
     replaceRun: flowStatement(NEW_RUN_ARGS.replaceRun, 'replaceSingle', NEW_RUN_ARGS.replaceRun),

@@ -32,6 +32,8 @@ export interface Statements {
   createRunWithoutSteps: string;
   createRunWithEvents: string;
   createRunWithoutStepsWithEvents: string;
+  /** Group commit of starts: the plain new runs of several starts in one statement (postgres.run.sql.ts). */
+  createRunBatch: string;
   /**
    * A new run with flow control (a priority, a delay, a concurrency or rate limit): rules F2–F4 decide whether it is
    * claimed at once (postgres.run.sql.ts).

@@ -44,7 +44,7 @@ import type { CommitValues, SpecialValues } from './postgres.commit.sql.js';
 import { messagePayload, PostgresEventHub } from './postgres.event-hub.js';
 import { GroupCommit } from './postgres.group-commit.js';
 import { bool, date, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
-import { NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
+import { createBatchEntry, NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
 import { buildStatements, type Statements } from './postgres.sql.js';
 import { checkStorable, storable } from './postgres.storable-text.js';
 import { PostgresScheduleStore } from './postgres.schedules.js';
@@ -576,7 +576,10 @@ export class PostgresStore implements WorkflowStore {
             : events
               ? 'createRunWithoutStepsWithEvents'
               : 'createRunWithoutSteps';
-          [row] = await query(this.sql[insert], args(insert));
+          const alone = async () => (await query(this.sql[insert], args(insert)))[0];
+          // NOTE: starts made while every statement slot is busy go together (group commit); not through a caller's
+          // transaction, which is its own.
+          row = manager ? await alone() : await this.groupCommit.create(db, input.runId, createBatchEntry(values, steps.table ?? null), alone);
         }
         // Rules F2/F3: a counter the run needs was created after the statement's snapshot (or by it): again.
         if (row && bool(row.retry)) continue;
