@@ -83,8 +83,9 @@ export interface PostgresStoreOptions {
   preparedStatements?: boolean;
   /**
    * Group commit (default true): step checkpoints of different runs that queue up while the pool's connections are
-   * busy go to the database together, as one statement (one round trip, one transaction, one WAL flush). A lone
-   * checkpoint is never delayed. Set false to send every checkpoint as its own statement.
+   * busy go to the database together, as one statement (one round trip, one transaction, one WAL flush), and so do
+   * plain starts (without flow control, debounce, `replace` or a caller's transaction). A lone checkpoint or start is
+   * never delayed. Set false to send every checkpoint and start as its own statement.
    */
   groupCommit?: boolean;
 }
