@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,22 +194,28 @@ function verify(a: Awaited<ReturnType<typeof scenario>>, s?: Awaited<ReturnType<
   ]);
 }
 
-describePg('Postgres group commit', () => {
+/**
+ * Opens stores on schemas of their own (`prefix`), initialized; those of the describe block calling this are closed
+ * and their schemas dropped after its tests.
+ */
+function storesOf(prefix: string): (options?: Omit<ConstructorParameters<typeof PostgresStore>[0], 'url' | 'schema'>) => Promise<PostgresStore> {
   const stores: PostgresStore[] = [];
-  const open = async (options: ConstructorParameters<typeof PostgresStore>[0]) => {
-    const store = new PostgresStore({ url, schema: randomSchemaName('cairn_gc'), ...options });
-    await store.init();
-    stores.push(store);
-    return store;
-  };
-
-  beforeAll(() => undefined);
   afterAll(async () => {
     for (const store of stores) {
       await store.close();
       await dropSchema(url, store.names.schema);
     }
   });
+  return async (options = {}) => {
+    const store = new PostgresStore({ url, schema: randomSchemaName(prefix), ...options });
+    await store.init();
+    stores.push(store);
+    return store;
+  };
+}
+
+describePg('Postgres group commit', () => {
+  const open = storesOf('cairn_gc');
 
   it('commits 50 concurrent runs in fewer statements, each with its own result, exactly as one by one', async () => {
     const grouped = await open({ poolSize: 4 });
@@ -442,19 +448,7 @@ describePg('Postgres group commit', () => {
 });
 
 describePg('Postgres group commit of starts', () => {
-  const stores: PostgresStore[] = [];
-  const open = async (options: ConstructorParameters<typeof PostgresStore>[0]) => {
-    const store = new PostgresStore({ url, schema: randomSchemaName('cairn_gs'), ...options });
-    await store.init();
-    stores.push(store);
-    return store;
-  };
-  afterAll(async () => {
-    for (const store of stores) {
-      await store.close();
-      await dropSchema(url, store.names.schema);
-    }
-  });
+  const open = storesOf('cairn_gs');
 
   /** Start `i` of the scenario: leased or not, with or without step rows and events, or a start of an existing id. */
   const startOf = (i: number): { run: Parameters<PostgresStore['createRun']>[0]; lease: boolean } => {
@@ -535,6 +529,7 @@ describePg('Postgres group commit of starts', () => {
 });
 
 describePg('Postgres group commit: plans', () => {
+  const open = storesOf('cairn_gcp');
   const BATCH = ['commitBatch', 'commitBatchNoWait', 'commitBatchEvents', 'commitBatchNoWaitEvents', 'createRunBatch'] as const;
 
   /**
@@ -567,32 +562,26 @@ describePg('Postgres group commit: plans', () => {
     // A prepared statement keeps its generic plan. One made while the table was new or small must not read the whole
     // table (or a whole index) once it has grown: each batch then cost O(runs), 24 ms at 15,000 runs, until
     // autovacuum's ANALYZE happened to replan it.
-    const store = new PostgresStore({ url, schema: randomSchemaName('cairn_gcp') });
-    await store.init();
+    const store = await open();
     const byKey = (plans: Record<string, string[]>) =>
       Object.fromEntries(Object.entries(plans).map(([name, nodes]) => [name, nodes.filter((node) => node !== `Index Scan using ${store.names.tables.runs}_pkey`)]));
     const none = Object.fromEntries(BATCH.map((name) => [name, []]));
-    try {
-      const fresh = await runsAccess(store);
-      expect(fresh.commitBatchEvents.length).toBeGreaterThanOrEqual(4);
-      expect(byKey(fresh)).toEqual(none);
-      let made = 0;
-      // NOTE: analyzed at a few pages (100 runs), a seq scan is the cheaper plan, rightly; autovacuum analyzes a
-      // growing table again after every 10% of growth, which replans it.
-      for (const size of [1_000, 3_000]) {
-        for (; made < size; made += 100) {
-          await Promise.all(
-            Array.from({ length: 100 }, (_, j) =>
-              store.createRun({ runId: `r-${made + j}`, workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
-            ),
-          );
-        }
-        await withPgClient(url, (query) => query(`ANALYZE ${store.names.runs}`));
-        expect({ size, plans: byKey(await runsAccess(store)) }).toEqual({ size, plans: none });
+    const fresh = await runsAccess(store);
+    expect(fresh.commitBatchEvents.length).toBeGreaterThanOrEqual(4);
+    expect(byKey(fresh)).toEqual(none);
+    let made = 0;
+    // NOTE: analyzed at a few pages (100 runs), a seq scan is the cheaper plan, rightly; autovacuum analyzes a
+    // growing table again after every 10% of growth, which replans it.
+    for (const size of [1_000, 3_000]) {
+      for (; made < size; made += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, j) =>
+            store.createRun({ runId: `r-${made + j}`, workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
+          ),
+        );
       }
-    } finally {
-      await store.close();
-      await dropSchema(url, store.names.schema);
+      await withPgClient(url, (query) => query(`ANALYZE ${store.names.runs}`));
+      expect({ size, plans: byKey(await runsAccess(store)) }).toEqual({ size, plans: none });
     }
   }, 60_000);
 });

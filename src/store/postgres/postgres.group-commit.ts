@@ -33,8 +33,8 @@ interface PendingCommit {
 /** A plain start (`createRun` without flow control, debounce, replace or a caller's transaction) waiting for a slot. */
 interface PendingCreate {
   runId: string;
-  /** Its object in a `createRunBatch` statement. */
-  entry: Record<string, unknown>;
+  /** Its object in a `createRunBatch` statement (built only when it goes in one). */
+  entry(): Record<string, unknown>;
   /** Sends it alone, by the store's own statement: the row of the run written, none when its id exists. */
   alone(): Promise<Row | undefined>;
   resolve(row: Row | undefined): void;
@@ -137,7 +137,7 @@ export class GroupCommit {
    * other starts queued meanwhile in one `createRunBatch`. Resolves to the row of the run written; none when its id
    * exists (a run of a batch that was not written goes again alone, so the store's statement decides).
    */
-  create(db: SqlClient, runId: string, entry: Record<string, unknown>, alone: () => Promise<Row | undefined>): Promise<Row | undefined> {
+  create(db: SqlClient, runId: string, entry: () => Record<string, unknown>, alone: () => Promise<Row | undefined>): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
       this.creates.push({ runId, entry, alone, resolve, reject });
       this.pump(db);
@@ -150,8 +150,8 @@ export class GroupCommit {
     while (this.inFlight < slots && (this.queue.length > 0 || this.creates.length > 0)) {
       const starts = this.creates.length > 0 && (this.queue.length === 0 || this.createsNext);
       this.createsNext = !starts;
-      const sent = starts ? this.sendCreates(db, this.takeCreates()) : this.sendBatch(db, this.takeBatch());
       this.inFlight++;
+      const sent = starts ? this.sendCreates(db, this.takeCreates()) : this.sendBatch(db, this.takeBatch());
       void sent.finally(() => {
         this.inFlight--;
         this.pump(db);
@@ -184,18 +184,12 @@ export class GroupCommit {
       }
     };
     if (batch.length === 1) return alone(batch[0]);
-    let rows: Row[];
-    try {
-      rows = await this.send(db, this.statements.createRunBatch, [JSON.stringify(batch.map((item, k) => ({ ...item.entry, k })))]);
-    } catch (error) {
-      if (!isStatementError(error)) {
-        for (const item of batch) item.reject(error);
-        return;
-      }
-      // Nothing of the batch was written: each start alone, so that one bad start fails only itself.
-      await Promise.all(batch.map(alone));
-      return;
-    }
+    const rows = await this.sendGroup(
+      batch,
+      () => this.send(db, this.statements.createRunBatch, [JSON.stringify(batch.map((item, k) => ({ ...item.entry(), k })))]),
+      alone,
+    );
+    if (!rows) return;
     const byK = new Map<number, Row>();
     for (const row of rows) byK.set(Number(row.k), row);
     // NOTE: a run not written (its id exists) goes again alone: the store's statement reads or replaces as asked.
@@ -232,8 +226,7 @@ export class GroupCommit {
 
   private async sendBatch(db: SqlClient, batch: PendingCommit[]): Promise<void> {
     if (batch.length === 1) return this.sendOne(db, batch[0]);
-    let rows: Row[];
-    try {
+    const rows = await this.sendGroup(batch, () => {
       // NOTE: one statement for the batch: the variant of its most demanding commit (a commit without a wait or
       // without events is the same in it as alone: its `p_wait` / `p_events` are null).
       const variant: CommitVariant = {
@@ -249,16 +242,9 @@ export class GroupCommit {
         : variant.wait
           ? s.commitBatch
           : s.commitBatchNoWait;
-      rows = await this.send(db, statement, [json]);
-    } catch (error) {
-      if (!isStatementError(error)) {
-        for (const item of batch) item.reject(error);
-        return;
-      }
-      // Nothing of the batch was written: each commit alone, so that one bad commit fails only itself.
-      await Promise.all(batch.map((item) => this.sendOne(db, item)));
-      return;
-    }
+      return this.send(db, statement, [json]);
+    }, (item) => this.sendOne(db, item));
+    if (!rows) return;
     const byK = new Map<number, Row>();
     const deferred = new Set<number>();
     for (const row of rows) {
@@ -274,6 +260,28 @@ export class GroupCommit {
       else again.push(this.sendOne(db, item));
     });
     await Promise.all(again);
+  }
+
+  /**
+   * Sends one batch statement (`send`) for the items of `batch`: its rows, or undefined when it failed and the items
+   * were dealt with. An error the server answered with means nothing of the batch was written: each item goes again
+   * alone (`alone`), so that a bad one fails only itself. Any other error (the connection) fails them all.
+   */
+  private async sendGroup<T extends { reject(error: unknown): void }>(
+    batch: readonly T[],
+    send: () => Promise<Row[]>,
+    alone: (item: T) => Promise<void>,
+  ): Promise<Row[] | undefined> {
+    try {
+      return await send();
+    } catch (error) {
+      if (!isStatementError(error)) {
+        for (const item of batch) item.reject(error);
+        return undefined;
+      }
+      await Promise.all(batch.map(alone));
+      return undefined;
+    }
   }
 
   private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {

@@ -580,7 +580,7 @@ export class PostgresStore implements WorkflowStore {
           const alone = async () => (await query(this.sql[insert], args(insert)))[0];
           // NOTE: starts made while every statement slot is busy go together (group commit); not through a caller's
           // transaction, which is its own.
-          row = manager ? await alone() : await this.groupCommit.create(db, input.runId, createBatchEntry(values, steps.table ?? null), alone);
+          row = manager ? await alone() : await this.groupCommit.create(db, input.runId, () => createBatchEntry(values, steps.table ?? null), alone);
         }
         // Rules F2/F3: a counter the run needs was created after the statement's snapshot (or by it): again.
         if (row && bool(row.retry)) continue;
