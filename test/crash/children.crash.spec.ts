@@ -42,6 +42,13 @@ import { testPostgres, testRedis, type TestServer } from '../setup/test-servers.
 const N = 100;
 const LEASE_MS = 1_500;
 const RECHECK_MS = 1_000;
+/**
+ * Scheduling slack in the recovery bounds: under `npm test` this spec shares 2 cores with another Jest worker (the
+ * chaos soak, the other crash specs) and its own 2 workers' processes. Measured locally, the Postgres mid-way case took
+ * up to 7.1 s of an 8.6 s bound with 2.5 s of slack, and CI once went past it. The bounds still tell a reclaim by lease
+ * and poll (seconds) from one left to the store's default recheck (30 s) or never.
+ */
+const LOAD_SLACK_MS = 5_000;
 
 interface KillLine {
   wf: 'kill';
@@ -400,10 +407,12 @@ async function killWhileChildrenEnd(f: Fanout, e: Ending): Promise<void> {
   // bound), on Redis at the latest by its recheck.
   expect(checked.joinLatencyMs).toBeGreaterThanOrEqual(0);
   expect(checked.joinLatencyMs).toBeLessThanOrEqual(e.joinBoundMs);
-  // From the kill: lease expiry + a poll to reclaim the dead worker's children + their work + the parent's wake-up.
-  const stepMs = Math.max(e.a.childStepMs ?? 0, e.b.childStepMs ?? 0);
+  // From the kill: lease expiry + a poll to reclaim the dead worker's children + the children's work left (on the
+  // survivor alone, `concurrency` at a time) + the parent's wake-up + scheduling slack (LOAD_SLACK_MS).
   // (all-but-last: nothing to reclaim, the kill came after the last child's end: only the wake-up is left.)
-  const bound = e.atKill === 'mid-way' ? LEASE_MS + e.pollMs + 4 * stepMs + e.joinBoundMs + 2_500 : e.joinBoundMs + 1_000;
+  const stepMs = Math.max(e.a.childStepMs ?? 0, e.b.childStepMs ?? 0);
+  const workLeftMs = Math.ceil((N - doneAtKill.length) / (e.b.concurrency ?? 10)) * stepMs;
+  const bound = e.atKill === 'mid-way' ? LEASE_MS + e.pollMs + workLeftMs + e.joinBoundMs + LOAD_SLACK_MS : e.joinBoundMs + LOAD_SLACK_MS;
   expect(parent.finishedAt!.getTime() - kill.at).toBeLessThanOrEqual(bound);
   report(`${f.store.kind} children kill ${e.point}`, {
     children: N,
