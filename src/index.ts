@@ -67,7 +67,7 @@ export type {
 export { RUN_HISTORY_LIMIT, PUBLISH_MAX_BYTES } from './store/workflow-store.interface.js';
 export { MemoryStore } from './store/memory/memory.store.js';
 // Stores: the classes only reference their drivers' types; a driver is loaded when a store of that kind is created.
-export { PostgresStore, type PostgresStoreOptions } from './store/postgres/postgres.store.js';
+export { PostgresStore, type PostgresGroupCommitOptions, type PostgresStoreOptions } from './store/postgres/postgres.store.js';
 export { createCairnSchemaMigration, CairnSchemaMigration, type CairnMigrationOptions } from './store/postgres/postgres.migration.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis/redis.store.js';
 export { DurableExecutionTestingModule } from './testing/durable-execution-testing.module.js';

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StoreError } from '../../src/errors/errors.js';
+import { ConfigurationError, StoreError } from '../../src/errors/errors.js';
 import type { SqlClient } from '../../src/store/postgres/postgres.client.js';
 import { createPgliteStore } from '../../src/store/postgres/pglite.js';
 import { PostgresStore } from '../../src/store/postgres/postgres.store.js';
@@ -298,6 +298,50 @@ describePg('Postgres group commit', () => {
     expect((await store.getRun('o3'))!.status).toBe('completed');
     const sent = counter.texts.slice(before + 1).filter((t) => /signal_seq AS seq0/.test(t));
     expect(sent.length).toBeLessThan(6);
+  });
+
+  it.each([
+    ['default', {}, 4],
+    ['maxStatements: 1', { groupCommit: { maxStatements: 1 } }, 1],
+    ['maxStatements: 2', { groupCommit: { maxStatements: 2 } }, 2],
+    ['maxStatements over the pool size', { poolSize: 3, groupCommit: { maxStatements: 8 } }, 3],
+  ] as const)('keeps at most as many write statements in flight as allowed (%s), the rest batched behind them', async (_name, options, most) => {
+    const store = await open({ poolSize: 10, ...options });
+    const runs: StoredRun[] = [];
+    for (let i = 0; i < 40; i++) {
+      runs.push((await store.createRun({ runId: `slot${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
+    }
+    // Statements of the pool in flight, counted while the 40 commits go out (no other statement is under way).
+    const pool = (store.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
+    const original = pool.query.bind(pool);
+    let inFlight = 0;
+    let peak = 0;
+    let sent = 0;
+    pool.query = (...args: unknown[]) => {
+      sent++;
+      peak = Math.max(peak, ++inFlight);
+      const callback = args.at(-1);
+      if (typeof callback === 'function') {
+        args[args.length - 1] = (...result: unknown[]) => {
+          inFlight--;
+          (callback as (...r: unknown[]) => void)(...result);
+        };
+        return original(...args);
+      }
+      return (original(...args) as Promise<unknown>).finally(() => inFlight--);
+    };
+    const results = await Promise.all(runs.map((run, i) => store.commit(run.runId, run.leaseToken!, { state: `{"i":${i}}`, leaseMs: 30_000 })));
+    pool.query = original;
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(peak).toBe(most);
+    // The first `most` went alone at once; the other commits queued and went together in the statement after them.
+    expect(sent).toBe(most + 1);
+    for (const [i, run] of runs.entries()) expect((await store.getRun(run.runId))!.state).toBe(`{"i":${i}}`);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('refuses groupCommit.maxStatements %p with a ConfigurationError that says what it takes', (maxStatements) => {
+    expect(() => new PostgresStore({ url, groupCommit: { maxStatements } })).toThrow(ConfigurationError);
+    expect(() => new PostgresStore({ url, groupCommit: { maxStatements } })).toThrow(/groupCommit\.maxStatements must be a positive integer/);
   });
 
   it('batches absolute wake-up times, error texts PostgreSQL cannot hold and the ends of runs with queued signals', async () => {

@@ -94,26 +94,30 @@ export class GroupCommit {
   /** Statements of commits and starts in flight. */
   private inFlight = 0;
 
-  /** `enabled`: false sends every checkpoint as its own statement, at once. */
+  /**
+   * `maxStatements`: the most write statements in flight at once (`PostgresGroupCommitOptions.maxStatements`);
+   * Infinity sends every checkpoint and start as its own statement, at once (group commit off).
+   */
   constructor(
     private readonly statements: CommitStatements,
     private readonly send: SendStatement,
-    private readonly enabled: boolean,
+    private readonly maxStatements: number,
   ) {}
 
   /**
-   * How many commit statements may be in flight at once: the pool size (one for PGlite's single session). A commit
-   * finding a free slot goes out at once, alone; commits arriving while all slots are busy queue up and go together
-   * in the next statement (up to MAX_COMMIT_BATCH, one per run): one round trip, one transaction, one WAL flush.
+   * How many write statements may be in flight at once: `maxStatements`, at most the pool size (one for PGlite's
+   * single session). A write finding a free slot goes out at once, alone; writes arriving while all slots are busy
+   * queue up and go together in the next statement (up to MAX_COMMIT_BATCH, one per run): one round trip, one
+   * transaction, one WAL flush.
    */
   private slots(db: SqlClient): number {
-    if (!this.enabled) return Number.POSITIVE_INFINITY;
+    if (this.maxStatements === Number.POSITIVE_INFINITY) return this.maxStatements;
     if (db.kind === 'pglite') return 1;
     if (db instanceof TypeOrmSqlClient) {
       const size = Number((db.dataSource.options as { poolSize?: unknown }).poolSize ?? 10);
-      return Number.isFinite(size) && size >= 1 ? Math.floor(size) : 10;
+      return Math.min(this.maxStatements, Number.isFinite(size) && size >= 1 ? Math.floor(size) : 10);
     }
-    return 10;
+    return Math.min(this.maxStatements, 10);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { DurableExecutionError } from '../../errors/durable-execution.error.js';
-import { InvalidArgumentError, StoreError } from '../../errors/errors.js';
+import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -82,12 +82,38 @@ export interface PostgresStoreOptions {
    */
   preparedStatements?: boolean;
   /**
-   * Group commit (default true): step checkpoints of different runs that queue up while the pool's connections are
-   * busy go to the database together, as one statement (one round trip, one transaction, one WAL flush), and so do
-   * plain starts (without flow control, debounce, `replace` or a caller's transaction). A lone checkpoint or start is
-   * never delayed. Set false to send every checkpoint and start as its own statement.
+   * Group commit (default true): step checkpoints of different runs that queue up while the store's write statements
+   * are busy go to the database together, as one statement (one round trip, one transaction, one WAL flush), and so
+   * do plain starts (without flow control, debounce, `replace` or a caller's transaction). A lone checkpoint or start
+   * is never delayed. Set false to send every checkpoint and start as its own statement; pass an object to tune it.
    */
-  groupCommit?: boolean;
+  groupCommit?: boolean | PostgresGroupCommitOptions;
+}
+
+/** Tuning of {@link PostgresStoreOptions.groupCommit}. */
+export interface PostgresGroupCommitOptions {
+  /**
+   * Most write statements (checkpoints and plain starts) this store has in flight at once; writes made while that many
+   * are out wait for the next free one and go together in it. Default 4 (never more than `poolSize`; 1 on PGlite).
+   * Fewer, fuller statements cost the server less per run (a transaction, a WAL flush and a round trip each, shared by
+   * every write in them), and a write never waits more than one statement's time. On the 2-core bench VM, `conc64`
+   * ran 1.2–1.3× faster with 2–4 than with one per pooled connection (10). A database server with many cores serving
+   * one busy app instance may gain from more; each instance counts its own.
+   */
+  maxStatements?: number;
+}
+
+/** Default of {@link PostgresGroupCommitOptions.maxStatements}. */
+const DEFAULT_GROUP_COMMIT_STATEMENTS = 4;
+
+/** How many write statements group commit keeps in flight (Infinity: group commit off, every write at once). */
+function groupCommitStatements(option: PostgresStoreOptions['groupCommit']): number {
+  if (option === false) return Number.POSITIVE_INFINITY;
+  const max = option === undefined || option === true ? DEFAULT_GROUP_COMMIT_STATEMENTS : option.maxStatements ?? DEFAULT_GROUP_COMMIT_STATEMENTS;
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new ConfigurationError(`Postgres store: groupCommit.maxStatements must be a positive integer (got ${String(max)}); e.g. { groupCommit: { maxStatements: 4 } }.`);
+  }
+  return max;
 }
 
 const defaultLogger: StoreLogger = {
@@ -348,7 +374,7 @@ export class PostgresStore implements WorkflowStore {
     this.logger = options.logger ?? defaultLogger;
     this.names = schemaNames(options.schema ?? DEFAULT_SCHEMA, options.tablePrefix ?? DEFAULT_TABLE_PREFIX);
     this.sql = buildStatements(this.names);
-    this.groupCommit = new GroupCommit(this.sql, (db, sql, params) => this.hot(db, sql, params), options.groupCommit !== false);
+    this.groupCommit = new GroupCommit(this.sql, (db, sql, params) => this.hot(db, sql, params), groupCommitStatements(options.groupCommit));
     this.events = new PostgresEventHub(this.names.channel, this.name, this.logger);
   }
 
