@@ -447,13 +447,11 @@ describePg('Postgres group commit', () => {
     }
   });
 
-  it('updates a parent once per ending child in a batch, and sends a child ending with its parent\'s commit again alone', async () => {
-    const store = await open({ poolSize: 1 });
-    const counter = countStatements(store);
+  /** p1 goes on while its children p1a, p1b run (endedAtLeast 0); p2 waits until two of its three have ended. */
+  async function parentsAndChildren(store: PostgresStore) {
     const create = async (runId: string) =>
       (await store.createRun({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run;
     const child = (runId: string) => ({ runId, workflow: 'wf', version: 1, input: '{}', state: '{}' });
-    // p1 goes on while its children run (endedAtLeast 0); p2 waits until two of its three have ended.
     const p1 = await create('p1');
     expect(await store.commit('p1', p1.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p1a'), child('p1b')], endedAtLeast: 0, failFast: false } })).toEqual({
       ok: true,
@@ -461,33 +459,102 @@ describePg('Postgres group commit', () => {
     });
     const p2 = await create('p2');
     expect(await store.commit('p2', p2.leaseToken!, { leaseMs: 30_000, children: { spawn: [child('p2a'), child('p2b'), child('p2c')], endedAtLeast: 2, failFast: false } })).toEqual({ ok: true });
-    const claimed = new Map<string, string>();
-    for (const id of ['p1a', 'p1b', 'p2a', 'p2b']) claimed.set(id, (await store.claimRun(id, LEASE))!.leaseToken);
+    const tokens = new Map<string, string>([['p1', p1.leaseToken!]]);
+    for (const id of ['p1a', 'p1b', 'p2a', 'p2b']) tokens.set(id, (await store.claimRun(id, LEASE))!.leaseToken);
     const blocker = await create('blocker');
+    tokens.set('blocker', blocker.leaseToken!);
+    return tokens;
+  }
 
-    const before = counter.count;
-    const results = await Promise.all([
-      store.commit('blocker', blocker.leaseToken!, { state: '{"b":1}', leaseMs: 30_000 }), // alone: the others queue
-      store.commit('p1', p1.leaseToken!, { state: '{"p":1}', leaseMs: 30_000 }),
-      store.commit('p1a', claimed.get('p1a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
-      store.commit('p1b', claimed.get('p1b')!, { status: 'failed', error: { name: 'E', message: 'm' }, leaseMs: 30_000 }),
-      store.commit('p2a', claimed.get('p2a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
-      store.commit('p2b', claimed.get('p2b')!, { status: 'completed', output: '2', leaseMs: 30_000 }),
-    ]);
-    expect(results).toEqual(Array.from({ length: 6 }, () => ({ ok: true })));
-    const texts = counter.texts.slice(before);
-    expect(texts.filter((x) => x.includes('json_to_recordset($1::json)')).length).toBeGreaterThan(0);
-    // p1a and p1b, sent again alone after the batch (by the fast path, which applies rule 4 too).
-    const afterBatch = texts.slice(texts.findIndex((x) => x.includes('json_to_recordset($1::json)')) + 1);
-    expect(afterBatch.filter((x) => x.includes('AND NOT r.pause_requested'))).toHaveLength(2);
-
-    // p1's checkpoint applied, and both its children counted (they went again alone: their parent was in the batch).
-    expect(await store.getRun('p1')).toMatchObject({ status: 'running', state: '{"p":1}', children: { ended: 2, failed: true } });
-    // p2's two children ended in one statement: one UPDATE of p2 counting both, which wakes it (ended 2 >= 2).
+  /** Rule 4 after the batch: p1 counted both its children (one failed), p2 counted two and was woken. */
+  async function expectParentsCounted(store: PostgresStore, p1: Record<string, unknown>) {
+    expect(await store.getRun('p1')).toMatchObject({ ...p1, children: { ended: 2, failed: true } });
     const p2After = (await store.getRun('p2'))!;
     expect(p2After).toMatchObject({ status: 'waiting', children: { ended: 2, failed: false, wait: { endedAtLeast: 2, failFast: false } } });
     expect(p2After.dueAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
     expect((await store.claimRun('p2', LEASE))?.runId).toBe('p2');
+  }
+
+  const isBatch = (x: string) => x.includes('json_to_recordset($1::json)');
+  const isFullBatch = (x: string) => isBatch(x) && /AS do_pause/.test(x);
+
+  it('counts the children a fast batch ends once per parent, and leaves a child ending beside its parent\'s commit to the full statement', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const tokens = await parentsAndChildren(store);
+    const before = counter.count;
+    const results = await Promise.all([
+      store.commit('blocker', tokens.get('blocker')!, { state: '{"b":1}', leaseMs: 30_000 }), // alone: the others queue
+      store.commit('p1', tokens.get('p1')!, { state: '{"p":1}', leaseMs: 30_000 }),
+      store.commit('p1a', tokens.get('p1a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
+      store.commit('p1b', tokens.get('p1b')!, { status: 'failed', error: { name: 'E', message: 'm' }, leaseMs: 30_000 }),
+      store.commit('p2a', tokens.get('p2a')!, { status: 'completed', output: '1', leaseMs: 30_000 }),
+      store.commit('p2b', tokens.get('p2b')!, { status: 'completed', output: '2', leaseMs: 30_000 }),
+    ]);
+    expect(results).toEqual(Array.from({ length: 6 }, () => ({ ok: true })));
+    // The blocker alone, then the fast batch (p1, p2a, p2b: p2 is not in it), then p1a and p1b by the full batch
+    // statement (their parent's commit was in the fast batch), then nothing.
+    const texts = counter.texts.slice(before);
+    expect(texts.map((x) => (isFullBatch(x) ? 'full' : isBatch(x) ? 'fast' : 'alone'))).toEqual(['alone', 'fast', 'full']);
+    await expectParentsCounted(store, { status: 'running', state: '{"p":1}' });
+  });
+
+  it('gives back the slots of the runs of one key a fast batch ends, counted together (rule F2)', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const concurrency = { key: 'k', limit: 4, scope: 'run' as const };
+    const held = async () => withPgClient(url, async (query) => (await query(`SELECT held FROM ${store.names.flowKeys} WHERE key = 'c:k'`))[0]?.held);
+    const runs: StoredRun[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { run } = await store.createRun({ runId: `key${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE });
+      expect(run.leaseToken).toBeDefined();
+      runs.push(run);
+    }
+    // the fifth waits for a slot
+    const fifth = (await store.createRun({ runId: 'key4', workflow: 'wf', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE })).run;
+    expect(fifth.leaseToken).toBeUndefined();
+    expect(await held()).toBe(4);
+    const { run: blocker } = await store.createRun({ runId: 'kblocker', workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE });
+    const before = counter.count;
+    const results = await Promise.all([
+      store.commit('kblocker', blocker.leaseToken!, { state: '{"b":1}', leaseMs: 30_000 }), // alone: the others queue
+      store.commit('key0', runs[0].leaseToken!, { state: '{"i":0}', leaseMs: 30_000 }), // keeps its slot
+      ...runs.slice(1).map((run, i) => store.commit(run.runId, run.leaseToken!, { status: i === 0 ? 'failed' : 'completed', output: '1', leaseMs: 30_000 })),
+    ]);
+    expect(results.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+    // one fast batch did all four: three slots back at once
+    const texts = counter.texts.slice(before);
+    expect(texts.filter((x) => x.includes('json_to_recordset($1::json)'))).toHaveLength(1);
+    expect(texts.filter((x) => /AS do_pause/.test(x))).toHaveLength(0);
+    expect(await held()).toBe(1);
+    expect((await store.getRun('key0'))!.slotHeld).toBe(true);
+    for (const run of runs.slice(1)) expect((await store.getRun(run.runId))!.slotHeld).toBeFalsy();
+    expect((await store.claimRun('key4', LEASE))?.runId).toBe('key4');
+    expect(await held()).toBe(2);
+  });
+
+  it('updates a parent once per ending child in a full batch, and sends a child ending with its parent\'s commit again alone', async () => {
+    const store = await open({ poolSize: 1 });
+    const counter = countStatements(store);
+    const tokens = await parentsAndChildren(store);
+    // Two step rows each: not the fast path (it takes one at most), so all of them go by the full batch statement.
+    const twoRows = [0, 1].map((index) => ({ index, step: { name: `s${index}`, status: 'completed' as const, attempts: 1, output: '1', startedAt: new Date(1_000), finishedAt: new Date(2_000) } }));
+    const before = counter.count;
+    const results = await Promise.all([
+      store.commit('blocker', tokens.get('blocker')!, { state: '{"b":1}', leaseMs: 30_000 }), // alone: the others queue
+      store.commit('p1', tokens.get('p1')!, { state: '{"p":1}', steps: twoRows, leaseMs: 30_000 }),
+      store.commit('p1a', tokens.get('p1a')!, { status: 'completed', output: '1', steps: twoRows, leaseMs: 30_000 }),
+      store.commit('p1b', tokens.get('p1b')!, { status: 'failed', error: { name: 'E', message: 'm' }, steps: twoRows, leaseMs: 30_000 }),
+      store.commit('p2a', tokens.get('p2a')!, { status: 'completed', output: '1', steps: twoRows, leaseMs: 30_000 }),
+      store.commit('p2b', tokens.get('p2b')!, { status: 'completed', output: '2', steps: twoRows, leaseMs: 30_000 }),
+    ]);
+    expect(results).toEqual(Array.from({ length: 6 }, () => ({ ok: true })));
+    // p1a and p1b were left out of the full batch (their parent's commit was in it) and sent again alone, by the full
+    // single statement (two step rows), which applies rule 4 too.
+    const texts = counter.texts.slice(before);
+    expect(texts.map((x) => (isFullBatch(x) ? 'full' : isBatch(x) ? 'fast' : 'alone'))).toEqual(['alone', 'full', 'alone', 'alone']);
+    await expectParentsCounted(store, { status: 'running', state: '{"p":1}' });
+    expect((await store.getRun('p1a'))!.steps).toHaveLength(2);
   });
 });
 
@@ -574,7 +641,7 @@ describePg('Postgres group commit of starts', () => {
 
 describePg('Postgres group commit: plans', () => {
   const open = storesOf('cairn_gcp');
-  const BATCH = ['commitBatch', 'commitBatchNoWait', 'commitBatchEvents', 'commitBatchNoWaitEvents', 'createRunBatch'] as const;
+  const BATCH = ['commitBatch', 'commitBatchNoWait', 'commitBatchEvents', 'commitBatchNoWaitEvents', 'commitFastBatch', 'commitFastBatchEvents', 'createRunBatch'] as const;
 
   /**
    * How the generic plan of each batch statement (what a prepared statement keeps) reads the runs table: one entry per
@@ -612,6 +679,7 @@ describePg('Postgres group commit: plans', () => {
     const none = Object.fromEntries(BATCH.map((name) => [name, []]));
     const fresh = await runsAccess(store);
     expect(fresh.commitBatchEvents.length).toBeGreaterThanOrEqual(4);
+    expect(fresh.commitFastBatchEvents.length).toBeGreaterThanOrEqual(2);
     expect(byKey(fresh)).toEqual(none);
     let made = 0;
     // NOTE: analyzed at a few pages (100 runs), a seq scan is the cheaper plan, rightly; autovacuum analyzes a

@@ -257,6 +257,92 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
 
 
 /**
+ * The fast path for a batch (`commitFastBatch`, `commitFastBatchEvents`): `commitFast`'s UPDATE for several runs at once,
+ * `$1` a JSON array of objects carrying {@link FAST_COMMIT_EVENTS_PARAMS} as `p_<name>` keys (a commit without events
+ * has `p_events` null) and `k`, the object's position. For the common checkpoints of many runs it replaces the full
+ * batch statement's lock (`FOR NO KEY UPDATE`, a second write of each row) and CTE chain by one UPDATE … FROM the
+ * batch. It applies where `commitFast` does (rule F2 included: `f` and {@link freeSlotsBatch} give the slots back,
+ * per key), and leaves one more case to the full statement: the terminal commit of a child whose parent's commit is in
+ * the same batch (the parent's row must not be written twice). Rule 4 as in the full statement: `pc` counts the
+ * children a batch ends per parent, `pu` updates each parent once. A run it leaves (fenced, a pause or cancel pending,
+ * that case…) returns no row: the caller sends it by the full batch statement, which decides. The batch is ordered by
+ * run id (see `GroupCommit`), so that rows are locked in that order.
+ */
+function fastBatchCommitStatement(n: SchemaNames, { events }: { events: boolean }): string {
+  const terminal = sqlList(TERMINAL_STATUSES);
+  const params = events ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS;
+  const pColumns = params.specs.map(([name, type]) => `p_${name} ${type}`).join(', ');
+  const F = (name: FastCommitParam) => `p.p_${name}`;
+  const frees = `(${F('term')} OR (${F('rel')} AND r.conc_scope = 'step'))`;
+  // NOTE: `k BETWEEN …` makes the planner count `p` as 1 row (see commitStatement): one primary-key probe per run in
+  // the generic plan whatever the table held when it was made.
+  return `
+      WITH p AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${pColumns}) WHERE x.k BETWEEN 0 AND 2147483647),
+      upd AS (
+        UPDATE ${n.runs} r SET
+          status = COALESCE(${F('status')}, r.status),
+          state = COALESCE(${F('state')}, r.state),
+          current_step = CASE WHEN ${F('set_step')} THEN ${F('step')} ELSE r.current_step END,
+          output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
+          error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
+          next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
+          next_input_signal = CASE WHEN ${F('keep_input')} THEN r.next_input_signal END,
+          wait_signals = NULL,
+          wait_until = NULL,
+          children_wait_ended_at_least = NULL,
+          children_fail_fast = NULL,
+          resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
+          due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
+          lease_owner = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_owner END,
+          lease_token = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_token END,
+          lease_expires_at = CASE WHEN ${F('rel')} THEN NULL ELSE ${addMs('now()', F('lease_ms'))} END,
+          updated_at = now(),
+          finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
+          live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
+          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END,
+          slot_held = r.slot_held AND NOT ${frees}${
+            events
+              ? `,
+          event_seq = r.event_seq + COALESCE(cardinality(${F('events')}), 0)`
+              : ''
+          }
+        FROM p
+        WHERE r.run_id = p.p_run_id AND r.lease_token = p.p_token
+          AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
+          AND ${F('status')} IS DISTINCT FROM 'paused'
+          AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
+          AND (r.conc_key IS NULL OR r.slot_held OR NOT ${frees})
+          AND NOT (${F('term')} AND r.parent_run_id IS NOT NULL AND r.parent_run_id = ANY (ARRAY(SELECT q.p_run_id FROM p q)))
+        RETURNING p.k, r.run_id, r.signal_seq, r.status, r.parent_run_id, r.conc_key, ${F('term')} AS term, true AS was_live, now() AS ts,
+          (r.conc_key IS NOT NULL AND ${frees}) AS freed,${events ? ` CASE WHEN cardinality(${F('events')}) > 0 THEN r.event_seq END AS last_event_seq,` : ''}
+          CASE WHEN ${F('term')} THEN 'finished'
+               WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
+      ),
+      st AS (${upsertStepsSql(
+        n,
+        `upd JOIN p ON p.k = upd.k CROSS JOIN LATERAL (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
+          AS x(i, name, status, attempts, output, st, ft, error, hb, hd)
+        WHERE x.i IS NOT NULL`,
+        'upd.run_id',
+      )}),${
+        events
+          ? `
+      ea AS (${appendEventsSql(n, { from: 'upd JOIN p ON p.k = upd.k', runId: 'upd.run_id', lastSeq: 'upd.last_event_seq', bodies: F('events') })}),
+      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.last_event_seq' })}),`
+          : ''
+      }
+      dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT upd.run_id FROM upd WHERE upd.term))),
+      f AS (SELECT upd.conc_key, upd.freed FROM upd WHERE upd.freed),
+      ${freeSlotsBatch(n)}
+      ${parentCtes(n, 'upd')}
+      SELECT upd.k, false AS deferred, false AS paused, NULL::boolean AS cancel, NULL::text AS consumed, NULL::text AS consumed_name, upd.evt,
+        CASE WHEN upd.evt IS NOT NULL THEN ${notifyExpr(n, 'upd.evt', 'upd.run_id')} END::text AS notified,
+        CASE WHEN upd.term THEN ${staleSignals(n, 'upd.signal_seq', 'upd.run_id')} END AS stale_signals,
+        (SELECT pn.ids FROM pn) AS woke${events ? ', upd.last_event_seq' : ''}
+      FROM upd`;
+}
+
+/**
  * The parameters of `commitFast`, from the values of the checkpoint's parameters (without a wait) and the patch's
  * row for the steps table, if any.
  */
@@ -278,6 +364,29 @@ export function fastCommitArgs(values: CommitValues, row: StepRow | undefined): 
     row_hb: row?.hb ?? null,
     row_hd: row?.hd ?? null,
   });
+}
+
+/** The `p_<name>` keys of a `commitFastBatch…` statement's objects, with and without events, built once. */
+const FAST_BATCH_KEYS = {
+  events: FAST_COMMIT_EVENTS_PARAMS.names.map((name) => [name, `p_${name}`] as const),
+  plain: FAST_COMMIT_PARAMS.names.map((name) => [name, `p_${name}`] as const),
+};
+
+/**
+ * The JSON object of one checkpoint in a `commitFastBatch…` statement (`events`: of `commitFastBatchEvents`): `k` and
+ * the fast path's parameters ({@link fastCommitArgs}) as `p_<name>` keys.
+ */
+export function fastBatchEntry(k: number, values: CommitValues, row: StepRow | undefined, events: boolean): Record<string, unknown> {
+  const args = fastCommitArgs(values, row);
+  const keys = events ? FAST_BATCH_KEYS.events : FAST_BATCH_KEYS.plain;
+  const entry: Record<string, unknown> = { k };
+  // NOTE: a commit without events in a batch with events: its `events` is null (fastCommitArgs left it out).
+  const withEvents = values.events !== null;
+  for (let i = 0, j = 0; i < keys.length; i++) {
+    const [name, key] = keys[i];
+    entry[key] = name === 'events' && !withEvents ? null : args[j++];
+  }
+  return entry;
 }
 
 /**
@@ -729,6 +838,9 @@ export function commitStatements(n: SchemaNames) {
     commitEvents: commitStatement(n, { batch: false, wait: true, events: true }),
     commitNoWaitEvents: commitStatement(n, { batch: false, wait: false, events: true }),
     commitFastEvents: fastCommitStatement(n, { events: true }),
+    // The fast path of a batch (see fastBatchCommitStatement); what it leaves goes by commitBatch….
+    commitFastBatch: fastBatchCommitStatement(n, { events: false }),
+    commitFastBatchEvents: fastBatchCommitStatement(n, { events: true }),
     commitBatchEvents: commitStatement(n, { batch: true, wait: true, events: true }),
     commitBatchNoWaitEvents: commitStatement(n, { batch: true, wait: false, events: true }),
     // A patch with `children` or `restart` (rule 8, continue-as-new): always alone, never the fast path.

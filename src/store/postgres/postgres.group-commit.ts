@@ -4,6 +4,7 @@ import {
   type CommitValues,
   type CommitVariant,
   commitVariant,
+  fastBatchEntry,
   fastCommitArgs,
   type SpecialValues,
   specialCommitArgs,
@@ -41,6 +42,14 @@ interface PendingCreate {
   reject(error: unknown): void;
 }
 
+/**
+ * Whether a commit can take the fast path (`commitFast`, or `commitFastBatch…` in a batch): a plain checkpoint, without
+ * a wait, with at most one row for the steps table (the statement may still leave it to the full one).
+ */
+function isFast(item: PendingCommit): boolean {
+  return item.batchable && item.values.wait === null && (item.steps?.length ?? 0) <= 1;
+}
+
 /** JSON object of one commit in a `commitBatch…` statement of `variant` (keys: its column definition list). */
 function batchEntry(k: number, values: CommitValues, steps: StepRow[] | null, variant: CommitVariant): Record<string, unknown> {
   const entry: Record<string, unknown> = { k };
@@ -61,6 +70,8 @@ export type CommitStatements = Pick<
   | 'commitFastEvents'
   | 'commitBatchEvents'
   | 'commitBatchNoWaitEvents'
+  | 'commitFastBatch'
+  | 'commitFastBatchEvents'
   | 'commitSpecial'
   | 'createRunBatch'
 >;
@@ -230,6 +241,38 @@ export class GroupCommit {
 
   private async sendBatch(db: SqlClient, batch: PendingCommit[]): Promise<void> {
     if (batch.length === 1) return this.sendOne(db, batch[0]);
+    const fast = batch.filter(isFast);
+    if (fast.length < 2) return this.sendFullBatch(db, batch);
+    // The common checkpoints by the fast path first (in run id order: rows are locked in that order); the others, and
+    // those it left, by the full statement, which decides.
+    fast.sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+    const events = fast.some((item) => item.values.events !== null);
+    const rows = await this.sendGroup(
+      fast,
+      () => {
+        const json = JSON.stringify(fast.map((item, k) => fastBatchEntry(k, item.values, item.steps?.[0], events)));
+        return this.send(db, events ? this.statements.commitFastBatchEvents : this.statements.commitFastBatch, [json]);
+      },
+      (item) => this.sendOne(db, item),
+    );
+    const rest = batch.filter((item) => !isFast(item));
+    if (rows) {
+      const done = new Set<number>();
+      for (const row of rows) {
+        const k = Number(row.k);
+        done.add(k);
+        fast[k].resolve(row);
+      }
+      fast.forEach((item, k) => {
+        if (!done.has(k)) rest.push(item);
+      });
+    }
+    if (rest.length === 1) return this.sendOne(db, rest[0]);
+    if (rest.length > 1) return this.sendFullBatch(db, rest);
+  }
+
+  /** Sends a batch by the full statement (every rule of a checkpoint; see `commitStatement`). */
+  private async sendFullBatch(db: SqlClient, batch: PendingCommit[]): Promise<void> {
     const rows = await this.sendGroup(batch, () => {
       // NOTE: one statement for the batch: the variant of its most demanding commit (a commit without a wait or
       // without events is the same in it as alone: its `p_wait` / `p_events` are null).

@@ -81,6 +81,12 @@ export interface Statements {
   commitFastEvents: string;
   commitBatchEvents: string;
   commitBatchNoWaitEvents: string;
+  /**
+   * Group commit's fast path (`fastBatchCommitStatement`, postgres.commit.sql.ts): the common checkpoints of several
+   * runs as one UPDATE; what it leaves goes by `commitBatch…`.
+   */
+  commitFastBatch: string;
+  commitFastBatchEvents: string;
   /** A patch with `children` (rule 8: spawn, link, release, wait) or `restart`: always alone (`commitStatement`). */
   commitSpecial: string;
   /** After a terminal commit that raced with a signal (see `stale_signals` of the commit statements). */
