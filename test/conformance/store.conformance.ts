@@ -357,12 +357,13 @@ export function describeStoreConformance(storeName: string, target: ConformanceT
         const late = await createClaimed(workflow);
         const early = await createClaimed(workflow);
         const none = await createClaimed(workflow);
-        await store.commit(late.runId, late.leaseToken, patch({ status: 'sleeping', due: { delayMs: 250 }, release: true }));
-        await store.commit(early.runId, early.leaseToken, patch({ status: 'sleeping', due: { delayMs: 100 }, release: true }));
+        // NOTE: delays long enough for the four calls before the first claim on a loaded machine (100 ms was not, once).
+        await store.commit(late.runId, late.leaseToken, patch({ status: 'sleeping', due: { delayMs: 900 }, release: true }));
+        await store.commit(early.runId, early.leaseToken, patch({ status: 'sleeping', due: { delayMs: 600 }, release: true }));
         await store.commit(none.runId, none.leaseToken, patch({ status: 'waiting', due: null, release: true }));
         await store.createRun(newRun(other), { onConflict: 'keep' });
         expect(await store.claimRuns(OTHER, 10, [v1(workflow)])).toEqual([]);
-        await sleep(400);
+        await sleep(1_000);
         const first = await store.claimRuns(OTHER, 1, [v1(workflow)]);
         expect(first.map((r) => r.runId)).toEqual([early.runId]);
         expect(first[0].status).toBe('running');
