@@ -62,6 +62,19 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
  * DBOS's for a few hundred, so fewer would compare processes still warming up rather than their steady states.
  */
 const WARMUP_RUNS = 1_500;
+/**
+ * Then concurrent runs (64 in flight), on every store and on DBOS (run-dbos.mjs uses the same number): the first
+ * `conc64` chunk after a sequential warm-up ran at about half the rate of the later ones on Postgres (905 against
+ * 1,663–2,492 runs/s in chunks of 400): the concurrent path has its own code to optimize, and each pooled connection
+ * prepares and plans its batch statements (PostgreSQL plans a prepared statement afresh on its first five runs).
+ */
+const WARMUP_CONC_RUNS = 1_000;
+
+/** The warm-up of one app before any measurement: WARMUP_RUNS sequential runs, then WARMUP_CONC_RUNS concurrent ones. */
+async function warmUp(client: WorkflowClient): Promise<void> {
+  await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+  await conc(client, smoke ? 2 : WARMUP_CONC_RUNS, 64);
+}
 /** Results by store and scenario, for the ratio lines. */
 const results: Record<string, Record<string, number>> = {};
 
@@ -148,7 +161,7 @@ async function inTurns(
 /** `--codec`: an app with AesGcmCodec on its own store, warmed up like the plain one, measured in turns with it. */
 async function codecPeer(name: string, make: () => Promise<WorkflowStore>): Promise<Peer> {
   const { app, client } = await boot(await make(), {}, new AesGcmCodec({ keys: { bench: randomBytes(32) }, currentKeyId: 'bench' }));
-  await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+  await warmUp(client);
   return {
     name: `${name}+aesgcm`,
     chunk: (scenario, runs) => (scenario === 'seq3' ? seq(client, 'bench3', runs) : conc(client, runs, 64)),
@@ -172,7 +185,7 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
   try {
     const n = smoke ? 5 : name === 'memory' ? 20_000 : 500;
     const cn = smoke ? 10 : name === 'memory' ? 20_000 : 2_000;
-    await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+    await warmUp(client);
     if (scenariosWanted.includes('seq3')) await inTurns(name, 'seq3', n, (k) => seq(client, 'bench3', k), peer);
     if (scenariosWanted.includes('conc64')) await inTurns(name, 'conc64', cn, (k) => conc(client, k, 64), peer);
     if (scenariosWanted.includes('conc64key')) {
@@ -409,7 +422,7 @@ async function serveOtelPeer(store: string, url: string | undefined): Promise<vo
         ? await createStore({ type: 'redis', url: url!, keyPrefix: `bench:${randomUUID().slice(0, 8)}:otel:` }, logger)
         : await createStore({ type: 'memory' }, quiet as never);
   const { app, client } = await boot(made);
-  await seq(client, 'bench3', smoke ? 2 : WARMUP_RUNS);
+  await warmUp(client);
   console.log('ready');
   for await (const l of createInterface({ input: process.stdin })) {
     if (l === 'done') break;

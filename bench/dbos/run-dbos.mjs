@@ -184,7 +184,9 @@ async function main() {
   DBOS.setConfig({ name: 'cairn-bench', systemDatabaseUrl: sysUrl.toString(), logLevel: 'warn' });
   await DBOS.launch();
   try {
-    await seq(smoke ? 2 : 1_500); // warm-up: WARMUP_RUNS, as in bench/run.ts
+    // warm-up: WARMUP_RUNS then WARMUP_CONC_RUNS, as in bench/run.ts
+    await seq(smoke ? 2 : 1_500);
+    await conc(smoke ? 2 : 1_000, 64);
     if (trace) {
       traced = [];
       await execute(-1);
