@@ -159,6 +159,69 @@ type FastCommitParam = (typeof FAST_COMMIT_EVENTS_PARAMS)['specs'][number][0];
 type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
 
 /**
+ * The fast paths' fenced UPDATE of run `r` (`commitFast`, `commitFastBatch…`) up to its conditions: `F`, a parameter as
+ * the statement reads it (`$n` alone, a column of `from` in a batch); `events`, the number of events the commit appends
+ * (null: a statement without events). Its WHERE holds only where none of the full statement's rules can apply (see
+ * {@link fastCommitStatement}); the caller may add conditions and writes the RETURNING.
+ */
+function fastUpdateSql(n: SchemaNames, F: (name: FastCommitParam) => string, { events, from }: { events: string | null; from?: string }): string {
+  const frees = fastFrees(F, 'r');
+  return `UPDATE ${n.runs} r SET
+          status = COALESCE(${F('status')}, r.status),
+          state = COALESCE(${F('state')}, r.state),
+          current_step = CASE WHEN ${F('set_step')} THEN ${F('step')} ELSE r.current_step END,
+          output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
+          error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
+          next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
+          next_input_signal = CASE WHEN ${F('keep_input')} THEN r.next_input_signal END,
+          wait_signals = NULL,
+          wait_until = NULL,
+          children_wait_ended_at_least = NULL,
+          children_fail_fast = NULL,
+          resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
+          due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
+          lease_owner = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_owner END,
+          lease_token = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_token END,
+          lease_expires_at = CASE WHEN ${F('rel')} THEN NULL ELSE ${addMs('now()', F('lease_ms'))} END,
+          updated_at = now(),
+          finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
+          live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
+          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END,
+          slot_held = r.slot_held AND NOT ${frees}${events ? `,
+          event_seq = r.event_seq + ${events}` : ''}${from ? `
+        FROM ${from}` : ''}
+        WHERE r.run_id = ${F('run_id')} AND r.lease_token = ${F('token')}
+          AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${sqlList(TERMINAL_STATUSES)}
+          AND ${F('status')} IS DISTINCT FROM 'paused'
+          AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
+          AND (r.conc_key IS NULL OR r.slot_held OR NOT ${frees})`;
+}
+
+/**
+ * The fast paths' other writes, for the runs `upd` updated (`from` yields them with their parameters, `F`): the step row
+ * of the patch (`st`, none when `row_i` is null), and with `events` the history append (`ea`, numbered up to
+ * `lastSeq`) and its trim (`et`). CTEs, each followed by a comma.
+ */
+function fastRowsSql(n: SchemaNames, F: (name: FastCommitParam) => string, { from, lastSeq, events }: { from: string; lastSeq: string; events: boolean }): string {
+  const st = upsertStepsSql(
+    n,
+    `${from} CROSS JOIN LATERAL (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
+          AS x(i, name, status, attempts, output, st, ft, error, hb, hd)
+        WHERE x.i IS NOT NULL`,
+    'upd.run_id',
+  );
+  if (!events) return `st AS (${st}),`;
+  return `st AS (${st}),
+      ea AS (${appendEventsSql(n, { from, runId: 'upd.run_id', lastSeq, bodies: F('events') })}),
+      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq })}),`;
+}
+
+/** Rule F2 in the fast paths: the commit gives the slot of run `r` back (if it holds one): it ends it, or releases a `step` scope one. */
+function fastFrees(F: (name: FastCommitParam) => string, r: string): string {
+  return `(${F('term')} OR (${F('rel')} AND ${r}.conc_scope = 'step'))`;
+}
+
+/**
  * The fast path of the common checkpoint (no `wait`, at most one row for the steps table): a single UPDATE that
  * applies only when the run has no pending pause or cancel request and is not terminal (nor asked to become
  * `paused`), so that none of the pause/cancel rules can apply, and `term` / `rel` follow from the patch alone
@@ -185,62 +248,19 @@ type FastOnlyParam = Exclude<FastCommitParam, CommitParam>;
  * events none of this is rendered: a checkpoint without events costs what it did before histories.
  */
 function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): string {
-  const terminal = sqlList(TERMINAL_STATUSES);
   const params = events ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS;
   const F = (name: FastCommitParam) => (params as ParamTable<FastCommitParam>).ref(name);
-  /** Rule F2: the commit gives the slot of run `r` back (if it holds one): it ends it, or releases a `step` scope one. */
-  const frees = (r: string) => `(${F('term')} OR (${F('rel')} AND ${r}.conc_scope = 'step'))`;
+  const frees = (r: string) => fastFrees(F, r);
   return `
       WITH upd AS (
-        UPDATE ${n.runs} r SET
-          status = COALESCE(${F('status')}, r.status),
-          state = COALESCE(${F('state')}, r.state),
-          current_step = CASE WHEN ${F('set_step')} THEN ${F('step')} ELSE r.current_step END,
-          output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
-          error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
-          next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
-          next_input_signal = CASE WHEN ${F('keep_input')} THEN r.next_input_signal END,
-          wait_signals = NULL,
-          wait_until = NULL,
-          children_wait_ended_at_least = NULL,
-          children_fail_fast = NULL,
-          resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
-          due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
-          lease_owner = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_owner END,
-          lease_token = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_token END,
-          lease_expires_at = CASE WHEN ${F('rel')} THEN NULL ELSE ${addMs('now()', F('lease_ms'))} END,
-          updated_at = now(),
-          finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
-          live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
-          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END,
-          slot_held = r.slot_held AND NOT ${frees('r')}${
-            events ? `,
-          event_seq = r.event_seq + cardinality(${F('events')})` : ''
-          }
-        WHERE r.run_id = ${F('run_id')} AND r.lease_token = ${F('token')}
-          AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
-          AND ${F('status')} IS DISTINCT FROM 'paused'
-          AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
-          AND (r.conc_key IS NULL OR r.slot_held OR NOT ${frees('r')})
+        ${fastUpdateSql(n, F, { events: events ? `cardinality(${F('events')})` : null })}
         RETURNING r.run_id, r.signal_seq, r.status, r.parent_run_id,${events ? ' r.event_seq,' : ''}
           CASE WHEN ${F('term')} THEN 'finished'
                WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt,
           CASE WHEN r.conc_key IS NOT NULL AND ${frees('r')} THEN ${concKey('r.conc_key')} END AS freed
       ),
       fk AS (${freeSlotSql(n, 'SELECT upd.freed FROM upd')} AND (${F('term')} OR ${F('rel')})),
-      st AS (${upsertStepsSql(
-        n,
-        `upd CROSS JOIN (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
-          AS x(i, name, status, attempts, output, st, ft, error, hb, hd)
-        WHERE x.i IS NOT NULL`,
-        'upd.run_id',
-      )}),${
-        events
-          ? `
-      ea AS (${appendEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq', bodies: F('events') })}),
-      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.event_seq' })}),`
-          : ''
-      }
+      ${fastRowsSql(n, F, { from: 'upd', lastSeq: 'upd.event_seq', events })}
       dg AS (DELETE FROM ${n.signals} g WHERE ${F('term')} AND g.run_id = ${F('run_id')} AND EXISTS (SELECT 1 FROM upd)),
       fpar AS (
         SELECT upd.parent_run_id, upd.status, true AS term, true AS was_live, now() AS ts FROM upd
@@ -269,68 +289,23 @@ function fastCommitStatement(n: SchemaNames, { events }: { events: boolean }): s
  * run id (see `GroupCommit`), so that rows are locked in that order.
  */
 function fastBatchCommitStatement(n: SchemaNames, { events }: { events: boolean }): string {
-  const terminal = sqlList(TERMINAL_STATUSES);
   const params = events ? FAST_COMMIT_EVENTS_PARAMS : FAST_COMMIT_PARAMS;
   const pColumns = params.specs.map(([name, type]) => `p_${name} ${type}`).join(', ');
   const F = (name: FastCommitParam) => `p.p_${name}`;
-  const frees = `(${F('term')} OR (${F('rel')} AND r.conc_scope = 'step'))`;
+  const frees = fastFrees(F, 'r');
   // NOTE: `k BETWEEN …` makes the planner count `p` as 1 row (see commitStatement): one primary-key probe per run in
   // the generic plan whatever the table held when it was made.
   return `
       WITH p AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${pColumns}) WHERE x.k BETWEEN 0 AND 2147483647),
       upd AS (
-        UPDATE ${n.runs} r SET
-          status = COALESCE(${F('status')}, r.status),
-          state = COALESCE(${F('state')}, r.state),
-          current_step = CASE WHEN ${F('set_step')} THEN ${F('step')} ELSE r.current_step END,
-          output = CASE WHEN ${F('set_output')} THEN ${F('output')} ELSE r.output END,
-          error = CASE WHEN ${F('set_error')} THEN ${F('error')}::jsonb ELSE r.error END,
-          next_input = CASE WHEN ${F('keep_input')} THEN r.next_input END,
-          next_input_signal = CASE WHEN ${F('keep_input')} THEN r.next_input_signal END,
-          wait_signals = NULL,
-          wait_until = NULL,
-          children_wait_ended_at_least = NULL,
-          children_fail_fast = NULL,
-          resume_status = CASE WHEN ${F('term')} THEN NULL ELSE r.resume_status END,
-          due_at = CASE WHEN ${F('term')} THEN NULL WHEN ${F('set_due')} THEN ${dueExpr('now()', F('due'), F('due_at'))} ELSE r.due_at END,
-          lease_owner = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_owner END,
-          lease_token = CASE WHEN ${F('rel')} THEN NULL ELSE r.lease_token END,
-          lease_expires_at = CASE WHEN ${F('rel')} THEN NULL ELSE ${addMs('now()', F('lease_ms'))} END,
-          updated_at = now(),
-          finished_at = CASE WHEN ${F('term')} THEN now() ELSE r.finished_at END,
-          live_step = CASE WHEN ${F('set_live')} THEN ${F('live')} ELSE r.live_step END,
-          live_index = CASE WHEN ${F('set_live')} THEN ${F('live_index')} ELSE r.live_index END,
-          slot_held = r.slot_held AND NOT ${frees}${
-            events
-              ? `,
-          event_seq = r.event_seq + COALESCE(cardinality(${F('events')}), 0)`
-              : ''
-          }
-        FROM p
-        WHERE r.run_id = p.p_run_id AND r.lease_token = p.p_token
-          AND NOT r.pause_requested AND r.cancel_compensate IS NULL AND r.status NOT IN ${terminal}
-          AND ${F('status')} IS DISTINCT FROM 'paused'
-          AND (NOT ${F('set_live')} OR r.live_index IS NULL OR r.live_index = ${F('live_index')} OR r.live_index = ${F('row_i')})
-          AND (r.conc_key IS NULL OR r.slot_held OR NOT ${frees})
+        ${fastUpdateSql(n, F, { events: events ? `COALESCE(cardinality(${F('events')}), 0)` : null, from: 'p' })}
           AND NOT (${F('term')} AND r.parent_run_id IS NOT NULL AND r.parent_run_id = ANY (ARRAY(SELECT q.p_run_id FROM p q)))
         RETURNING p.k, r.run_id, r.signal_seq, r.status, r.parent_run_id, r.conc_key, ${F('term')} AS term, true AS was_live, now() AS ts,
           (r.conc_key IS NOT NULL AND ${frees}) AS freed,${events ? ` CASE WHEN cardinality(${F('events')}) > 0 THEN r.event_seq END AS last_event_seq,` : ''}
           CASE WHEN ${F('term')} THEN 'finished'
                WHEN ${F('rel')} AND r.due_at IS NOT NULL AND r.due_at <= now() THEN 'ready' END AS evt
       ),
-      st AS (${upsertStepsSql(
-        n,
-        `upd JOIN p ON p.k = upd.k CROSS JOIN LATERAL (SELECT ${F('row_i')}, ${F('row_name')}, ${F('row_status')}, ${F('row_attempts')}, ${F('row_output')}, ${F('row_st')}, ${F('row_ft')}, ${F('row_error')}, ${F('row_hb')}, ${F('row_hd')})
-          AS x(i, name, status, attempts, output, st, ft, error, hb, hd)
-        WHERE x.i IS NOT NULL`,
-        'upd.run_id',
-      )}),${
-        events
-          ? `
-      ea AS (${appendEventsSql(n, { from: 'upd JOIN p ON p.k = upd.k', runId: 'upd.run_id', lastSeq: 'upd.last_event_seq', bodies: F('events') })}),
-      et AS (${trimEventsSql(n, { from: 'upd', runId: 'upd.run_id', lastSeq: 'upd.last_event_seq' })}),`
-          : ''
-      }
+      ${fastRowsSql(n, F, { from: 'upd JOIN p ON p.k = upd.k', lastSeq: 'upd.last_event_seq', events })}
       dg AS (DELETE FROM ${n.signals} g WHERE g.run_id = ANY (ARRAY(SELECT upd.run_id FROM upd WHERE upd.term))),
       f AS (SELECT upd.conc_key, upd.freed FROM upd WHERE upd.freed),
       ${freeSlotsBatch(n)}
