@@ -15,16 +15,29 @@ const { url, describe: describePg } = testPostgres();
 const LEASE: LeaseRequest = { owner: 'group', leaseMs: 30_000 };
 const N = 50;
 
-/** Counts the statements a store sends through its pg pool (prepared and unnamed alike). */
-function countStatements(store: PostgresStore): { count: number; texts: string[] } {
-  const counter = { count: 0, texts: [] as string[] };
+/**
+ * Counts the statements a store sends through its pg pool (prepared and unnamed alike), and the most in flight at once
+ * (`peak`). `stop()` puts the pool back as it was.
+ */
+function countStatements(store: PostgresStore): { count: number; texts: string[]; peak: number; stop(): void } {
   const pool = (store.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
   const original = pool.query.bind(pool);
+  let inFlight = 0;
+  const counter = { count: 0, texts: [] as string[], peak: 0, stop: () => void (pool.query = original) };
   pool.query = (...args: unknown[]) => {
     counter.count++;
     const first = args[0] as string | { text?: string };
     counter.texts.push(typeof first === 'string' ? first : String(first?.text));
-    return original(...args);
+    counter.peak = Math.max(counter.peak, ++inFlight);
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (...result: unknown[]) => {
+        inFlight--;
+        (callback as (...r: unknown[]) => void)(...result);
+      };
+      return original(...args);
+    }
+    return (original(...args) as Promise<unknown>).finally(() => inFlight--);
   };
   return counter;
 }
@@ -312,30 +325,13 @@ describePg('Postgres group commit', () => {
       runs.push((await store.createRun({ runId: `slot${i}`, workflow: 'wf', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE })).run);
     }
     // Statements of the pool in flight, counted while the 40 commits go out (no other statement is under way).
-    const pool = (store.dataSource!.driver as unknown as { master: { query: (...a: unknown[]) => unknown } }).master;
-    const original = pool.query.bind(pool);
-    let inFlight = 0;
-    let peak = 0;
-    let sent = 0;
-    pool.query = (...args: unknown[]) => {
-      sent++;
-      peak = Math.max(peak, ++inFlight);
-      const callback = args.at(-1);
-      if (typeof callback === 'function') {
-        args[args.length - 1] = (...result: unknown[]) => {
-          inFlight--;
-          (callback as (...r: unknown[]) => void)(...result);
-        };
-        return original(...args);
-      }
-      return (original(...args) as Promise<unknown>).finally(() => inFlight--);
-    };
+    const counter = countStatements(store);
     const results = await Promise.all(runs.map((run, i) => store.commit(run.runId, run.leaseToken!, { state: `{"i":${i}}`, leaseMs: 30_000 })));
-    pool.query = original;
+    counter.stop();
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(peak).toBe(most);
+    expect(counter.peak).toBe(most);
     // The first `most` went alone at once; the other commits queued and went together in the statement after them.
-    expect(sent).toBe(most + 1);
+    expect(counter.count).toBe(most + 1);
     for (const [i, run] of runs.entries()) expect((await store.getRun(run.runId))!.state).toBe(`{"i":${i}}`);
   });
 

@@ -43,11 +43,16 @@ interface PendingCreate {
 }
 
 /**
- * Whether a commit can take the fast path (`commitFast`, or `commitFastBatch…` in a batch): a plain checkpoint, without
- * a wait, with at most one row for the steps table (the statement may still leave it to the full one).
+ * Whether a commit fits the fast path (`commitFast`): a checkpoint without a wait, with at most one row for the steps
+ * table (the statement may still leave it to the full one).
  */
+function fitsFastPath(item: PendingCommit): boolean {
+  return item.values.wait === null && (item.steps?.length ?? 0) <= 1;
+}
+
+/** Whether a commit of a batch goes by `commitFastBatch…` (it fits the fast path, and the batch's JSON keeps its values). */
 function isFast(item: PendingCommit): boolean {
-  return item.batchable && item.values.wait === null && (item.steps?.length ?? 0) <= 1;
+  return item.batchable && fitsFastPath(item);
 }
 
 /** JSON object of one commit in a `commitBatch…` statement of `variant` (keys: its column definition list). */
@@ -267,7 +272,8 @@ export class GroupCommit {
         if (!done.has(k)) rest.push(item);
       });
     }
-    if (rest.length === 1) return this.sendOne(db, rest[0]);
+    // NOTE: a lone one left goes by the full statement at once: the fast path left it, or it does not fit it.
+    if (rest.length === 1) return this.sendOne(db, rest[0], false);
     if (rest.length > 1) return this.sendFullBatch(db, rest);
   }
 
@@ -331,7 +337,8 @@ export class GroupCommit {
     }
   }
 
-  private async sendOne(db: SqlClient, item: PendingCommit): Promise<void> {
+  /** Sends one commit: `commitSpecial`, or the fast path first (`tryFast`, when it fits), else the full statement. */
+  private async sendOne(db: SqlClient, item: PendingCommit, tryFast = true): Promise<void> {
     try {
       const variant = commitVariant(item.values);
       const s = this.statements;
@@ -339,7 +346,7 @@ export class GroupCommit {
         const [row] = await this.send(db, s.commitSpecial, specialCommitArgs(item.values, item.steps ? JSON.stringify(item.steps) : null, item.special));
         return item.resolve(row);
       }
-      if (!variant.wait && (item.steps?.length ?? 0) <= 1) {
+      if (tryFast && fitsFastPath(item)) {
         // NOTE: no row: fenced, a pause/cancel request to apply, or another live step; the full statement decides
         // (see commitFast).
         const fastStatement = variant.events ? s.commitFastEvents : s.commitFast;
