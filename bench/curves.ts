@@ -761,8 +761,8 @@ export async function runCurves(ctx: CurveContext): Promise<void> {
       let url = process.env.DATABASE_URL;
       let serverCpu: ServerCpu | undefined;
       if (!url) {
-        const { startPostgres } = await import('../test/setup/postgres-server.js');
-        const server = await startPostgres();
+        const { startBenchPostgres } = await import('./postgres-server.js');
+        const server = await startBenchPostgres((line) => console.error(line));
         servers.push(server);
         url = server.url;
         serverCpu = postgresCpu(server.dataDir);

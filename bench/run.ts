@@ -535,8 +535,8 @@ async function benchmarks(): Promise<void> {
     if (storesWanted.includes('postgres')) {
       let url = process.env.DATABASE_URL;
       if (!url) {
-        const { startPostgres } = await import('../test/setup/postgres-server.js');
-        const pg = await startPostgres();
+        const { startBenchPostgres } = await import('./postgres-server.js');
+        const pg = await startBenchPostgres((line) => console.error(line));
         servers.push(pg);
         url = pg.url;
       }

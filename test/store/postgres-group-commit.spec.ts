@@ -635,9 +635,172 @@ describePg('Postgres group commit of starts', () => {
   });
 });
 
+/**
+ * Keyed starts (a concurrency key, a lease wanted now) of a scenario, in order: `kx` an existing id, `ka1`–`ka3` three
+ * starts of key `a` (limit 2, its counter exists), `kb1` one of key `b` (limit 1, its slot taken), `kc1` the first of
+ * key `c` (no counter yet), `kd1` one of key `d` (limit 3, priority 5), `ke1` one with a delay (never in a batch).
+ */
+const KEYED = ['kx', 'ka1', 'ka2', 'ka3', 'kb1', 'kc1', 'kd1', 'ke1'] as const;
+
+function keyedStart(id: (typeof KEYED)[number]): [Parameters<PostgresStore['createRun']>[0], Parameters<PostgresStore['createRun']>[1]] {
+  const key = id === 'kx' ? 'a' : id[1];
+  const limit = key === 'b' ? 1 : key === 'd' ? 3 : 2;
+  const run = {
+    runId: id,
+    workflow: 'wk',
+    version: 1,
+    input: `{"id":"${id}"}`,
+    state: '{}',
+    currentStep: 'a',
+    steps: [{ name: 'a', status: 'running' as const, attempts: 0, startedAt: new Date(1_000) }],
+    events: [`{"type":"run.started","id":"${id}"}`],
+    concurrency: { key, limit, scope: 'run' as const },
+    ...(id === 'kd1' ? { priority: 5 } : {}),
+    ...(id === 'ke1' ? { due: { delayMs: 60_000 } } : {}),
+  };
+  return [run, { onConflict: 'keep', lease: LEASE }];
+}
+
+/** Before the keyed starts: the existing run `kx` (another workflow) and the run holding key `b`'s one slot. */
+async function keyedBefore(store: PostgresStore): Promise<void> {
+  await store.createRun({ runId: 'kx', workflow: 'old', version: 1, input: '"old"', state: '{}' }, { onConflict: 'keep' });
+  await store.createRun({ runId: 'kb0', workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency: { key: 'b', limit: 1, scope: 'run' } }, { onConflict: 'keep', lease: LEASE });
+  // the counter of key a, and of d (their runs ended)
+  for (const key of ['a', 'd']) {
+    const { run } = await store.createRun({ runId: `${key}0`, workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency: { key, limit: 1, scope: 'run' } }, { onConflict: 'keep', lease: LEASE });
+    await store.commit(run.runId, run.leaseToken!, { status: 'completed', output: '1', release: true, leaseMs: 30_000 });
+  }
+}
+
+/** What a keyed start's result and stored run say, and the counters of the keys. */
+async function keyedOutcome(store: PostgresStore, results: Awaited<ReturnType<PostgresStore['createRun']>>[]) {
+  const runs = await Promise.all(KEYED.map((id) => store.getRun(id)));
+  const events = await Promise.all(KEYED.map((id) => store.listEvents(id, { limit: 10 })));
+  const held = await withPgClient(url, (query) => query(`SELECT key, held FROM ${store.names.flowKeys} WHERE key LIKE 'c:%' ORDER BY key`));
+  return {
+    starts: KEYED.map((id, i) => ({
+      id,
+      created: results[i].created,
+      status: results[i].run.status,
+      leased: results[i].run.leaseToken !== undefined,
+      blockedBy: results[i].run.blockedBy,
+      slotHeld: results[i].run.slotHeld ?? false,
+      lastEventSeq: results[i].lastEventSeq,
+      stored: {
+        workflow: runs[i]!.workflow,
+        status: runs[i]!.status,
+        leased: runs[i]!.leaseToken !== undefined,
+        slotHeld: runs[i]!.slotHeld ?? false,
+        priority: runs[i]!.priority,
+        concurrency: runs[i]!.concurrency,
+        steps: runs[i]!.steps.map((step) => [step.name, step.status]),
+        currentStep: runs[i]!.currentStep,
+        blockedBy: runs[i]!.blockedBy,
+      },
+      events: events[i].map((e) => [e.seq, e.body]),
+    })),
+    held: Object.fromEntries(held.map((row) => [row.key, Number(row.held)])),
+  };
+}
+
+describePg('Postgres group commit of keyed starts', () => {
+  const open = storesOf('cairn_gk');
+
+  it('writes the keyed starts queued meanwhile that their slots admit in one statement, each as if alone; the others go alone', async () => {
+    const grouped = await open({ poolSize: 1 });
+    const single = await open({ groupCommit: false });
+    await keyedBefore(grouped);
+    await keyedBefore(single);
+
+    const g = countStatements(grouped);
+    const before = g.count;
+    const [, ...batched] = await Promise.all([
+      // alone at once (a plain start): the keyed ones queue behind it
+      grouped.createRun({ runId: 'plain', workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
+      ...KEYED.map((id) => grouped.createRun(...keyedStart(id))),
+    ]);
+    const texts = g.texts.slice(before);
+    g.stop();
+    const sequential: Awaited<ReturnType<PostgresStore['createRun']>>[] = [];
+    for (const id of KEYED) sequential.push(await single.createRun(...keyedStart(id)));
+
+    const a = await keyedOutcome(grouped, batched);
+    const s = await keyedOutcome(single, sequential);
+    for (let i = 0; i < KEYED.length; i++) expect(a.starts[i]).toEqual(s.starts[i]);
+    expect(a.held).toEqual(s.held);
+    // spot checks
+    const by = Object.fromEntries(a.starts.map((x) => [x.id, x]));
+    expect(a.held).toEqual({ 'c:a': 2, 'c:b': 1, 'c:c': 1, 'c:d': 1, 'c:e': 0 });
+    expect(by.kx).toMatchObject({ created: false, stored: { workflow: 'old' }, events: [] });
+    expect(by.ka1).toMatchObject({ created: true, status: 'running', leased: true, slotHeld: true, lastEventSeq: 1, stored: { slotHeld: true, steps: [['a', 'running']] } });
+    expect(by.ka1.events).toEqual([[1, '{"type":"run.started","id":"ka1"}']]);
+    expect(by.ka2).toMatchObject({ leased: true, slotHeld: true });
+    expect(by.ka3).toMatchObject({ created: true, status: 'pending', leased: false, blockedBy: 'concurrency', stored: { blockedBy: 'concurrency', steps: [] } });
+    expect(by.kb1).toMatchObject({ status: 'pending', blockedBy: 'concurrency' });
+    expect(by.kc1).toMatchObject({ status: 'running', leased: true, slotHeld: true });
+    expect(by.kd1).toMatchObject({ status: 'running', leased: true, stored: { priority: 5, concurrency: { key: 'd', limit: 3, scope: 'run' } } });
+    expect(by.ke1).toMatchObject({ status: 'pending', leased: false });
+
+    // One keyed batch: it wrote what F2 admits of the keys with counters (ka1 and kd1; kx took key a's other slot in
+    // it, but its id exists), the rest went alone, by the single statement.
+    const flowBatches = texts.filter((t) => / AS nth\b/.test(t));
+    expect(flowBatches).toHaveLength(1);
+    const flowSingles = texts.filter((t) => /\bnr AS MATERIALIZED\b/.test(t));
+    // kx (its id exists), ka2 (not admitted: kx took its place in the batch), ka3, kb1, kc1 (twice: it creates the
+    // counter, then again), ke1
+    expect(flowSingles.length).toBe(7);
+  });
+
+  it('never gives more than a key\'s limit in a batch, and its ended runs\' slots come back', async () => {
+    const store = await open({ poolSize: 1 });
+    const concurrency = { key: 'k', limit: 3, scope: 'run' as const };
+    const first = await store.createRun({ runId: 'k0', workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE });
+    const results = await Promise.all([
+      store.createRun({ runId: 'plain', workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
+      ...Array.from({ length: 10 }, (_, i) =>
+        store.createRun({ runId: `k${i + 1}`, workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE }),
+      ),
+    ]);
+    const leased = results.slice(1).filter((r) => r.run.leaseToken !== undefined);
+    expect(leased.map((r) => r.run.runId)).toEqual(['k1', 'k2']);
+    const held = async () => withPgClient(url, async (query) => Number((await query(`SELECT held FROM ${store.names.flowKeys} WHERE key = 'c:k'`))[0]?.held));
+    expect(await held()).toBe(3);
+    await store.commit('k0', first.run.leaseToken!, { status: 'completed', output: '1', release: true, leaseMs: 30_000 });
+    expect(await held()).toBe(2);
+    const claimed = await store.claimRuns({ owner: 'c', leaseMs: 30_000 }, 10);
+    expect(claimed.map((c) => c.runId)).toEqual(['k3']);
+    expect(await held()).toBe(3);
+  });
+
+  it('sends the keyed starts of a failed batch again one by one, so that only the bad one fails', async () => {
+    const store = await open({ poolSize: 1 });
+    const concurrency = { key: 'f', limit: 10, scope: 'run' as const };
+    await store.createRun({ runId: 'f-first', workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE });
+    const starts = Array.from({ length: 6 }, (_, i) => ({ runId: `f-${i}`, workflow: 'wk', version: 1, input: i === 3 ? 'nul \u0000 here' : `{"i":${i}}`, state: '{}', concurrency }));
+    const results = await Promise.allSettled([
+      store.createRun({ runId: 'plain', workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
+      ...starts.map((run) => store.createRun(run, { onConflict: 'keep', lease: LEASE })),
+    ]);
+    expect(results.slice(1).map((r) => r.status)).toEqual(starts.map((_, i) => (i === 3 ? 'rejected' : 'fulfilled')));
+    expect((results[4] as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
+    for (let i = 0; i < 6; i++) expect((await store.getRun(`f-${i}`))?.input).toBe(i === 3 ? undefined : `{"i":${i}}`);
+    const held = await withPgClient(url, async (query) => Number((await query(`SELECT held FROM ${store.names.flowKeys} WHERE key = 'c:f'`))[0]?.held));
+    expect(held).toBe(6);
+  });
+});
+
 describePg('Postgres group commit: plans', () => {
   const open = storesOf('cairn_gcp');
-  const BATCH = ['commitBatch', 'commitBatchNoWait', 'commitBatchEvents', 'commitBatchNoWaitEvents', 'commitFastBatch', 'commitFastBatchEvents', 'createRunBatch'] as const;
+  const BATCH = [
+    'commitBatch',
+    'commitBatchNoWait',
+    'commitBatchEvents',
+    'commitBatchNoWaitEvents',
+    'commitFastBatch',
+    'commitFastBatchEvents',
+    'createRunBatch',
+    'createRunFlowBatch',
+  ] as const;
 
   /**
    * How the generic plan of each batch statement (what a prepared statement keeps) reads the runs table: one entry per

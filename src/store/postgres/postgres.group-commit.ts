@@ -31,10 +31,15 @@ interface PendingCommit {
   reject(error: unknown): void;
 }
 
-/** A plain start (`createRun` without flow control, debounce, replace or a caller's transaction) waiting for a slot. */
+/**
+ * A start waiting for a slot: a plain one (`createRun` without flow control, debounce, replace or a caller's
+ * transaction), or a keyed one that fits `createRunFlowBatch` (`flow`).
+ */
 interface PendingCreate {
   runId: string;
-  /** Its object in a `createRunBatch` statement (built only when it goes in one). */
+  /** Whether it goes in a `createRunFlowBatch` (else a `createRunBatch`). */
+  flow: boolean;
+  /** Its object in its batch statement (built only when it goes in one). */
   entry(): Record<string, unknown>;
   /** Sends it alone, by the store's own statement: the row of the run written, none when its id exists. */
   alone(): Promise<Row | undefined>;
@@ -79,6 +84,7 @@ export type CommitStatements = Pick<
   | 'commitFastBatchEvents'
   | 'commitSpecial'
   | 'createRunBatch'
+  | 'createRunFlowBatch'
 >;
 
 /**
@@ -98,7 +104,8 @@ export type SendStatement = (db: SqlClient, sql: string, params: unknown[]) => P
  * Group commit: step checkpoints of different runs that queue up while every statement slot is busy go to the
  * database together, as one statement (one round trip, one transaction, one WAL flush). A lone checkpoint is never
  * delayed: it goes out at once, by the fast path when it can (`commitFast`), else by the full statement. Plain starts
- * take the same slots and queue the same way: those queued meanwhile go together in one `createRunBatch`.
+ * take the same slots and queue the same way: those queued meanwhile go together in one `createRunBatch`; keyed starts
+ * likewise in one `createRunFlowBatch`.
  */
 export class GroupCommit {
   /** Commits waiting for a statement slot. */
@@ -153,13 +160,20 @@ export class GroupCommit {
   }
 
   /**
-   * Writes a plain new run when a statement slot is free: alone (`alone`, the store's own statement), or with the
-   * other starts queued meanwhile in one `createRunBatch`. Resolves to the row of the run written; none when its id
-   * exists (a run of a batch that was not written goes again alone, so the store's statement decides).
+   * Writes a new run when a statement slot is free: alone (`alone`, the store's own statement), or with the other
+   * starts of its kind queued meanwhile in one `createRunBatch` (plain starts) or `createRunFlowBatch` (keyed starts,
+   * `flow`). Resolves to the row of the run written; none when its id exists (a run a batch did not write goes again
+   * alone, so the store's statement decides).
    */
-  create(db: SqlClient, runId: string, entry: () => Record<string, unknown>, alone: () => Promise<Row | undefined>): Promise<Row | undefined> {
+  create(
+    db: SqlClient,
+    runId: string,
+    entry: () => Record<string, unknown>,
+    alone: () => Promise<Row | undefined>,
+    flow = false,
+  ): Promise<Row | undefined> {
     return new Promise<Row | undefined>((resolve, reject) => {
-      this.creates.push({ runId, entry, alone, resolve, reject });
+      this.creates.push({ runId, flow, entry, alone, resolve, reject });
       this.pump(db);
     });
   }
@@ -179,13 +193,17 @@ export class GroupCommit {
     }
   }
 
-  /** The next batch of starts: queued starts in order, at most one per run id (a second one waits for the next). */
+  /**
+   * The next batch of starts: queued starts of the first one's kind (plain or keyed), in order, at most one per run id
+   * (a second one waits for the next).
+   */
   private takeCreates(): PendingCreate[] {
     const batch: PendingCreate[] = [];
     const seen = new Set<string>();
     const rest: PendingCreate[] = [];
+    const flow = this.creates[0].flow;
     for (const item of this.creates) {
-      if (batch.length < MAX_COMMIT_BATCH && !seen.has(item.runId)) {
+      if (batch.length < MAX_COMMIT_BATCH && item.flow === flow && !seen.has(item.runId)) {
         batch.push(item);
         seen.add(item.runId);
       } else rest.push(item);
@@ -204,15 +222,17 @@ export class GroupCommit {
       }
     };
     if (batch.length === 1) return alone(batch[0]);
+    const statement = batch[0].flow ? this.statements.createRunFlowBatch : this.statements.createRunBatch;
     const rows = await this.sendGroup(
       batch,
-      () => this.send(db, this.statements.createRunBatch, [JSON.stringify(batch.map((item, k) => ({ ...item.entry(), k })))]),
+      () => this.send(db, statement, [JSON.stringify(batch.map((item, k) => ({ ...item.entry(), k })))]),
       alone,
     );
     if (!rows) return;
     const byK = new Map<number, Row>();
     for (const row of rows) byK.set(Number(row.k), row);
-    // NOTE: a run not written (its id exists) goes again alone: the store's statement reads or replaces as asked.
+    // NOTE: a run not written (its id exists; a keyed one also: no counter or no free slot for it) goes again alone:
+    // the store's statement decides.
     await Promise.all(
       batch.map((item, k) => {
         const row = byK.get(k);

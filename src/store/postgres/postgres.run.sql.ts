@@ -131,6 +131,37 @@ export function createBatchEntry(values: Readonly<Record<NewRunParam, unknown>>,
   return entry;
 }
 
+/** The parameters of a keyed start in `createRunFlowBatch` beyond those of the plain statements. */
+const FLOW_BATCH_PARAMS = [
+  ['priority', 'bigint'],
+  ['conc_key', 'text'],
+  ['conc_limit', 'integer'],
+  ['conc_scope', 'text'],
+] as const;
+
+/**
+ * Whether a start with flow control may go in a `createRunFlowBatch` (see there): it wants its lease now (no delay) and
+ * has a concurrency key and no rate limit. Its values must have a JSON form (finite numbers: they were checked).
+ */
+export function fitsFlowBatch(values: Readonly<Record<NewRunParam, unknown>>): boolean {
+  return (
+    values.lease_token !== null &&
+    values.conc_key !== null &&
+    values.rate_key === null &&
+    values.due_ms === null &&
+    values.due_at === null &&
+    typeof values.lease_ms === 'number' &&
+    Number.isFinite(values.lease_ms)
+  );
+}
+
+/** One keyed start's object in `createRunFlowBatch`'s JSON array (GroupCommit adds `k`): `createBatchEntry`'s and the key's. */
+export function createFlowBatchEntry(values: Readonly<Record<NewRunParam, unknown>>, steps: readonly StepRow[] | null): Record<string, unknown> {
+  const entry = createBatchEntry(values, steps);
+  for (const [name] of FLOW_BATCH_PARAMS) entry[name] = values[name];
+  return entry;
+}
+
 /**
  * Which filters a `list` statement has; its parameters come in this order (the ones it has): parentRunId, workflow, statuses,
  * createdFrom (epoch ms), createdTo (epoch ms), after (epoch ms, run id), limit.
@@ -463,6 +494,60 @@ export function runStatements(n: SchemaNames) {
       FROM e`;
   })();
 
+  /**
+   * Group commit of keyed starts (`createRunFlowBatch`): the starts of `$1` (objects as `createRunBatch`'s, with
+   * `priority`, `conc_key`, `conc_limit` and `conc_scope`; each one wants its lease now, has a concurrency key and no
+   * rate limit: {@link fitsFlowBatch}) that rule F2 admits at once, written leased and holding their key's slot, as
+   * `createRunFlow` writes them. `kl` locks the keys' counters in key order (as claims and batches do: no deadlock),
+   * `adm` admits the starts of each key in batch order while its slots last: the n-th start of a key is admitted when
+   * `held + n <= conc_limit` (starts it admits before it all count, whatever their limits: never more than a start's own
+   * limit), and `ku` takes one slot per run written. A start it does not write (its key has no counter yet, no slot is
+   * free, its id exists) returns no row: the caller sends it alone by `createRunFlow`, which decides (creates the
+   * counter, writes it `pending` and blocked, reads the existing run). Returns one row per run written, with `k`, as
+   * `createRunFlow`'s.
+   */
+  const createRunFlowBatch = (() => {
+    const columns = [...NEW_RUN_PARAMS.specs, ...FLOW_BATCH_PARAMS].map(([name, type]) => `${name} ${type}`).join(', ');
+    return `
+      WITH p AS MATERIALIZED (
+        SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${columns}) WHERE x.k BETWEEN 0 AND 2147483647
+      ),
+      ${newRunTime},
+      kl AS MATERIALIZED (
+        SELECT f.key, f.held FROM ${n.flowKeys} f WHERE f.key = ANY (ARRAY(SELECT ${concKey('p.conc_key')} FROM p))
+        ORDER BY f.key
+        FOR NO KEY UPDATE
+      ),
+      adm AS MATERIALIZED (
+        SELECT q.* FROM (
+          SELECT p.*, kl.held + row_number() OVER (PARTITION BY kl.key ORDER BY p.k) AS nth
+          FROM p JOIN kl ON kl.key = ${concKey('p.conc_key')}
+        ) q
+        WHERE q.nth <= q.conc_limit
+      ),
+      ins AS (
+        INSERT INTO ${n.runs} AS r (run_id, workflow, version, status, input, state, current_step, pause_requested, due_at,
+                               lease_owner, lease_token, lease_expires_at, created_at, updated_at, live_step, live_index, pipeline,
+                               event_seq, priority, conc_key, conc_limit, conc_scope, slot_held)
+        SELECT adm.run_id, adm.workflow, adm.version, 'running', adm.input, adm.state, adm.current_step, false, t.ts,
+               adm.lease_owner, adm.lease_token, ${addMs('t.ts', 'adm.lease_ms')}, t.ts, t.ts, adm.live, adm.live_index, adm.pipeline,
+               COALESCE(cardinality(adm.events), 0), COALESCE(adm.priority, 0), adm.conc_key, adm.conc_limit, adm.conc_scope, true
+        FROM adm CROSS JOIN t
+        ON CONFLICT (run_id) DO NOTHING
+        RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation, r.event_seq, ${concKey('r.conc_key')} AS ckey
+      ),
+      st AS (${upsertStepsSql(n, `ins JOIN p ON p.run_id = ins.run_id CROSS JOIN json_to_recordset(p.steps) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')}),
+      ea AS (${appendEventsSql(n, { from: 'ins JOIN p ON p.run_id = ins.run_id', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: 'p.events' })}),
+      ku AS (
+        UPDATE ${n.flowKeys} f SET held = f.held + (SELECT count(*)::integer FROM ins WHERE ins.ckey = f.key)
+        WHERE f.key = ANY (ARRAY(SELECT ins.ckey FROM ins))
+      )
+      SELECT p.k, false AS retry, true AS leased, false AS idle, ${ms('t.ts')} AS due_at, NULL::text AS blocked_by,
+        ins.run_id, ${ms('ins.created_at')} AS created_at, ${ms('ins.lease_expires_at')} AS lease_expires_at, ins.generation,
+        NULL::text AS evt, CASE WHEN cardinality(p.events) > 0 THEN ins.event_seq END AS last_event_seq
+      FROM ins JOIN p ON p.run_id = ins.run_id CROSS JOIN t`;
+  })();
+
   const live = sqlList(LIVE_STATUSES);
 
   return {
@@ -480,6 +565,7 @@ export function runStatements(n: SchemaNames) {
     ),
 
     createRunBatch,
+    createRunFlowBatch,
     createRunFlow: flowStatement(NEW_RUN_ARGS.createRunFlow, 'keep', NEW_RUN_ARGS.createRunFlow),
     createRunDebounce: debounceStatement(NEW_RUN_ARGS.createRunDebounce),
     replaceRun: flowStatement(NEW_RUN_ARGS.replaceRun, 'replaceSingle', NEW_RUN_ARGS.replaceRun),

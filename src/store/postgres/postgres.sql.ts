@@ -34,6 +34,8 @@ export interface Statements {
   createRunWithoutStepsWithEvents: string;
   /** Group commit of starts: the plain new runs of several starts in one statement (postgres.run.sql.ts). */
   createRunBatch: string;
+  /** Group commit of keyed starts: those of several starts rule F2 admits at once, in one statement (postgres.run.sql.ts). */
+  createRunFlowBatch: string;
   /**
    * A new run with flow control (a priority, a delay, a concurrency or rate limit): rules F2–F4 decide whether it is
    * claimed at once (postgres.run.sql.ts).

@@ -44,7 +44,7 @@ import type { CommitValues, SpecialValues } from './postgres.commit.sql.js';
 import { messagePayload, PostgresEventHub } from './postgres.event-hub.js';
 import { GroupCommit } from './postgres.group-commit.js';
 import { bool, date, errorAsStored, mapOutcome, mapRun, num, stepAsStored, stepRows } from './postgres.row-codec.js';
-import { createBatchEntry, NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
+import { createBatchEntry, createFlowBatchEntry, fitsFlowBatch, NEW_RUN_ARGS, type NewRunParam } from './postgres.run.sql.js';
 import { buildStatements, type Statements } from './postgres.sql.js';
 import { checkStorable, storable } from './postgres.storable-text.js';
 import { PostgresScheduleStore } from './postgres.schedules.js';
@@ -594,7 +594,13 @@ export class PostgresStore implements WorkflowStore {
           row = manager ? await replace() : await this.afterReplacements(input.runId, replace);
           replaced = row !== undefined && row.run_id != null && Number(row.generation) > 1;
         } else if (flow.flow) {
-          [row] = await query(this.sql.createRunFlow, args('createRunFlow'));
+          const alone = async () => (await query(this.sql.createRunFlow, args('createRunFlow')))[0];
+          // NOTE: keyed starts queued meanwhile that want their lease now go together (group commit); the batch writes
+          // those rule F2 admits at once, the others go alone.
+          row =
+            manager || !fitsFlowBatch(values)
+              ? await alone()
+              : await this.groupCommit.create(db, input.runId, () => createFlowBatchEntry(values, steps.table ?? null), alone, true);
         } else {
           const insert = steps.table
             ? events
