@@ -94,7 +94,7 @@ export class OtelInstrumentation implements Instrumentation {
     }
   }
 
-  async runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome> {
+  runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome> {
     let span: OtelApi.Span;
     let active: OtelApi.Context;
     try {
@@ -103,18 +103,27 @@ export class OtelInstrumentation implements Instrumentation {
       // NOTE: telemetry never costs a step its run (an app's span processor may throw): run it untraced.
       return body();
     }
-    let outcome: AttemptOutcome;
+    // NOTE: a plain function, not async: with a context manager's promise hooks on, every promise costs a hook call.
+    let running: Promise<AttemptOutcome>;
     try {
-      outcome = await this.api.context.with(active, body);
+      running = this.api.context.with(active, body);
     } catch (error) {
       this.endSpan(span, { ok: false, error });
-      throw error;
+      return Promise.reject(error);
     }
-    this.endSpan(span, outcome);
-    return outcome;
+    return running.then(
+      (outcome) => {
+        this.endSpan(span, outcome);
+        return outcome;
+      },
+      (error: unknown) => {
+        this.endSpan(span, { ok: false, error });
+        throw error;
+      },
+    );
   }
 
-  async clientCall<T>(name: string, attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> {
+  clientCall<T>(name: string, attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> {
     const api = this.api;
     let span: OtelApi.Span;
     let active: OtelApi.Context;
@@ -137,15 +146,23 @@ export class OtelInstrumentation implements Instrumentation {
         }
       },
     };
-    let result: T;
+    let running: Promise<T>;
     try {
-      result = await api.context.with(active, body, undefined, handle);
+      running = api.context.with(active, body, undefined, handle);
     } catch (error) {
       this.endSpan(span, { ok: false, error });
-      throw error;
+      return Promise.reject(error);
     }
-    this.endSpan(span, { ok: true, value: undefined });
-    return result;
+    return running.then(
+      (result) => {
+        this.endSpan(span, { ok: true, value: undefined });
+        return result;
+      },
+      (error: unknown) => {
+        this.endSpan(span, { ok: false, error });
+        throw error;
+      },
+    );
   }
 
   runStarted(workflow: string): void {
