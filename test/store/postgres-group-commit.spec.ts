@@ -772,6 +772,21 @@ describePg('Postgres group commit of keyed starts', () => {
     expect(await held()).toBe(3);
   });
 
+  it('keeps the order of two starts of one id when they are of different kinds (plain, keyed)', async () => {
+    const store = await open({ poolSize: 1 });
+    const concurrency = { key: 'o', limit: 5, scope: 'run' as const };
+    await store.createRun({ runId: 'o-first', workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE });
+    const [, , plain, keyed] = await Promise.all([
+      store.createRun({ runId: 'blocker', workflow: 'w', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }), // alone: the others queue
+      store.createRun({ runId: 'z', workflow: 'wk', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE }),
+      store.createRun({ runId: 'x', workflow: 'plain-first', version: 1, input: '{}', state: '{}' }, { onConflict: 'keep', lease: LEASE }),
+      store.createRun({ runId: 'x', workflow: 'keyed-second', version: 1, input: '{}', state: '{}', concurrency }, { onConflict: 'keep', lease: LEASE }),
+    ]);
+    expect(plain).toMatchObject({ created: true, run: { workflow: 'plain-first' } });
+    expect(keyed).toMatchObject({ created: false, run: { workflow: 'plain-first' } });
+    expect((await store.getRun('x'))?.workflow).toBe('plain-first');
+  });
+
   it('sends the keyed starts of a failed batch again one by one, so that only the bad one fails', async () => {
     const store = await open({ poolSize: 1 });
     const concurrency = { key: 'f', limit: 10, scope: 'run' as const };

@@ -194,8 +194,9 @@ export class GroupCommit {
   }
 
   /**
-   * The next batch of starts: queued starts of the first one's kind (plain or keyed), in order, at most one per run id
-   * (a second one waits for the next).
+   * The next batch of starts: queued starts of the first one's kind (plain or keyed), in order, at most one per run id.
+   * A start left in the queue (a second one of a run id, one of the other kind) holds back the later starts of its run
+   * id, so the starts of one id keep their order.
    */
   private takeCreates(): PendingCreate[] {
     const batch: PendingCreate[] = [];
@@ -203,10 +204,9 @@ export class GroupCommit {
     const rest: PendingCreate[] = [];
     const flow = this.creates[0].flow;
     for (const item of this.creates) {
-      if (batch.length < MAX_COMMIT_BATCH && item.flow === flow && !seen.has(item.runId)) {
-        batch.push(item);
-        seen.add(item.runId);
-      } else rest.push(item);
+      if (batch.length < MAX_COMMIT_BATCH && item.flow === flow && !seen.has(item.runId)) batch.push(item);
+      else rest.push(item);
+      seen.add(item.runId);
     }
     this.creates.length = 0;
     this.creates.push(...rest);
