@@ -5,7 +5,10 @@
  *   missing, a child run missing;
  * - duplicated: a step body started again after its checkpoint (the next step had begun), a side effect under another
  *   idempotency key than the visit's, a signal delivered twice, a compensation of a visit that did not complete or in a
- *   run that needed none, more step visits than the workflow makes;
+ *   run that needed none, more step visits than the workflow makes. Not counted: a body started by a worker within
+ *   {@link STALE_AFTER_STOP_MS} of its resumption from SIGSTOP whose output was not the one recorded (`staleAfterStop`):
+ *   it was frozen between the lease check that precedes every attempt and the body's first line, which no lease can
+ *   prevent; its checkpoint was refused (README, Guarantees: leases and fencing);
  * - stuck: a run not ended after the drain, or a resume slower than lease + poll + injected outage (+ slack);
  * - wrong_status: an end status other than the one the input and the control calls imply, compensations out of
  *   reverse order, the wrong signal winning a waitForAny.
@@ -18,6 +21,12 @@ import type { RunInfo, WorkflowClient } from '../src/index.js';
 import type { RunPlan } from './plan.js';
 import { COMPENSABLE, TICK_SCHEDULE, type ChaosEntry } from './workflows.js';
 import { checkFlow, type Execution } from './flow-checks.js';
+
+/**
+ * How soon after its resumption from SIGSTOP a worker may start a body it had passed the lease check for before the stop
+ * (the checker's `staleAfterStop`).
+ */
+export const STALE_AFTER_STOP_MS = 250;
 
 export interface Window {
   kind: 'worker-down' | 'worker-stopped' | 'store-restart' | 'latency' | 'drop' | 'blackhole';
@@ -65,6 +74,11 @@ export interface CheckResult {
   /** The gap behind max_resume_ms. */
   maxResumeAt?: string;
   reExecutions: number;
+  /**
+   * Bodies started again after their checkpoint by a worker just resumed from SIGSTOP, their output not recorded (not a
+   * violation: see the header).
+   */
+  staleAfterStop: number;
   violations: Violation[];
 }
 
@@ -161,6 +175,10 @@ export async function check(input: CheckInput): Promise<CheckResult> {
   let maxResumeMs = 0;
   let maxResumeAt: string | undefined;
   let reExecutions = 0;
+  let staleAfterStop = 0;
+  /** Whether a start `e` came from a worker just resumed from SIGSTOP (see STALE_AFTER_STOP_MS). */
+  const justResumed = (e: ChaosEntry) =>
+    input.windows.some((w) => w.kind === 'worker-stopped' && w.pid === e.pid && e.at >= w.to && e.at <= w.to + STALE_AFTER_STOP_MS);
   let childRuns = 0;
 
   /** Records a resume gap [from, to] of a run and checks it against the bound. */
@@ -248,7 +266,9 @@ export async function check(input: CheckInput): Promise<CheckResult> {
       const next = steps[i + 1];
       const nextStart = next ? starts(next.key)[0] : undefined;
       if (nextStart) {
-        const late = starts(st.key).filter((e) => e.at > nextStart.at);
+        const allLate = starts(st.key).filter((e) => e.at > nextStart.at);
+        const late = allLate.filter((e) => !(justResumed(e) && e.nonce !== nonce));
+        staleAfterStop += allLate.length - late.length;
         if (late.length > 0) flag(runId, 'duplicated', `step ${st.key} started again (pid ${late[0].pid}, attempt ${late[0].att}) after its checkpoint: ${next.key} had started at ${nextStart.at}, it at ${late[0].at}`);
         // The resume gap from this step's checkpointed execution to the next step.
         const produced = dones(st.key).find((d) => d.nonce === nonce) ?? dones(st.key).at(-1);
@@ -422,6 +442,7 @@ export async function check(input: CheckInput): Promise<CheckResult> {
     maxResumeMs: Math.round(maxResumeMs),
     maxResumeAt,
     reExecutions,
+    staleAfterStop,
     violations,
   };
 }

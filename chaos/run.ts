@@ -47,7 +47,7 @@ try {
     `chaos store=${store} runs=${res.runs} faults=${res.faults} lost=${res.lost} duplicated=${res.duplicated} stuck=${res.stuck} wrong_status=${res.wrongStatus} max_resume_ms=${res.maxResumeMs} poisoned=${res.poisoned} crashed=${res.crashed}` +
       ` over_limit=${res.overLimit} over_rate=${res.overRate} bad_debounce=${res.badDebounce} early=${res.early} dup_ticks=${res.dupTicks} missed_ticks=${res.missedTicks}\n`,
   );
-  process.stderr.write(`chaos: child runs checked ${res.childRuns}, step re-executions ${res.reExecutions}, max resume at ${res.maxResumeAt ?? '-'}; ledger, faults and worker logs in ${res.dir}\n`);
+  process.stderr.write(`chaos: child runs checked ${res.childRuns}, step re-executions ${res.reExecutions} (${res.staleAfterStop} by a worker just resumed from SIGSTOP, fenced), max resume at ${res.maxResumeAt ?? '-'}; ledger, faults and worker logs in ${res.dir}\n`);
   process.stderr.write(`chaos: ${res.flowStats}\n`);
   if (bad > 0) {
     const ids = [...new Set(res.violations.map((v) => v.run))];

@@ -73,8 +73,9 @@ for (const kind of ['postgres', 'redis'] as const) {
         const begins = flowEntries(s, 'flow-rated').map((e) => e.at).sort((a, b) => a - b);
         expect(begins).toHaveLength(35);
         // The store admits begins on its clock, 1 s apart per 10; a body starts a little after its claim, later on a busy
-        // process: 200 ms of tolerance (without the limit, 35 runs on 4 workers begin within about 100 ms).
-        for (let i = 0; i + 10 < begins.length; i++) expect(begins[i + 10] - begins[i]).toBeGreaterThanOrEqual(800);
+        // process: 400 ms of tolerance (a CI run beside the chaos soak once measured 737 ms between a body and the one 10
+        // begins later; without the limit, 35 runs on 4 workers begin within about 100 ms).
+        for (let i = 0; i + 10 < begins.length; i++) expect(begins[i + 10] - begins[i]).toBeGreaterThanOrEqual(600);
         expect(begins[begins.length - 1] - begins[0]).toBeGreaterThanOrEqual(2_800);
       });
     }, 120_000);
