@@ -23,7 +23,12 @@ describe('bench --smoke', () => {
     }
     expect(keys).toEqual(expect.arrayContaining(['dbos/seq3', 'dbos/conc64', 'limit/seq3', 'limit/conc64', 'postgres/seq3_ratios', 'postgres/conc64_ratios']));
     const trips = lines.find((l) => l.includes('store=postgres scenario=roundtrips'))!;
-    expect(Number(/roundtrips=(\S+)/.exec(trips)![1])).toBe(4);
+    // 4 statements per 3-step run; the worker's poll (one claim) may fall inside the few measured runs once (a CI run
+    // saw 4.33 over 3 runs), a claim per run would not pass.
+    const perRun = Number(/roundtrips=(\S+)/.exec(trips)![1]);
+    const runs = Number(/ runs=(\d+)/.exec(trips)![1]);
+    expect(perRun).toBeGreaterThanOrEqual(4);
+    expect(Math.round(perRun * runs)).toBeLessThanOrEqual(4 * runs + 1);
     for (const l of lines) expect(l).toMatch(/^bench store=\S+ scenario=\S+( \w+=\S+)+$/);
   }, 180_000);
 });
