@@ -225,7 +225,16 @@ export class GroupCommit {
     const statement = batch[0].flow ? this.statements.createRunFlowBatch : this.statements.createRunBatch;
     const rows = await this.sendGroup(
       batch,
-      () => this.send(db, statement, [JSON.stringify(batch.map((item, k) => ({ ...item.entry(), k })))]),
+      () =>
+        this.send(db, statement, [
+          JSON.stringify(
+            batch.map((item, k) => {
+              const entry = item.entry();
+              entry.k = k;
+              return entry;
+            }),
+          ),
+        ]),
       alone,
     );
     if (!rows) return;

@@ -464,6 +464,19 @@ export function runStatements(n: SchemaNames) {
       FROM up`;
 
   /**
+   * The parts the start batches (`createRunBatch`, `createRunFlowBatch`) share: `p`, the runs of `$1` (`columns`: their
+   * column definition list after `k`), estimated at 1 row (`k BETWEEN …`, see the batch checkpoint's `p`); and, for the
+   * runs `ins` wrote, their step rows (`st`) and first events (`ea`). CTEs, each followed by a comma.
+   */
+  const batchInput = (columns: string) => `
+      WITH p AS MATERIALIZED (
+        SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${columns}) WHERE x.k BETWEEN 0 AND 2147483647
+      ),`;
+  const batchChildren = `
+      st AS (${upsertStepsSql(n, `ins JOIN p ON p.run_id = ins.run_id CROSS JOIN json_to_recordset(p.steps) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')}),
+      ea AS (${appendEventsSql(n, { from: 'ins JOIN p ON p.run_id = ins.run_id', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: 'p.events' })}),`;
+
+  /**
    * Group commit of starts (`createRunBatch`): the plain new runs of `$1`, a JSON array of objects, one per run: `k`, its
    * position, and the parameters of the plain statements by name (`steps` an array of step rows or null, `events` an
    * array or null). Each run is written unless its id exists, as by `createRunWithEvents`. Returns one row per run
@@ -473,17 +486,12 @@ export function runStatements(n: SchemaNames) {
   const createRunBatch = (() => {
     const B: ParamRefs<RunRowParam | 'events'> = { ref: (name) => `p.${name}` };
     const columns = NEW_RUN_PARAMS.specs.map(([name, type]) => `${name} ${type}`).join(', ');
-    return `
-      WITH p AS MATERIALIZED (
-        SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${columns}) WHERE x.k BETWEEN 0 AND 2147483647
-      ),
+    return `${batchInput(columns)}
       ${newRunTime},
       ins AS (${newRunInsert(B, B, 'p CROSS JOIN t')}
         ON CONFLICT (run_id) DO NOTHING
         RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation, r.event_seq
-      ),
-      st AS (${upsertStepsSql(n, `ins JOIN p ON p.run_id = ins.run_id CROSS JOIN json_to_recordset(p.steps) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')}),
-      ea AS (${appendEventsSql(n, { from: 'ins JOIN p ON p.run_id = ins.run_id', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: 'p.events' })}),
+      ),${batchChildren}
       e AS (
         SELECT ins.*, p.k, CASE WHEN p.ready THEN 'ready' END AS evt, cardinality(p.events) > 0 AS has_events
         FROM ins JOIN p ON p.run_id = ins.run_id
@@ -508,10 +516,7 @@ export function runStatements(n: SchemaNames) {
    */
   const createRunFlowBatch = (() => {
     const columns = [...NEW_RUN_PARAMS.specs, ...FLOW_BATCH_PARAMS].map(([name, type]) => `${name} ${type}`).join(', ');
-    return `
-      WITH p AS MATERIALIZED (
-        SELECT * FROM json_to_recordset($1::json) AS x(k integer, ${columns}) WHERE x.k BETWEEN 0 AND 2147483647
-      ),
+    return `${batchInput(columns)}
       ${newRunTime},
       kl AS MATERIALIZED (
         SELECT f.key, f.held FROM ${n.flowKeys} f WHERE f.key = ANY (ARRAY(SELECT ${concKey('p.conc_key')} FROM p))
@@ -535,9 +540,7 @@ export function runStatements(n: SchemaNames) {
         FROM adm CROSS JOIN t
         ON CONFLICT (run_id) DO NOTHING
         RETURNING r.run_id, r.created_at, r.lease_expires_at, r.generation, r.event_seq, ${concKey('r.conc_key')} AS ckey
-      ),
-      st AS (${upsertStepsSql(n, `ins JOIN p ON p.run_id = ins.run_id CROSS JOIN json_to_recordset(p.steps) AS x(${STEP_ROW_COLUMNS})`, 'ins.run_id')}),
-      ea AS (${appendEventsSql(n, { from: 'ins JOIN p ON p.run_id = ins.run_id', runId: 'ins.run_id', lastSeq: 'ins.event_seq', bodies: 'p.events' })}),
+      ),${batchChildren}
       ku AS (
         UPDATE ${n.flowKeys} f SET held = f.held + (SELECT count(*)::integer FROM ins WHERE ins.ckey = f.key)
         WHERE f.key = ANY (ARRAY(SELECT ins.ckey FROM ins))

@@ -593,26 +593,23 @@ export class PostgresStore implements WorkflowStore {
           // call, so those are left to the row lock.
           row = manager ? await replace() : await this.afterReplacements(input.runId, replace);
           replaced = row !== undefined && row.run_id != null && Number(row.generation) > 1;
-        } else if (flow.flow) {
-          const alone = async () => (await query(this.sql.createRunFlow, args('createRunFlow')))[0];
-          // NOTE: keyed starts queued meanwhile that want their lease now go together (group commit); the batch writes
-          // those rule F2 admits at once, the others go alone.
-          row =
-            manager || !fitsFlowBatch(values)
-              ? await alone()
-              : await this.groupCommit.create(db, input.runId, () => createFlowBatchEntry(values, steps.table ?? null), alone, true);
         } else {
-          const insert = steps.table
-            ? events
-              ? 'createRunWithEvents'
-              : 'createRun'
-            : events
-              ? 'createRunWithoutStepsWithEvents'
-              : 'createRunWithoutSteps';
+          const keyed = flow.flow;
+          const insert = keyed
+            ? 'createRunFlow'
+            : steps.table
+              ? events
+                ? 'createRunWithEvents'
+                : 'createRun'
+              : events
+                ? 'createRunWithoutStepsWithEvents'
+                : 'createRunWithoutSteps';
           const alone = async () => (await query(this.sql[insert], args(insert)))[0];
-          // NOTE: starts made while every statement slot is busy go together (group commit); not through a caller's
-          // transaction, which is its own.
-          row = manager ? await alone() : await this.groupCommit.create(db, input.runId, () => createBatchEntry(values, steps.table ?? null), alone);
+          // NOTE: starts made while every statement slot is busy go together (group commit): plain ones in one
+          // `createRunBatch`, keyed ones that want their lease now in one `createRunFlowBatch` (it writes those rule F2
+          // admits at once, the others go alone); never through a caller's transaction, which is its own.
+          const entry = () => (keyed ? createFlowBatchEntry : createBatchEntry)(values, steps.table ?? null);
+          row = manager || (keyed && !fitsFlowBatch(values)) ? await alone() : await this.groupCommit.create(db, input.runId, entry, alone, keyed);
         }
         // Rules F2/F3: a counter the run needs was created after the statement's snapshot (or by it): again.
         if (row && bool(row.retry)) continue;
