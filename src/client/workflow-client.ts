@@ -68,12 +68,12 @@ export class WorkflowClient {
     const { runId } = await this.engine.instrumentation.clientCall(
       `cairn.start ${def.name}`,
       { 'cairn.workflow': def.name, 'cairn.run_id': options.id },
-      async (span) => {
-        const started = await this.engine.startRun(def, input, options);
-        span.setAttribute('cairn.run_id', started.runId);
-        span.setAttribute('cairn.created', started.created);
-        return started;
-      },
+      (span) =>
+        this.engine.startRun(def, input, options).then((started) => {
+          span.setAttribute('cairn.run_id', started.runId);
+          span.setAttribute('cairn.created', started.created);
+          return started;
+        }),
     );
     return this.getHandle(runId) as WorkflowHandle<RunOutput<Output, W>>;
   }

@@ -776,7 +776,7 @@ export class RunDriver {
    * to the step entry at `index`; when it ends, later heartbeats change nothing and a heartbeat write in flight is
    * waited for by the next write.
    */
-  private async invoke(
+  private invoke(
     kind: 'step' | 'compensation',
     step: StepDefinition,
     attempt: number,
@@ -785,11 +785,25 @@ export class RunDriver {
     index: number,
     makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
   ): Promise<AttemptOutcome> {
-    // NOTE: no await (no promise) in the common case: only a lease older than half its time is renewed first.
-    if (this.leaseNeedsRenewal()) await this.renewBeforeAttempt();
+    // NOTE: a plain function, no promise of its own (under a context manager each costs hook calls): only a lease older
+    // than half its time is renewed first.
+    if (this.leaseNeedsRenewal()) return this.renewBeforeAttempt().then(() => this.invokeNow(kind, step, attempt, instance, method, index, makeArgs));
+    return this.invokeNow(kind, step, attempt, instance, method, index, makeArgs);
+  }
+
+  /** `invoke` once the lease is fresh: the attempt in its span; its heartbeat slot closes as it settles. */
+  private invokeNow(
+    kind: 'step' | 'compensation',
+    step: StepDefinition,
+    attempt: number,
+    instance: object,
+    method: string,
+    index: number,
+    makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
+  ): Promise<AttemptOutcome> {
     const slot: HeartbeatSlot = { index, step: step.name, lastWrite: Date.now(), dirty: false, closed: false };
     this.heartbeat = slot;
-    const info = {
+    const scope = this.host.instrumentation.startAttempt({
       runId: this.runId,
       workflow: this.def.name,
       version: this.def.version,
@@ -798,19 +812,22 @@ export class RunDriver {
       kind,
       instanceId: this.host.instanceId,
       trace: this.state.trace,
-    };
-    try {
-      return await this.host.instrumentation.runAttempt(info, () =>
-        invokeAttempt(
-          { instance, method, step: step.name, timeoutMs: step.timeoutMs, heartbeatTimeoutMs: step.heartbeatTimeoutMs, clock: this.host.clock },
-          this.abort.signal,
-          (signal, beat) => makeArgs(signal, (details) => this.onHeartbeat(slot, beat, details)),
-        ),
-      );
-    } finally {
+    });
+    const close = (outcome: AttemptOutcome) => {
       slot.closed = true;
       clearTimeout(slot.timer);
       if (this.heartbeat === slot) this.heartbeat = undefined;
+      scope?.end(outcome);
+    };
+    const target = { instance, method, step: step.name, timeoutMs: step.timeoutMs, heartbeatTimeoutMs: step.heartbeatTimeoutMs, clock: this.host.clock, onSettle: close };
+    const run = () => invokeAttempt(target, this.abort.signal, (signal, beat) => makeArgs(signal, (details) => this.onHeartbeat(slot, beat, details)));
+    if (!scope) return run();
+    try {
+      return scope.run(run);
+    } catch (error) {
+      // NOTE: the context manager failed before the attempt ran (invokeAttempt never throws).
+      close({ ok: false, error });
+      return Promise.reject(error);
     }
   }
 
@@ -1215,42 +1232,49 @@ export class RunDriver {
 
   /** One fenced commit, after any heartbeat write in flight. Throws Interrupt when the lease is gone. Records a pending cancel. */
   private write(patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
-    // NOTE: a plain function (no async frame of its own: one promise less per checkpoint) unless a heartbeat write is
+    // NOTE: a plain function (no async frame of its own: fewer promises per checkpoint) unless a heartbeat write is
     // in flight.
     if (this.heartbeatWrite) return this.writeAfterHeartbeat(this.heartbeatWrite, patch);
-    return this.commitNow(patch).then(this.noteCancel);
+    return this.commitNow(patch, true);
   }
 
   private async writeAfterHeartbeat(heartbeatWrite: Promise<unknown>, patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
     await heartbeatWrite;
-    return this.noteCancel(await this.commitNow(patch));
+    return this.commitNow(patch, true);
   }
 
-  /** Records the cancel request a commit reported (outside compensation). */
-  private readonly noteCancel = (res: Extract<CommitResult, { ok: true }>): Extract<CommitResult, { ok: true }> => {
-    if (res.cancel && !this.state.comp) this.cancel = res.cancel;
-    return res;
-  };
-
-  /** The commit itself, carrying the history events recorded since the last one. */
-  private async commitNow(patch: Partial<RunPatch>): Promise<Extract<CommitResult, { ok: true }>> {
+  /**
+   * The commit itself, carrying the history events recorded since the last one; with `noteCancel`, a cancel request
+   * the commit reports is recorded (outside compensation). A plain function: one promise per checkpoint (its `then`).
+   */
+  private commitNow(patch: Partial<RunPatch>, noteCancel = false): Promise<Extract<CommitResult, { ok: true }>> {
     const events = this.pendingEvents;
     if (events.length > 0) this.pendingEvents = [];
     const began = performance.now();
     const sentAt = Date.now();
-    let res: CommitResult;
+    let sent: Promise<CommitResult>;
     try {
-      res = await this.host.store.commit(this.runId, this.token, {
+      sent = this.host.store.commit(this.runId, this.token, {
         ...patch,
         ...(events.length > 0 ? { events: events.map(encodeEvent) } : {}),
         leaseMs: this.host.leaseMs,
       });
     } catch (error) {
       this.host.instrumentation.checkpoint(performance.now() - began, false);
-      throw error;
+      return Promise.reject(error);
     }
+    return sent.then(
+      (res) => this.afterCommit(res, began, sentAt, events, noteCancel),
+      (error: unknown) => {
+        this.host.instrumentation.checkpoint(performance.now() - began, false);
+        throw error;
+      },
+    );
+  }
+
+  /** What follows a commit's answer: its metric; a refused one drops the run here; the lease, events and cancel noted. */
+  private afterCommit(res: CommitResult, began: number, sentAt: number, events: NewRunEvent[], noteCancel: boolean): Extract<CommitResult, { ok: true }> {
     this.host.instrumentation.checkpoint(performance.now() - began, res.ok);
-    if (res.ok) this.host.committed();
     if (!res.ok) {
       this.host.logger.warn(
         `Run "${this.runId}" (${this.def.name}): lease lost to another instance; dropping the run here. Its write was refused because another instance took the run over (this one held it past worker.leaseMs without renewing) and continues it from the last checkpoint. If this recurs, raise worker.leaseMs or find what blocks this process's event loop.`,
@@ -1264,8 +1288,10 @@ export class RunDriver {
       );
       throw this.lost();
     }
+    this.host.committed();
     this.touched(sentAt);
     if (events.length > 0) this.host.onEvents(this.runId, this.def.name, events, res.lastEventSeq);
+    if (noteCancel && res.cancel && !this.state.comp) this.cancel = res.cancel;
     return res;
   }
 }

@@ -17,6 +17,11 @@ export interface AttemptTarget {
   heartbeatTimeoutMs?: number;
   /** Timers of the timeouts. @default the system clock */
   clock?: EngineClock;
+  /**
+   * Called once, synchronously, with the outcome as the attempt settles (before the returned promise resolves): the
+   * caller's cleanup and span end without one more promise per attempt (each costs a hook call under a context manager).
+   */
+  onSettle?: (outcome: AttemptOutcome) => void;
 }
 
 /**
@@ -46,6 +51,11 @@ export function invokeAttempt(
       clock.clearTimer(timer);
       clock.clearTimer(silence);
       runSignal.removeEventListener('abort', onAbort);
+      try {
+        target.onSettle?.(outcome);
+      } catch {
+        // NOTE: the caller's cleanup never changes the attempt's outcome.
+      }
       resolve(outcome);
     };
     const onAbort = () => {

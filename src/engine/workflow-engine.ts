@@ -546,12 +546,11 @@ export class WorkflowEngine implements DriverHost, EngineHealthSource {
         const wait = local ? remaining : Math.min(remaining, backoff);
         backoff = Math.min(backoff * 2, 1_000);
         let timer: NodeJS.Timeout | undefined;
-        const finished = await Promise.race([
-          signal,
-          new Promise<undefined>((resolve) => {
-            if (wait !== Infinity) timer = setTimeout(() => resolve(undefined), Math.min(wait, MAX_TIMER_MS));
-          }),
-        ]);
+        // NOTE: without a time limit (a local run, no timeout) only the end can come: no race, fewer promises.
+        const finished =
+          wait === Infinity
+            ? await signal
+            : await Promise.race([signal, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.min(wait, MAX_TIMER_MS))))]);
         clearTimeout(timer);
         if (finished) return { finished, timedOut: false };
       } finally {

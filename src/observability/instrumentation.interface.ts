@@ -28,6 +28,14 @@ export interface AttemptSpanInfo {
   trace?: TraceCarrier;
 }
 
+/** One attempt's span, started by `Instrumentation.startAttempt`. Neither method throws for telemetry's sake. */
+export interface AttemptScope {
+  /** Runs `body` with the span active (spans the step opens nest under it); returns what it returns. */
+  run<T>(body: () => T): T;
+  /** Ends the span: status ERROR and the exception recorded for a failed outcome. Later calls do nothing. */
+  end(outcome: AttemptOutcome): void;
+}
+
 /** Attributes of a client call's span (`cairn.workflow`, `cairn.run_id`, …); undefined values are left out. */
 export type ClientSpanAttributes = Record<string, string | number | boolean | undefined>;
 
@@ -51,6 +59,12 @@ export interface Instrumentation {
    * outcome sets the span's status to ERROR and records the exception. Returns what `body` returns.
    */
   runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome>;
+  /**
+   * The same span as `runAttempt`'s, for a caller that learns the outcome synchronously (the engine, through
+   * `invokeAttempt`'s `onSettle`): `run(body)` runs body with the span active, `end(outcome)` ends it (once). No promise
+   * of its own per attempt. Undefined when nothing is recorded (or the span could not be started): run the attempt as is.
+   */
+  startAttempt(info: AttemptSpanInfo): AttemptScope | undefined;
   /**
    * Runs one client call (`start`, `signal`, `cancel`, …) inside a span of kind CLIENT named `name` (e.g.
    * `cairn.start order`), a child of the context active now, with that span active while `body` runs: the trace

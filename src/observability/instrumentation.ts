@@ -1,5 +1,5 @@
 import type { AttemptOutcome } from '../engine/step-invoker.js';
-import type { AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TelemetryOptions, TraceCarrier } from './instrumentation.interface.js';
+import type { AttemptScope, AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TelemetryOptions, TraceCarrier } from './instrumentation.interface.js';
 import { OtelInstrumentation } from './otel.instrumentation.js';
 import type { OtelApiModule } from './trace-carrier.js';
 
@@ -10,6 +10,7 @@ export const NOOP_INSTRUMENTATION: Instrumentation = Object.freeze({
   enabled: false,
   captureTrace: (): TraceCarrier | undefined => undefined,
   runAttempt: (_info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>) => body(),
+  startAttempt: (): AttemptScope | undefined => undefined,
   clientCall: <T>(_name: string, _attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> => body(NOOP_SPAN),
   runStarted: () => undefined,
   runEnded: () => undefined,

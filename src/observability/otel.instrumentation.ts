@@ -1,7 +1,7 @@
 import type * as OtelApi from '@opentelemetry/api';
 import { errorMessage, errorName, errorStack } from '../engine/error-text.js';
 import type { AttemptOutcome } from '../engine/step-invoker.js';
-import type { AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TraceCarrier } from './instrumentation.interface.js';
+import type { AttemptScope, AttemptSpanInfo, ClientSpan, ClientSpanAttributes, Instrumentation, TraceCarrier } from './instrumentation.interface.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './package-version.js';
 import { captureCarrier, restoreContext, type OtelApiModule } from './trace-carrier.js';
 
@@ -31,6 +31,61 @@ const OUTCOME_ERROR: OtelApi.Attributes = { 'cairn.outcome': 'error' };
 let runsInFlightNow = 0;
 const inFlightMeters = new WeakSet<OtelApi.Meter>();
 
+/** One series of a {@link ProcessCounter}: its attributes and its count so far. */
+interface CounterSeries {
+  readonly attributes: OtelApi.Attributes;
+  value: number;
+}
+
+/**
+ * A counter counted in this process and read by the SDK at each collection (an observable counter): the same
+ * monotonic sum a synchronous counter exports, without an SDK record per add (each record hashes its attributes:
+ * about a microsecond, several times per run). One per meter and name, shared by every app of the process.
+ */
+class ProcessCounter {
+  private readonly series = new Map<string, CounterSeries>();
+
+  constructor(meter: OtelApi.Meter, name: string, options: OtelApi.MetricOptions) {
+    meter.createObservableCounter(name, options).addCallback((result) => {
+      for (const series of this.series.values()) result.observe(series.value, series.attributes);
+    });
+  }
+
+  /** The series of `key` (`attributes` are taken for a new one), to add to. */
+  seriesOf(key: string, attributes: () => OtelApi.Attributes): CounterSeries {
+    let series = this.series.get(key);
+    if (!series) this.series.set(key, (series = { attributes: attributes(), value: 0 }));
+    return series;
+  }
+}
+
+/** The process counters of one meter. */
+interface ProcessCounters {
+  runsStarted: ProcessCounter;
+  runsEnded: ProcessCounter;
+  stepFailures: ProcessCounter;
+  checkpointFailures: ProcessCounter;
+  leaseTakeovers: ProcessCounter;
+}
+
+const countersByMeter = new WeakMap<OtelApi.Meter, ProcessCounters>();
+
+function processCounters(meter: OtelApi.Meter): ProcessCounters {
+  let counters = countersByMeter.get(meter);
+  if (!counters) {
+    const m = CAIRN_METRICS;
+    counters = {
+      runsStarted: new ProcessCounter(meter, m.runsStarted, { description: 'Runs created', unit: '{run}' }),
+      runsEnded: new ProcessCounter(meter, m.runsEnded, { description: 'Runs that reached a terminal status', unit: '{run}' }),
+      stepFailures: new ProcessCounter(meter, m.stepFailures, { description: 'Step attempts that failed', unit: '{attempt}' }),
+      checkpointFailures: new ProcessCounter(meter, m.checkpointFailures, { description: 'Checkpoint writes that failed', unit: '{checkpoint}' }),
+      leaseTakeovers: new ProcessCounter(meter, m.leaseTakeovers, { description: 'Claims that took over the lease of another instance', unit: '{run}' }),
+    };
+    countersByMeter.set(meter, counters);
+  }
+  return counters;
+}
+
 /** Bucket boundaries (ms) for durations that range from a fast step to a run left waiting for minutes. */
 const LONG_MS_BUCKETS = [0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
 
@@ -38,18 +93,15 @@ const LONG_MS_BUCKETS = [0, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 1
 export class OtelInstrumentation implements Instrumentation {
   readonly enabled = true;
   private readonly tracer: OtelApi.Tracer;
-  private readonly runsStartedCounter: OtelApi.Counter;
-  private readonly runsEndedCounter: OtelApi.Counter;
+  private readonly counters: ProcessCounters;
   private readonly stepDuration: OtelApi.Histogram;
-  private readonly stepFailures: OtelApi.Counter;
   private readonly checkpointDuration: OtelApi.Histogram;
-  private readonly checkpointFailures: OtelApi.Counter;
   private readonly claimLagHistogram: OtelApi.Histogram;
-  private readonly leaseTakeovers: OtelApi.Counter;
-  /** Metric attributes by workflow, then by step, built once (records are on the hot path). */
+  /** Metric attributes and counter series by workflow, then by step or status, built once (on the hot path). */
   private readonly workflowAttributes = new Map<string, OtelApi.Attributes>();
+  private readonly startedSeries = new Map<string, CounterSeries>();
   private readonly stepAttributes = new Map<string, Map<string, StepAttributes>>();
-  private readonly endedAttributes = new Map<string, Map<string, OtelApi.Attributes>>();
+  private readonly endedSeries = new Map<string, Map<string, CounterSeries>>();
   /** The parent context restored from each run's stored carrier, for its next attempts on this instance. */
   private readonly parents = new WeakMap<TraceCarrier, OtelApi.Context>();
 
@@ -57,12 +109,11 @@ export class OtelInstrumentation implements Instrumentation {
    * @param api the loaded `@opentelemetry/api`. The meter is taken now: the app's SDK must be registered before the
    *   module is created (the API has no proxy meter; OpenTelemetry's own advice is to start the SDK first).
    */
-  constructor(private readonly api: OtelApiModule) {
+  constructor(readonly api: OtelApiModule) {
     this.tracer = api.trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION);
     const meter = api.metrics.getMeter(PACKAGE_NAME, PACKAGE_VERSION);
     const m = CAIRN_METRICS;
-    this.runsStartedCounter = meter.createCounter(m.runsStarted, { description: 'Runs created', unit: '{run}' });
-    this.runsEndedCounter = meter.createCounter(m.runsEnded, { description: 'Runs that reached a terminal status', unit: '{run}' });
+    this.counters = processCounters(meter);
     if (!inFlightMeters.has(meter)) {
       inFlightMeters.add(meter);
       meter
@@ -74,15 +125,12 @@ export class OtelInstrumentation implements Instrumentation {
       unit: 'ms',
       advice: { explicitBucketBoundaries: LONG_MS_BUCKETS },
     });
-    this.stepFailures = meter.createCounter(m.stepFailures, { description: 'Step attempts that failed', unit: '{attempt}' });
     this.checkpointDuration = meter.createHistogram(m.checkpointDuration, { description: 'Duration of one checkpoint write', unit: 'ms' });
-    this.checkpointFailures = meter.createCounter(m.checkpointFailures, { description: 'Checkpoint writes that failed', unit: '{checkpoint}' });
     this.claimLagHistogram = meter.createHistogram(m.claimLag, {
       description: 'Time from when a run was due to when an instance claimed it',
       unit: 'ms',
       advice: { explicitBucketBoundaries: LONG_MS_BUCKETS },
     });
-    this.leaseTakeovers = meter.createCounter(m.leaseTakeovers, { description: 'Claims that took over the lease of another instance', unit: '{run}' });
   }
 
   captureTrace(): TraceCarrier | undefined {
@@ -95,32 +143,35 @@ export class OtelInstrumentation implements Instrumentation {
   }
 
   runAttempt(info: AttemptSpanInfo, body: () => Promise<AttemptOutcome>): Promise<AttemptOutcome> {
-    let span: OtelApi.Span;
-    let active: OtelApi.Context;
-    try {
-      ({ span, active } = this.startAttemptSpan(info));
-    } catch {
-      // NOTE: telemetry never costs a step its run (an app's span processor may throw): run it untraced.
-      return body();
-    }
-    // NOTE: a plain function, not async: with a context manager's promise hooks on, every promise costs a hook call.
+    const scope = this.startAttempt(info);
+    if (!scope) return body();
     let running: Promise<AttemptOutcome>;
     try {
-      running = this.api.context.with(active, body);
+      running = scope.run(body);
     } catch (error) {
-      this.endSpan(span, { ok: false, error });
+      scope.end({ ok: false, error });
       return Promise.reject(error);
     }
     return running.then(
       (outcome) => {
-        this.endSpan(span, outcome);
+        scope.end(outcome);
         return outcome;
       },
       (error: unknown) => {
-        this.endSpan(span, { ok: false, error });
+        scope.end({ ok: false, error });
         throw error;
       },
     );
+  }
+
+  startAttempt(info: AttemptSpanInfo): AttemptScope | undefined {
+    try {
+      const { span, active } = this.startAttemptSpan(info);
+      return new OtelAttemptScope(this, span, active);
+    } catch {
+      // NOTE: telemetry never costs a step its run (an app's span processor may throw): run it untraced.
+      return undefined;
+    }
   }
 
   clientCall<T>(name: string, attributes: ClientSpanAttributes, body: (span: ClientSpan) => Promise<T>): Promise<T> {
@@ -166,26 +217,31 @@ export class OtelInstrumentation implements Instrumentation {
   }
 
   runStarted(workflow: string): void {
-    this.runsStartedCounter.add(1, this.ofWorkflow(workflow));
+    let series = this.startedSeries.get(workflow);
+    if (!series) this.startedSeries.set(workflow, (series = this.counters.runsStarted.seriesOf(workflow, () => this.ofWorkflow(workflow))));
+    series.value += 1;
   }
 
   runEnded(workflow: string, status: string): void {
-    let byStatus = this.endedAttributes.get(workflow);
-    if (!byStatus) this.endedAttributes.set(workflow, (byStatus = new Map()));
-    let attributes = byStatus.get(status);
-    if (!attributes) byStatus.set(status, (attributes = { 'cairn.workflow': workflow, 'cairn.status': status }));
-    this.runsEndedCounter.add(1, attributes);
+    let byStatus = this.endedSeries.get(workflow);
+    if (!byStatus) this.endedSeries.set(workflow, (byStatus = new Map()));
+    let series = byStatus.get(status);
+    if (!series) {
+      series = this.counters.runsEnded.seriesOf(JSON.stringify([workflow, status]), () => ({ 'cairn.workflow': workflow, 'cairn.status': status }));
+      byStatus.set(status, series);
+    }
+    series.value += 1;
   }
 
   stepEnded(workflow: string, step: string, durationMs: number, ok: boolean): void {
     const attributes = this.ofStep(workflow, step);
     this.stepDuration.record(durationMs, ok ? attributes.ok : attributes.error);
-    if (!ok) this.stepFailures.add(1, attributes.step);
+    if (!ok) this.counters.stepFailures.seriesOf(JSON.stringify([workflow, step]), () => attributes.step).value += 1;
   }
 
   checkpoint(durationMs: number, ok: boolean): void {
     this.checkpointDuration.record(durationMs, ok ? OUTCOME_OK : OUTCOME_ERROR);
-    if (!ok) this.checkpointFailures.add(1);
+    if (!ok) this.counters.checkpointFailures.seriesOf('', () => ({})).value += 1;
   }
 
   claimLag(workflow: string, ms: number): void {
@@ -193,7 +249,7 @@ export class OtelInstrumentation implements Instrumentation {
   }
 
   leaseTakeover(workflow: string): void {
-    this.leaseTakeovers.add(1, this.ofWorkflow(workflow));
+    this.counters.leaseTakeovers.seriesOf(workflow, () => this.ofWorkflow(workflow)).value += 1;
   }
 
   inFlight(delta: number): void {
@@ -242,7 +298,7 @@ export class OtelInstrumentation implements Instrumentation {
   }
 
   /** Ends a span, with status ERROR and the exception recorded for a failed outcome. Never throws. */
-  private endSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
+  endSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
     try {
       if (!outcome.ok) {
         // NOTE: a copy read with the never-throwing readers: the SDK would read the error's getters, which may throw.
@@ -255,6 +311,27 @@ export class OtelInstrumentation implements Instrumentation {
     } catch {
       // NOTE: as in runAttempt: the attempt's outcome matters more than its span.
     }
+  }
+}
+
+/** An attempt's span (see `Instrumentation.startAttempt`): a class, not closures, as there is one per attempt. */
+class OtelAttemptScope implements AttemptScope {
+  private ended = false;
+
+  constructor(
+    private readonly owner: OtelInstrumentation,
+    private readonly span: OtelApi.Span,
+    private readonly active: OtelApi.Context,
+  ) {}
+
+  run<T>(body: () => T): T {
+    return this.owner.api.context.with(this.active, body);
+  }
+
+  end(outcome: AttemptOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.owner.endSpan(this.span, outcome);
   }
 }
 

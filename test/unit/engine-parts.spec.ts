@@ -173,6 +173,34 @@ describe('invokeAttempt (fake clock)', () => {
     await expect(outcome).resolves.toEqual({ ok: false, error: 'cancelled' });
   });
 
+  it('calls onSettle once, with the outcome, before the attempt resolves; a throwing onSettle changes nothing', async () => {
+    const seen: unknown[] = [];
+    const onSettle = (outcome: unknown) => seen.push(outcome);
+    const run = new AbortController();
+    const sync = invokeAttempt({ ...target('sync'), onSettle }, run.signal, () => [1]);
+    expect(seen).toEqual([{ ok: true, value: 2 }]); // synchronously, as the method returned
+    await sync;
+    const timedOut = invokeAttempt({ ...target('slow', 500), onSettle }, run.signal, (signal) => [0, signal]);
+    let seenAtResolve = -1;
+    void timedOut.then(() => (seenAtResolve = seen.length));
+    await jest.advanceTimersByTimeAsync(500);
+    await timedOut;
+    expect(seen).toHaveLength(2); // the late resolve of the aborted method did not call it again
+    expect((seen[1] as { error: unknown }).error).toBeInstanceOf(StepTimeoutError);
+    expect(seenAtResolve).toBe(2); // onSettle ran before the promise resolved
+    const thrower = invokeAttempt(
+      {
+        ...target('sync'),
+        onSettle: () => {
+          throw new Error('cleanup failed');
+        },
+      },
+      run.signal,
+      () => [41],
+    );
+    await expect(thrower).resolves.toEqual({ ok: true, value: 42 });
+  });
+
   it('sleeps until the time passes or the signal aborts', async () => {
     const run = new AbortController();
     let done = false;

@@ -241,6 +241,39 @@ describe('OpenTelemetry instrumentation', () => {
     expect(byName.get(CAIRN_METRICS.claimLag)!.descriptor.unit).toBe('ms');
   });
 
+  it('adds the counters of two apps of one process in one series, read at each collection', async () => {
+    const a = await createInstrumentation();
+    const b = await createInstrumentation();
+    const started = async () => {
+      const { resourceMetrics } = await reader.collect();
+      const scope = resourceMetrics.scopeMetrics.find((s) => s.scope.name === PACKAGE_NAME)!;
+      const metric = scope.metrics.find((m) => m.descriptor.name === CAIRN_METRICS.runsStarted)!;
+      return metric.dataPoints.filter((p) => p.attributes['cairn.workflow'] === 'invoice').map((p) => p.value);
+    };
+    a.runStarted('invoice');
+    b.runStarted('invoice');
+    b.runStarted('invoice');
+    // NOTE: observing one attribute set twice in a collection keeps the last value: the apps must share the series.
+    expect(await started()).toEqual([3]);
+    a.runStarted('invoice');
+    expect(await started()).toEqual([4]);
+  });
+
+  it('startAttempt: the span is active inside run() and ends once, with the failure recorded', async () => {
+    const instrumentation = await createInstrumentation();
+    const scope = instrumentation.startAttempt(attempt({ step: 'ship' }))!;
+    expect(scope).toBeDefined();
+    const inside = scope.run(() => trace.getSpan(context.active())?.spanContext().spanId);
+    expect(spans.getFinishedSpans()).toHaveLength(0);
+    scope.end({ ok: false, error: new Error('carrier down') });
+    scope.end({ ok: true, value: 1 });
+    const span = finished('cairn.step order.ship');
+    expect(span.spanContext().spanId).toBe(inside);
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.events.map((e) => e.name)).toEqual(['exception']);
+    expect(NOOP_INSTRUMENTATION.startAttempt(attempt())).toBeUndefined();
+  });
+
   it('records nothing when disabled, and just runs the body', async () => {
     const instrumentation = await createInstrumentation({ enabled: false });
     expect(instrumentation).toBe(NOOP_INSTRUMENTATION);

@@ -465,15 +465,25 @@ export class PostgresStore implements WorkflowStore {
     return db.prepared(name, sql, params);
   }
 
-  /** Runs an operation, turning driver errors into `StoreError`. */
-  private async op<T>(what: string, fn: (db: SqlClient) => Promise<T>): Promise<T> {
-    const db = this.db();
+  /**
+   * Runs an operation, turning driver errors into `StoreError`. A plain function, one promise (its `catch`): under an
+   * app's context manager (OpenTelemetry) every promise costs hook calls, and a checkpoint passes here.
+   */
+  private op<T>(what: string, fn: (db: SqlClient) => Promise<T>): Promise<T> {
+    let running: Promise<T>;
     try {
-      return await fn(db);
+      running = fn(this.db());
     } catch (error) {
-      if (error instanceof DurableExecutionError) throw error;
-      throw new StoreError(`${this.name} store: ${what} failed: ${message(error)}`, { cause: error });
+      return Promise.reject(this.storeError(what, error));
     }
+    return running.catch((error: unknown) => {
+      throw this.storeError(what, error);
+    });
+  }
+
+  private storeError(what: string, error: unknown): unknown {
+    if (error instanceof DurableExecutionError) return error;
+    return new StoreError(`${this.name} store: ${what} failed: ${message(error)}`, { cause: error });
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -788,8 +798,17 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
-  async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
-    if (!storable(runId) || !storable(token)) return { ok: false };
+  commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    // NOTE: a plain function (see op): a bad value rejects, as from an async function.
+    try {
+      return this.commitNow(runId, token, patch);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private commitNow(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    if (!storable(runId) || !storable(token)) return Promise.resolve({ ok: false });
     const waitSignals = patch.wait ? [...patch.wait.signals] : null;
     for (const name of waitSignals ?? []) checkStorable('The signal name', name);
     checkStorable('The current step name', patch.currentStep ?? undefined);
@@ -827,31 +846,37 @@ export class PostgresStore implements WorkflowStore {
       events,
     };
     const special = patch.children !== undefined || patch.restart !== undefined ? specialValues(patch) : undefined;
-    return this.op('commit', async (db) => {
-      const row = await this.groupCommit.commit(db, runId, values, table, special);
-      if (!row) return { ok: false };
-      this.events.emitLocal(row.evt, runId);
-      // Other runs the commit made claimable: spawned or released children, a woken parent.
-      if (row.woke != null) for (const other of textArray(row.woke)) this.events.emitLocal('ready', other);
-      if (row.ready_runs != null) for (const other of textArray(row.ready_runs)) this.events.emitLocal('ready', other);
-      const result: CommitResult & { ok: true } = { ok: true };
-      if (bool(row.paused)) result.paused = true;
-      if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };
-      if (row.consumed !== null && row.consumed !== undefined) {
-        result.consumedSignal = { name: String(row.consumed_name), payload: String(row.consumed) };
-      }
-      if (bool(row.children_ready)) result.childrenReady = true;
-      const lastEventSeq = seqOf(row.last_event_seq);
-      if (lastEventSeq !== undefined) result.lastEventSeq = lastEventSeq;
-      // NOTE: rare (a signal raced with the run's end): the statement could not see it to delete it. The commit
-      // itself has succeeded, so a failure here is only logged.
-      if (bool(row.stale_signals)) {
-        await db.query(this.sql.dropStaleSignals, [runId]).catch((error: unknown) => {
+    return this.op('commit', (db) => this.groupCommit.commit(db, runId, values, table, special).then((row) => this.commitResult(db, runId, row)));
+  }
+
+  /** A commit's result from its row (none: refused), with the events it sent to this instance's listeners. */
+  private commitResult(db: SqlClient, runId: string, row: Row | undefined): CommitResult | Promise<CommitResult> {
+    if (!row) return { ok: false };
+    this.events.emitLocal(row.evt, runId);
+    // Other runs the commit made claimable: spawned or released children, a woken parent.
+    if (row.woke != null) for (const other of textArray(row.woke)) this.events.emitLocal('ready', other);
+    if (row.ready_runs != null) for (const other of textArray(row.ready_runs)) this.events.emitLocal('ready', other);
+    const result: CommitResult & { ok: true } = { ok: true };
+    if (bool(row.paused)) result.paused = true;
+    if (row.cancel !== null && row.cancel !== undefined) result.cancel = { compensate: bool(row.cancel) };
+    if (row.consumed !== null && row.consumed !== undefined) {
+      result.consumedSignal = { name: String(row.consumed_name), payload: String(row.consumed) };
+    }
+    if (bool(row.children_ready)) result.childrenReady = true;
+    const lastEventSeq = seqOf(row.last_event_seq);
+    if (lastEventSeq !== undefined) result.lastEventSeq = lastEventSeq;
+    // NOTE: rare (a signal raced with the run's end): the statement could not see it to delete it. The commit
+    // itself has succeeded, so a failure here is only logged.
+    if (bool(row.stale_signals)) {
+      return db.query(this.sql.dropStaleSignals, [runId]).then(
+        () => result,
+        (error: unknown) => {
           this.logger.warn(`${this.name} store: cannot delete the signals left queued for ended run "${runId}": ${message(error)}`);
-        });
-      }
-      return result;
-    });
+          return result;
+        },
+      );
+    }
+    return result;
   }
 
   async takeSignal(runId: string, token: string, names: readonly string[]): Promise<TakeSignalResult> {

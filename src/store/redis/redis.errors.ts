@@ -10,11 +10,21 @@ export function errorMessage(error: unknown): string {
  * Runs one store operation and reports what it throws as a `StoreError` naming the operation; the library's own errors
  * (invalid arguments, …) pass through unchanged.
  */
-export async function guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+export function guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  // NOTE: a plain function, one promise (its `catch`): under an app's context manager (OpenTelemetry) every promise
+  // costs hook calls, and every checkpoint passes here.
+  let running: Promise<T>;
   try {
-    return await fn();
+    running = fn();
   } catch (error) {
-    if (error instanceof DurableExecutionError) throw error;
-    throw new StoreError(`Redis store: ${operation} failed: ${errorMessage(error)}`, { cause: error });
+    return Promise.reject(storeError(operation, error));
   }
+  return running.catch((error: unknown) => {
+    throw storeError(operation, error);
+  });
+}
+
+function storeError(operation: string, error: unknown): unknown {
+  if (error instanceof DurableExecutionError) return error;
+  return new StoreError(`Redis store: ${operation} failed: ${errorMessage(error)}`, { cause: error });
 }

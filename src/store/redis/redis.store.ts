@@ -336,6 +336,30 @@ async function holdsEveryKey(client: RedisClient, keys: RedisKeys): Promise<bool
   }
 }
 
+/** The result of an accepted commit's script answer; queues the run's index record when the script says it changed. */
+function commitOutcome(result: [number, ...unknown[]], index: { enqueue(record: IndexRecord): void }): CommitResult {
+  const [, paused, cancel, consumed, payload, record, dirty, lastEventSeq, consumedName, childrenReady] = result as [
+    number,
+    number,
+    string,
+    number,
+    string,
+    IndexRecord,
+    number,
+    number,
+    string,
+    number,
+  ];
+  if (dirty === 1) index.enqueue(record);
+  const out: CommitResult = { ok: true };
+  if (paused === 1) out.paused = true;
+  if (cancel) out.cancel = { compensate: cancel !== '0' };
+  if (consumed === 1) out.consumedSignal = { name: consumedName, payload };
+  if (childrenReady === 1) out.childrenReady = true;
+  if (lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
+  return out;
+}
+
 /**
  * WorkflowStore on Redis (standalone, Sentinel or Cluster) through ioredis.
  *
@@ -698,7 +722,17 @@ export class RedisStore implements WorkflowStore {
    *   parent's count and wakes it when its condition holds. A crash between the two is repaired by the recheck.
    * Steps after the run's own commit are not undone when they fail: they are logged, and the recheck repairs them.
    */
-  async commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+  commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
+    // NOTE: a plain function (see guard): a bad value rejects, as from an async function; a commit without children
+    // (the checkpoint of every step) takes no async frame.
+    try {
+      return this.commitNow(runId, token, patch);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private commitNow(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     const keys = this.keys.run(runId);
     const ops = encodePatch(patch);
     if (this.ttlMs !== undefined && patch.status !== undefined && TERMINAL_STATUSES.includes(patch.status)) {
@@ -706,67 +740,69 @@ export class RedisStore implements WorkflowStore {
     }
     const leaseMs = integerArg('The lease', patch.leaseMs);
     const children = patch.children !== undefined ? checkChildren(patch.children) : undefined;
+    if (!children) {
+      return guard('commit', () =>
+        this.scripts
+          .run<[number, ...unknown[]]>({ script: COMMIT, keys: commitKeys(keys), args: [runId, token, leaseMs, this.keys.channel, ...ops] })
+          .then((result) => this.afterCommit(runId, result, undefined, [])),
+      );
+    }
     return guard('commit', async () => {
       let spawned: SpawnedChild[] = [];
-      if (children) {
-        if ((children.spawn ?? []).length > 0) {
-          // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this step
-          // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids).
-          // The same script reads the clock (the children of one commit are created at one time, as in one write) and
-          // lists the ids under the parent first, so children left held by a crash are still listed (and cancelled).
-          const time = await this.scripts.run<number | null | false>({
-            script: SPAWN_INTENT,
-            keys: [keys.run, keys.children],
-            args: [runId, token, ...(children.spawn ?? []).map((child) => child.runId)],
-          });
-          if (typeof time !== 'number') return { ok: false };
-          spawned = await this.spawnChildren(runId, children, String(time));
-        }
-        // rule 8c: a spawn entry whose run had ended counts now (it never ends again); a live one when it ends
-        const endedNow = spawned.filter((child) => child.ended).length;
-        ops.push(...encodeCommitOp.children(endedNow, children.endedAtLeast, children.failFast, this.childRecheckMs));
-        for (const child of spawned) {
-          // NOTE: a damaged creation time is listed with score 0 (the list takes the score for a time it cannot read)
-          const score = /^-?\d{1,16}$/.test(child.createdAt) ? child.createdAt : '0';
-          if (child.outcome !== 'other') ops.push(...encodeCommitOp.childLink(child.runId, score));
-        }
+      if ((children.spawn ?? []).length > 0) {
+        // NOTE: a commit that cannot pass the fence creates no child (the race with a lease lost between this step
+        // and the commit leaves held children, which the next lease holder's commit of the step finds: same ids).
+        // The same script reads the clock (the children of one commit are created at one time, as in one write) and
+        // lists the ids under the parent first, so children left held by a crash are still listed (and cancelled).
+        const time = await this.scripts.run<number | null | false>({
+          script: SPAWN_INTENT,
+          keys: [keys.run, keys.children],
+          args: [runId, token, ...(children.spawn ?? []).map((child) => child.runId)],
+        });
+        if (typeof time !== 'number') return { ok: false };
+        spawned = await this.spawnChildren(runId, children, String(time));
+      }
+      // rule 8c: a spawn entry whose run had ended counts now (it never ends again); a live one when it ends
+      const endedNow = spawned.filter((child) => child.ended).length;
+      ops.push(...encodeCommitOp.children(endedNow, children.endedAtLeast, children.failFast, this.childRecheckMs));
+      for (const child of spawned) {
+        // NOTE: a damaged creation time is listed with score 0 (the list takes the score for a time it cannot read)
+        const score = /^-?\d{1,16}$/.test(child.createdAt) ? child.createdAt : '0';
+        if (child.outcome !== 'other') ops.push(...encodeCommitOp.childLink(child.runId, score));
       }
       const result = await this.scripts.run<[number, ...unknown[]]>({
         script: COMMIT,
         keys: commitKeys(keys),
         args: [runId, token, leaseMs, this.keys.channel, ...ops],
       });
-      if (result[0] !== 1) return { ok: false };
-      const [, paused, cancel, consumed, payload, record, dirty, lastEventSeq, consumedName, childrenReady, parent, status] = result as [
-        number,
-        number,
-        string,
-        number,
-        string,
-        IndexRecord,
-        number,
-        number,
-        string,
-        number,
-        string,
-        string,
-      ];
-      if (children) {
-        const release = new Set(spawned.filter((child) => child.outcome === 'created' && !child.held).map((child) => child.runId));
-        for (const id of children.release ?? []) release.add(id);
-        await this.releaseChildren(runId, [...release]);
-      }
-      if (parent) await this.notifyParent(parent, runId, status !== 'completed');
-      // NOTE: after the other writes, so that their index records go in the same batch
-      if (dirty === 1) this.index.enqueue(record);
-      const out: CommitResult = { ok: true };
-      if (paused === 1) out.paused = true;
-      if (cancel) out.cancel = { compensate: cancel !== '0' };
-      if (consumed === 1) out.consumedSignal = { name: consumedName, payload };
-      if (childrenReady === 1) out.childrenReady = true;
-      if (lastEventSeq > 0) out.lastEventSeq = lastEventSeq;
-      return out;
+      return this.afterCommit(runId, result, children, spawned);
     });
+  }
+
+  /** A commit's result from its script's answer, after the writes that follow it (children released, parent told). */
+  private afterCommit(runId: string, result: [number, ...unknown[]], children: ChildrenPatch | undefined, spawned: SpawnedChild[]): CommitResult | Promise<CommitResult> {
+    if (result[0] !== 1) return { ok: false };
+    const parent = result[10] as string;
+    // NOTE: a plain checkpoint (no children, no parent to tell) takes no async frame.
+    if (children || parent) return this.afterCommitWrites(runId, result, children, spawned, parent);
+    return commitOutcome(result, this.index);
+  }
+
+  private async afterCommitWrites(
+    runId: string,
+    result: [number, ...unknown[]],
+    children: ChildrenPatch | undefined,
+    spawned: SpawnedChild[],
+    parent: string,
+  ): Promise<CommitResult> {
+    if (children) {
+      const release = new Set(spawned.filter((child) => child.outcome === 'created' && !child.held).map((child) => child.runId));
+      for (const id of children.release ?? []) release.add(id);
+      await this.releaseChildren(runId, [...release]);
+    }
+    if (parent) await this.notifyParent(parent, runId, result[11] !== 'completed');
+    // NOTE: after the other writes, so that their index records go in the same batch
+    return commitOutcome(result, this.index);
   }
 
   /** Step (1) of a `children` commit: creates (held) or links each spawned child in its own slot. */
