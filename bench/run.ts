@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --otel[=turns]] [-- --codec] [-- --turns=5] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,resume,steps20,burst,fanout1k,fanout10k]
+ * npm run bench [-- --smoke] [-- --otel[=turns]] [-- --codec] [-- --turns=5] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,promises,resume,steps20,burst,fanout1k,fanout10k]
  *               [-- --json out.json]
  * npm run bench -- --curves [--stores=postgres,redis] [--curve-ended=0,100000,1000000] [--json curves.json]   (bench/curves.ts)
  * npm run bench -- --compare a.json b.json    (each numeric field of a (store, scenario) in both: a, b, b/a)
@@ -17,6 +17,7 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { createHook } from 'node:async_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -61,7 +62,7 @@ const peerTurns = Math.max(1, Number(flag('turns') ?? 5));
  */
 const codecWanted = args.includes('--codec');
 const storesWanted = (flag('stores') ?? 'memory,pglite,postgres,dbos,limit,redis').split(',');
-const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,conc64key,claim10k,roundtrips,resume,steps20,burst,fanout1k,fanout10k').split(',');
+const scenariosWanted = (flag('scenarios') ?? 'seq3,conc64,conc64key,claim10k,roundtrips,promises,resume,steps20,burst,fanout1k,fanout10k').split(',');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /**
  * Sequential runs before any measurement, on every store and on DBOS (run-dbos.mjs uses the same number): the rate
@@ -230,6 +231,23 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
       // NOTE: memory and PGlite have no wire; their round trips are the store calls.
       const wire = name === 'postgres' || name === 'redis';
       line(name, 'roundtrips', { roundtrips: wire ? driver : counting.count() / runs, store_calls: counting.count() / runs, runs });
+    }
+    if (scenariosWanted.includes('promises')) {
+      // Promises created per run at conc64: under an app's context manager (OpenTelemetry), each costs hook calls.
+      const runs = smoke ? 10 : 500;
+      let created = 0;
+      const hook = createHook({
+        init(_id, type) {
+          if (type === 'PROMISE') created++;
+        },
+      });
+      hook.enable();
+      try {
+        await conc(client, runs, 64);
+      } finally {
+        hook.disable();
+      }
+      line(name, 'promises', { promises_per_run: created / runs, runs });
     }
     if (scenariosWanted.includes('steps20')) {
       const runs = smoke ? 2 : name === 'memory' ? 2_000 : 100;

@@ -19,7 +19,7 @@ describe('bench --smoke', () => {
     const lines = stdout.split('\n').filter((l) => l.startsWith('bench '));
     const keys = lines.map((l) => /store=(\S+) scenario=(\S+)/.exec(l)!.slice(1, 3).join('/'));
     for (const store of ['memory', 'postgres', 'redis']) {
-      for (const scenario of ['seq3', 'conc64', 'roundtrips', 'resume', 'steps20']) expect(keys).toContain(`${store}/${scenario}`);
+      for (const scenario of ['seq3', 'conc64', 'roundtrips', 'promises', 'resume', 'steps20']) expect(keys).toContain(`${store}/${scenario}`);
     }
     expect(keys).toEqual(expect.arrayContaining(['dbos/seq3', 'dbos/conc64', 'limit/seq3', 'limit/conc64', 'postgres/seq3_ratios', 'postgres/conc64_ratios']));
     const trips = lines.find((l) => l.includes('store=postgres scenario=roundtrips'))!;
@@ -29,6 +29,7 @@ describe('bench --smoke', () => {
     const runs = Number(/ runs=(\d+)/.exec(trips)![1]);
     expect(perRun).toBeGreaterThanOrEqual(4);
     expect(Math.round(perRun * runs)).toBeLessThanOrEqual(4 * runs + 1);
+    for (const l of lines.filter((x) => x.includes('scenario=promises '))) expect(Number(/promises_per_run=(\S+)/.exec(l)![1])).toBeGreaterThan(0);
     for (const l of lines) expect(l).toMatch(/^bench store=\S+ scenario=\S+( \w+=\S+)+$/);
   }, 180_000);
 });
