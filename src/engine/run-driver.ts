@@ -784,23 +784,13 @@ export class RunDriver {
     method: string,
     index: number,
     makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
+    renewed = false,
   ): Promise<AttemptOutcome> {
     // NOTE: a plain function, no promise of its own (under a context manager each costs hook calls): only a lease older
     // than half its time is renewed first.
-    if (this.leaseNeedsRenewal()) return this.renewBeforeAttempt().then(() => this.invokeNow(kind, step, attempt, instance, method, index, makeArgs));
-    return this.invokeNow(kind, step, attempt, instance, method, index, makeArgs);
-  }
-
-  /** `invoke` once the lease is fresh: the attempt in its span; its heartbeat slot closes as it settles. */
-  private invokeNow(
-    kind: 'step' | 'compensation',
-    step: StepDefinition,
-    attempt: number,
-    instance: object,
-    method: string,
-    index: number,
-    makeArgs: (signal: AbortSignal, heartbeat: (details?: unknown) => Promise<void>) => unknown[],
-  ): Promise<AttemptOutcome> {
+    if (!renewed && this.leaseNeedsRenewal()) {
+      return this.renewBeforeAttempt().then(() => this.invoke(kind, step, attempt, instance, method, index, makeArgs, true));
+    }
     const slot: HeartbeatSlot = { index, step: step.name, lastWrite: Date.now(), dirty: false, closed: false };
     this.heartbeat = slot;
     const scope = this.host.instrumentation.startAttempt({

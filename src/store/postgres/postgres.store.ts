@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { DurableExecutionError } from '../../errors/durable-execution.error.js';
 import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
+import { throwsAsRejection } from '../throws-as-rejection.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -800,11 +801,7 @@ export class PostgresStore implements WorkflowStore {
 
   commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     // NOTE: a plain function (see op): a bad value rejects, as from an async function.
-    try {
-      return this.commitNow(runId, token, patch);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return throwsAsRejection(() => this.commitNow(runId, token, patch));
   }
 
   private commitNow(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
 import { CLAIMABLE_STATUSES, TERMINAL_STATUSES } from '../run-state-machine.js';
+import { throwsAsRejection } from '../throws-as-rejection.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -725,11 +726,7 @@ export class RedisStore implements WorkflowStore {
   commit(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
     // NOTE: a plain function (see guard): a bad value rejects, as from an async function; a commit without children
     // (the checkpoint of every step) takes no async frame.
-    try {
-      return this.commitNow(runId, token, patch);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return throwsAsRejection(() => this.commitNow(runId, token, patch));
   }
 
   private commitNow(runId: string, token: string, patch: RunPatch): Promise<CommitResult> {
