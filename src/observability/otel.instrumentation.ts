@@ -109,7 +109,7 @@ export class OtelInstrumentation implements Instrumentation {
    * @param api the loaded `@opentelemetry/api`. The meter is taken now: the app's SDK must be registered before the
    *   module is created (the API has no proxy meter; OpenTelemetry's own advice is to start the SDK first).
    */
-  constructor(readonly api: OtelApiModule) {
+  constructor(private readonly api: OtelApiModule) {
     this.tracer = api.trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION);
     const meter = api.metrics.getMeter(PACKAGE_NAME, PACKAGE_VERSION);
     const m = CAIRN_METRICS;
@@ -167,7 +167,7 @@ export class OtelInstrumentation implements Instrumentation {
   startAttempt(info: AttemptSpanInfo): AttemptScope | undefined {
     try {
       const { span, active } = this.startAttemptSpan(info);
-      return new OtelAttemptScope(this, span, active);
+      return new OtelAttemptScope(this.api, span, active);
     } catch {
       // NOTE: telemetry never costs a step its run (an app's span processor may throw): run it untraced.
       return undefined;
@@ -201,16 +201,16 @@ export class OtelInstrumentation implements Instrumentation {
     try {
       running = api.context.with(active, body, undefined, handle);
     } catch (error) {
-      this.endSpan(span, { ok: false, error });
+      endSpan(this.api, span, { ok: false, error });
       return Promise.reject(error);
     }
     return running.then(
       (result) => {
-        this.endSpan(span, { ok: true, value: undefined });
+        endSpan(this.api, span, { ok: true, value: undefined });
         return result;
       },
       (error: unknown) => {
-        this.endSpan(span, { ok: false, error });
+        endSpan(this.api, span, { ok: false, error });
         throw error;
       },
     );
@@ -297,20 +297,21 @@ export class OtelInstrumentation implements Instrumentation {
     return { span, active: api.trace.setSpan(parent, span) };
   }
 
-  /** Ends a span, with status ERROR and the exception recorded for a failed outcome. Never throws. */
-  endSpan(span: OtelApi.Span, outcome: AttemptOutcome): void {
-    try {
-      if (!outcome.ok) {
-        // NOTE: a copy read with the never-throwing readers: the SDK would read the error's getters, which may throw.
-        const name = errorName(outcome.error);
-        const message = errorMessage(outcome.error);
-        span.recordException({ name, message, stack: errorStack(outcome.error) });
-        span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: `${name}: ${message}` });
-      }
-      span.end();
-    } catch {
-      // NOTE: as in runAttempt: the attempt's outcome matters more than its span.
+}
+
+/** Ends a span, with status ERROR and the exception recorded for a failed outcome. Never throws. */
+function endSpan(api: OtelApiModule, span: OtelApi.Span, outcome: AttemptOutcome): void {
+  try {
+    if (!outcome.ok) {
+      // NOTE: a copy read with the never-throwing readers: the SDK would read the error's getters, which may throw.
+      const name = errorName(outcome.error);
+      const message = errorMessage(outcome.error);
+      span.recordException({ name, message, stack: errorStack(outcome.error) });
+      span.setStatus({ code: api.SpanStatusCode.ERROR, message: `${name}: ${message}` });
     }
+    span.end();
+  } catch {
+    // NOTE: as in runAttempt: the attempt's outcome matters more than its span.
   }
 }
 
@@ -319,19 +320,19 @@ class OtelAttemptScope implements AttemptScope {
   private ended = false;
 
   constructor(
-    private readonly owner: OtelInstrumentation,
+    private readonly api: OtelApiModule,
     private readonly span: OtelApi.Span,
     private readonly active: OtelApi.Context,
   ) {}
 
   run<T>(body: () => T): T {
-    return this.owner.api.context.with(this.active, body);
+    return this.api.context.with(this.active, body);
   }
 
   end(outcome: AttemptOutcome): void {
     if (this.ended) return;
     this.ended = true;
-    this.owner.endSpan(this.span, outcome);
+    endSpan(this.api, this.span, outcome);
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { DurableExecutionError } from '../../errors/durable-execution.error.js';
 import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
-import { throwsAsRejection } from '../throws-as-rejection.js';
+import { storeCall, throwsAsRejection } from '../store-call.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -466,20 +466,9 @@ export class PostgresStore implements WorkflowStore {
     return db.prepared(name, sql, params);
   }
 
-  /**
-   * Runs an operation, turning driver errors into `StoreError`. A plain function, one promise (its `catch`): under an
-   * app's context manager (OpenTelemetry) every promise costs hook calls, and a checkpoint passes here.
-   */
+  /** Runs an operation, turning driver errors into `StoreError` (one promise: see store-call.ts). */
   private op<T>(what: string, fn: (db: SqlClient) => Promise<T>): Promise<T> {
-    let running: Promise<T>;
-    try {
-      running = fn(this.db());
-    } catch (error) {
-      return Promise.reject(this.storeError(what, error));
-    }
-    return running.catch((error: unknown) => {
-      throw this.storeError(what, error);
-    });
+    return storeCall(() => fn(this.db()), (error) => this.storeError(what, error));
   }
 
   private storeError(what: string, error: unknown): unknown {
@@ -843,24 +832,12 @@ export class PostgresStore implements WorkflowStore {
       events,
     };
     const special = patch.children !== undefined || patch.restart !== undefined ? specialValues(patch) : undefined;
-    // NOTE: as op() does, with its catch folded into the one then (a promise less per checkpoint).
-    let db: SqlClient;
-    try {
-      db = this.db();
-    } catch (error) {
-      return Promise.reject(this.storeError('commit', error));
-    }
-    return this.groupCommit.commit(db, runId, values, table, special).then(
-      (row) => {
-        try {
-          return this.commitResult(db, runId, row);
-        } catch (error) {
-          throw this.storeError('commit', error);
-        }
-      },
-      (error: unknown) => {
-        throw this.storeError('commit', error);
-      },
+    // NOTE: as op() does, with the result read in the same then (a promise less per checkpoint).
+    let db!: SqlClient;
+    return storeCall(
+      () => this.groupCommit.commit((db = this.db()), runId, values, table, special),
+      (error) => this.storeError('commit', error),
+      (row) => this.commitResult(db, runId, row),
     );
   }
 

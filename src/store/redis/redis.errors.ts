@@ -1,5 +1,6 @@
 import { DurableExecutionError } from '../../errors/durable-execution.error.js';
 import { StoreError } from '../../errors/errors.js';
+import { storeCall } from '../store-call.js';
 
 /** The message of anything thrown. */
 export function errorMessage(error: unknown): string {
@@ -11,17 +12,8 @@ export function errorMessage(error: unknown): string {
  * (invalid arguments, …) pass through unchanged.
  */
 export function guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-  // NOTE: a plain function, one promise (its `catch`): under an app's context manager (OpenTelemetry) every promise
-  // costs hook calls, and every checkpoint passes here.
-  let running: Promise<T>;
-  try {
-    running = fn();
-  } catch (error) {
-    return Promise.reject(storeError(operation, error));
-  }
-  return running.catch((error: unknown) => {
-    throw storeError(operation, error);
-  });
+  // NOTE: one promise (see store-call.ts): every checkpoint passes here.
+  return storeCall(fn, (error) => storeError(operation, error));
 }
 
 function storeError(operation: string, error: unknown): unknown {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, InvalidArgumentError, StoreError } from '../../errors/errors.js';
 import { CLAIMABLE_STATUSES, TERMINAL_STATUSES } from '../run-state-machine.js';
-import { throwsAsRejection } from '../throws-as-rejection.js';
+import { throwsAsRejection } from '../store-call.js';
 import type {
   ClaimedRun,
   CommitResult,
@@ -737,13 +737,10 @@ export class RedisStore implements WorkflowStore {
     }
     const leaseMs = integerArg('The lease', patch.leaseMs);
     const children = patch.children !== undefined ? checkChildren(patch.children) : undefined;
-    if (!children) {
-      return guard('commit', () =>
-        this.scripts
-          .run<[number, ...unknown[]]>({ script: COMMIT, keys: commitKeys(keys), args: [runId, token, leaseMs, this.keys.channel, ...ops] })
-          .then((result) => this.afterCommit(runId, result, undefined, [])),
-      );
-    }
+    // NOTE: reads `ops` when called (a children commit adds its own first).
+    const commitScript = () =>
+      this.scripts.run<[number, ...unknown[]]>({ script: COMMIT, keys: commitKeys(keys), args: [runId, token, leaseMs, this.keys.channel, ...ops] });
+    if (!children) return guard('commit', () => commitScript().then((result) => this.afterCommit(runId, result, undefined, [])));
     return guard('commit', async () => {
       let spawned: SpawnedChild[] = [];
       if ((children.spawn ?? []).length > 0) {
@@ -767,12 +764,7 @@ export class RedisStore implements WorkflowStore {
         const score = /^-?\d{1,16}$/.test(child.createdAt) ? child.createdAt : '0';
         if (child.outcome !== 'other') ops.push(...encodeCommitOp.childLink(child.runId, score));
       }
-      const result = await this.scripts.run<[number, ...unknown[]]>({
-        script: COMMIT,
-        keys: commitKeys(keys),
-        args: [runId, token, leaseMs, this.keys.channel, ...ops],
-      });
-      return this.afterCommit(runId, result, children, spawned);
+      return this.afterCommit(runId, await commitScript(), children, spawned);
     });
   }
 
