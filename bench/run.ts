@@ -114,21 +114,50 @@ function countingStore(store: WorkflowStore): { store: WorkflowStore; count: () 
 
 /**
  * Counts what reaches the server: SQL statements sent by `pg`, commands sent by ioredis. Only while `on` (the
- * `roundtrips` scenario): the check reads the call's arguments, work that must not weigh on the other scenarios.
+ * `roundtrips` scenario): the check reads the call's arguments, work that must not weigh on the other scenarios. Also
+ * the time with at least one of them in flight (`wireMs`: from the call to its reply, overlapping calls counted once),
+ * so that the scenario can tell a run's time on the wire from the app's own.
  */
-const driverCalls = { count: 0, on: false };
+const driverCalls = { count: 0, on: false, inFlight: 0, busySince: 0, wireMs: 0 };
+function callSent(): () => void {
+  driverCalls.count++;
+  if (driverCalls.inFlight++ === 0) driverCalls.busySince = performance.now();
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--driverCalls.inFlight === 0) driverCalls.wireMs += performance.now() - driverCalls.busySince;
+  };
+}
 const pgQuery = pg.Client.prototype.query;
 /** The scheduler's background read (once per poll, whatever the runs do) is not a round trip of a run. */
 const isScheduleCall = (a: unknown[]) => JSON.stringify(a.slice(0, 3)).includes('schedules') || JSON.stringify(a.slice(0, 3)).includes('{~s~');
 (pg.Client.prototype as { query: unknown }).query = function (this: unknown, ...a: unknown[]) {
-  if (driverCalls.on && !isScheduleCall(a)) driverCalls.count++;
-  return (pgQuery as (...x: unknown[]) => unknown).apply(this, a);
+  if (!driverCalls.on || isScheduleCall(a)) return (pgQuery as (...x: unknown[]) => unknown).apply(this, a);
+  const replied = callSent();
+  // NOTE: pg answers through a callback argument (as pg-pool calls it), a config's `callback`, or a promise.
+  const at = a.findIndex((x) => typeof x === 'function');
+  const config = a[0] as { callback?: (...x: unknown[]) => unknown } | undefined;
+  if (at >= 0) {
+    const callback = a[at] as (...x: unknown[]) => unknown;
+    a[at] = (...x: unknown[]) => (replied(), callback(...x));
+  } else if (typeof config?.callback === 'function') {
+    const callback = config.callback;
+    config.callback = (...x: unknown[]) => (replied(), callback(...x));
+  }
+  const result = (pgQuery as (...x: unknown[]) => unknown).apply(this, a) as { then?: (f: () => void, r: () => void) => void } | undefined;
+  if (at < 0 && typeof result?.then === 'function') result.then(replied, replied);
+  return result;
 };
 async function countRedisCommands(): Promise<void> {
   const { Redis } = (await import('ioredis')) as unknown as { Redis: { prototype: { sendCommand: (...a: unknown[]) => unknown } } };
   const send = Redis.prototype.sendCommand;
   Redis.prototype.sendCommand = function (this: unknown, ...a: unknown[]) {
-    if (driverCalls.on && !isScheduleCall([(a[0] as { args?: unknown })?.args])) driverCalls.count++;
+    const command = a[0] as { args?: unknown; promise?: Promise<unknown> };
+    if (driverCalls.on && !isScheduleCall([command?.args])) {
+      const replied = callSent();
+      command?.promise?.then(replied, replied);
+    }
     return send.apply(this, a);
   };
 }
@@ -221,16 +250,22 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
     }
     if (scenariosWanted.includes('claim10k')) await claim10k(name, raw, smoke ? 200 : 10_000);
     if (scenariosWanted.includes('roundtrips')) {
-      const runs = smoke ? 3 : 50;
+      const runs = smoke ? 3 : 200;
       counting.reset();
       const before = driverCalls.count;
+      driverCalls.wireMs = 0;
       driverCalls.on = true;
+      const t0 = performance.now();
       for (let i = 0; i < runs; i++) await client.execute('bench3', { n: i });
+      const runMs = (performance.now() - t0) / runs;
       driverCalls.on = false;
       const driver = (driverCalls.count - before) / runs;
       // NOTE: memory and PGlite have no wire; their round trips are the store calls.
       const wire = name === 'postgres' || name === 'redis';
-      line(name, 'roundtrips', { roundtrips: wire ? driver : counting.count() / runs, store_calls: counting.count() / runs, runs });
+      // Runs one after another, as in seq3: run_ms = wire_ms (a statement or command in flight) + app_ms (the rest).
+      const wireMs = driverCalls.wireMs / runs;
+      const timing: Record<string, number> = wire ? { run_ms: runMs, wire_ms: wireMs, app_ms: runMs - wireMs, wire_share: wireMs / runMs } : {};
+      line(name, 'roundtrips', { roundtrips: wire ? driver : counting.count() / runs, store_calls: counting.count() / runs, runs, ...timing });
     }
     if (scenariosWanted.includes('promises')) {
       // Promises created per run at conc64: under an app's context manager (OpenTelemetry), each costs hook calls.

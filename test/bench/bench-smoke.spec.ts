@@ -29,6 +29,12 @@ describe('bench --smoke', () => {
     const runs = Number(/ runs=(\d+)/.exec(trips)![1]);
     expect(perRun).toBeGreaterThanOrEqual(4);
     expect(Math.round(perRun * runs)).toBeLessThanOrEqual(4 * runs + 1);
+    // The wire's share of a run: some time on the wire, never more than the run's own.
+    for (const l of lines.filter((x) => /store=(postgres|redis) scenario=roundtrips /.test(x))) {
+      const field = (k: string) => Number(new RegExp(` ${k}=(\\S+)`).exec(l)![1]);
+      expect(field('wire_ms')).toBeGreaterThan(0);
+      expect(field('wire_ms')).toBeLessThanOrEqual(field('run_ms'));
+    }
     for (const l of lines.filter((x) => x.includes('scenario=promises '))) expect(Number(/promises_per_run=(\S+)/.exec(l)![1])).toBeGreaterThan(0);
     for (const l of lines) expect(l).toMatch(/^bench store=\S+ scenario=\S+( \w+=\S+)+$/);
   }, 180_000);
