@@ -84,6 +84,13 @@ interface Backend {
   seed(tag: string, templateId: string, kind: Kind): Promise<(count: number) => Promise<void>>;
   /** After the seeding: lets the server finish its background work (Postgres CHECKPOINT, Redis AOF rewrite). */
   settle(): Promise<void>;
+  /** Postgres: the checkpoints the server has begun so far (timed and requested), to count those inside a point. */
+  checkpoints?(): Promise<number>;
+  /**
+   * Postgres: until `stop()`, commits a one-row INSERT every 100 ms on a connection of its own; `stop()` gives their
+   * median latency (ms): what a bare durable write costs on the server and its disk meanwhile.
+   */
+  commitProbe?(): Promise<{ stop(): Promise<number> }>;
   /** Removes everything the stores made for these tags wrote. */
   cleanup(tags: string[]): Promise<void>;
 }
@@ -158,6 +165,35 @@ export function postgresBackend(url: string): Backend & { url: string; schema(ta
     },
     async settle() {
       await sql('CHECKPOINT');
+    },
+    async commitProbe() {
+      const table = `${quoteIdent(`${base}_probe`)}.probe`;
+      await sql(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(`${base}_probe`)}; CREATE TABLE IF NOT EXISTS ${table} (at timestamptz)`);
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const times: number[] = [];
+      let on = true;
+      const loop = (async () => {
+        while (on) {
+          const t0 = performance.now();
+          await client.query(`INSERT INTO ${table} VALUES (now())`);
+          times.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      return {
+        async stop() {
+          on = false;
+          await loop;
+          await client.end();
+          await sql(`DROP SCHEMA ${quoteIdent(`${base}_probe`)} CASCADE`);
+          return median(times);
+        },
+      };
+    },
+    async checkpoints() {
+      const [row] = await sql<{ n: string }>('SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter');
+      return Number(row.n);
     },
     async cleanup(tags) {
       for (const tag of tags) await sql(`DROP SCHEMA IF EXISTS ${quoteIdent(schema(tag))} CASCADE`);
@@ -677,8 +713,13 @@ async function resumeCurve(ctx: CurveContext, backend: Backend): Promise<void> {
     const tag = `resume${n}`;
     progress(`${backend.name}: resume of ${n} runs`);
     try {
+      const before = await backend.checkpoints?.();
+      const probe = await backend.commitProbe?.();
       const r = await resumeRuns(() => backend.make(tag), n);
-      ctx.line(backend.name, 'curve_resume', { runs: n, resume_s: r.resume_s, wf_per_s: r.wf_per_s });
+      const during: Fields = { resume_cpu_pct: r.resume_cpu_pct };
+      if (probe) during.commit_ms = await probe.stop();
+      if (before !== undefined) during.server_checkpoints = (await backend.checkpoints!()) - before;
+      ctx.line(backend.name, 'curve_resume', { runs: n, resume_s: r.resume_s, wf_per_s: r.wf_per_s, ...during });
     } finally {
       await backend.cleanup([tag]);
     }

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --otel[=turns]] [-- --codec] [-- --turns=5] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,promises,resume,steps20,burst,fanout1k,fanout10k]
+ * npm run bench [-- --smoke] [-- --otel[=turns]] [-- --otel-sample=0.1] [-- --otel-cairn=off] [-- --codec] [-- --turns=5] [-- --scale=1] [-- --stores=memory,pglite,postgres,redis,dbos,limit] [-- --scenarios=seq3,conc64,conc64key,claim10k,roundtrips,promises,resume,steps20,burst,fanout1k,fanout10k]
  *               [-- --json out.json]
  * npm run bench -- --curves [--stores=postgres,redis] [--curve-ended=0,100000,1000000] [--json curves.json]   (bench/curves.ts)
  * npm run bench -- --compare a.json b.json    (each numeric field of a (store, scenario) in both: a, b, b/a)
@@ -51,10 +51,30 @@ const otel = args.includes('--otel');
  */
 const otelTurns = flag('otel') === 'turns';
 /**
+ * --otel-sample=R (with --otel or --otel=turns): the tracer provider samples new traces at rate R (0–1) with
+ * `ParentBasedSampler(TraceIdRatioBasedSampler(R))`, as an app that traces a share of its requests would; the metrics
+ * still record every run. Without it every trace is recorded.
+ */
+/**
+ * --otel-cairn=off (with --otel=turns): the OpenTelemetry peer keeps the SDK and its context manager, and runs each
+ * chunk inside a context of its own, as an instrumented app runs a request (so Node 20's AsyncLocalStorage hooks run on
+ * every promise), but boots cairn with `telemetry: { enabled: false }`: what OpenTelemetry costs an app before cairn
+ * records anything. Against the default (cairn's telemetry on), the difference is cairn's own spans and metrics.
+ */
+const otelCairn = flag('otel-cairn') !== 'off';
+const otelSample = flag('otel-sample') === undefined ? undefined : Number(flag('otel-sample'));
+if (otelSample !== undefined && !(otelSample >= 0 && otelSample <= 1)) throw new Error(`--otel-sample must be a number from 0 to 1 (got ${flag('otel-sample')})`);
+/**
  * Turns of `seq3` and `conc64` against a peer (DBOS, the OpenTelemetry app, the codec app): 5, or with `--turns=N`
  * more and shorter ones (the same runs in all), for a steadier median of the turns' ratios (`turn_median_ratio`).
  */
 const peerTurns = Math.max(1, Number(flag('turns') ?? 5));
+/**
+ * --scale=K: K times the runs of seq3 and conc64 (500 and 2,000 a store), so that many turns stay long enough to
+ * average over the VM's hiccups (`--otel=turns --turns=9 --scale=4`: turns of ~900 conc64 runs).
+ */
+const scale = Number(flag('scale') ?? 1);
+if (!(scale > 0)) throw new Error(`--scale must be a positive number (got ${flag('scale')})`);
 /**
  * --codec: each store's seq3 and conc64 are also measured with `codec: AesGcmCodec` (a second app on a store of its own),
  * in turns with the plain app (lines `store=<s>+aesgcm`, then `scenario=<name>_codec` with `ratio_vs_plain`). Not with
@@ -229,8 +249,8 @@ async function benchStore(name: string, make: () => Promise<WorkflowStore>, peer
   const counting = countingStore(raw);
   const { app, client } = await boot(counting.store);
   try {
-    const n = smoke ? 5 : name === 'memory' ? 20_000 : 500;
-    const cn = smoke ? 10 : name === 'memory' ? 20_000 : 2_000;
+    const n = Math.round(scale * (smoke ? 5 : name === 'memory' ? 20_000 : 500));
+    const cn = Math.round(scale * (smoke ? 10 : name === 'memory' ? 20_000 : 2_000));
     await warmUp(client);
     if (scenariosWanted.includes('seq3')) await inTurns(name, 'seq3', n, (k) => seq(client, 'bench3', k), peer);
     if (scenariosWanted.includes('conc64')) await inTurns(name, 'conc64', cn, (k) => conc(client, k, 64), peer);
@@ -464,7 +484,7 @@ async function stdioPeer(name: string, what: string, child: ReturnType<typeof sp
 async function startOtelPeer(store: 'memory' | 'postgres' | 'redis', url?: string): Promise<Peer> {
   const child = spawn(
     process.execPath,
-    ['--import', '@swc-node/register/esm-register', fileURLToPath(import.meta.url), `--serve-otel=${store}`, ...(url ? [`--url=${url}`] : []), ...(smoke ? ['--smoke'] : [])],
+    ['--import', '@swc-node/register/esm-register', fileURLToPath(import.meta.url), `--serve-otel=${store}`, ...(url ? [`--url=${url}`] : []), ...(smoke ? ['--smoke'] : []), ...(otelSample !== undefined ? [`--otel-sample=${otelSample}`] : []), ...(otelCairn ? [] : ['--otel-cairn=off'])],
     { cwd: here('..'), stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const name = `${store}+otel`;
@@ -491,13 +511,18 @@ async function serveOtelPeer(store: string, url: string | undefined): Promise<vo
       : store === 'redis'
         ? await createStore({ type: 'redis', url: url!, keyPrefix: `bench:${randomUUID().slice(0, 8)}:otel:` }, logger)
         : await createStore({ type: 'memory' }, quiet as never);
-  const { app, client } = await boot(made);
-  await warmUp(client);
+  const { app, client } = await boot(made, {}, undefined, [], otelCairn);
+  const { context, createContextKey, ROOT_CONTEXT } = await import('@opentelemetry/api');
+  // NOTE: with cairn's telemetry off nothing would enter a context, and the context manager would cost nothing: run
+  // each chunk inside one, as an instrumented app runs its requests.
+  const request = ROOT_CONTEXT.setValue(createContextKey('bench.request'), true);
+  const inRequest = <T,>(body: () => Promise<T>) => (otelCairn ? body() : context.with(request, body));
+  await inRequest(() => warmUp(client));
   console.log('ready');
   for await (const l of createInterface({ input: process.stdin })) {
     if (l === 'done') break;
     const [scenario, runs] = l.split(' ');
-    const chunk = scenario === 'seq3' ? await seq(client, 'bench3', Number(runs)) : await conc(client, Number(runs), 64);
+    const chunk = await inRequest(() => (scenario === 'seq3' ? seq(client, 'bench3', Number(runs)) : conc(client, Number(runs), 64)));
     console.log(`chunk ${chunk.ms} ${chunk.lat.join(',')}`);
   }
   await app.close();
@@ -525,17 +550,19 @@ function ratios(): void {
  * `--otel`: what an app with OpenTelemetry set up runs with, minus the network: the async-hooks context manager, a
  * tracer provider whose BatchSpanProcessor hands every span to an exporter that drops them, and a meter provider whose
  * periodic reader collects every metric each 5 seconds for an exporter that drops them. Registered before any app is
- * created (the engine takes the global meter when it is built), so every span and metric of the engine is recorded.
+ * created (the engine takes the global meter when it is built), so every span and metric of the engine is recorded
+ * (with `--otel-sample=R`, the spans of a share R of the runs).
  */
 async function registerOtel(): Promise<void> {
   const { context, metrics, trace } = await import('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-base');
   const { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
   const done = (callback: (result: { code: number }) => void) => callback({ code: 0 }); // ExportResultCode.SUCCESS
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(
     new BasicTracerProvider({
+      ...(otelSample !== undefined ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(otelSample) }) } : {}),
       spanProcessors: [new BatchSpanProcessor({ export: (_spans, callback) => done(callback), shutdown: async () => undefined })],
     }),
   );
