@@ -277,20 +277,21 @@ export async function resumeRuns(
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   // NOTE: a resume far slower than its runs' median says where its last runs were: their histories, on stderr.
   const order = [...doneAt.keys()].sort((x, y) => doneAt[x] - doneAt[y]);
   const median = doneAt[order[Math.floor(runs / 2)]];
-  if (doneAt[order[runs - 1]] > 3 * median + 2_000) {
+  const lateAfter = 3 * median + 2_000;
+  if (doneAt[order[runs - 1]] > lateAfter) {
     console.error(`resume: ${runs} runs, median result at ${median.toFixed(0)} ms, last at ${doneAt[order[runs - 1]].toFixed(0)} ms; the 3 last:`);
     for (const i of order.slice(-3)) {
       const { events } = await fresh.history(ids[i], { limit: 100 });
       const line = events.map((e) => `${e.type}${e.step ? `(${e.step}#${e.attempt ?? ''})` : ''}@${e.at.toISOString().slice(11, 23)}/${e.instanceId?.slice(0, 8) ?? ''}`).join(' ');
       console.error(`resume: ${ids[i]} done at ${doneAt[i].toFixed(0)} ms: ${line}`);
     }
-    const late = order.filter((i) => doneAt[i] > 3 * median + 2_000).length;
+    const late = order.filter((i) => doneAt[i] > lateAfter).length;
     console.error(`resume: ${late} runs ended more than 3x the median (+2 s) after the fresh instance started`);
   }
-  const cpu = process.cpuUsage(cpu0);
   await b.close();
   void a.close().catch(() => undefined);
   await shared.close();

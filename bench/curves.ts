@@ -715,9 +715,16 @@ async function resumeCurve(ctx: CurveContext, backend: Backend): Promise<void> {
     try {
       const before = await backend.checkpoints?.();
       const probe = await backend.commitProbe?.();
-      const r = await resumeRuns(() => backend.make(tag), n);
+      let commitMs: number | undefined;
+      let r: Awaited<ReturnType<typeof resumeRuns>>;
+      try {
+        r = await resumeRuns(() => backend.make(tag), n);
+      } finally {
+        // NOTE: stopped even when the point fails: its connection would keep the process alive.
+        commitMs = await probe?.stop();
+      }
       const during: Fields = { resume_cpu_pct: r.resume_cpu_pct };
-      if (probe) during.commit_ms = await probe.stop();
+      if (commitMs !== undefined) during.commit_ms = commitMs;
       if (before !== undefined) during.server_checkpoints = (await backend.checkpoints!()) - before;
       ctx.line(backend.name, 'curve_resume', { runs: n, resume_s: r.resume_s, wf_per_s: r.wf_per_s, ...during });
     } finally {

@@ -51,17 +51,17 @@ const otel = args.includes('--otel');
  */
 const otelTurns = flag('otel') === 'turns';
 /**
- * --otel-sample=R (with --otel or --otel=turns): the tracer provider samples new traces at rate R (0–1) with
- * `ParentBasedSampler(TraceIdRatioBasedSampler(R))`, as an app that traces a share of its requests would; the metrics
- * still record every run. Without it every trace is recorded.
- */
-/**
  * --otel-cairn=off (with --otel=turns): the OpenTelemetry peer keeps the SDK and its context manager, and runs each
  * chunk inside a context of its own, as an instrumented app runs a request (so Node 20's AsyncLocalStorage hooks run on
  * every promise), but boots cairn with `telemetry: { enabled: false }`: what OpenTelemetry costs an app before cairn
  * records anything. Against the default (cairn's telemetry on), the difference is cairn's own spans and metrics.
  */
 const otelCairn = flag('otel-cairn') !== 'off';
+/**
+ * --otel-sample=R (with --otel or --otel=turns): the tracer provider samples new traces at rate R (0–1) with
+ * `ParentBasedSampler(TraceIdRatioBasedSampler(R))`, as an app that traces a share of its requests would; the metrics
+ * still record every run. Without it every trace is recorded.
+ */
 const otelSample = flag('otel-sample') === undefined ? undefined : Number(flag('otel-sample'));
 if (otelSample !== undefined && !(otelSample >= 0 && otelSample <= 1)) throw new Error(`--otel-sample must be a number from 0 to 1 (got ${flag('otel-sample')})`);
 /**
@@ -223,6 +223,12 @@ async function inTurns(
 /** The median over the turns of (peer's rate / this process's rate), by peer and scenario (see inTurns). */
 const turnRatios: Record<string, Record<string, number>> = {};
 
+/** A peer's ratio line: the ratio of the totals, and the median of the turns' own ratios when it ran in turns. */
+function peerRatio(peer: string, scenario: string, ratioVsPlain: number): Record<string, number> {
+  const turn = turnRatios[peer]?.[scenario];
+  return { ratio_vs_plain: ratioVsPlain, ...(turn !== undefined ? { turn_median_ratio: turn } : {}) };
+}
+
 /** `--codec`: an app with AesGcmCodec on its own store, warmed up like the plain one, measured in turns with it. */
 async function codecPeer(name: string, make: () => Promise<WorkflowStore>): Promise<Peer> {
   const { app, client } = await boot(await make(), {}, new AesGcmCodec({ keys: { bench: randomBytes(32) }, currentKeyId: 'bench' }));
@@ -234,8 +240,7 @@ async function codecPeer(name: string, make: () => Promise<WorkflowStore>): Prom
       for (const scenario of ['seq3', 'conc64']) {
         const plain = results[name]?.[scenario];
         const coded = results[`${name}+aesgcm`]?.[scenario];
-        const turn = turnRatios[`${name}+aesgcm`]?.[scenario];
-        if (plain && coded) line(name, `${scenario}_codec`, { ratio_vs_plain: coded / plain, ...(turn !== undefined ? { turn_median_ratio: turn } : {}) });
+        if (plain && coded) line(name, `${scenario}_codec`, peerRatio(`${name}+aesgcm`, scenario, coded / plain));
       }
       await app.close();
     },
@@ -492,8 +497,7 @@ async function startOtelPeer(store: 'memory' | 'postgres' | 'redis', url?: strin
     for (const scenario of ['seq3', 'conc64']) {
       const plain = results[store]?.[scenario];
       const traced = results[name]?.[scenario];
-      const turn = turnRatios[name]?.[scenario];
-      if (plain && traced) line(store, `${scenario}_otel`, { ratio_vs_plain: traced / plain, ...(turn !== undefined ? { turn_median_ratio: turn } : {}) });
+      if (plain && traced) line(store, `${scenario}_otel`, peerRatio(name, scenario, traced / plain));
     }
   });
 }

@@ -18,8 +18,8 @@ export function throwsAsRejection<T>(fn: () => Promise<T>): Promise<T> {
 
 /**
  * Runs one store operation: whatever `fn` throws or rejects with, and whatever `map` (applied to its result in the
- * same `then`) throws, rejects as `wrap(error)` (the store's `StoreError`, or the library's own error unchanged). One
- * promise of its own.
+ * same `then`) throws, rejects as `wrap(error)` (the store's `StoreError`, or the library's own error unchanged). A
+ * promise `map` returns settles as it does (not wrapped). One promise of its own.
  */
 export function storeCall<T>(fn: () => Promise<T>, wrap: (error: unknown) => unknown): Promise<T>;
 export function storeCall<R, T>(fn: () => Promise<R>, wrap: (error: unknown) => unknown, map: (result: R) => T | Promise<T>): Promise<T>;
